@@ -1,0 +1,21 @@
+-- blog: tables at schema 3.
+CREATE TABLE blog_posts (
+  pid INTEGER PRIMARY KEY,
+  nid INTEGER NOT NULL UNIQUE,
+  uid INTEGER NOT NULL DEFAULT 0,
+  published INTEGER NOT NULL DEFAULT 0,
+  slug TEXT,
+  summary TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX blog_posts_author ON blog_posts (uid, published);
+CREATE TABLE blog_tags (
+  tid INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE
+);
+CREATE TABLE blog_posts_tags (
+  pid INTEGER NOT NULL,
+  tid INTEGER NOT NULL,
+  PRIMARY KEY (pid, tid)
+);
+CREATE INDEX blog_posts_tags_tid ON blog_posts_tags (tid);
+CREATE UNIQUE INDEX blog_posts_slug ON blog_posts (slug);

@@ -1,0 +1,30 @@
+-- node: tables at schema 2.
+CREATE TABLE node_types (
+  type TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  description TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE node_nodes (
+  nid INTEGER PRIMARY KEY,
+  type TEXT NOT NULL,
+  title TEXT NOT NULL,
+  uid INTEGER NOT NULL DEFAULT 0,
+  status INTEGER NOT NULL DEFAULT 1,
+  created INTEGER NOT NULL DEFAULT 0,
+  changed INTEGER NOT NULL DEFAULT 0,
+  body TEXT,
+  sticky INTEGER NOT NULL DEFAULT 0,
+  vid INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX node_nodes_type ON node_nodes (type);
+CREATE INDEX node_nodes_frontpage ON node_nodes (status, sticky, created);
+CREATE TABLE node_revisions (
+  vid INTEGER PRIMARY KEY,
+  nid INTEGER NOT NULL,
+  uid INTEGER NOT NULL DEFAULT 0,
+  title TEXT NOT NULL,
+  body TEXT,
+  timestamp INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX node_revisions_nid ON node_revisions (nid);
+INSERT INTO node_types (type, name, description) VALUES ('page', 'Basic page', 'Static content such as an About page.'), ('article', 'Article', 'Time-sensitive content such as news.');

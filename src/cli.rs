@@ -1,0 +1,694 @@
+//! The command line: argument parsing, loading, and turning library results
+//! into output and exit codes (spec section 6). Context is added to errors
+//! here, at the edge.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::apply::{self, ApplyOptions};
+use crate::compat;
+use crate::inventory::{self, Inventory};
+use crate::names::{Name, SiteName};
+use crate::observe::Actual;
+use crate::plan::{self, format, Mode, Plan, PlanOptions, SiteAction};
+use crate::server::Servers;
+use crate::task::{self, TaskResult};
+
+/// Exit code: success, nothing to do, or all done.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: an error, a blocked plan, or a failed task.
+pub const EXIT_ERROR: u8 = 1;
+/// Exit code (only with `--detailed-exitcode`): the plan has changes, none blocked.
+pub const EXIT_CHANGES: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "hoist",
+    version,
+    about = "Keeps a fleet of hosted websites where a git repository says they should be"
+)]
+struct Cli {
+    /// The inventory directory.
+    #[arg(short = 'C', global = true, default_value = ".", value_name = "DIR")]
+    dir: PathBuf,
+    /// Overrides the root directory of the `local` server.
+    #[arg(long, global = true, env = "HOIST_HOST_ROOT", value_name = "DIR")]
+    host_root: Option<PathBuf>,
+    /// Log format on stderr (levels through RUST_LOG).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum PlanFormat {
+    Text,
+    Markdown,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Load and check the inventory; print every problem.
+    Validate,
+    /// Observe, diff and print the plan.
+    Plan {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+        format: PlanFormat,
+        /// Also save the plan as JSON, for `hoist apply FILE`.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Observe from the status files alone; touch no server.
+        #[arg(long)]
+        offline: bool,
+        /// Plan only this site (repeatable).
+        #[arg(long = "site", value_name = "NAME")]
+        sites: Vec<String>,
+        /// Treat compatibility warnings as blocking.
+        #[arg(long)]
+        strict: bool,
+        /// Exit 2 when the plan has changes and none is blocked.
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
+    /// Re-observe, then carry out the plan (or a saved one).
+    Apply {
+        /// A plan saved with `hoist plan --out`.
+        planfile: Option<PathBuf>,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        /// Apply only this site (repeatable).
+        #[arg(long = "site", value_name = "NAME")]
+        sites: Vec<String>,
+        /// Treat compatibility warnings as blocking.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Compare a site with every platform, or with one package by package.
+    Compare {
+        /// The site.
+        site: String,
+        /// One platform to compare with in detail.
+        platform: Option<String>,
+    },
+    /// A table of sites: domain, platform, sync state, last task and result.
+    Status,
+    /// Run as a daemon: reconcile on inventory changes, on a timer and on drift.
+    Watch,
+    /// Back a site up.
+    Backup {
+        /// The site.
+        site: String,
+    },
+    /// Restore a site from a backup (the newest by default).
+    Restore {
+        /// The site.
+        site: String,
+        /// The backup file name.
+        backup: Option<String>,
+    },
+    /// Task history, of all sites or one.
+    Tasks {
+        /// Only this site's tasks.
+        site: Option<String>,
+    },
+    /// One task's record and log.
+    Log {
+        /// The task id (or a unique prefix).
+        task: String,
+    },
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match run(&cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.with_ansi(color_on(&std::io::stderr())).init(),
+    }
+}
+
+/// Colours only on a terminal, and never with `NO_COLOR` set.
+fn color_on(stream: &impl IsTerminal) -> bool {
+    stream.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+fn run(cli: &Cli) -> Result<u8> {
+    match &cli.command {
+        Command::Validate => validate(cli),
+        Command::Plan {
+            format,
+            out,
+            offline,
+            sites,
+            strict,
+            detailed_exitcode,
+        } => cmd_plan(
+            cli,
+            *format,
+            out.as_deref(),
+            *offline,
+            sites,
+            *strict,
+            *detailed_exitcode,
+        ),
+        Command::Apply {
+            planfile,
+            yes,
+            sites,
+            strict,
+        } => cmd_apply(cli, planfile.as_deref(), *yes, sites, *strict),
+        Command::Compare { site, platform } => cmd_compare(cli, site, platform.as_deref()),
+        Command::Status => cmd_status(cli),
+        Command::Tasks { site } => cmd_tasks(cli, site.as_deref()),
+        Command::Log { task } => cmd_log(cli, task),
+        Command::Watch => bail!("`hoist watch` is not available yet"),
+        Command::Backup { .. } | Command::Restore { .. } => {
+            bail!("backup and restore are not available yet")
+        }
+    }
+}
+
+/// Loads the inventory, printing every problem to stderr on failure.
+fn load(cli: &Cli) -> Result<Inventory, u8> {
+    match inventory::load(&cli.dir) {
+        Ok(inv) => Ok(inv),
+        Err(diags) => {
+            let mut err = std::io::stderr().lock();
+            for d in &diags.0 {
+                let _ = writeln!(err, "{d}");
+            }
+            let _ = writeln!(
+                err,
+                "error: the inventory has {} problem(s); nothing was changed",
+                diags.0.len()
+            );
+            Err(EXIT_ERROR)
+        }
+    }
+}
+
+fn validate(cli: &Cli) -> Result<u8> {
+    match load(cli) {
+        Ok(inv) => {
+            println!(
+                "ok: {} platform(s), {} site(s)",
+                inv.platforms.len(),
+                inv.sites.len()
+            );
+            Ok(EXIT_OK)
+        }
+        Err(code) => Ok(code),
+    }
+}
+
+fn site_names(names: &[String]) -> Result<Vec<SiteName>> {
+    names
+        .iter()
+        .map(|n| Name::new(n).with_context(|| format!("--site {n}")))
+        .collect()
+}
+
+fn inventory_ref(inv: &Inventory) -> plan::InventoryRef {
+    plan::InventoryRef {
+        path: inv.root.display().to_string(),
+        commit: crate::gitops::head_commit(&inv.root),
+    }
+}
+
+fn make_plan(
+    inv: &Inventory,
+    actual: &Actual,
+    only: Vec<SiteName>,
+    strict: bool,
+    mode: Mode,
+) -> Plan {
+    let opts = PlanOptions {
+        strict: strict || inv.settings.policy.strict,
+        prune: inv.settings.policy.prune,
+        only,
+        mode,
+        inventory: inventory_ref(inv),
+    };
+    plan::plan(inv, actual, &opts)
+}
+
+fn check_sites_known(inv: &Inventory, actual: &Actual, only: &[SiteName]) -> Result<()> {
+    for s in only {
+        if !inv.sites.contains_key(s) && !actual.sites.contains_key(s) {
+            bail!("no site {s}: it is neither declared nor installed");
+        }
+    }
+    Ok(())
+}
+
+fn print_problems(actual: &Actual) {
+    for p in &actual.problems {
+        eprintln!("warning: {p}");
+    }
+}
+
+fn cmd_plan(
+    cli: &Cli,
+    fmt: PlanFormat,
+    out: Option<&Path>,
+    offline: bool,
+    sites: &[String],
+    strict: bool,
+    detailed: bool,
+) -> Result<u8> {
+    let inv = match load(cli) {
+        Ok(i) => i,
+        Err(c) => return Ok(c),
+    };
+    let only = site_names(sites)?;
+    if offline {
+        bail!("`plan --offline` is not available yet");
+    }
+    let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
+    let actual = servers.observe();
+    print_problems(&actual);
+    check_sites_known(&inv, &actual, &only)?;
+    let plan = make_plan(&inv, &actual, only, strict, Mode::Live);
+    if let Some(path) = out {
+        std::fs::write(path, format::json(&plan))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let text = match fmt {
+        PlanFormat::Text => format::text(&plan, &format::Style::new(color_on(&std::io::stdout()))),
+        PlanFormat::Markdown => format::markdown(&plan),
+        PlanFormat::Json => format::json(&plan),
+    };
+    print!("{text}");
+    Ok(if plan.blocked() {
+        EXIT_ERROR
+    } else if detailed && plan.has_changes() {
+        EXIT_CHANGES
+    } else {
+        EXIT_OK
+    })
+}
+
+fn confirm(prompt: &str) -> Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        bail!("not on a terminal, so no one can confirm: run `hoist apply --yes`");
+    }
+    eprint!("{prompt} [y/N] ");
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
+}
+
+fn cmd_apply(
+    cli: &Cli,
+    planfile: Option<&Path>,
+    yes: bool,
+    sites: &[String],
+    strict: bool,
+) -> Result<u8> {
+    let inv = match load(cli) {
+        Ok(i) => i,
+        Err(c) => return Ok(c),
+    };
+    let only = site_names(sites)?;
+    let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
+    let _locks = servers.lock_all()?;
+    let actual = servers.observe();
+    print_problems(&actual);
+    check_sites_known(&inv, &actual, &only)?;
+    let plan = match planfile {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let saved: Plan = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a hoist plan", path.display()))?;
+            if saved.format_version != plan::FORMAT_VERSION {
+                bail!(
+                    "{} has plan format {}, this hoist reads {}",
+                    path.display(),
+                    saved.format_version,
+                    plan::FORMAT_VERSION
+                );
+            }
+            if saved.mode != Mode::Live {
+                bail!(
+                    "{} is an offline plan; apply needs a plan made against the servers",
+                    path.display()
+                );
+            }
+            if saved.observed != actual.fingerprint() {
+                let fresh = make_plan(&inv, &actual, only.clone(), saved.strict, Mode::Live);
+                let changed: Vec<String> = saved
+                    .sites
+                    .iter()
+                    .filter(|s| {
+                        fresh
+                            .sites
+                            .iter()
+                            .find(|f| f.name == s.name)
+                            .map(|f| &f.observed)
+                            != Some(&s.observed)
+                    })
+                    .map(|s| s.name.to_string())
+                    .collect();
+                let detail = if changed.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (changed: {})", changed.join(", "))
+                };
+                bail!("the saved plan {} is stale: what is on the servers changed since it was made{detail}; run `hoist plan` again", path.display());
+            }
+            saved
+        }
+        None => make_plan(&inv, &actual, only, strict, Mode::Live),
+    };
+    let st = format::Style::new(color_on(&std::io::stdout()));
+    if !plan.has_changes() && !plan.blocked() {
+        println!("{}", format::summary_line(&plan));
+        return Ok(EXIT_OK);
+    }
+    print!("{}", format::text(&plan, &st));
+    if !yes && plan.has_changes() && !confirm("Carry out this plan?")? {
+        println!("Nothing was changed.");
+        return Ok(EXIT_ERROR);
+    }
+    let opts = ApplyOptions {
+        parallel: inv.settings.policy.parallel,
+        progress: std::io::stderr().is_terminal(),
+        commit: plan.inventory.commit.clone(),
+    };
+    let report = apply::apply(&plan, &inv, &servers, &opts);
+    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+    for t in &report.tasks {
+        *counts.entry(t.result.as_str()).or_default() += 1;
+        let msg = t
+            .message
+            .as_deref()
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default();
+        let id =
+            t.id.as_deref()
+                .map(|i| format!(" [{i}]"))
+                .unwrap_or_default();
+        println!("{:<8} {}{id}{msg}", t.result.as_str(), t.what);
+    }
+    let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    let blocked = if plan.blocked() {
+        format!(", {} blocked and left alone", plan.summary.blocked)
+    } else {
+        String::new()
+    };
+    println!(
+        "Apply complete: {}{blocked}",
+        if summary.is_empty() {
+            "no tasks".into()
+        } else {
+            summary.join(", ")
+        }
+    );
+    Ok(if report.failed() || plan.blocked() {
+        EXIT_ERROR
+    } else {
+        EXIT_OK
+    })
+}
+
+fn cmd_compare(cli: &Cli, site: &str, platform: Option<&str>) -> Result<u8> {
+    let inv = match load(cli) {
+        Ok(i) => i,
+        Err(c) => return Ok(c),
+    };
+    let site = Name::new(site)?;
+    let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
+    let actual = servers.observe();
+    let obs = actual
+        .sites
+        .get(&site)
+        .with_context(|| format!("site {site} is not installed; nothing to compare"))?;
+    let current = actual.platforms.get(obs.platform()).map(|p| &p.codebase);
+    let mut targets: std::collections::BTreeMap<Name, &crate::codebase::Codebase> =
+        std::collections::BTreeMap::new();
+    for (n, p) in &actual.platforms {
+        targets.insert(n.clone(), &p.codebase);
+    }
+    for (n, p) in &inv.platforms {
+        if let Ok(src) = &p.codebase {
+            targets.insert(n.clone(), &src.codebase);
+        }
+    }
+    println!(
+        "Site {site} ({}) is on {} with profile {}.",
+        obs.domain(),
+        obs.platform(),
+        obs.config.profile
+    );
+    match platform {
+        None => {
+            println!(
+                "\n  {:<20} {:>8} {:>8} {:>6}  {}",
+                "PLATFORM", "UPGRADES", "WARNINGS", "ERRORS", "MOVE"
+            );
+            for (name, cb) in &targets {
+                let c = compat::compare(&obs.packages, &obs.config.profile, current, name, cb);
+                let status = if name == obs.platform() {
+                    "current"
+                } else if c.blocked(inv.settings.policy.strict) {
+                    "not allowed"
+                } else {
+                    "allowed"
+                };
+                println!(
+                    "  {:<20} {:>8} {:>8} {:>6}  {status}",
+                    name.as_str(),
+                    c.upgrades(),
+                    c.warnings.len(),
+                    c.errors.len()
+                );
+            }
+            Ok(EXIT_OK)
+        }
+        Some(p) => {
+            let pname = Name::new(p)?;
+            let cb = targets.get(&pname).with_context(|| {
+                format!("no platform {pname}: it is neither declared nor built")
+            })?;
+            let c = compat::compare(&obs.packages, &obs.config.profile, current, &pname, cb);
+            println!("Compared with {pname}:\n");
+            println!(
+                "  {:<16} {:<10} {:<18} {:>6} {:>6}  {:<17} {}",
+                "PACKAGE", "KIND", "VERDICT", "SITE", "TARGET", "VERSION", "UPDATES"
+            );
+            for v in &c.packages {
+                let opt = |o: Option<u32>| o.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
+                let ver = format!(
+                    "{} -> {}",
+                    v.current_version
+                        .as_ref()
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    v.target_version
+                        .as_ref()
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|| "-".into())
+                );
+                let pend = v
+                    .pending
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",");
+                println!(
+                    "  {:<16} {:<10} {:<18} {:>6} {:>6}  {:<17} {pend}",
+                    v.name.as_str(),
+                    v.kind.as_str(),
+                    v.verdict.as_str(),
+                    opt(v.site_schema),
+                    opt(v.target_schema),
+                    ver
+                );
+            }
+            for e in &c.errors {
+                println!("error: {e}");
+            }
+            for w in &c.warnings {
+                println!("warning: {w}");
+            }
+            let blocked = c.blocked(inv.settings.policy.strict);
+            println!(
+                "\n{}",
+                if blocked {
+                    format!("{site} may not move to {pname}.")
+                } else {
+                    format!("{site} may move to {pname}.")
+                }
+            );
+            Ok(if blocked { EXIT_ERROR } else { EXIT_OK })
+        }
+    }
+}
+
+fn cmd_status(cli: &Cli) -> Result<u8> {
+    let inv = match load(cli) {
+        Ok(i) => i,
+        Err(c) => return Ok(c),
+    };
+    let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
+    let actual = servers.observe();
+    let plan = make_plan(&inv, &actual, vec![], false, Mode::Live);
+    let mut tasks = Vec::new();
+    for s in servers.by_name.values() {
+        tasks.extend(task::list(&s.tasks_dir()));
+    }
+    println!(
+        "{:<20} {:<28} {:<12} {:<12} {:<24} {}",
+        "SITE", "DOMAIN", "PLATFORM", "SYNC", "LAST TASK", "RESULT"
+    );
+    for s in &plan.sites {
+        let last = tasks
+            .iter()
+            .rev()
+            .find(|t| t.site.as_ref() == Some(&s.name));
+        let sync = sync_state(s, last.map(|t| t.result));
+        let ep = s.from.as_ref().or(s.to.as_ref());
+        println!(
+            "{:<20} {:<28} {:<12} {:<12} {:<24} {}",
+            s.name.as_str(),
+            ep.map(|e| e.domain.to_string()).unwrap_or_default(),
+            s.from
+                .as_ref()
+                .map(|e| e.platform.to_string())
+                .unwrap_or_else(|| "-".into()),
+            sync,
+            last.map(|t| format!(
+                "{} {}",
+                t.kind.as_str(),
+                &t.started[..t.started.len().min(16)]
+            ))
+            .unwrap_or_else(|| "-".into()),
+            last.map(|t| t.result.as_str()).unwrap_or("-"),
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+/// The sync state of a site (spec section 7) from its plan and last task.
+pub fn sync_state(s: &plan::SitePlan, last: Option<TaskResult>) -> &'static str {
+    if s.unmanaged {
+        "unmanaged"
+    } else if s.blocked {
+        "blocked"
+    } else if s.action == SiteAction::Noop {
+        "synced"
+    } else if last == Some(TaskResult::Failed) {
+        "failed"
+    } else {
+        "out-of-sync"
+    }
+}
+
+fn cmd_tasks(cli: &Cli, site: Option<&str>) -> Result<u8> {
+    let inv = match load(cli) {
+        Ok(i) => i,
+        Err(c) => return Ok(c),
+    };
+    let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
+    let site = site.map(Name::new).transpose()?;
+    println!(
+        "{:<48} {:<15} {:<14} {:<9} {}",
+        "TASK", "KIND", "TARGET", "RESULT", "STARTED"
+    );
+    for s in servers.by_name.values() {
+        for t in task::list(&s.tasks_dir()) {
+            if site.as_ref().is_some_and(|n| t.site.as_ref() != Some(n)) {
+                continue;
+            }
+            let target = t
+                .site
+                .as_ref()
+                .or(t.platform.as_ref())
+                .map(|n| n.to_string())
+                .unwrap_or_default();
+            println!(
+                "{:<48} {:<15} {:<14} {:<9} {}",
+                t.id,
+                t.kind.as_str(),
+                target,
+                t.result.as_str(),
+                t.started
+            );
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn cmd_log(cli: &Cli, id: &str) -> Result<u8> {
+    let inv = match load(cli) {
+        Ok(i) => i,
+        Err(c) => return Ok(c),
+    };
+    let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
+    let mut err = None;
+    for s in servers.by_name.values() {
+        match task::find(&s.tasks_dir(), id) {
+            Ok(t) => {
+                println!(
+                    "task {}\nkind: {}\nresult: {}\nstarted: {}\nfinished: {}",
+                    t.id,
+                    t.kind.as_str(),
+                    t.result.as_str(),
+                    t.started,
+                    t.finished.as_deref().unwrap_or("-")
+                );
+                if let Some(b) = &t.backup {
+                    println!("backup: {b}");
+                }
+                println!("steps:");
+                for st in &t.steps {
+                    println!(
+                        "  {:<20} {:<8} {}",
+                        st.name,
+                        st.state,
+                        st.millis.map(|m| format!("{m} ms")).unwrap_or_default()
+                    );
+                }
+                println!("log:");
+                for l in &t.log {
+                    println!("  {l}");
+                }
+                return Ok(EXIT_OK);
+            }
+            Err(e) => err = Some(e),
+        }
+    }
+    bail!(err.unwrap_or_else(|| format!("no task {id:?}")))
+}

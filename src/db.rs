@@ -1,0 +1,681 @@
+//! The embedded database server: one SQLite file per site database under
+//! `<root>/databases/`, with a database user whose password is checked on
+//! connect (its salted hash sits beside the database, mode 0600), and the
+//! tables hoist keeps in every site database (spec section 4).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, types::ValueRef, Connection, OpenFlags};
+use sha2::{Digest, Sha256};
+
+use crate::codebase::PackageKind;
+use crate::compat::SitePackage;
+use crate::fsutil;
+use crate::names::PackageName;
+use crate::render::Secret;
+
+/// A database server failure.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// SQLite said no.
+    #[error("database {db}: {source}")]
+    Sqlite {
+        /// The database.
+        db: String,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A file of the database server could not be read or written.
+    #[error("database {db}: {source}")]
+    Io {
+        /// The database.
+        db: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database does not exist.
+    #[error("database {0} does not exist")]
+    Missing(String),
+    /// The database exists already.
+    #[error("database {0} exists already")]
+    Exists(String),
+    /// Wrong user or password.
+    #[error("database {0}: access denied for its user")]
+    AccessDenied(String),
+    /// A site database lacks what hoist keeps in it.
+    #[error("database {db}: {msg}")]
+    Corrupt {
+        /// The database.
+        db: String,
+        /// What is wrong.
+        msg: String,
+    },
+}
+
+/// A database's user and password.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// The user name (the database's name).
+    pub user: String,
+    /// The password.
+    pub password: Secret,
+}
+
+/// The SQLite database server of one local server root.
+#[derive(Debug, Clone)]
+pub struct SqliteServer {
+    dir: PathBuf,
+}
+
+fn valid_db_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 80
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'-')
+}
+
+fn hash_password(salt: &str, password: &str) -> String {
+    let d = Sha256::digest(format!("{salt}:{password}").as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A new random password: 32 characters of [A-Za-z0-9].
+pub fn generate_password() -> Secret {
+    use rand::distr::{Alphanumeric, SampleString};
+    Secret::new(Alphanumeric.sample_string(&mut rand::rng(), 32))
+}
+
+impl SqliteServer {
+    /// The server whose databases live in `dir`.
+    pub fn new(dir: PathBuf) -> Self {
+        SqliteServer { dir }
+    }
+
+    fn file(&self, db: &str) -> Result<PathBuf, DbError> {
+        if !valid_db_name(db) {
+            return Err(DbError::Corrupt {
+                db: db.into(),
+                msg: "invalid database name".into(),
+            });
+        }
+        Ok(self.dir.join(format!("{db}.sqlite")))
+    }
+
+    fn user_file(&self, db: &str) -> PathBuf {
+        self.dir.join(format!("{db}.user"))
+    }
+
+    /// Whether database `db` exists.
+    pub fn exists(&self, db: &str) -> bool {
+        self.file(db).map(|f| f.exists()).unwrap_or(false)
+    }
+
+    /// Every database on the server.
+    pub fn list(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".sqlite"))
+                    .map(String::from)
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Creates an empty database `db` with a user of the same name and a new
+    /// password, and returns the credentials.
+    pub fn create(&self, db: &str) -> Result<Credentials, DbError> {
+        let file = self.file(db)?;
+        let io = |source| DbError::Io {
+            db: db.into(),
+            source,
+        };
+        fsutil::create_dir_all(&self.dir).map_err(io)?;
+        if file.exists() {
+            return Err(DbError::Exists(db.into()));
+        }
+        let password = generate_password();
+        let salt = generate_password();
+        let line = format!(
+            "{db}:{}:{}\n",
+            salt.expose(),
+            hash_password(salt.expose(), password.expose())
+        );
+        fsutil::write_private(&self.user_file(db), line.as_bytes()).map_err(io)?;
+        let conn = Connection::open(&file).map_err(|source| DbError::Sqlite {
+            db: db.into(),
+            source,
+        })?;
+        conn.execute_batch("PRAGMA journal_mode=DELETE;")
+            .map_err(|source| DbError::Sqlite {
+                db: db.into(),
+                source,
+            })?;
+        drop(conn);
+        fsutil::set_private(&file).map_err(io)?;
+        Ok(Credentials {
+            user: db.into(),
+            password,
+        })
+    }
+
+    /// Drops database `db` and its user. Dropping one that is gone is fine:
+    /// every step of hoist may run again.
+    pub fn drop_database(&self, db: &str) -> Result<(), DbError> {
+        let file = self.file(db)?;
+        for suffix in ["", "-journal", "-wal", "-shm"] {
+            let p = PathBuf::from(format!("{}{suffix}", file.display()));
+            fsutil::remove_file_if_exists(&p).map_err(|source| DbError::Io {
+                db: db.into(),
+                source,
+            })?;
+        }
+        fsutil::remove_file_if_exists(&self.user_file(db)).map_err(|source| DbError::Io {
+            db: db.into(),
+            source,
+        })
+    }
+
+    /// Connects to `db` as `creds`.
+    pub fn open(&self, db: &str, creds: &Credentials) -> Result<SiteDb, DbError> {
+        self.open_with(db, creds, OpenFlags::SQLITE_OPEN_READ_WRITE)
+    }
+
+    /// Connects to `db` read-only, for observation.
+    pub fn open_read_only(&self, db: &str, creds: &Credentials) -> Result<SiteDb, DbError> {
+        self.open_with(db, creds, OpenFlags::SQLITE_OPEN_READ_ONLY)
+    }
+
+    fn open_with(
+        &self,
+        db: &str,
+        creds: &Credentials,
+        flags: OpenFlags,
+    ) -> Result<SiteDb, DbError> {
+        let file = self.file(db)?;
+        if !file.exists() {
+            return Err(DbError::Missing(db.into()));
+        }
+        let line = std::fs::read_to_string(self.user_file(db))
+            .map_err(|_| DbError::AccessDenied(db.into()))?;
+        let mut parts = line.trim_end().splitn(3, ':');
+        let (user, salt, hash) = (parts.next(), parts.next(), parts.next());
+        let ok = user == Some(creds.user.as_str())
+            && salt
+                .zip(hash)
+                .is_some_and(|(s, h)| hash_password(s, creds.password.expose()) == h);
+        if !ok {
+            return Err(DbError::AccessDenied(db.into()));
+        }
+        let conn = Connection::open_with_flags(&file, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(|source| DbError::Sqlite {
+                db: db.into(),
+                source,
+            })?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|source| DbError::Sqlite {
+                db: db.into(),
+                source,
+            })?;
+        Ok(SiteDb {
+            name: db.into(),
+            conn,
+        })
+    }
+}
+
+/// An open site database.
+pub struct SiteDb {
+    name: String,
+    conn: Connection,
+}
+
+/// The tables hoist keeps in every site database.
+const CORE_TABLES: &str = "
+CREATE TABLE system (name TEXT PRIMARY KEY, kind TEXT NOT NULL, enabled INTEGER NOT NULL, version TEXT NOT NULL, schema_version INTEGER NOT NULL);
+CREATE TABLE variables (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE files (fid INTEGER PRIMARY KEY, path TEXT NOT NULL);
+CREATE TABLE cache (cid TEXT PRIMARY KEY, data BLOB, expire INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE cache_page (cid TEXT PRIMARY KEY, data BLOB, expire INTEGER NOT NULL DEFAULT 0);
+";
+
+impl SiteDb {
+    fn err(&self, source: rusqlite::Error) -> DbError {
+        DbError::Sqlite {
+            db: self.name.clone(),
+            source,
+        }
+    }
+
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Creates hoist's own tables in a new database.
+    pub fn create_core_tables(&self) -> Result<(), DbError> {
+        self.conn
+            .execute_batch(CORE_TABLES)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Runs `sql` (several statements) in one transaction: all or nothing.
+    pub fn run_script(&mut self, sql: &str) -> Result<(), DbError> {
+        let tx = self.conn.transaction().map_err(|e| DbError::Sqlite {
+            db: self.name.clone(),
+            source: e,
+        })?;
+        tx.execute_batch(sql).map_err(|e| DbError::Sqlite {
+            db: self.name.clone(),
+            source: e,
+        })?;
+        tx.commit().map_err(|e| DbError::Sqlite {
+            db: self.name.clone(),
+            source: e,
+        })
+    }
+
+    /// Runs a package's SQL and records its row in `system`, in one
+    /// transaction, so a package is never half installed or half updated.
+    pub fn apply_package_sql(
+        &mut self,
+        sql: &str,
+        name: &PackageName,
+        pkg: &SitePackage,
+    ) -> Result<(), DbError> {
+        let db = self.name.clone();
+        let e = |source| DbError::Sqlite {
+            db: db.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(e)?;
+        tx.execute_batch(sql).map_err(e)?;
+        tx.execute(
+            "INSERT INTO system (name, kind, enabled, version, schema_version) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(name) DO UPDATE SET kind=?2, enabled=?3, version=?4, schema_version=?5",
+            params![name.as_str(), pkg.kind.as_str(), pkg.enabled as i64, pkg.version.to_string(), pkg.schema],
+        )
+        .map_err(e)?;
+        tx.commit().map_err(e)
+    }
+
+    /// The `system` table: every package the site has, by name.
+    pub fn system(&self) -> Result<BTreeMap<PackageName, SitePackage>, DbError> {
+        let corrupt = |msg: String| DbError::Corrupt {
+            db: self.name.clone(),
+            msg,
+        };
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT name, kind, enabled, version, schema_version FROM system ORDER BY name",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = BTreeMap::new();
+        for row in rows {
+            let (name, kind, enabled, version, schema) = row.map_err(|e| self.err(e))?;
+            let n = PackageName::new(&name).map_err(|e| corrupt(format!("system table: {e}")))?;
+            let kind = PackageKind::parse(&kind).ok_or_else(|| {
+                corrupt(format!(
+                    "system table: package {name} has unknown kind {kind:?}"
+                ))
+            })?;
+            let version = semver::Version::parse(&version).map_err(|e| {
+                corrupt(format!(
+                    "system table: package {name}: version {version:?}: {e}"
+                ))
+            })?;
+            let schema = u32::try_from(schema).map_err(|_| {
+                corrupt(format!(
+                    "system table: package {name}: bad schema_version {schema}"
+                ))
+            })?;
+            out.insert(
+                n,
+                SitePackage {
+                    kind,
+                    enabled: enabled != 0,
+                    version,
+                    schema,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// Sets a package's enabled flag.
+    pub fn set_enabled(&self, name: &PackageName, enabled: bool) -> Result<(), DbError> {
+        self.conn
+            .execute(
+                "UPDATE system SET enabled = ?1 WHERE name = ?2",
+                params![enabled as i64, name.as_str()],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Reads a variable.
+    pub fn variable(&self, name: &str) -> Result<Option<String>, DbError> {
+        use rusqlite::OptionalExtension;
+        self.conn
+            .query_row("SELECT value FROM variables WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Sets a variable.
+    pub fn set_variable(&self, name: &str, value: &str) -> Result<(), DbError> {
+        self.conn
+            .execute(
+                "INSERT INTO variables (name, value) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET value = ?2",
+                params![name, value],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Empties every `cache*` table.
+    pub fn clear_caches(&self) -> Result<(), DbError> {
+        for t in self
+            .tables()?
+            .into_iter()
+            .filter(|t| t.starts_with("cache"))
+        {
+            self.conn
+                .execute(&format!("DELETE FROM {}", quote_ident(&t)), [])
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites `files.path` and `file_directory_path` from `sites/<old>/`
+    /// to `sites/<new>/`.
+    pub fn fix_paths(&mut self, old_domain: &str, new_domain: &str) -> Result<(), DbError> {
+        let old = format!("sites/{old_domain}/");
+        let new = format!("sites/{new_domain}/");
+        let db = self.name.clone();
+        let e = |source| DbError::Sqlite {
+            db: db.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(e)?;
+        tx.execute(
+            "UPDATE files SET path = ?2 || substr(path, length(?1) + 1) WHERE substr(path, 1, length(?1)) = ?1",
+            params![old, new],
+        )
+        .map_err(e)?;
+        tx.execute(
+            "UPDATE variables SET value = ?2 || substr(value, length(?1) + 1)
+             WHERE name = 'file_directory_path' AND substr(value || '/', 1, length(?1)) = ?1",
+            params![old, new],
+        )
+        .map_err(e)?;
+        tx.commit().map_err(e)
+    }
+
+    fn tables(&self) -> Result<Vec<String>, DbError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+            .map_err(|e| self.err(e))?;
+        let v = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(|e| self.err(e))?
+            .collect::<Result<Vec<String>, _>>();
+        v.map_err(|e| self.err(e))
+    }
+
+    /// A SQL dump of the whole database that restores into an empty one: the
+    /// same form as `sqlite3 .dump`, written to `out`.
+    pub fn dump(&self, out: &mut dyn std::io::Write) -> Result<(), DbError> {
+        let io = |source| DbError::Io {
+            db: self.name.clone(),
+            source,
+        };
+        writeln!(out, "PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;").map_err(io)?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND sql IS NOT NULL ORDER BY rowid")
+            .map_err(|e| self.err(e))?;
+        let tables: Vec<(String, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.err(e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.err(e))?;
+        for (name, sql) in &tables {
+            writeln!(out, "{sql};").map_err(io)?;
+            self.dump_rows(name, out)?;
+        }
+        if self
+            .conn
+            .query_row(
+                "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'",
+                [],
+                |_| Ok(()),
+            )
+            .is_ok()
+        {
+            writeln!(out, "DELETE FROM sqlite_sequence;").map_err(io)?;
+            self.dump_rows("sqlite_sequence", out)?;
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT sql FROM sqlite_master WHERE type IN ('index', 'trigger', 'view') AND sql IS NOT NULL ORDER BY rowid")
+            .map_err(|e| self.err(e))?;
+        let rest: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(|e| self.err(e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.err(e))?;
+        for sql in rest {
+            writeln!(out, "{sql};").map_err(io)?;
+        }
+        writeln!(out, "COMMIT;").map_err(io)
+    }
+
+    fn dump_rows(&self, table: &str, out: &mut dyn std::io::Write) -> Result<(), DbError> {
+        let io = |source| DbError::Io {
+            db: self.name.clone(),
+            source,
+        };
+        let q = quote_ident(table);
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT * FROM {q}"))
+            .map_err(|e| self.err(e))?;
+        let cols = stmt.column_count();
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        let mut line = String::new();
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            line.clear();
+            line.push_str("INSERT INTO ");
+            line.push_str(&q);
+            line.push_str(" VALUES(");
+            for i in 0..cols {
+                if i > 0 {
+                    line.push(',');
+                }
+                sql_literal(row.get_ref(i).map_err(|e| self.err(e))?, &mut line);
+            }
+            line.push_str(");\n");
+            out.write_all(line.as_bytes()).map_err(io)?;
+        }
+        Ok(())
+    }
+
+    /// Loads a dump made by [`SiteDb::dump`] into this (empty) database.
+    pub fn import(&self, sql: &str) -> Result<(), DbError> {
+        self.conn.execute_batch(sql).map_err(|e| self.err(e))
+    }
+
+    /// Every row of every table, as text, for comparing two databases in
+    /// tests and checks: tables by name, rows in primary-key order.
+    pub fn content(&self) -> Result<BTreeMap<String, Vec<String>>, DbError> {
+        let mut out = BTreeMap::new();
+        for t in self.tables()? {
+            let mut buf = Vec::new();
+            self.dump_rows(&t, &mut buf)?;
+            let mut rows: Vec<String> = String::from_utf8_lossy(&buf)
+                .lines()
+                .map(String::from)
+                .collect();
+            rows.sort();
+            out.insert(t, rows);
+        }
+        Ok(out)
+    }
+}
+
+/// Quotes an SQL identifier.
+pub fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+fn sql_literal(v: ValueRef<'_>, out: &mut String) {
+    use std::fmt::Write;
+    match v {
+        ValueRef::Null => out.push_str("NULL"),
+        ValueRef::Integer(i) => {
+            let _ = write!(out, "{i}");
+        }
+        ValueRef::Real(f) => {
+            if f.is_infinite() {
+                out.push_str(if f > 0.0 { "9e999" } else { "-9e999" });
+            } else {
+                // Rust's shortest round-trip form, with a '.' or 'e' so that
+                // SQLite reads it back as a REAL.
+                let s = format!("{f:?}");
+                out.push_str(&s);
+            }
+        }
+        ValueRef::Text(t) => {
+            out.push('\'');
+            out.push_str(&String::from_utf8_lossy(t).replace('\'', "''"));
+            out.push('\'');
+        }
+        ValueRef::Blob(b) => {
+            out.push_str("X'");
+            for byte in b {
+                let _ = write!(out, "{byte:02X}");
+            }
+            out.push('\'');
+        }
+    }
+}
+
+/// Whether `path` holds a SQLite database file (by its header).
+pub fn looks_like_sqlite(path: &Path) -> bool {
+    use std::io::Read;
+    let mut buf = [0u8; 16];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .is_ok()
+        && &buf == b"SQLite format 3\0"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteServer::new(dir.path().join("databases"));
+        let creds = s.create("site_1").unwrap();
+        assert!(s.open("site_1", &creds).is_ok());
+        let wrong = Credentials {
+            user: creds.user.clone(),
+            password: Secret::new("nope".into()),
+        };
+        assert!(matches!(
+            s.open("site_1", &wrong),
+            Err(DbError::AccessDenied(_))
+        ));
+        assert!(matches!(s.create("site_1"), Err(DbError::Exists(_))));
+        s.drop_database("site_1").unwrap();
+        s.drop_database("site_1").unwrap();
+        assert!(!s.exists("site_1"));
+        assert!(s.create("../x").is_err());
+    }
+
+    #[test]
+    fn dump_round_trips_every_value_type() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteServer::new(dir.path().to_path_buf());
+        let c1 = s.create("a").unwrap();
+        let mut a = s.open("a", &c1).unwrap();
+        a.create_core_tables().unwrap();
+        a.run_script(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, r REAL, s TEXT, b BLOB, n);
+             INSERT INTO t (r, s, b, n) VALUES (0.1, 'it''s', X'00FF', NULL), (1e300, 'x', X'', 3), (2.0, '', NULL, 'y');
+             CREATE INDEX t_s ON t(s);
+             INSERT INTO files (path) VALUES ('sites/a/files/x.png');",
+        )
+        .unwrap();
+        let mut dump = Vec::new();
+        a.dump(&mut dump).unwrap();
+        let c2 = s.create("b").unwrap();
+        let b = s.open("b", &c2).unwrap();
+        b.import(std::str::from_utf8(&dump).unwrap()).unwrap();
+        assert_eq!(a.content().unwrap(), b.content().unwrap());
+        let idx: i64 = b
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name='t_s'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(idx, 1);
+    }
+
+    #[test]
+    fn fix_paths_rewrites_only_the_old_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteServer::new(dir.path().to_path_buf());
+        let c = s.create("a").unwrap();
+        let mut a = s.open("a", &c).unwrap();
+        a.create_core_tables().unwrap();
+        a.run_script("INSERT INTO files (path) VALUES ('sites/old.com/files/a.txt'), ('sites/old.com.evil/files/b.txt');").unwrap();
+        a.set_variable("file_directory_path", "sites/old.com/files")
+            .unwrap();
+        a.fix_paths("old.com", "new.org").unwrap();
+        let c = a.content().unwrap();
+        assert!(
+            c["files"]
+                .iter()
+                .any(|r| r.contains("'sites/new.org/files/a.txt'")),
+            "{:?}",
+            c["files"]
+        );
+        assert!(c["files"]
+            .iter()
+            .any(|r| r.contains("'sites/old.com.evil/files/b.txt'")));
+        assert_eq!(
+            a.variable("file_directory_path").unwrap().as_deref(),
+            Some("sites/new.org/files")
+        );
+    }
+}

@@ -1,0 +1,203 @@
+//! Reading one YAML file: size limit, syntax, conversion to JSON, validation
+//! against its JSON Schema, with every problem placed at its line and column.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::yamlpos::Positions;
+use crate::diag::Diagnostic;
+
+/// The largest YAML file hoist reads: inventory files are small, and a
+/// limit keeps a hostile pull request from exhausting memory.
+pub const MAX_YAML_BYTES: u64 = 1024 * 1024;
+
+/// The JSON Schemas shipped in `schema/`, compiled once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// `hoist.yaml`
+    Settings,
+    /// `platforms/<name>.yaml`
+    Platform,
+    /// `sites/<name>.yaml`
+    Site,
+    /// `packages/<pkg>/package.yaml` in a codebase
+    Package,
+}
+
+impl Schema {
+    /// The schema's JSON text, as shipped in `schema/`.
+    pub fn text(self) -> &'static str {
+        match self {
+            Schema::Settings => include_str!("../../schema/hoist.schema.json"),
+            Schema::Platform => include_str!("../../schema/platform.schema.json"),
+            Schema::Site => include_str!("../../schema/site.schema.json"),
+            Schema::Package => include_str!("../../schema/package.schema.json"),
+        }
+    }
+
+    fn validator(self) -> &'static jsonschema::Validator {
+        static CELLS: [OnceLock<jsonschema::Validator>; 4] = [
+            OnceLock::new(),
+            OnceLock::new(),
+            OnceLock::new(),
+            OnceLock::new(),
+        ];
+        CELLS[self as usize].get_or_init(|| {
+            let schema: Value =
+                serde_json::from_str(self.text()).expect("shipped schema is valid JSON");
+            jsonschema::draft202012::new(&schema).expect("shipped schema compiles")
+        })
+    }
+}
+
+/// A parsed, schema-valid YAML document with the positions of its nodes.
+pub struct Document {
+    /// The document as JSON (null for an empty file).
+    pub value: Value,
+    /// Where each node stands in the file.
+    pub positions: Positions,
+}
+
+impl Document {
+    /// Deserializes the whole document into `T`; the schema has already
+    /// checked its shape, so an error here names a value the schema allows
+    /// but the type does not (a bad semver, say).
+    pub fn decode<T: DeserializeOwned>(&self, file: &Path) -> Result<T, Diagnostic> {
+        serde_json::from_value(self.value.clone()).map_err(|e| {
+            Diagnostic::at(
+                file,
+                self.positions.value(""),
+                format!("invalid value: {e}"),
+            )
+        })
+    }
+}
+
+/// Reads and validates `path` against `schema`. `shown` is the name used in
+/// messages (relative to the inventory, usually).
+pub fn load(path: &Path, shown: &Path, schema: Schema) -> Result<Document, Vec<Diagnostic>> {
+    let one = |pos, msg: String| vec![Diagnostic::at(shown, pos, msg)];
+    let meta =
+        std::fs::symlink_metadata(path).map_err(|e| one(None, format!("cannot read: {e}")))?;
+    if !meta.is_file() {
+        return Err(one(None, "not a regular file".into()));
+    }
+    if meta.len() > MAX_YAML_BYTES {
+        return Err(one(
+            None,
+            format!(
+                "file is {} bytes; the limit is {MAX_YAML_BYTES}",
+                meta.len()
+            ),
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| one(None, format!("cannot read: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        one(
+            None,
+            format!("not UTF-8 text (at byte {})", e.utf8_error().valid_up_to()),
+        )
+    })?;
+    parse(&text, shown, schema)
+}
+
+/// Parses and validates YAML `text` (see [`load`]).
+pub fn parse(text: &str, shown: &Path, schema: Schema) -> Result<Document, Vec<Diagnostic>> {
+    if text.contains('\0') {
+        return Err(vec![Diagnostic::at(
+            shown,
+            None,
+            "file contains a NUL byte",
+        )]);
+    }
+    let yaml: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
+        let pos = e.location().map(|l| (l.line(), l.column()));
+        vec![Diagnostic::at(
+            shown,
+            pos,
+            format!("YAML syntax: {}", strip_location(&e.to_string())),
+        )]
+    })?;
+    let positions = Positions::index(text);
+    let value = yaml_to_json(&yaml).map_err(|m| vec![Diagnostic::at(shown, None, m)])?;
+    let mut diags: Vec<Diagnostic> = schema
+        .validator()
+        .iter_errors(&value)
+        .map(|e| {
+            let ptr = e.instance_path().as_str().to_string();
+            let pos = match e.kind() {
+                jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
+                    let key = unexpected
+                        .first()
+                        .map(|k| k.replace('~', "~0").replace('/', "~1"));
+                    key.and_then(|k| positions.key(&format!("{ptr}/{k}")))
+                        .or_else(|| positions.value(&ptr))
+                }
+                _ => positions.value(&ptr),
+            };
+            let at = if ptr.is_empty() {
+                String::new()
+            } else {
+                format!(" (at {ptr})")
+            };
+            Diagnostic::at(shown, pos, format!("{}{at}", e))
+        })
+        .collect();
+    if diags.is_empty() {
+        Ok(Document { value, positions })
+    } else {
+        diags.sort();
+        diags.dedup();
+        Err(diags)
+    }
+}
+
+/// serde_yaml appends " at line L column C" to its messages; the position is
+/// already in the diagnostic's prefix.
+fn strip_location(msg: &str) -> String {
+    match msg.find(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+fn yaml_to_json(v: &serde_yaml::Value) -> Result<Value, String> {
+    use serde_yaml::Value as Y;
+    Ok(match v {
+        Y::Null => Value::Null,
+        Y::Bool(b) => Value::Bool(*b),
+        Y::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else {
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                serde_json::Number::from_f64(f)
+                    .map(Value::Number)
+                    .ok_or_else(|| format!("number {f} is not allowed"))?
+            }
+        }
+        Y::String(s) => Value::String(s.clone()),
+        Y::Sequence(s) => Value::Array(s.iter().map(yaml_to_json).collect::<Result<_, _>>()?),
+        Y::Mapping(m) => {
+            let mut out = serde_json::Map::new();
+            for (k, v) in m {
+                let key = match k {
+                    Y::String(s) => s.clone(),
+                    Y::Number(n) => n.to_string(),
+                    Y::Bool(b) => b.to_string(),
+                    other => {
+                        return Err(format!("mapping keys must be strings, found {other:?}"));
+                    }
+                };
+                out.insert(key, yaml_to_json(v)?);
+            }
+            Value::Object(out)
+        }
+        Y::Tagged(t) => return Err(format!("YAML tags such as {} are not allowed", t.tag)),
+    })
+}

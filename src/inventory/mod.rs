@@ -1,0 +1,724 @@
+//! The inventory: the desired state, read from `hoist.yaml`, `platforms/*.yaml`
+//! and `sites/*.yaml` (spec section 2), checked against the JSON Schemas in
+//! `schema/` and then for meaning. Every problem is collected, not only the
+//! first.
+
+pub mod document;
+pub mod yamlpos;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::codebase::{Codebase, PackageKind};
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::names::{Domain, Name, PackageName, PlatformName, SiteName};
+use document::Schema;
+
+/// The settings of `hoist.yaml`, defaults filled in.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Servers by name.
+    pub servers: BTreeMap<Name, ServerConfig>,
+    /// Database servers by name.
+    pub databases: BTreeMap<Name, DatabaseConfig>,
+    /// What platforms and sites use when they name none.
+    pub defaults: Defaults,
+    /// How plans are made and carried out.
+    pub policy: Policy,
+    /// How status files are committed.
+    pub status: StatusSettings,
+    /// How `hoist watch` polls.
+    pub watch: WatchSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            servers: BTreeMap::from([(
+                Name::new("local").expect("valid"),
+                ServerConfig::Local {
+                    root: PathBuf::from(".hoist-host"),
+                },
+            )]),
+            databases: BTreeMap::from([(
+                Name::new("default").expect("valid"),
+                DatabaseConfig::Sqlite,
+            )]),
+            defaults: Defaults::default(),
+            policy: Policy::default(),
+            status: StatusSettings::default(),
+            watch: WatchSettings::default(),
+        }
+    }
+}
+
+/// A server declaration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ServerConfig {
+    /// The embedded local server: a directory tree on this machine.
+    Local {
+        /// Its root, relative to the inventory or absolute.
+        root: PathBuf,
+    },
+}
+
+/// A database server declaration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum DatabaseConfig {
+    /// The embedded SQLite server: database files under the server root.
+    Sqlite,
+}
+
+/// `defaults:` of `hoist.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Defaults {
+    /// The server of a platform that names none.
+    pub server: Name,
+    /// The database server of a site that names none.
+    pub database: Name,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            server: Name::new("local").expect("valid"),
+            database: Name::new("default").expect("valid"),
+        }
+    }
+}
+
+/// `policy:` of `hoist.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policy {
+    /// Delete sites and platforms that exist but are no longer declared.
+    pub prune: bool,
+    /// Treat compatibility warnings as blocking.
+    pub strict: bool,
+    /// How many site tasks run at once.
+    pub parallel: usize,
+    /// How many backups are kept per site.
+    pub keep_backups: usize,
+    /// Whether `watch` puts drifted sites back (true) or only reports them.
+    pub self_heal: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            prune: false,
+            strict: false,
+            parallel: 2,
+            keep_backups: 5,
+            self_heal: true,
+        }
+    }
+}
+
+/// `status:` of `hoist.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatusSettings {
+    /// Commit status files after each apply.
+    pub commit: bool,
+    /// A remote to push status commits to.
+    pub push: Option<String>,
+    /// The author of status commits.
+    pub author: Author,
+}
+
+impl Default for StatusSettings {
+    fn default() -> Self {
+        StatusSettings {
+            commit: true,
+            push: None,
+            author: Author::default(),
+        }
+    }
+}
+
+/// A git author.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Author {
+    /// Name.
+    pub name: String,
+    /// Email address.
+    pub email: String,
+}
+
+impl Default for Author {
+    fn default() -> Self {
+        Author {
+            name: "hoist".into(),
+            email: "hoist@localhost".into(),
+        }
+    }
+}
+
+/// `watch:` of `hoist.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchSettings {
+    /// Seconds between timer reconciles (drift detection).
+    pub interval: u64,
+    /// Seconds between fetches of a remote inventory.
+    pub fetch_interval: u64,
+    /// Milliseconds a burst of file changes is gathered before reconciling.
+    pub debounce_ms: u64,
+}
+
+impl Default for WatchSettings {
+    fn default() -> Self {
+        WatchSettings {
+            interval: 60,
+            fetch_interval: 30,
+            debounce_ms: 500,
+        }
+    }
+}
+
+/// Where a platform's codebase comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum Source {
+    /// A directory, relative to the inventory.
+    Path {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// A git repository at a ref.
+    Git {
+        /// The repository URL.
+        git: String,
+        /// The branch, tag or commit.
+        #[serde(rename = "ref")]
+        reference: String,
+    },
+    /// A tarball, relative to the inventory.
+    Archive {
+        /// The archive file.
+        archive: PathBuf,
+    },
+}
+
+impl Source {
+    /// A one-line description for messages and records.
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Path { path } => format!("path {}", path.display()),
+            Source::Git { git, reference } => format!("git {git} at {reference}"),
+            Source::Archive { archive } => format!("archive {}", archive.display()),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlatformFile {
+    source: Source,
+    server: Option<Name>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SiteFile {
+    domain: Domain,
+    platform: PlatformName,
+    #[serde(default)]
+    aliases: Vec<Domain>,
+    profile: Option<PackageName>,
+    database: Option<Name>,
+    #[serde(default = "yes")]
+    enabled: bool,
+    clone_from: Option<SiteName>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A declared platform.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlatformSpec {
+    /// Its name, the file stem.
+    pub name: PlatformName,
+    /// Where its codebase comes from.
+    pub source: Source,
+    /// The server it is built on.
+    pub server: Name,
+    /// Its codebase, read from the source, or why it could not be.
+    pub codebase: Result<SourceCodebase, String>,
+}
+
+/// A codebase read from a platform's source, with the hash that tells
+/// whether the source changed since the platform was built.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceCodebase {
+    /// The directory it was read from.
+    pub dir: PathBuf,
+    /// Its packages.
+    pub codebase: Codebase,
+    /// [`crate::codebase::tree_hash`] of `dir`.
+    pub hash: String,
+}
+
+/// A declared site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteSpec {
+    /// Its stable name, the file stem.
+    pub name: SiteName,
+    /// Its primary domain.
+    pub domain: Domain,
+    /// Further domains it answers to.
+    pub aliases: Vec<Domain>,
+    /// The platform it lives on.
+    pub platform: PlatformName,
+    /// The profile it is installed with.
+    pub profile: PackageName,
+    /// Its database server.
+    pub database: Name,
+    /// False: the site stays but its vhost serves a 'site disabled' page.
+    pub enabled: bool,
+    /// A new site is made as a copy of this one.
+    pub clone_from: Option<SiteName>,
+}
+
+/// A loaded, checked inventory.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    /// The inventory directory.
+    pub root: PathBuf,
+    /// `hoist.yaml`.
+    pub settings: Settings,
+    /// Declared platforms.
+    pub platforms: BTreeMap<PlatformName, PlatformSpec>,
+    /// Declared sites.
+    pub sites: BTreeMap<SiteName, SiteSpec>,
+}
+
+impl Inventory {
+    /// The root directory of a declared local server, `--host-root` applied.
+    pub fn server_root(&self, server: &Name, host_root: Option<&Path>) -> Option<PathBuf> {
+        match self.settings.servers.get(server)? {
+            ServerConfig::Local { root } => Some(match host_root {
+                Some(r) => r.to_path_buf(),
+                None => self.root.join(root),
+            }),
+        }
+    }
+}
+
+/// Loads and checks the inventory in `root`. On any problem, every problem
+/// found is returned.
+pub fn load(root: &Path) -> Result<Inventory, Diagnostics> {
+    let mut diags = Vec::new();
+    let settings_file = root.join("hoist.yaml");
+    let settings = if !settings_file.exists() {
+        diags.push(Diagnostic::at(
+            Path::new("hoist.yaml"),
+            None,
+            format!("not an inventory: {} has no hoist.yaml", root.display()),
+        ));
+        return Err(Diagnostics(diags));
+    } else {
+        load_settings(&settings_file, &mut diags)
+    };
+
+    let mut platforms = BTreeMap::new();
+    let mut platform_pos: HashMap<PlatformName, (PathBuf, document::Document)> = HashMap::new();
+    for (name, path, shown) in declared_files(root, "platforms", &mut diags) {
+        let doc = match document::load(&path, &shown, Schema::Platform) {
+            Ok(d) => d,
+            Err(mut d) => {
+                diags.append(&mut d);
+                continue;
+            }
+        };
+        let pf: PlatformFile = match doc.decode(&shown) {
+            Ok(p) => p,
+            Err(d) => {
+                diags.push(d);
+                continue;
+            }
+        };
+        let server = pf
+            .server
+            .clone()
+            .unwrap_or_else(|| settings.defaults.server.clone());
+        if !settings.servers.contains_key(&server) {
+            let pos = doc.positions.value("/server").or(Some((1, 1)));
+            diags.push(Diagnostic::at(
+                &shown,
+                pos,
+                format!(
+                    "unknown server {server}: hoist.yaml declares {}",
+                    list(settings.servers.keys())
+                ),
+            ));
+        }
+        let codebase = read_source(root, &pf.source, &shown, &doc, &mut diags);
+        platform_pos.insert(name.clone(), (shown.clone(), doc));
+        platforms.insert(
+            name.clone(),
+            PlatformSpec {
+                name,
+                source: pf.source,
+                server,
+                codebase,
+            },
+        );
+    }
+
+    let mut sites = BTreeMap::new();
+    let mut site_docs: BTreeMap<SiteName, (PathBuf, document::Document)> = BTreeMap::new();
+    for (name, path, shown) in declared_files(root, "sites", &mut diags) {
+        let doc = match document::load(&path, &shown, Schema::Site) {
+            Ok(d) => d,
+            Err(mut d) => {
+                diags.append(&mut d);
+                continue;
+            }
+        };
+        let sf: SiteFile = match doc.decode(&shown) {
+            Ok(s) => s,
+            Err(d) => {
+                diags.push(d);
+                continue;
+            }
+        };
+        let site = SiteSpec {
+            name: name.clone(),
+            domain: sf.domain,
+            aliases: sf.aliases,
+            platform: sf.platform,
+            profile: sf
+                .profile
+                .unwrap_or_else(|| PackageName::new("standard").expect("valid")),
+            database: sf
+                .database
+                .unwrap_or_else(|| settings.defaults.database.clone()),
+            enabled: sf.enabled,
+            clone_from: sf.clone_from,
+        };
+        sites.insert(name.clone(), site);
+        site_docs.insert(name, (shown, doc));
+    }
+
+    check_sites(&settings, &platforms, &sites, &site_docs, &mut diags);
+
+    if diags.is_empty() {
+        Ok(Inventory {
+            root: root.to_path_buf(),
+            settings,
+            platforms,
+            sites,
+        })
+    } else {
+        diags.sort();
+        diags.dedup();
+        Err(Diagnostics(diags))
+    }
+}
+
+fn list<'a, T: std::fmt::Display + 'a>(it: impl Iterator<Item = &'a T>) -> String {
+    let v: Vec<String> = it.map(|x| x.to_string()).collect();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+fn load_settings(path: &Path, diags: &mut Vec<Diagnostic>) -> Settings {
+    let shown = Path::new("hoist.yaml");
+    let doc = match document::load(path, shown, Schema::Settings) {
+        Ok(d) => d,
+        Err(mut d) => {
+            diags.append(&mut d);
+            return Settings::default();
+        }
+    };
+    if doc.value.is_null() {
+        return Settings::default();
+    }
+    let s: Settings = match doc.decode(shown) {
+        Ok(s) => s,
+        Err(d) => {
+            diags.push(d);
+            return Settings::default();
+        }
+    };
+    if !s.servers.contains_key(&s.defaults.server) {
+        diags.push(Diagnostic::at(
+            shown,
+            doc.positions.value("/defaults/server").or(Some((1, 1))),
+            format!(
+                "unknown server {}: declared are {}",
+                s.defaults.server,
+                list(s.servers.keys())
+            ),
+        ));
+    }
+    if !s.databases.contains_key(&s.defaults.database) {
+        diags.push(Diagnostic::at(
+            shown,
+            doc.positions.value("/defaults/database").or(Some((1, 1))),
+            format!(
+                "unknown database server {}: declared are {}",
+                s.defaults.database,
+                list(s.databases.keys())
+            ),
+        ));
+    }
+    s
+}
+
+/// The `<dir>/*.yaml` files with valid stems. Bad stems and stray `.yml`
+/// files are reported; other files (a README, say) are left alone.
+fn declared_files(
+    root: &Path,
+    dir: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<(Name, PathBuf, PathBuf)> {
+    let full = root.join(dir);
+    let Ok(rd) = std::fs::read_dir(&full) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        let fname = e.file_name().to_string_lossy().into_owned();
+        let shown = PathBuf::from(dir).join(&fname);
+        if fname.starts_with('.') {
+            continue;
+        }
+        if let Some(stem) = fname.strip_suffix(".yml") {
+            diags.push(Diagnostic::at(
+                &shown,
+                None,
+                format!("rename to {stem}.yaml: hoist reads only .yaml files"),
+            ));
+            continue;
+        }
+        let Some(stem) = fname.strip_suffix(".yaml") else {
+            continue;
+        };
+        match Name::new(stem) {
+            Ok(n) => out.push((n, e.path(), shown)),
+            Err(err) => diags.push(Diagnostic::at(
+                &shown,
+                None,
+                format!("bad file name: {err}"),
+            )),
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// Resolves a path given in the inventory, refusing any that leaves it.
+pub fn inside(root: &Path, rel: &Path) -> Result<PathBuf, String> {
+    use std::path::Component;
+    if rel.as_os_str().is_empty() {
+        return Err("the path is empty".into());
+    }
+    for c in rel.components() {
+        match c {
+            Component::Normal(_) | Component::CurDir => {}
+            _ => {
+                return Err(format!(
+                    "{} must be a relative path inside the inventory, without `..`",
+                    rel.display()
+                ))
+            }
+        }
+    }
+    let full = root.join(rel);
+    // A symlink inside the inventory could still point out of it.
+    if let (Ok(r), Ok(f)) = (root.canonicalize(), full.canonicalize()) {
+        if !f.starts_with(&r) {
+            return Err(format!("{} leads outside the inventory", rel.display()));
+        }
+    }
+    Ok(full)
+}
+
+fn read_source(
+    root: &Path,
+    source: &Source,
+    shown: &Path,
+    doc: &document::Document,
+    diags: &mut Vec<Diagnostic>,
+) -> Result<SourceCodebase, String> {
+    let mut fail = |ptr: &str, msg: String| {
+        diags.push(Diagnostic::at(shown, doc.positions.value(ptr), msg.clone()));
+        Err(msg)
+    };
+    match source {
+        Source::Path { path } => {
+            let dir = match inside(root, path) {
+                Ok(d) => d,
+                Err(m) => return fail("/source/path", m),
+            };
+            if !dir.is_dir() {
+                return fail(
+                    "/source/path",
+                    format!("source directory {} does not exist", path.display()),
+                );
+            }
+            match Codebase::scan(&dir, path) {
+                Ok(codebase) => {
+                    let hash = crate::codebase::tree_hash(&dir).map_err(|e| e.to_string())?;
+                    Ok(SourceCodebase {
+                        dir,
+                        codebase,
+                        hash,
+                    })
+                }
+                Err(mut d) => {
+                    let msg = format!("codebase {} has {} problem(s)", path.display(), d.len());
+                    diags.append(&mut d);
+                    Err(msg)
+                }
+            }
+        }
+        Source::Git { .. } => fail(
+            "/source/git",
+            "git sources are not supported yet: use `source: { path: DIR }`".into(),
+        ),
+        Source::Archive { .. } => fail(
+            "/source/archive",
+            "archive sources are not supported yet: use `source: { path: DIR }`".into(),
+        ),
+    }
+}
+
+fn check_sites(
+    settings: &Settings,
+    platforms: &BTreeMap<PlatformName, PlatformSpec>,
+    sites: &BTreeMap<SiteName, SiteSpec>,
+    docs: &BTreeMap<SiteName, (PathBuf, document::Document)>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let mut claimed: BTreeMap<&Domain, &SiteName> = BTreeMap::new();
+    for (name, site) in sites {
+        let (shown, doc) = &docs[name];
+        let at = |ptr: &str| doc.positions.value(ptr).or(Some((1, 1)));
+        match platforms.get(&site.platform) {
+            None => diags.push(Diagnostic::at(
+                shown,
+                at("/platform"),
+                format!(
+                    "unknown platform {}: declared are {}",
+                    site.platform,
+                    list(platforms.keys())
+                ),
+            )),
+            Some(p) => {
+                if let Ok(src) = &p.codebase {
+                    let is_profile = src
+                        .codebase
+                        .packages
+                        .get(&site.profile)
+                        .is_some_and(|p| p.kind == PackageKind::Profile);
+                    if !is_profile {
+                        let profiles: Vec<&PackageName> = src
+                            .codebase
+                            .packages
+                            .values()
+                            .filter(|p| p.kind == PackageKind::Profile)
+                            .map(|p| &p.name)
+                            .collect();
+                        diags.push(Diagnostic::at(
+                            shown,
+                            at("/profile"),
+                            format!(
+                                "unknown profile {} on platform {}: it has {}",
+                                site.profile,
+                                site.platform,
+                                list(profiles.into_iter())
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        if !settings.databases.contains_key(&site.database) {
+            diags.push(Diagnostic::at(
+                shown,
+                at("/database"),
+                format!(
+                    "unknown database server {}: declared are {}",
+                    site.database,
+                    list(settings.databases.keys())
+                ),
+            ));
+        }
+        let mut mine = vec![("/domain".to_string(), &site.domain)];
+        mine.extend(
+            site.aliases
+                .iter()
+                .enumerate()
+                .map(|(i, a)| (format!("/aliases/{i}"), a)),
+        );
+        for (ptr, d) in mine {
+            match claimed.get(d) {
+                Some(other) if *other == name => diags.push(Diagnostic::at(
+                    shown,
+                    at(&ptr),
+                    format!("{d} is listed twice for this site"),
+                )),
+                Some(other) => diags.push(Diagnostic::at(
+                    shown,
+                    at(&ptr),
+                    format!("{d} is already claimed by site {other}"),
+                )),
+                None => {
+                    claimed.insert(d, name);
+                }
+            }
+        }
+        if let Some(src) = &site.clone_from {
+            if src == name {
+                diags.push(Diagnostic::at(
+                    shown,
+                    at("/clone_from"),
+                    "a site cannot be cloned from itself",
+                ));
+            } else if !sites.contains_key(src) {
+                diags.push(Diagnostic::at(
+                    shown,
+                    at("/clone_from"),
+                    format!("clone_from names {src}, which is not a declared site"),
+                ));
+            } else {
+                // Walk the chain; a loop back to this site is a cycle.
+                let mut seen = vec![name];
+                let mut cur = src;
+                while let Some(next) = sites.get(cur).and_then(|s| s.clone_from.as_ref()) {
+                    seen.push(cur);
+                    if next == name {
+                        seen.push(next);
+                        let chain: Vec<&str> = seen.iter().map(|n| n.as_str()).collect();
+                        diags.push(Diagnostic::at(
+                            shown,
+                            at("/clone_from"),
+                            format!("clone_from forms a cycle: {}", chain.join(" -> ")),
+                        ));
+                        break;
+                    }
+                    if seen.contains(&next) {
+                        break; // a cycle not through this site: reported at its members
+                    }
+                    cur = next;
+                }
+            }
+        }
+    }
+}

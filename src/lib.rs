@@ -1,0 +1,29 @@
+//! hoist keeps a fleet of hosted websites where a git repository says they
+//! should be: it loads an inventory of platforms and sites, observes what the
+//! servers hold, plans migrations, renames, installs and deletions under the
+//! package-compatibility rules, and carries them out with a safe, journaled
+//! pipeline.
+//!
+//! The crate is split like Terraform: a pure functional core
+//! ([`inventory`] → desired state, [`observe`] → actual state, [`compat`],
+//! [`plan`], [`render`]) and an imperative shell ([`server`], [`db`],
+//! [`apply`], [`task`], [`gitops`], [`cli`]).
+
+#![warn(missing_docs)]
+
+pub mod apply;
+pub mod cli;
+pub mod codebase;
+pub mod compat;
+pub mod db;
+pub mod diag;
+pub mod failpoint;
+pub mod fsutil;
+pub mod gitops;
+pub mod inventory;
+pub mod names;
+pub mod observe;
+pub mod plan;
+pub mod render;
+pub mod server;
+pub mod task;

@@ -1,0 +1,5 @@
+//! The `hoist` command.
+
+fn main() -> std::process::ExitCode {
+    hoist::cli::main()
+}

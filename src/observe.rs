@@ -1,0 +1,91 @@
+//! The actual state: what exists on the servers (or, offline, what the status
+//! files last recorded). The model here is plain data; reading it from a
+//! server is [`crate::server::LocalServer::observe`].
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::codebase::Codebase;
+use crate::compat::SitePackage;
+use crate::names::{Domain, Name, PackageName, PlatformName, SiteName};
+use crate::render::SiteConfig;
+
+/// A built platform as observed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedPlatform {
+    /// Its name.
+    pub name: PlatformName,
+    /// The server it is built on.
+    pub server: Name,
+    /// The source it was built from, described.
+    pub source: String,
+    /// The hash of the source when it was built.
+    pub source_hash: String,
+    /// Its packages, read from the built codebase.
+    pub codebase: Codebase,
+}
+
+/// A site as observed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedSite {
+    /// What its settings say: name, domain, aliases, platform, database.
+    pub config: SiteConfig,
+    /// The server it lives on.
+    pub server: Name,
+    /// Its packages, from its database's `system` table.
+    pub packages: BTreeMap<PackageName, SitePackage>,
+    /// Whether it is in maintenance mode.
+    pub maintenance: bool,
+    /// Ways the site differs from what hoist wrote (a vhost edited by hand,
+    /// say): a reason to re-render it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<String>,
+}
+
+impl ObservedSite {
+    /// The site's name.
+    pub fn name(&self) -> &SiteName {
+        &self.config.site
+    }
+    /// The site's domain.
+    pub fn domain(&self) -> &Domain {
+        &self.config.domain
+    }
+    /// The platform it lives on.
+    pub fn platform(&self) -> &PlatformName {
+        &self.config.platform
+    }
+}
+
+/// Everything observed, on every server.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actual {
+    /// Built platforms by name.
+    pub platforms: BTreeMap<PlatformName, ObservedPlatform>,
+    /// Installed sites by name.
+    pub sites: BTreeMap<SiteName, ObservedSite>,
+    /// Things found on a server that are not a valid platform or site
+    /// (a settings file that does not parse, say), for the operator.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
+impl Actual {
+    /// A hash of what was observed: a saved plan records it, and apply
+    /// refuses the plan when a fresh observation hashes differently.
+    pub fn fingerprint(&self) -> String {
+        let json = serde_json::to_vec(self).expect("observed state serializes");
+        let d = Sha256::digest(json);
+        d.iter().take(16).map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The fingerprint of one site's observed state (none when absent).
+    pub fn site_fingerprint(&self, site: &SiteName) -> Option<String> {
+        self.sites.get(site).map(|s| {
+            let d = Sha256::digest(serde_json::to_vec(s).expect("serializes"));
+            d.iter().take(16).map(|b| format!("{b:02x}")).collect()
+        })
+    }
+}

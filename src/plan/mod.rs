@@ -1,0 +1,761 @@
+//! The plan: a pure function from the desired state (the inventory) and the
+//! actual state (an observation) to the actions that bring one to the other,
+//! under the compatibility rules. No I/O happens here.
+
+pub mod format;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::codebase::Codebase;
+use crate::compat::{self, Comparison, PackageVerdict, SitePackage};
+use crate::inventory::{Inventory, SiteSpec};
+use crate::names::{Domain, Name, PlatformName, SiteName};
+use crate::observe::{Actual, ObservedSite};
+use crate::render::{self, SiteConfig};
+
+/// The version of the JSON plan format.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What happens to a site (spec section 6, fixed names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum SiteAction {
+    /// Install a new site.
+    #[serde(rename = "create")]
+    Create,
+    /// Make a new site as a copy of another.
+    #[serde(rename = "clone")]
+    Clone,
+    /// Move onto another platform.
+    #[serde(rename = "migrate")]
+    Migrate,
+    /// Change the domain on the same platform.
+    #[serde(rename = "rename")]
+    Rename,
+    /// Move onto another platform under a new domain.
+    #[serde(rename = "migrate+rename")]
+    MigrateRename,
+    /// Serve a disabled site again.
+    #[serde(rename = "enable")]
+    Enable,
+    /// Serve a 'site disabled' page.
+    #[serde(rename = "disable")]
+    Disable,
+    /// Re-render settings and vhost (aliases changed, or drift).
+    #[serde(rename = "verify")]
+    Verify,
+    /// Remove a site no longer declared (prune only).
+    #[serde(rename = "delete")]
+    Delete,
+    /// Nothing to do.
+    #[serde(rename = "noop")]
+    Noop,
+}
+
+impl SiteAction {
+    /// Every action, in report order.
+    pub const ALL: [SiteAction; 10] = [
+        SiteAction::Create,
+        SiteAction::Clone,
+        SiteAction::Migrate,
+        SiteAction::Rename,
+        SiteAction::MigrateRename,
+        SiteAction::Enable,
+        SiteAction::Disable,
+        SiteAction::Verify,
+        SiteAction::Delete,
+        SiteAction::Noop,
+    ];
+
+    /// The fixed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SiteAction::Create => "create",
+            SiteAction::Clone => "clone",
+            SiteAction::Migrate => "migrate",
+            SiteAction::Rename => "rename",
+            SiteAction::MigrateRename => "migrate+rename",
+            SiteAction::Enable => "enable",
+            SiteAction::Disable => "disable",
+            SiteAction::Verify => "verify",
+            SiteAction::Delete => "delete",
+            SiteAction::Noop => "noop",
+        }
+    }
+}
+
+/// What happens to a platform (spec section 6, fixed names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlatformAction {
+    /// Build it from its source.
+    Build,
+    /// Remove it (prune only, no site left on it).
+    Delete,
+    /// Nothing to do.
+    Noop,
+}
+
+impl PlatformAction {
+    /// Every action, in report order.
+    pub const ALL: [PlatformAction; 3] = [
+        PlatformAction::Build,
+        PlatformAction::Delete,
+        PlatformAction::Noop,
+    ];
+
+    /// The fixed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlatformAction::Build => "build",
+            PlatformAction::Delete => "delete",
+            PlatformAction::Noop => "noop",
+        }
+    }
+}
+
+/// Where a site is: a platform and a domain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// The platform.
+    pub platform: PlatformName,
+    /// The domain.
+    pub domain: Domain,
+}
+
+/// The plan for one platform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlatformPlan {
+    /// The platform.
+    pub name: PlatformName,
+    /// What happens to it.
+    pub action: PlatformAction,
+    /// Whether the action cannot be carried out.
+    pub blocked: bool,
+    /// The server it is on.
+    pub server: Name,
+    /// Its source, described (none when it is not declared).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The source hash it will be built from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_hash: Option<String>,
+    /// It exists on the server but is not declared (and prune is off).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unmanaged: bool,
+    /// What blocks it.
+    pub errors: Vec<String>,
+    /// What is worth a look.
+    pub warnings: Vec<String>,
+}
+
+/// The plan for one site.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SitePlan {
+    /// The site.
+    pub name: SiteName,
+    /// What happens to it.
+    pub action: SiteAction,
+    /// Whether the action cannot be carried out.
+    pub blocked: bool,
+    /// Where it is now (none when it does not exist yet).
+    pub from: Option<Endpoint>,
+    /// Where it will be (none when it is deleted).
+    pub to: Option<Endpoint>,
+    /// For a clone: the source site.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clone_from: Option<SiteName>,
+    /// It exists but is not declared (and prune is off).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unmanaged: bool,
+    /// Package verdicts against the target platform.
+    pub packages: Vec<PackageVerdict>,
+    /// What blocks it.
+    pub errors: Vec<String>,
+    /// What is worth a look (blocking under strict).
+    pub warnings: Vec<String>,
+    /// The unified diff of its settings (redacted) and vhost.
+    pub diff: String,
+    /// What the site will look like: the settings to render after the task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<SiteConfig>,
+    /// The fingerprint of the site's observed state the plan was made on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<String>,
+}
+
+/// Where the plan's desired state came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventoryRef {
+    /// The inventory directory.
+    pub path: String,
+    /// The inventory commit, when it is a git repository.
+    pub commit: Option<String>,
+}
+
+/// Live (observed from servers) or offline (from status files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Observed from the servers.
+    Live,
+    /// Read from the status files.
+    Offline,
+}
+
+/// Counts per action.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Sites per action name (every action listed, zeros included).
+    pub sites: BTreeMap<String, usize>,
+    /// Platforms per action name.
+    pub platforms: BTreeMap<String, usize>,
+    /// Sites and platforms whose action is blocked.
+    pub blocked: usize,
+    /// Sites and platforms with an action other than noop.
+    pub changes: usize,
+}
+
+/// A whole plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// [`FORMAT_VERSION`].
+    pub format_version: u32,
+    /// Where the desired state came from.
+    pub inventory: InventoryRef,
+    /// Live or offline.
+    pub mode: Mode,
+    /// Whether warnings were treated as blocking.
+    pub strict: bool,
+    /// The fingerprint of the whole observation the plan was made on.
+    pub observed: String,
+    /// Counts.
+    pub summary: Summary,
+    /// Per platform.
+    pub platforms: Vec<PlatformPlan>,
+    /// Per site.
+    pub sites: Vec<SitePlan>,
+}
+
+impl Plan {
+    /// Whether anything is blocked.
+    pub fn blocked(&self) -> bool {
+        self.summary.blocked > 0
+    }
+    /// Whether anything would change.
+    pub fn has_changes(&self) -> bool {
+        self.summary.changes > 0
+    }
+}
+
+/// What the plan is asked for.
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    /// Treat warnings as blocking (`--strict` or `policy.strict`).
+    pub strict: bool,
+    /// Delete undeclared sites and platforms (`policy.prune`).
+    pub prune: bool,
+    /// Plan only these sites (empty: all).
+    pub only: Vec<SiteName>,
+    /// Live or offline.
+    pub mode: Mode,
+    /// Where the inventory came from.
+    pub inventory: InventoryRef,
+}
+
+/// Computes the plan. Pure: the same inputs give the same plan.
+pub fn plan(inv: &Inventory, actual: &Actual, opts: &PlanOptions) -> Plan {
+    let selected = |s: &SiteName| opts.only.is_empty() || opts.only.contains(s);
+
+    // Where each declared platform's codebase is, once built: the desired
+    // codebase when its source is readable, else what is built.
+    let mut codebases: BTreeMap<&PlatformName, &Codebase> = BTreeMap::new();
+    for (name, p) in &actual.platforms {
+        codebases.insert(name, &p.codebase);
+    }
+    for (name, spec) in &inv.platforms {
+        if let Ok(src) = &spec.codebase {
+            codebases.insert(name, &src.codebase);
+        }
+    }
+
+    let mut sites: Vec<SitePlan> = Vec::new();
+    for (name, spec) in &inv.sites {
+        if !selected(name) {
+            continue;
+        }
+        sites.push(match actual.sites.get(name) {
+            Some(obs) => plan_existing(spec, obs, actual, &codebases, opts),
+            None => plan_new(inv, spec, actual, &codebases, opts),
+        });
+    }
+    for (name, obs) in &actual.sites {
+        if inv.sites.contains_key(name) || !selected(name) {
+            continue;
+        }
+        let from = Some(Endpoint {
+            platform: obs.platform().clone(),
+            domain: obs.domain().clone(),
+        });
+        let (action, unmanaged, diff) = if opts.prune {
+            (
+                SiteAction::Delete,
+                false,
+                render::site_diff(Some(&obs.config), None),
+            )
+        } else {
+            (SiteAction::Noop, true, String::new())
+        };
+        let warnings = if unmanaged {
+            vec!["the site exists but is not declared in the inventory; it is left alone (set policy.prune to delete it)".into()]
+        } else {
+            vec![]
+        };
+        sites.push(SitePlan {
+            name: name.clone(),
+            action,
+            blocked: false,
+            from,
+            to: None,
+            clone_from: None,
+            unmanaged,
+            packages: vec![],
+            errors: vec![],
+            warnings,
+            diff,
+            config: None,
+            observed: actual.site_fingerprint(name),
+        });
+    }
+    check_domain_claims(&mut sites, actual);
+    sites.sort_by(|a, b| a.name.cmp(&b.name));
+
+    let platforms = plan_platforms(inv, actual, &sites, opts);
+    // A site moving onto a platform whose build is blocked is blocked too.
+    let blocked_platforms: BTreeSet<&PlatformName> = platforms
+        .iter()
+        .filter(|p| p.blocked && p.action == PlatformAction::Build)
+        .map(|p| &p.name)
+        .collect();
+    for s in &mut sites {
+        if let Some(to) = &s.to {
+            let moves = s.from.as_ref().is_none_or(|f| f.platform != to.platform);
+            if moves && blocked_platforms.contains(&to.platform) {
+                s.errors
+                    .push(format!("platform {} cannot be built", to.platform));
+                s.blocked = true;
+            }
+        }
+    }
+    // Under strict, compatibility warnings block too.
+    for s in &mut sites {
+        if opts.strict
+            && s.packages
+                .iter()
+                .any(|p| p.severity == compat::Severity::Warning)
+        {
+            s.blocked = true;
+        }
+    }
+
+    let mut summary = Summary::default();
+    for a in SiteAction::ALL {
+        summary.sites.insert(a.as_str().into(), 0);
+    }
+    for a in PlatformAction::ALL {
+        summary.platforms.insert(a.as_str().into(), 0);
+    }
+    for s in &sites {
+        *summary.sites.entry(s.action.as_str().into()).or_default() += 1;
+        summary.blocked += s.blocked as usize;
+        summary.changes += (s.action != SiteAction::Noop) as usize;
+    }
+    for p in &platforms {
+        *summary
+            .platforms
+            .entry(p.action.as_str().into())
+            .or_default() += 1;
+        summary.blocked += p.blocked as usize;
+        summary.changes += (p.action != PlatformAction::Noop) as usize;
+    }
+
+    Plan {
+        format_version: FORMAT_VERSION,
+        inventory: opts.inventory.clone(),
+        mode: opts.mode,
+        strict: opts.strict,
+        observed: actual.fingerprint(),
+        summary,
+        platforms,
+        sites,
+    }
+}
+
+fn desired_config(spec: &SiteSpec, db_name: Option<String>) -> SiteConfig {
+    SiteConfig {
+        site: spec.name.clone(),
+        domain: spec.domain.clone(),
+        aliases: spec.aliases.clone(),
+        platform: spec.platform.clone(),
+        profile: spec.profile.clone(),
+        enabled: spec.enabled,
+        db_server: spec.database.clone(),
+        db_name,
+    }
+}
+
+fn comparison_result(plan: &mut SitePlan, c: Comparison) {
+    plan.packages = c.packages;
+    plan.errors.extend(c.errors);
+    plan.warnings.extend(c.warnings);
+}
+
+fn plan_existing(
+    spec: &SiteSpec,
+    obs: &ObservedSite,
+    actual: &Actual,
+    codebases: &BTreeMap<&PlatformName, &Codebase>,
+    _opts: &PlanOptions,
+) -> SitePlan {
+    let moves = spec.platform != *obs.platform();
+    let renames = spec.domain != *obs.domain();
+    let action = match (moves, renames) {
+        (true, true) => SiteAction::MigrateRename,
+        (true, false) => SiteAction::Migrate,
+        (false, true) => SiteAction::Rename,
+        (false, false) => {
+            let c = &obs.config;
+            if spec.enabled && !c.enabled {
+                SiteAction::Enable
+            } else if !spec.enabled && c.enabled {
+                SiteAction::Disable
+            } else if spec.aliases != c.aliases || !obs.drift.is_empty() {
+                SiteAction::Verify
+            } else {
+                SiteAction::Noop
+            }
+        }
+    };
+    // A migration gets a new database; anything else keeps its own.
+    let db_name = if moves || renames {
+        None
+    } else {
+        obs.config.db_name.clone()
+    };
+    let after = desired_config(spec, db_name);
+    let mut p = SitePlan {
+        name: spec.name.clone(),
+        action,
+        blocked: false,
+        from: Some(Endpoint {
+            platform: obs.platform().clone(),
+            domain: obs.domain().clone(),
+        }),
+        to: Some(Endpoint {
+            platform: spec.platform.clone(),
+            domain: spec.domain.clone(),
+        }),
+        clone_from: None,
+        unmanaged: false,
+        packages: vec![],
+        errors: vec![],
+        warnings: obs.drift.clone(),
+        diff: if action == SiteAction::Noop {
+            String::new()
+        } else {
+            render::site_diff(Some(&obs.config), Some(&after))
+        },
+        config: Some(after),
+        observed: actual.site_fingerprint(&spec.name),
+    };
+    if spec.profile != obs.config.profile {
+        p.errors.push(format!(
+            "the profile cannot change after install: the site was installed with {}, the inventory says {}",
+            obs.config.profile, spec.profile
+        ));
+    }
+    if spec.database != obs.config.db_server {
+        p.errors.push(format!(
+            "moving a site to another database server ({} -> {}) is not supported",
+            obs.config.db_server, spec.database
+        ));
+    }
+    if moves {
+        match codebases.get(&spec.platform) {
+            Some(target) => {
+                let current = codebases.get(obs.platform()).copied();
+                let c = compat::compare(
+                    &obs.packages,
+                    &obs.config.profile,
+                    current,
+                    &spec.platform,
+                    target,
+                );
+                comparison_result(&mut p, c);
+            }
+            None => p.errors.push(format!(
+                "the codebase of platform {} cannot be read",
+                spec.platform
+            )),
+        }
+    }
+    p.blocked = !p.errors.is_empty();
+    p
+}
+
+fn plan_new(
+    inv: &Inventory,
+    spec: &SiteSpec,
+    actual: &Actual,
+    codebases: &BTreeMap<&PlatformName, &Codebase>,
+    _opts: &PlanOptions,
+) -> SitePlan {
+    let after = desired_config(spec, None);
+    let mut p = SitePlan {
+        name: spec.name.clone(),
+        action: if spec.clone_from.is_some() {
+            SiteAction::Clone
+        } else {
+            SiteAction::Create
+        },
+        blocked: false,
+        from: None,
+        to: Some(Endpoint {
+            platform: spec.platform.clone(),
+            domain: spec.domain.clone(),
+        }),
+        clone_from: spec.clone_from.clone(),
+        unmanaged: false,
+        packages: vec![],
+        errors: vec![],
+        warnings: vec![],
+        diff: render::site_diff(None, Some(&after)),
+        config: Some(after),
+        observed: None,
+    };
+    let Some(target) = codebases.get(&spec.platform) else {
+        p.errors.push(format!(
+            "the codebase of platform {} cannot be read",
+            spec.platform
+        ));
+        p.blocked = true;
+        return p;
+    };
+    match &spec.clone_from {
+        None => match compat::install_verdicts(target, &spec.profile) {
+            Ok(v) => p.packages = v,
+            Err(e) => p.errors.push(e),
+        },
+        Some(src) => {
+            // The source's packages: observed, or what its own install will give.
+            let (packages, profile, current): (Result<BTreeMap<_, SitePackage>, String>, _, _) =
+                match actual.sites.get(src) {
+                    Some(o) => (
+                        Ok(o.packages.clone()),
+                        o.config.profile.clone(),
+                        codebases.get(o.platform()).copied(),
+                    ),
+                    None => match inv.sites.get(src) {
+                        Some(s) if s.clone_from.is_none() => {
+                            let cb = codebases.get(&s.platform).copied();
+                            let pk = cb
+                                .ok_or_else(|| {
+                                    format!(
+                                        "the codebase of platform {} cannot be read",
+                                        s.platform
+                                    )
+                                })
+                                .and_then(|cb| compat::fresh_install(cb, &s.profile));
+                            (pk, s.profile.clone(), cb)
+                        }
+                        _ => (
+                            Err(format!(
+                                "clone source {src} is not installed yet; apply again once it is"
+                            )),
+                            spec.profile.clone(),
+                            None,
+                        ),
+                    },
+                };
+            match packages {
+                Ok(pk) => {
+                    if profile != spec.profile {
+                        p.errors.push(format!(
+                            "a clone keeps its source's profile ({profile}); the inventory says {}",
+                            spec.profile
+                        ));
+                    }
+                    let c = compat::compare(&pk, &profile, current, &spec.platform, target);
+                    comparison_result(&mut p, c);
+                }
+                Err(e) => p.errors.push(e),
+            }
+        }
+    }
+    p.blocked = !p.errors.is_empty();
+    p
+}
+
+/// A site may not take a domain or alias that another site keeps after the
+/// plan (an undeclared site that stays, say).
+fn check_domain_claims(sites: &mut [SitePlan], actual: &Actual) {
+    let mut kept: BTreeMap<Domain, SiteName> = BTreeMap::new();
+    for s in sites.iter() {
+        if s.unmanaged {
+            if let Some(o) = actual.sites.get(&s.name) {
+                kept.insert(o.domain().clone(), s.name.clone());
+                for a in &o.config.aliases {
+                    kept.insert(a.clone(), s.name.clone());
+                }
+            }
+        }
+    }
+    for s in sites.iter_mut() {
+        let Some(cfg) = &s.config else { continue };
+        let mine = std::iter::once(&cfg.domain).chain(&cfg.aliases);
+        let clashes: Vec<String> = mine
+            .filter_map(|d| {
+                kept.get(d)
+                    .filter(|o| **o != s.name)
+                    .map(|o| format!("{d} is still served by site {o}"))
+            })
+            .collect();
+        if !clashes.is_empty() {
+            s.errors.extend(clashes);
+            s.blocked = true;
+        }
+    }
+}
+
+fn plan_platforms(
+    inv: &Inventory,
+    actual: &Actual,
+    sites: &[SitePlan],
+    opts: &PlanOptions,
+) -> Vec<PlatformPlan> {
+    // Which platforms have a site on them after the plan, and which are
+    // needed by a selected site's move.
+    let mut kept: BTreeSet<&PlatformName> = BTreeSet::new();
+    for s in sites {
+        if let Some(to) = &s.to {
+            kept.insert(&to.platform);
+        }
+        if s.unmanaged || s.blocked {
+            if let Some(from) = &s.from {
+                kept.insert(&from.platform);
+            }
+        }
+    }
+    // Observed sites that the plan does not cover (filtered out by --site)
+    // stay where they are.
+    for (name, o) in &actual.sites {
+        if !sites.iter().any(|s| &s.name == name) {
+            kept.insert(o.platform());
+        }
+    }
+    let needed: BTreeSet<&PlatformName> = sites
+        .iter()
+        .filter_map(|s| s.to.as_ref().map(|t| &t.platform))
+        .collect();
+    let sites_on = |p: &PlatformName| actual.sites.values().filter(|s| s.platform() == p).count();
+
+    let mut out = Vec::new();
+    for (name, spec) in &inv.platforms {
+        if !opts.only.is_empty() && !needed.contains(name) {
+            continue;
+        }
+        let observed = actual.platforms.get(name);
+        let mut p = PlatformPlan {
+            name: name.clone(),
+            action: PlatformAction::Noop,
+            blocked: false,
+            server: spec.server.clone(),
+            source: Some(spec.source.describe()),
+            source_hash: spec.codebase.as_ref().ok().map(|c| c.hash.clone()),
+            unmanaged: false,
+            errors: vec![],
+            warnings: vec![],
+        };
+        match (&spec.codebase, observed) {
+            (Err(e), None) => {
+                p.action = PlatformAction::Build;
+                p.errors.push(e.clone());
+            }
+            (Err(e), Some(_)) => p.warnings.push(format!(
+                "its source cannot be read ({e}); the built platform is kept"
+            )),
+            (Ok(_), None) => p.action = PlatformAction::Build,
+            (Ok(src), Some(o)) => {
+                if o.server != spec.server {
+                    p.errors.push(format!(
+                        "it is built on server {}, the inventory says {}",
+                        o.server, spec.server
+                    ));
+                } else if o.source_hash != src.hash {
+                    let n = sites_on(name);
+                    if n > 0 {
+                        p.errors.push(format!(
+                            "its source changed while {n} site(s) live on it: platforms are immutable; declare a new platform and migrate the sites"
+                        ));
+                    } else {
+                        p.action = PlatformAction::Build;
+                        p.warnings.push(
+                            "its source changed; no site lives on it, so it is rebuilt".into(),
+                        );
+                    }
+                }
+            }
+        }
+        p.blocked = !p.errors.is_empty();
+        out.push(p);
+    }
+    if opts.only.is_empty() {
+        for (name, o) in &actual.platforms {
+            if inv.platforms.contains_key(name) {
+                continue;
+            }
+            let mut p = PlatformPlan {
+                name: name.clone(),
+                action: PlatformAction::Noop,
+                blocked: false,
+                server: o.server.clone(),
+                source: Some(o.source.clone()),
+                source_hash: None,
+                unmanaged: false,
+                errors: vec![],
+                warnings: vec![],
+            };
+            if !opts.prune {
+                p.unmanaged = true;
+                p.warnings.push("the platform exists but is not declared; it is left alone (set policy.prune to delete it)".into());
+            } else if kept.contains(name) {
+                p.errors
+                    .push("it is not declared, but sites still live on it".into());
+            } else {
+                p.action = PlatformAction::Delete;
+            }
+            p.blocked = !p.errors.is_empty();
+            out.push(p);
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// The names of sites and platforms a plan would change, for messages.
+pub fn changed_names(plan: &Plan) -> Vec<String> {
+    let mut v: Vec<String> = plan
+        .platforms
+        .iter()
+        .filter(|p| p.action != PlatformAction::Noop)
+        .map(|p| format!("platform {}", p.name))
+        .collect();
+    v.extend(
+        plan.sites
+            .iter()
+            .filter(|s| s.action != SiteAction::Noop)
+            .map(|s| format!("site {}", s.name)),
+    );
+    v
+}

@@ -1,0 +1,413 @@
+//! The embedded local server: platforms, sites, vhosts, backups and tasks in
+//! a directory tree (spec section 4), and observation of all of it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::codebase::Codebase;
+use crate::db::{Credentials, DbError, SqliteServer};
+use crate::fsutil;
+use crate::names::{Domain, Name, PlatformName};
+use crate::observe::{ObservedPlatform, ObservedSite};
+use crate::render::{self, SettingsFile, SiteConfig};
+
+/// A server failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A file or directory could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database server failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// Something on the server is not as hoist left it.
+    #[error("{0}")]
+    Invalid(String),
+    /// Another hoist process holds the server.
+    #[error("{0}")]
+    Locked(String),
+}
+
+/// Wraps an I/O error with its path.
+pub fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ServerError + '_ {
+    move |source| ServerError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What hoist records inside a built platform about its source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformRecord {
+    /// The platform's name.
+    pub name: PlatformName,
+    /// The source it was built from, described.
+    pub source: String,
+    /// The source's tree hash at build time.
+    pub source_hash: String,
+}
+
+/// The name of the record file inside a built platform.
+pub const PLATFORM_RECORD: &str = ".hoist-platform.yaml";
+
+/// The local server: everything under one root directory.
+#[derive(Debug, Clone)]
+pub struct LocalServer {
+    name: Name,
+    root: PathBuf,
+    db: SqliteServer,
+}
+
+impl LocalServer {
+    /// The server `name` rooted at `root`.
+    pub fn new(name: Name, root: PathBuf) -> Self {
+        let db = SqliteServer::new(root.join("databases"));
+        LocalServer { name, root, db }
+    }
+
+    /// The server's name in `hoist.yaml`.
+    pub fn name(&self) -> &Name {
+        &self.name
+    }
+    /// Its root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    /// Its database server.
+    pub fn db(&self) -> &SqliteServer {
+        &self.db
+    }
+    /// Where a platform is built.
+    pub fn platform_dir(&self, p: &PlatformName) -> PathBuf {
+        self.root.join("platforms").join(p.as_str())
+    }
+    /// Where a site lives on a platform.
+    pub fn site_dir(&self, p: &PlatformName, d: &Domain) -> PathBuf {
+        self.platform_dir(p).join("sites").join(d.as_str())
+    }
+    /// A site's settings file.
+    pub fn settings_path(&self, cfg: &SiteConfig) -> PathBuf {
+        self.root.join(cfg.settings_path())
+    }
+    /// A domain's vhost file.
+    pub fn vhost_path(&self, d: &Domain) -> PathBuf {
+        self.root.join("vhosts").join(format!("{d}.conf"))
+    }
+    /// Where a site's backups are kept.
+    pub fn backups_dir(&self, site: &Name) -> PathBuf {
+        self.root.join("backups").join(site.as_str())
+    }
+    /// Where task journals and logs are kept.
+    pub fn tasks_dir(&self) -> PathBuf {
+        self.root.join("tasks")
+    }
+
+    /// Builds platform `name` from the codebase in `src`: copied into a
+    /// temporary directory, recorded, then renamed into place, so a platform
+    /// directory is always complete. An existing build (with no site on it)
+    /// is replaced.
+    pub fn build_platform(
+        &self,
+        name: &PlatformName,
+        src: &Path,
+        record: &PlatformRecord,
+    ) -> Result<(), ServerError> {
+        let platforms = self.root.join("platforms");
+        fsutil::create_dir_all(&platforms).map_err(io_err(&platforms))?;
+        let tmp = platforms.join(format!(".build-{name}"));
+        fsutil::remove_tree_if_exists(&tmp).map_err(io_err(&tmp))?;
+        fsutil::copy_tree(src, &tmp, false).map_err(io_err(src))?;
+        let rec = serde_yaml::to_string(record).map_err(|e| ServerError::Invalid(e.to_string()))?;
+        fsutil::write_atomic(&tmp.join(PLATFORM_RECORD), rec.as_bytes()).map_err(io_err(&tmp))?;
+        let dest = self.platform_dir(name);
+        if dest.exists() {
+            let old = platforms.join(format!(".old-{name}"));
+            fsutil::remove_tree_if_exists(&old).map_err(io_err(&old))?;
+            std::fs::rename(&dest, &old).map_err(io_err(&dest))?;
+            std::fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
+            fsutil::remove_tree_if_exists(&old).map_err(io_err(&old))?;
+        } else {
+            std::fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
+        }
+        fsutil::sync_dir(&platforms).map_err(io_err(&platforms))
+    }
+
+    /// Removes a platform; one already gone is fine.
+    pub fn delete_platform(&self, name: &PlatformName) -> Result<(), ServerError> {
+        let dir = self.platform_dir(name);
+        fsutil::remove_tree_if_exists(&dir).map_err(io_err(&dir))
+    }
+
+    /// Reads a site's settings file.
+    pub fn read_settings(
+        &self,
+        platform: &PlatformName,
+        domain: &Domain,
+    ) -> Result<(SettingsFile, String), ServerError> {
+        let path = self.site_dir(platform, domain).join("settings.yaml");
+        let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
+        let s: SettingsFile = serde_yaml::from_str(&text)
+            .map_err(|e| ServerError::Invalid(format!("{}: {e}", path.display())))?;
+        Ok((s, text))
+    }
+
+    /// The credentials a settings file holds.
+    pub fn credentials(s: &SettingsFile) -> Credentials {
+        Credentials {
+            user: s.database.user.clone(),
+            password: s.database.password.clone(),
+        }
+    }
+
+    /// Observes every platform and site on the server.
+    pub fn observe(
+        &self,
+    ) -> (
+        BTreeMap<PlatformName, ObservedPlatform>,
+        BTreeMap<Name, ObservedSite>,
+        Vec<String>,
+    ) {
+        let mut platforms = BTreeMap::new();
+        let mut sites = BTreeMap::new();
+        let mut problems = Vec::new();
+        let dir = self.root.join("platforms");
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().to_str().map(String::from))
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        names.sort();
+        for n in names {
+            let Ok(name) = PlatformName::new(&n) else {
+                problems.push(format!("{}: not a platform name", dir.join(&n).display()));
+                continue;
+            };
+            match self.observe_platform(&name) {
+                Ok(p) => {
+                    platforms.insert(name.clone(), p);
+                }
+                Err(e) => problems.push(format!("platform {name}: {e}")),
+            }
+            let sdir = self.platform_dir(&name).join("sites");
+            let mut domains: Vec<String> = std::fs::read_dir(&sdir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .filter_map(|e| e.file_name().to_str().map(String::from))
+                .collect();
+            domains.sort();
+            for d in domains {
+                let Ok(domain) = Domain::new(&d) else {
+                    continue;
+                };
+                match self.observe_site(&name, &domain) {
+                    Ok(s) => {
+                        if let Some(other) = sites.get(s.name()) {
+                            let other: &ObservedSite = other;
+                            problems.push(format!(
+                                "site {} is found twice: {} on {} and {} on {}",
+                                s.name(),
+                                other.domain(),
+                                other.platform(),
+                                s.domain(),
+                                s.platform()
+                            ));
+                            continue;
+                        }
+                        sites.insert(s.name().clone(), s);
+                    }
+                    Err(e) => problems.push(format!(
+                        "site directory {}: {e}",
+                        self.site_dir(&name, &domain).display()
+                    )),
+                }
+            }
+        }
+        (platforms, sites, problems)
+    }
+
+    fn observe_platform(&self, name: &PlatformName) -> Result<ObservedPlatform, ServerError> {
+        let dir = self.platform_dir(name);
+        let rec_path = dir.join(PLATFORM_RECORD);
+        let text = std::fs::read_to_string(&rec_path).map_err(io_err(&rec_path))?;
+        let rec: PlatformRecord = serde_yaml::from_str(&text)
+            .map_err(|e| ServerError::Invalid(format!("{}: {e}", rec_path.display())))?;
+        let codebase = Codebase::scan(&dir, &dir).map_err(|d| {
+            ServerError::Invalid(
+                d.iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
+        Ok(ObservedPlatform {
+            name: name.clone(),
+            server: self.name.clone(),
+            source: rec.source,
+            source_hash: rec.source_hash,
+            codebase,
+        })
+    }
+
+    /// Observes one site from its settings file and database.
+    pub fn observe_site(
+        &self,
+        platform: &PlatformName,
+        domain: &Domain,
+    ) -> Result<ObservedSite, ServerError> {
+        let (settings, text) = self.read_settings(platform, domain)?;
+        let cfg = settings.config();
+        if &cfg.platform != platform || &cfg.domain != domain {
+            return Err(ServerError::Invalid(format!(
+                "its settings say {} on {}, but it lives at {domain} on {platform}",
+                cfg.domain, cfg.platform
+            )));
+        }
+        let mut drift = Vec::new();
+        if text != render::settings_file(&cfg, &settings.database.password) {
+            drift.push("its settings file was edited by hand".to_string());
+        }
+        let vpath = self.vhost_path(domain);
+        match std::fs::read_to_string(&vpath) {
+            Ok(v) if v == render::vhost(&cfg) => {}
+            Ok(_) => drift.push("its vhost was edited by hand".into()),
+            Err(_) => drift.push("its vhost is missing".into()),
+        }
+        let db = self
+            .db
+            .open_read_only(&settings.database.name, &Self::credentials(&settings))?;
+        let packages = db.system()?;
+        let maintenance = db.variable("maintenance_mode")?.as_deref() == Some("1");
+        Ok(ObservedSite {
+            config: cfg,
+            server: self.name.clone(),
+            packages,
+            maintenance,
+            drift,
+        })
+    }
+
+    /// Takes the server's lock for as long as the returned guard lives. A
+    /// second hoist on the same server is refused with the holder's pid; a
+    /// lock left by a killed process is released by the kernel with it.
+    pub fn lock(&self) -> Result<ServerLock, ServerError> {
+        ServerLock::acquire(&self.root)
+    }
+}
+
+/// An exclusive `flock` on `<root>/.hoist.lock`.
+#[derive(Debug)]
+pub struct ServerLock {
+    _file: std::fs::File,
+}
+
+impl ServerLock {
+    fn acquire(root: &Path) -> Result<ServerLock, ServerError> {
+        use std::io::{Read, Seek, Write};
+        use std::os::fd::AsRawFd;
+        fsutil::create_dir_all(root).map_err(io_err(root))?;
+        let path = root.join(".hoist.lock");
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        // SAFETY: flock on a file descriptor we own; no memory is involved.
+        let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let mut holder = String::new();
+            let _ = f.read_to_string(&mut holder);
+            return Err(ServerError::Locked(format!(
+                "another hoist is working on server root {} ({}); wait for it to finish",
+                root.display(),
+                holder.trim().if_empty("pid unknown")
+            )));
+        }
+        let _ = f.set_len(0);
+        let _ = f.rewind();
+        let _ = write!(f, "pid {}", std::process::id());
+        let _ = f.sync_all();
+        Ok(ServerLock { _file: f })
+    }
+}
+
+trait IfEmpty {
+    fn if_empty<'a>(&'a self, other: &'a str) -> &'a str;
+}
+
+impl IfEmpty for str {
+    fn if_empty<'a>(&'a self, other: &'a str) -> &'a str {
+        if self.is_empty() {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+/// Every server the inventory declares, by name.
+#[derive(Debug, Clone, Default)]
+pub struct Servers {
+    /// The servers.
+    pub by_name: BTreeMap<Name, LocalServer>,
+}
+
+impl Servers {
+    /// The servers of `inv`; `host_root` overrides the root of `local`.
+    pub fn from_inventory(inv: &crate::inventory::Inventory, host_root: Option<&Path>) -> Servers {
+        let by_name = inv
+            .settings
+            .servers
+            .keys()
+            .filter_map(|n| {
+                let override_root = if n.as_str() == "local" {
+                    host_root
+                } else {
+                    None
+                };
+                inv.server_root(n, override_root)
+                    .map(|root| (n.clone(), LocalServer::new(n.clone(), root)))
+            })
+            .collect();
+        Servers { by_name }
+    }
+
+    /// A server by name.
+    pub fn get(&self, name: &Name) -> Result<&LocalServer, ServerError> {
+        self.by_name
+            .get(name)
+            .ok_or_else(|| ServerError::Invalid(format!("unknown server {name}")))
+    }
+
+    /// Locks every server, in name order (so two processes cannot deadlock).
+    pub fn lock_all(&self) -> Result<Vec<ServerLock>, ServerError> {
+        self.by_name.values().map(|s| s.lock()).collect()
+    }
+
+    /// Observes every server.
+    pub fn observe(&self) -> crate::observe::Actual {
+        let mut actual = crate::observe::Actual::default();
+        for s in self.by_name.values() {
+            let (p, sites, problems) = s.observe();
+            actual.platforms.extend(p);
+            actual.sites.extend(sites);
+            actual.problems.extend(problems);
+        }
+        actual
+    }
+}
