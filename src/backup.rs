@@ -1193,6 +1193,33 @@ impl Drop for Staging {
     }
 }
 
+fn staging_prefix(dest_name: &OsStr) -> OsString {
+    let mut p = OsString::from(".hoist-restore-");
+    p.push(dest_name);
+    p.push("-");
+    p
+}
+
+/// Removes what a killed [`extract`] into `dest_dir` left behind (its
+/// staging directories `.hoist-restore-<name>-<pid>` beside `dest_dir`).
+/// [`extract`] does this itself first; crash recovery may call it too. Safe
+/// because one task at a time touches a site.
+pub fn remove_staging(dest_dir: &Path) -> Result<(), BackupError> {
+    let (Some(parent), Some(name)) = (dest_dir.parent(), dest_dir.file_name()) else {
+        return Ok(());
+    };
+    let prefix = staging_prefix(name);
+    for e in fs::read_dir(parent).into_iter().flatten().flatten() {
+        let n = e.file_name();
+        let rest = n.as_bytes().strip_prefix(prefix.as_bytes());
+        if rest.is_some_and(|r| !r.is_empty() && r.iter().all(u8::is_ascii_digit)) {
+            let p = e.path();
+            fsutil::remove_tree_if_exists(&p).map_err(io_err(&p))?;
+        }
+    }
+    Ok(())
+}
+
 /// Extracts backup `archive` safely: its site directory becomes `dest_dir`
 /// (which must not exist, or be an empty directory) and its dump is
 /// returned, checked. Everything is first extracted into a staging
@@ -1229,11 +1256,11 @@ pub fn extract(archive: &Path, dest_dir: &Path) -> Result<Extracted, BackupError
             }
         }
     }
-    let mut staging_name = OsString::from(".hoist-restore-");
-    staging_name.push(name);
-    staging_name.push(format!("-{}", std::process::id()));
+    fs::create_dir_all(parent).map_err(io_err(parent))?;
+    remove_staging(dest_dir)?;
+    let mut staging_name = staging_prefix(name);
+    staging_name.push(std::process::id().to_string());
     let staging = parent.join(staging_name);
-    fsutil::remove_tree_if_exists(&staging).map_err(io_err(&staging))?;
     fs::DirBuilder::new()
         .mode(0o700)
         .create(&staging)

@@ -457,6 +457,20 @@ fn restore_refuses_a_destination_that_is_not_empty() {
     assert!(matches!(e, BackupError::Destination { .. }), "{e}");
     assert_eq!(fs::read(dest.join("keep.txt")).unwrap(), b"user data");
     assert_eq!(fs::read_dir(&dest).unwrap().count(), 1);
+    // A staging directory a killed restore left is cleared, and a missing
+    // parent is made.
+    let dest = fx.base.join("new/parent/acme.example.com");
+    let stale = fx
+        .base
+        .join("new/parent/.hoist-restore-acme.example.com-99999");
+    fs::create_dir_all(stale.join("site")).unwrap();
+    let other = fx
+        .base
+        .join("new/parent/.hoist-restore-acme.example.com-1-42");
+    fs::create_dir_all(&other).unwrap();
+    backup::extract(&c.info.path, &dest).unwrap();
+    assert!(!stale.exists());
+    assert!(other.exists(), "another site's staging was removed");
     // An empty directory is fine.
     let empty = fx.base.join("empty");
     fs::create_dir_all(&empty).unwrap();
