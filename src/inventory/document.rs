@@ -180,7 +180,8 @@ fn pattern_message(ptr: &str, v: &str) -> String {
     } else {
         Name::new(v).err()
     };
-    err.map(|e| e.to_string()).unwrap_or_else(|| format!("{v:?} is not allowed here"))
+    err.map(|e| e.to_string())
+        .unwrap_or_else(|| format!("{v:?} is not allowed here"))
 }
 
 /// serde_yaml appends " at line L column C" to its messages; the position is

@@ -22,11 +22,15 @@ impl Run {
     }
     /// Both streams, for assertion messages.
     pub fn all(&self) -> String {
-        format!("exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+        format!(
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
     /// Stdout parsed as JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.all()))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.all()))
     }
 }
 
@@ -39,7 +43,10 @@ impl Fixture {
     /// A copy of `example-inventory/`.
     pub fn example() -> Fixture {
         let tmp = tempfile::tempdir().unwrap();
-        copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("example-inventory"), &tmp.path().join("inv"));
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("example-inventory"),
+            &tmp.path().join("inv"),
+        );
         Fixture { tmp }
     }
 
@@ -57,9 +64,14 @@ impl Fixture {
     /// host root.
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_hoist"));
-        c.arg("-C").arg(self.inv()).arg("--host-root").arg(self.host());
+        c.arg("-C")
+            .arg(self.inv())
+            .arg("--host-root")
+            .arg(self.host());
         c.args(args);
-        c.env_remove("HOIST_HOST_ROOT").env_remove("RUST_LOG").env("NO_COLOR", "1");
+        c.env_remove("HOIST_HOST_ROOT")
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1");
         c
     }
 
@@ -143,7 +155,9 @@ pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, String> {
     use sha2::{Digest, Sha256};
     let mut out = std::collections::BTreeMap::new();
     fn walk(base: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, String>) {
-        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
         for e in rd.flatten() {
             let p = e.path();
             let rel = p.strip_prefix(base).unwrap().display().to_string();
@@ -155,7 +169,10 @@ pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, String> {
                 out.insert(format!("{rel}/"), String::new());
                 walk(base, &p, out);
             } else if ft.is_symlink() {
-                out.insert(rel, format!("-> {}", std::fs::read_link(&p).unwrap().display()));
+                out.insert(
+                    rel,
+                    format!("-> {}", std::fs::read_link(&p).unwrap().display()),
+                );
             } else {
                 let d = Sha256::digest(std::fs::read(&p).unwrap());
                 out.insert(rel, format!("{d:x}"));
@@ -168,16 +185,30 @@ pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, String> {
 
 /// The site entry of a JSON plan.
 pub fn site<'a>(plan: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    plan["sites"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("no site {name} in plan"))
+    plan["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no site {name} in plan"))
 }
 
 /// The verdict of one package in a site's plan entry.
 pub fn verdict<'a>(site: &'a serde_json::Value, pkg: &str) -> &'a serde_json::Value {
-    site["packages"].as_array().unwrap().iter().find(|p| p["name"] == pkg).unwrap_or_else(|| panic!("no package {pkg}: {site}"))
+    site["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == pkg)
+        .unwrap_or_else(|| panic!("no package {pkg}: {site}"))
 }
 
 /// Asserts two snapshots are equal, printing only what differs.
-pub fn assert_same(a: &std::collections::BTreeMap<String, String>, b: &std::collections::BTreeMap<String, String>, what: &str) {
+pub fn assert_same(
+    a: &std::collections::BTreeMap<String, String>,
+    b: &std::collections::BTreeMap<String, String>,
+    what: &str,
+) {
     let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
     let diff: Vec<String> = keys
         .into_iter()
