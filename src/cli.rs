@@ -443,6 +443,7 @@ fn cmd_apply(
     })
 }
 
+#[allow(clippy::print_literal)] // aligned table headers read best as arguments
 fn cmd_compare(cli: &Cli, site: &str, platform: Option<&str>) -> Result<u8> {
     let inv = match load(cli) {
         Ok(i) => i,
@@ -557,6 +558,7 @@ fn cmd_compare(cli: &Cli, site: &str, platform: Option<&str>) -> Result<u8> {
     }
 }
 
+#[allow(clippy::print_literal)] // aligned table headers read best as arguments
 fn cmd_status(cli: &Cli) -> Result<u8> {
     let inv = match load(cli) {
         Ok(i) => i,
@@ -616,6 +618,7 @@ pub fn sync_state(s: &plan::SitePlan, last: Option<TaskResult>) -> &'static str 
     }
 }
 
+#[allow(clippy::print_literal)] // aligned table headers read best as arguments
 fn cmd_tasks(cli: &Cli, site: Option<&str>) -> Result<u8> {
     let inv = match load(cli) {
         Ok(i) => i,
