@@ -187,11 +187,28 @@ pub struct Manifest {
     pub settings_redacted: bool,
     /// The dump entry.
     pub dump: DumpInfo,
+    /// What the archive holds of the site directory.
+    #[serde(default)]
+    pub scope: Scope,
     /// Every entry under `site/`, parents before children.
     pub entries: Vec<ManifestEntry>,
     /// What was left out of the site directory, and why.
     #[serde(default)]
     pub skipped: Vec<SkippedEntry>,
+}
+
+/// What a backup holds of the site directory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scope {
+    /// The whole site directory and the database.
+    #[default]
+    Full,
+    /// The database and `settings.yaml` only: what a rename on the same
+    /// platform takes, since it moves the site's files but never changes
+    /// them, and must stay cheap whatever their size. Restoring such a
+    /// backup keeps the site's present files.
+    Database,
 }
 
 /// The dump's size and checksum.
@@ -537,7 +554,7 @@ fn archive_path(rel: &Path) -> PathBuf {
 
 /// Lists the site directory without following any symlink: parents before
 /// children, names sorted, so archives are deterministic.
-fn walk(site_dir: &Path) -> Result<(Vec<Item>, Vec<SkippedEntry>), BackupError> {
+fn walk(site_dir: &Path, scope: Scope) -> Result<(Vec<Item>, Vec<SkippedEntry>), BackupError> {
     let m = fs::symlink_metadata(site_dir).map_err(|e| BackupError::SiteDir {
         path: site_dir.into(),
         msg: e.to_string(),
@@ -574,6 +591,9 @@ fn walk(site_dir: &Path) -> Result<(Vec<Item>, Vec<SkippedEntry>), BackupError> 
         children.sort_by(|a, b| a.0.cmp(&b.0));
         let mut subdirs = Vec::new();
         for (name, ft) in children {
+            if scope == Scope::Database && name != "settings.yaml" {
+                continue;
+            }
             let rel = dir.join(&name);
             let p = site_dir.join(&rel);
             let m = fs::symlink_metadata(&p).map_err(io_err(&p))?;
@@ -754,6 +774,7 @@ pub fn create(
     platform: &PlatformName,
     domain: &Domain,
     db: &SiteDb,
+    scope: Scope,
     progress: Option<&dyn Fn(u64, u64)>,
 ) -> Result<Created, BackupError> {
     let site_dir = srv.site_dir(platform, domain);
@@ -784,7 +805,7 @@ pub fn create(
     };
 
     // 2. The site directory, listed; settings.yaml redacted in memory.
-    let (items, skipped) = walk(&site_dir)?;
+    let (items, skipped) = walk(&site_dir, scope)?;
     let settings_rel = Path::new("settings.yaml");
     let mut redacted: Option<Vec<u8>> = None;
     let mut entries = Vec::with_capacity(items.len());
@@ -813,6 +834,7 @@ pub fn create(
         database: db.name().to_string(),
         created,
         settings_redacted: true,
+        scope,
         dump: dump_info,
         entries,
         skipped: skipped.clone(),
@@ -879,7 +901,8 @@ pub fn create(
     tar.append_data(&mut h, DUMP, dump_reader).map_err(werr)?;
     drop(dump_guard);
 
-    crate::failpoint::hit("backup-archive").map_err(BackupError::Failpoint)?;
+    crate::failpoint::hit("backup-archive", crate::failpoint::When::Before)
+        .map_err(BackupError::Failpoint)?;
 
     for it in &items {
         let path = archive_path(&it.rel);
@@ -1268,7 +1291,8 @@ pub fn extract(archive: &Path, dest_dir: &Path) -> Result<Extracted, BackupError
     let guard = Staging(Some(staging.clone()));
 
     let (manifest, sql) = extract_into(archive, &staging)?;
-    crate::failpoint::hit("restore-extract").map_err(BackupError::Failpoint)?;
+    crate::failpoint::hit("restore-extract", crate::failpoint::When::Before)
+        .map_err(BackupError::Failpoint)?;
 
     // One syncfs makes every extracted file durable before the rename
     // publishes them (cheaper than an fsync per file).

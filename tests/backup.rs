@@ -132,7 +132,16 @@ fn fixture() -> Fixture {
 }
 
 fn make(fx: &Fixture) -> backup::Created {
-    backup::create(&fx.srv, &fx.site, &fx.platform, &fx.domain, &fx.db, None).unwrap()
+    backup::create(
+        &fx.srv,
+        &fx.site,
+        &fx.platform,
+        &fx.domain,
+        &fx.db,
+        backup::Scope::Full,
+        None,
+    )
+    .unwrap()
 }
 
 /// Every file and symlink under `dir` (not following links): relative path
@@ -225,6 +234,34 @@ fn round_trip_restores_every_row_file_and_mode() {
     assert_eq!(x.site_dir, dest);
     let left: Vec<_> = fs::read_dir(&dest_parent).unwrap().collect();
     assert_eq!(left.len(), 1, "staging directory left behind");
+}
+
+#[test]
+fn a_database_backup_holds_the_dump_and_settings_but_no_files() {
+    let fx = fixture();
+    let made = backup::create(
+        &fx.srv,
+        &fx.site,
+        &fx.platform,
+        &fx.domain,
+        &fx.db,
+        backup::Scope::Database,
+        None,
+    )
+    .unwrap();
+    assert_eq!(made.manifest.scope, backup::Scope::Database);
+    let paths: Vec<&str> = made
+        .manifest
+        .entries
+        .iter()
+        .map(|e| e.path.as_str())
+        .collect();
+    assert_eq!(paths, ["site", "site/settings.yaml"], "no site files");
+    let x = tempfile::tempdir().unwrap();
+    let out = backup::extract(&made.info.path, &x.path().join("restored")).unwrap();
+    assert_eq!(out.manifest.scope, backup::Scope::Database);
+    assert!(out.sql.contains("CREATE TABLE"));
+    assert!(x.path().join("restored/settings.yaml").is_file());
 }
 
 #[test]
@@ -430,6 +467,7 @@ fn progress_reaches_the_total() {
         &fx.platform,
         &fx.domain,
         &fx.db,
+        backup::Scope::Full,
         Some(&cb),
     )
     .unwrap();
@@ -539,6 +577,7 @@ fn manifest(entries: Vec<ManifestEntry>) -> Manifest {
         database: "acme_db".into(),
         created: "2024-01-01T00:00:00Z".into(),
         settings_redacted: true,
+        scope: backup::Scope::Full,
         dump: DumpInfo {
             size: SQL.len() as u64,
             sha256: Sha256::digest(SQL.as_bytes())

@@ -50,6 +50,14 @@ impl Fixture {
         Fixture { tmp }
     }
 
+    /// A copy of this fixture (inventory and server), for trying many
+    /// things from the same starting point.
+    pub fn duplicate(&self) -> Fixture {
+        let tmp = tempfile::tempdir().unwrap();
+        copy_dir(self.tmp.path(), tmp.path());
+        Fixture { tmp }
+    }
+
     /// The inventory directory.
     pub fn inv(&self) -> PathBuf {
         self.tmp.path().join("inv")
@@ -142,8 +150,11 @@ pub fn copy_dir(from: &Path, to: &Path) {
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
         let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
+        let ft = e.file_type().unwrap();
+        if ft.is_dir() {
             copy_dir(&e.path(), &dest);
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(e.path()).unwrap(), dest).unwrap();
         } else {
             std::fs::copy(e.path(), dest).unwrap();
         }
