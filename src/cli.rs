@@ -192,9 +192,8 @@ fn run(cli: &Cli) -> Result<u8> {
         Command::Tasks { site } => cmd_tasks(cli, site.as_deref()),
         Command::Log { task } => cmd_log(cli, task),
         Command::Watch => bail!("`hoist watch` is not available yet"),
-        Command::Backup { .. } | Command::Restore { .. } => {
-            bail!("backup and restore are not available yet")
-        }
+        Command::Backup { site } => cmd_backup(cli, site),
+        Command::Restore { site, backup } => cmd_restore(cli, site, backup.as_deref()),
     }
 }
 
@@ -271,6 +270,36 @@ fn check_sites_known(inv: &Inventory, actual: &Actual, only: &[SiteName]) -> Res
     Ok(())
 }
 
+/// Takes every server's lock and recovers tasks a killed hoist left
+/// running. The locks are held for as long as the returned guards live.
+fn lock_and_recover(servers: &Servers) -> Result<Vec<crate::server::ServerLock>> {
+    let locks = servers.lock_all()?;
+    recover(servers);
+    Ok(locks)
+}
+
+/// For commands that only read: recover when no other hoist is working on
+/// the servers (one that is will recover on its own), then let go.
+fn recover_if_idle(servers: &Servers) {
+    if let Ok(locks) = servers.lock_all() {
+        recover(servers);
+        drop(locks);
+    }
+}
+
+fn recover(servers: &Servers) {
+    for srv in servers.by_name.values() {
+        for r in apply::recover(srv) {
+            eprintln!(
+                "recovered interrupted task {} ({}): {}",
+                r.id,
+                r.result.as_str(),
+                r.message
+            );
+        }
+    }
+}
+
 fn print_problems(actual: &Actual) {
     for p in &actual.problems {
         eprintln!("warning: {p}");
@@ -295,6 +324,7 @@ fn cmd_plan(
         bail!("`plan --offline` is not available yet");
     }
     let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
+    recover_if_idle(&servers);
     let actual = servers.observe();
     print_problems(&actual);
     check_sites_known(&inv, &actual, &only)?;
@@ -342,7 +372,7 @@ fn cmd_apply(
     };
     let only = site_names(sites)?;
     let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
-    let _locks = servers.lock_all()?;
+    let _locks = lock_and_recover(&servers)?;
     let actual = servers.observe();
     print_problems(&actual);
     check_sites_known(&inv, &actual, &only)?;
@@ -411,16 +441,7 @@ fn cmd_apply(
     let mut counts = std::collections::BTreeMap::<&str, usize>::new();
     for t in &report.tasks {
         *counts.entry(t.result.as_str()).or_default() += 1;
-        let msg = t
-            .message
-            .as_deref()
-            .map(|m| format!(": {m}"))
-            .unwrap_or_default();
-        let id =
-            t.id.as_deref()
-                .map(|i| format!(" [{i}]"))
-                .unwrap_or_default();
-        println!("{:<8} {}{id}{msg}", t.result.as_str(), t.what);
+        print_outcome(t);
     }
     let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
     let blocked = if plan.blocked() {
@@ -451,6 +472,7 @@ fn cmd_compare(cli: &Cli, site: &str, platform: Option<&str>) -> Result<u8> {
     };
     let site = Name::new(site)?;
     let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
+    recover_if_idle(&servers);
     let actual = servers.observe();
     let obs = actual
         .sites
@@ -565,6 +587,7 @@ fn cmd_status(cli: &Cli) -> Result<u8> {
         Err(c) => return Ok(c),
     };
     let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
+    recover_if_idle(&servers);
     let actual = servers.observe();
     let plan = make_plan(&inv, &actual, vec![], false, Mode::Live);
     let mut tasks = Vec::new();
@@ -694,4 +717,65 @@ fn cmd_log(cli: &Cli, id: &str) -> Result<u8> {
         }
     }
     bail!(err.unwrap_or_else(|| format!("no task {id:?}")))
+}
+
+fn print_outcome(t: &apply::TaskOutcome) {
+    let msg = t
+        .message
+        .as_deref()
+        .map(|m| format!(": {m}"))
+        .unwrap_or_default();
+    let id =
+        t.id.as_deref()
+            .map(|i| format!(" [{i}]"))
+            .unwrap_or_default();
+    println!("{:<8} {}{id}{msg}", t.result.as_str(), t.what);
+}
+
+fn cmd_backup(cli: &Cli, site: &str) -> Result<u8> {
+    let inv = match load(cli) {
+        Ok(i) => i,
+        Err(c) => return Ok(c),
+    };
+    let site = Name::new(site)?;
+    let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
+    let _locks = lock_and_recover(&servers)?;
+    let t = apply::backup_now(&inv, &servers, &site, crate::gitops::head_commit(&inv.root))?;
+    print_outcome(&t);
+    let rec = t.id.as_deref().and_then(|id| {
+        servers
+            .by_name
+            .values()
+            .find_map(|s| task::find(&s.tasks_dir(), id).ok())
+    });
+    if let Some(b) = rec.and_then(|r| r.backup) {
+        println!("backup: {b}");
+    }
+    Ok(if t.result == TaskResult::Failed {
+        EXIT_ERROR
+    } else {
+        EXIT_OK
+    })
+}
+
+fn cmd_restore(cli: &Cli, site: &str, backup: Option<&str>) -> Result<u8> {
+    let inv = match load(cli) {
+        Ok(i) => i,
+        Err(c) => return Ok(c),
+    };
+    let site = Name::new(site)?;
+    let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
+    let _locks = lock_and_recover(&servers)?;
+    let t = apply::restore(
+        &servers,
+        &site,
+        backup,
+        crate::gitops::head_commit(&inv.root),
+    )?;
+    print_outcome(&t);
+    Ok(if t.result == TaskResult::Failed {
+        EXIT_ERROR
+    } else {
+        EXIT_OK
+    })
 }

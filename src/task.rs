@@ -210,6 +210,16 @@ impl TaskRun {
         Ok(run)
     }
 
+    /// Takes up a task record found on the server again (crash recovery).
+    pub fn resume(tasks_dir: &Path, rec: TaskRecord) -> TaskRun {
+        let path = tasks_dir.join(format!("{}.json", rec.id));
+        TaskRun {
+            rec,
+            path,
+            step_start: None,
+        }
+    }
+
     /// Writes the record, synced.
     pub fn save(&self) -> std::io::Result<()> {
         let json = serde_json::to_vec_pretty(&self.rec).map_err(std::io::Error::other)?;

@@ -2,9 +2,12 @@
 //! builds first, then site tasks up to `policy.parallel` at once, each step
 //! recorded in the task's journal and undone on failure.
 
+mod recover;
 mod site;
 
-pub use site::{new_db_name, write_site_files, write_vhost};
+pub use recover::{recover, Recovered};
+
+pub use site::{backup_now, new_db_name, restore, write_site_files, write_vhost};
 
 use std::sync::{Arc, Mutex};
 

@@ -40,6 +40,12 @@ mod key {
     pub const OLD_VHOST: &str = "old_vhost";
     /// The site directory moved to the trash by a delete.
     pub const TRASHED_DIR: &str = "trashed_dir";
+    /// Where a restore extracted the backup.
+    pub const EXTRACTED_DIR: &str = "extracted_dir";
+    /// Where a restore moved the present site directory aside.
+    pub const ASIDE_DIR: &str = "aside_dir";
+    /// Set once a restore swapped the extracted directory into place.
+    pub const SWAPPED: &str = "swapped";
     /// Set once the new site is live: from here on a task finishes forward.
     pub const COMMITTED: &str = "committed";
 }
@@ -210,15 +216,12 @@ fn maintenance_on(
     })
 }
 
-fn restore_maintenance(
-    srv: &LocalServer,
-    settings: &SettingsFile,
-    rec: &TaskRecord,
-) -> Result<(), String> {
+fn restore_maintenance(srv: &LocalServer, at: &Endpoint, rec: &TaskRecord) -> Result<(), String> {
     let Some(prev) = rec.journal.get(key::MAINTENANCE_PREV) else {
         return Ok(());
     };
-    let db = open_db(srv, settings)?;
+    let (settings, _) = srv.read_settings(&at.platform, &at.domain).map_err(txt)?;
+    let db = open_db(srv, &settings)?;
     match prev.as_str() {
         Some(v) => db.set_variable("maintenance_mode", v).map_err(txt),
         None => db.delete_variable("maintenance_mode").map_err(txt),
@@ -234,7 +237,7 @@ fn take_backup(
     at: &Endpoint,
     settings: &SettingsFile,
     scope: backup::Scope,
-    keep: usize,
+    keep: Option<usize>,
 ) -> Result<Vec<String>, StepError> {
     step(run, "backup", |run| {
         let mut warnings = Vec::new();
@@ -254,13 +257,15 @@ fn take_backup(
         for sk in &made.skipped {
             warnings.push(format!("backup left out {}: {}", sk.path, sk.reason));
         }
-        match backup::prune(srv, site, keep.max(1), Some(&made.info.path)) {
-            Ok(gone) => {
-                for g in gone {
-                    run.log(format!("pruned old backup {}", g.display()));
+        if let Some(keep) = keep {
+            match backup::prune(srv, site, keep.max(1), Some(&made.info.path)) {
+                Ok(gone) => {
+                    for g in gone {
+                        run.log(format!("pruned old backup {}", g.display()));
+                    }
                 }
+                Err(e) => warnings.push(format!("old backups could not be pruned: {e}")),
             }
-            Err(e) => warnings.push(format!("old backups could not be pruned: {e}")),
         }
         Ok::<_, String>(warnings)
     })
@@ -315,6 +320,7 @@ fn run_updates(
                     };
                     db.apply_package_sql(&sql, &name, &rec)
                         .map_err(|e| format!("update {n} of {name}: {e}"))?;
+                    crate::failpoint::hit("update-inside", crate::failpoint::When::Before)?;
                     run.log(format!("applied update {n} of {name}"));
                 }
             }
@@ -454,22 +460,20 @@ fn install(
                 run.note(key::COPIED_DIR, site_dir.display().to_string())
                     .map_err(txt)?;
                 run.note(key::OLD_VHOST, Value::Null).map_err(txt)?;
-                write_site_files(srv, &cfg, &creds.password).map_err(txt)
+                write_site_files(srv, &cfg, &creds.password).map_err(txt)?;
+                run.note(key::COMMITTED, true).map_err(txt)
             })?;
             Ok(vec![])
         },
-        |run| {
-            undo_created(srv, &run.rec, &cfg.domain);
-            run.log("rolled back: database, site directory and vhost removed");
-        },
+        |run| rollback(srv, run),
     ))
 }
 
 /// Undoes what an install or a clone created: its vhost, directory and
 /// database. Nothing else was touched.
-fn undo_created(srv: &LocalServer, rec: &TaskRecord, domain: &Domain) {
-    if rec.journal.contains_key(key::OLD_VHOST) {
-        let _ = fsutil::remove_file_if_exists(&srv.vhost_path(domain));
+fn undo_created(srv: &LocalServer, rec: &TaskRecord) {
+    if let (Some(to), true) = (&rec.to, rec.journal.contains_key(key::OLD_VHOST)) {
+        let _ = fsutil::remove_file_if_exists(&srv.vhost_path(&to.domain));
     }
     if let Some(dir) = path_of(rec, key::COPIED_DIR) {
         let _ = fsutil::remove_tree_if_exists(&dir);
@@ -508,14 +512,12 @@ fn move_site(
     let new_db = new_db_name(&s.name);
     cfg.db_name = Some(new_db.clone());
     let keep = inv.settings.policy.keep_backups;
-    let old_settings: std::cell::OnceCell<SettingsFile> = std::cell::OnceCell::new();
     let outcome = execute(
         run,
         what,
         |run| {
             let mut warnings = Vec::new();
             let (_obs, settings) = observe_fresh(run, srv, &from, s.observed.as_ref())?;
-            let _ = old_settings.set(settings.clone());
             step(run, "check-target", |_| {
                 if new_dir.exists() && new_dir != old_dir {
                     return Err(format!("{} exists already", new_dir.display()));
@@ -539,7 +541,7 @@ fn move_site(
                 } else {
                     backup::Scope::Full
                 },
-                keep,
+                Some(keep),
             )?);
             let creds = step(run, "deploy", |run| {
                 run.note(key::NEW_DB, new_db.clone()).map_err(txt)?;
@@ -547,6 +549,7 @@ fn move_site(
                 let old = open_db(srv, &settings)?;
                 let mut new = srv.db().open(&new_db, &creds).map_err(txt)?;
                 old.copy_into(&mut new).map_err(txt)?;
+                crate::failpoint::hit("deploy-inside", crate::failpoint::When::Before)?;
                 if same_platform {
                     run.note(key::MOVED_DIR, true).map_err(txt)?;
                     fsutil::create_dir_all(new_dir.parent().expect("site dirs have a parent"))
@@ -621,12 +624,7 @@ fn move_site(
             }
             Ok(warnings)
         },
-        |run| {
-            if let Some(settings) = old_settings.get() {
-                undo_move(srv, &run.rec, settings);
-            }
-            run.log("rolled back: the new copy is removed, the old site is back online");
-        },
+        |run| rollback(srv, run),
     );
     Ok(outcome)
 }
@@ -634,7 +632,7 @@ fn move_site(
 /// Undoes a migrate or rename that has not committed: the deploy's
 /// database and copy are dropped (or the moved directory moved back), the
 /// old settings and vhost put back, the old site taken out of maintenance.
-fn undo_move(srv: &LocalServer, rec: &TaskRecord, old_settings: &SettingsFile) {
+fn undo_move(srv: &LocalServer, rec: &TaskRecord) {
     let (Some(from), Some(to)) = (&rec.from, &rec.to) else {
         return;
     };
@@ -655,7 +653,7 @@ fn undo_move(srv: &LocalServer, rec: &TaskRecord, old_settings: &SettingsFile) {
     if let Some(db) = rec.journal.get(key::NEW_DB).and_then(Value::as_str) {
         let _ = srv.db().drop_database(db);
     }
-    let _ = restore_maintenance(srv, old_settings, rec);
+    let _ = restore_maintenance(srv, from, rec);
 }
 
 /// Step 9 of a move: removes the old copy (directory, database, vhost).
@@ -739,7 +737,7 @@ fn clone(
                 &from,
                 &settings,
                 backup::Scope::Full,
-                keep,
+                Some(keep),
             )?);
             let creds = step(run, "deploy", |run| {
                 run.note(key::NEW_DB, new_db.clone()).map_err(txt)?;
@@ -747,6 +745,7 @@ fn clone(
                 let old = open_db(srv, &settings)?;
                 let mut new = srv.db().open(&new_db, &creds).map_err(txt)?;
                 old.copy_into(&mut new).map_err(txt)?;
+                crate::failpoint::hit("deploy-inside", crate::failpoint::When::Before)?;
                 run.note(key::COPIED_DIR, new_dir.display().to_string())
                     .map_err(txt)?;
                 fsutil::create_dir_all(new_dir.parent().expect("site dirs have a parent"))
@@ -792,10 +791,7 @@ fn clone(
             })?;
             Ok(warnings)
         },
-        |run| {
-            undo_created(srv, &run.rec, &cfg.domain);
-            run.log("rolled back: the clone's database, directory and vhost removed; the source was not touched");
-        },
+        |run| rollback(srv, run),
     ))
 }
 
@@ -816,14 +812,12 @@ fn delete(
     let keep = inv.settings.policy.keep_backups;
     let dir = srv.site_dir(&from.platform, &from.domain);
     let trash = srv.root().join("trash").join(&run.rec.id);
-    let old_settings: std::cell::OnceCell<SettingsFile> = std::cell::OnceCell::new();
     Ok(execute(
         run,
         what,
         |run| {
             let mut warnings = Vec::new();
             let (_obs, settings) = observe_fresh(run, srv, &from, s.observed.as_ref())?;
-            let _ = old_settings.set(settings.clone());
             warnings.extend(take_backup(
                 run,
                 srv,
@@ -831,7 +825,7 @@ fn delete(
                 &from,
                 &settings,
                 backup::Scope::Full,
-                keep,
+                Some(keep),
             )?);
             maintenance_on(run, srv, &settings)?;
             step(run, "remove-vhost", |run| {
@@ -859,30 +853,7 @@ fn delete(
             }
             Ok(warnings)
         },
-        |run| {
-            if run.rec.journal.contains_key(key::COMMITTED) {
-                // The database drop began: going back could leave a site with
-                // no database, so finish the deletion instead.
-                if let Some(settings) = old_settings.get() {
-                    let _ = srv.db().drop_database(&settings.database.name);
-                }
-                let _ = fsutil::remove_tree_if_exists(&trash);
-                run.log(
-                    "the database drop had begun, so the deletion was finished; the backup is kept",
-                );
-                return;
-            }
-            if let Some(t) = path_of(&run.rec, key::TRASHED_DIR) {
-                if t.exists() && !dir.exists() {
-                    let _ = std::fs::rename(&t, &dir);
-                }
-            }
-            restore_vhost(srv, &run.rec, &from.domain, None);
-            if let Some(settings) = old_settings.get() {
-                let _ = restore_maintenance(srv, settings, &run.rec);
-            }
-            run.log("rolled back: the site is back online; its backup is kept");
-        },
+        |run| rollback(srv, run),
     ))
 }
 
@@ -936,14 +907,344 @@ fn rerender(
             }
             Ok(warnings)
         },
-        |run| {
-            if let Some(saved) = path_of(&run.rec, key::SAVED_SETTINGS) {
-                if saved.exists() {
-                    let _ = std::fs::rename(&saved, dir.join("settings.yaml"));
-                }
-            }
-            restore_vhost(srv, &run.rec, &at.domain, None);
-            run.log("rolled back: settings and vhost put back");
-        },
+        |run| rollback(srv, run),
     ))
+}
+
+/// The undo closure of every site task: a task that had committed is
+/// finished, any other is undone, both from its journal alone.
+fn rollback(srv: &LocalServer, run: &mut TaskRun) {
+    let msg = if run.rec.journal.contains_key(key::COMMITTED) {
+        match finish(srv, &run.rec) {
+            Ok(()) => {
+                "the task had committed, so it was finished rather than rolled back".to_string()
+            }
+            Err(e) => format!("the task had committed; finishing it failed: {e}"),
+        }
+    } else {
+        undo(srv, &run.rec)
+    };
+    run.log(msg);
+}
+
+/// Undoes a site task that had not committed, from its record alone, and
+/// says what it did. Every part may run again: crash recovery may repeat it.
+pub(crate) fn undo(srv: &LocalServer, rec: &TaskRecord) -> String {
+    match rec.kind {
+        TaskKind::Install | TaskKind::Clone => {
+            undo_created(srv, rec);
+            "rolled back: the new site's database, directory and vhost were removed; nothing else was touched".into()
+        }
+        TaskKind::Migrate | TaskKind::Rename | TaskKind::MigrateRename => {
+            undo_move(srv, rec);
+            "rolled back: the new copy was removed and the old site is back online as it was".into()
+        }
+        TaskKind::Delete => {
+            undo_delete(srv, rec);
+            "rolled back: the site is back online; its backup is kept".into()
+        }
+        TaskKind::Enable | TaskKind::Disable | TaskKind::Verify => {
+            undo_rerender(srv, rec);
+            "rolled back: settings and vhost were put back".into()
+        }
+        TaskKind::Restore => {
+            undo_restore(srv, rec);
+            "rolled back: the site is back as it was before the restore; both backups are kept"
+                .into()
+        }
+        TaskKind::Backup | TaskKind::Build | TaskKind::DeletePlatform => {
+            "rolled back: nothing to undo".into()
+        }
+    }
+}
+
+/// Finishes a site task that had committed (its remaining work is
+/// cleanup), from its record alone.
+pub(crate) fn finish(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
+    match rec.kind {
+        TaskKind::Migrate | TaskKind::Rename | TaskKind::MigrateRename => finish_move(srv, rec),
+        TaskKind::Delete => {
+            if let Some(db) = rec.journal.get(key::OLD_DB).and_then(Value::as_str) {
+                srv.db().drop_database(db).map_err(txt)?;
+            }
+            if let Some(t) = path_of(rec, key::TRASHED_DIR) {
+                fsutil::remove_tree_if_exists(&t).map_err(txt)?;
+            }
+            Ok(())
+        }
+        TaskKind::Enable | TaskKind::Disable | TaskKind::Verify => {
+            match path_of(rec, key::SAVED_SETTINGS) {
+                Some(p) => fsutil::remove_file_if_exists(&p).map_err(txt),
+                None => Ok(()),
+            }
+        }
+        TaskKind::Restore => finish_restore(srv, rec),
+        _ => Ok(()),
+    }
+}
+
+fn undo_delete(srv: &LocalServer, rec: &TaskRecord) {
+    let Some(from) = &rec.from else { return };
+    let dir = srv.site_dir(&from.platform, &from.domain);
+    if let Some(t) = path_of(rec, key::TRASHED_DIR) {
+        if t.exists() && !dir.exists() {
+            let _ = std::fs::rename(&t, &dir);
+        }
+    }
+    restore_vhost(srv, rec, &from.domain, None);
+    let _ = restore_maintenance(srv, from, rec);
+}
+
+fn undo_rerender(srv: &LocalServer, rec: &TaskRecord) {
+    let Some(at) = &rec.from else { return };
+    if let Some(saved) = path_of(rec, key::SAVED_SETTINGS) {
+        if saved.exists() {
+            let _ = std::fs::rename(
+                &saved,
+                srv.site_dir(&at.platform, &at.domain).join("settings.yaml"),
+            );
+        }
+    }
+    restore_vhost(srv, rec, &at.domain, None);
+}
+
+/// Finds an installed site on any server.
+fn find_site<'a>(
+    servers: &'a Servers,
+    site: &Name,
+) -> Result<(&'a LocalServer, Endpoint), ServerError> {
+    for srv in servers.by_name.values() {
+        let (_, sites, _) = srv.observe();
+        if let Some(o) = sites.get(site) {
+            return Ok((
+                srv,
+                Endpoint {
+                    platform: o.platform().clone(),
+                    domain: o.domain().clone(),
+                },
+            ));
+        }
+    }
+    Err(ServerError::Invalid(format!(
+        "site {site} is not installed on any server"
+    )))
+}
+
+fn start_explicit(
+    srv: &LocalServer,
+    kind: TaskKind,
+    site: &Name,
+    at: &Endpoint,
+    commit: Option<String>,
+) -> Result<TaskRun, ServerError> {
+    let mut run = TaskRun::start(&srv.tasks_dir(), kind, Some(site.clone()), None)
+        .map_err(io_err(&srv.tasks_dir()))?;
+    run.rec.from = Some(at.clone());
+    run.rec.to = Some(at.clone());
+    run.rec.commit = commit;
+    run.save().map_err(io_err(&srv.tasks_dir()))?;
+    Ok(run)
+}
+
+/// `hoist backup SITE`: a full backup now (no maintenance mode: the dump is
+/// a consistent snapshot), old ones pruned to `policy.keep_backups`.
+pub fn backup_now(
+    inv: &Inventory,
+    servers: &Servers,
+    site: &Name,
+    commit: Option<String>,
+) -> Result<TaskOutcome, ServerError> {
+    let (srv, at) = find_site(servers, site)?;
+    let run = start_explicit(srv, TaskKind::Backup, site, &at, commit)?;
+    let keep = inv.settings.policy.keep_backups;
+    Ok(execute(
+        run,
+        format!("backup {site}"),
+        |run| {
+            let (_obs, settings) = observe_fresh(run, srv, &at, None)?;
+            take_backup(
+                run,
+                srv,
+                site,
+                &at,
+                &settings,
+                backup::Scope::Full,
+                Some(keep),
+            )
+        },
+        |run| rollback(srv, run),
+    ))
+}
+
+/// `hoist restore SITE [BACKUP]`: the site put back to a backup (the newest
+/// when none is named), in place under its present platform and domain. A
+/// backup of the present state is taken first; a failure rolls back like a
+/// migrate. A database-only backup restores the database and keeps the
+/// site's present files.
+pub fn restore(
+    servers: &Servers,
+    site: &Name,
+    archive: Option<&str>,
+    commit: Option<String>,
+) -> Result<TaskOutcome, ServerError> {
+    let (srv, at) = find_site(servers, site)?;
+    let run = start_explicit(srv, TaskKind::Restore, site, &at, commit)?;
+    let site_dir = srv.site_dir(&at.platform, &at.domain);
+    let parent = site_dir
+        .parent()
+        .expect("site dirs have a parent")
+        .to_path_buf();
+    let staged = parent.join(format!(".restored-{}", run.rec.id));
+    let aside = parent.join(format!(".replaced-{}", run.rec.id));
+    let new_db = new_db_name(site);
+    Ok(execute(
+        run,
+        format!("restore {site}"),
+        |run| {
+            let mut warnings = Vec::new();
+            let (obs, settings) = observe_fresh(run, srv, &at, None)?;
+            let (path, manifest) = step(run, "choose-backup", |run| {
+                let all = backup::list(srv, site);
+                let chosen = match archive {
+                    Some(name) => all
+                        .iter()
+                        .find(|b| b.file_name == name || b.path == Path::new(name))
+                        .ok_or_else(|| {
+                            format!(
+                                "no backup {name:?} of {site}; `ls {}` lists them",
+                                srv.backups_dir(site).display()
+                            )
+                        })?,
+                    None => all.last().ok_or_else(|| format!("{site} has no backups"))?,
+                };
+                let m = backup::read_manifest(&chosen.path).map_err(txt)?;
+                if &m.site != site {
+                    return Err(format!(
+                        "{} is a backup of {}, not of {site}",
+                        chosen.file_name, m.site
+                    ));
+                }
+                run.log(format!(
+                    "restoring {} (taken {} of {} on {})",
+                    chosen.file_name, m.created, m.domain, m.platform
+                ));
+                Ok((chosen.path.clone(), m))
+            })?;
+            maintenance_on(run, srv, &settings)?;
+            // The present state first: the restore must be undoable too.
+            warnings.extend(take_backup(
+                run,
+                srv,
+                site,
+                &at,
+                &settings,
+                backup::Scope::Full,
+                None,
+            )?);
+            let extracted = step(run, "extract", |run| {
+                run.note(key::EXTRACTED_DIR, staged.display().to_string())
+                    .map_err(txt)?;
+                backup::extract(&path, &staged).map_err(txt)
+            })?;
+            let creds = step(run, "deploy", |run| {
+                run.note(key::NEW_DB, new_db.clone()).map_err(txt)?;
+                let creds = srv.db().create(&new_db).map_err(txt)?;
+                let db = srv.db().open(&new_db, &creds).map_err(txt)?;
+                db.import(&extracted.sql).map_err(txt)?;
+                Ok::<_, String>(creds)
+            })?;
+            let mut cfg = obs.config.clone();
+            cfg.db_name = Some(new_db.clone());
+            let mut db = srv.db().open(&new_db, &creds).map_err(|e| StepError {
+                step: "fix-paths".into(),
+                message: e.to_string(),
+            })?;
+            step(run, "fix-paths", |_| {
+                db.fix_paths(manifest.domain.as_str(), at.domain.as_str())
+                    .map_err(txt)?;
+                db.set_variable("base_url", &cfg.base_url()).map_err(txt)?;
+                db.set_variable("file_directory_path", &cfg.file_directory_path())
+                    .map_err(txt)?;
+                db.set_variable("maintenance_mode", "1").map_err(txt)
+            })?;
+            step(run, "clear-caches", |_| db.clear_caches())?;
+            step(run, "swap", |run| {
+                if manifest.scope == backup::Scope::Full {
+                    run.note(key::ASIDE_DIR, aside.display().to_string())
+                        .map_err(txt)?;
+                    std::fs::rename(&site_dir, &aside)
+                        .map_err(|e| format!("moving the present site aside: {e}"))?;
+                    run.note(key::SWAPPED, true).map_err(txt)?;
+                    std::fs::rename(&staged, &site_dir)
+                        .map_err(|e| format!("moving the restored site into place: {e}"))?;
+                } else {
+                    let saved = site_dir.join(".hoist-old-settings.yaml");
+                    run.note(key::SAVED_SETTINGS, saved.display().to_string())
+                        .map_err(txt)?;
+                    std::fs::copy(site_dir.join("settings.yaml"), &saved).map_err(txt)?;
+                    fsutil::set_private(&saved).map_err(txt)?;
+                }
+                save_old_vhost(run, srv, &at.domain)?;
+                write_settings(srv, &cfg, &creds.password).map_err(txt)?;
+                write_vhost(srv, &cfg).map_err(txt)?;
+                srv.observe_site(&at.platform, &at.domain)
+                    .map_err(|e| format!("the restored site does not check out: {e}"))?;
+                Ok::<_, String>(())
+            })?;
+            step(run, "maintenance-off", |run| {
+                db.set_variable("maintenance_mode", "0").map_err(txt)?;
+                run.note(key::COMMITTED, true).map_err(txt)
+            })?;
+            if let Err(e) = step(run, "remove-old", |run| finish_restore(srv, &run.rec)) {
+                warnings.push(format!(
+                    "the replaced copy could not be removed entirely: {e}"
+                ));
+            }
+            Ok(warnings)
+        },
+        |run| rollback(srv, run),
+    ))
+}
+
+fn undo_restore(srv: &LocalServer, rec: &TaskRecord) {
+    let Some(at) = &rec.from else { return };
+    let site_dir = srv.site_dir(&at.platform, &at.domain);
+    if let Some(aside) = path_of(rec, key::ASIDE_DIR).filter(|a| a.exists()) {
+        if rec.journal.contains_key(key::SWAPPED) {
+            let _ = fsutil::remove_tree_if_exists(&site_dir);
+        }
+        if !site_dir.exists() {
+            let _ = std::fs::rename(&aside, &site_dir);
+        }
+    }
+    if let Some(saved) = path_of(rec, key::SAVED_SETTINGS).filter(|p| p.exists()) {
+        let _ = std::fs::rename(&saved, site_dir.join("settings.yaml"));
+    }
+    restore_vhost(srv, rec, &at.domain, None);
+    if let Some(staged) = path_of(rec, key::EXTRACTED_DIR) {
+        let _ = fsutil::remove_tree_if_exists(&staged);
+        let _ = backup::remove_staging(&staged);
+    }
+    if let Some(db) = rec.journal.get(key::NEW_DB).and_then(Value::as_str) {
+        let _ = srv.db().drop_database(db);
+    }
+    let _ = restore_maintenance(srv, at, rec);
+}
+
+/// The cleanup after a restore committed: the replaced copy and its
+/// database removed.
+fn finish_restore(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
+    if let Some(aside) = path_of(rec, key::ASIDE_DIR) {
+        fsutil::remove_tree_if_exists(&aside).map_err(txt)?;
+    }
+    if let Some(staged) = path_of(rec, key::EXTRACTED_DIR) {
+        fsutil::remove_tree_if_exists(&staged).map_err(txt)?;
+    }
+    if let Some(saved) = path_of(rec, key::SAVED_SETTINGS) {
+        fsutil::remove_file_if_exists(&saved).map_err(txt)?;
+    }
+    if let Some(db) = rec.journal.get(key::OLD_DB).and_then(Value::as_str) {
+        srv.db().drop_database(db).map_err(txt)?;
+    }
+    Ok(())
 }

@@ -1,0 +1,92 @@
+//! Crash recovery: a hoist killed in the middle of a task leaves its record
+//! `running`, with a journal of what it did. The next hoist that takes the
+//! server's lock finishes each such task (when it had committed: what is
+//! left is cleanup) or undoes it, so the site ends up online exactly once,
+//! old or new, never both or neither.
+
+use crate::fsutil;
+use crate::names::PlatformName;
+use crate::server::LocalServer;
+use crate::task::{self, TaskKind, TaskResult, TaskRun};
+
+/// What recovery did with one task.
+#[derive(Debug, Clone)]
+pub struct Recovered {
+    /// The task's id.
+    pub id: String,
+    /// How it ends now.
+    pub result: TaskResult,
+    /// What was done.
+    pub message: String,
+}
+
+/// Finishes or undoes every task left running on `srv`. Call it holding the
+/// server's lock: no other hoist is then working on these tasks.
+pub fn recover(srv: &LocalServer) -> Vec<Recovered> {
+    let mut out = Vec::new();
+    for rec in task::list(&srv.tasks_dir())
+        .into_iter()
+        .filter(|t| t.result == TaskResult::Running)
+    {
+        let mut run = TaskRun::resume(&srv.tasks_dir(), rec);
+        if let Some(step) = run.rec.steps.last_mut().filter(|s| s.state == "running") {
+            step.state = "interrupted".into();
+        }
+        let committed = run.rec.journal.contains_key("committed");
+        let (result, message) = match run.rec.kind {
+            TaskKind::Build | TaskKind::DeletePlatform => recover_platform(srv, &run.rec),
+            _ if committed => match super::site::finish(srv, &run.rec) {
+                Ok(()) => (
+                    TaskResult::Success,
+                    "finished: the task had committed, only its cleanup was left".to_string(),
+                ),
+                Err(e) => (
+                    TaskResult::Warning,
+                    format!("the task had committed; its cleanup failed: {e}"),
+                ),
+            },
+            _ => (TaskResult::Failed, super::site::undo(srv, &run.rec)),
+        };
+        run.log(format!("recovered after an interruption: {message}"));
+        let _ = run.finish(result);
+        tracing::warn!(task = %run.rec.id, "recovered an interrupted task: {message}");
+        out.push(Recovered {
+            id: run.rec.id.clone(),
+            result,
+            message,
+        });
+    }
+    out
+}
+
+/// A build is all or nothing (copied aside, then renamed into place): undo
+/// leftovers, and put back a build that was being replaced.
+fn recover_platform(srv: &LocalServer, rec: &task::TaskRecord) -> (TaskResult, String) {
+    let Some(name) = rec
+        .platform
+        .as_ref()
+        .and_then(|p| PlatformName::new(p.as_str()).ok())
+    else {
+        return (TaskResult::Failed, "no platform in the record".into());
+    };
+    let platforms = srv.root().join("platforms");
+    let _ = fsutil::remove_tree_if_exists(&platforms.join(format!(".build-{name}")));
+    let old = platforms.join(format!(".old-{name}"));
+    let dir = srv.platform_dir(&name);
+    if old.exists() {
+        if dir.exists() {
+            let _ = fsutil::remove_tree_if_exists(&old);
+        } else {
+            let _ = std::fs::rename(&old, &dir);
+        }
+    }
+    match rec.kind {
+        TaskKind::DeletePlatform if !dir.exists() => {
+            (TaskResult::Success, "the platform is gone".into())
+        }
+        _ => (
+            TaskResult::Failed,
+            "rolled back: temporary build files removed; the platform is as it was".into(),
+        ),
+    }
+}

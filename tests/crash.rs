@@ -1,0 +1,574 @@
+//! Crash safety: the hoist process is killed (abort, not an error) at every
+//! step boundary and inside the long steps, then hoist is started again.
+//! The site must be online on exactly one platform, every row and file as
+//! before the task or as the finished task leaves it, no orphan database,
+//! directory or vhost, and the backup kept. A seeded random run kills real
+//! processes with SIGKILL at random moments over many tasks.
+
+mod common;
+use common::{snapshot, Fixture};
+use std::collections::{BTreeMap, BTreeSet};
+
+type State = (BTreeMap<String, String>, BTreeMap<String, Vec<String>>);
+
+fn rows_of(path: &std::path::Path) -> BTreeMap<String, Vec<String>> {
+    let c = rusqlite::Connection::open(path).unwrap();
+    let tables: Vec<String> = c
+        .prepare("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut out = BTreeMap::new();
+    for t in tables {
+        let mut stmt = c.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
+        let n = stmt.column_count();
+        let mut rows: Vec<String> = stmt
+            .query_map([], |r| {
+                Ok((0..n)
+                    .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
+                    .collect::<Vec<_>>()
+                    .join("|"))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        rows.sort();
+        out.insert(t, rows);
+    }
+    out
+}
+
+/// Files (task records, backups and the lock aside) and rows of every database.
+fn state(f: &Fixture) -> State {
+    let files = snapshot(&f.host())
+        .into_iter()
+        .filter(|(k, _)| {
+            !k.starts_with("tasks/")
+                && !k.starts_with("backups/")
+                && !k.ends_with(".sqlite")
+                && k != "trash/"
+        })
+        .collect();
+    let mut dbs = BTreeMap::new();
+    for e in std::fs::read_dir(f.host().join("databases"))
+        .unwrap()
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(db) = name.strip_suffix(".sqlite") {
+            for (t, rows) in rows_of(&e.path()) {
+                dbs.insert(format!("{db}.{t}"), rows);
+            }
+        }
+    }
+    (files, dbs)
+}
+
+/// What must hold after any recovery: each declared site once, online, and
+/// nothing left over.
+fn invariants(f: &Fixture) -> Vec<String> {
+    let mut bad = Vec::new();
+    let mut dbs_in_use = BTreeSet::new();
+    let mut domains = BTreeSet::new();
+    let mut names = BTreeMap::<String, usize>::new();
+    for p in std::fs::read_dir(f.host().join("platforms"))
+        .unwrap()
+        .flatten()
+    {
+        let pname = p.file_name().to_string_lossy().into_owned();
+        if pname.starts_with('.') {
+            bad.push(format!("leftover platforms/{pname}"));
+            continue;
+        }
+        let Ok(rd) = std::fs::read_dir(p.path().join("sites")) else {
+            continue;
+        };
+        for sdir in rd.flatten() {
+            let d = sdir.file_name().to_string_lossy().into_owned();
+            if d.starts_with('.') {
+                bad.push(format!("leftover platforms/{pname}/sites/{d}"));
+                continue;
+            }
+            if sdir.path().join(".hoist-old-settings.yaml").exists() {
+                bad.push(format!("leftover saved settings in {d}"));
+            }
+            let text =
+                std::fs::read_to_string(sdir.path().join("settings.yaml")).unwrap_or_default();
+            let get = |k: &str| {
+                text.lines()
+                    .find_map(|l| l.trim().strip_prefix(k))
+                    .map(|v| v.trim().trim_matches('"').to_string())
+            };
+            let (Some(site), Some(db)) = (get("site:"), get("name:")) else {
+                bad.push(format!("site dir {pname}/{d} without settings"));
+                continue;
+            };
+            *names.entry(site).or_default() += 1;
+            let c = rusqlite::Connection::open(f.host().join(format!("databases/{db}.sqlite")))
+                .unwrap();
+            let m: Option<String> = c
+                .query_row(
+                    "SELECT value FROM variables WHERE name='maintenance_mode'",
+                    [],
+                    |r| r.get(0),
+                )
+                .ok();
+            if m.as_deref() != Some("0") {
+                bad.push(format!("{d} is in maintenance mode"));
+            }
+            dbs_in_use.insert(db);
+            domains.insert(d);
+        }
+    }
+    for (n, c) in &names {
+        if *c != 1 {
+            bad.push(format!("site {n} is found {c} times"));
+        }
+    }
+    let dbs: BTreeSet<String> = std::fs::read_dir(f.host().join("databases"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_suffix(".sqlite")
+                .map(String::from)
+        })
+        .collect();
+    if dbs != dbs_in_use {
+        bad.push(format!(
+            "orphan or missing databases: on disk {dbs:?}, in use {dbs_in_use:?}"
+        ));
+    }
+    let vhosts: BTreeSet<String> = std::fs::read_dir(f.host().join("vhosts"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_suffix(".conf")
+                .map(String::from)
+        })
+        .collect();
+    if vhosts != domains {
+        bad.push(format!(
+            "orphan or missing vhosts: {vhosts:?} vs sites {domains:?}"
+        ));
+    }
+    if std::fs::read_dir(f.host().join("trash"))
+        .map(|d| d.count() > 0)
+        .unwrap_or(false)
+    {
+        bad.push("the trash is not empty".into());
+    }
+    bad
+}
+
+fn tasks(f: &Fixture) -> Vec<serde_json::Value> {
+    let mut v: Vec<_> = std::fs::read_dir(f.host().join("tasks"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    v.sort();
+    v.iter()
+        .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+        .collect()
+}
+
+fn base() -> Fixture {
+    let f = Fixture::example();
+    f.apply();
+    for (p, d) in [
+        ("shop-1-1", "acme.example.com"),
+        ("shop-1-0", "bakery.example.com"),
+        ("shop-2-1", "eatery.example.com"),
+    ] {
+        let dir = f.host().join(format!("platforms/{p}/sites/{d}/files"));
+        std::fs::write(dir.join("a.txt"), format!("content of {d}")).unwrap();
+        let c = rusqlite::Connection::open(
+            f.host()
+                .join(format!("databases/{}.sqlite", db_of(&f, p, d))),
+        )
+        .unwrap();
+        c.execute(
+            &format!("INSERT INTO files (path) VALUES ('sites/{d}/files/a.txt')"),
+            [],
+        )
+        .unwrap();
+    }
+    f
+}
+
+fn db_of(f: &Fixture, p: &str, d: &str) -> String {
+    let text = std::fs::read_to_string(
+        f.host()
+            .join(format!("platforms/{p}/sites/{d}/settings.yaml")),
+    )
+    .unwrap();
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("name:"))
+        .unwrap()
+        .trim()
+        .trim_matches('"')
+        .to_string()
+}
+
+#[cfg(feature = "failpoints")]
+fn crash_at_every_point(name: &str, args: &[&str], points: &[&str], change: impl Fn(&Fixture)) {
+    let base = base();
+    change(&base);
+    let before = state(&base);
+    let mut problems = Vec::new();
+    let mut outcomes = BTreeMap::<String, usize>::new();
+    for point in points {
+        let f = base.duplicate();
+        let r = f.cmd(args).env("HOIST_FAILPOINT", point).output().unwrap();
+        if r.status.code().is_some() {
+            problems.push(format!(
+                "{point}: not killed (exit {:?}): {}",
+                r.status.code(),
+                String::from_utf8_lossy(&r.stdout)
+            ));
+            continue;
+        }
+        // hoist starts again: any command that touches the server recovers
+        let again = f.run(&["plan"]);
+        if !again.stderr.contains("recovered interrupted task") {
+            problems.push(format!("{point}: no recovery reported: {}", again.all()));
+        }
+        let t = tasks(&f)
+            .into_iter()
+            .rev()
+            .find(|t| {
+                t["kind"] != "build" && t["kind"] != "install"
+                    || args[0] != "apply"
+                    || name == "install"
+            })
+            .unwrap();
+        let result = t["result"].as_str().unwrap().to_string();
+        *outcomes.entry(result.clone()).or_default() += 1;
+        if !t["log"]
+            .to_string()
+            .contains("recovered after an interruption")
+        {
+            problems.push(format!("{point}: task log does not tell the recovery"));
+        }
+        match result.as_str() {
+            "failed" => {
+                let now = state(&f);
+                if now != before {
+                    let files: Vec<&String> = now
+                        .0
+                        .keys()
+                        .chain(before.0.keys())
+                        .filter(|k| now.0.get(*k) != before.0.get(*k))
+                        .collect();
+                    let tables: Vec<&String> = now
+                        .1
+                        .keys()
+                        .chain(before.1.keys())
+                        .filter(|k| now.1.get(*k) != before.1.get(*k))
+                        .collect();
+                    problems.push(format!(
+                        "{point}: undone but not as before: files {files:?} tables {tables:?}"
+                    ));
+                }
+            }
+            "success" | "warning" => {}
+            other => problems.push(format!("{point}: task left {other}")),
+        }
+        problems.extend(invariants(&f).into_iter().map(|b| format!("{point}: {b}")));
+        let took_backup = t["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "backup" && s["state"] == "done");
+        if took_backup {
+            let rel = t["backup"].as_str().unwrap_or_default();
+            if !f.host().join(rel).is_file() {
+                problems.push(format!("{point}: the backup {rel} was not kept"));
+            }
+        }
+        // and the lock a killed process held does not block the next run
+        let r = f.run(&["apply", "--yes"]);
+        if r.stderr.contains("another hoist") {
+            problems.push(format!("{point}: a stale lock blocked the next run"));
+        }
+        problems.extend(
+            invariants(&f)
+                .into_iter()
+                .map(|b| format!("{point} (after re-apply): {b}")),
+        );
+    }
+    assert!(
+        problems.is_empty(),
+        "{name} ({outcomes:?}):\n{}",
+        problems.join("\n")
+    );
+}
+
+#[cfg(feature = "failpoints")]
+fn points(steps: &[&str], inside: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = steps
+        .iter()
+        .flat_map(|s| [format!("{s}:abort"), format!("{s}:abort-after")])
+        .collect();
+    v.extend(inside.iter().map(|s| format!("{s}:abort")));
+    v
+}
+
+#[cfg(feature = "failpoints")]
+const MOVE: &[&str] = &[
+    "observe",
+    "check-target",
+    "maintenance-on",
+    "backup",
+    "deploy",
+    "update",
+    "fix-paths",
+    "clear-caches",
+    "verify",
+    "maintenance-off",
+    "remove-old",
+];
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn migrate_survives_a_kill_anywhere() {
+    let p = points(MOVE, &["backup-archive", "deploy-inside", "update-inside"]);
+    let p: Vec<&str> = p.iter().map(String::as_str).collect();
+    crash_at_every_point("migrate", &["apply", "--yes"], &p, |f| {
+        f.set_site("acme", "platform", "shop-2-0")
+    });
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn rename_survives_a_kill_anywhere() {
+    let p = points(MOVE, &["backup-archive", "deploy-inside"]);
+    let p: Vec<&str> = p.iter().map(String::as_str).collect();
+    crash_at_every_point("rename", &["apply", "--yes"], &p, |f| {
+        f.set_site("acme", "domain", "acme.example.org")
+    });
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn migrate_rename_survives_a_kill_anywhere() {
+    let p = points(MOVE, &["backup-archive", "deploy-inside", "update-inside"]);
+    let p: Vec<&str> = p.iter().map(String::as_str).collect();
+    crash_at_every_point("migrate+rename", &["apply", "--yes"], &p, |f| {
+        f.set_site("bakery", "platform", "shop-2-1");
+        f.set_site("bakery", "domain", "bakery.example.org");
+    });
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn clone_survives_a_kill_anywhere() {
+    let p = points(
+        &[
+            "observe",
+            "check-target",
+            "backup",
+            "deploy",
+            "update",
+            "fix-paths",
+            "clear-caches",
+            "verify",
+        ],
+        &["backup-archive", "deploy-inside", "update-inside"],
+    );
+    let p: Vec<&str> = p.iter().map(String::as_str).collect();
+    crash_at_every_point("clone", &["apply", "--yes"], &p, |f| {
+        f.write(
+            "sites/copy.yaml",
+            "domain: copy.example.com\nplatform: shop-2-1\nclone_from: acme\n",
+        )
+    });
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn install_survives_a_kill_anywhere() {
+    let p = points(
+        &[
+            "check-target",
+            "create-database",
+            "install-packages",
+            "write-settings",
+        ],
+        &[],
+    );
+    let p: Vec<&str> = p.iter().map(String::as_str).collect();
+    crash_at_every_point("install", &["apply", "--yes"], &p, |f| {
+        f.write(
+            "sites/newbie.yaml",
+            "domain: newbie.example.com\nplatform: shop-2-1\n",
+        )
+    });
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn delete_survives_a_kill_anywhere() {
+    let p = points(
+        &[
+            "observe",
+            "backup",
+            "maintenance-on",
+            "remove-vhost",
+            "remove-site",
+            "drop-database",
+            "empty-trash",
+        ],
+        &["backup-archive"],
+    );
+    let p: Vec<&str> = p.iter().map(String::as_str).collect();
+    crash_at_every_point("delete", &["apply", "--yes"], &p, |f| {
+        f.write(
+            "hoist.yaml",
+            &f.read("hoist.yaml").replace("prune: false", "prune: true"),
+        );
+        std::fs::remove_file(f.inv().join("sites/eatery.yaml")).unwrap();
+    });
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn restore_survives_a_kill_anywhere() {
+    let p = points(
+        &[
+            "observe",
+            "choose-backup",
+            "maintenance-on",
+            "backup",
+            "extract",
+            "deploy",
+            "fix-paths",
+            "clear-caches",
+            "swap",
+            "maintenance-off",
+            "remove-old",
+        ],
+        &["backup-archive", "restore-extract"],
+    );
+    let p: Vec<&str> = p.iter().map(String::as_str).collect();
+    crash_at_every_point("restore", &["restore", "acme"], &p, |f| {
+        f.ok(&["backup", "acme"], 0);
+        std::fs::write(
+            f.host()
+                .join("platforms/shop-1-1/sites/acme.example.com/files/a.txt"),
+            "changed after the backup",
+        )
+        .unwrap();
+    });
+}
+
+/// A tiny deterministic generator: the seed is printed on failure so a run
+/// can be repeated exactly.
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+}
+
+#[test]
+fn random_kills_over_many_tasks_never_lose_a_site() {
+    let seed: u64 = std::env::var("HOIST_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20261125);
+    let rounds: usize = std::env::var("HOIST_CRASH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(12);
+    let mut rng = Lcg(seed);
+    let f = base();
+    // The user content each site must keep, whatever happens.
+    let content = |f: &Fixture| -> BTreeMap<String, String> {
+        let mut m = BTreeMap::new();
+        for p in std::fs::read_dir(f.host().join("platforms"))
+            .unwrap()
+            .flatten()
+        {
+            for s in std::fs::read_dir(p.path().join("sites"))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if let Ok(t) = std::fs::read_to_string(s.path().join("files/a.txt")) {
+                    let site = std::fs::read_to_string(s.path().join("settings.yaml")).unwrap();
+                    let name = site
+                        .lines()
+                        .find_map(|l| l.strip_prefix("site: "))
+                        .unwrap()
+                        .to_string();
+                    m.insert(name, t);
+                }
+            }
+        }
+        m
+    };
+    let expected = content(&f);
+    // Edits that are always allowed: platforms only move forward (a step
+    // back would be a schema downgrade, rightly blocked), domains toggle.
+    let ladders: [(&str, &[&str]); 2] = [
+        ("acme", &["shop-1-1", "shop-2-0", "shop-2-1"]),
+        ("bakery", &["shop-1-0", "shop-1-1", "shop-2-0", "shop-2-1"]),
+    ];
+    let mut rung = [0usize; 2];
+    let toggles: [(&str, &str, &str); 2] = [
+        ("acme", "acme.example.com", "acme.example.org"),
+        ("eatery", "eatery.example.com", "eatery.example.org"),
+    ];
+    let mut toggled = [false; 2];
+    for round in 0..rounds {
+        for _ in 0..2 {
+            let pick = (rng.next() % 4) as usize;
+            if pick < 2 {
+                let (site, ladder) = ladders[pick];
+                if rung[pick] + 1 < ladder.len() {
+                    rung[pick] += 1;
+                    f.set_site(site, "platform", ladder[rung[pick]]);
+                }
+            } else {
+                let (site, a, b) = toggles[pick - 2];
+                toggled[pick - 2] = !toggled[pick - 2];
+                f.set_site(site, "domain", if toggled[pick - 2] { b } else { a });
+            }
+        }
+        let delay = std::time::Duration::from_millis(rng.next() % 900);
+        let mut child = f
+            .cmd(&["apply", "--yes"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let _ = child.wait();
+        let r = f.run(&["apply", "--yes"]);
+        let ctx = format!(
+            "seed {seed} round {round} (delay {delay:?}); repeat with HOIST_CRASH_SEED={seed}"
+        );
+        assert!(!r.stdout.contains("failed "), "{ctx}: {}", r.all());
+        let bad = invariants(&f);
+        assert!(bad.is_empty(), "{ctx}: {bad:?}");
+        assert_eq!(content(&f), expected, "{ctx}: a site's files changed");
+        assert!(
+            tasks(&f).iter().all(|t| t["result"] != "running"),
+            "{ctx}: a task was left running"
+        );
+        f.plan_json(&["--detailed-exitcode"], 0);
+    }
+}
