@@ -2,6 +2,7 @@
 //! builds first, then site tasks up to `policy.parallel` at once, each step
 //! recorded in the task's journal and undone on failure.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::codebase;
@@ -33,6 +34,17 @@ pub struct ApplyOptions {
     pub progress: bool,
     /// The inventory commit being applied, recorded in each task.
     pub commit: Option<String>,
+    /// Once set (by `hoist watch` on SIGTERM), no further task starts; the
+    /// running ones finish.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl ApplyOptions {
+    fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::SeqCst))
+    }
 }
 
 /// How one task ended.
@@ -130,6 +142,9 @@ pub fn apply(plan: &Plan, inv: &Inventory, servers: &Servers, opts: &ApplyOption
     };
 
     for p in &builds {
+        if opts.cancelled() {
+            break;
+        }
         let what = format!("build {}", p.name);
         progress.started(&what);
         record(run_platform_task(servers, &what, |srv| {
@@ -179,6 +194,9 @@ pub fn apply(plan: &Plan, inv: &Inventory, servers: &Servers, opts: &ApplyOption
                     continue;
                 }
                 let permit = limit.clone().acquire_owned().await.expect("semaphore open");
+                if opts.cancelled() {
+                    break;
+                }
                 progress.started(&what);
                 let (s, inv, servers, opts) =
                     (s.clone(), inv.clone(), servers.clone(), opts.clone());
@@ -202,6 +220,9 @@ pub fn apply(plan: &Plan, inv: &Inventory, servers: &Servers, opts: &ApplyOption
     }
 
     for p in &deletes {
+        if opts.cancelled() {
+            break;
+        }
         let what = format!("delete platform {}", p.name);
         progress.started(&what);
         record(run_platform_task(servers, &what, |srv| {
