@@ -349,6 +349,31 @@ pub fn build(
 }
 
 impl StatusSet {
+    /// Keeps the inventory commit of every status that `prev` already
+    /// had apart from that commit: a file then names the commit that last
+    /// changed its site or platform, and an inventory commit rewrites only
+    /// the status files of what it changed.
+    pub fn carry_commits(&mut self, prev: &StatusSet) {
+        for (name, s) in &mut self.sites {
+            if let Some(p) = prev.sites.get(name) {
+                let mut same = p.clone();
+                same.inventory_commit = s.inventory_commit.clone();
+                if &same == s {
+                    s.inventory_commit = p.inventory_commit.clone();
+                }
+            }
+        }
+        for (name, s) in &mut self.platforms {
+            if let Some(p) = prev.platforms.get(name) {
+                let mut same = p.clone();
+                same.inventory_commit = s.inventory_commit.clone();
+                if &same == s {
+                    s.inventory_commit = p.inventory_commit.clone();
+                }
+            }
+        }
+    }
+
     /// The observed state the status files record: what `plan --offline`
     /// plans against, equal to the observation they were written from.
     pub fn actual(&self) -> Actual {
@@ -660,7 +685,11 @@ pub fn record(inv: &Inventory, servers: &Servers) -> Result<Recorded, StatusErro
         tasks.extend(task::list(&s.tasks_dir()));
     }
     tasks.sort_by(|a, b| a.id.cmp(&b.id));
-    let set = build(&plan, &actual, &tasks, inv.commit.as_deref());
+    let mut set = build(&plan, &actual, &tasks, inv.commit.as_deref());
+    // Unreadable old status files are simply replaced.
+    if let Ok(prev) = read(&inv.root) {
+        set.carry_commits(&prev);
+    }
     let files = set.files();
     let changed = write(&inv.root, &files)?;
     let mut out = Recorded {
@@ -829,6 +858,28 @@ mod tests {
         assert_eq!(again, set);
         assert_eq!(again.actual(), actual);
         assert_eq!(again.actual().fingerprint(), actual.fingerprint());
+    }
+
+    #[test]
+    fn an_unchanged_status_keeps_the_commit_that_last_changed_it() {
+        let actual = sample_actual();
+        let plan = plan_of(vec![site_plan("acme", SiteAction::Noop, false, false)]);
+        let old = build(&plan, &actual, &[], Some("1111"));
+        let mut new = build(&plan, &actual, &[], Some("2222"));
+        new.carry_commits(&old);
+        assert_eq!(
+            new.sites[&n("acme")].inventory_commit.as_deref(),
+            Some("1111")
+        );
+        assert_eq!(new, old);
+        // A change of state takes the new commit.
+        let plan2 = plan_of(vec![site_plan("acme", SiteAction::Verify, false, false)]);
+        let mut changed = build(&plan2, &actual, &[], Some("2222"));
+        changed.carry_commits(&old);
+        assert_eq!(
+            changed.sites[&n("acme")].inventory_commit.as_deref(),
+            Some("2222")
+        );
     }
 
     #[test]
