@@ -389,6 +389,8 @@ pub fn commit_status(
         Some(build_tree(&repo, files)?)
     };
     let tree_id = with_status(&repo, base.as_ref(), status)?;
+    // The index first: whoever sees the new HEAD sees a clean `status/`.
+    sync_status_index(&repo, dir, files)?;
     if base.as_ref().map(|t| t.id()) == Some(tree_id) || (base.is_none() && status.is_none()) {
         return Ok(None);
     }
@@ -396,16 +398,58 @@ pub fn commit_status(
     let sig = signature(author)?;
     let parents: Vec<&Commit<'_>> = head.iter().collect();
     let oid = repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?;
-    let mut index = repo.index()?;
-    index.remove_dir(Path::new(STATUS_DIR), 0)?;
-    for path in files.keys() {
-        let rel = Path::new(STATUS_DIR).join(path);
-        if dir.join(&rel).is_file() {
-            index.add_path(&rel)?;
+    Ok(Some(oid))
+}
+
+/// Makes the index's entries under `status/` those of `files`, leaving
+/// every other entry (a user's staged work) alone. Writes only when they
+/// differ, and waits out another git holding the index lock.
+fn sync_status_index(
+    repo: &Repository,
+    dir: &Path,
+    files: &BTreeMap<String, Vec<u8>>,
+) -> Result<(), GitError> {
+    let want: BTreeMap<Vec<u8>, Oid> = files
+        .iter()
+        .map(|(rel, data)| {
+            Ok((
+                format!("{STATUS_DIR}/{rel}").into_bytes(),
+                Oid::hash_object(ObjectType::Blob, data)?,
+            ))
+        })
+        .collect::<Result<_, git2::Error>>()?;
+    let prefix = format!("{STATUS_DIR}/").into_bytes();
+    let mut last = None;
+    for _ in 0..50 {
+        let mut index = repo.index()?;
+        index.read(true)?;
+        let have: BTreeMap<Vec<u8>, Oid> = index
+            .iter()
+            .filter(|e| e.path.starts_with(&prefix))
+            .map(|e| (e.path.clone(), e.id))
+            .collect();
+        if have == want {
+            return Ok(());
+        }
+        index.remove_dir(Path::new(STATUS_DIR), 0)?;
+        for rel in files.keys() {
+            let rel = Path::new(STATUS_DIR).join(rel);
+            if dir.join(&rel).is_file() {
+                index.add_path(&rel)?;
+            }
+        }
+        match index.write() {
+            Ok(()) => return Ok(()),
+            Err(e) if e.code() == git2::ErrorCode::Locked => {
+                last = Some(e);
+                std::thread::sleep(Duration::from_millis(40));
+            }
+            Err(e) => return Err(e.into()),
         }
     }
-    index.write()?;
-    Ok(Some(oid))
+    Err(last
+        .map(GitError::Git)
+        .unwrap_or_else(|| GitError::Command("the index stayed locked by another git".into())))
 }
 
 /// The branch HEAD is on, and where it is pushed to on `remote`: its
