@@ -518,6 +518,7 @@ fn cmd_apply(
     })
 }
 
+#[allow(clippy::print_literal)] // aligned table headers read best as arguments
 fn cmd_compare(cli: &Cli, site: &str, platform: Option<&str>) -> Result<u8> {
     let inv = match load(cli) {
         Ok(i) => i,
@@ -725,6 +726,7 @@ fn cmd_watch(cli: &Cli, once: bool, max_cycles: Option<u64>) -> Result<u8> {
     }
 }
 
+#[allow(clippy::print_literal)] // aligned table headers read best as arguments
 fn cmd_tasks(cli: &Cli, site: Option<&str>) -> Result<u8> {
     let inv = match load(cli) {
         Ok(i) => i,

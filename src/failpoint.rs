@@ -1,24 +1,40 @@
 //! Failpoints: make a named task step fail on demand, for the rollback and
 //! crash tests. Compiled in only with the `failpoints` feature; in a normal
-//! build [`hit`] is a constant `Ok(())` the optimizer removes.
+//! build the checks are constant `Ok(())` the optimizer removes.
 //!
-//! With the feature, `HOIST_FAILPOINT=<step>` makes that step fail with an
-//! error before it runs, and `HOIST_FAILPOINT=<step>:abort` kills the process
-//! there (a crash, not a polite error).
+//! With the feature, `HOIST_FAILPOINT` holds comma-separated `<step>[:<how>]`:
+//! - `<step>` or `<step>:error`: the step fails before it does anything;
+//! - `<step>:after`: the step does its work, then fails (an undo must then
+//!   remove what it made);
+//! - `<step>:abort` / `<step>:abort-after`: the process is killed there (a
+//!   crash, not a polite error).
 
-/// Checks the failpoint of step `name`.
+/// Where in a step a failpoint fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// Before the step's work.
+    Before,
+    /// After the step's work, before it is recorded as done.
+    After,
+}
+
+/// Checks the failpoint of step `name` at `when`.
 #[cfg(feature = "failpoints")]
-pub fn hit(name: &str) -> Result<(), String> {
+pub fn hit(name: &str, when: When) -> Result<(), String> {
     let Ok(spec) = std::env::var("HOIST_FAILPOINT") else {
         return Ok(());
     };
     for one in spec.split(',') {
         let (step, how) = one.split_once(':').unwrap_or((one, "error"));
-        if step == name {
-            if how == "abort" {
-                std::process::abort();
+        if step != name {
+            continue;
+        }
+        match (how, when) {
+            ("error", When::Before) | ("after", When::After) => {
+                return Err(format!("failpoint {one} triggered"));
             }
-            return Err(format!("failpoint {name} triggered"));
+            ("abort", When::Before) | ("abort-after", When::After) => std::process::abort(),
+            _ => {}
         }
     }
     Ok(())
@@ -27,6 +43,6 @@ pub fn hit(name: &str) -> Result<(), String> {
 /// Checks the failpoint of step `name` (disabled build: never fails).
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
-pub fn hit(_name: &str) -> Result<(), String> {
+pub fn hit(_name: &str, _when: When) -> Result<(), String> {
     Ok(())
 }

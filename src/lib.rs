@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod apply;
+pub mod backup;
 pub mod cli;
 pub mod codebase;
 pub mod compat;

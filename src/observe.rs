@@ -57,6 +57,16 @@ impl ObservedSite {
     pub fn platform(&self) -> &PlatformName {
         &self.config.platform
     }
+    /// A hash of everything observed of the site: a saved plan records it,
+    /// and a task refuses to act when the site no longer hashes the same.
+    pub fn fingerprint(&self) -> String {
+        short_hash(self)
+    }
+}
+
+fn short_hash<T: Serialize>(t: &T) -> String {
+    let d = Sha256::digest(serde_json::to_vec(t).expect("observed state serializes"));
+    d.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
 /// Everything observed, on every server.
@@ -76,16 +86,11 @@ impl Actual {
     /// A hash of what was observed: a saved plan records it, and apply
     /// refuses the plan when a fresh observation hashes differently.
     pub fn fingerprint(&self) -> String {
-        let json = serde_json::to_vec(self).expect("observed state serializes");
-        let d = Sha256::digest(json);
-        d.iter().take(16).map(|b| format!("{b:02x}")).collect()
+        short_hash(self)
     }
 
     /// The fingerprint of one site's observed state (none when absent).
     pub fn site_fingerprint(&self, site: &SiteName) -> Option<String> {
-        self.sites.get(site).map(|s| {
-            let d = Sha256::digest(serde_json::to_vec(s).expect("serializes"));
-            d.iter().take(16).map(|b| format!("{b:02x}")).collect()
-        })
+        self.sites.get(site).map(ObservedSite::fingerprint)
     }
 }

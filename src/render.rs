@@ -212,7 +212,8 @@ pub fn vhost(cfg: &SiteConfig) -> String {
 /// nothing differs.
 pub fn site_diff(before: Option<&SiteConfig>, after: Option<&SiteConfig>) -> String {
     let mut out = String::new();
-    let parts: [(fn(&SiteConfig) -> String, fn(&SiteConfig) -> String); 2] = [
+    type Render = fn(&SiteConfig) -> String;
+    let parts: [(Render, Render); 2] = [
         (settings_redacted, SiteConfig::settings_path),
         (vhost, SiteConfig::vhost_path),
     ];

@@ -1,9 +1,9 @@
 //! `hoist plan --offline`: planning a pull request from the status files,
 //! with no server.
 
-mod common;
+mod gitops_common;
 
-use common::*;
+use gitops_common::*;
 use serde_json::Value;
 
 fn json(s: &str) -> Value {

@@ -1,9 +1,9 @@
 //! Pushing status commits: a remote that moved on, and a remote that
 //! refuses.
 
-mod common;
+mod gitops_common;
 
-use common::*;
+use gitops_common::*;
 
 #[test]
 fn a_push_racing_another_clone_is_rebuilt_on_the_new_tip() {

@@ -1,8 +1,8 @@
 //! Status files and status commits after `hoist apply` (spec section 7).
 
-mod common;
+mod gitops_common;
 
-use common::*;
+use gitops_common::*;
 
 fn inventory_repo(tmp: &std::path::Path) -> std::path::PathBuf {
     let inv = tmp.join("inv");

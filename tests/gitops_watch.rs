@@ -1,12 +1,12 @@
 //! `hoist watch`: the daemon, against real repositories and a bare remote.
 
-mod common;
+mod gitops_common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use gitops_common::*;
 
 /// A running `hoist watch`, killed if a test fails before stopping it.
 struct Watch {

@@ -122,7 +122,12 @@ pub fn parse(text: &str, shown: &Path, schema: Schema) -> Result<Document, Vec<D
         )]);
     }
     let yaml: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
-        let pos = e.location().map(|l| (l.line(), l.column()));
+        let mut pos = e.location().map(|l| (l.line(), l.column()));
+        if e.to_string().starts_with("duplicate entry") {
+            if let Some((_, at)) = Positions::index(text).first_duplicate() {
+                pos = Some(*at);
+            }
+        }
         vec![Diagnostic::at(
             shown,
             pos,
@@ -151,7 +156,14 @@ pub fn parse(text: &str, shown: &Path, schema: Schema) -> Result<Document, Vec<D
             } else {
                 format!(" (at {ptr})")
             };
-            Diagnostic::at(shown, pos, format!("{}{at}", e))
+            let msg = match (e.kind(), e.instance().as_str()) {
+                // A raw regex helps no one: say what the field wants.
+                (jsonschema::error::ValidationErrorKind::Pattern { .. }, Some(v)) => {
+                    pattern_message(&ptr, v)
+                }
+                _ => e.to_string(),
+            };
+            Diagnostic::at(shown, pos, format!("{msg}{at}"))
         })
         .collect();
     if diags.is_empty() {
@@ -161,6 +173,23 @@ pub fn parse(text: &str, shown: &Path, schema: Schema) -> Result<Document, Vec<D
         diags.dedup();
         Err(diags)
     }
+}
+
+/// The message for a string that fails its field's pattern, from the same
+/// validators that make the typed names.
+fn pattern_message(ptr: &str, v: &str) -> String {
+    use crate::names::{Domain, Name, PackageName};
+    let last = ptr.rsplit('/').next().unwrap_or("");
+    let parent = ptr.rsplit('/').nth(1).unwrap_or("");
+    let err = if last == "domain" || parent == "aliases" {
+        Domain::new(v).err()
+    } else if last == "profile" || parent == "depends" || parent == "install" || ptr == "/name" {
+        PackageName::new(v).err()
+    } else {
+        Name::new(v).err()
+    };
+    err.map(|e| e.to_string())
+        .unwrap_or_else(|| format!("{v:?} is not allowed here"))
 }
 
 /// serde_yaml appends " at line L column C" to its messages; the position is

@@ -13,6 +13,7 @@ use yaml_rust2::scanner::Marker;
 pub struct Positions {
     values: HashMap<String, (usize, usize)>,
     keys: HashMap<String, (usize, usize)>,
+    duplicates: Vec<(String, (usize, usize))>,
 }
 
 impl Positions {
@@ -36,6 +37,12 @@ impl Positions {
                 None => return None,
             }
         }
+    }
+
+    /// The first key that repeats within its mapping, and where it repeats:
+    /// serde_yaml reports duplicates at the mapping, not at the key.
+    pub fn first_duplicate(&self) -> Option<&(String, (usize, usize))> {
+        self.duplicates.first()
     }
 
     /// Where the key of the mapping entry at `pointer` stands (the value's
@@ -89,7 +96,9 @@ impl Builder {
             Some(Frame::Map { path, pending_key }) => match pending_key.take() {
                 Some((k, kpos)) => {
                     let p = format!("{path}/{}", escape(&k));
-                    self.out.keys.insert(p.clone(), kpos);
+                    if self.out.keys.insert(p.clone(), kpos).is_some() {
+                        self.out.duplicates.push((k, kpos));
+                    }
                     Some(p)
                 }
                 None => {
@@ -160,5 +169,12 @@ mod tests {
         assert_eq!(p.value("/b/d/0/e"), Some((5, 10)));
         // unknown children fall back to the parent
         assert_eq!(p.value("/b/c/7"), Some((3, 6)));
+        assert!(p.first_duplicate().is_none());
+    }
+
+    #[test]
+    fn finds_duplicate_keys() {
+        let p = Positions::index("a: 1\nb:\n  c: 1\n  c: 2\n");
+        assert_eq!(p.first_duplicate(), Some(&("c".to_string(), (4, 3))));
     }
 }

@@ -2,17 +2,18 @@
 //! builds first, then site tasks up to `policy.parallel` at once, each step
 //! recorded in the task's journal and undone on failure.
 
+mod site;
+
+pub use site::{new_db_name, write_site_files, write_vhost};
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::codebase;
-use crate::compat::SitePackage;
-use crate::fsutil;
 use crate::inventory::Inventory;
-use crate::names::{Name, PlatformName};
+use crate::names::PlatformName;
 use crate::plan::{Plan, PlatformAction, PlatformPlan, SiteAction, SitePlan};
-use crate::render::{self, SiteConfig};
-use crate::server::{LocalServer, PlatformRecord, ServerError, Servers};
+use crate::server::{PlatformRecord, ServerError, Servers};
 use crate::task::{TaskKind, TaskResult, TaskRun};
 
 /// A task failure: which step, and why.
@@ -202,7 +203,7 @@ pub fn apply(plan: &Plan, inv: &Inventory, servers: &Servers, opts: &ApplyOption
                     (s.clone(), inv.clone(), servers.clone(), opts.clone());
                 set.spawn_blocking(move || {
                     let _permit = permit;
-                    run_site_task(&s, &inv, &servers, &opts, what)
+                    site::run(&s, &inv, &servers, &opts, what)
                 });
             }
             while let Some(r) = set.join_next().await {
@@ -248,7 +249,7 @@ fn run_platform_task(
 
 /// Runs `body` as the steps of `run`; on failure runs `undo`, marks the task
 /// failed and keeps its log.
-fn execute(
+pub(crate) fn execute(
     mut run: TaskRun,
     what: String,
     body: impl FnOnce(&mut TaskRun) -> Result<Vec<String>, StepError>,
@@ -301,8 +302,9 @@ pub fn step<T, E: std::fmt::Display>(
     };
     run.begin(name)
         .map_err(|e| serr(format!("cannot write the task journal: {e}")))?;
-    crate::failpoint::hit(name).map_err(serr)?;
+    crate::failpoint::hit(name, crate::failpoint::When::Before).map_err(serr)?;
     let v = f(run).map_err(|e| serr(e.to_string()))?;
+    crate::failpoint::hit(name, crate::failpoint::When::After).map_err(serr)?;
     run.end("done")
         .map_err(|e| serr(format!("cannot write the task journal: {e}")))?;
     Ok(v)
@@ -396,183 +398,5 @@ fn delete_platform(
             Ok(vec![])
         },
         |_| {},
-    ))
-}
-
-/// The server a site on `platform` lives on.
-fn server_for<'a>(
-    inv: &Inventory,
-    servers: &'a Servers,
-    platform: &PlatformName,
-) -> Result<&'a LocalServer, ServerError> {
-    let name: Name = inv
-        .platforms
-        .get(platform)
-        .map(|p| p.server.clone())
-        .unwrap_or_else(|| inv.settings.defaults.server.clone());
-    servers.get(&name)
-}
-
-fn run_site_task(
-    s: &SitePlan,
-    inv: &Inventory,
-    servers: &Servers,
-    opts: &ApplyOptions,
-    what: String,
-) -> TaskOutcome {
-    let fail = |message: String| TaskOutcome {
-        id: None,
-        what: what.clone(),
-        result: TaskResult::Failed,
-        message: Some(message),
-    };
-    match s.action {
-        SiteAction::Create => match install(s, inv, servers, opts, what.clone()) {
-            Ok(o) => o,
-            Err(e) => fail(e.to_string()),
-        },
-        other => fail(format!(
-            "carrying out `{}` is not supported yet",
-            other.as_str()
-        )),
-    }
-}
-
-/// A fresh database name for a site: its name and a random suffix, so a
-/// migration's new database never collides with the old one.
-pub fn new_db_name(site: &Name) -> String {
-    use rand::Rng;
-    format!(
-        "{}_{:08x}",
-        site.as_str().replace('-', "_"),
-        rand::rng().random::<u32>()
-    )
-}
-
-/// Writes a site's files directory, settings (0600) and vhost.
-pub fn write_site_files(
-    srv: &LocalServer,
-    cfg: &SiteConfig,
-    password: &render::Secret,
-) -> Result<(), ServerError> {
-    let dir = srv.site_dir(&cfg.platform, &cfg.domain);
-    let files = dir.join("files");
-    fsutil::create_dir_all(&files).map_err(crate::server::io_err(&files))?;
-    let sp = srv.settings_path(cfg);
-    fsutil::write_private(&sp, render::settings_file(cfg, password).as_bytes())
-        .map_err(crate::server::io_err(&sp))?;
-    write_vhost(srv, cfg)
-}
-
-/// Renders and writes a site's vhost.
-pub fn write_vhost(srv: &LocalServer, cfg: &SiteConfig) -> Result<(), ServerError> {
-    let vp = srv.vhost_path(&cfg.domain);
-    fsutil::write_atomic(&vp, render::vhost(cfg).as_bytes()).map_err(crate::server::io_err(&vp))
-}
-
-fn install(
-    s: &SitePlan,
-    inv: &Inventory,
-    servers: &Servers,
-    opts: &ApplyOptions,
-    what: String,
-) -> Result<TaskOutcome, ServerError> {
-    let mut cfg = s
-        .config
-        .clone()
-        .ok_or_else(|| ServerError::Invalid("the plan has no settings for the site".into()))?;
-    let srv = server_for(inv, servers, &cfg.platform)?;
-    let mut run = TaskRun::start(
-        &srv.tasks_dir(),
-        TaskKind::Install,
-        Some(s.name.clone()),
-        None,
-    )
-    .map_err(crate::server::io_err(&srv.tasks_dir()))?;
-    run.rec.to = s.to.clone();
-    run.rec.commit = opts.commit.clone();
-    let db_name = new_db_name(&s.name);
-    cfg.db_name = Some(db_name.clone());
-    let site_dir = srv.site_dir(&cfg.platform, &cfg.domain);
-    let vhost = srv.vhost_path(&cfg.domain);
-    Ok(execute(
-        run,
-        what,
-        |run| {
-            step(run, "check-target", |_| {
-                if site_dir.exists() {
-                    return Err(format!("{} exists already", site_dir.display()));
-                }
-                if vhost.exists() {
-                    return Err(format!("a vhost for {} exists already", cfg.domain));
-                }
-                Ok(())
-            })?;
-            let creds = step(run, "create-database", |run| {
-                run.note("created_db", db_name.clone())
-                    .map_err(|e| e.to_string())?;
-                srv.db().create(&db_name).map_err(|e| e.to_string())
-            })?;
-            step(run, "install-packages", |run| {
-                let pdir = srv.platform_dir(&cfg.platform);
-                let cb = codebase::Codebase::scan(&pdir, &pdir).map_err(|d| {
-                    d.iter()
-                        .map(|d| d.to_string())
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                })?;
-                let order = cb.install_set(&cfg.profile)?;
-                let mut db = srv.db().open(&db_name, &creds).map_err(|e| e.to_string())?;
-                db.create_core_tables().map_err(|e| e.to_string())?;
-                for (k, v) in [
-                    ("site_name", cfg.site.to_string()),
-                    ("base_url", cfg.base_url()),
-                    ("file_directory_path", cfg.file_directory_path()),
-                    ("maintenance_mode", "0".into()),
-                ] {
-                    db.set_variable(k, &v).map_err(|e| e.to_string())?;
-                }
-                for name in &order {
-                    let p = &cb.packages[name];
-                    let sql_path = codebase::install_sql_path(&pdir, name);
-                    let sql = match std::fs::read_to_string(&sql_path) {
-                        Ok(s) => s,
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-                        Err(e) => return Err(format!("{}: {e}", sql_path.display())),
-                    };
-                    let sp = SitePackage {
-                        kind: p.kind,
-                        enabled: true,
-                        version: p.version.clone(),
-                        schema: p.schema(),
-                    };
-                    db.apply_package_sql(&sql, name, &sp)
-                        .map_err(|e| format!("installing {name}: {e}"))?;
-                    run.log(format!(
-                        "installed {name} {} at schema {}",
-                        p.version,
-                        p.schema()
-                    ));
-                }
-                Ok(())
-            })?;
-            step(run, "write-settings", |run| {
-                run.note("created_site_dir", site_dir.display().to_string())
-                    .map_err(|e| e.to_string())?;
-                write_site_files(srv, &cfg, &creds.password).map_err(|e| e.to_string())
-            })?;
-            Ok(vec![])
-        },
-        |run| {
-            // Undo in reverse: only what this task created.
-            if run.rec.journal.contains_key("created_site_dir") {
-                let _ = fsutil::remove_file_if_exists(&vhost);
-                let _ = fsutil::remove_tree_if_exists(&site_dir);
-            }
-            if run.rec.journal.contains_key("created_db") {
-                let _ = srv.db().drop_database(&db_name);
-            }
-            run.log("rolled back: database, site directory and vhost removed");
-        },
     ))
 }

@@ -1,0 +1,949 @@
+//! Site tasks, each a sequence of named steps recorded in the task journal:
+//! install, migrate / rename / migrate+rename (spec section 8), clone,
+//! delete, and enable / disable / verify. Every fact an undo needs is
+//! journaled before the step that creates it, so the undo works from the
+//! task record alone (which is what crash recovery has).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::{execute, step, ApplyOptions, StepError, TaskOutcome};
+use crate::backup;
+use crate::codebase::{self, Codebase};
+use crate::compat::{self, SitePackage, Verdict};
+use crate::db::SiteDb;
+use crate::fsutil;
+use crate::inventory::Inventory;
+use crate::names::{Domain, Name, PlatformName};
+use crate::plan::{Endpoint, SiteAction, SitePlan};
+use crate::render::{self, SettingsFile, SiteConfig};
+use crate::server::{io_err, LocalServer, ServerError, Servers};
+use crate::task::{TaskKind, TaskRecord, TaskResult, TaskRun};
+
+/// Journal keys: the facts an undo or a recovery reads back.
+mod key {
+    /// The previous `maintenance_mode` of the old database (null: unset);
+    /// present once maintenance was switched on.
+    pub const MAINTENANCE_PREV: &str = "maintenance_prev";
+    /// The old database's name.
+    pub const OLD_DB: &str = "old_db";
+    /// The database the deploy created.
+    pub const NEW_DB: &str = "created_db";
+    /// The site directory the deploy copied (to remove on undo).
+    pub const COPIED_DIR: &str = "copied_dir";
+    /// The site directory was moved (rename on the same platform).
+    pub const MOVED_DIR: &str = "moved_dir";
+    /// Where the old settings were saved before being overwritten.
+    pub const SAVED_SETTINGS: &str = "saved_settings";
+    /// The old vhost's content (null: there was none), saved before a write.
+    pub const OLD_VHOST: &str = "old_vhost";
+    /// The site directory moved to the trash by a delete.
+    pub const TRASHED_DIR: &str = "trashed_dir";
+    /// Set once the new site is live: from here on a task finishes forward.
+    pub const COMMITTED: &str = "committed";
+}
+
+fn txt<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
+fn path_of(rec: &TaskRecord, k: &str) -> Option<PathBuf> {
+    rec.journal
+        .get(k)
+        .and_then(Value::as_str)
+        .map(PathBuf::from)
+}
+
+/// Runs the task for one site.
+pub(super) fn run(
+    s: &SitePlan,
+    inv: &Inventory,
+    servers: &Servers,
+    opts: &ApplyOptions,
+    what: String,
+) -> TaskOutcome {
+    let r = match s.action {
+        SiteAction::Create => install(s, inv, servers, opts, what.clone()),
+        SiteAction::Migrate | SiteAction::Rename | SiteAction::MigrateRename => {
+            move_site(s, inv, servers, opts, what.clone())
+        }
+        SiteAction::Clone => clone(s, inv, servers, opts, what.clone()),
+        SiteAction::Delete => delete(s, inv, servers, opts, what.clone()),
+        SiteAction::Enable | SiteAction::Disable | SiteAction::Verify => {
+            rerender(s, inv, servers, opts, what.clone())
+        }
+        SiteAction::Noop => {
+            return TaskOutcome {
+                id: None,
+                what,
+                result: TaskResult::Success,
+                message: None,
+            }
+        }
+    };
+    r.unwrap_or_else(|e| TaskOutcome {
+        id: None,
+        what,
+        result: TaskResult::Failed,
+        message: Some(e.to_string()),
+    })
+}
+
+/// The server a site on `platform` lives on.
+fn server_for<'a>(
+    inv: &Inventory,
+    servers: &'a Servers,
+    platform: &PlatformName,
+) -> Result<&'a LocalServer, ServerError> {
+    let name: Name = inv
+        .platforms
+        .get(platform)
+        .map(|p| p.server.clone())
+        .unwrap_or_else(|| inv.settings.defaults.server.clone());
+    servers.get(&name)
+}
+
+fn start(
+    srv: &LocalServer,
+    kind: TaskKind,
+    s: &SitePlan,
+    opts: &ApplyOptions,
+) -> Result<TaskRun, ServerError> {
+    let mut run = TaskRun::start(&srv.tasks_dir(), kind, Some(s.name.clone()), None)
+        .map_err(io_err(&srv.tasks_dir()))?;
+    run.rec.from = s.from.clone();
+    run.rec.to = s.to.clone();
+    run.rec.commit = opts.commit.clone();
+    run.save().map_err(io_err(&srv.tasks_dir()))?;
+    Ok(run)
+}
+
+fn need<'a, T>(o: &'a Option<T>, what: &str) -> Result<&'a T, ServerError> {
+    o.as_ref()
+        .ok_or_else(|| ServerError::Invalid(format!("the plan has no {what} for the site")))
+}
+
+/// A fresh database name for a site: its name and a random suffix, so a
+/// migration's new database never collides with the old one.
+pub fn new_db_name(site: &Name) -> String {
+    use rand::Rng;
+    format!(
+        "{}_{:08x}",
+        site.as_str().replace('-', "_"),
+        rand::rng().random::<u32>()
+    )
+}
+
+/// Writes a site's files directory, settings (0600) and vhost.
+pub fn write_site_files(
+    srv: &LocalServer,
+    cfg: &SiteConfig,
+    password: &render::Secret,
+) -> Result<(), ServerError> {
+    let dir = srv.site_dir(&cfg.platform, &cfg.domain);
+    let files = dir.join("files");
+    fsutil::create_dir_all(&files).map_err(io_err(&files))?;
+    write_settings(srv, cfg, password)?;
+    write_vhost(srv, cfg)
+}
+
+fn write_settings(
+    srv: &LocalServer,
+    cfg: &SiteConfig,
+    password: &render::Secret,
+) -> Result<(), ServerError> {
+    let sp = srv.settings_path(cfg);
+    fsutil::write_private(&sp, render::settings_file(cfg, password).as_bytes()).map_err(io_err(&sp))
+}
+
+/// Renders and writes a site's vhost.
+pub fn write_vhost(srv: &LocalServer, cfg: &SiteConfig) -> Result<(), ServerError> {
+    let vp = srv.vhost_path(&cfg.domain);
+    fsutil::write_atomic(&vp, render::vhost(cfg).as_bytes()).map_err(io_err(&vp))
+}
+
+/// Observes the site afresh (never act on a stale comparison) and checks it
+/// is what the plan was made on.
+fn observe_fresh(
+    run: &mut TaskRun,
+    srv: &LocalServer,
+    at: &Endpoint,
+    planned: Option<&String>,
+) -> Result<(crate::observe::ObservedSite, SettingsFile), StepError> {
+    step(run, "observe", |run| {
+        let obs = srv.observe_site(&at.platform, &at.domain).map_err(txt)?;
+        if let Some(fp) = planned {
+            if &obs.fingerprint() != fp {
+                return Err(
+                    "the site changed since the plan was made; run `hoist plan` again".to_string(),
+                );
+            }
+        }
+        let (settings, _) = srv.read_settings(&at.platform, &at.domain).map_err(txt)?;
+        run.note(key::OLD_DB, settings.database.name.clone())
+            .map_err(txt)?;
+        Ok((obs, settings))
+    })
+}
+
+fn open_db(srv: &LocalServer, settings: &SettingsFile) -> Result<SiteDb, String> {
+    srv.db()
+        .open(&settings.database.name, &LocalServer::credentials(settings))
+        .map_err(txt)
+}
+
+fn maintenance_on(
+    run: &mut TaskRun,
+    srv: &LocalServer,
+    settings: &SettingsFile,
+) -> Result<(), StepError> {
+    step(run, "maintenance-on", |run| {
+        let db = open_db(srv, settings)?;
+        let prev = db.variable("maintenance_mode").map_err(txt)?;
+        run.note(
+            key::MAINTENANCE_PREV,
+            prev.map(Value::String).unwrap_or(Value::Null),
+        )
+        .map_err(txt)?;
+        db.set_variable("maintenance_mode", "1").map_err(txt)
+    })
+}
+
+fn restore_maintenance(
+    srv: &LocalServer,
+    settings: &SettingsFile,
+    rec: &TaskRecord,
+) -> Result<(), String> {
+    let Some(prev) = rec.journal.get(key::MAINTENANCE_PREV) else {
+        return Ok(());
+    };
+    let db = open_db(srv, settings)?;
+    match prev.as_str() {
+        Some(v) => db.set_variable("maintenance_mode", v).map_err(txt),
+        None => db.delete_variable("maintenance_mode").map_err(txt),
+    }
+}
+
+/// Takes a backup of a site (a dump of its database, and its directory as
+/// `scope` says), prunes old ones, and records it in the task.
+fn take_backup(
+    run: &mut TaskRun,
+    srv: &LocalServer,
+    site: &Name,
+    at: &Endpoint,
+    settings: &SettingsFile,
+    scope: backup::Scope,
+    keep: usize,
+) -> Result<Vec<String>, StepError> {
+    step(run, "backup", |run| {
+        let mut warnings = Vec::new();
+        let db = open_db(srv, settings)?;
+        let made =
+            backup::create(srv, site, &at.platform, &at.domain, &db, scope, None).map_err(txt)?;
+        let rel = made
+            .info
+            .path
+            .strip_prefix(srv.root())
+            .unwrap_or(&made.info.path)
+            .display()
+            .to_string();
+        run.rec.backup = Some(rel.clone());
+        run.note("backup", rel.clone()).map_err(txt)?;
+        run.log(format!("backup {rel} ({} bytes)", made.info.bytes));
+        for sk in &made.skipped {
+            warnings.push(format!("backup left out {}: {}", sk.path, sk.reason));
+        }
+        match backup::prune(srv, site, keep.max(1), Some(&made.info.path)) {
+            Ok(gone) => {
+                for g in gone {
+                    run.log(format!("pruned old backup {}", g.display()));
+                }
+            }
+            Err(e) => warnings.push(format!("old backups could not be pruned: {e}")),
+        }
+        Ok::<_, String>(warnings)
+    })
+}
+
+/// Applies pending updates package by package in dependency order, each
+/// update in its own transaction with its `system` row; records the target
+/// versions; disables packages the target lacks. Returns warnings.
+fn run_updates(
+    run: &mut TaskRun,
+    db: &mut SiteDb,
+    pdir: &Path,
+    target_name: &PlatformName,
+    target: &Codebase,
+    profile: &crate::names::PackageName,
+) -> Result<Vec<String>, String> {
+    let site = db.system().map_err(txt)?;
+    let cmp = compat::compare(&site, profile, None, target_name, target);
+    if !cmp.errors.is_empty() {
+        return Err(cmp.errors.join("; "));
+    }
+    let order = target.order(
+        site.keys()
+            .filter(|n| target.packages.contains_key(*n))
+            .cloned(),
+    )?;
+    let mut warnings = Vec::new();
+    for name in order {
+        let Some(v) = cmp.packages.iter().find(|v| v.name == name) else {
+            continue;
+        };
+        let Some(tp) = target.packages.get(&name) else {
+            continue;
+        };
+        let sp = &site[&name];
+        match v.verdict {
+            Verdict::Upgrade => {
+                for (i, n) in v.pending.iter().enumerate() {
+                    let path = codebase::update_sql_path(pdir, &name, *n);
+                    let sql = std::fs::read_to_string(&path)
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    let last = i + 1 == v.pending.len();
+                    let rec = SitePackage {
+                        kind: tp.kind,
+                        enabled: true,
+                        version: if last {
+                            tp.version.clone()
+                        } else {
+                            sp.version.clone()
+                        },
+                        schema: *n,
+                    };
+                    db.apply_package_sql(&sql, &name, &rec)
+                        .map_err(|e| format!("update {n} of {name}: {e}"))?;
+                    run.log(format!("applied update {n} of {name}"));
+                }
+            }
+            Verdict::Same | Verdict::VersionDowngrade if tp.version != sp.version => {
+                let rec = SitePackage {
+                    kind: tp.kind,
+                    enabled: true,
+                    version: tp.version.clone(),
+                    schema: sp.schema,
+                };
+                db.apply_package_sql("", &name, &rec).map_err(txt)?;
+            }
+            _ => {}
+        }
+    }
+    for v in cmp
+        .packages
+        .iter()
+        .filter(|v| v.verdict == Verdict::Missing)
+    {
+        db.set_enabled(&v.name, false).map_err(txt)?;
+        run.log(format!("disabled {}: missing on {target_name}", v.name));
+        warnings.push(format!(
+            "package {} was disabled: {target_name} does not have it",
+            v.name
+        ));
+    }
+    Ok(warnings)
+}
+
+fn scan_platform(srv: &LocalServer, p: &PlatformName) -> Result<(PathBuf, Codebase), String> {
+    let dir = srv.platform_dir(p);
+    let cb = Codebase::scan(&dir, &dir).map_err(|d| {
+        d.iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
+    Ok((dir, cb))
+}
+
+fn save_old_vhost(run: &mut TaskRun, srv: &LocalServer, domain: &Domain) -> Result<(), String> {
+    if run.rec.journal.contains_key(key::OLD_VHOST) {
+        return Ok(());
+    }
+    let old = std::fs::read_to_string(srv.vhost_path(domain)).ok();
+    run.note(
+        key::OLD_VHOST,
+        old.map(Value::String).unwrap_or(Value::Null),
+    )
+    .map_err(txt)
+}
+
+fn restore_vhost(srv: &LocalServer, rec: &TaskRecord, old: &Domain, new: Option<&Domain>) {
+    let Some(saved) = rec.journal.get(key::OLD_VHOST) else {
+        return;
+    };
+    if let Some(n) = new.filter(|n| *n != old) {
+        let _ = fsutil::remove_file_if_exists(&srv.vhost_path(n));
+    }
+    let p = srv.vhost_path(old);
+    let _ = match saved.as_str() {
+        Some(text) => fsutil::write_atomic(&p, text.as_bytes()),
+        None => fsutil::remove_file_if_exists(&p),
+    };
+}
+
+fn install(
+    s: &SitePlan,
+    inv: &Inventory,
+    servers: &Servers,
+    opts: &ApplyOptions,
+    what: String,
+) -> Result<TaskOutcome, ServerError> {
+    let mut cfg = need(&s.config, "settings")?.clone();
+    let srv = server_for(inv, servers, &cfg.platform)?;
+    let run = start(srv, TaskKind::Install, s, opts)?;
+    let db_name = new_db_name(&s.name);
+    cfg.db_name = Some(db_name.clone());
+    let site_dir = srv.site_dir(&cfg.platform, &cfg.domain);
+    let vhost = srv.vhost_path(&cfg.domain);
+    Ok(execute(
+        run,
+        what,
+        |run| {
+            step(run, "check-target", |_| {
+                if site_dir.exists() {
+                    return Err(format!("{} exists already", site_dir.display()));
+                }
+                if vhost.exists() {
+                    return Err(format!("a vhost for {} exists already", cfg.domain));
+                }
+                Ok(())
+            })?;
+            let creds = step(run, "create-database", |run| {
+                run.note(key::NEW_DB, db_name.clone()).map_err(txt)?;
+                srv.db().create(&db_name).map_err(txt)
+            })?;
+            step(run, "install-packages", |run| {
+                let (pdir, cb) = scan_platform(srv, &cfg.platform)?;
+                let order = cb.install_set(&cfg.profile)?;
+                let mut db = srv.db().open(&db_name, &creds).map_err(txt)?;
+                db.create_core_tables().map_err(txt)?;
+                for (k, v) in [
+                    ("site_name", cfg.site.to_string()),
+                    ("base_url", cfg.base_url()),
+                    ("file_directory_path", cfg.file_directory_path()),
+                    ("maintenance_mode", "0".into()),
+                ] {
+                    db.set_variable(k, &v).map_err(txt)?;
+                }
+                for name in &order {
+                    let p = &cb.packages[name];
+                    let sql_path = codebase::install_sql_path(&pdir, name);
+                    let sql = match std::fs::read_to_string(&sql_path) {
+                        Ok(t) => t,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                        Err(e) => return Err(format!("{}: {e}", sql_path.display())),
+                    };
+                    let sp = SitePackage {
+                        kind: p.kind,
+                        enabled: true,
+                        version: p.version.clone(),
+                        schema: p.schema(),
+                    };
+                    db.apply_package_sql(&sql, name, &sp)
+                        .map_err(|e| format!("installing {name}: {e}"))?;
+                    run.log(format!(
+                        "installed {name} {} at schema {}",
+                        p.version,
+                        p.schema()
+                    ));
+                }
+                Ok(())
+            })?;
+            step(run, "write-settings", |run| {
+                run.note(key::COPIED_DIR, site_dir.display().to_string())
+                    .map_err(txt)?;
+                run.note(key::OLD_VHOST, Value::Null).map_err(txt)?;
+                write_site_files(srv, &cfg, &creds.password).map_err(txt)
+            })?;
+            Ok(vec![])
+        },
+        |run| {
+            undo_created(srv, &run.rec, &cfg.domain);
+            run.log("rolled back: database, site directory and vhost removed");
+        },
+    ))
+}
+
+/// Undoes what an install or a clone created: its vhost, directory and
+/// database. Nothing else was touched.
+fn undo_created(srv: &LocalServer, rec: &TaskRecord, domain: &Domain) {
+    if rec.journal.contains_key(key::OLD_VHOST) {
+        let _ = fsutil::remove_file_if_exists(&srv.vhost_path(domain));
+    }
+    if let Some(dir) = path_of(rec, key::COPIED_DIR) {
+        let _ = fsutil::remove_tree_if_exists(&dir);
+    }
+    if let Some(db) = rec.journal.get(key::NEW_DB).and_then(Value::as_str) {
+        let _ = srv.db().drop_database(db);
+    }
+}
+
+/// Migrate, rename, or both: the nine steps of spec section 8.
+fn move_site(
+    s: &SitePlan,
+    inv: &Inventory,
+    servers: &Servers,
+    opts: &ApplyOptions,
+    what: String,
+) -> Result<TaskOutcome, ServerError> {
+    let from = need(&s.from, "origin")?.clone();
+    let to = need(&s.to, "target")?.clone();
+    let mut cfg = need(&s.config, "settings")?.clone();
+    let srv = server_for(inv, servers, &from.platform)?;
+    if server_for(inv, servers, &to.platform)?.name() != srv.name() {
+        return Err(ServerError::Invalid(
+            "moving a site to another server is not supported".into(),
+        ));
+    }
+    let kind = match s.action {
+        SiteAction::Migrate => TaskKind::Migrate,
+        SiteAction::Rename => TaskKind::Rename,
+        _ => TaskKind::MigrateRename,
+    };
+    let run = start(srv, kind, s, opts)?;
+    let same_platform = from.platform == to.platform;
+    let old_dir = srv.site_dir(&from.platform, &from.domain);
+    let new_dir = srv.site_dir(&to.platform, &to.domain);
+    let new_db = new_db_name(&s.name);
+    cfg.db_name = Some(new_db.clone());
+    let keep = inv.settings.policy.keep_backups;
+    let old_settings: std::cell::OnceCell<SettingsFile> = std::cell::OnceCell::new();
+    let outcome = execute(
+        run,
+        what,
+        |run| {
+            let mut warnings = Vec::new();
+            let (_obs, settings) = observe_fresh(run, srv, &from, s.observed.as_ref())?;
+            let _ = old_settings.set(settings.clone());
+            step(run, "check-target", |_| {
+                if new_dir.exists() && new_dir != old_dir {
+                    return Err(format!("{} exists already", new_dir.display()));
+                }
+                if from.domain != to.domain && srv.vhost_path(&to.domain).exists() {
+                    return Err(format!("a vhost for {} exists already", to.domain));
+                }
+                Ok(())
+            })?;
+            maintenance_on(run, srv, &settings)?;
+            // A rename on the same platform moves the files and never
+            // changes them, so its backup needs only the database.
+            warnings.extend(take_backup(
+                run,
+                srv,
+                &s.name,
+                &from,
+                &settings,
+                if same_platform {
+                    backup::Scope::Database
+                } else {
+                    backup::Scope::Full
+                },
+                keep,
+            )?);
+            let creds = step(run, "deploy", |run| {
+                run.note(key::NEW_DB, new_db.clone()).map_err(txt)?;
+                let creds = srv.db().create(&new_db).map_err(txt)?;
+                let old = open_db(srv, &settings)?;
+                let mut new = srv.db().open(&new_db, &creds).map_err(txt)?;
+                old.copy_into(&mut new).map_err(txt)?;
+                if same_platform {
+                    run.note(key::MOVED_DIR, true).map_err(txt)?;
+                    fsutil::create_dir_all(new_dir.parent().expect("site dirs have a parent"))
+                        .map_err(txt)?;
+                    std::fs::rename(&old_dir, &new_dir).map_err(|e| {
+                        format!("moving {} to {}: {e}", old_dir.display(), new_dir.display())
+                    })?;
+                } else {
+                    run.note(key::COPIED_DIR, new_dir.display().to_string())
+                        .map_err(txt)?;
+                    fsutil::create_dir_all(new_dir.parent().expect("site dirs have a parent"))
+                        .map_err(txt)?;
+                    fsutil::copy_tree(&old_dir, &new_dir, true)
+                        .map_err(|e| format!("copying the site directory: {e}"))?;
+                }
+                Ok::<_, String>(creds)
+            })?;
+            let mut db = srv.db().open(&new_db, &creds).map_err(|e| StepError {
+                step: "update".into(),
+                message: e.to_string(),
+            })?;
+            step(run, "update", |run| {
+                let (pdir, target) = scan_platform(srv, &to.platform)?;
+                warnings.extend(run_updates(
+                    run,
+                    &mut db,
+                    &pdir,
+                    &to.platform,
+                    &target,
+                    &cfg.profile,
+                )?);
+                Ok::<_, String>(())
+            })?;
+            step(run, "fix-paths", |_| {
+                db.fix_paths(from.domain.as_str(), to.domain.as_str())
+                    .map_err(txt)?;
+                db.set_variable("base_url", &cfg.base_url()).map_err(txt)?;
+                db.set_variable("file_directory_path", &cfg.file_directory_path())
+                    .map_err(txt)
+            })?;
+            step(run, "clear-caches", |_| db.clear_caches())?;
+            step(run, "verify", |run| {
+                if same_platform {
+                    let saved = new_dir.join(".hoist-old-settings.yaml");
+                    run.note(key::SAVED_SETTINGS, saved.display().to_string())
+                        .map_err(txt)?;
+                    std::fs::copy(new_dir.join("settings.yaml"), &saved).map_err(txt)?;
+                    fsutil::set_private(&saved).map_err(txt)?;
+                }
+                save_old_vhost(run, srv, &from.domain)?;
+                write_settings(srv, &cfg, &creds.password).map_err(txt)?;
+                write_vhost(srv, &cfg).map_err(txt)?;
+                let seen = srv
+                    .observe_site(&to.platform, &to.domain)
+                    .map_err(|e| format!("the new site does not check out: {e}"))?;
+                if !seen.drift.is_empty() && !seen.drift.iter().all(|d| d.contains("settings")) {
+                    return Err(format!(
+                        "the new site does not check out: {}",
+                        seen.drift.join("; ")
+                    ));
+                }
+                Ok(())
+            })?;
+            step(run, "maintenance-off", |run| {
+                db.set_variable("maintenance_mode", "0").map_err(txt)?;
+                run.note(key::COMMITTED, true).map_err(txt)
+            })?;
+            // Step 9: the new site is live. A failure from here on leaves
+            // leftovers, not a broken site: it is a warning.
+            if let Err(e) = step(run, "remove-old", |run| finish_move(srv, &run.rec)) {
+                warnings.push(format!("the old copy could not be removed entirely: {e}"));
+            }
+            Ok(warnings)
+        },
+        |run| {
+            if let Some(settings) = old_settings.get() {
+                undo_move(srv, &run.rec, settings);
+            }
+            run.log("rolled back: the new copy is removed, the old site is back online");
+        },
+    );
+    Ok(outcome)
+}
+
+/// Undoes a migrate or rename that has not committed: the deploy's
+/// database and copy are dropped (or the moved directory moved back), the
+/// old settings and vhost put back, the old site taken out of maintenance.
+fn undo_move(srv: &LocalServer, rec: &TaskRecord, old_settings: &SettingsFile) {
+    let (Some(from), Some(to)) = (&rec.from, &rec.to) else {
+        return;
+    };
+    let old_dir = srv.site_dir(&from.platform, &from.domain);
+    let new_dir = srv.site_dir(&to.platform, &to.domain);
+    if let Some(saved) = path_of(rec, key::SAVED_SETTINGS) {
+        if saved.exists() {
+            let _ = std::fs::rename(&saved, new_dir.join("settings.yaml"));
+        }
+    }
+    restore_vhost(srv, rec, &from.domain, Some(&to.domain));
+    if rec.journal.contains_key(key::MOVED_DIR) && new_dir.exists() && !old_dir.exists() {
+        let _ = std::fs::rename(&new_dir, &old_dir);
+    }
+    if let Some(dir) = path_of(rec, key::COPIED_DIR) {
+        let _ = fsutil::remove_tree_if_exists(&dir);
+    }
+    if let Some(db) = rec.journal.get(key::NEW_DB).and_then(Value::as_str) {
+        let _ = srv.db().drop_database(db);
+    }
+    let _ = restore_maintenance(srv, old_settings, rec);
+}
+
+/// Step 9 of a move: removes the old copy (directory, database, vhost).
+fn finish_move(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
+    let (Some(from), Some(to)) = (&rec.from, &rec.to) else {
+        return Ok(());
+    };
+    let new_dir = srv.site_dir(&to.platform, &to.domain);
+    if rec.journal.contains_key(key::COPIED_DIR) {
+        fsutil::remove_tree_if_exists(&srv.site_dir(&from.platform, &from.domain)).map_err(txt)?;
+    }
+    fsutil::remove_file_if_exists(&new_dir.join(".hoist-old-settings.yaml")).map_err(txt)?;
+    if let Some(db) = rec.journal.get(key::OLD_DB).and_then(Value::as_str) {
+        srv.db().drop_database(db).map_err(txt)?;
+    }
+    if from.domain != to.domain {
+        fsutil::remove_file_if_exists(&srv.vhost_path(&from.domain)).map_err(txt)?;
+    }
+    Ok(())
+}
+
+/// Clone: a backup of the source without maintenance, a copy deployed under
+/// the new name and domain (updated if the platform differs), verified. The
+/// source is only read.
+fn clone(
+    s: &SitePlan,
+    inv: &Inventory,
+    servers: &Servers,
+    opts: &ApplyOptions,
+    what: String,
+) -> Result<TaskOutcome, ServerError> {
+    let to = need(&s.to, "target")?.clone();
+    let src_name = need(&s.clone_from, "clone source")?.clone();
+    let mut cfg = need(&s.config, "settings")?.clone();
+    let srv = server_for(inv, servers, &to.platform)?;
+    let run = start(srv, TaskKind::Clone, s, opts)?;
+    let new_dir = srv.site_dir(&to.platform, &to.domain);
+    let new_db = new_db_name(&s.name);
+    cfg.db_name = Some(new_db.clone());
+    let keep = inv.settings.policy.keep_backups;
+    Ok(execute(
+        run,
+        what,
+        |run| {
+            let mut warnings = Vec::new();
+            let src = step(run, "observe", |run| {
+                let (_, sites, _) = srv.observe();
+                let src = sites
+                    .get(&src_name)
+                    .cloned()
+                    .ok_or_else(|| format!("clone source {src_name} is not installed"))?;
+                run.rec.from = Some(Endpoint {
+                    platform: src.platform().clone(),
+                    domain: src.domain().clone(),
+                });
+                Ok::<_, String>(src)
+            })?;
+            let from = Endpoint {
+                platform: src.platform().clone(),
+                domain: src.domain().clone(),
+            };
+            let (settings, _) = srv
+                .read_settings(&from.platform, &from.domain)
+                .map_err(|e| StepError {
+                    step: "observe".into(),
+                    message: e.to_string(),
+                })?;
+            step(run, "check-target", |_| {
+                if new_dir.exists() {
+                    return Err(format!("{} exists already", new_dir.display()));
+                }
+                if srv.vhost_path(&to.domain).exists() {
+                    return Err(format!("a vhost for {} exists already", to.domain));
+                }
+                Ok(())
+            })?;
+            warnings.extend(take_backup(
+                run,
+                srv,
+                &src_name,
+                &from,
+                &settings,
+                backup::Scope::Full,
+                keep,
+            )?);
+            let creds = step(run, "deploy", |run| {
+                run.note(key::NEW_DB, new_db.clone()).map_err(txt)?;
+                let creds = srv.db().create(&new_db).map_err(txt)?;
+                let old = open_db(srv, &settings)?;
+                let mut new = srv.db().open(&new_db, &creds).map_err(txt)?;
+                old.copy_into(&mut new).map_err(txt)?;
+                run.note(key::COPIED_DIR, new_dir.display().to_string())
+                    .map_err(txt)?;
+                fsutil::create_dir_all(new_dir.parent().expect("site dirs have a parent"))
+                    .map_err(txt)?;
+                fsutil::copy_tree(&srv.site_dir(&from.platform, &from.domain), &new_dir, true)
+                    .map_err(|e| format!("copying the site directory: {e}"))?;
+                Ok::<_, String>(creds)
+            })?;
+            let mut db = srv.db().open(&new_db, &creds).map_err(|e| StepError {
+                step: "update".into(),
+                message: e.to_string(),
+            })?;
+            step(run, "update", |run| {
+                let (pdir, target) = scan_platform(srv, &to.platform)?;
+                warnings.extend(run_updates(
+                    run,
+                    &mut db,
+                    &pdir,
+                    &to.platform,
+                    &target,
+                    &cfg.profile,
+                )?);
+                Ok::<_, String>(())
+            })?;
+            step(run, "fix-paths", |_| {
+                db.fix_paths(from.domain.as_str(), to.domain.as_str())
+                    .map_err(txt)?;
+                db.set_variable("site_name", cfg.site.as_str())
+                    .map_err(txt)?;
+                db.set_variable("base_url", &cfg.base_url()).map_err(txt)?;
+                db.set_variable("file_directory_path", &cfg.file_directory_path())
+                    .map_err(txt)?;
+                db.set_variable("maintenance_mode", "0").map_err(txt)
+            })?;
+            step(run, "clear-caches", |_| db.clear_caches())?;
+            step(run, "verify", |run| {
+                run.note(key::OLD_VHOST, Value::Null).map_err(txt)?;
+                write_settings(srv, &cfg, &creds.password).map_err(txt)?;
+                write_vhost(srv, &cfg).map_err(txt)?;
+                srv.observe_site(&to.platform, &to.domain)
+                    .map_err(|e| format!("the clone does not check out: {e}"))?;
+                run.note(key::COMMITTED, true).map_err(txt)
+            })?;
+            Ok(warnings)
+        },
+        |run| {
+            undo_created(srv, &run.rec, &cfg.domain);
+            run.log("rolled back: the clone's database, directory and vhost removed; the source was not touched");
+        },
+    ))
+}
+
+/// Delete (prune): a final backup, then the vhost, directory and database
+/// removed. The directory goes to the trash first, so everything before the
+/// database is dropped can be put back.
+fn delete(
+    s: &SitePlan,
+    inv: &Inventory,
+    servers: &Servers,
+    opts: &ApplyOptions,
+    what: String,
+) -> Result<TaskOutcome, ServerError> {
+    let from = need(&s.from, "origin")?.clone();
+    let srv = server_for(inv, servers, &from.platform)
+        .or_else(|_| servers.get(&inv.settings.defaults.server))?;
+    let run = start(srv, TaskKind::Delete, s, opts)?;
+    let keep = inv.settings.policy.keep_backups;
+    let dir = srv.site_dir(&from.platform, &from.domain);
+    let trash = srv.root().join("trash").join(&run.rec.id);
+    let old_settings: std::cell::OnceCell<SettingsFile> = std::cell::OnceCell::new();
+    Ok(execute(
+        run,
+        what,
+        |run| {
+            let mut warnings = Vec::new();
+            let (_obs, settings) = observe_fresh(run, srv, &from, s.observed.as_ref())?;
+            let _ = old_settings.set(settings.clone());
+            warnings.extend(take_backup(
+                run,
+                srv,
+                &s.name,
+                &from,
+                &settings,
+                backup::Scope::Full,
+                keep,
+            )?);
+            maintenance_on(run, srv, &settings)?;
+            step(run, "remove-vhost", |run| {
+                save_old_vhost(run, srv, &from.domain)?;
+                fsutil::remove_file_if_exists(&srv.vhost_path(&from.domain)).map_err(txt)
+            })?;
+            step(run, "remove-site", |run| {
+                run.note(key::TRASHED_DIR, trash.display().to_string())
+                    .map_err(txt)?;
+                fsutil::create_dir_all(trash.parent().expect("trash has a parent")).map_err(txt)?;
+                std::fs::rename(&dir, &trash)
+                    .map_err(|e| format!("moving {} to the trash: {e}", dir.display()))
+            })?;
+            step(run, "drop-database", |run| {
+                run.note(key::COMMITTED, true).map_err(txt)?;
+                srv.db().drop_database(&settings.database.name).map_err(txt)
+            })?;
+            if let Err(e) = step(run, "empty-trash", |_| {
+                fsutil::remove_tree_if_exists(&trash)
+            }) {
+                warnings.push(format!(
+                    "the deleted site's directory stays in {}: {e}",
+                    trash.display()
+                ));
+            }
+            Ok(warnings)
+        },
+        |run| {
+            if run.rec.journal.contains_key(key::COMMITTED) {
+                // The database drop began: going back could leave a site with
+                // no database, so finish the deletion instead.
+                if let Some(settings) = old_settings.get() {
+                    let _ = srv.db().drop_database(&settings.database.name);
+                }
+                let _ = fsutil::remove_tree_if_exists(&trash);
+                run.log(
+                    "the database drop had begun, so the deletion was finished; the backup is kept",
+                );
+                return;
+            }
+            if let Some(t) = path_of(&run.rec, key::TRASHED_DIR) {
+                if t.exists() && !dir.exists() {
+                    let _ = std::fs::rename(&t, &dir);
+                }
+            }
+            restore_vhost(srv, &run.rec, &from.domain, None);
+            if let Some(settings) = old_settings.get() {
+                let _ = restore_maintenance(srv, settings, &run.rec);
+            }
+            run.log("rolled back: the site is back online; its backup is kept");
+        },
+    ))
+}
+
+/// Enable, disable, verify: settings and vhost rendered again from the
+/// inventory (keeping the site's database and credentials).
+fn rerender(
+    s: &SitePlan,
+    inv: &Inventory,
+    servers: &Servers,
+    opts: &ApplyOptions,
+    what: String,
+) -> Result<TaskOutcome, ServerError> {
+    let at = need(&s.from, "origin")?.clone();
+    let cfg = need(&s.config, "settings")?.clone();
+    let srv = server_for(inv, servers, &at.platform)?;
+    let kind = match s.action {
+        SiteAction::Enable => TaskKind::Enable,
+        SiteAction::Disable => TaskKind::Disable,
+        _ => TaskKind::Verify,
+    };
+    let run = start(srv, kind, s, opts)?;
+    let dir = srv.site_dir(&at.platform, &at.domain);
+    Ok(execute(
+        run,
+        what,
+        |run| {
+            let (_obs, settings) = observe_fresh(run, srv, &at, s.observed.as_ref())?;
+            step(run, "write-settings", |run| {
+                let saved = dir.join(".hoist-old-settings.yaml");
+                run.note(key::SAVED_SETTINGS, saved.display().to_string())
+                    .map_err(txt)?;
+                std::fs::copy(dir.join("settings.yaml"), &saved).map_err(txt)?;
+                fsutil::set_private(&saved).map_err(txt)?;
+                let mut c = cfg.clone();
+                c.db_name = Some(settings.database.name.clone());
+                write_settings(srv, &c, &settings.database.password).map_err(txt)
+            })?;
+            step(run, "write-vhost", |run| {
+                save_old_vhost(run, srv, &at.domain)?;
+                let mut c = cfg.clone();
+                c.db_name = Some(settings.database.name.clone());
+                write_vhost(srv, &c).map_err(txt)
+            })?;
+            run.note(key::COMMITTED, true).map_err(|e| StepError {
+                step: "write-vhost".into(),
+                message: e.to_string(),
+            })?;
+            let mut warnings = vec![];
+            if let Err(e) = fsutil::remove_file_if_exists(&dir.join(".hoist-old-settings.yaml")) {
+                warnings.push(format!("the saved old settings could not be removed: {e}"));
+            }
+            Ok(warnings)
+        },
+        |run| {
+            if let Some(saved) = path_of(&run.rec, key::SAVED_SETTINGS) {
+                if saved.exists() {
+                    let _ = std::fs::rename(&saved, dir.join("settings.yaml"));
+                }
+            }
+            restore_vhost(srv, &run.rec, &at.domain, None);
+            run.log("rolled back: settings and vhost put back");
+        },
+    ))
+}

@@ -1,0 +1,1626 @@
+//! Site backups: `.tar.gz` archives of a site's directory and a dump of its
+//! database, written with the `tar` and `flate2` crates so GNU `tar` lists
+//! and extracts them, and a safe extraction for restore.
+//!
+//! # Where and how they are named
+//!
+//! `<root>/backups/<site>/<domain>-<YYYYmmdd.HHMMSS>.tar.gz` (UTC, the time
+//! the backup started); when that name is taken, `-2`, `-3`, ... is added
+//! before `.tar.gz`. The directory is mode 0700 and every archive mode 0600:
+//! an archive is server-side data that never goes to git.
+//!
+//! # Archive layout (format 1)
+//!
+//! ```text
+//! hoist-backup.yaml   the manifest, always the first entry (see [`Manifest`])
+//! database.sql        the database dump, always the second entry: SQL that
+//!                     restores into an empty database (SiteDb::import)
+//! site/               the site directory: settings.yaml, files/, ...
+//! ```
+//!
+//! The manifest names the site, domain, platform and database, the dump's
+//! size and SHA-256, and every entry under `site/` (kind, mode, size, link
+//! target), so extraction can check the archive against it entry by entry
+//! and detect a truncated or tampered archive.
+//!
+//! # What is not stored
+//!
+//! - **The database password.** `site/settings.yaml` is stored with its
+//!   password replaced by `"********"`: a restore creates a new database and
+//!   user with new credentials and rewrites the settings anyway, so the
+//!   archive never needs the secret. (Every archive is mode 0600 on top.)
+//! - **Symlinks that lead out of the site.** Symlinks are never followed:
+//!   a symlink whose target stays inside the site directory (resolved the
+//!   way the kernel would, through other links) is stored as a symlink
+//!   entry; one that is absolute or escapes the site is skipped and listed
+//!   in the manifest's `skipped` and in [`Created::skipped`] (a task warning).
+//! - Sockets, fifos and device files (not site content): skipped and listed.
+//! - Hard links are stored as separate regular files; owners are recorded
+//!   in the headers (for GNU tar) but ignored on restore.
+//!
+//! # Extraction
+//!
+//! [`extract`] reads the manifest first and validates it, then every entry
+//! against it, into a staging directory beside the destination; it refuses
+//! `..`, absolute paths, hard links, devices, fifos, unknown entries,
+//! duplicates, sizes that do not match the header or the manifest, and
+//! symlinks that resolve outside the site. Only when everything checked out
+//! (including the gzip checksum at the end of the stream) is the staging
+//! tree synced and renamed into place: nothing is ever written outside the
+//! destination's parent, and the destination appears whole or not at all.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::{OsStr, OsString};
+use std::fs;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::db::{DbError, SiteDb};
+use crate::fsutil;
+use crate::names::{Domain, Name, PlatformName};
+use crate::render::REDACTED;
+use crate::server::LocalServer;
+
+/// The archive format this module writes and reads.
+pub const FORMAT: u32 = 1;
+/// The manifest's name in the archive.
+pub const MANIFEST: &str = "hoist-backup.yaml";
+/// The dump's name in the archive.
+pub const DUMP: &str = "database.sql";
+/// The site directory's name in the archive.
+pub const SITE: &str = "site";
+/// gzip level: fast levels cost little in size and keep a backup at least
+/// as fast as `tar -czf` (gzip -6), which matters inside maintenance mode.
+pub const COMPRESSION_LEVEL: u32 = 2;
+
+/// A manifest larger than this is refused unread (a memory bomb otherwise).
+const MAX_MANIFEST: u64 = 64 << 20;
+/// GNU long-name entries longer than this are refused (PATH_MAX is 4096).
+const MAX_LONG_NAME: u64 = 8192;
+/// Zero padding tolerated after the end of the archive (GNU tar pads to
+/// 10 KiB records); more is refused rather than read forever.
+const MAX_TRAILER: u64 = 1 << 20;
+const BUF: usize = 1 << 20;
+
+/// A backup or restore failure. Each names the archive, and the entry when
+/// one is to blame.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// A file or directory on the server could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// The database could not be dumped.
+    #[error("backup of database: {0}")]
+    Db(#[from] DbError),
+    /// The site directory is missing or is not a plain directory.
+    #[error("site directory {path}: {msg}")]
+    SiteDir {
+        /// The site directory.
+        path: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
+    /// A file changed while it was being archived (a live site without
+    /// maintenance mode): the backup is abandoned rather than inconsistent.
+    #[error("{path} changed while it was being backed up; try again")]
+    Changed {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The archive cannot be read: not gzip, corrupt, truncated.
+    #[error("backup {archive}: {msg}")]
+    Corrupt {
+        /// The archive.
+        archive: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
+    /// The archive's manifest is missing, malformed or not one hoist reads.
+    #[error("backup {archive}: manifest {MANIFEST}: {msg}")]
+    Manifest {
+        /// The archive.
+        archive: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
+    /// An entry is refused: it would land outside the site, is of a kind a
+    /// site never holds, or does not match the header or the manifest.
+    #[error("backup {archive}: entry {entry:?} refused: {reason}")]
+    Refused {
+        /// The archive.
+        archive: PathBuf,
+        /// The entry's path as stored (lossy).
+        entry: String,
+        /// Why.
+        reason: String,
+    },
+    /// The extraction destination is not usable.
+    #[error("restore destination {path}: {msg}")]
+    Destination {
+        /// The destination.
+        path: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
+    /// A failpoint fired (tests only).
+    #[error("{0}")]
+    Failpoint(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BackupError + '_ {
+    move |source| BackupError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The manifest: the first entry of every archive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// The archive format ([`FORMAT`]).
+    pub format: u32,
+    /// The site's stable name.
+    pub site: Name,
+    /// Its domain when backed up.
+    pub domain: Domain,
+    /// Its platform when backed up.
+    pub platform: PlatformName,
+    /// Its database's name when backed up.
+    pub database: String,
+    /// When the backup started, RFC 3339 UTC.
+    pub created: String,
+    /// Whether the password in `site/settings.yaml` was redacted (always,
+    /// in archives hoist writes).
+    pub settings_redacted: bool,
+    /// The dump entry.
+    pub dump: DumpInfo,
+    /// What the archive holds of the site directory.
+    #[serde(default)]
+    pub scope: Scope,
+    /// Every entry under `site/`, parents before children.
+    pub entries: Vec<ManifestEntry>,
+    /// What was left out of the site directory, and why.
+    #[serde(default)]
+    pub skipped: Vec<SkippedEntry>,
+}
+
+/// What a backup holds of the site directory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scope {
+    /// The whole site directory and the database.
+    #[default]
+    Full,
+    /// The database and `settings.yaml` only: what a rename on the same
+    /// platform takes, since it moves the site's files but never changes
+    /// them, and must stay cheap whatever their size. Restoring such a
+    /// backup keeps the site's present files.
+    Database,
+}
+
+/// The dump's size and checksum.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DumpInfo {
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its SHA-256, lowercase hex.
+    pub sha256: String,
+}
+
+/// The kind of a site entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryKind {
+    /// A directory.
+    Dir,
+    /// A regular file.
+    File,
+    /// A symlink that stays inside the site.
+    Symlink,
+}
+
+/// One entry under `site/` as the manifest lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestEntry {
+    /// Its path in the archive (`site/...`); bytes that are not UTF-8, and
+    /// `%`, are written `%XX`.
+    pub path: String,
+    /// What it is.
+    pub kind: EntryKind,
+    /// Its permission bits (`0o777` at most).
+    pub mode: u32,
+    /// Its size in bytes (files; 0 otherwise).
+    #[serde(default)]
+    pub size: u64,
+    /// A symlink's target, encoded like `path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+/// Something left out of a backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SkippedEntry {
+    /// Its path in the archive's terms (`site/...`), encoded like
+    /// [`ManifestEntry::path`].
+    pub path: String,
+    /// Why it was left out.
+    pub reason: String,
+}
+
+/// A backup archive on the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupInfo {
+    /// Its absolute path.
+    pub path: PathBuf,
+    /// Its file name.
+    pub file_name: String,
+    /// The domain in its name.
+    pub domain: Domain,
+    /// The time in its name, `YYYYmmdd.HHMMSS` UTC.
+    pub stamp: String,
+    /// Its `-N` suffix (1 when there is none).
+    pub seq: u32,
+    /// Its size in bytes.
+    pub bytes: u64,
+}
+
+/// What [`create`] made.
+#[derive(Debug, Clone)]
+pub struct Created {
+    /// The archive.
+    pub info: BackupInfo,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// What was left out of the site directory (symlinks out of the site,
+    /// sockets, ...): worth a task warning.
+    pub skipped: Vec<SkippedEntry>,
+}
+
+/// What [`extract`] restored.
+#[derive(Debug)]
+pub struct Extracted {
+    /// The archive's manifest.
+    pub manifest: Manifest,
+    /// The site directory now in place (the `dest_dir` given).
+    pub site_dir: PathBuf,
+    /// The database dump, checked against the manifest's SHA-256: import it
+    /// into a new, empty database with [`SiteDb::import`].
+    pub sql: String,
+}
+
+// ---------------------------------------------------------------------------
+// Names
+
+/// The archive name for `domain` at `stamp`, with suffix `seq` (1 = none).
+fn archive_name(domain: &Domain, stamp: &str, seq: u32) -> String {
+    if seq <= 1 {
+        format!("{domain}-{stamp}.tar.gz")
+    } else {
+        format!("{domain}-{stamp}-{seq}.tar.gz")
+    }
+}
+
+fn is_stamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 15
+        && b[8] == b'.'
+        && b[..8].iter().all(u8::is_ascii_digit)
+        && b[9..].iter().all(u8::is_ascii_digit)
+}
+
+/// Parses `<domain>-<stamp>[-N].tar.gz` into (domain, stamp, seq).
+fn parse_name(name: &str) -> Option<(Domain, String, u32)> {
+    let stem = name.strip_suffix(".tar.gz")?;
+    let split = |stem: &str| -> Option<(Domain, String)> {
+        let (domain, stamp) = stem.rsplit_once('-')?;
+        is_stamp(stamp).then_some(())?;
+        Some((Domain::new(domain).ok()?, stamp.to_string()))
+    };
+    if let Some((d, s)) = split(stem) {
+        return Some((d, s, 1));
+    }
+    let (rest, n) = stem.rsplit_once('-')?;
+    if n.starts_with('0') {
+        return None;
+    }
+    let seq: u32 = n.parse().ok().filter(|&s: &u32| s >= 2)?;
+    let (d, s) = split(rest)?;
+    Some((d, s, seq))
+}
+
+fn now_stamp() -> (String, String) {
+    let now = time::OffsetDateTime::now_utc();
+    let stamp = now
+        .format(time::macros::format_description!(
+            "[year][month][day].[hour][minute][second]"
+        ))
+        .unwrap_or_else(|_| "00000000.000000".into());
+    let rfc = now
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    (stamp, rfc)
+}
+
+/// Every backup of `site` on the server, oldest first (by the time in the
+/// name, then the suffix). Files that are not backups are ignored.
+pub fn list(srv: &LocalServer, site: &Name) -> Vec<BackupInfo> {
+    let dir = srv.backups_dir(site);
+    let mut v: Vec<BackupInfo> = fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter_map(|e| {
+            let file_name = e.file_name().to_str()?.to_string();
+            let (domain, stamp, seq) = parse_name(&file_name)?;
+            let bytes = e.metadata().map(|m| m.len()).unwrap_or(0);
+            Some(BackupInfo {
+                path: e.path(),
+                file_name,
+                domain,
+                stamp,
+                seq,
+                bytes,
+            })
+        })
+        .collect();
+    v.sort_by(|a, b| (&a.stamp, a.seq, &a.file_name).cmp(&(&b.stamp, b.seq, &b.file_name)));
+    v
+}
+
+/// Deletes all but the newest `keep` backups of `site` (at least one is
+/// always kept), never `protect` (the backup a task just made, whatever the
+/// clock says), and removes temporary files a killed backup left behind.
+/// Returns what it deleted.
+pub fn prune(
+    srv: &LocalServer,
+    site: &Name,
+    keep: usize,
+    protect: Option<&Path>,
+) -> Result<Vec<PathBuf>, BackupError> {
+    let dir = srv.backups_dir(site);
+    let mut removed = Vec::new();
+    // One task at a time touches a site, so a temporary file here is a
+    // leftover of a killed backup of this site, not one in progress.
+    for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let name = e.file_name();
+        if name.as_bytes().starts_with(b".hoist-tmp-") {
+            let p = e.path();
+            fsutil::remove_file_if_exists(&p).map_err(io_err(&p))?;
+            removed.push(p);
+        }
+    }
+    let all = list(srv, site);
+    let excess = all.len().saturating_sub(keep.max(1));
+    for b in all.into_iter().take(excess) {
+        if protect.is_some_and(|p| p == b.path) {
+            continue;
+        }
+        fsutil::remove_file_if_exists(&b.path).map_err(io_err(&b.path))?;
+        removed.push(b.path);
+    }
+    if !removed.is_empty() {
+        fsutil::sync_dir(&dir).map_err(io_err(&dir))?;
+    }
+    Ok(removed)
+}
+
+// ---------------------------------------------------------------------------
+// Path encoding for the manifest
+
+/// Encodes raw path bytes as a string: UTF-8 passes, `%` and invalid bytes
+/// become `%XX`, so any file name round-trips through the YAML manifest.
+fn encode(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c == '%' {
+                s.push_str("%25");
+            } else {
+                s.push(c);
+            }
+        }
+        for b in chunk.invalid() {
+            s.push_str(&format!("%{b:02X}"));
+        }
+    }
+    s
+}
+
+fn decode(s: &str) -> Option<Vec<u8>> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+// ---------------------------------------------------------------------------
+// Symlink confinement
+
+/// Follows the symlink target `target`, found in directory `dir` (components
+/// relative to `root`), the way the kernel would — through further symlinks
+/// inside `root` — but never looks outside `root`. Returns where it lands,
+/// or why it leaves `root`. Only `lstat` and `readlink` are used, on paths
+/// whose components are all real directories under `root`.
+fn resolve_inside(
+    root: &Path,
+    dir: &[OsString],
+    target: &Path,
+    budget: &mut u32,
+) -> Result<Vec<OsString>, String> {
+    if target.as_os_str().is_empty() {
+        return Err("empty symlink target".into());
+    }
+    let mut stack = dir.to_vec();
+    for c in target.components() {
+        match c {
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(format!("symlink to the absolute path {}", target.display()))
+            }
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if stack.pop().is_none() {
+                    return Err(format!(
+                        "symlink to {} points out of the site",
+                        target.display()
+                    ));
+                }
+            }
+            Component::Normal(n) => {
+                stack.push(n.to_os_string());
+                let p = join(root, &stack);
+                if fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
+                    if *budget == 0 {
+                        return Err("too many levels of symlinks".into());
+                    }
+                    *budget -= 1;
+                    let next = fs::read_link(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+                    stack.pop();
+                    stack = resolve_inside(root, &stack, &next, budget)?;
+                }
+            }
+        }
+    }
+    Ok(stack)
+}
+
+fn join(root: &Path, comps: &[OsString]) -> PathBuf {
+    let mut p = root.to_path_buf();
+    p.extend(comps);
+    p
+}
+
+/// Whether the symlink at `rel` (relative to `root`) stays inside `root`.
+fn check_link(root: &Path, rel: &Path, target: &Path) -> Result<(), String> {
+    let dir: Vec<OsString> = rel
+        .parent()
+        .map(|p| p.iter().map(OsStr::to_os_string).collect())
+        .unwrap_or_default();
+    // The kernel gives up after 40 links; so does this.
+    resolve_inside(root, &dir, target, &mut 40).map(|_| ())
+}
+
+// ---------------------------------------------------------------------------
+// Creating a backup
+
+/// One entry of the site directory to archive.
+struct Item {
+    /// Relative to the site directory.
+    rel: PathBuf,
+    kind: EntryKind,
+    mode: u32,
+    size: u64,
+    mtime: u64,
+    uid: u64,
+    gid: u64,
+    target: Option<PathBuf>,
+}
+
+fn archive_path(rel: &Path) -> PathBuf {
+    // Not `join`: joining "" would give "site/", not "site".
+    let mut p = OsString::from(SITE);
+    if !rel.as_os_str().is_empty() {
+        p.push("/");
+        p.push(rel);
+    }
+    PathBuf::from(p)
+}
+
+/// Lists the site directory without following any symlink: parents before
+/// children, names sorted, so archives are deterministic.
+fn walk(site_dir: &Path, scope: Scope) -> Result<(Vec<Item>, Vec<SkippedEntry>), BackupError> {
+    let m = fs::symlink_metadata(site_dir).map_err(|e| BackupError::SiteDir {
+        path: site_dir.into(),
+        msg: e.to_string(),
+    })?;
+    if !m.is_dir() {
+        return Err(BackupError::SiteDir {
+            path: site_dir.into(),
+            msg: "not a directory (a symlink is not followed)".into(),
+        });
+    }
+    let mut items = Vec::new();
+    let mut skipped = Vec::new();
+    let item = |rel: PathBuf, m: &fs::Metadata, kind: EntryKind, target: Option<PathBuf>| Item {
+        rel,
+        kind,
+        mode: m.mode() & 0o777,
+        size: if kind == EntryKind::File { m.len() } else { 0 },
+        mtime: u64::try_from(m.mtime()).unwrap_or(0),
+        uid: u64::from(m.uid()),
+        gid: u64::from(m.gid()),
+        target,
+    };
+    items.push(item(PathBuf::new(), &m, EntryKind::Dir, None));
+    // An explicit stack, not recursion: a hostile tree may be very deep.
+    let mut stack = vec![PathBuf::new()];
+    while let Some(dir) = stack.pop() {
+        let abs = site_dir.join(&dir);
+        let mut children: Vec<(OsString, fs::FileType)> = Vec::new();
+        for e in fs::read_dir(&abs).map_err(io_err(&abs))? {
+            let e = e.map_err(io_err(&abs))?;
+            let ft = e.file_type().map_err(io_err(&e.path()))?;
+            children.push((e.file_name(), ft));
+        }
+        children.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut subdirs = Vec::new();
+        for (name, ft) in children {
+            if scope == Scope::Database && name != "settings.yaml" {
+                continue;
+            }
+            let rel = dir.join(&name);
+            let p = site_dir.join(&rel);
+            let m = fs::symlink_metadata(&p).map_err(io_err(&p))?;
+            if ft.is_dir() {
+                items.push(item(rel.clone(), &m, EntryKind::Dir, None));
+                subdirs.push(rel);
+            } else if ft.is_file() {
+                items.push(item(rel, &m, EntryKind::File, None));
+            } else if ft.is_symlink() {
+                let target = fs::read_link(&p).map_err(io_err(&p))?;
+                match check_link(site_dir, &rel, &target) {
+                    Ok(()) => items.push(item(rel, &m, EntryKind::Symlink, Some(target))),
+                    Err(reason) => skipped.push(SkippedEntry {
+                        path: encode(archive_path(&rel).as_os_str().as_bytes()),
+                        reason,
+                    }),
+                }
+            } else {
+                skipped.push(SkippedEntry {
+                    path: encode(archive_path(&rel).as_os_str().as_bytes()),
+                    reason: "not a file, directory or symlink (socket, fifo or device)".into(),
+                });
+            }
+        }
+        // Reversed so the stack pops them in name order.
+        stack.extend(subdirs.into_iter().rev());
+    }
+    Ok((items, skipped))
+}
+
+/// `settings.yaml` with its database password replaced by [`REDACTED`].
+fn redact_settings(text: &str) -> String {
+    if let Ok(s) = serde_yaml::from_str::<crate::render::SettingsFile>(text) {
+        let pw = s.database.password.expose();
+        let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
+        let out = text.replace(&q(pw), &q(REDACTED));
+        // A hand-edited file may hold the password in another form: then
+        // the canonical redacted rendering is stored instead.
+        if pw.is_empty() || !out.contains(pw) {
+            return out;
+        }
+        return crate::render::settings_redacted(&s.config());
+    }
+    // Unparseable: blank every `password:` value we can see.
+    text.lines()
+        .map(|l| {
+            let t = l.trim_start();
+            if t.starts_with("password:") || t.starts_with("\"password\":") {
+                let indent = &l[..l.len() - t.len()];
+                let key = t.split(':').next().unwrap_or("password");
+                format!("{indent}{key}: \"{REDACTED}\"\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect()
+}
+
+/// Deletes a temporary file unless disarmed: no half-written backup is left
+/// behind by an error.
+struct TempFile(Option<PathBuf>);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+fn create_private(path: &Path) -> Result<fs::File, BackupError> {
+    fs::OpenOptions::new()
+        .write(true)
+        .read(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_err(path))
+}
+
+/// A writer that hashes and counts what passes through it.
+struct HashCount<W> {
+    inner: W,
+    hash: Sha256,
+    count: u64,
+}
+
+impl<W: Write> Write for HashCount<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Counts the uncompressed tar stream for the progress callback.
+struct Progress<'a, W> {
+    inner: W,
+    done: u64,
+    total: u64,
+    reported: u64,
+    cb: Option<&'a dyn Fn(u64, u64)>,
+}
+
+impl<W: Write> Write for Progress<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.done += n as u64;
+        if let Some(cb) = self.cb {
+            if self.done - self.reported >= 4 << 20 {
+                self.reported = self.done;
+                cb(self.done, self.total);
+            }
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Reads exactly `left` bytes from a file being archived; fewer (the file
+/// shrank) is an error, so a header never claims bytes that are not there.
+struct Exact<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Exact<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let max = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..max])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shrank while it was archived",
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+fn header(kind: tar::EntryType, mode: u32, size: u64, mtime: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_size(size);
+    h.set_mtime(mtime);
+    h
+}
+
+/// Backs up site `site` — its directory `sites/<domain>` on `platform` and
+/// its open database `db` — into a new archive under the site's backups
+/// directory, written to a temporary file, synced, then renamed, so an
+/// archive with a backup's name is always complete.
+///
+/// Everything is streamed: the dump goes to a private temporary file first
+/// (its size and SHA-256 go into the manifest, which comes first), and files
+/// are copied through the compressor with large buffers. `progress`, when
+/// given, is called now and then with (bytes archived, bytes in all),
+/// uncompressed.
+///
+/// With the `failpoints` feature, failpoint `backup-archive` fires between
+/// the dump and the site files (an error, or a kill with `:abort`).
+pub fn create(
+    srv: &LocalServer,
+    site: &Name,
+    platform: &PlatformName,
+    domain: &Domain,
+    db: &SiteDb,
+    scope: Scope,
+    progress: Option<&dyn Fn(u64, u64)>,
+) -> Result<Created, BackupError> {
+    let site_dir = srv.site_dir(platform, domain);
+    let dir = srv.backups_dir(site);
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(io_err(&dir))?;
+    let (stamp, created) = now_stamp();
+    let pid = std::process::id();
+
+    // 1. The dump, streamed into a private temporary file.
+    let dump_path = dir.join(format!(".hoist-tmp-{pid}-{stamp}.sql"));
+    let _ = fs::remove_file(&dump_path);
+    let dump_guard = TempFile(Some(dump_path.clone()));
+    let dump_file = create_private(&dump_path)?;
+    let mut hc = HashCount {
+        inner: BufWriter::with_capacity(BUF, dump_file),
+        hash: Sha256::new(),
+        count: 0,
+    };
+    db.dump(&mut hc)?;
+    hc.flush().map_err(io_err(&dump_path))?;
+    let dump_info = DumpInfo {
+        size: hc.count,
+        sha256: hex(&hc.hash.finalize()),
+    };
+
+    // 2. The site directory, listed; settings.yaml redacted in memory.
+    let (items, skipped) = walk(&site_dir, scope)?;
+    let settings_rel = Path::new("settings.yaml");
+    let mut redacted: Option<Vec<u8>> = None;
+    let mut entries = Vec::with_capacity(items.len());
+    for it in &items {
+        let mut size = it.size;
+        if it.kind == EntryKind::File && it.rel == settings_rel {
+            let p = site_dir.join(&it.rel);
+            let text = fs::read(&p).map_err(io_err(&p))?;
+            let r = redact_settings(&String::from_utf8_lossy(&text)).into_bytes();
+            size = r.len() as u64;
+            redacted = Some(r);
+        }
+        entries.push(ManifestEntry {
+            path: encode(archive_path(&it.rel).as_os_str().as_bytes()),
+            kind: it.kind,
+            mode: it.mode,
+            size,
+            target: it.target.as_ref().map(|t| encode(t.as_os_str().as_bytes())),
+        });
+    }
+    let manifest = Manifest {
+        format: FORMAT,
+        site: site.clone(),
+        domain: domain.clone(),
+        platform: platform.clone(),
+        database: db.name().to_string(),
+        created,
+        settings_redacted: true,
+        scope,
+        dump: dump_info,
+        entries,
+        skipped: skipped.clone(),
+    };
+    let manifest_text = serde_yaml::to_string(&manifest).map_err(|e| BackupError::Manifest {
+        archive: dir.clone(),
+        msg: e.to_string(),
+    })?;
+
+    // 3. The archive, into a private temporary file.
+    let mut seq = 1;
+    let final_path = loop {
+        let p = dir.join(archive_name(domain, &stamp, seq));
+        if !p.exists() {
+            break p;
+        }
+        seq += 1;
+    };
+    let tmp_path = dir.join(format!(".hoist-tmp-{pid}-{stamp}.tar.gz"));
+    let _ = fs::remove_file(&tmp_path);
+    let mut tmp_guard = TempFile(Some(tmp_path.clone()));
+    let file = create_private(&tmp_path)?;
+    let gz = flate2::write::GzEncoder::new(
+        BufWriter::with_capacity(BUF, file),
+        flate2::Compression::new(COMPRESSION_LEVEL),
+    );
+    let total = manifest.dump.size + manifest.entries.iter().map(|e| e.size).sum::<u64>();
+    let counted = Progress {
+        inner: BufWriter::with_capacity(BUF, gz),
+        done: 0,
+        total,
+        reported: 0,
+        cb: progress,
+    };
+    let mut tar = tar::Builder::new(counted);
+    let mtime = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let werr = |e: io::Error| BackupError::Io {
+        path: tmp_path.clone(),
+        source: e,
+    };
+
+    let mut h = header(
+        tar::EntryType::Regular,
+        0o600,
+        manifest_text.len() as u64,
+        mtime,
+    );
+    tar.append_data(&mut h, MANIFEST, manifest_text.as_bytes())
+        .map_err(werr)?;
+
+    let mut dump_file = hc.inner.into_inner().map_err(|e| BackupError::Io {
+        path: dump_path.clone(),
+        source: e.into_error(),
+    })?;
+    io::Seek::rewind(&mut dump_file).map_err(io_err(&dump_path))?;
+    let mut h = header(tar::EntryType::Regular, 0o600, manifest.dump.size, mtime);
+    let dump_reader = Exact {
+        inner: BufReader::with_capacity(BUF, dump_file),
+        left: manifest.dump.size,
+    };
+    tar.append_data(&mut h, DUMP, dump_reader).map_err(werr)?;
+    drop(dump_guard);
+
+    crate::failpoint::hit("backup-archive", crate::failpoint::When::Before)
+        .map_err(BackupError::Failpoint)?;
+
+    for it in &items {
+        let path = archive_path(&it.rel);
+        let src = site_dir.join(&it.rel);
+        match it.kind {
+            EntryKind::Dir => {
+                let mut h = header(tar::EntryType::Directory, it.mode, 0, it.mtime);
+                h.set_uid(it.uid);
+                h.set_gid(it.gid);
+                tar.append_data(&mut h, &path, io::empty()).map_err(werr)?;
+            }
+            EntryKind::Symlink => {
+                let mut h = header(tar::EntryType::Symlink, it.mode, 0, it.mtime);
+                h.set_uid(it.uid);
+                h.set_gid(it.gid);
+                let target = it.target.as_deref().unwrap_or(Path::new(""));
+                tar.append_link(&mut h, &path, target).map_err(werr)?;
+            }
+            EntryKind::File => {
+                let mut h;
+                if let (true, Some(r)) = (it.rel == settings_rel, &redacted) {
+                    h = header(tar::EntryType::Regular, it.mode, r.len() as u64, it.mtime);
+                    h.set_uid(it.uid);
+                    h.set_gid(it.gid);
+                    tar.append_data(&mut h, &path, r.as_slice()).map_err(werr)?;
+                    continue;
+                }
+                // O_NOFOLLOW: a file swapped for a symlink since the walk is
+                // refused, not followed.
+                let f = fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(&src)
+                    .map_err(io_err(&src))?;
+                let m = f.metadata().map_err(io_err(&src))?;
+                if !m.is_file() || m.len() != it.size {
+                    return Err(BackupError::Changed { path: src });
+                }
+                h = header(tar::EntryType::Regular, it.mode, it.size, it.mtime);
+                h.set_uid(it.uid);
+                h.set_gid(it.gid);
+                let r = Exact {
+                    inner: f,
+                    left: it.size,
+                };
+                tar.append_data(&mut h, &path, r).map_err(|e| {
+                    if e.kind() == io::ErrorKind::UnexpectedEof {
+                        BackupError::Changed { path: src.clone() }
+                    } else {
+                        werr(e)
+                    }
+                })?;
+            }
+        }
+    }
+
+    let counted = tar.into_inner().map_err(werr)?;
+    if let Some(cb) = progress {
+        cb(counted.done, counted.total);
+    }
+    let gz = counted
+        .inner
+        .into_inner()
+        .map_err(|e| werr(e.into_error()))?;
+    let file = gz
+        .finish()
+        .map_err(werr)?
+        .into_inner()
+        .map_err(|e| werr(e.into_error()))?;
+    file.sync_all().map_err(werr)?;
+    drop(file);
+    fs::rename(&tmp_path, &final_path).map_err(io_err(&final_path))?;
+    tmp_guard.0 = None;
+    fsutil::sync_dir(&dir).map_err(io_err(&dir))?;
+    let bytes = fs::metadata(&final_path).map(|m| m.len()).unwrap_or(0);
+    let file_name = final_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(Created {
+        info: BackupInfo {
+            path: final_path,
+            file_name,
+            domain: domain.clone(),
+            stamp,
+            seq,
+            bytes,
+        },
+        manifest,
+        skipped,
+    })
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+// ---------------------------------------------------------------------------
+// Reading and extracting
+
+type Decoder = flate2::read::GzDecoder<BufReader<fs::File>>;
+
+fn open_archive(archive: &Path) -> Result<tar::Archive<Decoder>, BackupError> {
+    let f = fs::File::open(archive).map_err(io_err(archive))?;
+    Ok(tar::Archive::new(flate2::read::GzDecoder::new(
+        BufReader::with_capacity(BUF, f),
+    )))
+}
+
+/// An entry's path after GNU long-name handling, as raw bytes.
+struct Raw {
+    path: Vec<u8>,
+    link: Option<Vec<u8>>,
+}
+
+/// Reads entries in raw mode so GNU long names are handled here, bounded,
+/// and every other extension (PAX, sparse, ...) is refused.
+struct Reader<'a> {
+    archive: &'a Path,
+    entries: tar::Entries<'a, Decoder>,
+}
+
+impl<'a> Reader<'a> {
+    fn corrupt(&self, e: impl std::fmt::Display) -> BackupError {
+        BackupError::Corrupt {
+            archive: self.archive.into(),
+            msg: format!("{e} (corrupt or truncated archive)"),
+        }
+    }
+
+    fn refuse(&self, entry: &[u8], reason: impl Into<String>) -> BackupError {
+        BackupError::Refused {
+            archive: self.archive.into(),
+            entry: String::from_utf8_lossy(entry).into_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    fn next(&mut self) -> Result<Option<(tar::Entry<'a, Decoder>, Raw)>, BackupError> {
+        let mut long_path: Option<Vec<u8>> = None;
+        let mut long_link: Option<Vec<u8>> = None;
+        loop {
+            let mut e = match self.entries.next() {
+                None if long_path.is_some() || long_link.is_some() => {
+                    return Err(self.corrupt("a long name with no entry after it"))
+                }
+                None => return Ok(None),
+                Some(Err(e)) => return Err(self.corrupt(e)),
+                Some(Ok(e)) => e,
+            };
+            let kind = e.header().entry_type();
+            if kind.is_gnu_longname() || kind.is_gnu_longlink() {
+                let size = e.header().entry_size().map_err(|e| self.corrupt(e))?;
+                if size > MAX_LONG_NAME {
+                    return Err(self.refuse(b"", format!("a long name of {size} bytes")));
+                }
+                let mut v = Vec::new();
+                (&mut e)
+                    .take(size)
+                    .read_to_end(&mut v)
+                    .map_err(|e| self.corrupt(e))?;
+                if v.len() as u64 != size {
+                    return Err(self.corrupt("a long name is cut short"));
+                }
+                while v.last() == Some(&0) {
+                    v.pop();
+                }
+                let slot = if kind.is_gnu_longname() {
+                    &mut long_path
+                } else {
+                    &mut long_link
+                };
+                if slot.replace(v).is_some() {
+                    return Err(self.corrupt("two long names for one entry"));
+                }
+                continue;
+            }
+            let path = long_path
+                .take()
+                .unwrap_or_else(|| e.header().path_bytes().into_owned());
+            let link = long_link
+                .take()
+                .or_else(|| e.header().link_name_bytes().map(|c| c.into_owned()));
+            return Ok(Some((e, Raw { path, link })));
+        }
+    }
+}
+
+/// Copies exactly `size` bytes of an entry to `out`; a short entry is a
+/// truncated archive. Read errors blame the archive, write errors `dest`.
+fn copy_entry(
+    r: &mut impl Read,
+    size: u64,
+    out: &mut dyn Write,
+    archive: &Path,
+    entry: &[u8],
+    dest: &Path,
+) -> Result<(), BackupError> {
+    let mut buf = vec![0u8; BUF.min(usize::try_from(size).unwrap_or(BUF)).max(1)];
+    let mut left = size;
+    while left > 0 {
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = r.read(&mut buf[..want]).map_err(|e| BackupError::Corrupt {
+            archive: archive.into(),
+            msg: format!(
+                "entry {:?}: {e} (corrupt or truncated archive)",
+                String::from_utf8_lossy(entry)
+            ),
+        })?;
+        if n == 0 {
+            return Err(BackupError::Corrupt {
+                archive: archive.into(),
+                msg: format!(
+                    "entry {:?}: {} of its {size} bytes are missing (truncated archive)",
+                    String::from_utf8_lossy(entry),
+                    left
+                ),
+            });
+        }
+        out.write_all(&buf[..n]).map_err(io_err(dest))?;
+        left -= n as u64;
+    }
+    Ok(())
+}
+
+/// Checks an archive path: relative, no `.` or `..` or empty components,
+/// no NUL. Returns its components. A single trailing `/` (directories) is
+/// allowed.
+fn check_path(p: &[u8]) -> Result<Vec<&[u8]>, String> {
+    if p.is_empty() {
+        return Err("empty path".into());
+    }
+    if p[0] == b'/' {
+        return Err("absolute path".into());
+    }
+    if p.contains(&0) {
+        return Err("NUL in path".into());
+    }
+    let p = p.strip_suffix(b"/").unwrap_or(p);
+    let comps: Vec<&[u8]> = p.split(|&b| b == b'/').collect();
+    for c in &comps {
+        match *c {
+            b".." => return Err("`..` in path".into()),
+            b"." | b"" => return Err("`.` or empty component in path".into()),
+            _ => {}
+        }
+    }
+    Ok(comps)
+}
+
+fn read_manifest_from(r: &mut Reader<'_>) -> Result<Manifest, BackupError> {
+    let archive = r.archive.to_path_buf();
+    let merr = |msg: String| BackupError::Manifest {
+        archive: archive.clone(),
+        msg,
+    };
+    let Some((mut e, raw)) = r.next()? else {
+        return Err(merr("the archive is empty".into()));
+    };
+    if raw.path != MANIFEST.as_bytes() || e.header().entry_type() != tar::EntryType::Regular {
+        return Err(merr(format!(
+            "not the first entry (found {:?}): not a hoist backup",
+            String::from_utf8_lossy(&raw.path)
+        )));
+    }
+    let size = e.header().entry_size().map_err(|e| r.corrupt(e))?;
+    if size > MAX_MANIFEST {
+        return Err(merr(format!("{size} bytes is too large")));
+    }
+    let mut text = Vec::new();
+    copy_entry(&mut e, size, &mut text, r.archive, &raw.path, r.archive)?;
+    let text = String::from_utf8(text).map_err(|_| merr("not UTF-8".into()))?;
+    let m: Manifest = serde_yaml::from_str(&text).map_err(|e| merr(e.to_string()))?;
+    if m.format != FORMAT {
+        return Err(merr(format!(
+            "format {} (this hoist reads format {FORMAT})",
+            m.format
+        )));
+    }
+    if m.dump.sha256.len() != 64 || !m.dump.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(merr("dump.sha256 is not a SHA-256".into()));
+    }
+    Ok(m)
+}
+
+/// Reads an archive's manifest (its first entry) and validates it, without
+/// extracting anything: to show what a backup holds, or to check that it is
+/// a backup of the site being restored.
+pub fn read_manifest(archive: &Path) -> Result<Manifest, BackupError> {
+    let mut a = open_archive(archive)?;
+    let entries = a
+        .entries()
+        .map_err(|e| BackupError::Corrupt {
+            archive: archive.into(),
+            msg: e.to_string(),
+        })?
+        .raw(true);
+    let mut r = Reader { archive, entries };
+    read_manifest_from(&mut r)
+}
+
+/// Removes the staging directory on every path out of [`extract`] but
+/// success.
+struct Staging(Option<PathBuf>);
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = fsutil::remove_tree_if_exists(&p);
+        }
+    }
+}
+
+fn staging_prefix(dest_name: &OsStr) -> OsString {
+    let mut p = OsString::from(".hoist-restore-");
+    p.push(dest_name);
+    p.push("-");
+    p
+}
+
+/// Removes what a killed [`extract`] into `dest_dir` left behind (its
+/// staging directories `.hoist-restore-<name>-<pid>` beside `dest_dir`).
+/// [`extract`] does this itself first; crash recovery may call it too. Safe
+/// because one task at a time touches a site.
+pub fn remove_staging(dest_dir: &Path) -> Result<(), BackupError> {
+    let (Some(parent), Some(name)) = (dest_dir.parent(), dest_dir.file_name()) else {
+        return Ok(());
+    };
+    let prefix = staging_prefix(name);
+    for e in fs::read_dir(parent).into_iter().flatten().flatten() {
+        let n = e.file_name();
+        let rest = n.as_bytes().strip_prefix(prefix.as_bytes());
+        if rest.is_some_and(|r| !r.is_empty() && r.iter().all(u8::is_ascii_digit)) {
+            let p = e.path();
+            fsutil::remove_tree_if_exists(&p).map_err(io_err(&p))?;
+        }
+    }
+    Ok(())
+}
+
+/// Extracts backup `archive` safely: its site directory becomes `dest_dir`
+/// (which must not exist, or be an empty directory) and its dump is
+/// returned, checked. Everything is first extracted into a staging
+/// directory beside `dest_dir` and checked against the manifest; any refusal
+/// or error removes the staging directory and leaves `dest_dir` untouched.
+///
+/// The restored `settings.yaml` holds a redacted password: the caller
+/// creates a new database and user, imports [`Extracted::sql`], and rewrites
+/// the settings. Modes (permission bits only) and mtimes are restored;
+/// owners are not.
+///
+/// With the `failpoints` feature, failpoint `restore-extract` fires after
+/// the entries are extracted into staging and before the rename.
+pub fn extract(archive: &Path, dest_dir: &Path) -> Result<Extracted, BackupError> {
+    let derr = |msg: &str| BackupError::Destination {
+        path: dest_dir.into(),
+        msg: msg.into(),
+    };
+    let parent = dest_dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .ok_or_else(|| derr("has no parent directory"))?;
+    let name = dest_dir
+        .file_name()
+        .ok_or_else(|| derr("has no file name"))?;
+    match fs::symlink_metadata(dest_dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(dest_dir)(e)),
+        Ok(m) if !m.is_dir() => return Err(derr("exists and is not a directory")),
+        Ok(_) => {
+            let mut it = fs::read_dir(dest_dir).map_err(io_err(dest_dir))?;
+            if it.next().is_some() {
+                return Err(derr("exists and is not empty"));
+            }
+        }
+    }
+    fs::create_dir_all(parent).map_err(io_err(parent))?;
+    remove_staging(dest_dir)?;
+    let mut staging_name = staging_prefix(name);
+    staging_name.push(std::process::id().to_string());
+    let staging = parent.join(staging_name);
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&staging)
+        .map_err(io_err(&staging))?;
+    let guard = Staging(Some(staging.clone()));
+
+    let (manifest, sql) = extract_into(archive, &staging)?;
+    crate::failpoint::hit("restore-extract", crate::failpoint::When::Before)
+        .map_err(BackupError::Failpoint)?;
+
+    // One syncfs makes every extracted file durable before the rename
+    // publishes them (cheaper than an fsync per file).
+    let root = fs::File::open(&staging).map_err(io_err(&staging))?;
+    // SAFETY: syncfs on a descriptor we own; no memory is involved.
+    if unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&root)) } != 0 {
+        return Err(io_err(&staging)(io::Error::last_os_error()));
+    }
+    drop(root);
+    let site = staging.join(SITE);
+    // rename(2) replaces an empty directory, and fails on a non-empty one
+    // that appeared meanwhile: either way nothing of the user's is lost.
+    fs::rename(&site, dest_dir).map_err(io_err(dest_dir))?;
+    fsutil::sync_dir(parent).map_err(io_err(parent))?;
+    drop(guard);
+    Ok(Extracted {
+        manifest,
+        site_dir: dest_dir.to_path_buf(),
+        sql,
+    })
+}
+
+/// Extracts into `staging/site` and returns the manifest and dump.
+fn extract_into(archive: &Path, staging: &Path) -> Result<(Manifest, String), BackupError> {
+    let mut a = open_archive(archive)?;
+    let entries = a
+        .entries()
+        .map_err(|e| BackupError::Corrupt {
+            archive: archive.into(),
+            msg: e.to_string(),
+        })?
+        .raw(true);
+    let mut r = Reader { archive, entries };
+    let manifest = read_manifest_from(&mut r)?;
+    let merr = |msg: String| BackupError::Manifest {
+        archive: archive.into(),
+        msg,
+    };
+
+    // The manifest's entries, checked like archive paths, by raw path.
+    let mut expected: BTreeMap<Vec<u8>, &ManifestEntry> = BTreeMap::new();
+    for me in &manifest.entries {
+        let raw = decode(&me.path).ok_or_else(|| merr(format!("bad path {:?}", me.path)))?;
+        let comps = check_path(&raw).map_err(|e| merr(format!("path {:?}: {e}", me.path)))?;
+        if comps[0] != SITE.as_bytes() || raw.ends_with(b"/") {
+            return Err(merr(format!("path {:?} is not under {SITE}/", me.path)));
+        }
+        if me.mode > 0o777 {
+            return Err(merr(format!("path {:?}: bad mode", me.path)));
+        }
+        if expected.insert(raw, me).is_some() {
+            return Err(merr(format!("path {:?} is listed twice", me.path)));
+        }
+    }
+    if expected.get(SITE.as_bytes()).map(|e| e.kind) != Some(EntryKind::Dir) {
+        return Err(merr(format!("lists no {SITE}/ directory")));
+    }
+
+    // The dump: second entry, checked against the manifest.
+    let Some((mut e, raw)) = r.next()? else {
+        return Err(r.corrupt(format!("{DUMP} is missing (truncated archive)")));
+    };
+    if raw.path != DUMP.as_bytes() || e.header().entry_type() != tar::EntryType::Regular {
+        return Err(r.refuse(&raw.path, format!("expected {DUMP} as the second entry")));
+    }
+    let size = e.header().entry_size().map_err(|e| r.corrupt(e))?;
+    if size != manifest.dump.size {
+        return Err(r.refuse(
+            &raw.path,
+            format!(
+                "{size} bytes in its header, {} in the manifest",
+                manifest.dump.size
+            ),
+        ));
+    }
+    let mut hc = HashCount {
+        inner: Vec::new(),
+        hash: Sha256::new(),
+        count: 0,
+    };
+    copy_entry(&mut e, size, &mut hc, archive, &raw.path, staging)?;
+    if hex(&hc.hash.finalize()) != manifest.dump.sha256 {
+        return Err(r.refuse(&raw.path, "its SHA-256 does not match the manifest"));
+    }
+    let sql = String::from_utf8(hc.inner).map_err(|_| r.refuse(&raw.path, "not UTF-8"))?;
+
+    // The site tree. Symlinks are made last, once no further entry can be
+    // written through them, and then checked in place.
+    let mut seen: BTreeSet<Vec<u8>> = BTreeSet::new();
+    let mut dirs: Vec<(PathBuf, u32, u64)> = Vec::new();
+    let mut made_dirs: BTreeSet<Vec<u8>> = BTreeSet::new();
+    let mut links: Vec<(Vec<u8>, PathBuf, Vec<u8>)> = Vec::new();
+    while let Some((mut e, raw)) = r.next()? {
+        let path = raw.path.strip_suffix(b"/").unwrap_or(&raw.path).to_vec();
+        check_path(&raw.path).map_err(|why| r.refuse(&raw.path, why))?;
+        let Some(me) = expected.get(&path) else {
+            return Err(r.refuse(&raw.path, "not listed in the manifest"));
+        };
+        if !seen.insert(path.clone()) {
+            return Err(r.refuse(&raw.path, "appears twice"));
+        }
+        // Every entry's parent must be a directory extracted before it, so
+        // nothing is ever written through a symlink or outside the tree.
+        if let Some(i) = path.iter().rposition(|&b| b == b'/') {
+            if !made_dirs.contains(&path[..i]) {
+                return Err(r.refuse(
+                    &raw.path,
+                    "its parent directory is not in the archive before it",
+                ));
+            }
+        }
+        let h = e.header();
+        let kind = h.entry_type();
+        let mode = h.mode().map_err(|e| r.corrupt(e))? & 0o777;
+        let mtime = h.mtime().unwrap_or(0);
+        let size = h.entry_size().map_err(|e| r.corrupt(e))?;
+        let want = match kind {
+            tar::EntryType::Regular | tar::EntryType::Continuous => EntryKind::File,
+            tar::EntryType::Directory => EntryKind::Dir,
+            tar::EntryType::Symlink => EntryKind::Symlink,
+            tar::EntryType::Link => return Err(r.refuse(&raw.path, "a hard link")),
+            tar::EntryType::Char | tar::EntryType::Block => {
+                return Err(r.refuse(&raw.path, "a device file"))
+            }
+            tar::EntryType::Fifo => return Err(r.refuse(&raw.path, "a fifo")),
+            other => {
+                return Err(r.refuse(
+                    &raw.path,
+                    format!("an entry of type {:?}", other.as_byte() as char),
+                ))
+            }
+        };
+        if want != me.kind {
+            return Err(r.refuse(&raw.path, "its kind does not match the manifest"));
+        }
+        if want != EntryKind::File && size != 0 {
+            return Err(r.refuse(&raw.path, "a directory or link with data"));
+        }
+        if size != me.size {
+            return Err(r.refuse(
+                &raw.path,
+                format!("{size} bytes in its header, {} in the manifest", me.size),
+            ));
+        }
+        let dest = staging.join(OsStr::from_bytes(&path));
+        match want {
+            EntryKind::Dir => {
+                fs::DirBuilder::new()
+                    .mode(0o700)
+                    .create(&dest)
+                    .map_err(io_err(&dest))?;
+                made_dirs.insert(path.clone());
+                dirs.push((dest, mode, mtime));
+            }
+            EntryKind::File => {
+                let f = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(&dest)
+                    .map_err(io_err(&dest))?;
+                let mut w = BufWriter::with_capacity(BUF.min(size as usize).max(8192), f);
+                copy_entry(&mut e, size, &mut w, archive, &raw.path, &dest)?;
+                let f = w.into_inner().map_err(|e| io_err(&dest)(e.into_error()))?;
+                f.set_permissions(fs::Permissions::from_mode(mode))
+                    .map_err(io_err(&dest))?;
+                let _ = f.set_modified(UNIX_EPOCH + Duration::from_secs(mtime));
+            }
+            EntryKind::Symlink => {
+                let target = raw
+                    .link
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| r.refuse(&raw.path, "a symlink with no target"))?;
+                if me.target.as_deref().and_then(decode).as_deref() != Some(&target[..]) {
+                    return Err(r.refuse(&raw.path, "its target does not match the manifest"));
+                }
+                if target.first() == Some(&b'/') {
+                    return Err(r.refuse(&raw.path, "a symlink to an absolute path"));
+                }
+                links.push((raw.path.clone(), dest, target));
+            }
+        }
+    }
+    if let Some(missing) = expected.keys().find(|k| !seen.contains(*k)) {
+        return Err(BackupError::Corrupt {
+            archive: archive.into(),
+            msg: format!(
+                "entry {:?} listed in the manifest is missing (truncated archive)",
+                String::from_utf8_lossy(missing)
+            ),
+        });
+    }
+    // Read what is left so the gzip trailer (CRC and length) is checked.
+    let mut rest = a.into_inner();
+    let n = io::copy(&mut (&mut rest).take(MAX_TRAILER + 1), &mut io::sink()).map_err(|e| {
+        BackupError::Corrupt {
+            archive: archive.into(),
+            msg: format!("{e} (corrupt or truncated archive)"),
+        }
+    })?;
+    if n > MAX_TRAILER {
+        return Err(BackupError::Corrupt {
+            archive: archive.into(),
+            msg: "data after the end of the archive".into(),
+        });
+    }
+
+    let site_root = staging.join(SITE);
+    for (_, dest, target) in &links {
+        std::os::unix::fs::symlink(OsStr::from_bytes(target), dest).map_err(io_err(dest))?;
+    }
+    for (entry, dest, target) in &links {
+        let rel = dest.strip_prefix(&site_root).unwrap_or(dest);
+        check_link(&site_root, rel, Path::new(OsStr::from_bytes(target))).map_err(|why| {
+            BackupError::Refused {
+                archive: archive.into(),
+                entry: String::from_utf8_lossy(entry).into_owned(),
+                reason: why,
+            }
+        })?;
+    }
+    // Directory modes last (deepest first): a read-only directory must not
+    // stop its own contents from being written.
+    for (dest, mode, mtime) in dirs.iter().rev() {
+        fs::set_permissions(dest, fs::Permissions::from_mode(*mode)).map_err(io_err(dest))?;
+        if let Ok(f) = fs::File::open(dest) {
+            let _ = f.set_modified(UNIX_EPOCH + Duration::from_secs(*mtime));
+        }
+    }
+    Ok((manifest, sql))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_reject_others() {
+        let d = Domain::new("shop-2.example.com").unwrap();
+        for seq in [1, 2, 13] {
+            let n = archive_name(&d, "20240131.235959", seq);
+            assert_eq!(
+                parse_name(&n),
+                Some((d.clone(), "20240131.235959".into(), seq))
+            );
+        }
+        assert_eq!(
+            archive_name(&d, "20240131.235959", 1),
+            "shop-2.example.com-20240131.235959.tar.gz"
+        );
+        // A domain that itself looks like a stamp still parses right.
+        let odd = Domain::new("x-20240101.120000").unwrap();
+        let n = archive_name(&odd, "20250101.000000", 2);
+        assert_eq!(parse_name(&n), Some((odd, "20250101.000000".into(), 2)));
+        for bad in [
+            "notes.txt",
+            "a.com-20240131.235959.tar",
+            "a.com-2024013.235959.tar.gz",
+            "a.com-20240131.235959-01.tar.gz",
+            "a.com-20240131.235959-1.tar.gz",
+            "A.com-20240131.235959.tar.gz",
+            ".hoist-tmp-1-20240131.235959.tar.gz",
+        ] {
+            assert_eq!(parse_name(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn path_encoding_round_trips_any_bytes() {
+        for raw in [
+            &b"site/a b.txt"[..],
+            b"site/100%",
+            b"site/\xe9\xff%25",
+            "é".as_bytes(),
+        ] {
+            let e = encode(raw);
+            assert_eq!(decode(&e).as_deref(), Some(raw), "{e}");
+        }
+        assert_eq!(encode(b"a%\xff"), "a%25%FF");
+        assert_eq!(decode("a%2"), None);
+        assert_eq!(decode("a%zz"), None);
+    }
+
+    #[test]
+    fn archive_paths_are_checked() {
+        assert!(check_path(b"site/files/a").is_ok());
+        assert!(check_path(b"site/files/").is_ok());
+        for bad in [
+            &b""[..],
+            b"/etc/passwd",
+            b"site/../x",
+            b"..",
+            b"site//x",
+            b"site/./x",
+            b"site/x\0",
+        ] {
+            assert!(check_path(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn settings_are_redacted_even_when_unparseable() {
+        let text = "site: a\ndatabase:\n  password: \"hunter2\"\n  other: {\n";
+        let r = redact_settings(text);
+        assert!(!r.contains("hunter2"), "{r}");
+        assert!(r.contains("  password: \"********\""), "{r}");
+    }
+
+    #[test]
+    fn link_resolution_follows_links_but_stays_inside() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("site");
+        fs::create_dir_all(root.join("files/a")).unwrap();
+        std::os::unix::fs::symlink("..", root.join("files/up")).unwrap();
+        std::os::unix::fs::symlink("loop2", root.join("files/loop1")).unwrap();
+        std::os::unix::fs::symlink("loop1", root.join("files/loop2")).unwrap();
+        let ok = |rel: &str, target: &str| check_link(&root, Path::new(rel), Path::new(target));
+        assert!(ok("files/l", "a").is_ok());
+        assert!(ok("files/l", "../files/./a/..").is_ok());
+        assert!(ok("files/l", "up").is_ok());
+        assert!(ok("files/l", "up/files/up").is_ok());
+        assert!(ok("files/l", "up/..").is_err());
+        assert!(ok("files/l", "up/files/up/..").is_err());
+        assert!(ok("files/l", "/etc").is_err());
+        assert!(ok("l", "..").is_err());
+        assert!(ok("files/l", "").is_err());
+        let e = ok("files/l", "loop1/x").unwrap_err();
+        assert!(e.contains("too many levels"), "{e}");
+    }
+}

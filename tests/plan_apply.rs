@@ -1,0 +1,488 @@
+//! `hoist plan`, `apply` (builds and installs), `compare` and the exit codes
+//! of spec section 6, on a copy of the example inventory, through the binary.
+
+mod common;
+use common::{assert_same, site, snapshot, verdict, Fixture};
+
+fn plan_schema() -> jsonschema::Validator {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/schema/plan.schema.json"
+    ))
+    .unwrap();
+    jsonschema::draft202012::new(&serde_json::from_str(&text).unwrap()).unwrap()
+}
+
+fn assert_valid_plan(plan: &serde_json::Value) {
+    let v = plan_schema();
+    let errors: Vec<String> = v
+        .iter_errors(plan)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "plan does not match schema/plan.schema.json: {errors:#?}"
+    );
+}
+
+#[test]
+fn plan_before_apply_builds_and_creates() {
+    let f = Fixture::example();
+    let plan = f.plan_json(&[], 0);
+    assert_valid_plan(&plan);
+    assert_eq!(plan["format_version"], 1);
+    assert_eq!(plan["mode"], "live");
+    assert_eq!(plan["summary"]["platforms"]["build"], 4);
+    assert_eq!(plan["summary"]["sites"]["create"], 5);
+    assert_eq!(plan["summary"]["blocked"], 0);
+    let acme = site(&plan, "acme");
+    assert_eq!(acme["action"], "create");
+    assert_eq!(acme["to"]["platform"], "shop-1-1");
+    assert_eq!(verdict(acme, "core")["verdict"], "install");
+    assert_eq!(verdict(acme, "core")["target_schema"], 3);
+    assert!(acme["diff"]
+        .as_str()
+        .unwrap()
+        .contains("+++ b/vhosts/acme.example.com.conf"));
+    // planning observes only: no server was made
+    assert!(!f.host().exists());
+    // with --detailed-exitcode, changes mean exit 2
+    f.ok(&["plan", "--detailed-exitcode"], 2);
+}
+
+#[test]
+fn apply_installs_then_a_second_apply_changes_nothing() {
+    let f = Fixture::example();
+    let r = f.apply();
+    assert!(
+        r.stdout.contains("Apply complete: 9 success"),
+        "{}",
+        r.all()
+    );
+
+    // Every site is installed for real: database rows, settings, vhost.
+    let conn = |site_dir: &str| {
+        let settings =
+            std::fs::read_to_string(f.host().join(site_dir).join("settings.yaml")).unwrap();
+        let db = settings
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("name: "))
+            .unwrap()
+            .trim_matches('"')
+            .to_string();
+        rusqlite::Connection::open(f.host().join("databases").join(format!("{db}.sqlite"))).unwrap()
+    };
+    let c = conn("platforms/shop-1-1/sites/acme.example.com");
+    let core: (i64, String, i64) = c
+        .query_row(
+            "SELECT schema_version, version, enabled FROM system WHERE name='core'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(core, (3, "1.1.0".to_string(), 1));
+    let n: i64 = c
+        .query_row("SELECT count(*) FROM system", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        n, 5,
+        "standard installs core, node, blog, shop_theme and itself"
+    );
+    let fdp: String = c
+        .query_row(
+            "SELECT value FROM variables WHERE name='file_directory_path'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(fdp, "sites/acme.example.com/files");
+    // the package's own tables exist
+    c.query_row("SELECT count(*) FROM blog_posts", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .unwrap();
+    let chess = conn("platforms/shop-1-1/sites/chess.example.org");
+    let polls: i64 = chess
+        .query_row(
+            "SELECT enabled FROM system WHERE name='legacy_polls'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(polls, 1);
+
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(
+        f.host()
+            .join("platforms/shop-1-1/sites/acme.example.com/settings.yaml"),
+    )
+    .unwrap()
+    .permissions()
+    .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let vhost = std::fs::read_to_string(f.host().join("vhosts/acme.example.com.conf")).unwrap();
+    assert!(
+        vhost.contains("server_name acme.example.com www.acme.example.com;"),
+        "{vhost}"
+    );
+
+    // Plan now says there is nothing to do, and a second apply changes nothing.
+    let plan = f.plan_json(&["--detailed-exitcode"], 0);
+    assert_valid_plan(&plan);
+    assert_eq!(plan["summary"]["changes"], 0);
+    assert!(plan["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["action"] == "noop"));
+    let before = snapshot(&f.host());
+    let r = f.apply();
+    assert!(r.stdout.contains("nothing to do"), "{}", r.all());
+    assert_same(
+        &before,
+        &snapshot(&f.host()),
+        "the second apply changed the server",
+    );
+}
+
+#[test]
+fn editing_a_sites_platform_plans_a_migration_with_verdicts() {
+    let f = Fixture::example();
+    f.apply();
+    f.set_site("acme", "platform", "shop-2-0");
+    let plan = f.plan_json(&["--detailed-exitcode"], 2);
+    assert_valid_plan(&plan);
+    let acme = site(&plan, "acme");
+    assert_eq!(acme["action"], "migrate");
+    assert_eq!(acme["blocked"], false);
+    assert_eq!(acme["from"]["platform"], "shop-1-1");
+    assert_eq!(acme["to"]["platform"], "shop-2-0");
+    assert_eq!(verdict(acme, "core")["verdict"], "upgrade");
+    assert_eq!(verdict(acme, "core")["pending"], serde_json::json!([4, 5]));
+    assert_eq!(verdict(acme, "blog")["verdict"], "version-downgrade");
+    assert_eq!(verdict(acme, "blog")["severity"], "warning");
+    let diff = acme["diff"].as_str().unwrap();
+    assert!(
+        diff.contains("-platform: shop-1-1\n+platform: shop-2-0"),
+        "{diff}"
+    );
+    assert!(diff.contains("+    root platforms/shop-2-0;"), "{diff}");
+    assert_eq!(plan["summary"]["sites"]["migrate"], 1);
+    assert_eq!(plan["summary"]["sites"]["noop"], 4);
+
+    // --strict makes the version-downgrade warning block: exit 1.
+    let strict = f.plan_json(&["--strict", "--detailed-exitcode"], 1);
+    assert_eq!(site(&strict, "acme")["blocked"], true);
+    assert_eq!(strict["summary"]["blocked"], 1);
+}
+
+#[test]
+fn a_schema_downgrade_blocks_and_exits_1() {
+    let f = Fixture::example();
+    f.apply();
+    f.set_site("acme", "platform", "shop-1-0");
+    let plan = f.plan_json(&["--detailed-exitcode"], 1);
+    let acme = site(&plan, "acme");
+    assert_eq!(acme["blocked"], true);
+    assert_eq!(verdict(acme, "core")["verdict"], "schema-downgrade");
+    assert_eq!(verdict(acme, "core")["severity"], "error");
+    assert!(acme["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e.as_str().unwrap().contains("core: schema downgrade")));
+    // a blocked apply changes nothing on the site
+    let before = snapshot(&f.host().join("platforms/shop-1-1/sites"));
+    let r = f.ok(&["apply", "--yes"], 1);
+    assert!(r.stdout.contains("BLOCKED"), "{}", r.all());
+    assert_same(
+        &before,
+        &snapshot(&f.host().join("platforms/shop-1-1/sites")),
+        "a blocked apply changed the site",
+    );
+}
+
+#[test]
+fn a_missing_profile_is_caught_before_planning() {
+    // The profile rule of section 5 is also an inventory check: moving a
+    // community site to a platform without that profile does not validate.
+    let f = Fixture::example();
+    f.apply();
+    f.set_site("chess-club", "platform", "shop-2-1");
+    let r = f.ok(&["plan"], 1);
+    assert!(
+        r.stderr
+            .contains("sites/chess-club.yaml:6:10: unknown profile community on platform shop-2-1"),
+        "{}",
+        r.all()
+    );
+}
+
+#[test]
+fn site_filter_plans_only_the_named_sites() {
+    let f = Fixture::example();
+    let plan = f.plan_json(&["--site", "acme", "--site", "dental"], 0);
+    let names: Vec<&str> = plan["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["acme", "dental"]);
+    let platforms: Vec<&str> = plan["platforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        platforms,
+        ["shop-1-1", "shop-2-0"],
+        "only the platforms those sites need"
+    );
+    let r = f.run(&["plan", "--site", "nosuch"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("no site nosuch"), "{}", r.all());
+    // apply --site installs only those
+    f.ok(&["apply", "--yes", "--site", "dental"], 0);
+    assert!(f
+        .host()
+        .join("platforms/shop-2-0/sites/dental.example.net")
+        .is_dir());
+    assert!(!f.host().join("platforms/shop-1-1").exists());
+}
+
+#[test]
+fn text_and_markdown_formats() {
+    let f = Fixture::example();
+    f.apply();
+    f.set_site("acme", "platform", "shop-2-0");
+    let text = f.ok(&["plan"], 0).stdout;
+    assert!(!text.contains('\x1b'), "no colour off a terminal");
+    assert!(
+        text.contains("acme") && text.contains("migrate") && text.contains("Plan: 1 migrate"),
+        "{text}"
+    );
+    assert!(
+        text.contains("blog: version downgrade 1.3.0 -> 1.2.0"),
+        "{text}"
+    );
+    let md = f.ok(&["plan", "--format", "markdown"], 0).stdout;
+    assert!(md.starts_with("## hoist plan"), "{md}");
+    assert!(md.contains("| sites | `migrate` | 1 |"), "{md}");
+    assert!(
+        md.contains("<details><summary>⚠️ <b>acme</b>: <code>migrate</code>"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| core | `upgrade` | 3 | 5 | 1.1.0 → 2.0.0 | 4, 5 |"),
+        "{md}"
+    );
+    assert!(md.contains("```diff\n"), "{md}");
+    // unchanged sites get no section
+    assert!(!md.contains("<b>bakery</b>"), "{md}");
+}
+
+#[test]
+fn saved_plan_goes_to_out_file_and_passwords_never_show() {
+    let f = Fixture::example();
+    f.apply();
+    f.set_site(
+        "acme",
+        "aliases",
+        "[www.acme.example.com, shop.acme.example.com]",
+    );
+    let out = f.tmp.path().join("plan.json");
+    let r = f.ok(&["plan", "--out", out.to_str().unwrap()], 0);
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_valid_plan(&saved);
+    assert_eq!(site(&saved, "acme")["action"], "verify");
+    // No password from any settings file appears in any output.
+    let mut outputs = vec![r.stdout, std::fs::read_to_string(&out).unwrap()];
+    outputs.push(f.ok(&["plan", "--format", "markdown"], 0).stdout);
+    for entry in walk(&f.host().join("platforms")) {
+        if entry.ends_with("settings.yaml") {
+            let text = std::fs::read_to_string(&entry).unwrap();
+            let pw = text
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("password: "))
+                .unwrap()
+                .trim_matches('"')
+                .to_string();
+            assert!(pw.len() >= 20);
+            for o in &outputs {
+                assert!(!o.contains(&pw), "a password leaked into plan output");
+            }
+        }
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut v = vec![];
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.file_type().unwrap().is_dir() {
+            v.extend(walk(&e.path()));
+        } else {
+            v.push(e.path());
+        }
+    }
+    v
+}
+
+#[test]
+fn apply_without_yes_off_a_terminal_refuses() {
+    let f = Fixture::example();
+    let r = f
+        .cmd(&["apply"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("--yes"));
+    assert!(!f.host().join("platforms").exists(), "nothing was built");
+}
+
+#[test]
+fn compare_lists_every_platform_and_marks_the_forbidden_one() {
+    let f = Fixture::example();
+    f.apply();
+    let out = f.ok(&["compare", "acme"], 0).stdout;
+    let row = |p: &str| {
+        out.lines()
+            .find(|l| l.trim_start().starts_with(p))
+            .unwrap_or_else(|| panic!("no row {p}: {out}"))
+            .to_string()
+    };
+    assert!(row("shop-1-0").ends_with("not allowed"), "{out}");
+    assert!(row("shop-1-1").ends_with("current"), "{out}");
+    assert!(row("shop-2-0").ends_with("allowed"), "{out}");
+    assert!(row("shop-2-1").ends_with("allowed"), "{out}");
+    // counts: shop-2-1 upgrades core, node and blog
+    let r21 = row("shop-2-1");
+    let cols: Vec<&str> = r21.split_whitespace().collect();
+    assert_eq!(&cols[1..4], ["3", "0", "0"], "{out}");
+
+    // Package by package, across the example every verdict appears.
+    let mut seen = std::collections::BTreeSet::new();
+    for (s, p) in [
+        ("acme", "shop-1-0"),
+        ("acme", "shop-2-0"),
+        ("chess-club", "shop-2-0"),
+        ("chess-club", "shop-1-1"),
+        ("dental", "shop-2-1"),
+    ] {
+        let r = f.run(&["compare", s, p]);
+        for v in [
+            "same",
+            "upgrade",
+            "missing",
+            "schema-downgrade",
+            "version-downgrade",
+        ] {
+            if r.stdout
+                .lines()
+                .any(|l| l.split_whitespace().nth(2) == Some(v))
+            {
+                seen.insert(v);
+            }
+        }
+    }
+    assert_eq!(seen.len(), 5, "every verdict of the table shows: {seen:?}");
+    let r = f.ok(&["compare", "acme", "shop-1-0"], 1);
+    assert!(
+        r.stdout.contains("acme may not move to shop-1-0"),
+        "{}",
+        r.all()
+    );
+    let r = f.ok(&["compare", "chess-club", "shop-2-1"], 1);
+    assert!(
+        r.stdout
+            .contains("profile community is missing on shop-2-1"),
+        "{}",
+        r.all()
+    );
+    let r = f.ok(&["compare", "acme", "shop-2-0"], 0);
+    assert!(
+        r.stdout.contains("acme may move to shop-2-0"),
+        "{}",
+        r.all()
+    );
+    let r = f.run(&["compare", "ghost"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("ghost is not installed"), "{}", r.all());
+}
+
+#[test]
+fn a_changed_source_under_live_sites_is_an_error() {
+    let f = Fixture::example();
+    f.apply();
+    f.write("codebases/shop-1-1-extra.txt", "x");
+    f.write("codebases/shop-1.1/packages/core/README", "changed");
+    let plan = f.plan_json(&[], 1);
+    let p = plan["platforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "shop-1-1")
+        .unwrap();
+    assert_eq!(p["blocked"], true);
+    assert!(
+        p["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("platforms are immutable"),
+        "{p}"
+    );
+}
+
+#[test]
+fn a_changed_source_with_no_site_on_it_is_rebuilt() {
+    let f = Fixture::example();
+    common::copy_dir(
+        &f.inv().join("codebases/shop-2.1"),
+        &f.inv().join("codebases/spare"),
+    );
+    f.write(
+        "platforms/spare.yaml",
+        "source: { path: codebases/spare }\n",
+    );
+    f.apply();
+    f.write("codebases/spare/packages/core/README", "changed");
+    let plan = f.plan_json(&["--detailed-exitcode"], 2);
+    let p = plan["platforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "spare")
+        .unwrap();
+    assert_eq!(p["action"], "build");
+    assert_eq!(p["blocked"], false);
+    f.apply();
+    assert_eq!(
+        std::fs::read_to_string(f.host().join("platforms/spare/packages/core/README")).unwrap(),
+        "changed"
+    );
+    f.plan_json(&["--detailed-exitcode"], 0);
+}
+
+#[test]
+fn undeclared_sites_are_unmanaged_and_left_alone() {
+    let f = Fixture::example();
+    f.apply();
+    std::fs::remove_file(f.inv().join("sites/eatery.yaml")).unwrap();
+    let plan = f.plan_json(&["--detailed-exitcode"], 0);
+    let s = site(&plan, "eatery");
+    assert_eq!(s["action"], "noop");
+    assert_eq!(s["unmanaged"], true);
+    // a new site may not take its domain while it is still served
+    f.write(
+        "sites/newbie.yaml",
+        "domain: eatery.example.com\nplatform: shop-2-1\n",
+    );
+    let plan = f.plan_json(&[], 1);
+    assert!(site(&plan, "newbie")["errors"][0]
+        .as_str()
+        .unwrap()
+        .contains("still served by site eatery"));
+}

@@ -1,0 +1,301 @@
+//! A failure at every step of every site task, made on demand with
+//! failpoints (`cargo test --features failpoints`): the site must be exactly
+//! as before — same rows, same files, same settings and vhost, online — the
+//! task `failed` with its log, and any backup taken kept.
+#![cfg(feature = "failpoints")]
+
+mod common;
+use common::{snapshot, Fixture};
+use std::collections::BTreeMap;
+
+type State = (BTreeMap<String, String>, BTreeMap<String, Vec<String>>);
+
+/// Everything on the server that a rolled-back task must leave as it was:
+/// every file (task records, backups and the lock aside) and every row of
+/// every database (SQLite files change bytes when a row is set and reset, so
+/// databases are compared by rows).
+fn state(f: &Fixture) -> State {
+    let files = snapshot(&f.host())
+        .into_iter()
+        .filter(|(k, _)| {
+            !k.starts_with("tasks/")
+                && !k.starts_with("backups/")
+                && !k.ends_with(".sqlite")
+                && k != "trash/"
+        })
+        .collect();
+    let mut dbs = BTreeMap::new();
+    for e in std::fs::read_dir(f.host().join("databases"))
+        .unwrap()
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(db) = name.strip_suffix(".sqlite") {
+            let c = rusqlite::Connection::open(e.path()).unwrap();
+            let tables: Vec<String> = c
+                .prepare("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            for t in tables {
+                let mut stmt = c.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
+                let n = stmt.column_count();
+                let mut rows: Vec<String> = stmt
+                    .query_map([], |r| {
+                        Ok((0..n)
+                            .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
+                            .collect::<Vec<_>>()
+                            .join("|"))
+                    })
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                rows.sort();
+                dbs.insert(format!("{db}.{t}"), rows);
+            }
+        }
+    }
+    (files, dbs)
+}
+
+fn diff(a: &State, b: &State) -> Vec<String> {
+    let mut out = Vec::new();
+    let keys: std::collections::BTreeSet<&String> = a.0.keys().chain(b.0.keys()).collect();
+    for k in keys {
+        if a.0.get(k) != b.0.get(k) {
+            out.push(format!(
+                "file {k}: {:?} -> {:?}",
+                a.0.contains_key(k),
+                b.0.contains_key(k)
+            ));
+        }
+    }
+    let keys: std::collections::BTreeSet<&String> = a.1.keys().chain(b.1.keys()).collect();
+    for k in keys {
+        if a.1.get(k) != b.1.get(k) {
+            out.push(format!("table {k} differs"));
+        }
+    }
+    out
+}
+
+fn last_task(f: &Fixture) -> serde_json::Value {
+    let mut v: Vec<_> = std::fs::read_dir(f.host().join("tasks"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    v.sort();
+    serde_json::from_slice(&std::fs::read(v.last().unwrap()).unwrap()).unwrap()
+}
+
+fn backup_count(f: &Fixture, site: &str) -> usize {
+    std::fs::read_dir(f.host().join("backups").join(site))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".tar.gz"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Prepares `base` (applied, with content), lets `change` edit the
+/// inventory, then fails each step before and after its work.
+fn fail_every_step(name: &str, site: &str, steps: &[&str], change: impl Fn(&Fixture)) {
+    let base = Fixture::example();
+    base.apply();
+    for (p, d) in [
+        ("shop-1-1", "acme.example.com"),
+        ("shop-1-0", "bakery.example.com"),
+        ("shop-2-1", "eatery.example.com"),
+    ] {
+        let dir = base.host().join(format!("platforms/{p}/sites/{d}/files"));
+        std::fs::write(dir.join("a.txt"), format!("content of {d}")).unwrap();
+    }
+    change(&base);
+    let before = state(&base);
+    let backups_before = backup_count(&base, site);
+    let mut problems = Vec::new();
+    for step in steps {
+        for how in ["error", "after"] {
+            let f = base.duplicate();
+            let fp = format!("{step}:{how}");
+            let r = f
+                .cmd(&["apply", "--yes"])
+                .env("HOIST_FAILPOINT", &fp)
+                .output()
+                .unwrap();
+            let out = String::from_utf8_lossy(&r.stdout);
+            if r.status.code() != Some(1) {
+                problems.push(format!("{fp}: exit {:?}\n{out}", r.status.code()));
+                continue;
+            }
+            let t = last_task(&f);
+            if t["result"] != "failed" || !t["log"].to_string().contains("rolled back") {
+                problems.push(format!("{fp}: task {} {}", t["result"], t["log"]));
+            }
+            let d = diff(&before, &state(&f));
+            if !d.is_empty() {
+                problems.push(format!("{fp}: not as before: {d:?}"));
+            }
+            // the backup, once taken, is kept
+            let took =
+                t["steps"].as_array().unwrap().iter().any(|s| {
+                    s["name"] == "backup" && (s["state"] == "done" || fp == "backup:after")
+                });
+            if took && backup_count(&f, site) != backups_before + 1 {
+                problems.push(format!("{fp}: the backup was not kept"));
+            }
+            // and the site plans exactly as before: the same action again
+            let plan = f.plan_json(&[], 0);
+            if plan["summary"] != base.plan_json(&[], 0)["summary"] {
+                problems.push(format!("{fp}: the plan changed after rollback"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{name}:\n{}", problems.join("\n"));
+}
+
+const MOVE_STEPS: &[&str] = &[
+    "observe",
+    "check-target",
+    "maintenance-on",
+    "backup",
+    "deploy",
+    "update",
+    "fix-paths",
+    "clear-caches",
+    "verify",
+    "maintenance-off",
+];
+
+#[test]
+fn migrate_rolls_back_at_every_step() {
+    fail_every_step("migrate", "acme", MOVE_STEPS, |f| {
+        f.set_site("acme", "platform", "shop-2-0")
+    });
+}
+
+#[test]
+fn rename_rolls_back_at_every_step() {
+    fail_every_step("rename", "acme", MOVE_STEPS, |f| {
+        f.set_site("acme", "domain", "acme.example.org")
+    });
+}
+
+#[test]
+fn migrate_rename_rolls_back_at_every_step() {
+    fail_every_step("migrate+rename", "bakery", MOVE_STEPS, |f| {
+        f.set_site("bakery", "platform", "shop-2-1");
+        f.set_site("bakery", "domain", "bakery.example.org");
+    });
+}
+
+#[test]
+fn clone_rolls_back_at_every_step() {
+    fail_every_step(
+        "clone",
+        "acme",
+        &[
+            "observe",
+            "check-target",
+            "backup",
+            "deploy",
+            "update",
+            "fix-paths",
+            "clear-caches",
+            "verify",
+        ],
+        |f| {
+            f.write(
+                "sites/copy.yaml",
+                "domain: copy.example.com\nplatform: shop-2-1\nclone_from: acme\n",
+            )
+        },
+    );
+}
+
+#[test]
+fn delete_rolls_back_at_every_step() {
+    fail_every_step(
+        "delete",
+        "eatery",
+        &[
+            "observe",
+            "backup",
+            "maintenance-on",
+            "remove-vhost",
+            "remove-site",
+        ],
+        |f| {
+            f.write(
+                "hoist.yaml",
+                &f.read("hoist.yaml").replace("prune: false", "prune: true"),
+            );
+            std::fs::remove_file(f.inv().join("sites/eatery.yaml")).unwrap();
+        },
+    );
+}
+
+#[test]
+fn install_rolls_back_at_every_step() {
+    fail_every_step(
+        "install",
+        "newbie",
+        &[
+            "check-target",
+            "create-database",
+            "install-packages",
+            "write-settings",
+        ],
+        |f| {
+            f.write(
+                "sites/newbie.yaml",
+                "domain: newbie.example.com\nplatform: shop-2-1\n",
+            );
+        },
+    );
+}
+
+#[test]
+fn enable_disable_verify_roll_back() {
+    fail_every_step(
+        "disable",
+        "eatery",
+        &["observe", "write-settings", "write-vhost"],
+        |f| f.set_site("eatery", "enabled", "false"),
+    );
+    fail_every_step(
+        "verify",
+        "eatery",
+        &["observe", "write-settings", "write-vhost"],
+        |f| f.set_site("eatery", "aliases", "[w.eatery.example.com]"),
+    );
+}
+
+#[test]
+fn a_failure_removing_the_old_copy_is_a_warning_not_a_rollback() {
+    let f = Fixture::example();
+    f.apply();
+    f.set_site("acme", "platform", "shop-2-0");
+    let r = f
+        .cmd(&["apply", "--yes"])
+        .env("HOIST_FAILPOINT", "remove-old")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&r.stdout);
+    assert_eq!(r.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("warning  migrate acme") && out.contains("old copy could not be removed"),
+        "{out}"
+    );
+    assert!(
+        f.host()
+            .join("platforms/shop-2-0/sites/acme.example.com")
+            .is_dir(),
+        "the site is live on the target"
+    );
+}
