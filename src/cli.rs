@@ -11,11 +11,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::apply::{self, ApplyOptions};
 use crate::compat;
-use crate::inventory::{self, Inventory};
+use crate::inventory::Inventory;
 use crate::names::{Name, SiteName};
 use crate::observe::Actual;
-use crate::plan::{self, format, Mode, Plan, PlanOptions, SiteAction};
+use crate::plan::{self, format, Mode, Plan, PlanOptions};
 use crate::server::Servers;
+use crate::status;
 use crate::task::{self, TaskResult};
 
 /// Exit code: success, nothing to do, or all done.
@@ -41,6 +42,10 @@ struct Cli {
     /// Log format on stderr (levels through RUST_LOG).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Read the inventory from this commit (branch, tag, sha) of its git
+    /// repository instead of the working tree, which is left untouched.
+    #[arg(long = "ref", global = true, value_name = "REF")]
+    git_ref: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -105,9 +110,20 @@ enum Command {
         platform: Option<String>,
     },
     /// A table of sites: domain, platform, sync state, last task and result.
-    Status,
+    Status {
+        /// Compute it from the servers instead of the status files.
+        #[arg(long)]
+        live: bool,
+    },
     /// Run as a daemon: reconcile on inventory changes, on a timer and on drift.
-    Watch,
+    Watch {
+        /// Reconcile once, then exit (1 when a task failed).
+        #[arg(long)]
+        once: bool,
+        /// Exit after this many reconcile passes.
+        #[arg(long, hide = true, value_name = "N")]
+        max_cycles: Option<u64>,
+    },
     /// Back a site up.
     Backup {
         /// The site.
@@ -135,7 +151,13 @@ enum Command {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // The daemon tells what it does; one-shot commands only warn.
+    let level = if matches!(cli.command, Command::Watch { .. }) {
+        "info"
+    } else {
+        "warn"
+    };
+    init_logging(cli.log_format, level);
     match run(&cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -145,9 +167,9 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -188,20 +210,25 @@ fn run(cli: &Cli) -> Result<u8> {
             strict,
         } => cmd_apply(cli, planfile.as_deref(), *yes, sites, *strict),
         Command::Compare { site, platform } => cmd_compare(cli, site, platform.as_deref()),
-        Command::Status => cmd_status(cli),
+        Command::Status { live } => cmd_status(cli, *live),
         Command::Tasks { site } => cmd_tasks(cli, site.as_deref()),
         Command::Log { task } => cmd_log(cli, task),
-        Command::Watch => bail!("`hoist watch` is not available yet"),
+        Command::Watch { once, max_cycles } => cmd_watch(cli, *once, *max_cycles),
         Command::Backup { site } => cmd_backup(cli, site),
         Command::Restore { site, backup } => cmd_restore(cli, site, backup.as_deref()),
     }
 }
 
-/// Loads the inventory, printing every problem to stderr on failure.
+/// Loads the inventory (from `--ref` when given), printing every problem to
+/// stderr on failure.
 fn load(cli: &Cli) -> Result<Inventory, u8> {
-    match inventory::load(&cli.dir) {
+    match crate::gitops::load_inventory(&cli.dir, cli.git_ref.as_deref()) {
         Ok(inv) => Ok(inv),
-        Err(diags) => {
+        Err(crate::gitops::LoadError::Git(e)) => {
+            eprintln!("error: {e}");
+            Err(EXIT_ERROR)
+        }
+        Err(crate::gitops::LoadError::Invalid(diags)) => {
             let mut err = std::io::stderr().lock();
             for d in &diags.0 {
                 let _ = writeln!(err, "{d}");
@@ -240,7 +267,7 @@ fn site_names(names: &[String]) -> Result<Vec<SiteName>> {
 fn inventory_ref(inv: &Inventory) -> plan::InventoryRef {
     plan::InventoryRef {
         path: inv.root.display().to_string(),
-        commit: crate::gitops::head_commit(&inv.root),
+        commit: inv.commit.clone(),
     }
 }
 
@@ -279,11 +306,25 @@ fn lock_and_recover(servers: &Servers) -> Result<Vec<crate::server::ServerLock>>
 }
 
 /// For commands that only read: recover when no other hoist is working on
-/// the servers (one that is will recover on its own), then let go.
+/// a server (one that is recovers on its own), then let go. A server with
+/// no task records has nothing to recover and is not touched at all.
 fn recover_if_idle(servers: &Servers) {
-    if let Ok(locks) = servers.lock_all() {
-        recover(servers);
-        drop(locks);
+    for srv in servers.by_name.values().filter(|s| s.tasks_dir().is_dir()) {
+        if let Ok(lock) = srv.lock() {
+            report_recovered(srv);
+            drop(lock);
+        }
+    }
+}
+
+fn report_recovered(srv: &crate::server::LocalServer) {
+    for r in apply::recover(srv) {
+        eprintln!(
+            "recovered interrupted task {} ({}): {}",
+            r.id,
+            r.result.as_str(),
+            r.message
+        );
     }
 }
 
@@ -320,15 +361,16 @@ fn cmd_plan(
         Err(c) => return Ok(c),
     };
     let only = site_names(sites)?;
-    if offline {
-        bail!("`plan --offline` is not available yet");
-    }
-    let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
-    recover_if_idle(&servers);
-    let actual = servers.observe();
+    let (actual, mode) = if offline {
+        (offline_actual(cli)?, Mode::Offline)
+    } else {
+        let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
+        recover_if_idle(&servers);
+        (servers.observe(), Mode::Live)
+    };
     print_problems(&actual);
     check_sites_known(&inv, &actual, &only)?;
-    let plan = make_plan(&inv, &actual, only, strict, Mode::Live);
+    let plan = make_plan(&inv, &actual, only, strict, mode);
     if let Some(path) = out {
         std::fs::write(path, format::json(&plan))
             .with_context(|| format!("writing {}", path.display()))?;
@@ -346,6 +388,50 @@ fn cmd_plan(
     } else {
         EXIT_OK
     })
+}
+
+/// The observed state as the status files record it: from the working
+/// tree's `status/`, or the `--ref` commit's. No server is touched.
+fn offline_actual(cli: &Cli) -> Result<Actual> {
+    let dir = match &cli.git_ref {
+        Some(r) => crate::gitops::extract(&cli.dir, r)?.dir,
+        None => cli.dir.clone(),
+    };
+    match status::read(&dir) {
+        Ok(set) => Ok(set.actual()),
+        Err(diags) => {
+            for d in &diags {
+                eprintln!("{d}");
+            }
+            bail!(
+                "the status files have {} problem(s): they are hoist's own; run `hoist apply` to rewrite them",
+                diags.len()
+            )
+        }
+    }
+}
+
+/// Writes, commits and pushes the status files after an apply; reports
+/// what it did on stdout.
+fn write_status(inv: &Inventory, servers: &Servers) -> Result<()> {
+    let r = status::record(inv, servers).context(
+        "the apply is done, but its status could not be recorded (it is written again by the next apply)",
+    )?;
+    if let Some(c) = &r.commit {
+        println!("Status committed: {}", &c[..c.len().min(12)]);
+    }
+    match &r.pushed {
+        Some(crate::gitops::Pushed::Rebuilt { tries, .. }) => println!(
+            "Status pushed to {} (rebuilt on the remote's new tip, {tries} tries).",
+            inv.settings.status.push.as_deref().unwrap_or("?")
+        ),
+        Some(_) => println!(
+            "Status pushed to {}.",
+            inv.settings.status.push.as_deref().unwrap_or("?")
+        ),
+        None => {}
+    }
+    Ok(())
 }
 
 fn confirm(prompt: &str) -> Result<bool> {
@@ -425,6 +511,7 @@ fn cmd_apply(
     let st = format::Style::new(color_on(&std::io::stdout()));
     if !plan.has_changes() && !plan.blocked() {
         println!("{}", format::summary_line(&plan));
+        write_status(&inv, &servers)?;
         return Ok(EXIT_OK);
     }
     print!("{}", format::text(&plan, &st));
@@ -436,6 +523,7 @@ fn cmd_apply(
         parallel: inv.settings.policy.parallel,
         progress: std::io::stderr().is_terminal(),
         commit: plan.inventory.commit.clone(),
+        cancel: None,
     };
     let report = apply::apply(&plan, &inv, &servers, &opts);
     let mut counts = std::collections::BTreeMap::<&str, usize>::new();
@@ -457,6 +545,7 @@ fn cmd_apply(
             summary.join(", ")
         }
     );
+    write_status(&inv, &servers)?;
     Ok(if report.failed() || plan.blocked() {
         EXIT_ERROR
     } else {
@@ -580,40 +669,65 @@ fn cmd_compare(cli: &Cli, site: &str, platform: Option<&str>) -> Result<u8> {
     }
 }
 
-#[allow(clippy::print_literal)] // aligned table headers read best as arguments
-fn cmd_status(cli: &Cli) -> Result<u8> {
+fn cmd_status(cli: &Cli, live: bool) -> Result<u8> {
     let inv = match load(cli) {
         Ok(i) => i,
         Err(c) => return Ok(c),
     };
-    let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
-    recover_if_idle(&servers);
-    let actual = servers.observe();
-    let plan = make_plan(&inv, &actual, vec![], false, Mode::Live);
-    let mut tasks = Vec::new();
-    for s in servers.by_name.values() {
-        tasks.extend(task::list(&s.tasks_dir()));
+    let set = if live {
+        let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
+        recover_if_idle(&servers);
+        let actual = servers.observe();
+        print_problems(&actual);
+        let plan = make_plan(&inv, &actual, vec![], false, Mode::Live);
+        let mut tasks = Vec::new();
+        for s in servers.by_name.values() {
+            tasks.extend(task::list(&s.tasks_dir()));
+        }
+        tasks.sort_by(|a, b| a.id.cmp(&b.id));
+        status::build(&plan, &actual, &tasks, inv.commit.as_deref())
+    } else {
+        let dir = match &cli.git_ref {
+            Some(r) => crate::gitops::extract(&cli.dir, r)?.dir,
+            None => cli.dir.clone(),
+        };
+        match status::read(&dir) {
+            Ok(set) => set,
+            Err(diags) => {
+                for d in &diags {
+                    eprintln!("{d}");
+                }
+                bail!("the status files have {} problem(s)", diags.len());
+            }
+        }
+    };
+    if set.sites.is_empty() && !live {
+        println!("No status files yet: `hoist apply` writes them; `hoist status --live` asks the servers.");
+        return Ok(EXIT_OK);
     }
     println!(
-        "{:<20} {:<28} {:<12} {:<12} {:<24} {}",
-        "SITE", "DOMAIN", "PLATFORM", "SYNC", "LAST TASK", "RESULT"
+        "{:<20} {:<28} {:<12} {:<12} {:<24} RESULT",
+        "SITE", "DOMAIN", "PLATFORM", "SYNC", "LAST TASK"
     );
-    for s in &plan.sites {
-        let last = tasks
-            .iter()
-            .rev()
-            .find(|t| t.site.as_ref() == Some(&s.name));
-        let sync = sync_state(s, last.map(|t| t.result));
-        let ep = s.from.as_ref().or(s.to.as_ref());
+    for (name, s) in &set.sites {
+        let domain = s
+            .observed
+            .as_ref()
+            .map(|o| o.domain.to_string())
+            .or_else(|| s.desired.as_ref().map(|d| d.domain.to_string()))
+            .unwrap_or_else(|| "-".into());
+        let platform = s
+            .observed
+            .as_ref()
+            .map(|o| o.platform.to_string())
+            .unwrap_or_else(|| "-".into());
+        let last = s.last_task.as_ref();
         println!(
             "{:<20} {:<28} {:<12} {:<12} {:<24} {}",
-            s.name.as_str(),
-            ep.map(|e| e.domain.to_string()).unwrap_or_default(),
-            s.from
-                .as_ref()
-                .map(|e| e.platform.to_string())
-                .unwrap_or_else(|| "-".into()),
-            sync,
+            name.as_str(),
+            domain,
+            platform,
+            s.sync.as_str(),
             last.map(|t| format!(
                 "{} {}",
                 t.kind.as_str(),
@@ -626,18 +740,26 @@ fn cmd_status(cli: &Cli) -> Result<u8> {
     Ok(EXIT_OK)
 }
 
-/// The sync state of a site (spec section 7) from its plan and last task.
-pub fn sync_state(s: &plan::SitePlan, last: Option<TaskResult>) -> &'static str {
-    if s.unmanaged {
-        "unmanaged"
-    } else if s.blocked {
-        "blocked"
-    } else if s.action == SiteAction::Noop {
-        "synced"
-    } else if last == Some(TaskResult::Failed) {
-        "failed"
-    } else {
-        "out-of-sync"
+fn cmd_watch(cli: &Cli, once: bool, max_cycles: Option<u64>) -> Result<u8> {
+    let opts = crate::watch::WatchOptions {
+        dir: cli.dir.clone(),
+        host_root: cli.host_root.clone(),
+        git_ref: cli.git_ref.clone(),
+        once,
+        max_cycles,
+    };
+    match crate::watch::run(opts) {
+        Ok(code) => Ok(code),
+        Err(crate::watch::WatchError::Load(crate::gitops::LoadError::Invalid(diags))) => {
+            for d in &diags.0 {
+                eprintln!("{d}");
+            }
+            bail!(
+                "hoist watch cannot start: the inventory has {} problem(s)",
+                diags.0.len()
+            )
+        }
+        Err(e) => Err(e).context("hoist watch cannot start"),
     }
 }
 
@@ -742,6 +864,7 @@ fn cmd_backup(cli: &Cli, site: &str) -> Result<u8> {
     let _locks = lock_and_recover(&servers)?;
     let t = apply::backup_now(&inv, &servers, &site, crate::gitops::head_commit(&inv.root))?;
     print_outcome(&t);
+    write_status(&inv, &servers)?;
     let rec = t.id.as_deref().and_then(|id| {
         servers
             .by_name
@@ -773,6 +896,7 @@ fn cmd_restore(cli: &Cli, site: &str, backup: Option<&str>) -> Result<u8> {
         crate::gitops::head_commit(&inv.root),
     )?;
     print_outcome(&t);
+    write_status(&inv, &servers)?;
     Ok(if t.result == TaskResult::Failed {
         EXIT_ERROR
     } else {

@@ -7,7 +7,7 @@
 //! The crate is split like Terraform: a pure functional core
 //! ([`inventory`] → desired state, [`observe`] → actual state, [`compat`],
 //! [`plan`], [`render`]) and an imperative shell ([`server`], [`db`],
-//! [`apply`], [`task`], [`gitops`], [`cli`]).
+//! [`apply`], [`task`], [`gitops`], [`status`], [`watch`], [`cli`]).
 
 #![warn(missing_docs)]
 
@@ -27,4 +27,6 @@ pub mod observe;
 pub mod plan;
 pub mod render;
 pub mod server;
+pub mod status;
 pub mod task;
+pub mod watch;

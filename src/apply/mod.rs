@@ -9,6 +9,7 @@ pub use recover::{recover, Recovered};
 
 pub use site::{backup_now, new_db_name, restore, write_site_files, write_vhost};
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::codebase;
@@ -37,6 +38,17 @@ pub struct ApplyOptions {
     pub progress: bool,
     /// The inventory commit being applied, recorded in each task.
     pub commit: Option<String>,
+    /// Once set (by `hoist watch` on SIGTERM), no further task starts; the
+    /// running ones finish.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl ApplyOptions {
+    fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::SeqCst))
+    }
 }
 
 /// How one task ended.
@@ -134,6 +146,9 @@ pub fn apply(plan: &Plan, inv: &Inventory, servers: &Servers, opts: &ApplyOption
     };
 
     for p in &builds {
+        if opts.cancelled() {
+            break;
+        }
         let what = format!("build {}", p.name);
         progress.started(&what);
         record(run_platform_task(servers, &what, |srv| {
@@ -183,6 +198,9 @@ pub fn apply(plan: &Plan, inv: &Inventory, servers: &Servers, opts: &ApplyOption
                     continue;
                 }
                 let permit = limit.clone().acquire_owned().await.expect("semaphore open");
+                if opts.cancelled() {
+                    break;
+                }
                 progress.started(&what);
                 let (s, inv, servers, opts) =
                     (s.clone(), inv.clone(), servers.clone(), opts.clone());
@@ -206,6 +224,9 @@ pub fn apply(plan: &Plan, inv: &Inventory, servers: &Servers, opts: &ApplyOption
     }
 
     for p in &deletes {
+        if opts.cancelled() {
+            break;
+        }
         let what = format!("delete platform {}", p.name);
         progress.started(&what);
         record(run_platform_task(servers, &what, |srv| {
@@ -261,11 +282,18 @@ pub(crate) fn execute(
             run.log(format!("error: {e}"));
             let _ = run.end("failed");
             undo(&mut run);
-            let _ = run.finish(TaskResult::Failed);
+            // Past the point of no return the undo finishes the task: the
+            // new state is live, so the task is done, with a problem.
+            let result = if run.rec.journal.contains_key("committed") {
+                TaskResult::Warning
+            } else {
+                TaskResult::Failed
+            };
+            let _ = run.finish(result);
             TaskOutcome {
                 id,
                 what,
-                result: TaskResult::Failed,
+                result,
                 message: Some(e.to_string()),
             }
         }

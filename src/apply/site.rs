@@ -169,6 +169,15 @@ pub fn write_vhost(srv: &LocalServer, cfg: &SiteConfig) -> Result<(), ServerErro
     fsutil::write_atomic(&vp, render::vhost(cfg).as_bytes()).map_err(io_err(&vp))
 }
 
+/// Marks the point of no return: the new state is live, so from here a
+/// failure finishes the task rather than undoing it.
+fn mark_committed(run: &mut TaskRun, after: &str) -> Result<(), StepError> {
+    run.note(key::COMMITTED, true).map_err(|e| StepError {
+        step: after.into(),
+        message: format!("cannot write the task journal: {e}"),
+    })
+}
+
 /// Observes the site afresh (never act on a stale comparison) and checks it
 /// is what the plan was made on.
 fn observe_fresh(
@@ -460,9 +469,9 @@ fn install(
                 run.note(key::COPIED_DIR, site_dir.display().to_string())
                     .map_err(txt)?;
                 run.note(key::OLD_VHOST, Value::Null).map_err(txt)?;
-                write_site_files(srv, &cfg, &creds.password).map_err(txt)?;
-                run.note(key::COMMITTED, true).map_err(txt)
+                write_site_files(srv, &cfg, &creds.password).map_err(txt)
             })?;
+            mark_committed(run, "write-settings")?;
             Ok(vec![])
         },
         |run| rollback(srv, run),
@@ -613,10 +622,10 @@ fn move_site(
                 }
                 Ok(())
             })?;
-            step(run, "maintenance-off", |run| {
-                db.set_variable("maintenance_mode", "0").map_err(txt)?;
-                run.note(key::COMMITTED, true).map_err(txt)
+            step(run, "maintenance-off", |_| {
+                db.set_variable("maintenance_mode", "0")
             })?;
+            mark_committed(run, "maintenance-off")?;
             // Step 9: the new site is live. A failure from here on leaves
             // leftovers, not a broken site: it is a warning.
             if let Err(e) = step(run, "remove-old", |run| finish_move(srv, &run.rec)) {
@@ -787,8 +796,9 @@ fn clone(
                 write_vhost(srv, &cfg).map_err(txt)?;
                 srv.observe_site(&to.platform, &to.domain)
                     .map_err(|e| format!("the clone does not check out: {e}"))?;
-                run.note(key::COMMITTED, true).map_err(txt)
+                Ok::<_, String>(())
             })?;
+            mark_committed(run, "verify")?;
             Ok(warnings)
         },
         |run| rollback(srv, run),
@@ -897,10 +907,7 @@ fn rerender(
                 c.db_name = Some(settings.database.name.clone());
                 write_vhost(srv, &c).map_err(txt)
             })?;
-            run.note(key::COMMITTED, true).map_err(|e| StepError {
-                step: "write-vhost".into(),
-                message: e.to_string(),
-            })?;
+            mark_committed(run, "write-vhost")?;
             let mut warnings = vec![];
             if let Err(e) = fsutil::remove_file_if_exists(&dir.join(".hoist-old-settings.yaml")) {
                 warnings.push(format!("the saved old settings could not be removed: {e}"));
@@ -1191,10 +1198,10 @@ pub fn restore(
                     .map_err(|e| format!("the restored site does not check out: {e}"))?;
                 Ok::<_, String>(())
             })?;
-            step(run, "maintenance-off", |run| {
-                db.set_variable("maintenance_mode", "0").map_err(txt)?;
-                run.note(key::COMMITTED, true).map_err(txt)
+            step(run, "maintenance-off", |_| {
+                db.set_variable("maintenance_mode", "0")
             })?;
+            mark_committed(run, "maintenance-off")?;
             if let Err(e) = step(run, "remove-old", |run| finish_restore(srv, &run.rec)) {
                 warnings.push(format!(
                     "the replaced copy could not be removed entirely: {e}"

@@ -25,6 +25,10 @@ pub enum Schema {
     Site,
     /// `packages/<pkg>/package.yaml` in a codebase
     Package,
+    /// `status/sites/<name>.yaml`, written by hoist
+    StatusSite,
+    /// `status/platforms/<name>.yaml`, written by hoist
+    StatusPlatform,
 }
 
 impl Schema {
@@ -35,11 +39,15 @@ impl Schema {
             Schema::Platform => include_str!("../../schema/platform.schema.json"),
             Schema::Site => include_str!("../../schema/site.schema.json"),
             Schema::Package => include_str!("../../schema/package.schema.json"),
+            Schema::StatusSite => include_str!("../../schema/status-site.schema.json"),
+            Schema::StatusPlatform => include_str!("../../schema/status-platform.schema.json"),
         }
     }
 
     fn validator(self) -> &'static jsonschema::Validator {
-        static CELLS: [OnceLock<jsonschema::Validator>; 4] = [
+        static CELLS: [OnceLock<jsonschema::Validator>; 6] = [
+            OnceLock::new(),
+            OnceLock::new(),
             OnceLock::new(),
             OnceLock::new(),
             OnceLock::new(),

@@ -301,6 +301,9 @@ pub struct Inventory {
     pub platforms: BTreeMap<PlatformName, PlatformSpec>,
     /// Declared sites.
     pub sites: BTreeMap<SiteName, SiteSpec>,
+    /// The git commit the inventory was read from, when known: set by the
+    /// caller that chose it ([`crate::gitops`]), not by [`load`].
+    pub commit: Option<String>,
 }
 
 impl Inventory {
@@ -419,6 +422,7 @@ pub fn load(root: &Path) -> Result<Inventory, Diagnostics> {
             settings,
             platforms,
             sites,
+            commit: None,
         })
     } else {
         diags.sort();

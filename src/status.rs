@@ -1,0 +1,906 @@
+//! Status files (spec section 7): `status/sites/<name>.yaml` and
+//! `status/platforms/<name>.yaml` in the inventory, hoist's mirror of
+//! reality. Each holds the observed state (enough for `plan --offline` to
+//! rebuild the [`Actual`] a live plan would see), the inventory commit last
+//! applied, the sync state and the last task. Never a secret: a site's
+//! database password lives only in its settings file on the server.
+//!
+//! Building, rendering and parsing them is pure; [`write`], [`read`] and
+//! [`record`] are the shell around it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::codebase::{Codebase, Package, PackageKind};
+use crate::compat::SitePackage;
+use crate::diag::Diagnostic;
+use crate::fsutil;
+use crate::gitops::{self, GitError, Pushed, STATUS_DIR};
+use crate::inventory::document::{self, Schema};
+use crate::inventory::Inventory;
+use crate::names::{Domain, Name, PackageName, PlatformName, SiteName};
+use crate::observe::{Actual, ObservedPlatform, ObservedSite};
+use crate::plan::{self, Endpoint, Mode, Plan, PlanOptions, PlatformAction, SiteAction};
+use crate::render::SiteConfig;
+use crate::server::Servers;
+use crate::task::{self, TaskKind, TaskRecord, TaskResult};
+
+/// Whether a site or platform is where the inventory says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SyncState {
+    /// As the inventory says.
+    Synced,
+    /// Changes are pending, or it changed behind hoist's back.
+    OutOfSync,
+    /// The plan may not carry out its change.
+    Blocked,
+    /// Its last task failed.
+    Failed,
+    /// It exists but is not declared.
+    Unmanaged,
+}
+
+impl SyncState {
+    /// The fixed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncState::Synced => "synced",
+            SyncState::OutOfSync => "out-of-sync",
+            SyncState::Blocked => "blocked",
+            SyncState::Failed => "failed",
+            SyncState::Unmanaged => "unmanaged",
+        }
+    }
+
+    /// The state of a plan item with this shape and last task.
+    fn of(unmanaged: bool, blocked: bool, noop: bool, last: Option<TaskResult>) -> SyncState {
+        if unmanaged {
+            SyncState::Unmanaged
+        } else if blocked {
+            SyncState::Blocked
+        } else if noop {
+            SyncState::Synced
+        } else if last == Some(TaskResult::Failed) {
+            SyncState::Failed
+        } else {
+            SyncState::OutOfSync
+        }
+    }
+}
+
+/// The sync state of a site from its plan (made after the last apply) and
+/// its last task.
+pub fn site_sync(s: &plan::SitePlan, last: Option<TaskResult>) -> SyncState {
+    SyncState::of(s.unmanaged, s.blocked, s.action == SiteAction::Noop, last)
+}
+
+/// A task as a status file tells it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LastTask {
+    /// The task's id, for `hoist log`.
+    pub id: String,
+    /// What it did.
+    pub kind: TaskKind,
+    /// Where the site was.
+    #[serde(default)]
+    pub from: Option<Endpoint>,
+    /// Where the site went.
+    #[serde(default)]
+    pub to: Option<Endpoint>,
+    /// How it ended.
+    pub result: TaskResult,
+    /// When it started.
+    pub started: String,
+    /// When it ended.
+    #[serde(default)]
+    pub finished: Option<String>,
+    /// The backup it took, relative to the server root.
+    #[serde(default)]
+    pub backup: Option<String>,
+    /// The inventory commit it was applied from.
+    #[serde(default)]
+    pub commit: Option<String>,
+}
+
+impl From<&TaskRecord> for LastTask {
+    fn from(t: &TaskRecord) -> Self {
+        LastTask {
+            id: t.id.clone(),
+            kind: t.kind,
+            from: t.from.clone(),
+            to: t.to.clone(),
+            result: t.result,
+            started: t.started.clone(),
+            finished: t.finished.clone(),
+            backup: t.backup.clone(),
+            commit: t.commit.clone(),
+        }
+    }
+}
+
+/// A site's database, as far as a status file may tell: no credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseStatus {
+    /// The database server.
+    pub server: Name,
+    /// The database's name.
+    pub name: Option<String>,
+}
+
+/// A site as observed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObservedSiteStatus {
+    /// The server it lives on.
+    pub server: Name,
+    /// The platform it lives on.
+    pub platform: PlatformName,
+    /// Its domain.
+    pub domain: Domain,
+    /// Its aliases.
+    pub aliases: Vec<Domain>,
+    /// Its install profile.
+    pub profile: PackageName,
+    /// Whether it is served.
+    pub enabled: bool,
+    /// Its database.
+    pub database: DatabaseStatus,
+    /// Whether it is in maintenance mode.
+    pub maintenance: bool,
+    /// Ways it differs from what hoist wrote.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<String>,
+    /// Its packages.
+    pub packages: BTreeMap<PackageName, SitePackage>,
+}
+
+/// `status/sites/<name>.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteStatus {
+    /// The site.
+    pub site: SiteName,
+    /// Its sync state.
+    pub sync: SyncState,
+    /// The inventory commit last applied.
+    pub inventory_commit: Option<String>,
+    /// Where the inventory puts it (none when undeclared).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired: Option<Endpoint>,
+    /// What was observed (none when not installed).
+    pub observed: Option<ObservedSiteStatus>,
+    /// What blocks its change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+    /// What is worth a look.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Its last task.
+    pub last_task: Option<LastTask>,
+}
+
+/// A package of a built platform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformPackage {
+    /// Module, theme, profile or library.
+    pub kind: PackageKind,
+    /// Its version.
+    pub version: semver::Version,
+    /// Its schema version (the highest update), for people reading.
+    pub schema: u32,
+    /// What it depends on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends: Vec<PackageName>,
+    /// For a profile: what it installs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub install: Vec<PackageName>,
+    /// Its update numbers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub updates: Vec<u32>,
+}
+
+/// A platform as observed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObservedPlatformStatus {
+    /// The server it is built on.
+    pub server: Name,
+    /// Its source, described.
+    pub source: String,
+    /// The source's hash when it was built.
+    pub source_hash: String,
+    /// Its packages.
+    pub packages: BTreeMap<PackageName, PlatformPackage>,
+}
+
+/// `status/platforms/<name>.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformStatus {
+    /// The platform.
+    pub platform: PlatformName,
+    /// Its sync state.
+    pub sync: SyncState,
+    /// The inventory commit last applied.
+    pub inventory_commit: Option<String>,
+    /// What was observed (none when not built).
+    pub observed: Option<ObservedPlatformStatus>,
+    /// What blocks its change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+    /// What is worth a look.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Its last task.
+    pub last_task: Option<LastTask>,
+}
+
+/// Every status file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatusSet {
+    /// Per site.
+    pub sites: BTreeMap<SiteName, SiteStatus>,
+    /// Per platform.
+    pub platforms: BTreeMap<PlatformName, PlatformStatus>,
+}
+
+fn observed_site(o: &ObservedSite) -> ObservedSiteStatus {
+    ObservedSiteStatus {
+        server: o.server.clone(),
+        platform: o.config.platform.clone(),
+        domain: o.config.domain.clone(),
+        aliases: o.config.aliases.clone(),
+        profile: o.config.profile.clone(),
+        enabled: o.config.enabled,
+        database: DatabaseStatus {
+            server: o.config.db_server.clone(),
+            name: o.config.db_name.clone(),
+        },
+        maintenance: o.maintenance,
+        drift: o.drift.clone(),
+        packages: o.packages.clone(),
+    }
+}
+
+fn observed_platform(o: &ObservedPlatform) -> ObservedPlatformStatus {
+    ObservedPlatformStatus {
+        server: o.server.clone(),
+        source: o.source.clone(),
+        source_hash: o.source_hash.clone(),
+        packages: o
+            .codebase
+            .packages
+            .iter()
+            .map(|(n, p)| {
+                (
+                    n.clone(),
+                    PlatformPackage {
+                        kind: p.kind,
+                        version: p.version.clone(),
+                        schema: p.schema(),
+                        depends: p.depends.clone(),
+                        install: p.install.clone(),
+                        updates: p.updates.clone(),
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
+/// The status of everything in `plan` (a full plan, made on `actual` after
+/// the apply), with the last task of each from `tasks` (oldest first).
+pub fn build(
+    plan: &Plan,
+    actual: &Actual,
+    tasks: &[TaskRecord],
+    commit: Option<&str>,
+) -> StatusSet {
+    let mut set = StatusSet::default();
+    for s in &plan.sites {
+        let last = tasks
+            .iter()
+            .rev()
+            .find(|t| t.site.as_ref() == Some(&s.name));
+        set.sites.insert(
+            s.name.clone(),
+            SiteStatus {
+                site: s.name.clone(),
+                sync: site_sync(s, last.map(|t| t.result)),
+                inventory_commit: commit.map(String::from),
+                desired: (!s.unmanaged).then(|| s.to.clone()).flatten(),
+                observed: actual.sites.get(&s.name).map(observed_site),
+                errors: s.errors.clone(),
+                warnings: s.warnings.clone(),
+                last_task: last.map(LastTask::from),
+            },
+        );
+    }
+    for p in &plan.platforms {
+        let last = tasks
+            .iter()
+            .rev()
+            .find(|t| t.site.is_none() && t.platform.as_ref() == Some(&p.name));
+        set.platforms.insert(
+            p.name.clone(),
+            PlatformStatus {
+                platform: p.name.clone(),
+                sync: SyncState::of(
+                    p.unmanaged,
+                    p.blocked,
+                    p.action == PlatformAction::Noop,
+                    last.map(|t| t.result),
+                ),
+                inventory_commit: commit.map(String::from),
+                observed: actual.platforms.get(&p.name).map(observed_platform),
+                errors: p.errors.clone(),
+                warnings: p.warnings.clone(),
+                last_task: last.map(LastTask::from),
+            },
+        );
+    }
+    set
+}
+
+impl StatusSet {
+    /// Keeps the inventory commit of every status that `prev` already
+    /// had apart from that commit: a file then names the commit that last
+    /// changed its site or platform, and an inventory commit rewrites only
+    /// the status files of what it changed.
+    pub fn carry_commits(&mut self, prev: &StatusSet) {
+        for (name, s) in &mut self.sites {
+            if let Some(p) = prev.sites.get(name) {
+                let mut same = p.clone();
+                same.inventory_commit = s.inventory_commit.clone();
+                if &same == s {
+                    s.inventory_commit = p.inventory_commit.clone();
+                }
+            }
+        }
+        for (name, s) in &mut self.platforms {
+            if let Some(p) = prev.platforms.get(name) {
+                let mut same = p.clone();
+                same.inventory_commit = s.inventory_commit.clone();
+                if &same == s {
+                    s.inventory_commit = p.inventory_commit.clone();
+                }
+            }
+        }
+    }
+
+    /// The observed state the status files record: what `plan --offline`
+    /// plans against, equal to the observation they were written from.
+    pub fn actual(&self) -> Actual {
+        let mut a = Actual::default();
+        for (name, s) in &self.sites {
+            let Some(o) = &s.observed else { continue };
+            a.sites.insert(
+                name.clone(),
+                ObservedSite {
+                    config: SiteConfig {
+                        site: name.clone(),
+                        domain: o.domain.clone(),
+                        aliases: o.aliases.clone(),
+                        platform: o.platform.clone(),
+                        profile: o.profile.clone(),
+                        enabled: o.enabled,
+                        db_server: o.database.server.clone(),
+                        db_name: o.database.name.clone(),
+                    },
+                    server: o.server.clone(),
+                    packages: o.packages.clone(),
+                    maintenance: o.maintenance,
+                    drift: o.drift.clone(),
+                },
+            );
+        }
+        for (name, p) in &self.platforms {
+            let Some(o) = &p.observed else { continue };
+            let packages = o
+                .packages
+                .iter()
+                .map(|(n, p)| {
+                    (
+                        n.clone(),
+                        Package {
+                            name: n.clone(),
+                            kind: p.kind,
+                            version: p.version.clone(),
+                            depends: p.depends.clone(),
+                            install: p.install.clone(),
+                            updates: p.updates.clone(),
+                        },
+                    )
+                })
+                .collect();
+            a.platforms.insert(
+                name.clone(),
+                ObservedPlatform {
+                    name: name.clone(),
+                    server: o.server.clone(),
+                    source: o.source.clone(),
+                    source_hash: o.source_hash.clone(),
+                    codebase: Codebase { packages },
+                },
+            );
+        }
+        a
+    }
+
+    /// Every file, by path under `status/`, rendered.
+    pub fn files(&self) -> BTreeMap<String, Vec<u8>> {
+        let mut out = BTreeMap::new();
+        for (n, s) in &self.sites {
+            out.insert(format!("sites/{n}.yaml"), render_site(s).into_bytes());
+        }
+        for (n, p) in &self.platforms {
+            out.insert(
+                format!("platforms/{n}.yaml"),
+                render_platform(p).into_bytes(),
+            );
+        }
+        out
+    }
+
+    /// How many sites are in each sync state.
+    pub fn site_counts(&self) -> BTreeMap<SyncState, usize> {
+        let mut m = BTreeMap::new();
+        for s in self.sites.values() {
+            *m.entry(s.sync).or_default() += 1;
+        }
+        m
+    }
+}
+
+const HEADER: &str = "# Written by hoist after each apply: what it observed and did. Do not edit;\n# hoist rewrites this file. `hoist plan --offline` plans from it.\n";
+
+/// A site's status file.
+pub fn render_site(s: &SiteStatus) -> String {
+    format!(
+        "{HEADER}{}",
+        serde_yaml::to_string(s).expect("status serializes")
+    )
+}
+
+/// A platform's status file.
+pub fn render_platform(p: &PlatformStatus) -> String {
+    format!(
+        "{HEADER}{}",
+        serde_yaml::to_string(p).expect("status serializes")
+    )
+}
+
+/// Parses a site's status file (`shown` names it in messages); its name
+/// must match `stem`.
+pub fn parse_site(text: &str, shown: &Path, stem: &str) -> Result<SiteStatus, Vec<Diagnostic>> {
+    let doc = document::parse(text, shown, Schema::StatusSite)?;
+    let s: SiteStatus = doc.decode(shown).map_err(|d| vec![d])?;
+    if s.site.as_str() != stem {
+        return Err(vec![Diagnostic::at(
+            shown,
+            doc.positions.value("/site"),
+            format!("the file is for site {}, but is named {stem}", s.site),
+        )]);
+    }
+    Ok(s)
+}
+
+/// Parses a platform's status file (see [`parse_site`]).
+pub fn parse_platform(
+    text: &str,
+    shown: &Path,
+    stem: &str,
+) -> Result<PlatformStatus, Vec<Diagnostic>> {
+    let doc = document::parse(text, shown, Schema::StatusPlatform)?;
+    let p: PlatformStatus = doc.decode(shown).map_err(|d| vec![d])?;
+    if p.platform.as_str() != stem {
+        return Err(vec![Diagnostic::at(
+            shown,
+            doc.positions.value("/platform"),
+            format!(
+                "the file is for platform {}, but is named {stem}",
+                p.platform
+            ),
+        )]);
+    }
+    Ok(p)
+}
+
+/// A failure reading or writing status.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    /// A status file could not be written or removed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Committing or pushing failed.
+    #[error(transparent)]
+    Git(#[from] GitError),
+}
+
+fn yaml_files(dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_str()?.to_string();
+            let stem = n.strip_suffix(".yaml")?.to_string();
+            (!n.starts_with('.')).then(|| (stem, e.path()))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Reads the status files of the inventory in `dir`: none yet is an empty
+/// set. Every problem is reported.
+pub fn read(dir: &Path) -> Result<StatusSet, Vec<Diagnostic>> {
+    let mut set = StatusSet::default();
+    let mut diags = Vec::new();
+    let base = dir.join(STATUS_DIR);
+    for (kind, sub) in [
+        (Schema::StatusSite, "sites"),
+        (Schema::StatusPlatform, "platforms"),
+    ] {
+        for (stem, path) in yaml_files(&base.join(sub)) {
+            let shown = Path::new(STATUS_DIR).join(sub).join(format!("{stem}.yaml"));
+            let text = match std::fs::read_to_string(&path) {
+                Ok(t) => t,
+                Err(e) => {
+                    diags.push(Diagnostic::at(&shown, None, format!("cannot read: {e}")));
+                    continue;
+                }
+            };
+            let Ok(name) = Name::new(&stem) else {
+                diags.push(Diagnostic::at(&shown, None, "bad file name"));
+                continue;
+            };
+            if kind == Schema::StatusSite {
+                match parse_site(&text, &shown, &stem) {
+                    Ok(s) => {
+                        set.sites.insert(name, s);
+                    }
+                    Err(mut d) => diags.append(&mut d),
+                }
+            } else {
+                match parse_platform(&text, &shown, &stem) {
+                    Ok(p) => {
+                        set.platforms.insert(name, p);
+                    }
+                    Err(mut d) => diags.append(&mut d),
+                }
+            }
+        }
+    }
+    if diags.is_empty() {
+        Ok(set)
+    } else {
+        Err(diags)
+    }
+}
+
+/// Writes `files` (paths under `status/`) into the inventory in `dir`:
+/// only files whose content changed, and removes the status files of
+/// sites and platforms that no longer exist. Returns the paths changed.
+pub fn write(dir: &Path, files: &BTreeMap<String, Vec<u8>>) -> Result<Vec<String>, StatusError> {
+    let base = dir.join(STATUS_DIR);
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StatusError::Io { path, source }
+    };
+    let mut changed = Vec::new();
+    for (rel, data) in files {
+        let path = base.join(rel);
+        if std::fs::read(&path).ok().as_deref() == Some(data.as_slice()) {
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            fsutil::create_dir_all(parent).map_err(io(parent))?;
+        }
+        fsutil::write_atomic(&path, data).map_err(io(&path))?;
+        changed.push(format!("{STATUS_DIR}/{rel}"));
+    }
+    for sub in ["sites", "platforms"] {
+        for (stem, path) in yaml_files(&base.join(sub)) {
+            let rel = format!("{sub}/{stem}.yaml");
+            if !files.contains_key(&rel) {
+                fsutil::remove_file_if_exists(&path).map_err(io(&path))?;
+                changed.push(format!("{STATUS_DIR}/{rel}"));
+            }
+        }
+    }
+    Ok(changed)
+}
+
+/// What [`record`] did.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// The status written.
+    pub set: StatusSet,
+    /// The status files whose content changed on disk.
+    pub changed: Vec<String>,
+    /// The status commit made, if any.
+    pub commit: Option<String>,
+    /// How the push went, when one was made.
+    pub pushed: Option<Pushed>,
+}
+
+/// The message of a status commit.
+pub fn commit_message(commit: Option<&str>, set: &StatusSet) -> String {
+    let subject = match commit {
+        Some(c) => format!("hoist: status after applying {}", &c[..c.len().min(12)]),
+        None => "hoist: status (the inventory has no commit yet)".to_string(),
+    };
+    let counts: Vec<String> = set
+        .site_counts()
+        .iter()
+        .map(|(s, n)| format!("{n} {}", s.as_str()))
+        .collect();
+    let mut body = String::new();
+    if let Some(c) = commit {
+        body.push_str(&format!("Applied inventory commit {c}.\n"));
+    }
+    body.push_str(&format!(
+        "Sites: {}.\n",
+        if counts.is_empty() {
+            "none".to_string()
+        } else {
+            counts.join(", ")
+        }
+    ));
+    format!("{subject}\n\n{body}")
+}
+
+/// After an apply (or a reconcile pass): observes the servers afresh,
+/// writes the status files of the inventory `inv`, and, when its directory
+/// is the root of a git repository and `status.commit` is on, commits them
+/// (touching `status/` only, never empty) and pushes to `status.push`.
+pub fn record(inv: &Inventory, servers: &Servers) -> Result<Recorded, StatusError> {
+    let actual = servers.observe();
+    let opts = PlanOptions {
+        strict: inv.settings.policy.strict,
+        prune: inv.settings.policy.prune,
+        only: vec![],
+        mode: Mode::Live,
+        inventory: plan::InventoryRef {
+            path: inv.root.display().to_string(),
+            commit: inv.commit.clone(),
+        },
+    };
+    let plan = plan::plan(inv, &actual, &opts);
+    let mut tasks = Vec::new();
+    for s in servers.by_name.values() {
+        tasks.extend(task::list(&s.tasks_dir()));
+    }
+    tasks.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut set = build(&plan, &actual, &tasks, inv.commit.as_deref());
+    // Unreadable old status files are simply replaced.
+    if let Ok(prev) = read(&inv.root) {
+        set.carry_commits(&prev);
+    }
+    let files = set.files();
+    let changed = write(&inv.root, &files)?;
+    let mut out = Recorded {
+        set,
+        changed,
+        commit: None,
+        pushed: None,
+    };
+    let st = &inv.settings.status;
+    if !st.commit || gitops::open_root(&inv.root).is_none() {
+        return Ok(out);
+    }
+    let msg = commit_message(inv.commit.as_deref(), &out.set);
+    out.commit = gitops::commit_status(&inv.root, &files, &st.author, &msg)?.map(|o| o.to_string());
+    if let Some(remote) = &st.push {
+        if out.commit.is_some() || gitops::ahead_of(&inv.root, remote) {
+            out.pushed = Some(gitops::push_status(&inv.root, remote)?);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::SitePlan;
+
+    fn n(s: &str) -> Name {
+        Name::new(s).unwrap()
+    }
+
+    fn sample_actual() -> Actual {
+        let mut a = Actual::default();
+        let mut pk = BTreeMap::new();
+        pk.insert(
+            PackageName::new("core").unwrap(),
+            SitePackage {
+                kind: PackageKind::Module,
+                enabled: true,
+                version: semver::Version::new(1, 1, 0),
+                schema: 3,
+            },
+        );
+        a.sites.insert(
+            n("acme"),
+            ObservedSite {
+                config: SiteConfig {
+                    site: n("acme"),
+                    domain: Domain::new("acme.example.com").unwrap(),
+                    aliases: vec![Domain::new("www.acme.example.com").unwrap()],
+                    platform: n("shop-1-1"),
+                    profile: PackageName::new("standard").unwrap(),
+                    enabled: false,
+                    db_server: n("default"),
+                    db_name: Some("acme_0badf00d".into()),
+                },
+                server: n("local"),
+                packages: pk,
+                maintenance: false,
+                drift: vec!["its vhost is missing".into()],
+            },
+        );
+        let mut cb = Codebase::default();
+        cb.packages.insert(
+            PackageName::new("core").unwrap(),
+            Package {
+                name: PackageName::new("core").unwrap(),
+                kind: PackageKind::Module,
+                version: semver::Version::new(1, 1, 0),
+                depends: vec![],
+                install: vec![],
+                updates: vec![1, 2, 3],
+            },
+        );
+        a.platforms.insert(
+            n("shop-1-1"),
+            ObservedPlatform {
+                name: n("shop-1-1"),
+                server: n("local"),
+                source: "path codebases/shop-1.1".into(),
+                source_hash: "abc123".into(),
+                codebase: cb,
+            },
+        );
+        a
+    }
+
+    fn site_plan(name: &str, action: SiteAction, blocked: bool, unmanaged: bool) -> SitePlan {
+        SitePlan {
+            name: n(name),
+            action,
+            blocked,
+            from: None,
+            to: None,
+            clone_from: None,
+            unmanaged,
+            packages: vec![],
+            errors: vec![],
+            warnings: vec![],
+            diff: String::new(),
+            config: None,
+            observed: None,
+        }
+    }
+
+    fn plan_of(sites: Vec<SitePlan>) -> Plan {
+        Plan {
+            format_version: plan::FORMAT_VERSION,
+            inventory: plan::InventoryRef {
+                path: ".".into(),
+                commit: None,
+            },
+            mode: Mode::Live,
+            strict: false,
+            observed: String::new(),
+            summary: Default::default(),
+            platforms: vec![plan::PlatformPlan {
+                name: n("shop-1-1"),
+                action: PlatformAction::Noop,
+                blocked: false,
+                server: n("local"),
+                source: None,
+                source_hash: None,
+                unmanaged: false,
+                errors: vec![],
+                warnings: vec![],
+            }],
+            sites,
+        }
+    }
+
+    #[test]
+    fn sync_states_follow_plan_and_last_task() {
+        let noop = site_plan("a", SiteAction::Noop, false, false);
+        assert_eq!(site_sync(&noop, None), SyncState::Synced);
+        let pending = site_plan("a", SiteAction::Verify, false, false);
+        assert_eq!(site_sync(&pending, None), SyncState::OutOfSync);
+        assert_eq!(
+            site_sync(&pending, Some(TaskResult::Failed)),
+            SyncState::Failed
+        );
+        let blocked = site_plan("a", SiteAction::Migrate, true, false);
+        assert_eq!(
+            site_sync(&blocked, Some(TaskResult::Failed)),
+            SyncState::Blocked
+        );
+        let un = site_plan("a", SiteAction::Noop, false, true);
+        assert_eq!(site_sync(&un, None), SyncState::Unmanaged);
+    }
+
+    #[test]
+    fn status_files_round_trip_to_the_same_actual() {
+        let actual = sample_actual();
+        let plan = plan_of(vec![site_plan("acme", SiteAction::Verify, false, false)]);
+        let set = build(&plan, &actual, &[], Some(&"a".repeat(40)));
+        let files = set.files();
+        assert_eq!(files.len(), 2);
+        let site_text = String::from_utf8(files["sites/acme.yaml"].clone()).unwrap();
+        assert!(site_text.contains("sync: out-of-sync"), "{site_text}");
+        let back = parse_site(&site_text, Path::new("status/sites/acme.yaml"), "acme").unwrap();
+        let plat_text = String::from_utf8(files["platforms/shop-1-1.yaml"].clone()).unwrap();
+        let pback = parse_platform(&plat_text, Path::new("x.yaml"), "shop-1-1").unwrap();
+        let mut again = StatusSet::default();
+        again.sites.insert(n("acme"), back);
+        again.platforms.insert(n("shop-1-1"), pback);
+        assert_eq!(again, set);
+        assert_eq!(again.actual(), actual);
+        assert_eq!(again.actual().fingerprint(), actual.fingerprint());
+    }
+
+    #[test]
+    fn an_unchanged_status_keeps_the_commit_that_last_changed_it() {
+        let actual = sample_actual();
+        let plan = plan_of(vec![site_plan("acme", SiteAction::Noop, false, false)]);
+        let old = build(&plan, &actual, &[], Some("1111"));
+        let mut new = build(&plan, &actual, &[], Some("2222"));
+        new.carry_commits(&old);
+        assert_eq!(
+            new.sites[&n("acme")].inventory_commit.as_deref(),
+            Some("1111")
+        );
+        assert_eq!(new, old);
+        // A change of state takes the new commit.
+        let plan2 = plan_of(vec![site_plan("acme", SiteAction::Verify, false, false)]);
+        let mut changed = build(&plan2, &actual, &[], Some("2222"));
+        changed.carry_commits(&old);
+        assert_eq!(
+            changed.sites[&n("acme")].inventory_commit.as_deref(),
+            Some("2222")
+        );
+    }
+
+    #[test]
+    fn a_status_file_for_another_name_or_with_unknown_keys_is_refused() {
+        let actual = sample_actual();
+        let plan = plan_of(vec![site_plan("acme", SiteAction::Noop, false, false)]);
+        let set = build(&plan, &actual, &[], None);
+        let text = String::from_utf8(set.files()["sites/acme.yaml"].clone()).unwrap();
+        let e = parse_site(&text, Path::new("status/sites/other.yaml"), "other").unwrap_err();
+        assert!(e[0].message.contains("named other"), "{:?}", e);
+        let bad = format!("{text}password: hunter2\n");
+        assert!(parse_site(&bad, Path::new("x.yaml"), "acme").is_err());
+        assert!(parse_site("site: [", Path::new("x.yaml"), "acme").is_err());
+    }
+
+    #[test]
+    fn the_commit_message_names_the_applied_commit() {
+        let set = StatusSet::default();
+        let c = "0123456789abcdef0123456789abcdef01234567";
+        let m = commit_message(Some(c), &set);
+        assert!(m.starts_with("hoist: status after applying 0123456789ab\n\n"));
+        assert!(m.contains(c));
+    }
+}

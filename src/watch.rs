@@ -1,0 +1,546 @@
+//! `hoist watch`: a daemon that keeps the servers where the inventory says.
+//!
+//! It reconciles (observe, plan, apply, write and commit status) on a
+//! change of the working tree (notify, debounced; `.git/`, `status/`,
+//! server roots and git-ignored paths never count), when the branch's
+//! upstream moves (fetched on an interval with jitter, followed only onto
+//! a clean working tree), and on a timer, to catch drift. Its own status
+//! commits never trigger a pass: they touch only ignored paths, and the
+//! inventory commit skips them ([`gitops::inventory_commit`]), so the status
+//! they hold does not change again.
+//!
+//! Failed tasks are retried with exponential backoff, at most
+//! [`MAX_ATTEMPTS`] times per inventory commit. The server locks are held
+//! for the daemon's whole life: one reconciler per server. SIGINT and
+//! SIGTERM stop it cleanly: the running task finishes, no new one starts,
+//! status is written, and it exits 0.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::apply::{self, ApplyOptions};
+use crate::gitops::{self, Followed, GitError, LoadError};
+use crate::inventory::{Inventory, SiteSpec};
+use crate::names::SiteName;
+use crate::plan::{self, Mode, PlanOptions, PlatformAction, SiteAction};
+use crate::server::{ServerError, ServerLock, Servers};
+use crate::status::{self, SyncState};
+use crate::task::TaskResult;
+
+/// How many times a failing task is tried at one inventory commit.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// How the daemon is run.
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    /// The inventory directory.
+    pub dir: PathBuf,
+    /// `--host-root`.
+    pub host_root: Option<PathBuf>,
+    /// `--ref`: read the inventory from this ref at each pass, not from
+    /// the working tree.
+    pub git_ref: Option<String>,
+    /// One pass, then exit.
+    pub once: bool,
+    /// Exit after this many passes (for tests).
+    pub max_cycles: Option<u64>,
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    /// The inventory could not be loaded at start.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// A server could not be locked (another hoist holds it).
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    /// The repository could not be read.
+    #[error(transparent)]
+    Git(#[from] GitError),
+    /// The runtime or the file watcher failed.
+    #[error("{0}")]
+    Runtime(String),
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Default)]
+pub struct PassOutcome {
+    /// Tasks run.
+    pub tasks: usize,
+    /// Tasks failed.
+    pub failed: usize,
+    /// The pass could not finish (bad inventory, status not written or
+    /// not pushed).
+    pub error: bool,
+}
+
+#[derive(Debug)]
+struct Failure {
+    commit: Option<String>,
+    attempts: u32,
+    next: Instant,
+    reported: bool,
+}
+
+struct Daemon {
+    opts: WatchOptions,
+    cancel: Arc<AtomicBool>,
+    locks: BTreeMap<PathBuf, ServerLock>,
+    /// Each site's declaration when it was last seen synced: a later
+    /// difference with the servers under the same declaration is drift.
+    applied: BTreeMap<SiteName, SiteSpec>,
+    failures: HashMap<String, Failure>,
+    first: bool,
+}
+
+impl Daemon {
+    fn load(&self) -> Result<Inventory, LoadError> {
+        gitops::load_inventory(&self.opts.dir, self.opts.git_ref.as_deref())
+    }
+
+    fn servers(&self, inv: &Inventory) -> Servers {
+        Servers::from_inventory(inv, self.opts.host_root.as_deref())
+    }
+
+    /// Locks every server not locked yet (hoist.yaml may add one).
+    fn lock(&mut self, servers: &Servers) -> Result<(), ServerError> {
+        for s in servers.by_name.values() {
+            if !self.locks.contains_key(s.root()) {
+                let l = s.lock()?;
+                self.locks.insert(s.root().to_path_buf(), l);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the task for `key` may run now, given its past failures.
+    fn may_run(&mut self, key: &str, commit: &Option<String>, now: Instant) -> bool {
+        let Some(f) = self.failures.get_mut(key) else {
+            return true;
+        };
+        if &f.commit != commit {
+            // A new inventory commit deserves fresh attempts.
+            self.failures.remove(key);
+            return true;
+        }
+        if f.attempts >= MAX_ATTEMPTS {
+            if !f.reported {
+                tracing::error!(
+                    target_name = key,
+                    attempts = f.attempts,
+                    "{key} failed {} times at this inventory commit; not retried until the inventory changes",
+                    f.attempts
+                );
+                f.reported = true;
+            }
+            return false;
+        }
+        if now < f.next {
+            tracing::debug!("{key}: waiting for its retry");
+            return false;
+        }
+        true
+    }
+
+    fn record_failure(&mut self, key: String, commit: &Option<String>, base: Duration) {
+        let f = self.failures.entry(key.clone()).or_insert(Failure {
+            commit: commit.clone(),
+            attempts: 0,
+            next: Instant::now(),
+            reported: false,
+        });
+        f.attempts += 1;
+        let wait = base.saturating_mul(1 << (f.attempts - 1).min(10));
+        f.next = Instant::now() + wait;
+        if f.attempts < MAX_ATTEMPTS {
+            tracing::warn!(
+                "{key} failed (attempt {}); retried in {}s at the earliest",
+                f.attempts,
+                wait.as_secs()
+            );
+        }
+    }
+
+    /// One reconcile: load, observe, plan, apply what may run, record status.
+    fn pass(&mut self, reason: &str) -> PassOutcome {
+        let mut out = PassOutcome::default();
+        let inv = match self.load() {
+            Ok(i) => i,
+            Err(LoadError::Invalid(d)) => {
+                for p in &d.0 {
+                    tracing::error!("{p}");
+                }
+                tracing::error!(
+                    "the inventory has {} problem(s); nothing was changed",
+                    d.0.len()
+                );
+                out.error = true;
+                return out;
+            }
+            Err(e) => {
+                tracing::error!("cannot read the inventory: {e}");
+                out.error = true;
+                return out;
+            }
+        };
+        let servers = self.servers(&inv);
+        if let Err(e) = self.lock(&servers) {
+            tracing::error!("{e}");
+            out.error = true;
+            return out;
+        }
+        let actual = servers.observe();
+        for p in &actual.problems {
+            tracing::warn!("{p}");
+        }
+        let commit = inv.commit.clone();
+        let opts = PlanOptions {
+            strict: inv.settings.policy.strict,
+            prune: inv.settings.policy.prune,
+            only: vec![],
+            mode: Mode::Live,
+            inventory: plan::InventoryRef {
+                path: inv.root.display().to_string(),
+                commit: commit.clone(),
+            },
+        };
+        let plan = plan::plan(&inv, &actual, &opts);
+        let self_heal = inv.settings.policy.self_heal;
+        let now = Instant::now();
+        let mut todo = plan.clone();
+        let mut sites = std::mem::take(&mut todo.sites);
+        sites.retain(|s| {
+            if s.action == SiteAction::Noop || s.blocked {
+                return true;
+            }
+            let declared_changed = self.first || self.applied.get(&s.name) != inv.sites.get(&s.name);
+            if !declared_changed && !self_heal {
+                tracing::warn!(
+                    site = %s.name,
+                    "site {} changed behind hoist's back ({}): out-of-sync; self-heal is off, so it is only reported",
+                    s.name,
+                    if s.warnings.is_empty() { s.action.as_str().to_string() } else { s.warnings.join("; ") }
+                );
+                return false;
+            }
+            if !declared_changed {
+                tracing::warn!(site = %s.name, "site {} drifted: putting it back ({})", s.name, s.action.as_str());
+            }
+            self.may_run(&format!("site {}", s.name), &commit, now)
+        });
+        todo.sites = sites;
+        let mut platforms = std::mem::take(&mut todo.platforms);
+        platforms.retain(|p| {
+            p.action == PlatformAction::Noop
+                || p.blocked
+                || self.may_run(&format!("platform {}", p.name), &commit, now)
+        });
+        todo.platforms = platforms;
+        let runnable = todo
+            .sites
+            .iter()
+            .any(|s| s.action != SiteAction::Noop && !s.blocked)
+            || todo
+                .platforms
+                .iter()
+                .any(|p| p.action != PlatformAction::Noop && !p.blocked);
+        if runnable && !self.cancel.load(Ordering::SeqCst) {
+            tracing::info!(
+                reason,
+                commit = commit.as_deref().unwrap_or("-"),
+                "reconciling: {}",
+                plan::changed_names(&todo).join(", ")
+            );
+            let aopts = ApplyOptions {
+                parallel: inv.settings.policy.parallel,
+                progress: false,
+                commit: commit.clone(),
+                cancel: Some(self.cancel.clone()),
+            };
+            let report = apply::apply(&todo, &inv, &servers, &aopts);
+            let base = Duration::from_secs(inv.settings.watch.interval.max(1));
+            for t in &report.tasks {
+                out.tasks += 1;
+                // `what` is "<action> <name>", "build <name>" or
+                // "delete platform <name>": the name is its last word.
+                let name = t.what.rsplit(' ').next().unwrap_or_default();
+                let kind = if t.what.starts_with("build ") || t.what.starts_with("delete platform ")
+                {
+                    "platform"
+                } else {
+                    "site"
+                };
+                let key = format!("{kind} {name}");
+                match t.result {
+                    TaskResult::Failed => {
+                        out.failed += 1;
+                        tracing::error!(
+                            task = t.id.as_deref().unwrap_or("-"),
+                            "{} failed: {}",
+                            t.what,
+                            t.message.as_deref().unwrap_or("")
+                        );
+                        self.record_failure(key, &commit, base);
+                    }
+                    r => {
+                        tracing::info!(
+                            task = t.id.as_deref().unwrap_or("-"),
+                            result = r.as_str(),
+                            "{}",
+                            t.what
+                        );
+                        self.failures.remove(&key);
+                    }
+                }
+            }
+        } else {
+            tracing::debug!(reason, "nothing to do");
+        }
+        match status::record(&inv, &servers) {
+            Ok(r) => {
+                for (name, s) in &r.set.sites {
+                    match (s.sync, inv.sites.get(name)) {
+                        (SyncState::Synced, Some(spec)) => {
+                            self.applied.insert(name.clone(), spec.clone());
+                        }
+                        (_, None) => {
+                            self.applied.remove(name);
+                        }
+                        _ => {}
+                    }
+                }
+                if let Some(c) = &r.commit {
+                    tracing::info!(commit = %c, "status committed ({} file(s) changed)", r.changed.len());
+                }
+                if let Some(p) = &r.pushed {
+                    tracing::info!("status pushed: {p:?}");
+                }
+            }
+            Err(e) => {
+                tracing::error!("status: {e}");
+                out.error = true;
+            }
+        }
+        self.first = false;
+        out
+    }
+}
+
+/// Whether a changed path is one the inventory is made of.
+fn relevant(
+    root: &Path,
+    path: &Path,
+    ignored: &[PathBuf],
+    repo: Option<&git2::Repository>,
+) -> bool {
+    let Ok(rel) = path.strip_prefix(root) else {
+        return false;
+    };
+    let first = rel.components().next().map(|c| c.as_os_str().to_owned());
+    if first.is_none_or(|f| f == ".git" || f == gitops::STATUS_DIR) {
+        return false;
+    }
+    if ignored.iter().any(|i| path.starts_with(i)) {
+        return false;
+    }
+    !repo.is_some_and(|r| r.is_path_ignored(rel).unwrap_or(false))
+}
+
+fn start_watcher(
+    dir: &Path,
+    ignored: Vec<PathBuf>,
+    tx: tokio::sync::mpsc::UnboundedSender<PathBuf>,
+) -> Result<notify::RecommendedWatcher, WatchError> {
+    use notify::{EventKind, RecursiveMode, Watcher};
+    let root = dir
+        .canonicalize()
+        .map_err(|e| WatchError::Runtime(format!("{}: {e}", dir.display())))?;
+    let r2 = root.clone();
+    let repo = gitops::open_root(&root);
+    let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        let Ok(ev) = res else { return };
+        // Reads (hoist's own, too) are not changes.
+        if matches!(ev.kind, EventKind::Access(_)) {
+            return;
+        }
+        if let Some(p) = ev
+            .paths
+            .iter()
+            .find(|p| relevant(&r2, p, &ignored, repo.as_ref()))
+        {
+            let _ = tx.send(p.clone());
+        }
+    })
+    .map_err(|e| WatchError::Runtime(format!("cannot watch {}: {e}", root.display())))?;
+    w.watch(&root, RecursiveMode::Recursive)
+        .map_err(|e| WatchError::Runtime(format!("cannot watch {}: {e}", root.display())))?;
+    Ok(w)
+}
+
+/// Runs the daemon until SIGINT or SIGTERM (or `--once`, `--max-cycles`).
+/// Returns the process exit code.
+pub fn run(opts: WatchOptions) -> Result<u8, WatchError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| WatchError::Runtime(format!("cannot start the runtime: {e}")))?;
+    rt.block_on(run_async(opts))
+}
+
+fn jittered(secs: u64) -> Duration {
+    use rand::Rng;
+    let base = Duration::from_secs(secs.max(1));
+    // ±20%, so that many daemons do not fetch in step.
+    let j = rand::rng().random_range(0.8..1.2);
+    base.mul_f64(j)
+}
+
+async fn run_async(opts: WatchOptions) -> Result<u8, WatchError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let cancel = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let mut term = signal(SignalKind::terminate())
+        .map_err(|e| WatchError::Runtime(format!("cannot handle SIGTERM: {e}")))?;
+    let mut int = signal(SignalKind::interrupt())
+        .map_err(|e| WatchError::Runtime(format!("cannot handle SIGINT: {e}")))?;
+    {
+        let (cancel, stop) = (cancel.clone(), stop.clone());
+        tokio::spawn(async move {
+            let sig = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            tracing::info!("{sig}: stopping once the running task finishes; no new task starts");
+            cancel.store(true, Ordering::SeqCst);
+            stop.notify_one();
+        });
+    }
+
+    let mut daemon = Daemon {
+        opts: opts.clone(),
+        cancel: cancel.clone(),
+        locks: BTreeMap::new(),
+        applied: BTreeMap::new(),
+        failures: HashMap::new(),
+        first: true,
+    };
+    let inv = daemon.load()?;
+    let servers = daemon.servers(&inv);
+    daemon.lock(&servers)?;
+    let ignored: Vec<PathBuf> = servers
+        .by_name
+        .values()
+        .filter_map(|s| s.root().canonicalize().ok())
+        .collect();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
+    let _watcher = match (&opts.git_ref, opts.once) {
+        (None, false) => Some(start_watcher(&opts.dir, ignored, tx)?),
+        _ => None,
+    };
+    let upstream = if opts.once {
+        None
+    } else {
+        gitops::upstream(&opts.dir)
+    };
+    tracing::info!(
+        inventory = %opts.dir.display(),
+        upstream = upstream.as_ref().map(|(r, b)| format!("{r}/{b}")).unwrap_or_else(|| "-".into()),
+        "watching"
+    );
+
+    let mut reason = "start";
+    let mut cycles = 0u64;
+    let mut any_error = false;
+    let mut next_fetch = tokio::time::Instant::now();
+    let mut last_refused: Option<git2::Oid> = None;
+    loop {
+        let (d, outcome) = tokio::task::spawn_blocking(move || {
+            let mut d = daemon;
+            let o = d.pass(reason);
+            (d, o)
+        })
+        .await
+        .map_err(|e| WatchError::Runtime(format!("the reconcile pass panicked: {e}")))?;
+        daemon = d;
+        cycles += 1;
+        any_error |= outcome.error || outcome.failed > 0;
+        if opts.once {
+            return Ok(if outcome.error || outcome.failed > 0 {
+                1
+            } else {
+                0
+            });
+        }
+        if cancel.load(Ordering::SeqCst) || opts.max_cycles.is_some_and(|m| cycles >= m) {
+            break;
+        }
+        // The settings may have changed with the inventory.
+        let ws = daemon.load().map(|i| i.settings.watch).unwrap_or_default();
+        let timer = tokio::time::sleep(Duration::from_secs(ws.interval.max(1)));
+        tokio::pin!(timer);
+        let next = loop {
+            tokio::select! {
+                biased;
+                _ = stop.notified() => break None,
+                _ = &mut timer => break Some("timer"),
+                _ = tokio::time::sleep_until(next_fetch), if upstream.is_some() => {
+                    next_fetch = tokio::time::Instant::now() + jittered(ws.fetch_interval);
+                    let (remote, branch) = upstream.clone().expect("checked");
+                    let dir = opts.dir.clone();
+                    let r = tokio::task::spawn_blocking(move || {
+                        let tip = gitops::fetch(&dir, &remote, &branch)?;
+                        Ok::<_, GitError>((tip, gitops::follow(&dir, tip)?))
+                    })
+                    .await;
+                    match r {
+                        Ok(Ok((_, Followed::Moved))) => {
+                            tracing::info!("the upstream branch moved on: working tree updated");
+                            break Some("upstream");
+                        }
+                        Ok(Ok((_, Followed::UpToDate))) => {}
+                        Ok(Ok((tip, refused))) => {
+                            if last_refused != Some(tip) {
+                                match refused {
+                                    Followed::Dirty(paths) => tracing::warn!(
+                                        "the upstream branch moved on, but the working tree has uncommitted changes ({}); not updating it",
+                                        paths.join(", ")
+                                    ),
+                                    _ => tracing::warn!(
+                                        "the upstream branch moved on, but the local branch has commits of its own; not updating it"
+                                    ),
+                                }
+                                last_refused = Some(tip);
+                            }
+                        }
+                        Ok(Err(e)) => tracing::warn!("fetch: {e}"),
+                        Err(e) => tracing::error!("fetch panicked: {e}"),
+                    }
+                }
+                Some(p) = rx.recv() => {
+                    tracing::debug!(path = %p.display(), "changed");
+                    let quiet = Duration::from_millis(ws.debounce_ms);
+                    // Gather the burst: wait until nothing changed for `quiet`.
+                    loop {
+                        tokio::select! {
+                            _ = tokio::time::sleep(quiet) => break,
+                            Some(_) = rx.recv() => {}
+                        }
+                    }
+                    break Some("change");
+                }
+            }
+        };
+        match next {
+            Some(r) if !cancel.load(Ordering::SeqCst) => reason = r,
+            _ => break,
+        }
+    }
+    tracing::info!(cycles, "stopped");
+    let _ = any_error;
+    Ok(0)
+}

@@ -1,0 +1,375 @@
+//! `hoist watch`: the daemon, against real repositories and a bare remote.
+
+mod gitops_common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use gitops_common::*;
+
+/// A running `hoist watch`, killed if a test fails before stopping it.
+struct Watch {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Watch {
+    fn start(dir: &Path, extra: &[&str]) -> Watch {
+        let log = dir.with_extension(format!("watch-{}.log", rand_suffix()));
+        let child = Command::new(HOIST)
+            .arg("-C")
+            .arg(dir)
+            .arg("watch")
+            .args(extra)
+            .env_remove("HOIST_HOST_ROOT")
+            .env("RUST_LOG", "hoist=debug")
+            .env("NO_COLOR", "1")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Watch { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit code.
+    fn terminate(mut self, timeout: Duration) -> (Option<i32>, String) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let mut code = None;
+        let done = wait_until(timeout, || match self.child.try_wait().unwrap() {
+            Some(s) => {
+                code = s.code();
+                true
+            }
+            None => false,
+        });
+        assert!(done, "watch did not stop after SIGTERM:\n{}", self.log());
+        (code, self.log())
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rand_suffix() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    N.fetch_add(1, Ordering::SeqCst)
+}
+
+fn hoist_commits(repo: &Path, rev: &str) -> usize {
+    commits(repo, rev)
+        .iter()
+        .filter(|c| c.1 == "Hoist Bot")
+        .count()
+}
+
+fn tasks_of(host: &Path, needle: &str) -> Vec<String> {
+    std::fs::read_dir(host.join("tasks"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(String::from))
+        .filter(|n| n.contains(needle) && n.ends_with(".json"))
+        .collect()
+}
+
+#[test]
+fn watch_follows_the_remote_commits_status_and_does_not_loop() {
+    let tmp = tempfile::tempdir().unwrap();
+    let remote = remote_with_inventory(tmp.path(), &settings(Some("origin"), true, 1, 100));
+    let watched = tmp.path().join("watched");
+    clone(&remote, &watched);
+    let w = Watch::start(&watched, &[]);
+
+    // The first pass installs everything and pushes its status.
+    assert!(
+        wait_until(Duration::from_secs(40), || hoist_commits(&remote, "main")
+            == 1),
+        "no status commit on the remote:\n{}",
+        w.log()
+    );
+
+    // Someone pushes a new site from another clone.
+    let other = tmp.path().join("other");
+    clone(&remote, &other);
+    std::fs::write(
+        other.join("sites/fresh.yaml"),
+        "domain: fresh.example.com\nplatform: shop-2-1\n",
+    )
+    .unwrap();
+    git(&other, &["add", "-A"]);
+    git(&other, &["commit", "-q", "-m", "a new site"]);
+    git(&other, &["push", "-q", "origin", "main"]);
+    let pushed = git(&other, &["rev-parse", "HEAD"]).trim().to_string();
+
+    let host = watched.join(".hoist-host");
+    let arrived = wait_until(Duration::from_secs(40), || {
+        commits(&remote, "main")[0].3 == format!("hoist: status after applying {}", &pushed[..12])
+    });
+    assert!(arrived, "no status commit for {pushed}:\n{}", w.log());
+    assert!(host
+        .join("platforms/shop-2-1/sites/fresh.example.com/settings.yaml")
+        .is_file());
+    let fresh = git(&remote, &["show", "main:status/sites/fresh.yaml"]);
+    assert!(fresh.contains("sync: synced"), "{fresh}");
+    assert!(
+        fresh.contains(&format!("inventory_commit: {pushed}")),
+        "{fresh}"
+    );
+
+    // Nothing loops: several timer and fetch intervals pass, no commit.
+    let remote_n = commits(&remote, "main").len();
+    let local_n = commits(&watched, "HEAD").len();
+    let installs = tasks_of(&host, "install").len();
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(commits(&remote, "main").len(), remote_n, "{}", w.log());
+    assert_eq!(commits(&watched, "HEAD").len(), local_n);
+    assert_eq!(tasks_of(&host, "install").len(), installs);
+    assert_eq!(hoist_commits(&remote, "main"), 2);
+    assert_status_commits_sound(&remote, "main");
+    assert_eq!(git(&watched, &["status", "--porcelain"]).trim(), "");
+
+    let (code, log) = w.terminate(Duration::from_secs(15));
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("SIGTERM"), "{log}");
+}
+
+#[test]
+fn a_local_edit_is_reconciled_through_the_file_watcher_and_left_uncommitted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = tmp.path().join("inv");
+    example(&inv);
+    // A long timer: only the file watcher can trigger the second pass.
+    std::fs::write(inv.join("hoist.yaml"), settings(None, true, 600, 200)).unwrap();
+    init_repo(&inv);
+    let w = Watch::start(&inv, &[]);
+    assert!(
+        wait_until(Duration::from_secs(40), || hoist_commits(&inv, "HEAD") == 1),
+        "{}",
+        w.log()
+    );
+    std::fs::write(
+        inv.join("sites/fresh.yaml"),
+        "domain: fresh.example.com\nplatform: shop-2-1\n",
+    )
+    .unwrap();
+    let site = inv.join(".hoist-host/platforms/shop-2-1/sites/fresh.example.com");
+    assert!(
+        wait_until(Duration::from_secs(20), || site.is_dir()),
+        "the new site was not installed:\n{}",
+        w.log()
+    );
+    assert!(wait_until(Duration::from_secs(10), || hoist_commits(
+        &inv, "HEAD"
+    ) == 2));
+    // The user's file stays theirs: untracked, not in hoist's commit.
+    let st = git(&inv, &["status", "--porcelain"]);
+    assert_eq!(st.trim(), "?? sites/fresh.yaml");
+    assert_status_commits_sound(&inv, "HEAD");
+    // hoist's own writes (server, status, .git) trigger nothing more.
+    let n = commits(&inv, "HEAD").len();
+    let passes = w.log().matches("reconciling").count();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(commits(&inv, "HEAD").len(), n);
+    assert_eq!(
+        w.log().matches("reconciling").count(),
+        passes,
+        "{}",
+        w.log()
+    );
+    let (code, _) = w.terminate(Duration::from_secs(15));
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn drift_is_only_reported_without_self_heal_and_put_back_with_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = tmp.path().join("inv");
+    example(&inv);
+    std::fs::write(inv.join("hoist.yaml"), settings(None, false, 1, 100)).unwrap();
+    init_repo(&inv);
+    let w = Watch::start(&inv, &[]);
+    assert!(
+        wait_until(Duration::from_secs(40), || hoist_commits(&inv, "HEAD") == 1),
+        "{}",
+        w.log()
+    );
+    // Behind hoist's back: the bakery site and its vhost are removed.
+    let host = inv.join(".hoist-host");
+    let site = host.join("platforms/shop-1-0/sites/bakery.example.com");
+    std::fs::remove_dir_all(&site).unwrap();
+    std::fs::remove_file(host.join("vhosts/bakery.example.com.conf")).unwrap();
+    let status = inv.join("status/sites/bakery.yaml");
+    assert!(
+        wait_until(Duration::from_secs(15), || std::fs::read_to_string(&status)
+            .unwrap()
+            .contains("sync: out-of-sync")),
+        "{}",
+        w.log()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        !site.exists(),
+        "self-heal is off, yet the site was put back"
+    );
+    assert!(w.log().contains("self-heal is off"), "{}", w.log());
+    let committed = git(&inv, &["show", "HEAD:status/sites/bakery.yaml"]);
+    assert!(committed.contains("sync: out-of-sync"), "{committed}");
+
+    // Self-heal turned on: the next pass puts the site back.
+    std::fs::write(inv.join("hoist.yaml"), settings(None, true, 1, 100)).unwrap();
+    git(&inv, &["commit", "-q", "-am", "self-heal on"]);
+    assert!(
+        wait_until(Duration::from_secs(20), || site
+            .join("settings.yaml")
+            .is_file()),
+        "{}",
+        w.log()
+    );
+    assert!(wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(&status)
+            .unwrap()
+            .contains("sync: synced")
+    }));
+    let (code, _) = w.terminate(Duration::from_secs(15));
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn a_failing_task_is_retried_with_backoff_and_then_given_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = tmp.path().join("inv");
+    example(&inv);
+    std::fs::write(inv.join("hoist.yaml"), settings(None, true, 1, 100)).unwrap();
+    std::fs::write(
+        inv.join("sites/fresh.yaml"),
+        "domain: fresh.example.com\nplatform: shop-2-1\n",
+    )
+    .unwrap();
+    init_repo(&inv);
+    // Something on the server stands where the new site's vhost goes.
+    let host = inv.join(".hoist-host");
+    std::fs::create_dir_all(host.join("vhosts")).unwrap();
+    std::fs::write(host.join("vhosts/fresh.example.com.conf"), "# hand-made\n").unwrap();
+    let w = Watch::start(&inv, &[]);
+    assert!(
+        wait_until(Duration::from_secs(40), || tasks_of(&host, "install-fresh")
+            .len()
+            == 3),
+        "{}",
+        w.log()
+    );
+    // Backoff: the three attempts are spread out, then no fourth comes.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(tasks_of(&host, "install-fresh").len(), 3, "{}", w.log());
+    assert!(
+        w.log().contains("not retried until the inventory changes"),
+        "{}",
+        w.log()
+    );
+    let st = std::fs::read_to_string(inv.join("status/sites/fresh.yaml")).unwrap();
+    assert!(st.contains("sync: failed"), "{st}");
+    // The other sites were installed all the same.
+    assert!(host
+        .join("platforms/shop-1-1/sites/acme.example.com")
+        .is_dir());
+    let (code, _) = w.terminate(Duration::from_secs(15));
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn one_reconciler_per_server_and_sigterm_lets_the_running_task_finish() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = tmp.path().join("inv");
+    example(&inv);
+    let mut yaml = settings(None, true, 60, 100);
+    yaml = yaml.replace("parallel: 2", "parallel: 1");
+    std::fs::write(inv.join("hoist.yaml"), yaml).unwrap();
+    // acme (the first site) installs slowly.
+    let sql = inv.join("codebases/shop-1.1/packages/core/install.sql");
+    let mut text = std::fs::read_to_string(&sql).unwrap();
+    text.push_str("\nCREATE TABLE slow_probe AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 6000000) SELECT count(*) AS n FROM c;\n");
+    std::fs::write(&sql, text).unwrap();
+    init_repo(&inv);
+    let host = inv.join(".hoist-host");
+    let w = Watch::start(&inv, &[]);
+    let running = wait_until(Duration::from_secs(40), || {
+        tasks_of(&host, "install-acme").iter().any(|t| {
+            std::fs::read_to_string(host.join("tasks").join(t))
+                .unwrap_or_default()
+                .contains("\"result\": \"running\"")
+        })
+    });
+    assert!(running, "{}", w.log());
+
+    // A second reconciler on the same server is refused, clearly.
+    let second = hoist(&inv, &["watch"]);
+    assert_eq!(second.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        err.contains("another hoist is working on server root"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("pid {}", w.pid())), "{err}");
+    let apply = hoist(&inv, &["apply", "--yes"]);
+    assert_eq!(apply.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&apply.stderr).contains("another hoist"));
+
+    // SIGTERM mid-task: acme's install finishes, no other task starts.
+    let (code, log) = w.terminate(Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{log}");
+    let acme = tasks_of(&host, "install-acme");
+    assert_eq!(acme.len(), 1);
+    let rec = std::fs::read_to_string(host.join("tasks").join(&acme[0])).unwrap();
+    assert!(rec.contains("\"result\": \"success\""), "{rec}");
+    for other in ["bakery", "chess-club", "dental", "eatery"] {
+        assert!(
+            tasks_of(&host, &format!("install-{other}")).is_empty(),
+            "{other} started:\n{log}"
+        );
+    }
+    // What happened is in the status, committed; the lock is released.
+    let st = std::fs::read_to_string(inv.join("status/sites/acme.yaml")).unwrap();
+    assert!(st.contains("sync: synced"), "{st}");
+    let st = std::fs::read_to_string(inv.join("status/sites/bakery.yaml")).unwrap();
+    assert!(st.contains("sync: out-of-sync"), "{st}");
+    assert_eq!(hoist_commits(&inv, "HEAD"), 1);
+    let out = hoist_ok(&inv, &["apply", "--yes"], 0);
+    assert!(out.contains("create bakery"), "{out}");
+}
+
+#[test]
+fn watch_once_reconciles_a_single_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = tmp.path().join("inv");
+    example(&inv);
+    std::fs::write(inv.join("hoist.yaml"), settings(None, true, 600, 100)).unwrap();
+    init_repo(&inv);
+    let out = hoist(&inv, &["--log-format", "json", "watch", "--once"]);
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let first = err.lines().next().unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(first).unwrap_or_else(|e| panic!("{e}: {first}"));
+    assert_eq!(v["level"], "INFO");
+    assert!(inv
+        .join(".hoist-host/platforms/shop-2-1/sites/eatery.example.com")
+        .is_dir());
+    assert_eq!(hoist_commits(&inv, "HEAD"), 1);
+    assert_eq!(commits(&inv, "HEAD")[0].1, "Hoist Bot");
+}
