@@ -24,6 +24,7 @@ pub mod gitops;
 pub mod inventory;
 pub mod names;
 pub mod observe;
+pub mod par;
 pub mod plan;
 pub mod render;
 pub mod server;

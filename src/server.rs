@@ -189,18 +189,25 @@ impl LocalServer {
             .filter(|n| !n.starts_with('.'))
             .collect();
         names.sort();
+        let mut valid = Vec::new();
         for n in names {
-            let Ok(name) = PlatformName::new(&n) else {
-                problems.push(format!("{}: not a platform name", dir.join(&n).display()));
-                continue;
-            };
-            match self.observe_platform(&name) {
+            match PlatformName::new(&n) {
+                Ok(name) => valid.push(name),
+                Err(_) => problems.push(format!("{}: not a platform name", dir.join(&n).display())),
+            }
+        }
+        // Platforms and sites are observed in parallel (each site is its own
+        // settings file, vhost and database); results are merged in order.
+        let observed = crate::par::map(&valid, |name| self.observe_platform(name));
+        let mut at = Vec::new();
+        for (name, o) in valid.iter().zip(observed) {
+            match o {
                 Ok(p) => {
                     platforms.insert(name.clone(), p);
                 }
                 Err(e) => problems.push(format!("platform {name}: {e}")),
             }
-            let sdir = self.platform_dir(&name).join("sites");
+            let sdir = self.platform_dir(name).join("sites");
             let mut domains: Vec<String> = std::fs::read_dir(&sdir)
                 .into_iter()
                 .flatten()
@@ -209,31 +216,35 @@ impl LocalServer {
                 .filter_map(|e| e.file_name().to_str().map(String::from))
                 .collect();
             domains.sort();
-            for d in domains {
-                let Ok(domain) = Domain::new(&d) else {
-                    continue;
-                };
-                match self.observe_site(&name, &domain) {
-                    Ok(s) => {
-                        if let Some(other) = sites.get(s.name()) {
-                            let other: &ObservedSite = other;
-                            problems.push(format!(
-                                "site {} is found twice: {} on {} and {} on {}",
-                                s.name(),
-                                other.domain(),
-                                other.platform(),
-                                s.domain(),
-                                s.platform()
-                            ));
-                            continue;
-                        }
-                        sites.insert(s.name().clone(), s);
+            at.extend(
+                domains
+                    .iter()
+                    .filter_map(|d| Domain::new(d).ok())
+                    .map(|d| (name.clone(), d)),
+            );
+        }
+        let observed = crate::par::map(&at, |(name, domain)| self.observe_site(name, domain));
+        for ((name, domain), o) in at.iter().zip(observed) {
+            match o {
+                Ok(s) => {
+                    if let Some(other) = sites.get(s.name()) {
+                        let other: &ObservedSite = other;
+                        problems.push(format!(
+                            "site {} is found twice: {} on {} and {} on {}",
+                            s.name(),
+                            other.domain(),
+                            other.platform(),
+                            s.domain(),
+                            s.platform()
+                        ));
+                        continue;
                     }
-                    Err(e) => problems.push(format!(
-                        "site directory {}: {e}",
-                        self.site_dir(&name, &domain).display()
-                    )),
+                    sites.insert(s.name().clone(), s);
                 }
+                Err(e) => problems.push(format!(
+                    "site directory {}: {e}",
+                    self.site_dir(name, domain).display()
+                )),
             }
         }
         (platforms, sites, problems)

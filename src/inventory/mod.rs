@@ -334,22 +334,20 @@ pub fn load(root: &Path) -> Result<Inventory, Diagnostics> {
         load_settings(&settings_file, &mut diags)
     };
 
+    // Platforms (each with its codebase scanned and hashed) and sites are
+    // read in parallel; problems are merged and sorted below as before.
     let mut platforms = BTreeMap::new();
     let mut platform_pos: HashMap<PlatformName, (PathBuf, document::Document)> = HashMap::new();
-    for (name, path, shown) in declared_files(root, "platforms", &mut diags) {
-        let doc = match document::load(&path, &shown, Schema::Platform) {
+    let declared = declared_files(root, "platforms", &mut diags);
+    let loaded = crate::par::map(&declared, |(name, path, shown)| {
+        let mut diags = Vec::new();
+        let doc = match document::load(path, shown, Schema::Platform) {
             Ok(d) => d,
-            Err(mut d) => {
-                diags.append(&mut d);
-                continue;
-            }
+            Err(d) => return (d, None),
         };
-        let pf: PlatformFile = match doc.decode(&shown) {
+        let pf: PlatformFile = match doc.decode(shown) {
             Ok(p) => p,
-            Err(d) => {
-                diags.push(d);
-                continue;
-            }
+            Err(d) => return (vec![d], None),
         };
         let server = pf
             .server
@@ -358,7 +356,7 @@ pub fn load(root: &Path) -> Result<Inventory, Diagnostics> {
         if !settings.servers.contains_key(&server) {
             let pos = doc.positions.value("/server").or(Some((1, 1)));
             diags.push(Diagnostic::at(
-                &shown,
+                shown,
                 pos,
                 format!(
                     "unknown server {server}: hoist.yaml declares {}",
@@ -366,35 +364,34 @@ pub fn load(root: &Path) -> Result<Inventory, Diagnostics> {
                 ),
             ));
         }
-        let codebase = read_source(root, &pf.source, &shown, &doc, &mut diags);
-        platform_pos.insert(name.clone(), (shown.clone(), doc));
-        platforms.insert(
-            name.clone(),
-            PlatformSpec {
-                name,
-                source: pf.source,
-                server,
-                codebase,
-            },
-        );
+        let codebase = read_source(root, &pf.source, shown, &doc, &mut diags);
+        let spec = PlatformSpec {
+            name: name.clone(),
+            source: pf.source,
+            server,
+            codebase,
+        };
+        (diags, Some((spec, doc)))
+    });
+    for ((name, _, shown), (mut d, loaded)) in declared.into_iter().zip(loaded) {
+        diags.append(&mut d);
+        if let Some((spec, doc)) = loaded {
+            platform_pos.insert(name.clone(), (shown, doc));
+            platforms.insert(name, spec);
+        }
     }
 
     let mut sites = BTreeMap::new();
     let mut site_docs: BTreeMap<SiteName, (PathBuf, document::Document)> = BTreeMap::new();
-    for (name, path, shown) in declared_files(root, "sites", &mut diags) {
-        let doc = match document::load(&path, &shown, Schema::Site) {
+    let declared = declared_files(root, "sites", &mut diags);
+    let loaded = crate::par::map(&declared, |(name, path, shown)| {
+        let doc = match document::load(path, shown, Schema::Site) {
             Ok(d) => d,
-            Err(mut d) => {
-                diags.append(&mut d);
-                continue;
-            }
+            Err(d) => return Err(d),
         };
-        let sf: SiteFile = match doc.decode(&shown) {
+        let sf: SiteFile = match doc.decode(shown) {
             Ok(s) => s,
-            Err(d) => {
-                diags.push(d);
-                continue;
-            }
+            Err(d) => return Err(vec![d]),
         };
         let site = SiteSpec {
             name: name.clone(),
@@ -410,8 +407,16 @@ pub fn load(root: &Path) -> Result<Inventory, Diagnostics> {
             enabled: sf.enabled,
             clone_from: sf.clone_from,
         };
-        sites.insert(name.clone(), site);
-        site_docs.insert(name, (shown, doc));
+        Ok((site, doc))
+    });
+    for ((name, _, shown), loaded) in declared.into_iter().zip(loaded) {
+        match loaded {
+            Ok((site, doc)) => {
+                sites.insert(name.clone(), site);
+                site_docs.insert(name, (shown, doc));
+            }
+            Err(mut d) => diags.append(&mut d),
+        }
     }
 
     check_sites(&settings, &platforms, &sites, &site_docs, &mut diags);
