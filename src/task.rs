@@ -294,6 +294,29 @@ pub fn list(tasks_dir: &Path) -> Vec<TaskRecord> {
     v
 }
 
+/// The task records on a server still marked running (those a killed
+/// hoist left), oldest first. Every hoist command looks for them, so records
+/// are parsed only when their text says `running` somewhere: a server with
+/// thousands of finished tasks is not parsed whole each time.
+pub fn running(tasks_dir: &Path) -> Vec<TaskRecord> {
+    let mut v: Vec<TaskRecord> = std::fs::read_dir(tasks_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.ends_with(".json") && !n.starts_with('.'))
+        })
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .filter(|b| b.windows(9).any(|w| w == b"\"running\""))
+        .filter_map(|b| serde_json::from_slice::<TaskRecord>(&b).ok())
+        .filter(|t| t.result == TaskResult::Running)
+        .collect();
+    v.sort_by(|a, b| a.id.cmp(&b.id));
+    v
+}
+
 /// One task's record, by id (or a unique prefix of one).
 pub fn find(tasks_dir: &Path, id: &str) -> Result<TaskRecord, String> {
     let all = list(tasks_dir);

@@ -24,10 +24,7 @@ pub struct Recovered {
 /// server's lock: no other hoist is then working on these tasks.
 pub fn recover(srv: &LocalServer) -> Vec<Recovered> {
     let mut out = Vec::new();
-    for rec in task::list(&srv.tasks_dir())
-        .into_iter()
-        .filter(|t| t.result == TaskResult::Running)
-    {
+    for rec in task::running(&srv.tasks_dir()) {
         let mut run = TaskRun::resume(&srv.tasks_dir(), rec);
         if let Some(step) = run.rec.steps.last_mut().filter(|s| s.state == "running") {
             step.state = "interrupted".into();
