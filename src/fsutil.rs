@@ -51,6 +51,26 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     write_atomic_mode(path, data, 0o644)
 }
 
+/// Replaces `path` atomically for readers (a temporary file renamed over
+/// it, mode 0644) without syncing: for derived files that are rewritten
+/// anyway and where thousands of fsyncs would cost seconds. The caller
+/// syncs the directory once at the end.
+pub fn write_replace(path: &Path, data: &[u8]) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::other("path has no parent"))?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::other("path has no file name"))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    fs::write(&tmp, data)?;
+    fs::rename(&tmp, path)
+}
+
 /// Writes `path` atomically with mode 0600: for anything holding a secret.
 pub fn write_private(path: &Path, data: &[u8]) -> io::Result<()> {
     write_atomic_mode(path, data, 0o600)

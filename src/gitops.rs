@@ -384,22 +384,77 @@ pub fn commit_status(
         Err(e) => return Err(e.into()),
     };
     let base = head.as_ref().map(|c| c.tree()).transpose()?;
-    let status = if files.is_empty() {
-        None
-    } else {
-        Some(build_tree(&repo, files)?)
-    };
-    let tree_id = with_status(&repo, base.as_ref(), status)?;
+    // New objects (10,000 blobs when every site's status changed) are made
+    // in memory and written as one pack, not as one loose file each.
+    let odb = repo.odb()?;
+    let mempack = odb.add_new_mempack_backend(1000)?;
+    let made = (|| {
+        let status = if files.is_empty() {
+            None
+        } else {
+            Some(build_tree(&repo, files)?)
+        };
+        let tree_id = with_status(&repo, base.as_ref(), status)?;
+        if base.as_ref().map(|t| t.id()) == Some(tree_id) || (base.is_none() && status.is_none()) {
+            return Ok::<_, GitError>(None);
+        }
+        let tree = repo.find_tree(tree_id)?;
+        let sig = signature(author)?;
+        let parents: Vec<&Commit<'_>> = head.iter().collect();
+        Ok(Some(
+            repo.commit(None, &sig, &sig, message, &tree, &parents)?,
+        ))
+    })();
+    let mut pack = git2::Buf::new();
+    let dumped = mempack.dump(&repo, &mut pack);
+    mempack.reset()?;
+    dumped?;
+    let made = made?;
+    // A pack's object count is the big-endian u32 at bytes 8..12.
+    if pack.len() >= 12 && pack[8..12] != [0, 0, 0, 0] {
+        use std::io::Write;
+        let mut w = odb.packwriter()?;
+        w.write_all(&pack)
+            .map_err(|e| GitError::Command(format!("writing a pack: {e}")))?;
+        w.commit()?;
+    }
     // The index first: whoever sees the new HEAD sees a clean `status/`.
     sync_status_index(&repo, dir, files)?;
-    if base.as_ref().map(|t| t.id()) == Some(tree_id) || (base.is_none() && status.is_none()) {
+    let Some(oid) = made else {
         return Ok(None);
-    }
-    let tree = repo.find_tree(tree_id)?;
-    let sig = signature(author)?;
-    let parents: Vec<&Commit<'_>> = head.iter().collect();
-    let oid = repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?;
+    };
+    advance_head(&repo, oid, head.as_ref().map(|c| c.id()), message)?;
     Ok(Some(oid))
+}
+
+/// Moves HEAD (its branch, or HEAD itself when detached) from `old` to
+/// `new`, refusing when it moved meanwhile, as `git commit` would.
+fn advance_head(
+    repo: &Repository,
+    new: Oid,
+    old: Option<Oid>,
+    message: &str,
+) -> Result<(), GitError> {
+    let subject = message.lines().next().unwrap_or("");
+    let log = if old.is_some() {
+        format!("commit: {subject}")
+    } else {
+        format!("commit (initial): {subject}")
+    };
+    let head = repo.find_reference("HEAD")?;
+    let target = head
+        .symbolic_target()
+        .map_err(|_| GitError::NotARepo("HEAD names a branch that is not UTF-8".into()))?;
+    match (target, old) {
+        (Some(branch), Some(old)) => {
+            repo.reference_matching(branch, new, true, old, &log)?;
+        }
+        (Some(branch), None) => {
+            repo.reference(branch, new, false, &log)?;
+        }
+        (None, _) => repo.set_head_detached(new)?,
+    }
+    Ok(())
 }
 
 /// Makes the index's entries under `status/` those of `files`, leaving
@@ -433,11 +488,18 @@ fn sync_status_index(
             return Ok(());
         }
         index.remove_dir(Path::new(STATUS_DIR), 0)?;
-        for rel in files.keys() {
-            let rel = Path::new(STATUS_DIR).join(rel);
-            if dir.join(&rel).is_file() {
-                index.add_path(&rel)?;
+        // Entries made from the blob ids already known and the files' stat
+        // data, as `add_path` would, without reading and hashing each file
+        // again (10,000 of them at fleet scale).
+        for (path, id) in &want {
+            let rel = String::from_utf8_lossy(path).into_owned();
+            let Ok(m) = std::fs::symlink_metadata(dir.join(&rel)) else {
+                continue;
+            };
+            if !m.is_file() {
+                continue;
             }
+            index.add(&index_entry(path.clone(), *id, &m))?;
         }
         match index.write() {
             Ok(()) => return Ok(()),
@@ -451,6 +513,30 @@ fn sync_status_index(
     Err(last
         .map(GitError::Git)
         .unwrap_or_else(|| GitError::Command("the index stayed locked by another git".into())))
+}
+
+/// An index entry for a regular file with blob `id` and stat data `m`.
+fn index_entry(path: Vec<u8>, id: Oid, m: &std::fs::Metadata) -> git2::IndexEntry {
+    use std::os::unix::fs::MetadataExt;
+    let t = |s: i64, ns: i64| git2::IndexTime::new(s as i32, ns as u32);
+    git2::IndexEntry {
+        ctime: t(m.ctime(), m.ctime_nsec()),
+        mtime: t(m.mtime(), m.mtime_nsec()),
+        dev: m.dev() as u32,
+        ino: m.ino() as u32,
+        mode: if m.mode() & 0o111 != 0 {
+            0o100755
+        } else {
+            0o100644
+        },
+        uid: m.uid(),
+        gid: m.gid(),
+        file_size: m.len() as u32,
+        id,
+        flags: (path.len().min(0xfff)) as u16,
+        flags_extended: 0,
+        path,
+    }
 }
 
 /// The branch HEAD is on, and where it is pushed to on `remote`: its
