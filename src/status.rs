@@ -104,6 +104,10 @@ pub struct LastTask {
     /// The inventory commit it was applied from.
     #[serde(default)]
     pub commit: Option<String>,
+    /// What recovery did, when the task was interrupted and a later hoist
+    /// finished or undid it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<String>,
 }
 
 impl From<&TaskRecord> for LastTask {
@@ -118,6 +122,7 @@ impl From<&TaskRecord> for LastTask {
             finished: t.finished.clone(),
             backup: t.backup.clone(),
             commit: t.commit.clone(),
+            recovered: t.recovered.clone(),
         }
     }
 }

@@ -709,7 +709,7 @@ fn clone(
         |run| {
             let mut warnings = Vec::new();
             let src = step(run, "observe", |run| {
-                let (_, sites, _) = srv.observe();
+                let sites = srv.observe().sites;
                 let src = sites
                     .get(&src_name)
                     .cloned()
@@ -1021,7 +1021,7 @@ fn find_site<'a>(
     site: &Name,
 ) -> Result<(&'a LocalServer, Endpoint), ServerError> {
     for srv in servers.by_name.values() {
-        let (_, sites, _) = srv.observe();
+        let sites = srv.observe().sites;
         if let Some(o) = sites.get(site) {
             return Ok((
                 srv,

@@ -534,6 +534,14 @@ fn plan_new(
         config: Some(after),
         observed: None,
     };
+    if let Some(u) = actual.unreadable(&spec.name, &spec.domain) {
+        p.errors.push(format!(
+            "a site directory {} on {} exists but cannot be read ({}); nothing is done to it until it can",
+            u.domain, u.platform, u.error
+        ));
+        p.blocked = true;
+        return p;
+    }
     let Some(target) = codebases.get(&spec.platform) else {
         p.errors.push(format!(
             "the codebase of platform {} cannot be read",
@@ -647,6 +655,9 @@ fn plan_platforms(
             }
         }
     }
+    for u in &actual.unreadable_sites {
+        kept.insert(&u.platform);
+    }
     // Observed sites that the plan does not cover (filtered out by --site)
     // stay where they are.
     for (name, o) in &actual.sites {
@@ -658,7 +669,15 @@ fn plan_platforms(
         .iter()
         .filter_map(|s| s.to.as_ref().map(|t| &t.platform))
         .collect();
-    let sites_on = |p: &PlatformName| actual.sites.values().filter(|s| s.platform() == p).count();
+    // Unreadable site directories count: their data lives there too.
+    let sites_on = |p: &PlatformName| {
+        actual.sites.values().filter(|s| s.platform() == p).count()
+            + actual
+                .unreadable_sites
+                .iter()
+                .filter(|u| &u.platform == p)
+                .count()
+    };
 
     let mut out = Vec::new();
     for (name, spec) in &inv.platforms {
@@ -685,7 +704,24 @@ fn plan_platforms(
             (Err(e), Some(_)) => p.warnings.push(format!(
                 "its source cannot be read ({e}); the built platform is kept"
             )),
-            (Ok(_), None) => p.action = PlatformAction::Build,
+            (Ok(src), None) => match actual.broken_platforms.get(name) {
+                None => p.action = PlatformAction::Build,
+                Some(b) => {
+                    let n = sites_on(name);
+                    if n == 0 || b.source_hash.as_deref() == Some(src.hash.as_str()) {
+                        p.action = PlatformAction::Build;
+                        p.warnings.push(format!(
+                            "the built platform cannot be read ({}); it is rebuilt from its unchanged source, keeping the {n} site(s) on it",
+                            b.error
+                        ));
+                    } else {
+                        p.errors.push(format!(
+                            "the built platform cannot be read ({}) and its source is not the one it was built from, while {n} site(s) live on it; repair it by hand",
+                            b.error
+                        ));
+                    }
+                }
+            },
             (Ok(src), Some(o)) => {
                 if o.server != spec.server {
                     p.errors.push(format!(
