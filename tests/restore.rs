@@ -202,10 +202,10 @@ fn hostile_archives_are_refused_with_nothing_written_outside() {
     ));
     for e in rd.entries().unwrap() {
         let mut e = e.unwrap();
-        let mut h = e.header().clone();
+        let h = e.header().clone();
         let mut data = Vec::new();
         std::io::Read::read_to_end(&mut e, &mut data).unwrap();
-        out.append(&mut h, &data[..]).unwrap();
+        out.append(&h, &data[..]).unwrap();
     }
     let mut h = tar::Header::new_gnu();
     let evil = b"site/../../../../escaped.txt";
