@@ -492,6 +492,14 @@ fn declared_files(
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<(Name, PathBuf, PathBuf)> {
     let full = root.join(dir);
+    if full.exists() && !document::is_real_dir(&full) {
+        diags.push(Diagnostic::at(
+            Path::new(dir),
+            None,
+            "not a directory of the inventory (symlinks are not followed)",
+        ));
+        return Vec::new();
+    }
     let Ok(rd) = std::fs::read_dir(&full) else {
         return Vec::new();
     };
