@@ -99,7 +99,11 @@ struct Daemon {
 
 impl Daemon {
     fn load(&self) -> Result<Inventory, LoadError> {
-        gitops::load_inventory(&self.opts.dir, self.opts.git_ref.as_deref())
+        gitops::load_inventory(
+            &self.opts.dir,
+            self.opts.git_ref.as_deref(),
+            crate::inventory::Sources::MayBeUnknown,
+        )
     }
 
     fn servers(&self, inv: &Inventory) -> Servers {

@@ -286,8 +286,8 @@ pub fn plan(inv: &Inventory, actual: &Actual, opts: &PlanOptions) -> Plan {
             continue;
         }
         sites.push(match actual.sites.get(name) {
-            Some(obs) => plan_existing(spec, obs, actual, &codebases, opts),
-            None => plan_new(inv, spec, actual, &codebases, opts),
+            Some(obs) => plan_existing(spec, obs, actual, &codebases, inv),
+            None => plan_new(inv, spec, actual, &codebases),
         });
     }
     for (name, obs) in &actual.sites {
@@ -416,7 +416,7 @@ fn plan_existing(
     obs: &ObservedSite,
     actual: &Actual,
     codebases: &BTreeMap<&PlatformName, &Codebase>,
-    _opts: &PlanOptions,
+    inv: &Inventory,
 ) -> SitePlan {
     let moves = spec.platform != *obs.platform();
     let renames = spec.domain != *obs.domain();
@@ -494,10 +494,7 @@ fn plan_existing(
                 );
                 comparison_result(&mut p, c);
             }
-            None => p.errors.push(format!(
-                "the codebase of platform {} cannot be read",
-                spec.platform
-            )),
+            None => p.errors.push(unknown_platform(inv, &spec.platform)),
         }
     }
     p.blocked = !p.errors.is_empty();
@@ -509,7 +506,6 @@ fn plan_new(
     spec: &SiteSpec,
     actual: &Actual,
     codebases: &BTreeMap<&PlatformName, &Codebase>,
-    _opts: &PlanOptions,
 ) -> SitePlan {
     let after = desired_config(spec, None);
     let mut p = SitePlan {
@@ -543,10 +539,7 @@ fn plan_new(
         return p;
     }
     let Some(target) = codebases.get(&spec.platform) else {
-        p.errors.push(format!(
-            "the codebase of platform {} cannot be read",
-            spec.platform
-        ));
+        p.errors.push(unknown_platform(inv, &spec.platform));
         p.blocked = true;
         return p;
     };
@@ -568,12 +561,7 @@ fn plan_new(
                         Some(s) if s.clone_from.is_none() => {
                             let cb = codebases.get(&s.platform).copied();
                             let pk = cb
-                                .ok_or_else(|| {
-                                    format!(
-                                        "the codebase of platform {} cannot be read",
-                                        s.platform
-                                    )
-                                })
+                                .ok_or_else(|| unknown_platform(inv, &s.platform))
                                 .and_then(|cb| compat::fresh_install(cb, &s.profile));
                             (pk, s.profile.clone(), cb)
                         }
@@ -603,6 +591,17 @@ fn plan_new(
     }
     p.blocked = !p.errors.is_empty();
     p
+}
+
+/// Why a platform's codebase is unknown, for the sites that need it.
+fn unknown_platform(inv: &Inventory, name: &PlatformName) -> String {
+    let why = inv
+        .platforms
+        .get(name)
+        .and_then(|p| p.codebase.as_ref().err())
+        .map(|e| format!(" ({e})"))
+        .unwrap_or_default();
+    format!("platform {name} is unknown: it is not built, and its source cannot be read here{why}")
 }
 
 /// A site may not take a domain or alias that another site keeps after the
