@@ -3,8 +3,7 @@
 //! requests that `plan --offline` reads without running or leaving anything.
 
 mod common;
-use common::{assert_same, snapshot, Fixture};
-use std::path::Path;
+use common::{assert_same, git, snapshot, Fixture};
 
 /// A small deterministic generator (xorshift); the seed is in every message.
 struct Rng(u64);
@@ -210,23 +209,6 @@ fn symlinks_out_of_a_site_are_never_followed() {
             );
         }
     }
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let o = std::process::Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@t")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@t")
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
 }
 
 #[test]
