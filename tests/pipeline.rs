@@ -141,6 +141,37 @@ fn migrate_moves_data_files_and_applies_updates() {
     ] {
         assert!(steps.contains(&want), "step {want} missing: {steps:?}");
     }
+    // the task is listed, and its log tells every step with its timing
+    let id = t["id"].as_str().unwrap();
+    let listed = f.ok(&["tasks", "acme"], 0).stdout;
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with(id) && l.contains("migrate") && l.contains("success")),
+        "{listed}"
+    );
+    assert!(!listed.contains("bakery"), "only acme's tasks: {listed}");
+    let log = f.ok(&["log", &id[..20]], 0).stdout;
+    assert!(
+        log.contains(&format!("task {id}")) && log.contains("result: success"),
+        "{log}"
+    );
+    assert!(
+        log.contains("backup: backups/acme/acme.example.com-"),
+        "{log}"
+    );
+    for want in ["maintenance-on", "deploy", "update", "remove-old"] {
+        assert!(
+            log.lines()
+                .any(|l| l.trim_start().starts_with(want) && l.contains(" ms")),
+            "{want}: {log}"
+        );
+    }
+    assert!(
+        log.contains("applied update 4 of core") && log.contains("applied update 5 of core"),
+        "{log}"
+    );
+    f.ok(&["log", "no-such-task"], 1);
     f.plan_json(&["--detailed-exitcode"], 0);
 }
 
