@@ -110,11 +110,17 @@ impl Daemon {
         Servers::from_inventory(inv, self.opts.host_root.as_deref())
     }
 
-    /// Locks every server not locked yet (hoist.yaml may add one).
+    /// Locks every server not locked yet (hoist.yaml may add one), and
+    /// recovers the tasks a killed hoist left running on it.
     fn lock(&mut self, servers: &Servers) -> Result<(), ServerError> {
         for s in servers.by_name.values() {
             if !self.locks.contains_key(s.root()) {
                 let l = s.lock()?;
+                // Holding the lock makes this daemon the one to finish or
+                // undo what a killed hoist left running on the server.
+                for r in crate::apply::recover(s) {
+                    tracing::warn!(task = %r.id, result = r.result.as_str(), "recovered an interrupted task: {}", r.message);
+                }
                 self.locks.insert(s.root().to_path_buf(), l);
             }
         }

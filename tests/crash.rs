@@ -488,3 +488,41 @@ fn random_kills_over_many_tasks_never_lose_a_site() {
         f.plan_json(&["--detailed-exitcode"], 0);
     }
 }
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn the_watch_daemon_recovers_what_a_killed_hoist_left() {
+    let f = base();
+    f.set_site("acme", "platform", "shop-2-0");
+    let r = f
+        .cmd(&["apply", "--yes"])
+        .env("HOIST_FAILPOINT", "update-inside:abort")
+        .output()
+        .unwrap();
+    assert!(r.status.code().is_none(), "killed");
+    let w = f.run(&["watch", "--once"]);
+    assert_eq!(w.code, 0, "{}", w.all());
+    assert!(
+        w.stderr.contains("recovered an interrupted task"),
+        "{}",
+        w.all()
+    );
+    let migrate = tasks(&f)
+        .into_iter()
+        .find(|t| t["kind"] == "migrate")
+        .unwrap();
+    assert_eq!(migrate["result"], "failed");
+    assert!(
+        migrate["recovered"]
+            .as_str()
+            .unwrap()
+            .contains("rolled back"),
+        "{migrate}"
+    );
+    // and the same pass then carried out the migration
+    assert!(f
+        .host()
+        .join("platforms/shop-2-0/sites/acme.example.com")
+        .is_dir());
+    assert!(invariants(&f).is_empty(), "{:?}", invariants(&f));
+}
