@@ -222,7 +222,13 @@ fn run(cli: &Cli) -> Result<u8> {
 /// Loads the inventory (from `--ref` when given), printing every problem to
 /// stderr on failure.
 fn load(cli: &Cli) -> Result<Inventory, u8> {
-    match crate::gitops::load_inventory(&cli.dir, cli.git_ref.as_deref()) {
+    // `validate` holds every source to being readable; planning treats a
+    // source it cannot read as an unknown platform and blocks what needs it.
+    let sources = match cli.command {
+        Command::Validate => crate::inventory::Sources::Required,
+        _ => crate::inventory::Sources::MayBeUnknown,
+    };
+    match crate::gitops::load_inventory(&cli.dir, cli.git_ref.as_deref(), sources) {
         Ok(inv) => Ok(inv),
         Err(crate::gitops::LoadError::Git(e)) => {
             eprintln!("error: {e}");

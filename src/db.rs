@@ -221,7 +221,7 @@ impl SqliteServer {
                 db: db.into(),
                 source,
             })?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
+        conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(|source| DbError::Sqlite {
                 db: db.into(),
                 source,

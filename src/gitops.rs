@@ -192,16 +192,18 @@ pub enum LoadError {
 pub fn load_inventory(
     dir: &Path,
     reference: Option<&str>,
+    sources: crate::inventory::Sources,
 ) -> Result<crate::inventory::Inventory, LoadError> {
     match reference {
         None => {
-            let mut inv = crate::inventory::load(dir).map_err(LoadError::Invalid)?;
+            let mut inv = crate::inventory::load_with(dir, sources).map_err(LoadError::Invalid)?;
             inv.commit = working_commit(dir);
             Ok(inv)
         }
         Some(r) => {
             let t = extract(dir, r)?;
-            let mut inv = crate::inventory::load(&t.dir).map_err(LoadError::Invalid)?;
+            let mut inv =
+                crate::inventory::load_with(&t.dir, sources).map_err(LoadError::Invalid)?;
             inv.root = dir.to_path_buf();
             inv.commit = Some(t.commit);
             Ok(inv)

@@ -7,7 +7,8 @@
 //! The crate is split like Terraform: a pure functional core
 //! ([`inventory`] → desired state, [`observe`] → actual state, [`compat`],
 //! [`plan`], [`render`]) and an imperative shell ([`server`], [`db`],
-//! [`apply`], [`task`], [`gitops`], [`status`], [`watch`], [`cli`]).
+//! [`apply`], [`backup`], [`task`], [`gitops`], [`status`], [`watch`], [`cli`]).
+//! The core is unit-tested without I/O; the shell through the real binary.
 
 #![warn(missing_docs)]
 

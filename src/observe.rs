@@ -69,6 +69,32 @@ fn short_hash<T: Serialize>(t: &T) -> String {
     d.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
+/// A built platform that exists but cannot be read (its codebase is damaged,
+/// say). Sites may still live in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokenPlatform {
+    /// The server it is on.
+    pub server: Name,
+    /// The source hash its record holds, when the record is readable.
+    pub source_hash: Option<String>,
+    /// Why it cannot be read.
+    pub error: String,
+}
+
+/// A site directory that exists but cannot be observed (its database
+/// refuses the connection, say). Planning must not take it for absent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadableSite {
+    /// The platform it lives on.
+    pub platform: PlatformName,
+    /// Its directory's domain.
+    pub domain: Domain,
+    /// Its name, when its settings could be read.
+    pub site: Option<SiteName>,
+    /// Why it cannot be observed.
+    pub error: String,
+}
+
 /// Everything observed, on every server.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actual {
@@ -76,8 +102,14 @@ pub struct Actual {
     pub platforms: BTreeMap<PlatformName, ObservedPlatform>,
     /// Installed sites by name.
     pub sites: BTreeMap<SiteName, ObservedSite>,
-    /// Things found on a server that are not a valid platform or site
-    /// (a settings file that does not parse, say), for the operator.
+    /// Platforms that exist but cannot be read, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub broken_platforms: BTreeMap<PlatformName, BrokenPlatform>,
+    /// Site directories that exist but cannot be observed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreadable_sites: Vec<UnreadableSite>,
+    /// Everything found on a server that is not a valid platform or site,
+    /// in words, for the operator.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
 }
@@ -87,6 +119,22 @@ impl Actual {
     /// refuses the plan when a fresh observation hashes differently.
     pub fn fingerprint(&self) -> String {
         short_hash(self)
+    }
+
+    /// Adds what another server holds.
+    pub fn merge(&mut self, other: Actual) {
+        self.platforms.extend(other.platforms);
+        self.sites.extend(other.sites);
+        self.broken_platforms.extend(other.broken_platforms);
+        self.unreadable_sites.extend(other.unreadable_sites);
+        self.problems.extend(other.problems);
+    }
+
+    /// The unreadable site directory that may be `site` at `domain`.
+    pub fn unreadable(&self, site: &SiteName, domain: &Domain) -> Option<&UnreadableSite> {
+        self.unreadable_sites
+            .iter()
+            .find(|u| u.site.as_ref() == Some(site) || &u.domain == domain)
     }
 
     /// The fingerprint of one site's observed state (none when absent).

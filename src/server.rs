@@ -10,7 +10,7 @@ use crate::codebase::Codebase;
 use crate::db::{Credentials, DbError, SqliteServer};
 use crate::fsutil;
 use crate::names::{Domain, Name, PlatformName};
-use crate::observe::{ObservedPlatform, ObservedSite};
+use crate::observe::{Actual, ObservedPlatform, ObservedSite};
 use crate::render::{self, SettingsFile, SiteConfig};
 
 /// A server failure.
@@ -130,9 +130,21 @@ impl LocalServer {
         fsutil::write_atomic(&tmp.join(PLATFORM_RECORD), rec.as_bytes()).map_err(io_err(&tmp))?;
         let dest = self.platform_dir(name);
         if dest.exists() {
+            // A rebuild replaces the code, never the sites living in it:
+            // their directory moves into the new build before the swap.
             let old = platforms.join(format!(".old-{name}"));
+            if old.join("sites").exists() {
+                return Err(ServerError::Invalid(format!(
+                    "{} holds sites from an interrupted rebuild; run hoist again to recover it",
+                    old.display()
+                )));
+            }
             fsutil::remove_tree_if_exists(&old).map_err(io_err(&old))?;
+            fsutil::remove_tree_if_exists(&tmp.join("sites")).map_err(io_err(&tmp))?;
             std::fs::rename(&dest, &old).map_err(io_err(&dest))?;
+            if old.join("sites").exists() {
+                std::fs::rename(old.join("sites"), tmp.join("sites")).map_err(io_err(&old))?;
+            }
             std::fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
             fsutil::remove_tree_if_exists(&old).map_err(io_err(&old))?;
         } else {
@@ -168,17 +180,10 @@ impl LocalServer {
         }
     }
 
-    /// Observes every platform and site on the server.
-    pub fn observe(
-        &self,
-    ) -> (
-        BTreeMap<PlatformName, ObservedPlatform>,
-        BTreeMap<Name, ObservedSite>,
-        Vec<String>,
-    ) {
-        let mut platforms = BTreeMap::new();
-        let mut sites = BTreeMap::new();
-        let mut problems = Vec::new();
+    /// Observes every platform and site on the server. What exists but
+    /// cannot be read is recorded as such, never taken for absent.
+    pub fn observe(&self) -> Actual {
+        let mut a = Actual::default();
         let dir = self.root.join("platforms");
         let mut names: Vec<String> = std::fs::read_dir(&dir)
             .into_iter()
@@ -193,7 +198,9 @@ impl LocalServer {
         for n in names {
             match PlatformName::new(&n) {
                 Ok(name) => valid.push(name),
-                Err(_) => problems.push(format!("{}: not a platform name", dir.join(&n).display())),
+                Err(_) => a
+                    .problems
+                    .push(format!("{}: not a platform name", dir.join(&n).display())),
             }
         }
         // Platforms and sites are observed in parallel (each site is its own
@@ -203,9 +210,24 @@ impl LocalServer {
         for (name, o) in valid.iter().zip(observed) {
             match o {
                 Ok(p) => {
-                    platforms.insert(name.clone(), p);
+                    a.platforms.insert(name.clone(), p);
                 }
-                Err(e) => problems.push(format!("platform {name}: {e}")),
+                Err(e) => {
+                    a.problems.push(format!("platform {name}: {e}"));
+                    let source_hash =
+                        std::fs::read_to_string(self.platform_dir(name).join(PLATFORM_RECORD))
+                            .ok()
+                            .and_then(|t| serde_yaml::from_str::<PlatformRecord>(&t).ok())
+                            .map(|r| r.source_hash);
+                    a.broken_platforms.insert(
+                        name.clone(),
+                        crate::observe::BrokenPlatform {
+                            server: self.name.clone(),
+                            source_hash,
+                            error: e.to_string(),
+                        },
+                    );
+                }
             }
             let sdir = self.platform_dir(name).join("sites");
             let mut domains: Vec<String> = std::fs::read_dir(&sdir)
@@ -216,6 +238,8 @@ impl LocalServer {
                 .filter_map(|e| e.file_name().to_str().map(String::from))
                 .collect();
             domains.sort();
+            // Staging and aside directories of tasks start with a dot and
+            // are no domain: recovery owns them.
             at.extend(
                 domains
                     .iter()
@@ -224,12 +248,11 @@ impl LocalServer {
             );
         }
         let observed = crate::par::map(&at, |(name, domain)| self.observe_site(name, domain));
-        for ((name, domain), o) in at.iter().zip(observed) {
+        for ((name, domain), o) in at.into_iter().zip(observed) {
             match o {
                 Ok(s) => {
-                    if let Some(other) = sites.get(s.name()) {
-                        let other: &ObservedSite = other;
-                        problems.push(format!(
+                    if let Some(other) = a.sites.get(s.name()) {
+                        a.problems.push(format!(
                             "site {} is found twice: {} on {} and {} on {}",
                             s.name(),
                             other.domain(),
@@ -239,15 +262,24 @@ impl LocalServer {
                         ));
                         continue;
                     }
-                    sites.insert(s.name().clone(), s);
+                    a.sites.insert(s.name().clone(), s);
                 }
-                Err(e) => problems.push(format!(
-                    "site directory {}: {e}",
-                    self.site_dir(name, domain).display()
-                )),
+                Err(e) => {
+                    a.problems.push(format!(
+                        "site directory {}: {e}",
+                        self.site_dir(&name, &domain).display()
+                    ));
+                    let site = self.read_settings(&name, &domain).ok().map(|(s, _)| s.site);
+                    a.unreadable_sites.push(crate::observe::UnreadableSite {
+                        platform: name.clone(),
+                        domain,
+                        site,
+                        error: e.to_string(),
+                    });
+                }
             }
         }
-        (platforms, sites, problems)
+        a
     }
 
     fn observe_platform(&self, name: &PlatformName) -> Result<ObservedPlatform, ServerError> {
@@ -414,10 +446,7 @@ impl Servers {
     pub fn observe(&self) -> crate::observe::Actual {
         let mut actual = crate::observe::Actual::default();
         for s in self.by_name.values() {
-            let (p, sites, problems) = s.observe();
-            actual.platforms.extend(p);
-            actual.sites.extend(sites);
-            actual.problems.extend(problems);
+            actual.merge(s.observe());
         }
         actual
     }

@@ -104,6 +104,10 @@ pub struct LastTask {
     /// The inventory commit it was applied from.
     #[serde(default)]
     pub commit: Option<String>,
+    /// What recovery did, when the task was interrupted and a later hoist
+    /// finished or undid it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<String>,
 }
 
 impl From<&TaskRecord> for LastTask {
@@ -118,6 +122,7 @@ impl From<&TaskRecord> for LastTask {
             finished: t.finished.clone(),
             backup: t.backup.clone(),
             commit: t.commit.clone(),
+            recovered: t.recovered.clone(),
         }
     }
 }
@@ -530,6 +535,10 @@ pub enum StatusError {
 }
 
 fn yaml_files(dir: &Path) -> Vec<(String, PathBuf)> {
+    // A symlinked status directory could lead out of the repository.
+    if !crate::inventory::document::is_real_dir(dir) {
+        return Vec::new();
+    }
     let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
@@ -555,24 +564,30 @@ pub fn read(dir: &Path) -> Result<StatusSet, Vec<Diagnostic>> {
     let mut set = StatusSet::default();
     let mut diags = Vec::new();
     let base = dir.join(STATUS_DIR);
+    if std::fs::symlink_metadata(&base).is_ok() && !crate::inventory::document::is_real_dir(&base) {
+        diags.push(Diagnostic::at(
+            Path::new(STATUS_DIR),
+            None,
+            "not a directory of the inventory (symlinks are not followed)",
+        ));
+    }
     for (kind, sub) in [
         (Schema::StatusSite, "sites"),
         (Schema::StatusPlatform, "platforms"),
     ] {
+        let d = base.join(sub);
+        if std::fs::symlink_metadata(&d).is_ok() && !crate::inventory::document::is_real_dir(&d) {
+            diags.push(Diagnostic::at(
+                &Path::new(STATUS_DIR).join(sub),
+                None,
+                "not a directory of the inventory (symlinks are not followed)",
+            ));
+        }
         // Read and parsed in parallel: 10,000 files at fleet scale.
-        let files = yaml_files(&base.join(sub));
+        let files = yaml_files(&d);
         let parsed = crate::par::map(&files, |(stem, path)| {
             let shown = Path::new(STATUS_DIR).join(sub).join(format!("{stem}.yaml"));
-            let text = match std::fs::read_to_string(path) {
-                Ok(t) => t,
-                Err(e) => {
-                    return Err(vec![Diagnostic::at(
-                        &shown,
-                        None,
-                        format!("cannot read: {e}"),
-                    )])
-                }
-            };
+            let text = crate::inventory::document::read_text(path, &shown)?;
             let Ok(name) = Name::new(stem) else {
                 return Err(vec![Diagnostic::at(&shown, None, "bad file name")]);
             };
@@ -610,6 +625,18 @@ pub fn write(dir: &Path, files: &BTreeMap<String, Vec<u8>>) -> Result<Vec<String
         let path = path.to_path_buf();
         move |source| StatusError::Io { path, source }
     };
+    // Never write through a symlink: status/ (or a part of it) made a link
+    // by a pull request could point anywhere on the host.
+    for d in [base.clone(), base.join("sites"), base.join("platforms")] {
+        if std::fs::symlink_metadata(&d).is_ok() && !crate::inventory::document::is_real_dir(&d) {
+            return Err(StatusError::Io {
+                path: d,
+                source: std::io::Error::other(
+                    "not a directory of the inventory (symlinks are not followed)",
+                ),
+            });
+        }
+    }
     let mut changed = Vec::new();
     let mut dirs = std::collections::BTreeSet::new();
     for (rel, data) in files {

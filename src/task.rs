@@ -134,6 +134,10 @@ pub struct TaskRecord {
     pub commit: Option<String>,
     /// What happened, line by line.
     pub log: Vec<String>,
+    /// Set when a later hoist finished or undid the task after it was
+    /// interrupted: what recovery did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<String>,
     /// Facts a rollback or a recovery needs (the database a deploy created,
     /// say). Never a secret.
     #[serde(default)]
@@ -201,6 +205,7 @@ impl TaskRun {
                 backup: None,
                 commit: None,
                 log: vec![],
+                recovered: None,
                 journal: Default::default(),
             },
             path,

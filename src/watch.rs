@@ -99,22 +99,74 @@ struct Daemon {
 
 impl Daemon {
     fn load(&self) -> Result<Inventory, LoadError> {
-        gitops::load_inventory(&self.opts.dir, self.opts.git_ref.as_deref())
+        gitops::load_inventory(
+            &self.opts.dir,
+            self.opts.git_ref.as_deref(),
+            crate::inventory::Sources::MayBeUnknown,
+        )
     }
 
     fn servers(&self, inv: &Inventory) -> Servers {
         Servers::from_inventory(inv, self.opts.host_root.as_deref())
     }
 
-    /// Locks every server not locked yet (hoist.yaml may add one).
+    /// Locks every server not locked yet (hoist.yaml may add one), and
+    /// recovers the tasks a killed hoist left running on it.
     fn lock(&mut self, servers: &Servers) -> Result<(), ServerError> {
         for s in servers.by_name.values() {
             if !self.locks.contains_key(s.root()) {
                 let l = s.lock()?;
+                // Holding the lock makes this daemon the one to finish or
+                // undo what a killed hoist left running on the server.
+                for r in crate::apply::recover(s) {
+                    tracing::warn!(task = %r.id, result = r.result.as_str(), "recovered an interrupted task: {}", r.message);
+                }
                 self.locks.insert(s.root().to_path_buf(), l);
             }
         }
         Ok(())
+    }
+
+    /// Seeds what was applied from the status files of an earlier run: the
+    /// declaration at the commit of a site's last successful task (or at
+    /// the commit it was last seen synced) is what was applied. Without this, a restarted daemon would
+    /// take every drift for a change of the inventory and put it back even
+    /// with self-heal off.
+    fn remember_applied(&mut self) {
+        let Ok(set) = status::read(&self.opts.dir) else {
+            return;
+        };
+        let mut at: BTreeMap<String, Option<Inventory>> = BTreeMap::new();
+        for (name, s) in &set.sites {
+            // The declaration a successful task applied; else, for a site
+            // that needed no task, the one it was last seen synced with.
+            let done = s
+                .last_task
+                .as_ref()
+                .filter(|t| matches!(t.result, TaskResult::Success | TaskResult::Warning));
+            let commit = match (
+                done.and_then(|t| t.commit.as_ref()),
+                s.sync,
+                &s.inventory_commit,
+            ) {
+                (Some(c), _, _) => c,
+                (None, SyncState::Synced, Some(c)) => c,
+                _ => continue,
+            };
+            let inv = at.entry(commit.clone()).or_insert_with(|| {
+                gitops::load_inventory(
+                    &self.opts.dir,
+                    Some(commit),
+                    crate::inventory::Sources::MayBeUnknown,
+                )
+                .ok()
+            });
+            if let Some(spec) = inv.as_ref().and_then(|i| i.sites.get(name)) {
+                self.applied.insert(name.clone(), spec.clone());
+            }
+        }
+        // Sites with no such record still count as changed declarations.
+        self.first = false;
     }
 
     /// Whether the task for `key` may run now, given its past failures.
@@ -432,6 +484,7 @@ async fn run_async(opts: WatchOptions) -> Result<u8, WatchError> {
     let inv = daemon.load()?;
     let servers = daemon.servers(&inv);
     daemon.lock(&servers)?;
+    daemon.remember_applied();
     let ignored: Vec<PathBuf> = servers
         .by_name
         .values()

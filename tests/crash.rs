@@ -6,65 +6,8 @@
 //! processes with SIGKILL at random moments over many tasks.
 
 mod common;
-use common::{snapshot, Fixture};
+use common::{server_state as state, settings_of, tasks, Fixture};
 use std::collections::{BTreeMap, BTreeSet};
-
-type State = (BTreeMap<String, String>, BTreeMap<String, Vec<String>>);
-
-fn rows_of(path: &std::path::Path) -> BTreeMap<String, Vec<String>> {
-    let c = rusqlite::Connection::open(path).unwrap();
-    let tables: Vec<String> = c
-        .prepare("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    let mut out = BTreeMap::new();
-    for t in tables {
-        let mut stmt = c.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
-        let n = stmt.column_count();
-        let mut rows: Vec<String> = stmt
-            .query_map([], |r| {
-                Ok((0..n)
-                    .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
-                    .collect::<Vec<_>>()
-                    .join("|"))
-            })
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        rows.sort();
-        out.insert(t, rows);
-    }
-    out
-}
-
-/// Files (task records, backups and the lock aside) and rows of every database.
-fn state(f: &Fixture) -> State {
-    let files = snapshot(&f.host())
-        .into_iter()
-        .filter(|(k, _)| {
-            !k.starts_with("tasks/")
-                && !k.starts_with("backups/")
-                && !k.ends_with(".sqlite")
-                && k != "trash/"
-        })
-        .collect();
-    let mut dbs = BTreeMap::new();
-    for e in std::fs::read_dir(f.host().join("databases"))
-        .unwrap()
-        .flatten()
-    {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if let Some(db) = name.strip_suffix(".sqlite") {
-            for (t, rows) in rows_of(&e.path()) {
-                dbs.insert(format!("{db}.{t}"), rows);
-            }
-        }
-    }
-    (files, dbs)
-}
 
 /// What must hold after any recovery: each declared site once, online, and
 /// nothing left over.
@@ -166,19 +109,6 @@ fn invariants(f: &Fixture) -> Vec<String> {
     bad
 }
 
-fn tasks(f: &Fixture) -> Vec<serde_json::Value> {
-    let mut v: Vec<_> = std::fs::read_dir(f.host().join("tasks"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    v.sort();
-    v.iter()
-        .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
-        .collect()
-}
-
 fn base() -> Fixture {
     let f = Fixture::example();
     f.apply();
@@ -191,7 +121,7 @@ fn base() -> Fixture {
         std::fs::write(dir.join("a.txt"), format!("content of {d}")).unwrap();
         let c = rusqlite::Connection::open(
             f.host()
-                .join(format!("databases/{}.sqlite", db_of(&f, p, d))),
+                .join(format!("databases/{}.sqlite", settings_of(&f, p, d).0)),
         )
         .unwrap();
         c.execute(
@@ -201,20 +131,6 @@ fn base() -> Fixture {
         .unwrap();
     }
     f
-}
-
-fn db_of(f: &Fixture, p: &str, d: &str) -> String {
-    let text = std::fs::read_to_string(
-        f.host()
-            .join(format!("platforms/{p}/sites/{d}/settings.yaml")),
-    )
-    .unwrap();
-    text.lines()
-        .find_map(|l| l.trim().strip_prefix("name:"))
-        .unwrap()
-        .trim()
-        .trim_matches('"')
-        .to_string()
 }
 
 #[cfg(feature = "failpoints")]
@@ -571,4 +487,42 @@ fn random_kills_over_many_tasks_never_lose_a_site() {
         );
         f.plan_json(&["--detailed-exitcode"], 0);
     }
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn the_watch_daemon_recovers_what_a_killed_hoist_left() {
+    let f = base();
+    f.set_site("acme", "platform", "shop-2-0");
+    let r = f
+        .cmd(&["apply", "--yes"])
+        .env("HOIST_FAILPOINT", "update-inside:abort")
+        .output()
+        .unwrap();
+    assert!(r.status.code().is_none(), "killed");
+    let w = f.run(&["watch", "--once"]);
+    assert_eq!(w.code, 0, "{}", w.all());
+    assert!(
+        w.stderr.contains("recovered an interrupted task"),
+        "{}",
+        w.all()
+    );
+    let migrate = tasks(&f)
+        .into_iter()
+        .find(|t| t["kind"] == "migrate")
+        .unwrap();
+    assert_eq!(migrate["result"], "failed");
+    assert!(
+        migrate["recovered"]
+            .as_str()
+            .unwrap()
+            .contains("rolled back"),
+        "{migrate}"
+    );
+    // and the same pass then carried out the migration
+    assert!(f
+        .host()
+        .join("platforms/shop-2-0/sites/acme.example.com")
+        .is_dir());
+    assert!(invariants(&f).is_empty(), "{:?}", invariants(&f));
 }

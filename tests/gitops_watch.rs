@@ -373,3 +373,47 @@ fn watch_once_reconciles_a_single_time() {
     assert_eq!(hoist_commits(&inv, "HEAD"), 1);
     assert_eq!(commits(&inv, "HEAD")[0].1, "Hoist Bot");
 }
+
+#[test]
+fn a_restarted_daemon_still_only_reports_drift_without_self_heal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = tmp.path().join("inv");
+    example(&inv);
+    std::fs::write(inv.join("hoist.yaml"), settings(None, false, 1, 100)).unwrap();
+    init_repo(&inv);
+    // A first daemon run installs everything and records it synced.
+    hoist_ok(&inv, &["watch", "--once"], 0);
+    assert!(
+        std::fs::read_to_string(inv.join("status/sites/bakery.yaml"))
+            .unwrap()
+            .contains("sync: synced")
+    );
+    // Behind hoist's back, then a new daemon: what it never applied itself
+    // is still known from the status files, so this is drift, not a change.
+    let vhost = inv.join(".hoist-host/vhosts/bakery.example.com.conf");
+    std::fs::write(&vhost, "edited by hand").unwrap();
+    let out = hoist(&inv, &["watch", "--once"]);
+    assert_eq!(out.status.code(), Some(0));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("self-heal is off"), "{log}");
+    assert_eq!(
+        std::fs::read_to_string(&vhost).unwrap(),
+        "edited by hand",
+        "self-heal is off, yet the drift was put back"
+    );
+    // A real change of the declaration is still applied by a new daemon.
+    let site = inv.join("sites/eatery.yaml");
+    std::fs::write(
+        &site,
+        std::fs::read_to_string(&site)
+            .unwrap()
+            .replace("enabled: true", "enabled: false"),
+    )
+    .unwrap();
+    git(&inv, &["commit", "-q", "-am", "disable eatery"]);
+    hoist_ok(&inv, &["watch", "--once"], 0);
+    let eatery =
+        std::fs::read_to_string(inv.join(".hoist-host/vhosts/eatery.example.com.conf")).unwrap();
+    assert!(eatery.contains("site disabled"), "{eatery}");
+    assert_eq!(std::fs::read_to_string(&vhost).unwrap(), "edited by hand");
+}

@@ -3,68 +3,12 @@
 //! parallel tasks, each checked row by row and file by file.
 
 mod common;
-use common::{assert_same, site, snapshot, Fixture};
-use std::collections::BTreeMap;
+use common::{assert_same, last_task, rows, settings_of, site, snapshot, tasks, Fixture};
 use std::path::{Path, PathBuf};
-
-/// A site's database name and password, from its settings file.
-fn settings_of(f: &Fixture, platform: &str, domain: &str) -> (String, String) {
-    let text = std::fs::read_to_string(
-        f.host()
-            .join(format!("platforms/{platform}/sites/{domain}/settings.yaml")),
-    )
-    .unwrap();
-    let get = |k: &str| {
-        text.lines()
-            .find_map(|l| l.trim().strip_prefix(k))
-            .unwrap()
-            .trim()
-            .trim_matches('"')
-            .to_string()
-    };
-    (get("name:"), get("password:"))
-}
 
 fn db(f: &Fixture, platform: &str, domain: &str) -> rusqlite::Connection {
     let (name, _) = settings_of(f, platform, domain);
     rusqlite::Connection::open(f.host().join(format!("databases/{name}.sqlite"))).unwrap()
-}
-
-/// Every row of every table, sorted: what "the same database" means.
-fn rows(c: &rusqlite::Connection) -> BTreeMap<String, Vec<String>> {
-    let tables: Vec<String> = c
-        .prepare("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    let mut out = BTreeMap::new();
-    for t in tables {
-        let mut stmt = c.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
-        let n = stmt.column_count();
-        let mut v: Vec<String> = stmt
-            .query_map([], |r| {
-                Ok((0..n)
-                    .map(|i| show(r.get_ref(i).unwrap()))
-                    .collect::<Vec<_>>()
-                    .join("|"))
-            })
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        v.sort();
-        out.insert(t, v);
-    }
-    out
-}
-
-fn show(v: rusqlite::types::ValueRef<'_>) -> String {
-    use rusqlite::types::ValueRef as V;
-    match v {
-        V::Text(t) => format!("'{}'", String::from_utf8_lossy(t)),
-        other => format!("{other:?}"),
-    }
 }
 
 fn var(c: &rusqlite::Connection, name: &str) -> Option<String> {
@@ -97,21 +41,6 @@ fn add_content(f: &Fixture, platform: &str, domain: &str) {
          INSERT INTO cache (cid, data) VALUES ('k', 'v');"
     ))
     .unwrap();
-}
-
-fn tasks(f: &Fixture) -> Vec<serde_json::Value> {
-    let mut v: Vec<serde_json::Value> = std::fs::read_dir(f.host().join("tasks"))
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
-        .map(|e| serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap())
-        .collect();
-    v.sort_by_key(|t| t["id"].as_str().unwrap().to_string());
-    v
-}
-
-fn last_task(f: &Fixture) -> serde_json::Value {
-    tasks(f).pop().unwrap()
 }
 
 fn tar_lists(archive: &Path) -> String {
@@ -212,6 +141,37 @@ fn migrate_moves_data_files_and_applies_updates() {
     ] {
         assert!(steps.contains(&want), "step {want} missing: {steps:?}");
     }
+    // the task is listed, and its log tells every step with its timing
+    let id = t["id"].as_str().unwrap();
+    let listed = f.ok(&["tasks", "acme"], 0).stdout;
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with(id) && l.contains("migrate") && l.contains("success")),
+        "{listed}"
+    );
+    assert!(!listed.contains("bakery"), "only acme's tasks: {listed}");
+    let log = f.ok(&["log", &id[..20]], 0).stdout;
+    assert!(
+        log.contains(&format!("task {id}")) && log.contains("result: success"),
+        "{log}"
+    );
+    assert!(
+        log.contains("backup: backups/acme/acme.example.com-"),
+        "{log}"
+    );
+    for want in ["maintenance-on", "deploy", "update", "remove-old"] {
+        assert!(
+            log.lines()
+                .any(|l| l.trim_start().starts_with(want) && l.contains(" ms")),
+            "{want}: {log}"
+        );
+    }
+    assert!(
+        log.contains("applied update 4 of core") && log.contains("applied update 5 of core"),
+        "{log}"
+    );
+    f.ok(&["log", "no-such-task"], 1);
     f.plan_json(&["--detailed-exitcode"], 0);
 }
 

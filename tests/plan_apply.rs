@@ -486,3 +486,66 @@ fn undeclared_sites_are_unmanaged_and_left_alone() {
         .unwrap()
         .contains("still served by site eatery"));
 }
+
+#[test]
+fn a_platform_whose_source_cannot_be_read_is_unknown_and_blocks_its_sites() {
+    let f = Fixture::example();
+    f.apply();
+    f.write(
+        "platforms/shop-3-0.yaml",
+        "source: { git: https://example.org/shop.git, ref: v3.0.0 }\n",
+    );
+    // validate holds every source to being readable
+    let r = f.ok(&["validate"], 1);
+    assert!(
+        r.stderr
+            .contains("platforms/shop-3-0.yaml:1:16: git sources are not supported yet"),
+        "{}",
+        r.all()
+    );
+    // planning reports the platform and blocks only what needs it
+    f.set_site("acme", "platform", "shop-3-0");
+    f.write(
+        "sites/newbie.yaml",
+        "domain: newbie.example.com\nplatform: shop-3-0\n",
+    );
+    for extra in [&[][..], &["--offline"][..]] {
+        let plan = f.plan_json(extra, 1);
+        let p = plan["platforms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "shop-3-0")
+            .unwrap();
+        assert_eq!(
+            (p["action"].as_str(), p["blocked"].as_bool()),
+            (Some("build"), Some(true)),
+            "{p}"
+        );
+        assert!(
+            p["errors"][0]
+                .as_str()
+                .unwrap()
+                .contains("not supported yet"),
+            "{p}"
+        );
+        for s in ["acme", "newbie"] {
+            let e = site(&plan, s);
+            assert_eq!(e["blocked"], true, "{extra:?} {s}: {e}");
+            assert!(
+                e["errors"]
+                    .to_string()
+                    .contains("platform shop-3-0 is unknown"),
+                "{extra:?}: {e}"
+            );
+        }
+        assert_eq!(site(&plan, "bakery")["action"], "noop");
+    }
+    // apply carries out nothing for them, and says why
+    let r = f.ok(&["apply", "--yes"], 1);
+    assert!(r.stdout.contains("BLOCKED"), "{}", r.all());
+    assert!(f
+        .host()
+        .join("platforms/shop-1-1/sites/acme.example.com")
+        .is_dir());
+}

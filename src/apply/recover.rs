@@ -45,6 +45,7 @@ pub fn recover(srv: &LocalServer) -> Vec<Recovered> {
             _ => (TaskResult::Failed, super::site::undo(srv, &run.rec)),
         };
         run.log(format!("recovered after an interruption: {message}"));
+        run.rec.recovered = Some(message.clone());
         let _ = run.finish(result);
         tracing::warn!(task = %run.rec.id, "recovered an interrupted task: {message}");
         out.push(Recovered {
@@ -67,15 +68,24 @@ fn recover_platform(srv: &LocalServer, rec: &task::TaskRecord) -> (TaskResult, S
         return (TaskResult::Failed, "no platform in the record".into());
     };
     let platforms = srv.root().join("platforms");
-    let _ = fsutil::remove_tree_if_exists(&platforms.join(format!(".build-{name}")));
+    let tmp = platforms.join(format!(".build-{name}"));
     let old = platforms.join(format!(".old-{name}"));
     let dir = srv.platform_dir(&name);
-    if old.exists() {
-        if dir.exists() {
-            let _ = fsutil::remove_tree_if_exists(&old);
-        } else {
+    if !dir.exists() {
+        if tmp.join("sites").exists() {
+            // Killed mid-swap with the sites already in the new build: it is
+            // complete (its record is written before the swap), so finish.
+            let _ = std::fs::rename(&tmp, &dir);
+        } else if old.exists() {
             let _ = std::fs::rename(&old, &dir);
         }
+    }
+    // Whatever is left aside holds no site any more.
+    if !old.join("sites").exists() {
+        let _ = fsutil::remove_tree_if_exists(&old);
+    }
+    if !tmp.join("sites").exists() {
+        let _ = fsutil::remove_tree_if_exists(&tmp);
     }
     match rec.kind {
         TaskKind::DeletePlatform if !dir.exists() => {

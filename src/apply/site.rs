@@ -12,7 +12,7 @@ use super::{execute, step, ApplyOptions, StepError, TaskOutcome};
 use crate::backup;
 use crate::codebase::{self, Codebase};
 use crate::compat::{self, SitePackage, Verdict};
-use crate::db::SiteDb;
+use crate::db::{Credentials, SiteDb};
 use crate::fsutil;
 use crate::inventory::Inventory;
 use crate::names::{Domain, Name, PlatformName};
@@ -360,6 +360,85 @@ fn run_updates(
     Ok(warnings)
 }
 
+/// The deploy's database: a new database and user holding a copy of the
+/// old one (SQLite's online backup gives the rows a dump and import would).
+fn copy_database(
+    run: &mut TaskRun,
+    srv: &LocalServer,
+    old: &SettingsFile,
+    new_db: &str,
+) -> Result<Credentials, String> {
+    run.note(key::NEW_DB, new_db).map_err(txt)?;
+    let creds = srv.db().create(new_db).map_err(txt)?;
+    let mut new = srv.db().open(new_db, &creds).map_err(txt)?;
+    open_db(srv, old)?.copy_into(&mut new).map_err(txt)?;
+    crate::failpoint::hit("deploy-inside", crate::failpoint::When::Before)?;
+    Ok(creds)
+}
+
+/// The deploy's site directory: a copy (links copied as links, never
+/// followed), journaled so an undo removes it.
+fn copy_site_dir(run: &mut TaskRun, from: &Path, to: &Path) -> Result<(), String> {
+    run.note(key::COPIED_DIR, to.display().to_string())
+        .map_err(txt)?;
+    fsutil::create_dir_all(to.parent().expect("site dirs have a parent")).map_err(txt)?;
+    fsutil::copy_tree(from, to, true).map_err(|e| format!("copying the site directory: {e}"))
+}
+
+/// Steps 4 to 6 on a deployed database: pending updates (when `update`),
+/// paths fixed from `from_domain` to the new site's, its variables set,
+/// caches cleared. Returns the updates' warnings.
+fn settle(
+    run: &mut TaskRun,
+    srv: &LocalServer,
+    db: &mut SiteDb,
+    from_domain: &Domain,
+    cfg: &SiteConfig,
+    update: bool,
+    vars: &[(&str, &str)],
+) -> Result<Vec<String>, StepError> {
+    let mut warnings = Vec::new();
+    if update {
+        step(run, "update", |run| {
+            let (pdir, target) = scan_platform(srv, &cfg.platform)?;
+            warnings.extend(run_updates(
+                run,
+                db,
+                &pdir,
+                &cfg.platform,
+                &target,
+                &cfg.profile,
+            )?);
+            Ok::<_, String>(())
+        })?;
+    }
+    step(run, "fix-paths", |_| {
+        db.fix_paths(from_domain.as_str(), cfg.domain.as_str())
+            .map_err(txt)?;
+        db.set_variable("base_url", &cfg.base_url()).map_err(txt)?;
+        db.set_variable("file_directory_path", &cfg.file_directory_path())
+            .map_err(txt)?;
+        for (k, v) in vars {
+            db.set_variable(k, v).map_err(txt)?;
+        }
+        Ok::<_, String>(())
+    })?;
+    step(run, "clear-caches", |_| db.clear_caches())?;
+    Ok(warnings)
+}
+
+fn open_new(
+    srv: &LocalServer,
+    db: &str,
+    creds: &Credentials,
+    next_step: &str,
+) -> Result<SiteDb, StepError> {
+    srv.db().open(db, creds).map_err(|e| StepError {
+        step: next_step.into(),
+        message: e.to_string(),
+    })
+}
+
 fn scan_platform(srv: &LocalServer, p: &PlatformName) -> Result<(PathBuf, Codebase), String> {
     let dir = srv.platform_dir(p);
     let cb = Codebase::scan(&dir, &dir).map_err(|d| {
@@ -553,53 +632,19 @@ fn move_site(
                 Some(keep),
             )?);
             let creds = step(run, "deploy", |run| {
-                run.note(key::NEW_DB, new_db.clone()).map_err(txt)?;
-                let creds = srv.db().create(&new_db).map_err(txt)?;
-                let old = open_db(srv, &settings)?;
-                let mut new = srv.db().open(&new_db, &creds).map_err(txt)?;
-                old.copy_into(&mut new).map_err(txt)?;
-                crate::failpoint::hit("deploy-inside", crate::failpoint::When::Before)?;
+                let creds = copy_database(run, srv, &settings, &new_db)?;
                 if same_platform {
                     run.note(key::MOVED_DIR, true).map_err(txt)?;
-                    fsutil::create_dir_all(new_dir.parent().expect("site dirs have a parent"))
-                        .map_err(txt)?;
                     std::fs::rename(&old_dir, &new_dir).map_err(|e| {
                         format!("moving {} to {}: {e}", old_dir.display(), new_dir.display())
                     })?;
                 } else {
-                    run.note(key::COPIED_DIR, new_dir.display().to_string())
-                        .map_err(txt)?;
-                    fsutil::create_dir_all(new_dir.parent().expect("site dirs have a parent"))
-                        .map_err(txt)?;
-                    fsutil::copy_tree(&old_dir, &new_dir, true)
-                        .map_err(|e| format!("copying the site directory: {e}"))?;
+                    copy_site_dir(run, &old_dir, &new_dir)?;
                 }
                 Ok::<_, String>(creds)
             })?;
-            let mut db = srv.db().open(&new_db, &creds).map_err(|e| StepError {
-                step: "update".into(),
-                message: e.to_string(),
-            })?;
-            step(run, "update", |run| {
-                let (pdir, target) = scan_platform(srv, &to.platform)?;
-                warnings.extend(run_updates(
-                    run,
-                    &mut db,
-                    &pdir,
-                    &to.platform,
-                    &target,
-                    &cfg.profile,
-                )?);
-                Ok::<_, String>(())
-            })?;
-            step(run, "fix-paths", |_| {
-                db.fix_paths(from.domain.as_str(), to.domain.as_str())
-                    .map_err(txt)?;
-                db.set_variable("base_url", &cfg.base_url()).map_err(txt)?;
-                db.set_variable("file_directory_path", &cfg.file_directory_path())
-                    .map_err(txt)
-            })?;
-            step(run, "clear-caches", |_| db.clear_caches())?;
+            let mut db = open_new(srv, &new_db, &creds, "update")?;
+            warnings.extend(settle(run, srv, &mut db, &from.domain, &cfg, true, &[])?);
             step(run, "verify", |run| {
                 if same_platform {
                     let saved = new_dir.join(".hoist-old-settings.yaml");
@@ -709,7 +754,7 @@ fn clone(
         |run| {
             let mut warnings = Vec::new();
             let src = step(run, "observe", |run| {
-                let (_, sites, _) = srv.observe();
+                let sites = srv.observe().sites;
                 let src = sites
                     .get(&src_name)
                     .cloned()
@@ -749,47 +794,13 @@ fn clone(
                 Some(keep),
             )?);
             let creds = step(run, "deploy", |run| {
-                run.note(key::NEW_DB, new_db.clone()).map_err(txt)?;
-                let creds = srv.db().create(&new_db).map_err(txt)?;
-                let old = open_db(srv, &settings)?;
-                let mut new = srv.db().open(&new_db, &creds).map_err(txt)?;
-                old.copy_into(&mut new).map_err(txt)?;
-                crate::failpoint::hit("deploy-inside", crate::failpoint::When::Before)?;
-                run.note(key::COPIED_DIR, new_dir.display().to_string())
-                    .map_err(txt)?;
-                fsutil::create_dir_all(new_dir.parent().expect("site dirs have a parent"))
-                    .map_err(txt)?;
-                fsutil::copy_tree(&srv.site_dir(&from.platform, &from.domain), &new_dir, true)
-                    .map_err(|e| format!("copying the site directory: {e}"))?;
+                let creds = copy_database(run, srv, &settings, &new_db)?;
+                copy_site_dir(run, &srv.site_dir(&from.platform, &from.domain), &new_dir)?;
                 Ok::<_, String>(creds)
             })?;
-            let mut db = srv.db().open(&new_db, &creds).map_err(|e| StepError {
-                step: "update".into(),
-                message: e.to_string(),
-            })?;
-            step(run, "update", |run| {
-                let (pdir, target) = scan_platform(srv, &to.platform)?;
-                warnings.extend(run_updates(
-                    run,
-                    &mut db,
-                    &pdir,
-                    &to.platform,
-                    &target,
-                    &cfg.profile,
-                )?);
-                Ok::<_, String>(())
-            })?;
-            step(run, "fix-paths", |_| {
-                db.fix_paths(from.domain.as_str(), to.domain.as_str())
-                    .map_err(txt)?;
-                db.set_variable("site_name", cfg.site.as_str())
-                    .map_err(txt)?;
-                db.set_variable("base_url", &cfg.base_url()).map_err(txt)?;
-                db.set_variable("file_directory_path", &cfg.file_directory_path())
-                    .map_err(txt)?;
-                db.set_variable("maintenance_mode", "0").map_err(txt)
-            })?;
-            step(run, "clear-caches", |_| db.clear_caches())?;
+            let mut db = open_new(srv, &new_db, &creds, "update")?;
+            let vars = [("site_name", cfg.site.as_str()), ("maintenance_mode", "0")];
+            warnings.extend(settle(run, srv, &mut db, &from.domain, &cfg, true, &vars)?);
             step(run, "verify", |run| {
                 run.note(key::OLD_VHOST, Value::Null).map_err(txt)?;
                 write_settings(srv, &cfg, &creds.password).map_err(txt)?;
@@ -1021,7 +1032,7 @@ fn find_site<'a>(
     site: &Name,
 ) -> Result<(&'a LocalServer, Endpoint), ServerError> {
     for srv in servers.by_name.values() {
-        let (_, sites, _) = srv.observe();
+        let sites = srv.observe().sites;
         if let Some(o) = sites.get(site) {
             return Ok((
                 srv,
@@ -1162,19 +1173,16 @@ pub fn restore(
             })?;
             let mut cfg = obs.config.clone();
             cfg.db_name = Some(new_db.clone());
-            let mut db = srv.db().open(&new_db, &creds).map_err(|e| StepError {
-                step: "fix-paths".into(),
-                message: e.to_string(),
-            })?;
-            step(run, "fix-paths", |_| {
-                db.fix_paths(manifest.domain.as_str(), at.domain.as_str())
-                    .map_err(txt)?;
-                db.set_variable("base_url", &cfg.base_url()).map_err(txt)?;
-                db.set_variable("file_directory_path", &cfg.file_directory_path())
-                    .map_err(txt)?;
-                db.set_variable("maintenance_mode", "1").map_err(txt)
-            })?;
-            step(run, "clear-caches", |_| db.clear_caches())?;
+            let mut db = open_new(srv, &new_db, &creds, "fix-paths")?;
+            settle(
+                run,
+                srv,
+                &mut db,
+                &manifest.domain,
+                &cfg,
+                false,
+                &[("maintenance_mode", "1")],
+            )?;
             step(run, "swap", |run| {
                 if manifest.scope == backup::Scope::Full {
                     run.note(key::ASIDE_DIR, aside.display().to_string())

@@ -115,14 +115,18 @@ impl Document {
     }
 }
 
-/// Reads and validates `path` against `schema`. `shown` is the name used in
-/// messages (relative to the inventory, usually).
-pub fn load(path: &Path, shown: &Path, schema: Schema) -> Result<Document, Vec<Diagnostic>> {
+/// Reads a YAML file of the inventory as text, with the care input from a
+/// pull request needs: a regular file only (a symlink could lead anywhere),
+/// at most [`MAX_YAML_BYTES`], UTF-8.
+pub fn read_text(path: &Path, shown: &Path) -> Result<String, Vec<Diagnostic>> {
     let one = |pos, msg: String| vec![Diagnostic::at(shown, pos, msg)];
     let meta =
         std::fs::symlink_metadata(path).map_err(|e| one(None, format!("cannot read: {e}")))?;
     if !meta.is_file() {
-        return Err(one(None, "not a regular file".into()));
+        return Err(one(
+            None,
+            "not a regular file (symlinks are not followed)".into(),
+        ));
     }
     if meta.len() > MAX_YAML_BYTES {
         return Err(one(
@@ -134,12 +138,24 @@ pub fn load(path: &Path, shown: &Path, schema: Schema) -> Result<Document, Vec<D
         ));
     }
     let bytes = std::fs::read(path).map_err(|e| one(None, format!("cannot read: {e}")))?;
-    let text = String::from_utf8(bytes).map_err(|e| {
+    String::from_utf8(bytes).map_err(|e| {
         one(
             None,
             format!("not UTF-8 text (at byte {})", e.utf8_error().valid_up_to()),
         )
-    })?;
+    })
+}
+
+/// Whether `path` is a real directory (not a symlink to one): directories
+/// of an untrusted inventory are entered only when they are its own.
+pub fn is_real_dir(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
+}
+
+/// Reads and validates `path` against `schema`. `shown` is the name used in
+/// messages (relative to the inventory, usually).
+pub fn load(path: &Path, shown: &Path, schema: Schema) -> Result<Document, Vec<Diagnostic>> {
+    let text = read_text(path, shown)?;
     parse(&text, shown, schema)
 }
 

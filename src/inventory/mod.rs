@@ -318,9 +318,26 @@ impl Inventory {
     }
 }
 
-/// Loads and checks the inventory in `root`. On any problem, every problem
-/// found is returned.
+/// How strictly platform sources are held to being readable here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sources {
+    /// A source that cannot be read here (not supported yet, say) is an
+    /// inventory error: what `hoist validate` checks.
+    Required,
+    /// Such a platform is loaded with its codebase unknown: planning then
+    /// blocks it and the sites that would move onto it, unless the servers
+    /// (or status files) already know it.
+    MayBeUnknown,
+}
+
+/// Loads and checks the inventory in `root`, every source required. On any
+/// problem, every problem found is returned.
 pub fn load(root: &Path) -> Result<Inventory, Diagnostics> {
+    load_with(root, Sources::Required)
+}
+
+/// Loads and checks the inventory in `root` (see [`Sources`]).
+pub fn load_with(root: &Path, sources: Sources) -> Result<Inventory, Diagnostics> {
     let mut diags = Vec::new();
     let settings_file = root.join("hoist.yaml");
     let settings = if !settings_file.exists() {
@@ -364,7 +381,7 @@ pub fn load(root: &Path) -> Result<Inventory, Diagnostics> {
                 ),
             ));
         }
-        let codebase = read_source(root, &pf.source, shown, &doc, &mut diags);
+        let codebase = read_source(root, &pf.source, shown, &doc, sources, &mut diags);
         let spec = PlatformSpec {
             name: name.clone(),
             source: pf.source,
@@ -497,6 +514,14 @@ fn declared_files(
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<(Name, PathBuf, PathBuf)> {
     let full = root.join(dir);
+    if full.exists() && !document::is_real_dir(&full) {
+        diags.push(Diagnostic::at(
+            Path::new(dir),
+            None,
+            "not a directory of the inventory (symlinks are not followed)",
+        ));
+        return Vec::new();
+    }
     let Ok(rd) = std::fs::read_dir(&full) else {
         return Vec::new();
     };
@@ -563,6 +588,7 @@ fn read_source(
     source: &Source,
     shown: &Path,
     doc: &document::Document,
+    sources: Sources,
     diags: &mut Vec<Diagnostic>,
 ) -> Result<SourceCodebase, String> {
     let mut fail = |ptr: &str, msg: String| {
@@ -597,14 +623,18 @@ fn read_source(
                 }
             }
         }
-        Source::Git { .. } => fail(
-            "/source/git",
-            "git sources are not supported yet: use `source: { path: DIR }`".into(),
-        ),
-        Source::Archive { .. } => fail(
-            "/source/archive",
-            "archive sources are not supported yet: use `source: { path: DIR }`".into(),
-        ),
+        Source::Git { .. } | Source::Archive { .. } => {
+            let (ptr, kind) = match source {
+                Source::Git { .. } => ("/source/git", "git"),
+                _ => ("/source/archive", "archive"),
+            };
+            let msg =
+                format!("{kind} sources are not supported yet: use `source: {{ path: DIR }}`");
+            match sources {
+                Sources::Required => fail(ptr, msg),
+                Sources::MayBeUnknown => Err(msg),
+            }
+        }
     }
 }
 

@@ -286,8 +286,8 @@ pub fn plan(inv: &Inventory, actual: &Actual, opts: &PlanOptions) -> Plan {
             continue;
         }
         sites.push(match actual.sites.get(name) {
-            Some(obs) => plan_existing(spec, obs, actual, &codebases, opts),
-            None => plan_new(inv, spec, actual, &codebases, opts),
+            Some(obs) => plan_existing(spec, obs, actual, &codebases, inv),
+            None => plan_new(inv, spec, actual, &codebases),
         });
     }
     for (name, obs) in &actual.sites {
@@ -416,7 +416,7 @@ fn plan_existing(
     obs: &ObservedSite,
     actual: &Actual,
     codebases: &BTreeMap<&PlatformName, &Codebase>,
-    _opts: &PlanOptions,
+    inv: &Inventory,
 ) -> SitePlan {
     let moves = spec.platform != *obs.platform();
     let renames = spec.domain != *obs.domain();
@@ -494,10 +494,7 @@ fn plan_existing(
                 );
                 comparison_result(&mut p, c);
             }
-            None => p.errors.push(format!(
-                "the codebase of platform {} cannot be read",
-                spec.platform
-            )),
+            None => p.errors.push(unknown_platform(inv, &spec.platform)),
         }
     }
     p.blocked = !p.errors.is_empty();
@@ -509,7 +506,6 @@ fn plan_new(
     spec: &SiteSpec,
     actual: &Actual,
     codebases: &BTreeMap<&PlatformName, &Codebase>,
-    _opts: &PlanOptions,
 ) -> SitePlan {
     let after = desired_config(spec, None);
     let mut p = SitePlan {
@@ -534,11 +530,16 @@ fn plan_new(
         config: Some(after),
         observed: None,
     };
-    let Some(target) = codebases.get(&spec.platform) else {
+    if let Some(u) = actual.unreadable(&spec.name, &spec.domain) {
         p.errors.push(format!(
-            "the codebase of platform {} cannot be read",
-            spec.platform
+            "a site directory {} on {} exists but cannot be read ({}); nothing is done to it until it can",
+            u.domain, u.platform, u.error
         ));
+        p.blocked = true;
+        return p;
+    }
+    let Some(target) = codebases.get(&spec.platform) else {
+        p.errors.push(unknown_platform(inv, &spec.platform));
         p.blocked = true;
         return p;
     };
@@ -560,12 +561,7 @@ fn plan_new(
                         Some(s) if s.clone_from.is_none() => {
                             let cb = codebases.get(&s.platform).copied();
                             let pk = cb
-                                .ok_or_else(|| {
-                                    format!(
-                                        "the codebase of platform {} cannot be read",
-                                        s.platform
-                                    )
-                                })
+                                .ok_or_else(|| unknown_platform(inv, &s.platform))
                                 .and_then(|cb| compat::fresh_install(cb, &s.profile));
                             (pk, s.profile.clone(), cb)
                         }
@@ -595,6 +591,17 @@ fn plan_new(
     }
     p.blocked = !p.errors.is_empty();
     p
+}
+
+/// Why a platform's codebase is unknown, for the sites that need it.
+fn unknown_platform(inv: &Inventory, name: &PlatformName) -> String {
+    let why = inv
+        .platforms
+        .get(name)
+        .and_then(|p| p.codebase.as_ref().err())
+        .map(|e| format!(" ({e})"))
+        .unwrap_or_default();
+    format!("platform {name} is unknown: it is not built, and its source cannot be read here{why}")
 }
 
 /// A site may not take a domain or alias that another site keeps after the
@@ -647,6 +654,9 @@ fn plan_platforms(
             }
         }
     }
+    for u in &actual.unreadable_sites {
+        kept.insert(&u.platform);
+    }
     // Observed sites that the plan does not cover (filtered out by --site)
     // stay where they are.
     for (name, o) in &actual.sites {
@@ -658,7 +668,15 @@ fn plan_platforms(
         .iter()
         .filter_map(|s| s.to.as_ref().map(|t| &t.platform))
         .collect();
-    let sites_on = |p: &PlatformName| actual.sites.values().filter(|s| s.platform() == p).count();
+    // Unreadable site directories count: their data lives there too.
+    let sites_on = |p: &PlatformName| {
+        actual.sites.values().filter(|s| s.platform() == p).count()
+            + actual
+                .unreadable_sites
+                .iter()
+                .filter(|u| &u.platform == p)
+                .count()
+    };
 
     let mut out = Vec::new();
     for (name, spec) in &inv.platforms {
@@ -685,7 +703,24 @@ fn plan_platforms(
             (Err(e), Some(_)) => p.warnings.push(format!(
                 "its source cannot be read ({e}); the built platform is kept"
             )),
-            (Ok(_), None) => p.action = PlatformAction::Build,
+            (Ok(src), None) => match actual.broken_platforms.get(name) {
+                None => p.action = PlatformAction::Build,
+                Some(b) => {
+                    let n = sites_on(name);
+                    if n == 0 || b.source_hash.as_deref() == Some(src.hash.as_str()) {
+                        p.action = PlatformAction::Build;
+                        p.warnings.push(format!(
+                            "the built platform cannot be read ({}); it is rebuilt from its unchanged source, keeping the {n} site(s) on it",
+                            b.error
+                        ));
+                    } else {
+                        p.errors.push(format!(
+                            "the built platform cannot be read ({}) and its source is not the one it was built from, while {n} site(s) live on it; repair it by hand",
+                            b.error
+                        ));
+                    }
+                }
+            },
             (Ok(src), Some(o)) => {
                 if o.server != spec.server {
                     p.errors.push(format!(
@@ -758,4 +793,450 @@ pub fn changed_names(plan: &Plan) -> Vec<String> {
             .map(|s| format!("site {}", s.name)),
     );
     v
+}
+
+#[cfg(test)]
+mod tests {
+    //! The plan as a pure function: inventories and observations built in
+    //! memory, no file touched.
+    use super::*;
+    use crate::codebase::{Package, PackageKind};
+    use crate::inventory::{PlatformSpec, Settings, Source, SourceCodebase};
+    use crate::names::PackageName;
+    use crate::observe::{BrokenPlatform, ObservedPlatform, UnreadableSite};
+    use std::path::PathBuf;
+
+    fn n(s: &str) -> Name {
+        Name::new(s).unwrap()
+    }
+    fn pk(s: &str) -> PackageName {
+        PackageName::new(s).unwrap()
+    }
+    fn d(s: &str) -> Domain {
+        Domain::new(s).unwrap()
+    }
+
+    /// A codebase with `core` at `core_schema` and the `standard` profile.
+    fn codebase(core_version: &str, core_schema: u32) -> Codebase {
+        let core = Package {
+            name: pk("core"),
+            kind: PackageKind::Library,
+            version: semver::Version::parse(core_version).unwrap(),
+            depends: vec![],
+            install: vec![],
+            updates: (1..=core_schema).collect(),
+        };
+        let standard = Package {
+            name: pk("standard"),
+            kind: PackageKind::Profile,
+            version: semver::Version::new(1, 0, 0),
+            depends: vec![pk("core")],
+            install: vec![pk("core")],
+            updates: vec![],
+        };
+        Codebase {
+            packages: [core, standard]
+                .into_iter()
+                .map(|p| (p.name.clone(), p))
+                .collect(),
+        }
+    }
+
+    struct World {
+        inv: Inventory,
+        actual: Actual,
+    }
+
+    impl World {
+        /// Platforms v1 (core 1.0.0, schema 1) and v2 (core 2.0.0, schema 3),
+        /// both declared and built; nothing else.
+        fn new() -> World {
+            let mut inv = Inventory {
+                root: PathBuf::from("/inventory"),
+                settings: Settings::default(),
+                platforms: BTreeMap::new(),
+                sites: BTreeMap::new(),
+                commit: None,
+            };
+            let mut actual = Actual::default();
+            for (name, v, schema) in [("v1", "1.0.0", 1), ("v2", "2.0.0", 3)] {
+                let cb = codebase(v, schema);
+                inv.platforms.insert(
+                    n(name),
+                    PlatformSpec {
+                        name: n(name),
+                        source: Source::Path {
+                            path: PathBuf::from(name),
+                        },
+                        server: n("local"),
+                        codebase: Ok(SourceCodebase {
+                            dir: PathBuf::from(name),
+                            codebase: cb.clone(),
+                            hash: format!("hash-{name}"),
+                        }),
+                    },
+                );
+                actual.platforms.insert(
+                    n(name),
+                    ObservedPlatform {
+                        name: n(name),
+                        server: n("local"),
+                        source: format!("path {name}"),
+                        source_hash: format!("hash-{name}"),
+                        codebase: cb,
+                    },
+                );
+            }
+            World { inv, actual }
+        }
+
+        fn declare(&mut self, site: &str, domain: &str, platform: &str) -> &mut SiteSpec {
+            self.inv.sites.insert(
+                n(site),
+                SiteSpec {
+                    name: n(site),
+                    domain: d(domain),
+                    aliases: vec![],
+                    platform: n(platform),
+                    profile: pk("standard"),
+                    database: n("default"),
+                    enabled: true,
+                    clone_from: None,
+                },
+            );
+            self.inv.sites.get_mut(&n(site)).unwrap()
+        }
+
+        /// A site installed on `platform` with that platform's packages.
+        fn install(&mut self, site: &str, domain: &str, platform: &str) {
+            let cb = &self.actual.platforms[&n(platform)].codebase;
+            let packages = compat::fresh_install(cb, &pk("standard")).unwrap();
+            self.actual.sites.insert(
+                n(site),
+                ObservedSite {
+                    config: SiteConfig {
+                        site: n(site),
+                        domain: d(domain),
+                        aliases: vec![],
+                        platform: n(platform),
+                        profile: pk("standard"),
+                        enabled: true,
+                        db_server: n("default"),
+                        db_name: Some(format!("{site}_db")),
+                    },
+                    server: n("local"),
+                    packages,
+                    maintenance: false,
+                    drift: vec![],
+                },
+            );
+        }
+
+        fn plan(&self, strict: bool, prune: bool, only: &[&str]) -> Plan {
+            let opts = PlanOptions {
+                strict,
+                prune,
+                only: only.iter().map(|s| n(s)).collect(),
+                mode: Mode::Live,
+                inventory: InventoryRef {
+                    path: "/inventory".into(),
+                    commit: None,
+                },
+            };
+            plan(&self.inv, &self.actual, &opts)
+        }
+    }
+
+    fn site<'a>(p: &'a Plan, name: &str) -> &'a SitePlan {
+        p.sites.iter().find(|s| s.name.as_str() == name).unwrap()
+    }
+    fn platform<'a>(p: &'a Plan, name: &str) -> &'a PlatformPlan {
+        p.platforms
+            .iter()
+            .find(|s| s.name.as_str() == name)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_declared_site_that_does_not_exist_is_created() {
+        let mut w = World::new();
+        w.declare("a", "a.example.com", "v2");
+        let p = w.plan(false, false, &[]);
+        let a = site(&p, "a");
+        assert_eq!((a.action, a.blocked), (SiteAction::Create, false));
+        assert!(a
+            .packages
+            .iter()
+            .all(|v| v.verdict == compat::Verdict::Install));
+        assert!(a.diff.contains("+++ b/vhosts/a.example.com.conf"));
+        assert_eq!(p.summary.sites["create"], 1);
+        assert_eq!(p.summary.changes, 1);
+        assert!(p.has_changes() && !p.blocked());
+    }
+
+    #[test]
+    fn what_is_in_sync_is_a_noop() {
+        let mut w = World::new();
+        w.declare("a", "a.example.com", "v1");
+        w.install("a", "a.example.com", "v1");
+        let p = w.plan(false, false, &[]);
+        assert_eq!(site(&p, "a").action, SiteAction::Noop);
+        assert!(site(&p, "a").diff.is_empty());
+        assert!(p.platforms.iter().all(|p| p.action == PlatformAction::Noop));
+        assert!(!p.has_changes());
+    }
+
+    #[test]
+    fn a_changed_platform_is_a_migration_with_verdicts() {
+        let mut w = World::new();
+        w.declare("a", "a.example.com", "v2");
+        w.install("a", "a.example.com", "v1");
+        let p = w.plan(false, false, &[]);
+        let a = site(&p, "a");
+        assert_eq!(a.action, SiteAction::Migrate);
+        let core = a
+            .packages
+            .iter()
+            .find(|v| v.name.as_str() == "core")
+            .unwrap();
+        assert_eq!(
+            (core.verdict.clone(), core.pending.clone()),
+            (compat::Verdict::Upgrade, vec![2, 3])
+        );
+        assert_eq!(a.from.as_ref().unwrap().platform.as_str(), "v1");
+        assert_eq!(a.to.as_ref().unwrap().platform.as_str(), "v2");
+        assert!(
+            a.diff.contains("-platform: v1\n+platform: v2"),
+            "{}",
+            a.diff
+        );
+        assert!(
+            a.config.as_ref().unwrap().db_name.is_none(),
+            "a migration gets a new database"
+        );
+    }
+
+    #[test]
+    fn moving_back_is_a_blocked_schema_downgrade() {
+        let mut w = World::new();
+        w.declare("a", "a.example.com", "v1");
+        w.install("a", "a.example.com", "v2");
+        let p = w.plan(false, false, &[]);
+        assert!(site(&p, "a").blocked);
+        assert_eq!(p.summary.blocked, 1);
+        assert!(p.blocked());
+    }
+
+    #[test]
+    fn rename_and_both_at_once() {
+        let mut w = World::new();
+        w.declare("a", "new.example.com", "v1");
+        w.install("a", "a.example.com", "v1");
+        w.declare("b", "b2.example.com", "v2");
+        w.install("b", "b.example.com", "v1");
+        let p = w.plan(false, false, &[]);
+        assert_eq!(site(&p, "a").action, SiteAction::Rename);
+        assert_eq!(site(&p, "b").action, SiteAction::MigrateRename);
+    }
+
+    #[test]
+    fn enable_disable_and_verify() {
+        let mut w = World::new();
+        w.declare("a", "a.example.com", "v1").enabled = false;
+        w.install("a", "a.example.com", "v1");
+        w.declare("b", "b.example.com", "v1").aliases = vec![d("www.b.example.com")];
+        w.install("b", "b.example.com", "v1");
+        w.declare("c", "c.example.com", "v1");
+        w.install("c", "c.example.com", "v1");
+        w.actual.sites.get_mut(&n("c")).unwrap().drift =
+            vec!["its vhost was edited by hand".into()];
+        let p = w.plan(false, false, &[]);
+        assert_eq!(site(&p, "a").action, SiteAction::Disable);
+        assert_eq!(site(&p, "b").action, SiteAction::Verify);
+        let diff = &site(&p, "b").diff;
+        assert!(diff.contains("+aliases: [www.b.example.com]"), "{diff}");
+        assert!(
+            diff.contains("+    server_name b.example.com www.b.example.com;"),
+            "{diff}"
+        );
+        assert_eq!(site(&p, "c").action, SiteAction::Verify);
+        w.actual.sites.get_mut(&n("a")).unwrap().config.enabled = false;
+        w.inv.sites.get_mut(&n("a")).unwrap().enabled = true;
+        assert_eq!(
+            site(&w.plan(false, false, &[]), "a").action,
+            SiteAction::Enable
+        );
+    }
+
+    #[test]
+    fn undeclared_sites_are_unmanaged_or_deleted_with_prune() {
+        let mut w = World::new();
+        w.install("gone", "gone.example.com", "v1");
+        let p = w.plan(false, false, &[]);
+        let g = site(&p, "gone");
+        assert_eq!((g.action, g.unmanaged), (SiteAction::Noop, true));
+        let p = w.plan(false, true, &[]);
+        assert_eq!(site(&p, "gone").action, SiteAction::Delete);
+        assert!(site(&p, "gone").diff.contains("+++ /dev/null"));
+    }
+
+    #[test]
+    fn an_unmanaged_site_keeps_its_domain() {
+        let mut w = World::new();
+        w.install("old", "shop.example.com", "v1");
+        w.declare("new", "shop.example.com", "v2");
+        let p = w.plan(false, false, &[]);
+        let s = site(&p, "new");
+        assert!(
+            s.blocked && s.errors[0].contains("still served by site old"),
+            "{:?}",
+            s.errors
+        );
+    }
+
+    #[test]
+    fn platforms_are_built_kept_rebuilt_or_blocked() {
+        let mut w = World::new();
+        w.actual.platforms.remove(&n("v2"));
+        assert_eq!(
+            platform(&w.plan(false, false, &[]), "v2").action,
+            PlatformAction::Build
+        );
+
+        let mut w = World::new();
+        w.actual.platforms.get_mut(&n("v1")).unwrap().source_hash = "other".into();
+        // no site on it: rebuilt
+        assert_eq!(
+            platform(&w.plan(false, false, &[]), "v1").action,
+            PlatformAction::Build
+        );
+        // a site on it: platforms are immutable
+        w.declare("a", "a.example.com", "v1");
+        w.install("a", "a.example.com", "v1");
+        let p = w.plan(false, false, &[]);
+        assert!(platform(&p, "v1").blocked, "{:?}", platform(&p, "v1"));
+
+        // undeclared: unmanaged, or deleted with prune once no site is left
+        let mut w = World::new();
+        w.inv.platforms.remove(&n("v1"));
+        assert!(platform(&w.plan(false, false, &[]), "v1").unmanaged);
+        assert_eq!(
+            platform(&w.plan(false, true, &[]), "v1").action,
+            PlatformAction::Delete
+        );
+        w.install("a", "a.example.com", "v1");
+        w.declare("a", "a.example.com", "v2");
+        // the site leaves v1 in the same plan: v1 can go after it
+        assert_eq!(
+            platform(&w.plan(false, true, &[]), "v1").action,
+            PlatformAction::Delete
+        );
+    }
+
+    #[test]
+    fn a_damaged_platform_is_rebuilt_only_from_its_unchanged_source() {
+        let mut w = World::new();
+        w.declare("a", "a.example.com", "v1");
+        w.install("a", "a.example.com", "v1");
+        w.actual.platforms.remove(&n("v1"));
+        w.actual.broken_platforms.insert(
+            n("v1"),
+            BrokenPlatform {
+                server: n("local"),
+                source_hash: Some("hash-v1".into()),
+                error: "damaged".into(),
+            },
+        );
+        let p = w.plan(false, false, &[]);
+        assert_eq!(
+            (platform(&p, "v1").action, platform(&p, "v1").blocked),
+            (PlatformAction::Build, false)
+        );
+        w.actual
+            .broken_platforms
+            .get_mut(&n("v1"))
+            .unwrap()
+            .source_hash = Some("other".into());
+        assert!(platform(&w.plan(false, false, &[]), "v1").blocked);
+    }
+
+    #[test]
+    fn an_unreadable_site_is_never_taken_for_absent() {
+        let mut w = World::new();
+        w.declare("a", "a.example.com", "v1");
+        w.actual.unreadable_sites.push(UnreadableSite {
+            platform: n("v1"),
+            domain: d("a.example.com"),
+            site: None,
+            error: "database is locked".into(),
+        });
+        let p = w.plan(false, false, &[]);
+        let a = site(&p, "a");
+        assert!(
+            a.blocked && a.errors[0].contains("database is locked"),
+            "{:?}",
+            a.errors
+        );
+    }
+
+    #[test]
+    fn clones_compare_with_their_source() {
+        let mut w = World::new();
+        w.declare("src", "src.example.com", "v2");
+        w.install("src", "src.example.com", "v2");
+        w.declare("copy", "copy.example.com", "v1").clone_from = Some(n("src"));
+        let p = w.plan(false, false, &[]);
+        let c = site(&p, "copy");
+        assert_eq!(c.action, SiteAction::Clone);
+        assert!(c.blocked, "cloning a v2 site onto v1 is a schema downgrade");
+        // a source not installed yet: compared with what its install will give
+        let mut w = World::new();
+        w.declare("src", "src.example.com", "v1");
+        w.declare("copy", "copy.example.com", "v2").clone_from = Some(n("src"));
+        let p = w.plan(false, false, &[]);
+        let c = site(&p, "copy");
+        assert!(!c.blocked, "{:?}", c.errors);
+        assert!(c
+            .packages
+            .iter()
+            .any(|v| v.verdict == compat::Verdict::Upgrade));
+    }
+
+    #[test]
+    fn strict_makes_warnings_block_and_site_filters_narrow() {
+        let mut w = World::new();
+        // v2 lacks a package the site has enabled: a `missing` warning
+        w.declare("a", "a.example.com", "v2");
+        w.install("a", "a.example.com", "v1");
+        w.actual.sites.get_mut(&n("a")).unwrap().packages.insert(
+            pk("extra"),
+            compat::SitePackage {
+                kind: PackageKind::Module,
+                enabled: true,
+                version: semver::Version::new(1, 0, 0),
+                schema: 0,
+            },
+        );
+        assert!(!site(&w.plan(false, false, &[]), "a").blocked);
+        assert!(site(&w.plan(true, false, &[]), "a").blocked);
+        w.declare("b", "b.example.com", "v1");
+        let p = w.plan(false, false, &["b"]);
+        assert_eq!(p.sites.len(), 1);
+        assert_eq!(
+            p.platforms
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>(),
+            ["v1"]
+        );
+    }
+
+    #[test]
+    fn the_same_inputs_give_the_same_plan() {
+        let mut w = World::new();
+        w.declare("a", "a.example.com", "v2");
+        w.install("a", "a.example.com", "v1");
+        assert_eq!(w.plan(false, false, &[]), w.plan(false, false, &[]));
+        assert_eq!(w.plan(false, false, &[]).observed, w.actual.fingerprint());
+    }
 }

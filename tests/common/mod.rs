@@ -228,3 +228,154 @@ pub fn assert_same(
         .collect();
     assert!(diff.is_empty(), "{what}:\n{}", diff.join("\n"));
 }
+
+/// Runs git in `dir` with a fixed identity, asserting success; returns stdout.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let o = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@t")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@t")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A site's database name and password, from its settings file.
+pub fn settings_of(f: &Fixture, platform: &str, domain: &str) -> (String, String) {
+    let text = std::fs::read_to_string(
+        f.host()
+            .join(format!("platforms/{platform}/sites/{domain}/settings.yaml")),
+    )
+    .unwrap();
+    let get = |k: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(k))
+            .unwrap()
+            .trim()
+            .trim_matches('"')
+            .to_string()
+    };
+    (get("name:"), get("password:"))
+}
+
+fn show(v: rusqlite::types::ValueRef<'_>) -> String {
+    use rusqlite::types::ValueRef as V;
+    match v {
+        V::Text(t) => format!("'{}'", String::from_utf8_lossy(t)),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Every row of every table of an open database, sorted: what "the same
+/// database" means.
+pub fn rows(c: &rusqlite::Connection) -> std::collections::BTreeMap<String, Vec<String>> {
+    let tables: Vec<String> = c
+        .prepare("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    for t in tables {
+        let mut stmt = c.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
+        let n = stmt.column_count();
+        let mut v: Vec<String> = stmt
+            .query_map([], |r| {
+                Ok((0..n)
+                    .map(|i| show(r.get_ref(i).unwrap()))
+                    .collect::<Vec<_>>()
+                    .join("|"))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        v.sort();
+        out.insert(t, v);
+    }
+    out
+}
+
+/// Files and database rows of a server.
+pub type State = (
+    std::collections::BTreeMap<String, String>,
+    std::collections::BTreeMap<String, Vec<String>>,
+);
+
+/// Everything on the server that an undone task must leave as it was:
+/// every file (task records, backups, the trash and the lock aside) and every
+/// row of every database (SQLite files change bytes when a row is set and
+/// reset, so databases are compared by rows).
+pub fn server_state(f: &Fixture) -> State {
+    let files = snapshot(&f.host())
+        .into_iter()
+        .filter(|(k, _)| {
+            !k.starts_with("tasks/")
+                && !k.starts_with("backups/")
+                && !k.ends_with(".sqlite")
+                && k != "trash/"
+        })
+        .collect();
+    let mut dbs = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(f.host().join("databases"))
+        .unwrap()
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(db) = name.strip_suffix(".sqlite") {
+            for (t, r) in rows(&rusqlite::Connection::open(e.path()).unwrap()) {
+                dbs.insert(format!("{db}.{t}"), r);
+            }
+        }
+    }
+    (files, dbs)
+}
+
+/// What differs between two server states, in words.
+pub fn state_diff(a: &State, b: &State) -> Vec<String> {
+    let mut out = Vec::new();
+    let keys: std::collections::BTreeSet<&String> = a.0.keys().chain(b.0.keys()).collect();
+    for k in keys {
+        if a.0.get(k) != b.0.get(k) {
+            out.push(format!(
+                "file {k}: {} -> {}",
+                a.0.contains_key(k),
+                b.0.contains_key(k)
+            ));
+        }
+    }
+    let keys: std::collections::BTreeSet<&String> = a.1.keys().chain(b.1.keys()).collect();
+    for k in keys {
+        if a.1.get(k) != b.1.get(k) {
+            out.push(format!("table {k} differs"));
+        }
+    }
+    out
+}
+
+/// Every task record on the fixture's server, oldest first.
+pub fn tasks(f: &Fixture) -> Vec<serde_json::Value> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(f.host().join("tasks"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    v.sort();
+    v.iter()
+        .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+        .collect()
+}
+
+/// The newest task record.
+pub fn last_task(f: &Fixture) -> serde_json::Value {
+    tasks(f).pop().expect("a task was recorded")
+}

@@ -1,0 +1,300 @@
+//! Hostile input: a bounded fuzz of the inventory loader (no panic, ever),
+//! symlinks in a site's files that no pipeline follows, and untrusted pull
+//! requests that `plan --offline` reads without running or leaving anything.
+
+mod common;
+use common::{assert_same, git, snapshot, Fixture};
+
+/// A small deterministic generator (xorshift); the seed is in every message.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+const NASTY: &[&str] = &[
+    "..",
+    "/",
+    "\0",
+    "\u{202e}",
+    "ѕ",
+    "A",
+    "{",
+    "}",
+    "[",
+    "]",
+    ":",
+    "- ",
+    "&a ",
+    "*a",
+    "!!binary ",
+    "? ",
+    "|",
+    ">",
+    "\"",
+    "'",
+    "#",
+    "\t",
+    "\n",
+    "~",
+    "null",
+    "true",
+    "1e999",
+    "-1",
+    "0x10",
+    "<<: *a",
+    "\u{feff}",
+    "%YAML 1.2\n",
+    "---\n",
+    "...\n",
+];
+
+fn mutate(rng: &mut Rng, text: &str) -> Vec<u8> {
+    let mut b = text.as_bytes().to_vec();
+    for _ in 0..1 + rng.below(4) {
+        let at = rng.below(b.len() + 1);
+        match rng.below(5) {
+            0 => b.insert(at.min(b.len()), rng.next() as u8),
+            1 => {
+                let n = NASTY[rng.below(NASTY.len())];
+                b.splice(at..at, n.bytes());
+            }
+            2 if !b.is_empty() => {
+                let end = (at + rng.below(16)).min(b.len());
+                b.drain(at.min(b.len())..end);
+            }
+            3 => {
+                let line = b.iter().take(at).rev().take_while(|c| **c != b'\n').count();
+                let copy: Vec<u8> = b[at - line..at].to_vec();
+                b.splice(at..at, copy);
+            }
+            _ => {
+                if !b.is_empty() {
+                    let i = rng.below(b.len());
+                    b[i] = b[i].wrapping_add(1 + rng.below(200) as u8);
+                }
+            }
+        }
+    }
+    b
+}
+
+#[test]
+fn the_loader_never_panics_on_mutated_inventories() {
+    let secs: u64 = std::env::var("HOIST_FUZZ_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(8);
+    let seed: u64 = std::env::var("HOIST_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_2026);
+    let f = Fixture::example();
+    let files = [
+        "hoist.yaml",
+        "sites/acme.yaml",
+        "sites/chess-club.yaml",
+        "platforms/shop-2-0.yaml",
+        "codebases/shop-2.0/packages/blog/package.yaml",
+    ];
+    let originals: Vec<String> = files.iter().map(|p| f.read(p)).collect();
+    let mut rng = Rng(seed);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let (mut runs, mut rejected) = (0u64, 0u64);
+    std::panic::set_hook(Box::new(|_| {}));
+    while std::time::Instant::now() < deadline {
+        let i = rng.below(files.len());
+        let bytes = mutate(&mut rng, &originals[i]);
+        std::fs::write(f.inv().join(files[i]), &bytes).unwrap();
+        let r = std::panic::catch_unwind(|| hoist::inventory::load(&f.inv()));
+        std::fs::write(f.inv().join(files[i]), &originals[i]).unwrap();
+        match r {
+            Err(_) => {
+                let _ = std::panic::take_hook();
+                panic!(
+                    "the loader panicked on a mutation of {} (seed {seed}, run {runs}): {:?}",
+                    files[i],
+                    String::from_utf8_lossy(&bytes)
+                );
+            }
+            Ok(Err(d)) => {
+                rejected += 1;
+                assert!(!d.0.is_empty());
+                for diag in &d.0 {
+                    let line = diag.to_string();
+                    assert!(!line.is_empty() && !line.contains("panicked"), "{line}");
+                }
+            }
+            Ok(Ok(_)) => {}
+        }
+        runs += 1;
+    }
+    let _ = std::panic::take_hook();
+    assert!(runs > 50, "only {runs} runs in {secs}s");
+    assert!(
+        rejected > 0,
+        "no mutation was rejected in {runs} runs: the fuzzer is not biting"
+    );
+    eprintln!("fuzzed the loader {runs} times ({rejected} rejected), seed {seed}");
+}
+
+#[test]
+fn symlinks_out_of_a_site_are_never_followed() {
+    let f = Fixture::example();
+    f.apply();
+    let outside = f.tmp.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("secret.txt"), "OUTSIDE-MARKER-7f3a").unwrap();
+    let files = f
+        .host()
+        .join("platforms/shop-1-1/sites/acme.example.com/files");
+    std::os::unix::fs::symlink(&outside, files.join("dir-out")).unwrap();
+    std::os::unix::fs::symlink(outside.join("secret.txt"), files.join("file-out")).unwrap();
+    std::os::unix::fs::symlink("../../../../../../outside", files.join("relative-out")).unwrap();
+    let before = snapshot(&outside);
+    // migrate, rename, clone, then delete: each copies, moves or removes the site
+    f.set_site("acme", "platform", "shop-2-0");
+    f.apply();
+    f.set_site("acme", "domain", "acme.example.org");
+    f.apply();
+    f.write(
+        "sites/copy.yaml",
+        "domain: copy.example.com\nplatform: shop-2-1\nclone_from: acme\n",
+    );
+    f.apply();
+    f.write(
+        "hoist.yaml",
+        &f.read("hoist.yaml").replace("prune: false", "prune: true"),
+    );
+    std::fs::remove_file(f.inv().join("sites/copy.yaml")).unwrap();
+    f.apply();
+    assert_same(
+        &before,
+        &snapshot(&outside),
+        "something outside the site changed",
+    );
+    // the moved site still has its links as links, not copies of their targets
+    let moved = f
+        .host()
+        .join("platforms/shop-2-0/sites/acme.example.org/files");
+    for l in ["dir-out", "file-out"] {
+        assert!(
+            std::fs::symlink_metadata(moved.join(l))
+                .unwrap()
+                .file_type()
+                .is_symlink(),
+            "{l}"
+        );
+    }
+    // no backup holds the outside content
+    for dir in ["acme", "copy"] {
+        for e in std::fs::read_dir(f.host().join("backups").join(dir))
+            .unwrap()
+            .flatten()
+        {
+            let mut gz = flate2::read::GzDecoder::new(std::fs::File::open(e.path()).unwrap());
+            let mut all = Vec::new();
+            std::io::Read::read_to_end(&mut gz, &mut all).unwrap();
+            assert!(
+                !all.windows(19).any(|w| w == b"OUTSIDE-MARKER-7f3a"),
+                "{} holds outside content",
+                e.path().display()
+            );
+        }
+    }
+}
+
+#[test]
+fn an_untrusted_pull_request_is_planned_without_running_or_reading_outside() {
+    let f = Fixture::example();
+    f.apply();
+    // The pull request: SQL that would write outside if it ran, symlinks to
+    // files outside the repository, and a symlinked status directory.
+    let planted = f.tmp.path().join("planted.db");
+    common::copy_dir(
+        &f.inv().join("codebases/shop-2.1"),
+        &f.inv().join("codebases/shop-2.2"),
+    );
+    f.write(
+        "platforms/shop-2-2.yaml",
+        "source: { path: codebases/shop-2.2 }\n",
+    );
+    f.write(
+        "codebases/shop-2.2/packages/core/updates/7.sql",
+        &format!(
+            "ATTACH DATABASE '{}' AS x; CREATE TABLE x.t (a);",
+            planted.display()
+        ),
+    );
+    f.set_site("acme", "platform", "shop-2-2");
+    let offline = f.ok(&["plan", "--offline", "--format", "json"], 0).json();
+    let acme = common::site(&offline, "acme");
+    assert_eq!(acme["action"], "migrate");
+    assert_eq!(
+        common::verdict(acme, "core")["pending"],
+        serde_json::json!([4, 5, 6, 7]),
+        "the new platform is scanned, not run"
+    );
+    assert!(
+        !planted.exists(),
+        "offline planning ran SQL from the pull request"
+    );
+
+    let secret = f.tmp.path().join("host-secret.yaml");
+    std::fs::write(&secret, "domain: leaked.example.com\nplatform: shop-1-0\n").unwrap();
+    std::os::unix::fs::symlink(&secret, f.inv().join("sites/leak.yaml")).unwrap();
+    std::fs::remove_file(
+        f.inv()
+            .join("codebases/shop-2.2/packages/blog/package.yaml"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        &secret,
+        f.inv()
+            .join("codebases/shop-2.2/packages/blog/package.yaml"),
+    )
+    .unwrap();
+    let r = f.run(&["plan", "--offline"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stderr.contains("sites/leak.yaml: not a regular file"),
+        "{}",
+        r.all()
+    );
+    assert!(
+        r.stderr
+            .contains("packages/blog/package.yaml: not a regular file"),
+        "{}",
+        r.all()
+    );
+    assert!(
+        !r.stdout.contains("leaked.example.com") && !r.stderr.contains("leaked.example.com"),
+        "read outside: {}",
+        r.all()
+    );
+
+    // a symlinked status directory is refused, not followed
+    let g = Fixture::example();
+    git(&g.inv(), &["init", "-q", "-b", "main"]);
+    git(&g.inv(), &["add", "-A"]);
+    git(&g.inv(), &["commit", "-qm", "inventory"]);
+    let elsewhere = g.tmp.path().join("elsewhere");
+    std::fs::create_dir_all(elsewhere.join("sites")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, g.inv().join("status")).unwrap();
+    let r = g.run(&["plan", "--offline"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("status: not a directory of the inventory"),
+        "{}",
+        r.all()
+    );
+    assert!(!g.host().exists(), "offline planning touched a server");
+}

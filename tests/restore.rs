@@ -1,0 +1,316 @@
+//! `hoist backup` and `hoist restore` through the binary: a restore puts the
+//! site back row for row and file for file, takes a backup of the present
+//! state first, refuses hostile archives with nothing written outside the
+//! site, and rolls back like a migrate when it fails.
+
+mod common;
+use common::{assert_same, snapshot, Fixture};
+
+fn site_dir(f: &Fixture) -> std::path::PathBuf {
+    f.host().join("platforms/shop-1-1/sites/acme.example.com")
+}
+
+fn db(f: &Fixture, dir: &std::path::Path) -> rusqlite::Connection {
+    let text = std::fs::read_to_string(dir.join("settings.yaml")).unwrap();
+    let name = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("name:"))
+        .unwrap()
+        .trim()
+        .trim_matches('"')
+        .to_string();
+    rusqlite::Connection::open(f.host().join(format!("databases/{name}.sqlite"))).unwrap()
+}
+
+fn posts(c: &rusqlite::Connection) -> Vec<String> {
+    let mut s = c.prepare("SELECT path FROM files ORDER BY fid").unwrap();
+    s.query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// A site's archives, oldest first (by modification time: two made in the
+/// same second differ only by a `-N` suffix).
+fn archives(f: &Fixture, site: &str) -> Vec<String> {
+    let mut v: Vec<(std::time::SystemTime, String)> =
+        std::fs::read_dir(f.host().join("backups").join(site))
+            .unwrap()
+            .flatten()
+            .map(|e| {
+                (
+                    e.metadata().unwrap().modified().unwrap(),
+                    e.file_name().to_string_lossy().into_owned(),
+                )
+            })
+            .collect();
+    v.sort();
+    v.into_iter().map(|(_, n)| n).collect()
+}
+
+#[test]
+fn backup_then_restore_puts_rows_and_files_back() {
+    let f = Fixture::example();
+    f.apply();
+    let dir = site_dir(&f);
+    std::fs::write(dir.join("files/a.txt"), "version 1").unwrap();
+    db(&f, &dir)
+        .execute(
+            "INSERT INTO files (path) VALUES ('sites/acme.example.com/files/a.txt')",
+            [],
+        )
+        .unwrap();
+    let r = f.ok(&["backup", "acme"], 0);
+    assert!(
+        r.stdout.contains("success  backup acme")
+            && r.stdout.contains("backup: backups/acme/acme.example.com-"),
+        "{}",
+        r.all()
+    );
+    let files_then = snapshot(&dir.join("files"));
+    let rows_then = posts(&db(&f, &dir));
+
+    std::fs::write(dir.join("files/a.txt"), "version 2").unwrap();
+    std::fs::write(dir.join("files/new.txt"), "added later").unwrap();
+    db(&f, &dir).execute("DELETE FROM files", []).unwrap();
+    let r = f.ok(&["restore", "acme"], 0);
+    assert!(r.stdout.contains("success  restore acme"), "{}", r.all());
+    assert_same(
+        &files_then,
+        &snapshot(&dir.join("files")),
+        "files not restored",
+    );
+    assert_eq!(rows_then, posts(&db(&f, &dir)));
+    let m: String = db(&f, &dir)
+        .query_row(
+            "SELECT value FROM variables WHERE name='maintenance_mode'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(m, "0", "online after the restore");
+    // the present state was backed up first: two archives now, both readable by GNU tar
+    let a = archives(&f, "acme");
+    assert_eq!(a.len(), 2, "{a:?}");
+    for name in &a {
+        let o = std::process::Command::new("tar")
+            .arg("-tzf")
+            .arg(f.host().join("backups/acme").join(name))
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+    }
+    // and that newer one holds "version 2": restoring it by name undoes the restore
+    f.ok(&["restore", "acme", &a[1]], 0);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("files/a.txt")).unwrap(),
+        "version 2"
+    );
+    assert!(dir.join("files/new.txt").exists());
+    // no leftovers, and the site plans as in sync
+    let left: Vec<_> = std::fs::read_dir(dir.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    f.plan_json(&["--detailed-exitcode"], 0);
+    let log = f.ok(&["tasks", "acme"], 0).stdout;
+    assert_eq!(
+        log.lines().filter(|l| l.contains("restore")).count(),
+        2,
+        "{log}"
+    );
+}
+
+#[test]
+fn restore_names_what_it_cannot_find() {
+    let f = Fixture::example();
+    f.apply();
+    let r = f.ok(&["restore", "acme"], 1);
+    assert!(r.stdout.contains("acme has no backups"), "{}", r.all());
+    f.ok(&["backup", "acme"], 0);
+    let r = f.ok(&["restore", "acme", "nope.tar.gz"], 1);
+    assert!(
+        r.stdout.contains("no backup \"nope.tar.gz\" of acme"),
+        "{}",
+        r.all()
+    );
+    let r = f.ok(&["restore", "ghost"], 1);
+    assert!(r.stderr.contains("ghost is not installed"), "{}", r.all());
+    // another site's backup is refused
+    f.ok(&["backup", "bakery"], 0);
+    let theirs = archives(&f, "bakery").pop().unwrap();
+    std::fs::copy(
+        f.host().join("backups/bakery").join(&theirs),
+        f.host().join("backups/acme").join(&theirs),
+    )
+    .unwrap();
+    let r = f.ok(&["restore", "acme", &theirs], 1);
+    assert!(
+        r.stdout.contains("is a backup of bakery, not of acme"),
+        "{}",
+        r.all()
+    );
+}
+
+#[test]
+fn a_database_only_backup_restores_the_database_and_keeps_the_files() {
+    let f = Fixture::example();
+    f.apply();
+    std::fs::write(site_dir(&f).join("files/a.txt"), "kept").unwrap();
+    db(&f, &site_dir(&f))
+        .execute(
+            "INSERT INTO files (path) VALUES ('sites/acme.example.com/files/a.txt')",
+            [],
+        )
+        .unwrap();
+    // a rename on the same platform takes a database-only backup
+    f.set_site("acme", "domain", "acme.example.org");
+    f.apply();
+    let dir = f.host().join("platforms/shop-1-1/sites/acme.example.org");
+    db(&f, &dir).execute("DELETE FROM files", []).unwrap();
+    let r = f.ok(&["restore", "acme", &archives(&f, "acme")[0]], 0);
+    assert!(r.stdout.contains("success  restore acme"), "{}", r.all());
+    assert_eq!(
+        posts(&db(&f, &dir)),
+        ["sites/acme.example.org/files/a.txt"],
+        "rows back, paths fixed to the present domain"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("files/a.txt")).unwrap(),
+        "kept"
+    );
+    f.plan_json(&["--detailed-exitcode"], 0);
+}
+
+#[test]
+fn hostile_archives_are_refused_with_nothing_written_outside() {
+    let f = Fixture::example();
+    f.apply();
+    f.ok(&["backup", "acme"], 0);
+    let good = f.host().join("backups/acme").join(&archives(&f, "acme")[0]);
+    // Rebuild the good archive with one hostile entry added after the
+    // manifest: a path that climbs out of the site.
+    let mut out = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    let mut rd = tar::Archive::new(flate2::read::GzDecoder::new(
+        std::fs::File::open(&good).unwrap(),
+    ));
+    for e in rd.entries().unwrap() {
+        let mut e = e.unwrap();
+        let h = e.header().clone();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        out.append(&h, &data[..]).unwrap();
+    }
+    let mut h = tar::Header::new_gnu();
+    let evil = b"site/../../../../escaped.txt";
+    h.as_old_mut().name[..evil.len()].copy_from_slice(evil);
+    h.set_size(4);
+    h.set_mode(0o644);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_cksum();
+    out.append(&h, &b"evil"[..]).unwrap();
+    let bytes = out.into_inner().unwrap().finish().unwrap();
+    let name = "acme.example.com-20990101.000000.tar.gz";
+    std::fs::write(f.host().join("backups/acme").join(name), bytes).unwrap();
+
+    let before = snapshot(f.tmp.path());
+    let r = f.ok(&["restore", "acme", name], 1);
+    assert!(r.stdout.contains("failed   restore acme"), "{}", r.all());
+    assert!(
+        r.stdout.contains(".."),
+        "the refusal names the entry: {}",
+        r.all()
+    );
+    let after = snapshot(f.tmp.path());
+    let new: Vec<&String> = after
+        .keys()
+        .filter(|k| !before.contains_key(*k))
+        .filter(|k| {
+            !k.starts_with("host/tasks/")
+                && !k.starts_with("host/backups/acme/")
+                && !k.starts_with("inv/status/")
+                && !k.starts_with("host/trash")
+        })
+        .collect();
+    assert!(new.is_empty(), "written outside the site: {new:?}");
+    assert!(!f.tmp.path().join("escaped.txt").exists());
+    f.plan_json(&["--detailed-exitcode"], 0);
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn restore_rolls_back_at_every_step() {
+    let base = Fixture::example();
+    base.apply();
+    base.ok(&["backup", "acme"], 0);
+    std::fs::write(site_dir(&base).join("files/a.txt"), "present").unwrap();
+    let files = snapshot(&site_dir(&base));
+    let rows = posts(&db(&base, &site_dir(&base)));
+    let mut problems = vec![];
+    for step in [
+        "observe",
+        "choose-backup",
+        "maintenance-on",
+        "backup",
+        "extract",
+        "deploy",
+        "fix-paths",
+        "clear-caches",
+        "swap",
+        "maintenance-off",
+        "restore-extract",
+    ] {
+        for how in ["error", "after"] {
+            if step == "restore-extract" && how == "after" {
+                continue;
+            }
+            let f = base.duplicate();
+            let fp = format!("{step}:{how}");
+            let r = f
+                .cmd(&["restore", "acme"])
+                .env("HOIST_FAILPOINT", &fp)
+                .output()
+                .unwrap();
+            let out = String::from_utf8_lossy(&r.stdout);
+            if r.status.code() != Some(1) || !out.contains("failed   restore acme") {
+                problems.push(format!("{fp}: {out}"));
+                continue;
+            }
+            let now = snapshot(&site_dir(&f));
+            if now != files {
+                problems.push(format!("{fp}: files differ"));
+            }
+            if posts(&db(&f, &site_dir(&f))) != rows {
+                problems.push(format!("{fp}: rows differ"));
+            }
+            let m: String = db(&f, &site_dir(&f))
+                .query_row(
+                    "SELECT value FROM variables WHERE name='maintenance_mode'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            if m != "0" {
+                problems.push(format!("{fp}: left in maintenance"));
+            }
+            let dbs = std::fs::read_dir(f.host().join("databases"))
+                .unwrap()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".sqlite"))
+                .count();
+            if dbs != 5 {
+                problems.push(format!("{fp}: {dbs} databases"));
+            }
+            if archives(&f, "acme").is_empty() {
+                problems.push(format!("{fp}: the backup is gone"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
