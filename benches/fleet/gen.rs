@@ -292,6 +292,7 @@ pub fn status_set(root: &Path, shape: &Shape, stamp: u32) -> StatusSet {
                     finished: Some(started),
                     backup: None,
                     commit: None,
+                    recovered: None,
                 }),
             },
         );
