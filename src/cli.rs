@@ -336,14 +336,7 @@ fn report_recovered(srv: &crate::server::LocalServer) {
 
 fn recover(servers: &Servers) {
     for srv in servers.by_name.values() {
-        for r in apply::recover(srv) {
-            eprintln!(
-                "recovered interrupted task {} ({}): {}",
-                r.id,
-                r.result.as_str(),
-                r.message
-            );
-        }
+        report_recovered(srv);
     }
 }
 

@@ -281,8 +281,9 @@ impl TaskRun {
     }
 }
 
-/// Every task record on a server, oldest first.
-pub fn list(tasks_dir: &Path) -> Vec<TaskRecord> {
+/// The task records of a server whose raw text passes `keep`, parsed,
+/// oldest first. Unreadable or foreign files are skipped.
+fn read_records(tasks_dir: &Path, keep: impl Fn(&[u8]) -> bool) -> Vec<TaskRecord> {
     let mut v: Vec<TaskRecord> = std::fs::read_dir(tasks_dir)
         .into_iter()
         .flatten()
@@ -293,10 +294,16 @@ pub fn list(tasks_dir: &Path) -> Vec<TaskRecord> {
                 .is_some_and(|n| n.ends_with(".json") && !n.starts_with('.'))
         })
         .filter_map(|e| std::fs::read(e.path()).ok())
+        .filter(|b| keep(b))
         .filter_map(|b| serde_json::from_slice(&b).ok())
         .collect();
     v.sort_by(|a: &TaskRecord, b| a.id.cmp(&b.id));
     v
+}
+
+/// Every task record on a server, oldest first.
+pub fn list(tasks_dir: &Path) -> Vec<TaskRecord> {
+    read_records(tasks_dir, |_| true)
 }
 
 /// The task records on a server still marked running (those a killed
@@ -304,21 +311,8 @@ pub fn list(tasks_dir: &Path) -> Vec<TaskRecord> {
 /// are parsed only when their text says `running` somewhere: a server with
 /// thousands of finished tasks is not parsed whole each time.
 pub fn running(tasks_dir: &Path) -> Vec<TaskRecord> {
-    let mut v: Vec<TaskRecord> = std::fs::read_dir(tasks_dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_str()
-                .is_some_and(|n| n.ends_with(".json") && !n.starts_with('.'))
-        })
-        .filter_map(|e| std::fs::read(e.path()).ok())
-        .filter(|b| b.windows(9).any(|w| w == b"\"running\""))
-        .filter_map(|b| serde_json::from_slice::<TaskRecord>(&b).ok())
-        .filter(|t| t.result == TaskResult::Running)
-        .collect();
-    v.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut v = read_records(tasks_dir, |b| b.windows(9).any(|w| w == b"\"running\""));
+    v.retain(|t| t.result == TaskResult::Running);
     v
 }
 

@@ -6,7 +6,7 @@
 //! processes with SIGKILL at random moments over many tasks.
 
 mod common;
-use common::{server_state as state, settings_of, tasks, Fixture};
+use common::{server_state as state, settings_of, tasks, Fixture, MOVE_STEPS};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What must hold after any recovery: each declared site once, online, and
@@ -238,24 +238,12 @@ fn points(steps: &[&str], inside: &[&str]) -> Vec<String> {
 }
 
 #[cfg(feature = "failpoints")]
-const MOVE: &[&str] = &[
-    "observe",
-    "check-target",
-    "maintenance-on",
-    "backup",
-    "deploy",
-    "update",
-    "fix-paths",
-    "clear-caches",
-    "verify",
-    "maintenance-off",
-    "remove-old",
-];
-
-#[cfg(feature = "failpoints")]
 #[test]
 fn migrate_survives_a_kill_anywhere() {
-    let p = points(MOVE, &["backup-archive", "deploy-inside", "update-inside"]);
+    let p = points(
+        &move_steps(),
+        &["backup-archive", "deploy-inside", "update-inside"],
+    );
     let p: Vec<&str> = p.iter().map(String::as_str).collect();
     crash_at_every_point("migrate", &["apply", "--yes"], &p, |f| {
         f.set_site("acme", "platform", "shop-2-0")
@@ -265,7 +253,7 @@ fn migrate_survives_a_kill_anywhere() {
 #[cfg(feature = "failpoints")]
 #[test]
 fn rename_survives_a_kill_anywhere() {
-    let p = points(MOVE, &["backup-archive", "deploy-inside"]);
+    let p = points(&move_steps(), &["backup-archive", "deploy-inside"]);
     let p: Vec<&str> = p.iter().map(String::as_str).collect();
     crash_at_every_point("rename", &["apply", "--yes"], &p, |f| {
         f.set_site("acme", "domain", "acme.example.org")
@@ -275,7 +263,10 @@ fn rename_survives_a_kill_anywhere() {
 #[cfg(feature = "failpoints")]
 #[test]
 fn migrate_rename_survives_a_kill_anywhere() {
-    let p = points(MOVE, &["backup-archive", "deploy-inside", "update-inside"]);
+    let p = points(
+        &move_steps(),
+        &["backup-archive", "deploy-inside", "update-inside"],
+    );
     let p: Vec<&str> = p.iter().map(String::as_str).collect();
     crash_at_every_point("migrate+rename", &["apply", "--yes"], &p, |f| {
         f.set_site("bakery", "platform", "shop-2-1");
@@ -525,4 +516,12 @@ fn the_watch_daemon_recovers_what_a_killed_hoist_left() {
         .join("platforms/shop-2-0/sites/acme.example.com")
         .is_dir());
     assert!(invariants(&f).is_empty(), "{:?}", invariants(&f));
+}
+
+/// The move steps with the one after the point of no return.
+#[cfg(feature = "failpoints")]
+fn move_steps() -> Vec<&'static str> {
+    let mut v = MOVE_STEPS.to_vec();
+    v.push("remove-old");
+    v
 }

@@ -5,7 +5,7 @@
 #![cfg(feature = "failpoints")]
 
 mod common;
-use common::{last_task, server_state as state, state_diff as diff, Fixture};
+use common::{last_task, server_state as state, state_diff as diff, Fixture, MOVE_STEPS};
 
 fn backup_count(f: &Fixture, site: &str) -> usize {
     std::fs::read_dir(f.host().join("backups").join(site))
@@ -73,19 +73,6 @@ fn fail_every_step(name: &str, site: &str, steps: &[&str], change: impl Fn(&Fixt
     }
     assert!(problems.is_empty(), "{name}:\n{}", problems.join("\n"));
 }
-
-const MOVE_STEPS: &[&str] = &[
-    "observe",
-    "check-target",
-    "maintenance-on",
-    "backup",
-    "deploy",
-    "update",
-    "fix-paths",
-    "clear-caches",
-    "verify",
-    "maintenance-off",
-];
 
 #[test]
 fn migrate_rolls_back_at_every_step() {

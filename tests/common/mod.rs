@@ -379,3 +379,18 @@ pub fn tasks(f: &Fixture) -> Vec<serde_json::Value> {
 pub fn last_task(f: &Fixture) -> serde_json::Value {
     tasks(f).pop().expect("a task was recorded")
 }
+
+/// The named steps of a migrate, rename or migrate+rename, in order, up to
+/// its point of no return; `remove-old` follows it.
+pub const MOVE_STEPS: &[&str] = &[
+    "observe",
+    "check-target",
+    "maintenance-on",
+    "backup",
+    "deploy",
+    "update",
+    "fix-paths",
+    "clear-caches",
+    "verify",
+    "maintenance-off",
+];
