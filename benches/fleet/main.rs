@@ -188,17 +188,17 @@ fn main() {
         if want("status-commit") {
             rows.extend(status_commit(&inv, &dir, a.runs));
         }
-        remove(&dir);
+        remove(&dir, a.keep);
     }
     if want("live") {
         let dir = base.join("live");
         rows.extend(live(&dir, a.runs));
-        remove(&dir);
+        remove(&dir, a.keep);
     }
     if want("big") {
         let dir = base.join("big");
         rows.extend(big(&dir, a.runs));
-        remove(&dir);
+        remove(&dir, a.keep);
     }
     if want("parallel") || want("watch") {
         let dir = base.join("parallel");
@@ -209,7 +209,7 @@ fn main() {
         if want("watch") {
             rows.extend(watch(&p2, &dir, a.runs.max(5)));
         }
-        remove(&dir);
+        remove(&dir, a.keep);
     }
     if a.keep {
         let kept = tmp.keep();
@@ -231,7 +231,12 @@ fn main() {
     }
 }
 
-fn remove(dir: &Path) {
+/// Deletes a scenario's data as soon as it is done (the big site alone is
+/// gigabytes), unless `--keep` asked to look at it afterwards.
+fn remove(dir: &Path, keep: bool) {
+    if keep {
+        return;
+    }
     if let Err(e) = std::fs::remove_dir_all(dir) {
         if e.kind() != std::io::ErrorKind::NotFound {
             say(format!("cannot remove {}: {e}", dir.display()));
@@ -534,7 +539,7 @@ fn big(dir: &Path, runs: usize) -> Vec<Row> {
     // The floor's operations, on the site as it is now.
     let floor = |r: usize, with_restore: bool| -> (f64, Vec<f64>) {
         let (site_dir, db) = locate(&host);
-        remove(&work);
+        remove(&work, false);
         std::fs::create_dir_all(work.join("x")).unwrap();
         let parent = site_dir.parent().unwrap();
         let name = site_dir.file_name().unwrap().to_str().unwrap();
@@ -590,7 +595,7 @@ fn big(dir: &Path, runs: usize) -> Vec<Row> {
                 .wall,
             ));
         }
-        remove(&work);
+        remove(&work, false);
         (parts.iter().sum(), parts)
     };
 
@@ -612,7 +617,7 @@ fn big(dir: &Path, runs: usize) -> Vec<Row> {
                 "tar-t",
             );
         }
-        remove(&backups);
+        remove(&backups, false);
         h.push(secs(m.wall));
         let (t, parts) = floor(r, false);
         say(format!(
@@ -647,7 +652,7 @@ fn big(dir: &Path, runs: usize) -> Vec<Row> {
             &format!("migrate {r}"),
         );
         let m = hoist_ok(&inv, &["apply", "--yes"], &logs, &format!("migrate-{r}"), 0);
-        remove(&backups);
+        remove(&backups, false);
         h.push(secs(m.wall));
         say(format!(
             "migrate run {r}: hoist {:.2} s, floor {parts:.2?}",
@@ -679,7 +684,7 @@ fn big(dir: &Path, runs: usize) -> Vec<Row> {
         );
         commit_site(&inv, &yaml, &format!("rename {r}"));
         let m = hoist_ok(&inv, &["apply", "--yes"], &logs, &format!("rename-{r}"), 0);
-        remove(&backups);
+        remove(&backups, false);
         h.push(secs(m.wall));
     }
     say(format!("rename: hoist {} s", fmt_runs(&h)));
@@ -801,7 +806,7 @@ fn parallel(dir: &Path, runs: usize) -> Vec<Row> {
             );
             w.push(secs(m.wall));
             s.push(task_span(inv, &since));
-            remove(&inv.join(".hoist-host").join("backups"));
+            remove(&inv.join(".hoist-host").join("backups"), false);
         }
     }
     say(format!(
