@@ -4,10 +4,12 @@
 //! and system calls, which spread well over the machine's cores.
 
 /// `items.iter().map(f).collect()`, computed on up to
-/// [`std::thread::available_parallelism`] threads in contiguous chunks;
-/// the results keep the order of `items`. Few items run on the caller's
-/// thread alone.
+/// [`std::thread::available_parallelism`] threads; the results keep the
+/// order of `items`. Threads take small batches from a shared counter, so
+/// a slow stretch of items (big files, one slow database) does not leave
+/// the other threads idle. Few items run on the caller's thread alone.
 pub fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     const MIN_PER_THREAD: usize = 16;
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -17,18 +19,32 @@ pub fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> 
     if threads == 1 {
         return items.iter().map(f).collect();
     }
-    let chunk = items.len().div_ceil(threads);
-    let f = &f;
-    std::thread::scope(|s| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|c| s.spawn(move || c.iter().map(f).collect::<Vec<R>>()))
+    let batch = (items.len() / (threads * 16)).clamp(1, 256);
+    let next = AtomicUsize::new(0);
+    let (f, next) = (&f, &next);
+    let mut parts: Vec<(usize, Vec<R>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(move || {
+                    let mut done = Vec::new();
+                    loop {
+                        let start = next.fetch_add(batch, Ordering::Relaxed);
+                        if start >= items.len() {
+                            break done;
+                        }
+                        let end = (start + batch).min(items.len());
+                        done.push((start, items[start..end].iter().map(f).collect()));
+                    }
+                })
+            })
             .collect();
         handles
             .into_iter()
             .flat_map(|h| h.join().expect("a parallel map worker panicked"))
             .collect()
-    })
+    });
+    parts.sort_unstable_by_key(|(start, _)| *start);
+    parts.into_iter().flat_map(|(_, r)| r).collect()
 }
 
 #[cfg(test)]
@@ -41,5 +57,13 @@ mod tests {
             v.iter().map(|x| x * 2).collect::<Vec<_>>()
         );
         assert_eq!(super::map(&v[..3], |x| x + 1), vec![1, 2, 3]);
+        // Uneven work still comes back in order.
+        let uneven = super::map(&v, |x| {
+            if x % 97 == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            x + 1
+        });
+        assert_eq!(uneven, (1..=1000).collect::<Vec<_>>());
     }
 }

@@ -105,7 +105,8 @@ impl Document {
     /// checked its shape, so an error here names a value the schema allows
     /// but the type does not (a bad semver, say).
     pub fn decode<T: DeserializeOwned>(&self, file: &Path) -> Result<T, Diagnostic> {
-        serde_json::from_value(self.value.clone()).map_err(|e| {
+        // Deserializing from a reference: no copy of the tree.
+        T::deserialize(&self.value).map_err(|e| {
             Diagnostic::at(
                 file,
                 self.positions.value(""),
@@ -119,30 +120,56 @@ impl Document {
 /// pull request needs: a regular file only (a symlink could lead anywhere),
 /// at most [`MAX_YAML_BYTES`], UTF-8.
 pub fn read_text(path: &Path, shown: &Path) -> Result<String, Vec<Diagnostic>> {
-    let one = |pos, msg: String| vec![Diagnostic::at(shown, pos, msg)];
-    let meta =
-        std::fs::symlink_metadata(path).map_err(|e| one(None, format!("cannot read: {e}")))?;
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let one = |msg: String| vec![Diagnostic::at(shown, None, msg)];
+    let not_regular = || one("not a regular file (symlinks are not followed)".into());
+    // One open that refuses a symlink (ELOOP) and cannot hang on a FIFO,
+    // then the checks on what was opened: no window between a check and
+    // the read, and one path lookup per file on fleets of 50,000 files.
+    let mut file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(not_regular()),
+        Err(e) => return Err(one(format!("cannot read: {e}"))),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| one(format!("cannot read: {e}")))?;
     if !meta.is_file() {
-        return Err(one(
-            None,
-            "not a regular file (symlinks are not followed)".into(),
-        ));
+        return Err(not_regular());
     }
     if meta.len() > MAX_YAML_BYTES {
-        return Err(one(
-            None,
-            format!(
-                "file is {} bytes; the limit is {MAX_YAML_BYTES}",
-                meta.len()
-            ),
-        ));
+        return Err(one(format!(
+            "file is {} bytes; the limit is {MAX_YAML_BYTES}",
+            meta.len()
+        )));
     }
-    let bytes = std::fs::read(path).map_err(|e| one(None, format!("cannot read: {e}")))?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // A file that grew since the check is still read only up to the limit.
+    (&mut file)
+        .take(MAX_YAML_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| one(format!("cannot read: {e}")))?;
+    if bytes.len() as u64 > MAX_YAML_BYTES {
+        return Err(one(format!(
+            "file is over the limit of {MAX_YAML_BYTES} bytes"
+        )));
+    }
+    utf8_text(bytes, shown)
+}
+
+/// The bytes of a YAML file as text, or where they stop being UTF-8.
+pub fn utf8_text(bytes: Vec<u8>, shown: &Path) -> Result<String, Vec<Diagnostic>> {
     String::from_utf8(bytes).map_err(|e| {
-        one(
+        vec![Diagnostic::at(
+            shown,
             None,
             format!("not UTF-8 text (at byte {})", e.utf8_error().valid_up_to()),
-        )
+        )]
     })
 }
 
@@ -168,21 +195,28 @@ pub fn parse(text: &str, shown: &Path, schema: Schema) -> Result<Document, Vec<D
             "file contains a NUL byte",
         )]);
     }
-    let yaml: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
-        let mut pos = e.location().map(|l| (l.line(), l.column()));
-        if e.to_string().starts_with("duplicate entry") {
-            if let Some((_, at)) = Positions::index(text).first_duplicate() {
-                pos = Some(*at);
-            }
+    // Most files are plain block YAML, read without libyaml; anything else,
+    // and every error, goes through serde_yaml.
+    let value = match super::yamlfast::parse(text) {
+        Some(v) => v,
+        None => {
+            let yaml: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
+                let mut pos = e.location().map(|l| (l.line(), l.column()));
+                if e.to_string().starts_with("duplicate entry") {
+                    if let Some((_, at)) = Positions::index(text).first_duplicate() {
+                        pos = Some(*at);
+                    }
+                }
+                vec![Diagnostic::at(
+                    shown,
+                    pos,
+                    format!("YAML syntax: {}", strip_location(&e.to_string())),
+                )]
+            })?;
+            yaml_to_json(&yaml).map_err(|m| vec![Diagnostic::at(shown, None, m)])?
         }
-        vec![Diagnostic::at(
-            shown,
-            pos,
-            format!("YAML syntax: {}", strip_location(&e.to_string())),
-        )]
-    })?;
+    };
     let positions = LazyPositions::new(text);
-    let value = yaml_to_json(&yaml).map_err(|m| vec![Diagnostic::at(shown, None, m)])?;
     // The common case, a valid file, is checked without collecting errors.
     if schema.validator().is_valid(&value) {
         return Ok(Document { value, positions });
@@ -252,7 +286,7 @@ fn strip_location(msg: &str) -> String {
     }
 }
 
-fn yaml_to_json(v: &serde_yaml::Value) -> Result<Value, String> {
+pub(super) fn yaml_to_json(v: &serde_yaml::Value) -> Result<Value, String> {
     use serde_yaml::Value as Y;
     Ok(match v {
         Y::Null => Value::Null,

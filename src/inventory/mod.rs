@@ -4,6 +4,7 @@
 //! first.
 
 pub mod document;
+mod yamlfast;
 pub mod yamlpos;
 
 use std::collections::{BTreeMap, HashMap};
@@ -607,15 +608,18 @@ fn read_source(
                     format!("source directory {} does not exist", path.display()),
                 );
             }
-            match Codebase::scan(&dir, path) {
-                Ok(codebase) => {
-                    let hash = crate::codebase::tree_hash(&dir).map_err(|e| e.to_string())?;
-                    Ok(SourceCodebase {
-                        dir,
-                        codebase,
-                        hash,
-                    })
-                }
+            // One walk gives the source hash and what the scan reads.
+            let walk = crate::codebase::Walk::new(&dir).map_err(|e| e.to_string());
+            let scanned = match &walk {
+                Ok(w) => Codebase::scan_walked(w, path),
+                Err(_) => Codebase::scan(&dir, path),
+            };
+            match scanned {
+                Ok(codebase) => Ok(SourceCodebase {
+                    dir,
+                    codebase,
+                    hash: walk?.hash,
+                }),
                 Err(mut d) => {
                     let msg = format!("codebase {} has {} problem(s)", path.display(), d.len());
                     diags.append(&mut d);
