@@ -65,7 +65,21 @@ impl ObservedSite {
 }
 
 fn short_hash<T: Serialize>(t: &T) -> String {
-    let d = Sha256::digest(serde_json::to_vec(t).expect("observed state serializes"));
+    // Streamed into the hash: the whole observation of a fleet is megabytes.
+    struct Hashing(Sha256);
+    impl std::io::Write for Hashing {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.update(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut h = Hashing(Sha256::new());
+    serde_json::to_writer(std::io::BufWriter::with_capacity(8192, &mut h), t)
+        .expect("observed state serializes");
+    let d = h.0.finalize();
     d.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 

@@ -280,16 +280,17 @@ pub fn plan(inv: &Inventory, actual: &Actual, opts: &PlanOptions) -> Plan {
         }
     }
 
-    let mut sites: Vec<SitePlan> = Vec::new();
-    for (name, spec) in &inv.sites {
-        if !selected(name) {
-            continue;
-        }
-        sites.push(match actual.sites.get(name) {
+    // Each declared site is planned on its own; at fleet scale, on every core.
+    let declared: Vec<(&SiteName, &SiteSpec)> = inv
+        .sites
+        .iter()
+        .filter(|(name, _)| selected(name))
+        .collect();
+    let mut sites: Vec<SitePlan> =
+        crate::par::map(&declared, |(name, spec)| match actual.sites.get(*name) {
             Some(obs) => plan_existing(spec, obs, actual, &codebases, inv),
             None => plan_new(inv, spec, actual, &codebases),
         });
-    }
     for (name, obs) in &actual.sites {
         if inv.sites.contains_key(name) || !selected(name) {
             continue;
@@ -659,8 +660,9 @@ fn plan_platforms(
     }
     // Observed sites that the plan does not cover (filtered out by --site)
     // stay where they are.
+    let planned: BTreeSet<&SiteName> = sites.iter().map(|s| &s.name).collect();
     for (name, o) in &actual.sites {
-        if !sites.iter().any(|s| &s.name == name) {
+        if !planned.contains(name) {
             kept.insert(o.platform());
         }
     }
