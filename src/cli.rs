@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::apply::{self, ApplyOptions};
 use crate::compat;
+use crate::diag::Diagnostic;
 use crate::inventory::Inventory;
 use crate::names::{Name, SiteName};
 use crate::observe::Actual;
@@ -355,21 +356,44 @@ fn cmd_plan(
     strict: bool,
     detailed: bool,
 ) -> Result<u8> {
-    let inv = match load(cli) {
+    // Offline, the status files are read while the inventory loads: at
+    // fleet scale each is tens of thousands of files. (With --ref both read
+    // one extracted tree, which is extracted once, first.)
+    let started = std::time::Instant::now();
+    let (inv, status) = if offline && cli.git_ref.is_none() {
+        std::thread::scope(|s| {
+            let status = s.spawn(|| read_offline_status(cli));
+            let inv = load(cli);
+            (
+                inv,
+                Some(status.join().expect("the status reader panicked")),
+            )
+        })
+    } else {
+        (load(cli), None)
+    };
+    let inv = match inv {
         Ok(i) => i,
         Err(c) => return Ok(c),
     };
+    tracing::debug!(ms = started.elapsed().as_millis(), "inventory loaded");
     let only = site_names(sites)?;
     let (actual, mode) = if offline {
-        (offline_actual(cli)?, Mode::Offline)
+        let status = match status {
+            Some(s) => s,
+            None => read_offline_status(cli),
+        };
+        (offline_actual(status)?, Mode::Offline)
     } else {
         let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
         recover_if_idle(&servers);
         (servers.observe(), Mode::Live)
     };
+    tracing::debug!(ms = started.elapsed().as_millis(), "state observed");
     print_problems(&actual);
     check_sites_known(&inv, &actual, &only)?;
     let plan = make_plan(&inv, &actual, only, strict, mode);
+    tracing::debug!(ms = started.elapsed().as_millis(), "planned");
     if let Some(path) = out {
         std::fs::write(path, format::json(&plan))
             .with_context(|| format!("writing {}", path.display()))?;
@@ -380,24 +404,35 @@ fn cmd_plan(
         PlanFormat::Json => format::json(&plan),
     };
     print!("{text}");
-    Ok(if plan.blocked() {
+    let code = if plan.blocked() {
         EXIT_ERROR
     } else if detailed && plan.has_changes() {
         EXIT_CHANGES
     } else {
         EXIT_OK
-    })
+    };
+    // The process ends here: freeing a fleet's worth of small allocations
+    // one by one only delays the exit (by a tenth of a second at 10,000
+    // sites). The operating system takes the memory back at once.
+    std::mem::forget((inv, actual, plan));
+    Ok(code)
 }
 
 /// The observed state as the status files record it: from the working
 /// tree's `status/`, or the `--ref` commit's. No server is touched.
-fn offline_actual(cli: &Cli) -> Result<Actual> {
+fn read_offline_status(cli: &Cli) -> Result<Result<Actual, Vec<Diagnostic>>> {
     let dir = match &cli.git_ref {
         Some(r) => crate::gitops::extract(&cli.dir, r)?.dir,
         None => cli.dir.clone(),
     };
-    match status::read(&dir) {
-        Ok(set) => Ok(set.actual()),
+    Ok(status::read(&dir).map(|set| set.actual()))
+}
+
+/// The observed state from [`read_offline_status`], or its problems
+/// reported.
+fn offline_actual(status: Result<Result<Actual, Vec<Diagnostic>>>) -> Result<Actual> {
+    match status? {
+        Ok(actual) => Ok(actual),
         Err(diags) => {
             for d in &diags {
                 eprintln!("{d}");
