@@ -143,14 +143,7 @@ impl SqliteServer {
         if file.exists() {
             return Err(DbError::Exists(db.into()));
         }
-        let password = generate_password();
-        let salt = generate_password();
-        let line = format!(
-            "{db}:{}:{}\n",
-            salt.expose(),
-            hash_password(salt.expose(), password.expose())
-        );
-        fsutil::write_private(&self.user_file(db), line.as_bytes()).map_err(io)?;
+        let creds = self.new_user(db)?;
         let conn = Connection::open(&file).map_err(|source| DbError::Sqlite {
             db: db.into(),
             source,
@@ -162,10 +155,60 @@ impl SqliteServer {
             })?;
         drop(conn);
         fsutil::set_private(&file).map_err(io)?;
+        Ok(creds)
+    }
+
+    /// Writes the user of database `db` (named like it) with a new password.
+    fn new_user(&self, db: &str) -> Result<Credentials, DbError> {
+        let password = generate_password();
+        let salt = generate_password();
+        let line = format!(
+            "{db}:{}:{}\n",
+            salt.expose(),
+            hash_password(salt.expose(), password.expose())
+        );
+        fsutil::write_private(&self.user_file(db), line.as_bytes()).map_err(|source| {
+            DbError::Io {
+                db: db.into(),
+                source,
+            }
+        })?;
         Ok(Credentials {
             user: db.into(),
             password,
         })
+    }
+
+    /// Moves database `old`'s content to a new database `new` with a new user
+    /// and password, in one rename of its file: the move a rename makes
+    /// instead of a copy, whatever the database's size. `old`'s user stays
+    /// until `old` is dropped. A database with a leftover journal (a crashed
+    /// transaction) is refused: its file alone is not its content.
+    pub fn move_to(&self, old: &str, new: &str) -> Result<Credentials, DbError> {
+        let from = self.file(old)?;
+        let to = self.file(new)?;
+        if !from.exists() {
+            return Err(DbError::Missing(old.into()));
+        }
+        if to.exists() {
+            return Err(DbError::Exists(new.into()));
+        }
+        for suffix in ["-journal", "-wal"] {
+            if PathBuf::from(format!("{}{suffix}", from.display())).exists() {
+                return Err(DbError::Corrupt {
+                    db: old.into(),
+                    msg: format!("it has a leftover {suffix} file; open it once to recover it"),
+                });
+            }
+        }
+        let creds = self.new_user(new)?;
+        std::fs::rename(&from, &to)
+            .and_then(|()| fsutil::sync_dir(&self.dir))
+            .map_err(|source| DbError::Io {
+                db: old.into(),
+                source,
+            })?;
+        Ok(creds)
     }
 
     /// Drops database `db` and its user. Dropping one that is gone is fine:
@@ -183,6 +226,57 @@ impl SqliteServer {
             db: db.into(),
             source,
         })
+    }
+
+    /// Undoes [`SqliteServer::move_to`]: moves database `new`'s file back to
+    /// `old` unless `old` has a file already or `new` has none (a repeated
+    /// undo). `new`'s user is left for [`SqliteServer::drop_database`].
+    pub fn move_back(&self, new: &str, old: &str) -> Result<(), DbError> {
+        let from = self.file(new)?;
+        let to = self.file(old)?;
+        if !from.exists() || to.exists() {
+            return Ok(());
+        }
+        std::fs::rename(&from, &to)
+            .and_then(|()| fsutil::sync_dir(&self.dir))
+            .map_err(|source| DbError::Io {
+                db: old.into(),
+                source,
+            })
+    }
+
+    /// Replaces the content of database `db` with a dump, keeping its
+    /// user: the dump is loaded into a new file beside it, which replaces
+    /// the database's file in one rename. Undoes edits made in place.
+    pub fn reload(&self, db: &str, sql: &str) -> Result<(), DbError> {
+        let file = self.file(db)?;
+        let io = |source| DbError::Io {
+            db: db.into(),
+            source,
+        };
+        let sqlite = |source| DbError::Sqlite {
+            db: db.into(),
+            source,
+        };
+        let tmp = self.dir.join(format!(".{db}.reload"));
+        let tmp_journal = self.dir.join(format!(".{db}.reload-journal"));
+        fsutil::remove_file_if_exists(&tmp).map_err(io)?;
+        fsutil::remove_file_if_exists(&tmp_journal).map_err(io)?;
+        let conn = Connection::open(&tmp).map_err(sqlite)?;
+        conn.execute_batch("PRAGMA journal_mode=DELETE;")
+            .map_err(sqlite)?;
+        conn.execute_batch(sql).map_err(sqlite)?;
+        drop(conn);
+        fsutil::set_private(&tmp).map_err(io)?;
+        // The old file's journal, if a crash left one, belongs to the content
+        // being replaced: it goes first, or SQLite would play it into the
+        // new file.
+        for suffix in ["-journal", "-wal", "-shm"] {
+            let p = PathBuf::from(format!("{}{suffix}", file.display()));
+            fsutil::remove_file_if_exists(&p).map_err(io)?;
+        }
+        std::fs::rename(&tmp, &file).map_err(io)?;
+        fsutil::sync_dir(&self.dir).map_err(io)
     }
 
     /// Connects to `db` as `creds`.
@@ -641,6 +735,57 @@ mod tests {
         s.drop_database("site_1").unwrap();
         assert!(!s.exists("site_1"));
         assert!(s.create("../x").is_err());
+    }
+
+    #[test]
+    fn a_move_keeps_the_file_and_changes_the_user_and_reload_undoes_edits() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteServer::new(dir.path().to_path_buf());
+        let c1 = s.create("old").unwrap();
+        let old = s.open("old", &c1).unwrap();
+        old.create_core_tables().unwrap();
+        old.set_variable("site_name", "before").unwrap();
+        let mut dump = Vec::new();
+        old.dump(&mut dump).unwrap();
+        let before = old.content().unwrap();
+        drop(old);
+
+        let c2 = s.move_to("old", "new").unwrap();
+        assert!(!s.exists("old") && s.exists("new"));
+        assert!(matches!(s.open("new", &c1), Err(DbError::AccessDenied(_))));
+        let new = s.open("new", &c2).unwrap();
+        assert_eq!(new.content().unwrap(), before, "the same content");
+        new.set_variable("site_name", "after").unwrap();
+        drop(new);
+        assert!(matches!(s.move_to("new", "new"), Err(DbError::Exists(_))));
+        assert!(matches!(s.move_to("gone", "x"), Err(DbError::Missing(_))));
+
+        // The undo: back under the old name, then the dump over the edits.
+        s.move_back("new", "old").unwrap();
+        s.move_back("new", "old").unwrap();
+        s.reload("old", std::str::from_utf8(&dump).unwrap())
+            .unwrap();
+        let old = s.open("old", &c1).unwrap();
+        assert_eq!(
+            old.variable("site_name").unwrap().as_deref(),
+            Some("before")
+        );
+        assert_eq!(old.content().unwrap(), before);
+        assert!(!s.exists("new"));
+    }
+
+    #[test]
+    fn a_database_with_a_leftover_journal_is_not_moved() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteServer::new(dir.path().to_path_buf());
+        s.create("old").unwrap();
+        std::fs::write(dir.path().join("old.sqlite-journal"), b"x").unwrap();
+        assert!(matches!(
+            s.move_to("old", "new"),
+            Err(DbError::Corrupt { .. })
+        ));
+        assert!(s.exists("old") && !s.exists("new"));
+        assert!(!dir.path().join("new.user").exists());
     }
 
     #[test]

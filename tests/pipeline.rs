@@ -198,6 +198,12 @@ fn rename_moves_the_directory_without_copying_and_fixes_paths() {
     )
     .unwrap()
     .ino();
+    let (old_db, old_password) = settings_of(&f, "shop-1-1", "acme.example.com");
+    let dbs = f.host().join("databases");
+    let db_ino = std::fs::metadata(dbs.join(format!("{old_db}.sqlite")))
+        .unwrap()
+        .ino();
+    let rows_before = rows(&db(&f, "shop-1-1", "acme.example.com"));
     f.set_site("acme", "domain", "acme.example.org");
     let plan = f.plan_json(&[], 0);
     assert_eq!(site(&plan, "acme")["action"], "rename");
@@ -209,6 +215,29 @@ fn rename_moves_the_directory_without_copying_and_fixes_paths() {
             .ino(),
         ino,
         "the file was moved, not copied"
+    );
+    // The database is moved too: a new database and user (spec step 3),
+    // but the same file, and nothing of the old one is left.
+    let (new_db, new_password) = settings_of(&f, "shop-1-1", "acme.example.org");
+    assert_ne!(new_db, old_db);
+    assert_ne!(new_password, old_password);
+    assert_eq!(
+        std::fs::metadata(dbs.join(format!("{new_db}.sqlite")))
+            .unwrap()
+            .ino(),
+        db_ino,
+        "the database was moved, not copied"
+    );
+    assert!(std::fs::read_to_string(dbs.join(format!("{new_db}.user")))
+        .unwrap()
+        .starts_with(&format!("{new_db}:")));
+    for gone in [format!("{old_db}.sqlite"), format!("{old_db}.user")] {
+        assert!(!dbs.join(&gone).exists(), "{gone} is left");
+    }
+    let rows_after = rows(&db(&f, "shop-1-1", "acme.example.org"));
+    assert_eq!(
+        rows_before["system"], rows_after["system"],
+        "the packages are untouched"
     );
     assert!(!f
         .host()

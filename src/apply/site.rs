@@ -34,6 +34,10 @@ mod key {
     pub const COPIED_DIR: &str = "copied_dir";
     /// The site directory was moved (rename on the same platform).
     pub const MOVED_DIR: &str = "moved_dir";
+    /// The old database's file is about to move to the new database
+    /// (rename on the same platform), where it is then edited: an undo
+    /// moves it back and loads its content from the task's backup.
+    pub const DB_MOVED: &str = "db_moved";
     /// Where the old settings were saved before being overwritten.
     pub const SAVED_SETTINGS: &str = "saved_settings";
     /// The old vhost's content (null: there was none), saved before a write.
@@ -376,6 +380,27 @@ fn copy_database(
     Ok(creds)
 }
 
+/// The deploy of a rename on the same platform: the site directory and the
+/// database's file are moved, not copied (the database gets a new name and
+/// user), journaled first so an undo moves them back.
+fn move_database(
+    run: &mut TaskRun,
+    srv: &LocalServer,
+    old: &SettingsFile,
+    new_db: &str,
+    old_dir: &Path,
+    new_dir: &Path,
+) -> Result<Credentials, String> {
+    run.note(key::NEW_DB, new_db).map_err(txt)?;
+    run.note(key::DB_MOVED, true).map_err(txt)?;
+    run.note(key::MOVED_DIR, true).map_err(txt)?;
+    let creds = srv.db().move_to(&old.database.name, new_db).map_err(txt)?;
+    crate::failpoint::hit("deploy-inside", crate::failpoint::When::Before)?;
+    std::fs::rename(old_dir, new_dir)
+        .map_err(|e| format!("moving {} to {}: {e}", old_dir.display(), new_dir.display()))?;
+    Ok(creds)
+}
+
 /// The deploy's site directory: a copy (links copied as links, never
 /// followed), journaled so an undo removes it.
 fn copy_site_dir(run: &mut TaskRun, from: &Path, to: &Path) -> Result<(), String> {
@@ -631,17 +656,20 @@ fn move_site(
                 },
                 Some(keep),
             )?);
+            // A rename on its own platform moves rather than copies: the
+            // directory is renamed, and the database's file becomes the new
+            // database (with a new user), so its time does not grow with
+            // the site's size. An undo moves both back and loads the
+            // database from the backup just taken. A move to another
+            // platform deploys a copy.
             let creds = step(run, "deploy", |run| {
-                let creds = copy_database(run, srv, &settings, &new_db)?;
                 if same_platform {
-                    run.note(key::MOVED_DIR, true).map_err(txt)?;
-                    std::fs::rename(&old_dir, &new_dir).map_err(|e| {
-                        format!("moving {} to {}: {e}", old_dir.display(), new_dir.display())
-                    })?;
+                    move_database(run, srv, &settings, &new_db, &old_dir, &new_dir)
                 } else {
+                    let creds = copy_database(run, srv, &settings, &new_db)?;
                     copy_site_dir(run, &old_dir, &new_dir)?;
+                    Ok(creds)
                 }
-                Ok::<_, String>(creds)
             })?;
             let mut db = open_new(srv, &new_db, &creds, "update")?;
             warnings.extend(settle(run, srv, &mut db, &from.domain, &cfg, true, &[])?);
@@ -686,9 +714,9 @@ fn move_site(
 /// Undoes a migrate or rename that has not committed: the deploy's
 /// database and copy are dropped (or the moved directory moved back), the
 /// old settings and vhost put back, the old site taken out of maintenance.
-fn undo_move(srv: &LocalServer, rec: &TaskRecord) {
+fn undo_move(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
     let (Some(from), Some(to)) = (&rec.from, &rec.to) else {
-        return;
+        return Ok(());
     };
     let old_dir = srv.site_dir(&from.platform, &from.domain);
     let new_dir = srv.site_dir(&to.platform, &to.domain);
@@ -704,10 +732,44 @@ fn undo_move(srv: &LocalServer, rec: &TaskRecord) {
     if let Some(dir) = path_of(rec, key::COPIED_DIR) {
         let _ = fsutil::remove_tree_if_exists(&dir);
     }
+    // A moved database comes back first, so the site has its database even
+    // if loading the backup fails; the backup then undoes the edits.
+    let reloaded = if rec.journal.contains_key(key::DB_MOVED) {
+        reload_from_backup(srv, rec)
+    } else {
+        Ok(())
+    };
     if let Some(db) = rec.journal.get(key::NEW_DB).and_then(Value::as_str) {
-        let _ = srv.db().drop_database(db);
+        if reloaded.is_ok() || !rec.journal.contains_key(key::DB_MOVED) {
+            let _ = srv.db().drop_database(db);
+        }
     }
     let _ = restore_maintenance(srv, from, rec);
+    reloaded
+}
+
+/// Puts back a database that the task moved to a new name and edited
+/// there: its file is moved back (when it is not back already), then the
+/// backup taken before the move is loaded into a new file that replaces it,
+/// so a repeated undo (after a crash) starts over cleanly.
+fn reload_from_backup(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
+    let db = rec
+        .journal
+        .get(key::OLD_DB)
+        .and_then(Value::as_str)
+        .ok_or("the task journal names no database")?;
+    if let Some(new) = rec.journal.get(key::NEW_DB).and_then(Value::as_str) {
+        srv.db().move_back(new, db).map_err(txt)?;
+    }
+    let archive = srv
+        .root()
+        .join(rec.backup.as_ref().ok_or("the task has no backup")?);
+    let staged = srv.tasks_dir().join(format!(".undo-{}", rec.id));
+    fsutil::remove_tree_if_exists(&staged).map_err(txt)?;
+    backup::remove_staging(&staged).map_err(txt)?;
+    let extracted = backup::extract(&archive, &staged).map_err(txt)?;
+    srv.db().reload(db, &extracted.sql).map_err(txt)?;
+    fsutil::remove_tree_if_exists(&staged).map_err(txt)
 }
 
 /// Step 9 of a move: removes the old copy (directory, database, vhost).
@@ -953,10 +1015,16 @@ pub(crate) fn undo(srv: &LocalServer, rec: &TaskRecord) -> String {
             undo_created(srv, rec);
             "rolled back: the new site's database, directory and vhost were removed; nothing else was touched".into()
         }
-        TaskKind::Migrate | TaskKind::Rename | TaskKind::MigrateRename => {
-            undo_move(srv, rec);
-            "rolled back: the new copy was removed and the old site is back online as it was".into()
-        }
+        TaskKind::Migrate | TaskKind::Rename | TaskKind::MigrateRename => match undo_move(srv, rec) {
+            Ok(()) => {
+                "rolled back: the new copy was removed and the old site is back online as it was"
+                    .into()
+            }
+            Err(e) => format!(
+                "rolling back could not load the database back from the backup {}: {e}; the site is back online, and that backup holds its database as it was",
+                rec.backup.as_deref().unwrap_or("(none)")
+            ),
+        },
         TaskKind::Delete => {
             undo_delete(srv, rec);
             "rolled back: the site is back online; its backup is kept".into()
