@@ -279,6 +279,20 @@ impl SqliteServer {
         fsutil::sync_dir(&self.dir).map_err(io)
     }
 
+    /// Connects to `db` as `creds` to build it up before it goes live (a
+    /// deploy's copy, a new install, a restore): no journal file and no sync
+    /// per transaction, because until its task commits, an interruption
+    /// drops the database or loads it anew from a backup anyway. That saves
+    /// a dozen fsyncs and file creations per task. [`SiteDb::sync`] makes it
+    /// durable before it goes live.
+    pub fn open_staged(&self, db: &str, creds: &Credentials) -> Result<SiteDb, DbError> {
+        let s = self.open(db, creds)?;
+        s.conn
+            .execute_batch("PRAGMA journal_mode=MEMORY; PRAGMA synchronous=OFF;")
+            .map_err(|e| s.err(e))?;
+        Ok(s)
+    }
+
     /// Connects to `db` as `creds`.
     pub fn open(&self, db: &str, creds: &Credentials) -> Result<SiteDb, DbError> {
         self.open_with(db, creds, OpenFlags::SQLITE_OPEN_READ_WRITE)
@@ -353,6 +367,24 @@ impl SiteDb {
     /// The database's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Writes the database's file and its directory entry to disk: what a
+    /// database opened with [`SqliteServer::open_staged`] needs before its
+    /// task commits.
+    pub fn sync(&self) -> Result<(), DbError> {
+        let io = |source| DbError::Io {
+            db: self.name.clone(),
+            source,
+        };
+        let path = PathBuf::from(self.conn.path().unwrap_or_default());
+        std::fs::File::open(&path)
+            .and_then(|f| f.sync_all())
+            .map_err(io)?;
+        match path.parent() {
+            Some(dir) => fsutil::sync_dir(dir).map_err(io),
+            None => Ok(()),
+        }
     }
 
     /// Creates hoist's own tables in a new database.

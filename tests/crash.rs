@@ -6,9 +6,9 @@
 //! processes with SIGKILL at random moments over many tasks.
 
 mod common;
-use common::{settings_of, tasks, Fixture};
 #[cfg(feature = "failpoints")]
 use common::{server_state as state, MOVE_STEPS};
+use common::{settings_of, tasks, Fixture};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What must hold after any recovery: each declared site once, online, and

@@ -328,14 +328,14 @@ fn build_platform(
 ) -> Result<TaskOutcome, ServerError> {
     let srv = servers.get(&p.server)?;
     let what = format!("build {}", p.name);
-    let mut run = TaskRun::start(
+    let run = TaskRun::start(
         &srv.tasks_dir(),
         TaskKind::Build,
         None,
         Some(p.name.clone()),
+        |rec| rec.commit = opts.commit.clone(),
     )
     .map_err(crate::server::io_err(&srv.tasks_dir()))?;
-    run.rec.commit = opts.commit.clone();
     let spec = inv
         .platforms
         .get(&p.name)
@@ -383,14 +383,14 @@ fn delete_platform(
     opts: &ApplyOptions,
 ) -> Result<TaskOutcome, ServerError> {
     let srv = servers.get(&p.server)?;
-    let mut run = TaskRun::start(
+    let run = TaskRun::start(
         &srv.tasks_dir(),
         TaskKind::DeletePlatform,
         None,
         Some(p.name.clone()),
+        |rec| rec.commit = opts.commit.clone(),
     )
     .map_err(crate::server::io_err(&srv.tasks_dir()))?;
-    run.rec.commit = opts.commit.clone();
     Ok(execute(
         run,
         format!("delete platform {}", p.name),

@@ -120,13 +120,12 @@ fn start(
     s: &SitePlan,
     opts: &ApplyOptions,
 ) -> Result<TaskRun, ServerError> {
-    let mut run = TaskRun::start(&srv.tasks_dir(), kind, Some(s.name.clone()), None)
-        .map_err(io_err(&srv.tasks_dir()))?;
-    run.rec.from = s.from.clone();
-    run.rec.to = s.to.clone();
-    run.rec.commit = opts.commit.clone();
-    run.save().map_err(io_err(&srv.tasks_dir()))?;
-    Ok(run)
+    TaskRun::start(&srv.tasks_dir(), kind, Some(s.name.clone()), None, |rec| {
+        rec.from = s.from.clone();
+        rec.to = s.to.clone();
+        rec.commit = opts.commit.clone();
+    })
+    .map_err(io_err(&srv.tasks_dir()))
 }
 
 fn need<'a, T>(o: &'a Option<T>, what: &str) -> Result<&'a T, ServerError> {
@@ -374,7 +373,7 @@ fn copy_database(
 ) -> Result<Credentials, String> {
     run.note(key::NEW_DB, new_db).map_err(txt)?;
     let creds = srv.db().create(new_db).map_err(txt)?;
-    let mut new = srv.db().open(new_db, &creds).map_err(txt)?;
+    let mut new = srv.db().open_staged(new_db, &creds).map_err(txt)?;
     open_db(srv, old)?.copy_into(&mut new).map_err(txt)?;
     crate::failpoint::hit("deploy-inside", crate::failpoint::When::Before)?;
     Ok(creds)
@@ -458,7 +457,7 @@ fn open_new(
     creds: &Credentials,
     next_step: &str,
 ) -> Result<SiteDb, StepError> {
-    srv.db().open(db, creds).map_err(|e| StepError {
+    srv.db().open_staged(db, creds).map_err(|e| StepError {
         step: next_step.into(),
         message: e.to_string(),
     })
@@ -535,7 +534,7 @@ fn install(
             step(run, "install-packages", |run| {
                 let (pdir, cb) = scan_platform(srv, &cfg.platform)?;
                 let order = cb.install_set(&cfg.profile)?;
-                let mut db = srv.db().open(&db_name, &creds).map_err(txt)?;
+                let mut db = srv.db().open_staged(&db_name, &creds).map_err(txt)?;
                 db.create_core_tables().map_err(txt)?;
                 for (k, v) in [
                     ("site_name", cfg.site.to_string()),
@@ -567,7 +566,7 @@ fn install(
                         p.schema()
                     ));
                 }
-                Ok(())
+                db.sync().map_err(txt)
             })?;
             step(run, "write-settings", |run| {
                 run.note(key::COPIED_DIR, site_dir.display().to_string())
@@ -696,7 +695,8 @@ fn move_site(
                 Ok(())
             })?;
             step(run, "maintenance-off", |_| {
-                db.set_variable("maintenance_mode", "0")
+                db.set_variable("maintenance_mode", "0")?;
+                db.sync()
             })?;
             mark_committed(run, "maintenance-off")?;
             // Step 9: the new site is live. A failure from here on leaves
@@ -864,6 +864,7 @@ fn clone(
             let vars = [("site_name", cfg.site.as_str()), ("maintenance_mode", "0")];
             warnings.extend(settle(run, srv, &mut db, &from.domain, &cfg, true, &vars)?);
             step(run, "verify", |run| {
+                db.sync().map_err(txt)?;
                 run.note(key::OLD_VHOST, Value::Null).map_err(txt)?;
                 write_settings(srv, &cfg, &creds.password).map_err(txt)?;
                 write_vhost(srv, &cfg).map_err(txt)?;
@@ -1123,13 +1124,12 @@ fn start_explicit(
     at: &Endpoint,
     commit: Option<String>,
 ) -> Result<TaskRun, ServerError> {
-    let mut run = TaskRun::start(&srv.tasks_dir(), kind, Some(site.clone()), None)
-        .map_err(io_err(&srv.tasks_dir()))?;
-    run.rec.from = Some(at.clone());
-    run.rec.to = Some(at.clone());
-    run.rec.commit = commit;
-    run.save().map_err(io_err(&srv.tasks_dir()))?;
-    Ok(run)
+    TaskRun::start(&srv.tasks_dir(), kind, Some(site.clone()), None, |rec| {
+        rec.from = Some(at.clone());
+        rec.to = Some(at.clone());
+        rec.commit = commit;
+    })
+    .map_err(io_err(&srv.tasks_dir()))
 }
 
 /// `hoist backup SITE`: a full backup now (no maintenance mode: the dump is
@@ -1235,7 +1235,7 @@ pub fn restore(
             let creds = step(run, "deploy", |run| {
                 run.note(key::NEW_DB, new_db.clone()).map_err(txt)?;
                 let creds = srv.db().create(&new_db).map_err(txt)?;
-                let db = srv.db().open(&new_db, &creds).map_err(txt)?;
+                let db = srv.db().open_staged(&new_db, &creds).map_err(txt)?;
                 db.import(&extracted.sql).map_err(txt)?;
                 Ok::<_, String>(creds)
             })?;
@@ -1275,7 +1275,8 @@ pub fn restore(
                 Ok::<_, String>(())
             })?;
             step(run, "maintenance-off", |_| {
-                db.set_variable("maintenance_mode", "0")
+                db.set_variable("maintenance_mode", "0")?;
+                db.sync()
             })?;
             mark_committed(run, "maintenance-off")?;
             if let Err(e) = step(run, "remove-old", |run| finish_restore(srv, &run.rec)) {

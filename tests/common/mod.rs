@@ -370,8 +370,14 @@ pub fn tasks(f: &Fixture) -> Vec<serde_json::Value> {
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     v.sort();
+    // Through hoist's own reader: a running task's file is a journal of
+    // records, the last whole one counting.
     v.iter()
-        .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+        .map(|p| {
+            let rec = hoist::task::parse(&std::fs::read(p).unwrap())
+                .unwrap_or_else(|| panic!("{} holds no task record", p.display()));
+            serde_json::to_value(rec).unwrap()
+        })
         .collect()
 }
 
