@@ -174,52 +174,46 @@ pub fn apply(plan: &Plan, inv: &Inventory, servers: &Servers, opts: &ApplyOption
     for s in site_tasks {
         waves[(s.action == SiteAction::Clone) as usize].push(s);
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(opts.parallel.clamp(1, 64))
-        .enable_all()
-        .build()
-        .expect("tokio runtime starts");
-    let limit = Arc::new(tokio::sync::Semaphore::new(opts.parallel.max(1)));
+    // Each wave on `parallel` worker threads taking the next task in
+    // order; they borrow the inventory and servers, so starting a task
+    // copies nothing.
+    let workers = opts.parallel.clamp(1, 64);
     for wave in waves {
-        rt.block_on(async {
-            let mut set = tokio::task::JoinSet::new();
-            for s in wave {
-                let what = format!("{} {}", s.action.as_str(), s.name);
-                if let Some(to) =
-                    s.to.as_ref()
-                        .filter(|t| failed_builds.contains(&t.platform))
-                {
-                    record(TaskOutcome {
-                        id: None,
-                        what,
-                        result: TaskResult::Failed,
-                        message: Some(format!("platform {} failed to build", to.platform)),
-                    });
-                    continue;
-                }
-                let permit = limit.clone().acquire_owned().await.expect("semaphore open");
-                if opts.cancelled() {
-                    break;
-                }
-                progress.started(&what);
-                let (s, inv, servers, opts) =
-                    (s.clone(), inv.clone(), servers.clone(), opts.clone());
-                set.spawn_blocking(move || {
-                    let _permit = permit;
-                    site::run(&s, &inv, &servers, &opts, what)
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let work = || loop {
+            if opts.cancelled() {
+                break;
+            }
+            let Some(s) = wave.get(next.fetch_add(1, Ordering::SeqCst)) else {
+                break;
+            };
+            let what = format!("{} {}", s.action.as_str(), s.name);
+            if let Some(to) =
+                s.to.as_ref()
+                    .filter(|t| failed_builds.contains(&t.platform))
+            {
+                record(TaskOutcome {
+                    id: None,
+                    what,
+                    result: TaskResult::Failed,
+                    message: Some(format!("platform {} failed to build", to.platform)),
                 });
+                continue;
             }
-            while let Some(r) = set.join_next().await {
-                match r {
-                    Ok(o) => record(o),
-                    Err(e) => record(TaskOutcome {
-                        id: None,
-                        what: "site task".into(),
-                        result: TaskResult::Failed,
-                        message: Some(format!("task panicked: {e}")),
-                    }),
-                }
+            progress.started(&what);
+            let run = std::panic::AssertUnwindSafe(|| site::run(s, inv, servers, opts, what));
+            record(std::panic::catch_unwind(run).unwrap_or_else(|_| TaskOutcome {
+                id: None,
+                what: format!("{} {}", s.action.as_str(), s.name),
+                result: TaskResult::Failed,
+                message: Some("the task panicked".into()),
+            }));
+        };
+        std::thread::scope(|scope| {
+            for _ in 1..workers.min(wave.len()) {
+                scope.spawn(work);
             }
+            work();
         });
     }
 
