@@ -65,7 +65,7 @@ use crate::db::{DbError, SiteDb};
 use crate::fsutil;
 use crate::names::{Domain, Name, PlatformName};
 use crate::render::REDACTED;
-use crate::server::LocalServer;
+use crate::server::{LocalServer, SETTINGS_FILE};
 
 /// The archive format this module writes and reads.
 pub const FORMAT: u32 = 1;
@@ -591,7 +591,7 @@ fn walk(site_dir: &Path, scope: Scope) -> Result<(Vec<Item>, Vec<SkippedEntry>),
         children.sort_by(|a, b| a.0.cmp(&b.0));
         let mut subdirs = Vec::new();
         for (name, ft) in children {
-            if scope == Scope::Database && name != "settings.yaml" {
+            if scope == Scope::Database && name != SETTINGS_FILE {
                 continue;
             }
             let rel = dir.join(&name);
@@ -672,6 +672,48 @@ fn create_private(path: &Path) -> Result<fs::File, BackupError> {
         .mode(0o600)
         .open(path)
         .map_err(io_err(path))
+}
+
+/// How much of a dump is kept in memory before it goes to a temporary file:
+/// most site databases fit, and their backups then create no extra file.
+const SPOOL_IN_MEMORY: usize = 16 << 20;
+
+/// A dump on its way into the archive: in memory up to
+/// [`SPOOL_IN_MEMORY`], then in a private temporary file at `path`
+/// (removed when dropped).
+struct Spool {
+    path: PathBuf,
+    mem: Vec<u8>,
+    file: Option<(BufWriter<fs::File>, TempFile)>,
+}
+
+impl Write for Spool {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.file.is_none() && self.mem.len() + buf.len() > SPOOL_IN_MEMORY {
+            let _ = fs::remove_file(&self.path);
+            let guard = TempFile(Some(self.path.clone()));
+            let f = create_private(&self.path).map_err(|e| match e {
+                BackupError::Io { source, .. } => source,
+                other => io::Error::other(other.to_string()),
+            })?;
+            let mut w = BufWriter::with_capacity(BUF, f);
+            w.write_all(&std::mem::take(&mut self.mem))?;
+            self.file = Some((w, guard));
+        }
+        match &mut self.file {
+            Some((w, _)) => w.write(buf),
+            None => {
+                self.mem.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.file {
+            Some((w, _)) => w.flush(),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A writer that hashes and counts what passes through it.
@@ -787,13 +829,15 @@ pub fn create(
     let (stamp, created) = now_stamp();
     let pid = std::process::id();
 
-    // 1. The dump, streamed into a private temporary file.
+    // 1. The dump, kept in memory while it is small, else spooled to a
+    // private temporary file.
     let dump_path = dir.join(format!(".hoist-tmp-{pid}-{stamp}.sql"));
-    let _ = fs::remove_file(&dump_path);
-    let dump_guard = TempFile(Some(dump_path.clone()));
-    let dump_file = create_private(&dump_path)?;
     let mut hc = HashCount {
-        inner: BufWriter::with_capacity(BUF, dump_file),
+        inner: Spool {
+            path: dump_path.clone(),
+            mem: Vec::new(),
+            file: None,
+        },
         hash: Sha256::new(),
         count: 0,
     };
@@ -806,7 +850,7 @@ pub fn create(
 
     // 2. The site directory, listed; settings.yaml redacted in memory.
     let (items, skipped) = walk(&site_dir, scope)?;
-    let settings_rel = Path::new("settings.yaml");
+    let settings_rel = Path::new(SETTINGS_FILE);
     let mut redacted: Option<Vec<u8>> = None;
     let mut entries = Vec::with_capacity(items.len());
     for it in &items {
@@ -888,18 +932,25 @@ pub fn create(
     tar.append_data(&mut h, MANIFEST, manifest_text.as_bytes())
         .map_err(werr)?;
 
-    let mut dump_file = hc.inner.into_inner().map_err(|e| BackupError::Io {
-        path: dump_path.clone(),
-        source: e.into_error(),
-    })?;
-    io::Seek::rewind(&mut dump_file).map_err(io_err(&dump_path))?;
     let mut h = header(tar::EntryType::Regular, 0o600, manifest.dump.size, mtime);
-    let dump_reader = Exact {
-        inner: BufReader::with_capacity(BUF, dump_file),
-        left: manifest.dump.size,
-    };
-    tar.append_data(&mut h, DUMP, dump_reader).map_err(werr)?;
-    drop(dump_guard);
+    match hc.inner.file {
+        None => tar
+            .append_data(&mut h, DUMP, hc.inner.mem.as_slice())
+            .map_err(werr)?,
+        Some((file, guard)) => {
+            let mut dump_file = file.into_inner().map_err(|e| BackupError::Io {
+                path: dump_path.clone(),
+                source: e.into_error(),
+            })?;
+            io::Seek::rewind(&mut dump_file).map_err(io_err(&dump_path))?;
+            let dump_reader = Exact {
+                inner: BufReader::with_capacity(BUF, dump_file),
+                left: manifest.dump.size,
+            };
+            tar.append_data(&mut h, DUMP, dump_reader).map_err(werr)?;
+            drop(guard);
+        }
+    }
 
     crate::failpoint::hit("backup-archive", crate::failpoint::When::Before)
         .map_err(BackupError::Failpoint)?;
@@ -1529,6 +1580,40 @@ fn extract_into(archive: &Path, staging: &Path) -> Result<(Manifest, String), Ba
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_large_dump_spills_to_a_private_file_that_goes_away() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".dump.sql");
+        let mut small = Spool {
+            path: path.clone(),
+            mem: Vec::new(),
+            file: None,
+        };
+        small.write_all(b"CREATE TABLE t(x);").unwrap();
+        assert!(
+            small.file.is_none() && !path.exists(),
+            "small dumps stay in memory"
+        );
+
+        let mut big = Spool {
+            path: path.clone(),
+            mem: Vec::new(),
+            file: None,
+        };
+        let chunk = vec![b'x'; 1 << 20];
+        for _ in 0..(SPOOL_IN_MEMORY >> 20) + 2 {
+            big.write_all(&chunk).unwrap();
+        }
+        big.flush().unwrap();
+        assert!(big.mem.is_empty());
+        let meta = fs::metadata(&path).unwrap();
+        assert_eq!(meta.len() as usize, SPOOL_IN_MEMORY + (2 << 20));
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        drop(big);
+        assert!(!path.exists(), "the temporary file is removed");
+    }
 
     #[test]
     fn names_round_trip_and_reject_others() {

@@ -4,6 +4,8 @@
 //! tables hoist keeps in every site database (spec section 4).
 
 use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{params, types::ValueRef, Connection, OpenFlags};
@@ -158,7 +160,9 @@ impl SqliteServer {
         Ok(creds)
     }
 
-    /// Writes the user of database `db` (named like it) with a new password.
+    /// Writes the user of database `db` (named like it) with a new password,
+    /// mode 0600. Not synced: every database hoist creates is staged, and
+    /// [`SiteDb::sync`] writes its user to disk with it before it goes live.
     fn new_user(&self, db: &str) -> Result<Credentials, DbError> {
         let password = generate_password();
         let salt = generate_password();
@@ -167,12 +171,21 @@ impl SqliteServer {
             salt.expose(),
             hash_password(salt.expose(), password.expose())
         );
-        fsutil::write_private(&self.user_file(db), line.as_bytes()).map_err(|source| {
-            DbError::Io {
+        let path = self.user_file(db);
+        // A leftover of an interrupted task is removed, never reused.
+        fsutil::remove_file_if_exists(&path)
+            .and_then(|()| {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)
+            })
+            .and_then(|mut f| f.write_all(line.as_bytes()))
+            .map_err(|source| DbError::Io {
                 db: db.into(),
                 source,
-            }
-        })?;
+            })?;
         Ok(Credentials {
             user: db.into(),
             password,
@@ -369,18 +382,20 @@ impl SiteDb {
         &self.name
     }
 
-    /// Writes the database's file and its directory entry to disk: what a
-    /// database opened with [`SqliteServer::open_staged`] needs before its
-    /// task commits.
+    /// Writes the database's file, its user and their directory entries to
+    /// disk: what a database opened with [`SqliteServer::open_staged`] needs
+    /// before its task commits.
     pub fn sync(&self) -> Result<(), DbError> {
         let io = |source| DbError::Io {
             db: self.name.clone(),
             source,
         };
         let path = PathBuf::from(self.conn.path().unwrap_or_default());
-        std::fs::File::open(&path)
-            .and_then(|f| f.sync_all())
-            .map_err(io)?;
+        for file in [path.clone(), path.with_extension("user")] {
+            std::fs::File::open(&file)
+                .and_then(|f| f.sync_all())
+                .map_err(io)?;
+        }
         match path.parent() {
             Some(dir) => fsutil::sync_dir(dir).map_err(io),
             None => Ok(()),

@@ -103,9 +103,17 @@ pub fn remove_tree_if_exists(path: &Path) -> io::Result<()> {
 /// Copies the tree `from` to `to` (which must not exist). Symlinks are copied
 /// as links when `links` is true, refused otherwise; they are never followed.
 pub fn copy_tree(from: &Path, to: &Path, links: bool) -> io::Result<()> {
+    copy_tree_except(from, to, links, &[])
+}
+
+/// [`copy_tree`], leaving out the entries of `from` itself named in `except`.
+pub fn copy_tree_except(from: &Path, to: &Path, links: bool, except: &[&str]) -> io::Result<()> {
     fs::create_dir(to)?;
     for e in fs::read_dir(from)? {
         let e = e?;
+        if except.iter().any(|x| e.file_name() == *x) {
+            continue;
+        }
         let ft = e.file_type()?;
         let dest = to.join(e.file_name());
         if ft.is_dir() {

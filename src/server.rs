@@ -58,6 +58,8 @@ pub struct PlatformRecord {
 
 /// The name of the record file inside a built platform.
 pub const PLATFORM_RECORD: &str = ".hoist-platform.yaml";
+/// A site's settings file, in its directory.
+pub const SETTINGS_FILE: &str = "settings.yaml";
 
 /// The local server: everything under one root directory.
 #[derive(Debug, Clone)]
@@ -165,7 +167,7 @@ impl LocalServer {
         platform: &PlatformName,
         domain: &Domain,
     ) -> Result<(SettingsFile, String), ServerError> {
-        let path = self.site_dir(platform, domain).join("settings.yaml");
+        let path = self.site_dir(platform, domain).join(SETTINGS_FILE);
         let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
         let s: SettingsFile = serde_yaml::from_str(&text)
             .map_err(|e| ServerError::Invalid(format!("{}: {e}", path.display())))?;

@@ -320,6 +320,13 @@ impl TaskRun {
         self.rec.log.push(format!("{} {line}", now()));
     }
 
+    /// Records a fact that is written with the next save: for facts that
+    /// only a later, noted action makes matter (the next [`TaskRun::note`]
+    /// carries them to disk before that action).
+    pub fn remember(&mut self, key: &str, value: impl Into<serde_json::Value>) {
+        self.rec.journal.insert(key.into(), value.into());
+    }
+
     /// Records a fact for rollback and recovery, and saves.
     pub fn note(&mut self, key: &str, value: impl Into<serde_json::Value>) -> std::io::Result<()> {
         self.rec.journal.insert(key.into(), value.into());

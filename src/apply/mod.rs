@@ -202,12 +202,14 @@ pub fn apply(plan: &Plan, inv: &Inventory, servers: &Servers, opts: &ApplyOption
             }
             progress.started(&what);
             let run = std::panic::AssertUnwindSafe(|| site::run(s, inv, servers, opts, what));
-            record(std::panic::catch_unwind(run).unwrap_or_else(|_| TaskOutcome {
-                id: None,
-                what: format!("{} {}", s.action.as_str(), s.name),
-                result: TaskResult::Failed,
-                message: Some("the task panicked".into()),
-            }));
+            record(
+                std::panic::catch_unwind(run).unwrap_or_else(|_| TaskOutcome {
+                    id: None,
+                    what: format!("{} {}", s.action.as_str(), s.name),
+                    result: TaskResult::Failed,
+                    message: Some("the task panicked".into()),
+                }),
+            );
         };
         std::thread::scope(|scope| {
             for _ in 1..workers.min(wave.len()) {

@@ -18,7 +18,7 @@ use crate::inventory::Inventory;
 use crate::names::{Domain, Name, PlatformName};
 use crate::plan::{Endpoint, SiteAction, SitePlan};
 use crate::render::{self, SettingsFile, SiteConfig};
-use crate::server::{io_err, LocalServer, ServerError, Servers};
+use crate::server::{io_err, LocalServer, ServerError, Servers, SETTINGS_FILE};
 use crate::task::{TaskKind, TaskRecord, TaskResult, TaskRun};
 
 /// Journal keys: the facts an undo or a recovery reads back.
@@ -199,8 +199,8 @@ fn observe_fresh(
             }
         }
         let (settings, _) = srv.read_settings(&at.platform, &at.domain).map_err(txt)?;
-        run.note(key::OLD_DB, settings.database.name.clone())
-            .map_err(txt)?;
+        // Read-only so far: the first noted change carries this to disk.
+        run.remember(key::OLD_DB, settings.database.name.clone());
         Ok((obs, settings))
     })
 }
@@ -263,8 +263,10 @@ fn take_backup(
             .unwrap_or(&made.info.path)
             .display()
             .to_string();
+        // Recorded with the next save: no undo needs the archive, which is
+        // kept in any case.
         run.rec.backup = Some(rel.clone());
-        run.note("backup", rel.clone()).map_err(txt)?;
+        run.remember("backup", rel.clone());
         run.log(format!("backup {rel} ({} bytes)", made.info.bytes));
         for sk in &made.skipped {
             warnings.push(format!("backup left out {}: {}", sk.path, sk.reason));
@@ -363,19 +365,30 @@ fn run_updates(
     Ok(warnings)
 }
 
-/// The deploy's database: a new database and user holding a copy of the
-/// old one (SQLite's online backup gives the rows a dump and import would).
-fn copy_database(
+/// The deploy of a migrate or clone: a new database and user holding a
+/// copy of the old one (SQLite's online backup gives the rows a dump and
+/// import would), and a copy of the site directory (links copied as links,
+/// never followed). Both are journaled, in one write, before either is
+/// made, so an undo removes them.
+fn deploy_copy(
     run: &mut TaskRun,
     srv: &LocalServer,
     old: &SettingsFile,
     new_db: &str,
+    from: &Path,
+    to: &Path,
 ) -> Result<Credentials, String> {
+    run.remember(key::COPIED_DIR, to.display().to_string());
     run.note(key::NEW_DB, new_db).map_err(txt)?;
     let creds = srv.db().create(new_db).map_err(txt)?;
     let mut new = srv.db().open_staged(new_db, &creds).map_err(txt)?;
     open_db(srv, old)?.copy_into(&mut new).map_err(txt)?;
     crate::failpoint::hit("deploy-inside", crate::failpoint::When::Before)?;
+    fsutil::create_dir_all(to.parent().expect("site dirs have a parent")).map_err(txt)?;
+    // The settings are not copied: the verify step writes the new site's
+    // own, and a file copied only to be replaced costs a create and a delete.
+    fsutil::copy_tree_except(from, to, true, &[SETTINGS_FILE])
+        .map_err(|e| format!("copying the site directory: {e}"))?;
     Ok(creds)
 }
 
@@ -390,23 +403,14 @@ fn move_database(
     old_dir: &Path,
     new_dir: &Path,
 ) -> Result<Credentials, String> {
+    run.remember(key::DB_MOVED, true);
+    run.remember(key::MOVED_DIR, true);
     run.note(key::NEW_DB, new_db).map_err(txt)?;
-    run.note(key::DB_MOVED, true).map_err(txt)?;
-    run.note(key::MOVED_DIR, true).map_err(txt)?;
     let creds = srv.db().move_to(&old.database.name, new_db).map_err(txt)?;
     crate::failpoint::hit("deploy-inside", crate::failpoint::When::Before)?;
     std::fs::rename(old_dir, new_dir)
         .map_err(|e| format!("moving {} to {}: {e}", old_dir.display(), new_dir.display()))?;
     Ok(creds)
-}
-
-/// The deploy's site directory: a copy (links copied as links, never
-/// followed), journaled so an undo removes it.
-fn copy_site_dir(run: &mut TaskRun, from: &Path, to: &Path) -> Result<(), String> {
-    run.note(key::COPIED_DIR, to.display().to_string())
-        .map_err(txt)?;
-    fsutil::create_dir_all(to.parent().expect("site dirs have a parent")).map_err(txt)?;
-    fsutil::copy_tree(from, to, true).map_err(|e| format!("copying the site directory: {e}"))
 }
 
 /// Steps 4 to 6 on a deployed database: pending updates (when `update`),
@@ -665,9 +669,7 @@ fn move_site(
                 if same_platform {
                     move_database(run, srv, &settings, &new_db, &old_dir, &new_dir)
                 } else {
-                    let creds = copy_database(run, srv, &settings, &new_db)?;
-                    copy_site_dir(run, &old_dir, &new_dir)?;
-                    Ok(creds)
+                    deploy_copy(run, srv, &settings, &new_db, &old_dir, &new_dir)
                 }
             })?;
             let mut db = open_new(srv, &new_db, &creds, "update")?;
@@ -677,7 +679,7 @@ fn move_site(
                     let saved = new_dir.join(".hoist-old-settings.yaml");
                     run.note(key::SAVED_SETTINGS, saved.display().to_string())
                         .map_err(txt)?;
-                    std::fs::copy(new_dir.join("settings.yaml"), &saved).map_err(txt)?;
+                    std::fs::copy(new_dir.join(SETTINGS_FILE), &saved).map_err(txt)?;
                     fsutil::set_private(&saved).map_err(txt)?;
                 }
                 save_old_vhost(run, srv, &from.domain)?;
@@ -722,7 +724,7 @@ fn undo_move(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
     let new_dir = srv.site_dir(&to.platform, &to.domain);
     if let Some(saved) = path_of(rec, key::SAVED_SETTINGS) {
         if saved.exists() {
-            let _ = std::fs::rename(&saved, new_dir.join("settings.yaml"));
+            let _ = std::fs::rename(&saved, new_dir.join(SETTINGS_FILE));
         }
     }
     restore_vhost(srv, rec, &from.domain, Some(&to.domain));
@@ -856,9 +858,8 @@ fn clone(
                 Some(keep),
             )?);
             let creds = step(run, "deploy", |run| {
-                let creds = copy_database(run, srv, &settings, &new_db)?;
-                copy_site_dir(run, &srv.site_dir(&from.platform, &from.domain), &new_dir)?;
-                Ok::<_, String>(creds)
+                let old_dir = srv.site_dir(&from.platform, &from.domain);
+                deploy_copy(run, srv, &settings, &new_db, &old_dir, &new_dir)
             })?;
             let mut db = open_new(srv, &new_db, &creds, "update")?;
             let vars = [("site_name", cfg.site.as_str()), ("maintenance_mode", "0")];
@@ -969,7 +970,7 @@ fn rerender(
                 let saved = dir.join(".hoist-old-settings.yaml");
                 run.note(key::SAVED_SETTINGS, saved.display().to_string())
                     .map_err(txt)?;
-                std::fs::copy(dir.join("settings.yaml"), &saved).map_err(txt)?;
+                std::fs::copy(dir.join(SETTINGS_FILE), &saved).map_err(txt)?;
                 fsutil::set_private(&saved).map_err(txt)?;
                 let mut c = cfg.clone();
                 c.db_name = Some(settings.database.name.clone());
@@ -1088,7 +1089,7 @@ fn undo_rerender(srv: &LocalServer, rec: &TaskRecord) {
         if saved.exists() {
             let _ = std::fs::rename(
                 &saved,
-                srv.site_dir(&at.platform, &at.domain).join("settings.yaml"),
+                srv.site_dir(&at.platform, &at.domain).join(SETTINGS_FILE),
             );
         }
     }
@@ -1264,7 +1265,7 @@ pub fn restore(
                     let saved = site_dir.join(".hoist-old-settings.yaml");
                     run.note(key::SAVED_SETTINGS, saved.display().to_string())
                         .map_err(txt)?;
-                    std::fs::copy(site_dir.join("settings.yaml"), &saved).map_err(txt)?;
+                    std::fs::copy(site_dir.join(SETTINGS_FILE), &saved).map_err(txt)?;
                     fsutil::set_private(&saved).map_err(txt)?;
                 }
                 save_old_vhost(run, srv, &at.domain)?;
@@ -1302,7 +1303,7 @@ fn undo_restore(srv: &LocalServer, rec: &TaskRecord) {
         }
     }
     if let Some(saved) = path_of(rec, key::SAVED_SETTINGS).filter(|p| p.exists()) {
-        let _ = std::fs::rename(&saved, site_dir.join("settings.yaml"));
+        let _ = std::fs::rename(&saved, site_dir.join(SETTINGS_FILE));
     }
     restore_vhost(srv, rec, &at.domain, None);
     if let Some(staged) = path_of(rec, key::EXTRACTED_DIR) {
