@@ -11,7 +11,8 @@
 //! migrations, parallel 1 against 2), `status-commit`, `watch`. Data is
 //! generated under a temporary directory (`HOIST_BENCH_DIR` to choose
 //! where) and removed at the end (`--keep` keeps it). Each figure is the
-//! median of `--runs` runs; hoist and its baseline alternate run by run.
+//! median of `--runs` runs (at least 5 for `parallel` and `watch`); hoist
+//! and its baseline alternate run by run.
 //! The result table is printed at the end, in Markdown.
 
 mod gen;
@@ -204,7 +205,9 @@ fn main() {
         let dir = base.join("parallel");
         let p2 = parallel_fleet(&dir);
         if want("parallel") {
-            rows.extend(parallel(&dir, a.runs));
+            // Two short runs a pair, on a shared disk: more pairs steady
+            // the median.
+            rows.extend(parallel(&dir, a.runs.max(5)));
         }
         if want("watch") {
             rows.extend(watch(&p2, &dir, a.runs.max(5)));
@@ -376,7 +379,8 @@ fn status_commit(inv: &Path, dir: &Path, runs: usize) -> Vec<Row> {
         name: "hoist".into(),
         email: "hoist@localhost".into(),
     };
-    let (mut h, mut g, mut w) = (vec![], vec![], vec![]);
+    // Per run: hoist's write and commit, the baseline's write and add+commit.
+    let (mut hw, mut hc, mut gw, mut gc) = (vec![], vec![], vec![], vec![]);
     for r in 0..runs {
         // Every site's last task changed: 10,000 changed files.
         let set = gen::status_set(inv, &OFFLINE, r as u32 + 1);
@@ -384,12 +388,14 @@ fn status_commit(inv: &Path, dir: &Path, runs: usize) -> Vec<Row> {
         let msg = hoist::status::commit_message(None, &set);
         let t = Instant::now();
         let changed = hoist::status::write(&a, &files).unwrap();
+        hw.push(secs(t.elapsed()));
+        let t = Instant::now();
         let c = hoist::gitops::commit_status(&a, &files, &author, &msg).unwrap();
-        let hd = t.elapsed();
+        hc.push(secs(t.elapsed()));
         assert!(c.is_some() && changed.len() >= OFFLINE.sites);
         let t = Instant::now();
         gen::write_status_plain(&b, &set);
-        w.push(secs(t.elapsed()));
+        gw.push(secs(t.elapsed()));
         let m1 = sh(
             &format!("cd {} && git add -A", b.display()),
             &logs,
@@ -403,24 +409,37 @@ fn status_commit(inv: &Path, dir: &Path, runs: usize) -> Vec<Row> {
             &logs,
             &format!("git-commit-{r}"),
         );
-        h.push(secs(hd));
-        g.push(secs(m1.wall + m2.wall));
+        gc.push(secs(m1.wall + m2.wall));
     }
+    let sum = |x: &[f64], y: &[f64]| x.iter().zip(y).map(|(a, b)| a + b).collect::<Vec<_>>();
+    let (mut ht, mut gt) = (sum(&hw, &hc), sum(&gw, &gc));
     say(format!(
-        "status commit: hoist {} s, git add+commit {} s (plain writes before it {} s)",
-        fmt_runs(&h),
-        fmt_runs(&g),
-        fmt_runs(&w)
+        "status commit: hoist commit {} s, git add+commit {} s; writing the files first: hoist {} s, plain writes {} s",
+        fmt_runs(&hc),
+        fmt_runs(&gc),
+        fmt_runs(&hw),
+        fmt_runs(&gw)
     ));
-    let (h, g, w) = (median(&mut h), median(&mut g), median(&mut w));
-    vec![Row {
-        scenario: format!("status commit of 10,000 changed status files (library: `status::write` + `gitops::commit_status`; the baseline's files were written beforehand, in {w:.2} s, untimed)"),
-        hoist: format!("{h:.2} s"),
-        baseline: format!("`git add -A && git commit` {g:.2} s"),
-        ratio: format!("{:.2}", h / g),
-        target: "<= 1.0".into(),
-        met: h <= g,
-    }]
+    let (c_h, c_g) = (median(&mut hc), median(&mut gc));
+    let (t_h, t_g) = (median(&mut ht), median(&mut gt));
+    vec![
+        Row {
+            scenario: "status commit of 10,000 changed status files, from the same changed tree (library: `gitops::commit_status`)".into(),
+            hoist: format!("{c_h:.2} s"),
+            baseline: format!("`git add -A && git commit` {c_g:.2} s"),
+            ratio: format!("{:.2}", c_h / c_g),
+            target: "<= 1.0".into(),
+            met: c_h <= c_g,
+        },
+        Row {
+            scenario: "the same, with writing the 10,000 files first (`status::write`, atomic replace; the baseline writes them in place)".into(),
+            hoist: format!("{t_h:.2} s"),
+            baseline: format!("write + `git add -A && git commit` {t_g:.2} s"),
+            ratio: format!("{:.2}", t_h / t_g),
+            target: "<= 1.0".into(),
+            met: t_h <= t_g,
+        },
+    ]
 }
 
 // ---------------------------------------------------------------------------
