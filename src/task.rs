@@ -185,12 +185,29 @@ pub struct TaskRun {
     written: Instant,
     /// The record's file, open for appending, once this run has written it.
     file: Option<File>,
+    /// Whether the file and its directory entry have been synced.
+    durable: bool,
 }
 
 impl TaskRun {
     /// Starts a task and writes its first record, synced, once `init` has
     /// filled in what else the record says from the start.
     pub fn start(
+        tasks_dir: &Path,
+        kind: TaskKind,
+        site: Option<SiteName>,
+        platform: Option<Name>,
+        init: impl FnOnce(&mut TaskRecord),
+    ) -> std::io::Result<TaskRun> {
+        let mut run = Self::start_noted(tasks_dir, kind, site, platform, init)?;
+        run.make_durable()?;
+        Ok(run)
+    }
+
+    /// [`TaskRun::start`] for a task that notes a fact before every change it
+    /// makes (site tasks): its first record is written but not synced; the
+    /// first [`TaskRun::note`] syncs it, before anything has changed.
+    pub fn start_noted(
         tasks_dir: &Path,
         kind: TaskKind,
         site: Option<SiteName>,
@@ -242,6 +259,7 @@ impl TaskRun {
             step_start: None,
             written: Instant::now(),
             file: None,
+            durable: false,
         };
         init(&mut run.rec);
         // A new file, written in place: until this record exists the task
@@ -253,8 +271,6 @@ impl TaskRun {
             .mode(0o644)
             .open(&run.path)?;
         f.write_all(&run.pretty()?)?;
-        f.sync_all()?;
-        fsutil::sync_dir(tasks_dir)?;
         run.file = Some(f);
         Ok(run)
     }
@@ -268,7 +284,24 @@ impl TaskRun {
             step_start: None,
             written: Instant::now(),
             file: None,
+            durable: true,
         }
+    }
+
+    /// Syncs the record's file and, the first time, its directory entry.
+    fn make_durable(&mut self) -> std::io::Result<()> {
+        let Some(f) = &self.file else {
+            return Ok(());
+        };
+        if self.durable {
+            return f.sync_data();
+        }
+        f.sync_all()?;
+        if let Some(dir) = self.path.parent() {
+            fsutil::sync_dir(dir)?;
+        }
+        self.durable = true;
+        Ok(())
     }
 
     /// Writes the record, synced.
@@ -292,7 +325,7 @@ impl TaskRun {
                 line.push(b'\n');
                 f.write_all(&line)?;
                 if synced {
-                    f.sync_data()?;
+                    self.make_durable()?;
                 }
             }
             None => {

@@ -120,7 +120,7 @@ fn start(
     s: &SitePlan,
     opts: &ApplyOptions,
 ) -> Result<TaskRun, ServerError> {
-    TaskRun::start(&srv.tasks_dir(), kind, Some(s.name.clone()), None, |rec| {
+    TaskRun::start_noted(&srv.tasks_dir(), kind, Some(s.name.clone()), None, |rec| {
         rec.from = s.from.clone();
         rec.to = s.to.clone();
         rec.commit = opts.commit.clone();
@@ -478,16 +478,21 @@ fn scan_platform(srv: &LocalServer, p: &PlatformName) -> Result<(PathBuf, Codeba
     Ok((dir, cb))
 }
 
+/// Notes the vhost of `domain` as it is (null: none), before it is
+/// replaced; once only.
 fn save_old_vhost(run: &mut TaskRun, srv: &LocalServer, domain: &Domain) -> Result<(), String> {
     if run.rec.journal.contains_key(key::OLD_VHOST) {
         return Ok(());
     }
-    let old = std::fs::read_to_string(srv.vhost_path(domain)).ok();
-    run.note(
-        key::OLD_VHOST,
-        old.map(Value::String).unwrap_or(Value::Null),
-    )
-    .map_err(txt)
+    run.note(key::OLD_VHOST, old_vhost(srv, domain))
+        .map_err(txt)
+}
+
+fn old_vhost(srv: &LocalServer, domain: &Domain) -> Value {
+    std::fs::read_to_string(srv.vhost_path(domain))
+        .ok()
+        .map(Value::String)
+        .unwrap_or(Value::Null)
 }
 
 fn restore_vhost(srv: &LocalServer, rec: &TaskRecord, old: &Domain, new: Option<&Domain>) {
@@ -666,6 +671,11 @@ fn move_site(
             // database from the backup just taken. A move to another
             // platform deploys a copy.
             let creds = step(run, "deploy", |run| {
+                // The old vhost rides along with the deploy's note, so the
+                // verify step need not write the journal again before
+                // replacing it (nothing changes it in between: the server
+                // is locked).
+                run.remember(key::OLD_VHOST, old_vhost(srv, &from.domain));
                 if same_platform {
                     move_database(run, srv, &settings, &new_db, &old_dir, &new_dir)
                 } else {
@@ -1125,7 +1135,7 @@ fn start_explicit(
     at: &Endpoint,
     commit: Option<String>,
 ) -> Result<TaskRun, ServerError> {
-    TaskRun::start(&srv.tasks_dir(), kind, Some(site.clone()), None, |rec| {
+    TaskRun::start_noted(&srv.tasks_dir(), kind, Some(site.clone()), None, |rec| {
         rec.from = Some(at.clone());
         rec.to = Some(at.clone());
         rec.commit = commit;
