@@ -87,7 +87,9 @@ fn fixture() -> Fixture {
     write_mode(&f.join("run.sh"), b"#!/bin/sh\necho hi\n", 0o755);
     write_mode(&f.join("empty"), b"", 0o640);
     write_mode(&f.join("100% done.txt"), b"percent", 0o644);
-    let big: Vec<u8> = (0..3_000_000u32)
+    // Big enough (with its neighbours) for an archive of several gzip
+    // members, compressed on several threads.
+    let big: Vec<u8> = (0..10_000_000u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
     write_mode(&f.join("sub/deep/big.bin"), &big, 0o600);
@@ -172,10 +174,23 @@ fn tree(dir: &Path) -> BTreeMap<PathBuf, (char, u32, Vec<u8>)> {
 
 fn gunzip(p: &Path) -> Vec<u8> {
     let mut v = Vec::new();
-    flate2::read::GzDecoder::new(fs::File::open(p).unwrap())
+    flate2::read::MultiGzDecoder::new(fs::File::open(p).unwrap())
         .read_to_end(&mut v)
         .unwrap();
     v
+}
+
+/// Where each gzip member of a file ends.
+fn member_ends(p: &Path) -> Vec<u64> {
+    use std::io::{BufRead, Seek};
+    let mut r = std::io::BufReader::new(fs::File::open(p).unwrap());
+    let mut ends = Vec::new();
+    while !r.fill_buf().unwrap().is_empty() {
+        let mut d = flate2::bufread::GzDecoder::new(&mut r);
+        std::io::copy(&mut d, &mut std::io::sink()).unwrap();
+        ends.push(r.stream_position().unwrap());
+    }
+    ends
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -221,7 +236,7 @@ fn round_trip_restores_every_row_file_and_mode() {
     );
     assert_eq!(
         fs::read(dest.join("files/dir-link/big.bin")).unwrap().len(),
-        3_000_000
+        10_000_000
     );
     let root_mode = fs::metadata(&dest).unwrap().permissions().mode() & 0o777;
     let src_mode = fs::metadata(fx.site_dir()).unwrap().permissions().mode() & 0o777;
@@ -364,6 +379,10 @@ fn gnu_tar_lists_and_extracts_a_backup() {
         .status()
         .unwrap();
     assert!(st.success());
+    assert!(
+        member_ends(&c.info.path).len() > 1,
+        "several gzip members, and GNU tar reads them as one stream"
+    );
     assert_eq!(tree(&x.join("site")), expected_tree(&fx));
     let mut dump = Vec::new();
     fx.db.dump(&mut dump).unwrap();
@@ -993,4 +1012,24 @@ fn damaged_archives_give_clear_errors_never_a_panic() {
     fs::write(&a, &good[..good.len() / 2]).unwrap();
     let e = assert_refused(&work, &outside, &a);
     assert!(e.to_string().contains("truncated"), "{e}");
+}
+
+#[test]
+fn an_archive_cut_between_two_gzip_members_is_refused() {
+    let fx = fixture();
+    let c = make(&fx);
+    let ends = member_ends(&c.info.path);
+    assert!(ends.len() > 1, "{ends:?}");
+    let whole = fs::read(&c.info.path).unwrap();
+    assert_eq!(*ends.last().unwrap(), whole.len() as u64);
+    let (work, outside) = (fx.base.join("cut"), fx.outside.clone());
+    fs::create_dir_all(&work).unwrap();
+    for end in &ends[..ends.len() - 1] {
+        let a = work.join("cut.tar.gz");
+        // Every member whole, the stream valid gzip: only the archive
+        // itself can tell it is short.
+        fs::write(&a, &whole[..*end as usize]).unwrap();
+        let e = assert_refused(&work, &outside, &a);
+        assert!(e.to_string().contains("truncated"), "cut at {end}: {e}");
+    }
 }

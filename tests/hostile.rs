@@ -199,7 +199,7 @@ fn symlinks_out_of_a_site_are_never_followed() {
             .unwrap()
             .flatten()
         {
-            let mut gz = flate2::read::GzDecoder::new(std::fs::File::open(e.path()).unwrap());
+            let mut gz = flate2::read::MultiGzDecoder::new(std::fs::File::open(e.path()).unwrap());
             let mut all = Vec::new();
             std::io::Read::read_to_end(&mut gz, &mut all).unwrap();
             assert!(

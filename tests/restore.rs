@@ -197,7 +197,7 @@ fn hostile_archives_are_refused_with_nothing_written_outside() {
         Vec::new(),
         flate2::Compression::fast(),
     ));
-    let mut rd = tar::Archive::new(flate2::read::GzDecoder::new(
+    let mut rd = tar::Archive::new(flate2::read::MultiGzDecoder::new(
         std::fs::File::open(&good).unwrap(),
     ));
     for e in rd.entries().unwrap() {

@@ -145,8 +145,11 @@ fn no_password_reaches_any_output_log_record_status_commit_or_backup() {
         let mut bytes = std::fs::read(&p).unwrap();
         if name.ends_with(".tar.gz") {
             let mut all = Vec::new();
-            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut all)
-                .unwrap();
+            std::io::Read::read_to_end(
+                &mut flate2::read::MultiGzDecoder::new(&bytes[..]),
+                &mut all,
+            )
+            .unwrap();
             bytes = all;
         }
         haystacks.push((name, bytes));
