@@ -262,6 +262,59 @@ fn rename_survives_a_kill_anywhere() {
     });
 }
 
+/// The undo of a rename loads the moved database back from the task's
+/// backup. When that backup is unreadable, the site still comes back online
+/// on its own database (the moved file, moved back), the task fails and
+/// says what happened, and the backup is kept for a person to look at.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_rename_whose_backup_is_damaged_still_gives_the_site_back_its_database() {
+    let f = base();
+    let (old_db, old_password) = settings_of(&f, "shop-1-1", "acme.example.com");
+    f.set_site("acme", "domain", "acme.example.org");
+    let r = f
+        .cmd(&["apply", "--yes"])
+        .env("HOIST_FAILPOINT", "clear-caches:abort")
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), None, "killed");
+    let t = tasks(&f).pop().unwrap();
+    assert_eq!(t["kind"], "rename");
+    let backup = f.host().join(t["backup"].as_str().unwrap());
+    std::fs::write(&backup, b"not a backup any more").unwrap();
+
+    let again = f.run(&["plan"]);
+    assert!(
+        again.stderr.contains("recovered interrupted task"),
+        "{}",
+        again.all()
+    );
+    let t = tasks(&f).pop().unwrap();
+    assert_eq!(t["result"], "failed");
+    let said = t["recovered"].as_str().unwrap();
+    assert!(
+        said.contains("could not load the database back from the backup"),
+        "{said}"
+    );
+    assert!(backup.is_file(), "the backup is kept");
+    assert_eq!(
+        settings_of(&f, "shop-1-1", "acme.example.com"),
+        (old_db.clone(), old_password)
+    );
+    let c =
+        rusqlite::Connection::open(f.host().join(format!("databases/{old_db}.sqlite"))).unwrap();
+    let mode: String = c
+        .query_row(
+            "SELECT value FROM variables WHERE name='maintenance_mode'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(mode, "0", "out of maintenance");
+    let bad = invariants(&f);
+    assert!(bad.is_empty(), "{bad:?}");
+}
+
 #[cfg(feature = "failpoints")]
 #[test]
 fn migrate_rename_survives_a_kill_anywhere() {

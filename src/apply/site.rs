@@ -263,10 +263,8 @@ fn take_backup(
             .unwrap_or(&made.info.path)
             .display()
             .to_string();
-        // Recorded with the next save: no undo needs the archive, which is
-        // kept in any case.
         run.rec.backup = Some(rel.clone());
-        run.remember("backup", rel.clone());
+        run.note("backup", rel.clone()).map_err(txt)?;
         run.log(format!("backup {rel} ({} bytes)", made.info.bytes));
         for sk in &made.skipped {
             warnings.push(format!("backup left out {}: {}", sk.path, sk.reason));
@@ -666,8 +664,9 @@ fn move_site(
             )?);
             // A rename on its own platform moves rather than copies: the
             // directory is renamed, and the database's file becomes the new
-            // database (with a new user), so its time does not grow with
-            // the site's size. An undo moves both back and loads the
+            // database (with a new user), so the deploy's time does not
+            // grow with the site's size (the backup's grows with its
+            // database only). An undo moves both back and loads the
             // database from the backup just taken. A move to another
             // platform deploys a copy.
             let creds = step(run, "deploy", |run| {
@@ -752,7 +751,8 @@ fn undo_move(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
         Ok(())
     };
     if let Some(db) = rec.journal.get(key::NEW_DB).and_then(Value::as_str) {
-        if reloaded.is_ok() || !rec.journal.contains_key(key::DB_MOVED) {
+        // A moved database whose file could not be moved back keeps it.
+        if !(rec.journal.contains_key(key::DB_MOVED) && srv.db().exists(db)) {
             let _ = srv.db().drop_database(db);
         }
     }
