@@ -716,7 +716,7 @@ fn cmd_status(cli: &Cli, live: bool) -> Result<u8> {
         let plan = make_plan(&inv, &actual, vec![], false, Mode::Live);
         let mut tasks = Vec::new();
         for s in servers.by_name.values() {
-            tasks.extend(task::list(&s.tasks_dir()));
+            tasks.extend(task::latest(&s.tasks_dir()));
         }
         tasks.sort_by(|a, b| a.id.cmp(&b.id));
         status::build(&plan, &actual, &tasks, inv.commit.as_deref())

@@ -8,7 +8,7 @@
 //! Building, rendering and parsing them is pure; [`write`], [`read`] and
 //! [`record`] are the shell around it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -308,11 +308,18 @@ pub fn build(
     commit: Option<&str>,
 ) -> StatusSet {
     let mut set = StatusSet::default();
+    // The last task of each site and platform, in one pass.
+    let mut of_site = HashMap::new();
+    let mut of_platform = HashMap::new();
+    for t in tasks {
+        match (&t.site, &t.platform) {
+            (Some(s), _) => of_site.insert(s, t),
+            (None, Some(p)) => of_platform.insert(p, t),
+            (None, None) => None,
+        };
+    }
     for s in &plan.sites {
-        let last = tasks
-            .iter()
-            .rev()
-            .find(|t| t.site.as_ref() == Some(&s.name));
+        let last = of_site.get(&s.name).copied();
         set.sites.insert(
             s.name.clone(),
             SiteStatus {
@@ -328,10 +335,7 @@ pub fn build(
         );
     }
     for p in &plan.platforms {
-        let last = tasks
-            .iter()
-            .rev()
-            .find(|t| t.site.is_none() && t.platform.as_ref() == Some(&p.name));
+        let last = of_platform.get(&p.name).copied();
         set.platforms.insert(
             p.name.clone(),
             PlatformStatus {
@@ -729,7 +733,7 @@ pub fn record(inv: &Inventory, servers: &Servers) -> Result<Recorded, StatusErro
     let plan = plan::plan(inv, &actual, &opts);
     let mut tasks = Vec::new();
     for s in servers.by_name.values() {
-        tasks.extend(task::list(&s.tasks_dir()));
+        tasks.extend(task::latest(&s.tasks_dir()));
     }
     tasks.sort_by(|a, b| a.id.cmp(&b.id));
     let mut set = build(&plan, &actual, &tasks, inv.commit.as_deref());

@@ -83,6 +83,33 @@ impl TaskKind {
             TaskKind::Restore => "restore",
         }
     }
+
+    /// Every kind.
+    pub const ALL: [TaskKind; 13] = [
+        TaskKind::Build,
+        TaskKind::DeletePlatform,
+        TaskKind::Install,
+        TaskKind::Clone,
+        TaskKind::Migrate,
+        TaskKind::Rename,
+        TaskKind::MigrateRename,
+        TaskKind::Enable,
+        TaskKind::Disable,
+        TaskKind::Verify,
+        TaskKind::Delete,
+        TaskKind::Backup,
+        TaskKind::Restore,
+    ];
+
+    /// The kind as it stands in a task id (`+` is not used in file names).
+    fn in_id(self) -> String {
+        self.as_str().replace('+', "-")
+    }
+
+    /// Whether tasks of this kind work on a platform rather than a site.
+    fn on_platform(self) -> bool {
+        matches!(self, TaskKind::Build | TaskKind::DeletePlatform)
+    }
 }
 
 /// How a task ended (or that it has not).
@@ -233,7 +260,7 @@ impl TaskRun {
             .unwrap_or_default();
         let id = format!(
             "{stamp}-{}-{target}-{:04x}",
-            kind.as_str().replace('+', "-"),
+            kind.in_id(),
             rand::rng().random::<u16>()
         );
         let path = tasks_dir.join(format!("{id}.json"));
@@ -445,6 +472,72 @@ pub fn list(tasks_dir: &Path) -> Vec<TaskRecord> {
     read_records(tasks_dir, |_| true)
 }
 
+/// What a task works on: a site, or a platform (their names may be alike).
+type Target = (bool, String);
+
+/// The targets a task file's name can stand for: its id is
+/// `<stamp>-<kind>-<target>-<4 hex>`, and a kind and a name can both hold
+/// `-` (`migrate-rename-x` is a migrate of `rename-x` or a migrate+rename
+/// of `x`), so there may be two. None for a name of another form.
+fn targets_in_name(name: &str) -> Vec<Target> {
+    const STAMP: usize = "20260101T000000.000-".len();
+    let Some(rest) = name
+        .strip_suffix(".json")
+        .and_then(|n| n.get(STAMP..))
+        .and_then(|n| n.get(..n.len().checked_sub(5)?))
+    else {
+        return vec![];
+    };
+    TaskKind::ALL
+        .iter()
+        .filter_map(|k| {
+            let t = rest.strip_prefix(&k.in_id())?.strip_prefix('-')?;
+            Some((k.on_platform(), t.to_string()))
+        })
+        .collect()
+}
+
+/// The newest record of each site and of each platform on a server,
+/// oldest first: what status files tell. File names are read newest first,
+/// and a record is parsed only when its name can stand for a site or
+/// platform not met yet, so a server's long history costs a directory
+/// listing, not a parse of every record. Records that are unreadable are
+/// skipped, as [`list`] skips them.
+pub fn latest(tasks_dir: &Path) -> Vec<TaskRecord> {
+    let mut names: Vec<String> = std::fs::read_dir(tasks_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".json") && !n.starts_with('.'))
+        .collect();
+    names.sort_unstable_by(|a, b| b.cmp(a));
+    let mut met = std::collections::HashSet::<Target>::new();
+    let mut out = Vec::new();
+    for name in names {
+        let candidates = targets_in_name(&name);
+        if !candidates.is_empty() && candidates.iter().all(|t| met.contains(t)) {
+            continue;
+        }
+        let Some(rec) = std::fs::read(tasks_dir.join(&name))
+            .ok()
+            .and_then(|b| parse(&b))
+        else {
+            continue;
+        };
+        let target = match (&rec.site, &rec.platform) {
+            (Some(s), _) => (false, s.to_string()),
+            (None, Some(p)) => (true, p.to_string()),
+            (None, None) => continue,
+        };
+        if met.insert(target) {
+            out.push(rec);
+        }
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    out
+}
+
 /// The task records on a server still marked running (those a killed
 /// hoist left), oldest first. Every hoist command looks for them, so records
 /// are parsed only when their text says `running` somewhere: a server with
@@ -524,6 +617,57 @@ mod tests {
         assert_eq!(rec.steps.len(), 2);
         assert!(running(dir.path()).is_empty());
         assert_eq!(list(dir.path()), vec![rec]);
+    }
+
+    #[test]
+    fn latest_parses_only_the_newest_record_of_each_site_and_platform() {
+        let scratch = tempfile::tempdir().unwrap();
+        let template = TaskRun::start(scratch.path(), TaskKind::Migrate, None, None, |_| {})
+            .unwrap()
+            .rec;
+        let dir = tempfile::tempdir().unwrap();
+        let put = |stamp: &str, kind: TaskKind, site: Option<&str>, platform: Option<&str>| {
+            let mut rec = template.clone();
+            let target = site.or(platform).unwrap();
+            rec.id = format!("{stamp}-{}-{target}-00aa", kind.in_id());
+            rec.kind = kind;
+            rec.site = site.map(|s| SiteName::new(s).unwrap());
+            rec.platform = platform.map(|p| Name::new(p).unwrap());
+            let path = dir.path().join(format!("{}.json", rec.id));
+            std::fs::write(path, serde_json::to_vec(&rec).unwrap()).unwrap();
+            rec.id
+        };
+        let old_x = put("20260101T000000.000", TaskKind::Install, Some("x"), None);
+        let new_x = put(
+            "20260102T000000.000",
+            TaskKind::MigrateRename,
+            Some("x"),
+            None,
+        );
+        // Its name reads as a migrate+rename of x too: still found.
+        let rx = put(
+            "20260101T120000.000",
+            TaskKind::Migrate,
+            Some("rename-x"),
+            None,
+        );
+        let px = put("20260103T000000.000", TaskKind::Build, None, Some("x"));
+        let y = put("20260101T000000.000", TaskKind::Install, Some("y"), None);
+        // Older records of a site met already are never read: garbage there
+        // changes nothing. A newest record that does not parse is skipped.
+        std::fs::write(dir.path().join(format!("{old_x}.json")), b"garbage").unwrap();
+        std::fs::write(
+            dir.path().join("20260105T000000.000-install-y-00bb.json"),
+            b"{\"torn",
+        )
+        .unwrap();
+        let ids: Vec<String> = latest(dir.path()).into_iter().map(|r| r.id).collect();
+        assert_eq!(ids, vec![y, rx, new_x, px]);
+        assert_eq!(
+            targets_in_name("20260102T000000.000-migrate-rename-x-00aa.json"),
+            vec![(false, "rename-x".to_string()), (false, "x".to_string())]
+        );
+        assert!(targets_in_name("notes.json").is_empty());
     }
 
     #[test]
