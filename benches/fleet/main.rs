@@ -6,6 +6,8 @@
 //! cargo bench --bench fleet -- --runs 5 --only offline,backup
 //! ```
 //!
+//! Between scenarios the suite syncs and waits 31 s (see `remove_scenario`).
+//!
 //! Scenarios: `offline`, `live`, `big` (backup, migrate, rename of a site
 //! with 500 MB of files and a 100 MB database), `parallel` (200 small
 //! migrations, parallel 1 against 2), `status-commit`, `watch`. Data is
@@ -189,17 +191,17 @@ fn main() {
         if want("status-commit") {
             rows.extend(status_commit(&inv, &dir, a.runs));
         }
-        remove(&dir, a.keep);
+        remove_scenario(&dir, a.keep);
     }
     if want("live") {
         let dir = base.join("live");
         rows.extend(live(&dir, a.runs));
-        remove(&dir, a.keep);
+        remove_scenario(&dir, a.keep);
     }
     if want("big") {
         let dir = base.join("big");
         rows.extend(big(&dir, a.runs));
-        remove(&dir, a.keep);
+        remove_scenario(&dir, a.keep);
     }
     if want("parallel") || want("watch") {
         let dir = base.join("parallel");
@@ -212,7 +214,7 @@ fn main() {
         if want("watch") {
             rows.extend(watch(&p2, &dir, a.runs.max(5)));
         }
-        remove(&dir, a.keep);
+        remove_scenario(&dir, a.keep);
     }
     if a.keep {
         let kept = tmp.keep();
@@ -246,6 +248,21 @@ fn remove(dir: &Path, keep: bool) {
         }
     }
 }
+
+/// [`remove`]s a scenario's data, then lets the disk settle, so the next
+/// scenario is not measured on the aftermath of this one: the deleted
+/// gigabytes are flushed and discarded, and ext4 (without a journal, as on
+/// the machine in BENCHMARKS.md) stops skipping the deleted inodes when it
+/// makes new files, 30 s after the deletion.
+fn remove_scenario(dir: &Path, keep: bool) {
+    remove(dir, keep);
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
+    std::thread::sleep(SETTLE);
+}
+
+/// How long [`remove_scenario`] waits after a scenario's data is gone.
+const SETTLE: Duration = Duration::from_secs(31);
 
 fn logs_dir(dir: &Path) -> PathBuf {
     let l = dir.join("logs");
