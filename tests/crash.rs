@@ -144,7 +144,7 @@ fn crash_at_every_point(name: &str, args: &[&str], points: &[&str], change: impl
     let mut outcomes = BTreeMap::<String, usize>::new();
     for point in points {
         let f = base.duplicate();
-        let r = f.cmd(args).env("HOIST_FAILPOINT", point).output().unwrap();
+        let r = f.with_failpoint(args, point);
         if r.status.code().is_some() {
             problems.push(format!(
                 "{point}: not killed (exit {:?}): {}",
@@ -272,11 +272,7 @@ fn a_rename_whose_backup_is_damaged_still_gives_the_site_back_its_database() {
     let f = base();
     let (old_db, old_password) = settings_of(&f, "shop-1-1", "acme.example.com");
     f.set_site("acme", "domain", "acme.example.org");
-    let r = f
-        .cmd(&["apply", "--yes"])
-        .env("HOIST_FAILPOINT", "clear-caches:abort")
-        .output()
-        .unwrap();
+    let r = f.with_failpoint(&["apply", "--yes"], "clear-caches:abort");
     assert_eq!(r.status.code(), None, "killed");
     let t = tasks(&f).pop().unwrap();
     assert_eq!(t["kind"], "rename");
@@ -540,11 +536,7 @@ fn random_kills_over_many_tasks_never_lose_a_site() {
 fn the_watch_daemon_recovers_what_a_killed_hoist_left() {
     let f = base();
     f.set_site("acme", "platform", "shop-2-0");
-    let r = f
-        .cmd(&["apply", "--yes"])
-        .env("HOIST_FAILPOINT", "update-inside:abort")
-        .output()
-        .unwrap();
+    let r = f.with_failpoint(&["apply", "--yes"], "update-inside:abort");
     assert!(r.status.code().is_none(), "killed");
     let w = f.run(&["watch", "--once"]);
     assert_eq!(w.code, 0, "{}", w.all());

@@ -272,11 +272,7 @@ fn restore_rolls_back_at_every_step() {
             }
             let f = base.duplicate();
             let fp = format!("{step}:{how}");
-            let r = f
-                .cmd(&["restore", "acme"])
-                .env("HOIST_FAILPOINT", &fp)
-                .output()
-                .unwrap();
+            let r = f.with_failpoint(&["restore", "acme"], &fp);
             let out = String::from_utf8_lossy(&r.stdout);
             if r.status.code() != Some(1) || !out.contains("failed   restore acme") {
                 problems.push(format!("{fp}: {out}"));

@@ -38,11 +38,7 @@ fn fail_every_step(name: &str, site: &str, steps: &[&str], change: impl Fn(&Fixt
         for how in ["error", "after"] {
             let f = base.duplicate();
             let fp = format!("{step}:{how}");
-            let r = f
-                .cmd(&["apply", "--yes"])
-                .env("HOIST_FAILPOINT", &fp)
-                .output()
-                .unwrap();
+            let r = f.with_failpoint(&["apply", "--yes"], &fp);
             let out = String::from_utf8_lossy(&r.stdout);
             if r.status.code() != Some(1) {
                 problems.push(format!("{fp}: exit {:?}\n{out}", r.status.code()));
@@ -183,11 +179,7 @@ fn a_failure_removing_the_old_copy_is_a_warning_not_a_rollback() {
     let f = Fixture::example();
     f.apply();
     f.set_site("acme", "platform", "shop-2-0");
-    let r = f
-        .cmd(&["apply", "--yes"])
-        .env("HOIST_FAILPOINT", "remove-old")
-        .output()
-        .unwrap();
+    let r = f.with_failpoint(&["apply", "--yes"], "remove-old");
     let out = String::from_utf8_lossy(&r.stdout);
     assert_eq!(r.status.code(), Some(0), "{out}");
     assert!(

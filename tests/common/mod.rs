@@ -88,6 +88,16 @@ impl Fixture {
         Run::from(self.cmd(args).output().expect("hoist runs"))
     }
 
+    /// Runs `hoist` with `args` and failpoint `point` armed (`step:how`;
+    /// the binary must be built with the `failpoints` feature).
+    #[allow(dead_code)] // not every test file uses failpoints
+    pub fn with_failpoint(&self, args: &[&str], point: &str) -> std::process::Output {
+        self.cmd(args)
+            .env("HOIST_FAILPOINT", point)
+            .output()
+            .expect("hoist runs")
+    }
+
     /// Runs `hoist` and asserts the exit code.
     pub fn ok(&self, args: &[&str], code: i32) -> Run {
         let r = self.run(args);
