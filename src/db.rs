@@ -162,7 +162,8 @@ impl SqliteServer {
 
     /// Writes the user of database `db` (named like it) with a new password,
     /// mode 0600. Not synced: every database hoist creates is staged, and
-    /// [`SiteDb::sync`] writes its user to disk with it before it goes live.
+    /// the task's commit point ([`crate::server::LocalServer::sync_staged`])
+    /// writes its user to disk with it before it goes live.
     fn new_user(&self, db: &str) -> Result<Credentials, DbError> {
         let password = generate_password();
         let salt = generate_password();
@@ -296,7 +297,8 @@ impl SqliteServer {
     /// deploy's copy, a new install, a restore): no journal file and no sync
     /// per transaction, because until its task commits, an interruption
     /// drops the database or loads it anew from a backup anyway. That saves
-    /// a dozen fsyncs and file creations per task. [`SiteDb::sync`] makes it
+    /// a dozen fsyncs and file creations per task. The task's commit point
+    /// ([`crate::server::LocalServer::sync_staged`]) makes it
     /// durable before it goes live.
     pub fn open_staged(&self, db: &str, creds: &Credentials) -> Result<SiteDb, DbError> {
         let s = self.open(db, creds)?;
@@ -380,26 +382,6 @@ impl SiteDb {
     /// The database's name.
     pub fn name(&self) -> &str {
         &self.name
-    }
-
-    /// Writes the database's file, its user and their directory entries to
-    /// disk: what a database opened with [`SqliteServer::open_staged`] needs
-    /// before its task commits.
-    pub fn sync(&self) -> Result<(), DbError> {
-        let io = |source| DbError::Io {
-            db: self.name.clone(),
-            source,
-        };
-        let path = PathBuf::from(self.conn.path().unwrap_or_default());
-        for file in [path.clone(), path.with_extension("user")] {
-            std::fs::File::open(&file)
-                .and_then(|f| f.sync_all())
-                .map_err(io)?;
-        }
-        match path.parent() {
-            Some(dir) => fsutil::sync_dir(dir).map_err(io),
-            None => Ok(()),
-        }
     }
 
     /// Creates hoist's own tables in a new database.

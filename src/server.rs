@@ -60,6 +60,11 @@ pub struct PlatformRecord {
 pub const PLATFORM_RECORD: &str = ".hoist-platform.yaml";
 /// A site's settings file, in its directory.
 pub const SETTINGS_FILE: &str = "settings.yaml";
+/// The copy of a site's settings a task keeps while it replaces them.
+pub const OLD_SETTINGS_FILE: &str = ".hoist-old-settings.yaml";
+
+/// The server's top directories, each of which may be a mount of its own.
+const TOP_DIRS: [&str; 5] = ["platforms", "databases", "vhosts", "backups", "tasks"];
 
 /// The local server: everything under one root directory.
 #[derive(Debug, Clone)]
@@ -111,6 +116,22 @@ impl LocalServer {
     /// Where task journals and logs are kept.
     pub fn tasks_dir(&self) -> PathBuf {
         self.root.join("tasks")
+    }
+
+    /// Makes everything written under the server's root durable: one
+    /// `syncfs` for each filesystem among the root and its top directories
+    /// (those that exist). A task's commit point calls it, so the files it
+    /// staged unsynced are on disk before it notes the commit.
+    pub fn sync_staged(&self) -> std::io::Result<()> {
+        let mut dirs = vec![self.root.clone()];
+        dirs.extend(
+            TOP_DIRS
+                .iter()
+                .map(|d| self.root.join(d))
+                .filter(|d| d.is_dir()),
+        );
+        let refs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
+        crate::fsutil::sync_filesystems(&refs)
     }
 
     /// Builds platform `name` from the codebase in `src`: copied into a

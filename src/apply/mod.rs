@@ -7,7 +7,7 @@ mod site;
 
 pub use recover::{recover, Recovered};
 
-pub use site::{backup_now, new_db_name, restore, write_site_files, write_vhost};
+pub use site::{backup_now, new_db_name, restore};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -18,7 +18,7 @@ use crate::inventory::Inventory;
 use crate::names::{Domain, Name, PlatformName};
 use crate::plan::{Endpoint, SiteAction, SitePlan};
 use crate::render::{self, SettingsFile, SiteConfig};
-use crate::server::{io_err, LocalServer, ServerError, Servers, SETTINGS_FILE};
+use crate::server::{io_err, LocalServer, ServerError, Servers, OLD_SETTINGS_FILE, SETTINGS_FILE};
 use crate::task::{TaskKind, TaskRecord, TaskResult, TaskRun};
 
 /// Journal keys: the facts an undo or a recovery reads back.
@@ -144,8 +144,9 @@ pub fn new_db_name(site: &Name) -> String {
     )
 }
 
-/// Writes a site's files directory, settings (0600) and vhost.
-pub fn write_site_files(
+/// Writes a site's files directory, settings (0600) and vhost, unsynced:
+/// the task's commit point ([`mark_committed`]) makes them durable.
+fn write_site_files(
     srv: &LocalServer,
     cfg: &SiteConfig,
     password: &render::Secret,
@@ -163,22 +164,46 @@ fn write_settings(
     password: &render::Secret,
 ) -> Result<(), ServerError> {
     let sp = srv.settings_path(cfg);
-    fsutil::write_private(&sp, render::settings_file(cfg, password).as_bytes()).map_err(io_err(&sp))
+    fsutil::write_private_unsynced(&sp, render::settings_file(cfg, password).as_bytes())
+        .map_err(io_err(&sp))
 }
 
-/// Renders and writes a site's vhost.
-pub fn write_vhost(srv: &LocalServer, cfg: &SiteConfig) -> Result<(), ServerError> {
+/// Renders and writes a site's vhost, unsynced: the task's commit point
+/// ([`mark_committed`]) makes it durable. An undo before then writes the
+/// old one back from the journal.
+fn write_vhost(srv: &LocalServer, cfg: &SiteConfig) -> Result<(), ServerError> {
     let vp = srv.vhost_path(&cfg.domain);
-    fsutil::write_atomic(&vp, render::vhost(cfg).as_bytes()).map_err(io_err(&vp))
+    fsutil::write_replace(&vp, render::vhost(cfg).as_bytes()).map_err(io_err(&vp))
 }
 
 /// Marks the point of no return: the new state is live, so from here a
-/// failure finishes the task rather than undoing it.
-fn mark_committed(run: &mut TaskRun, after: &str) -> Result<(), StepError> {
-    run.note(key::COMMITTED, true).map_err(|e| StepError {
+/// failure finishes the task rather than undoing it. Everything the task
+/// staged unsynced (a copied site tree, a new database and its user,
+/// settings, vhost, a backup) is made durable first, in one sync per
+/// filesystem: a crash after the mark must find the new site whole, since
+/// recovery then removes the old one.
+fn mark_committed(run: &mut TaskRun, srv: &LocalServer, after: &str) -> Result<(), StepError> {
+    let fail = |message: String| StepError {
         step: after.into(),
-        message: format!("cannot write the task journal: {e}"),
-    })
+        message,
+    };
+    srv.sync_staged()
+        .map_err(|e| fail(format!("cannot sync the server's files: {e}")))?;
+    run.note(key::COMMITTED, true)
+        .map_err(|e| fail(format!("cannot write the task journal: {e}")))
+}
+
+/// Keeps a copy of a site's settings as `.hoist-old-settings.yaml` before
+/// they are replaced, journaled first so an undo puts it back. The copy is
+/// synced before the settings change: it holds the only copy of the site's
+/// database password.
+fn save_old_settings(run: &mut TaskRun, dir: &Path) -> Result<(), String> {
+    let saved = dir.join(OLD_SETTINGS_FILE);
+    run.note(key::SAVED_SETTINGS, saved.display().to_string())
+        .map_err(txt)?;
+    let current = dir.join(SETTINGS_FILE);
+    let text = std::fs::read(&current).map_err(|e| format!("{}: {e}", current.display()))?;
+    fsutil::write_private(&saved, &text).map_err(|e| format!("{}: {e}", saved.display()))
 }
 
 /// Observes the site afresh (never act on a stale comparison) and checks it
@@ -264,7 +289,9 @@ fn take_backup(
             .display()
             .to_string();
         run.rec.backup = Some(rel.clone());
-        run.note("backup", rel.clone()).map_err(txt)?;
+        // Carried to disk by the next note (the deploy's, or the finish):
+        // nothing between here and there needs it after a crash.
+        run.remember("backup", rel.clone());
         run.log(format!("backup {rel} ({} bytes)", made.info.bytes));
         for sk in &made.skipped {
             warnings.push(format!("backup left out {}: {}", sk.path, sk.reason));
@@ -573,7 +600,7 @@ fn install(
                         p.schema()
                     ));
                 }
-                db.sync().map_err(txt)
+                Ok(())
             })?;
             step(run, "write-settings", |run| {
                 run.note(key::COPIED_DIR, site_dir.display().to_string())
@@ -581,7 +608,7 @@ fn install(
                 run.note(key::OLD_VHOST, Value::Null).map_err(txt)?;
                 write_site_files(srv, &cfg, &creds.password).map_err(txt)
             })?;
-            mark_committed(run, "write-settings")?;
+            mark_committed(run, srv, "write-settings")?;
             Ok(vec![])
         },
         |run| rollback(srv, run),
@@ -685,11 +712,7 @@ fn move_site(
             warnings.extend(settle(run, srv, &mut db, &from.domain, &cfg, true, &[])?);
             step(run, "verify", |run| {
                 if same_platform {
-                    let saved = new_dir.join(".hoist-old-settings.yaml");
-                    run.note(key::SAVED_SETTINGS, saved.display().to_string())
-                        .map_err(txt)?;
-                    std::fs::copy(new_dir.join(SETTINGS_FILE), &saved).map_err(txt)?;
-                    fsutil::set_private(&saved).map_err(txt)?;
+                    save_old_settings(run, &new_dir)?;
                 }
                 save_old_vhost(run, srv, &from.domain)?;
                 write_settings(srv, &cfg, &creds.password).map_err(txt)?;
@@ -706,10 +729,9 @@ fn move_site(
                 Ok(())
             })?;
             step(run, "maintenance-off", |_| {
-                db.set_variable("maintenance_mode", "0")?;
-                db.sync()
+                db.set_variable("maintenance_mode", "0")
             })?;
-            mark_committed(run, "maintenance-off")?;
+            mark_committed(run, srv, "maintenance-off")?;
             // Step 9: the new site is live. A failure from here on leaves
             // leftovers, not a broken site: it is a warning.
             if let Err(e) = step(run, "remove-old", |run| finish_move(srv, &run.rec)) {
@@ -793,7 +815,7 @@ fn finish_move(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
     if rec.journal.contains_key(key::COPIED_DIR) {
         fsutil::remove_tree_if_exists(&srv.site_dir(&from.platform, &from.domain)).map_err(txt)?;
     }
-    fsutil::remove_file_if_exists(&new_dir.join(".hoist-old-settings.yaml")).map_err(txt)?;
+    fsutil::remove_file_if_exists(&new_dir.join(OLD_SETTINGS_FILE)).map_err(txt)?;
     if let Some(db) = rec.journal.get(key::OLD_DB).and_then(Value::as_str) {
         srv.db().drop_database(db).map_err(txt)?;
     }
@@ -875,7 +897,6 @@ fn clone(
             let vars = [("site_name", cfg.site.as_str()), ("maintenance_mode", "0")];
             warnings.extend(settle(run, srv, &mut db, &from.domain, &cfg, true, &vars)?);
             step(run, "verify", |run| {
-                db.sync().map_err(txt)?;
                 run.note(key::OLD_VHOST, Value::Null).map_err(txt)?;
                 write_settings(srv, &cfg, &creds.password).map_err(txt)?;
                 write_vhost(srv, &cfg).map_err(txt)?;
@@ -883,7 +904,7 @@ fn clone(
                     .map_err(|e| format!("the clone does not check out: {e}"))?;
                 Ok::<_, String>(())
             })?;
-            mark_committed(run, "verify")?;
+            mark_committed(run, srv, "verify")?;
             Ok(warnings)
         },
         |run| rollback(srv, run),
@@ -977,11 +998,7 @@ fn rerender(
         |run| {
             let (_obs, settings) = observe_fresh(run, srv, &at, s.observed.as_ref())?;
             step(run, "write-settings", |run| {
-                let saved = dir.join(".hoist-old-settings.yaml");
-                run.note(key::SAVED_SETTINGS, saved.display().to_string())
-                    .map_err(txt)?;
-                std::fs::copy(dir.join(SETTINGS_FILE), &saved).map_err(txt)?;
-                fsutil::set_private(&saved).map_err(txt)?;
+                save_old_settings(run, &dir)?;
                 let mut c = cfg.clone();
                 c.db_name = Some(settings.database.name.clone());
                 write_settings(srv, &c, &settings.database.password).map_err(txt)
@@ -992,9 +1009,9 @@ fn rerender(
                 c.db_name = Some(settings.database.name.clone());
                 write_vhost(srv, &c).map_err(txt)
             })?;
-            mark_committed(run, "write-vhost")?;
+            mark_committed(run, srv, "write-vhost")?;
             let mut warnings = vec![];
-            if let Err(e) = fsutil::remove_file_if_exists(&dir.join(".hoist-old-settings.yaml")) {
+            if let Err(e) = fsutil::remove_file_if_exists(&dir.join(OLD_SETTINGS_FILE)) {
                 warnings.push(format!("the saved old settings could not be removed: {e}"));
             }
             Ok(warnings)
@@ -1272,11 +1289,7 @@ pub fn restore(
                     std::fs::rename(&staged, &site_dir)
                         .map_err(|e| format!("moving the restored site into place: {e}"))?;
                 } else {
-                    let saved = site_dir.join(".hoist-old-settings.yaml");
-                    run.note(key::SAVED_SETTINGS, saved.display().to_string())
-                        .map_err(txt)?;
-                    std::fs::copy(site_dir.join(SETTINGS_FILE), &saved).map_err(txt)?;
-                    fsutil::set_private(&saved).map_err(txt)?;
+                    save_old_settings(run, &site_dir)?;
                 }
                 save_old_vhost(run, srv, &at.domain)?;
                 write_settings(srv, &cfg, &creds.password).map_err(txt)?;
@@ -1286,10 +1299,9 @@ pub fn restore(
                 Ok::<_, String>(())
             })?;
             step(run, "maintenance-off", |_| {
-                db.set_variable("maintenance_mode", "0")?;
-                db.sync()
+                db.set_variable("maintenance_mode", "0")
             })?;
-            mark_committed(run, "maintenance-off")?;
+            mark_committed(run, srv, "maintenance-off")?;
             if let Err(e) = step(run, "remove-old", |run| finish_restore(srv, &run.rec)) {
                 warnings.push(format!(
                     "the replaced copy could not be removed entirely: {e}"
