@@ -394,7 +394,8 @@ fn run_updates(
 /// copy of the old one (SQLite's online backup gives the rows a dump and
 /// import would), and a copy of the site directory (links copied as links,
 /// never followed). Both are journaled, in one write, before either is
-/// made, so an undo removes them.
+/// made, so an undo removes them; a migrate has journaled them already
+/// ([`note_copy_early`]).
 fn deploy_copy(
     run: &mut TaskRun,
     srv: &LocalServer,
@@ -403,8 +404,10 @@ fn deploy_copy(
     from: &Path,
     to: &Path,
 ) -> Result<Credentials, String> {
-    run.remember(key::COPIED_DIR, to.display().to_string());
-    run.note(key::NEW_DB, new_db).map_err(txt)?;
+    if run.rec.journal.get(key::NEW_DB).and_then(Value::as_str) != Some(new_db) {
+        run.remember(key::COPIED_DIR, to.display().to_string());
+        run.note(key::NEW_DB, new_db).map_err(txt)?;
+    }
     let creds = srv.db().create(new_db).map_err(txt)?;
     let mut new = srv.db().open_staged(new_db, &creds).map_err(txt)?;
     open_db(srv, old)?.copy_into(&mut new).map_err(txt)?;
@@ -415,6 +418,17 @@ fn deploy_copy(
     fsutil::copy_tree_except(from, to, true, &[SETTINGS_FILE])
         .map_err(|e| format!("copying the site directory: {e}"))?;
     Ok(creds)
+}
+
+/// For a migrate's copy, known before anything changes: the new database,
+/// the directory it will copy to (both checked free by then) and the old
+/// vhost (the server is locked, so it stays as it is) go to disk with the
+/// maintenance note, the task's first, rather than with a note of their
+/// own. An undo before the deploy made them finds nothing to remove.
+fn note_copy_early(run: &mut TaskRun, srv: &LocalServer, new_db: &str, to: &Path, from: &Domain) {
+    run.remember(key::NEW_DB, new_db);
+    run.remember(key::COPIED_DIR, to.display().to_string());
+    run.remember(key::OLD_VHOST, old_vhost(srv, from));
 }
 
 /// The deploy of a rename on the same platform: the site directory and the
@@ -671,8 +685,14 @@ fn move_site(
                 if from.domain != to.domain && srv.vhost_path(&to.domain).exists() {
                     return Err(format!("a vhost for {} exists already", to.domain));
                 }
+                if srv.db().exists(&new_db) {
+                    return Err(format!("a database {new_db} exists already"));
+                }
                 Ok(())
             })?;
+            if !same_platform {
+                note_copy_early(run, srv, &new_db, &new_dir, &from.domain);
+            }
             maintenance_on(run, srv, &settings)?;
             // A rename on the same platform moves the files and never
             // changes them, so its backup needs only the database.
@@ -697,12 +717,12 @@ fn move_site(
             // database from the backup just taken. A move to another
             // platform deploys a copy.
             let creds = step(run, "deploy", |run| {
-                // The old vhost rides along with the deploy's note, so the
-                // verify step need not write the journal again before
-                // replacing it (nothing changes it in between: the server
-                // is locked).
-                run.remember(key::OLD_VHOST, old_vhost(srv, &from.domain));
+                // The old vhost rides along with the deploy's note (a
+                // migrate's went with its first), so the verify step need
+                // not write the journal again before replacing it (nothing
+                // changes it in between: the server is locked).
                 if same_platform {
+                    run.remember(key::OLD_VHOST, old_vhost(srv, &from.domain));
                     move_database(run, srv, &settings, &new_db, &old_dir, &new_dir)
                 } else {
                     deploy_copy(run, srv, &settings, &new_db, &old_dir, &new_dir)
