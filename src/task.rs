@@ -11,13 +11,25 @@
 //! undo needs is noted ([`TaskRun::note`]) and when the task ends. Steps
 //! starting and ending ride along with the next such line, or are appended
 //! on their own, not synced, once the file is [`STEP_WRITE_INTERVAL`]
-//! behind. When the task ends, its file is replaced by the final record
-//! alone.
+//! behind. A finished task's file stays a journal ending in its final
+//! record: replacing it by that record alone would cost a new file and
+//! free the old one's blocks (a discard, on some disks) for every task.
 //!
 //! Why not rewrite the file each time: a record replaced (a new file and a
 //! rename) and synced twice per step cost a small migration about 60
 //! fsyncs and 30 new files, and creating files in the one tasks directory
 //! is what made parallel tasks queue behind each other.
+//!
+//! # Finding the tasks a crash left running
+//!
+//! Every hoist command looks for them first, and a server keeps thousands
+//! of finished records. So a running task's file has a second name,
+//! `<id>.running` (a hard link: no new inode, and the first sync of the
+//! directory carries it), removed once the final record is synced.
+//! [`running`] reads the records those names point at, not every record.
+//! A tasks directory is known to follow this once [`tidy`] has found no
+//! task running without such a name (the file [`MARKED`] says so); until
+//! then, [`running`] reads every record, as hoist did before.
 
 use std::fs::File;
 use std::io::Write;
@@ -197,6 +209,17 @@ pub fn now() -> String {
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
 }
 
+/// The second name of a running task's record file: `<id>.running`.
+const RUNNING: &str = ".running";
+
+/// In a tasks directory, says every running task there has its
+/// `<id>.running` name (see the module's docs).
+pub const MARKED: &str = ".running-names";
+
+fn running_name(tasks_dir: &Path, id: &str) -> PathBuf {
+    tasks_dir.join(format!("{id}{RUNNING}"))
+}
+
 /// How far the record on disk may lag behind the steps of a running task:
 /// a long step shows up in `hoist tasks` within this time, and a crash in
 /// the middle of one names it.
@@ -299,6 +322,8 @@ impl TaskRun {
             .open(&run.path)?;
         f.write_all(&run.pretty()?)?;
         run.file = Some(f);
+        // Synced with the record's directory entry, by the same sync.
+        std::fs::hard_link(&run.path, running_name(tasks_dir, &run.rec.id))?;
         Ok(run)
     }
 
@@ -422,25 +447,34 @@ impl TaskRun {
         self.save_step()
     }
 
-    /// Ends the task with `result`, and saves; then the journal file is
-    /// replaced by the final record alone. That replacement is not synced:
-    /// the journal, synced, ends in the same record.
+    /// Ends the task with `result`, and saves (synced); then the record
+    /// loses its `.running` name, unsynced: one that a crash brings back
+    /// points at a record [`running`] sees is finished.
     pub fn finish(&mut self, result: TaskResult) -> std::io::Result<()> {
         self.rec.result = result;
         self.rec.finished = Some(now());
         self.log(format!("task {}", result.as_str()));
-        if self.file.is_none() {
-            return self.save();
-        }
         self.save()?;
-        self.file = None;
-        fsutil::write_replace(&self.path, &self.pretty()?)
+        if let Some(dir) = self.path.parent() {
+            fsutil::remove_file_if_exists(&running_name(dir, &self.rec.id))?;
+        }
+        Ok(())
     }
 }
 
 /// A record file's record: the last whole one in its journal (see the
 /// module's docs); `None` when there is none.
 pub fn parse(bytes: &[u8]) -> Option<TaskRecord> {
+    // The records after the first are compact, one per line: the last
+    // whole one is found from the end, without parsing those before it.
+    for line in bytes.rsplit(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        if line.first() != Some(&b'{') {
+            break; // the first, pretty record
+        }
+        if let Ok(rec) = serde_json::from_slice::<TaskRecord>(line) {
+            return Some(rec);
+        }
+    }
     serde_json::Deserializer::from_slice(bytes)
         .into_iter::<TaskRecord>()
         .map_while(Result::ok)
@@ -539,13 +573,64 @@ pub fn latest(tasks_dir: &Path) -> Vec<TaskRecord> {
 }
 
 /// The task records on a server still marked running (those a killed
-/// hoist left), oldest first. Every hoist command looks for them, so records
-/// are parsed only when their text says `running` somewhere: a server with
-/// thousands of finished tasks is not parsed whole each time.
+/// hoist left), oldest first. Every hoist command looks for them, so only
+/// the records with a `.running` name are read (see the module's docs).
 pub fn running(tasks_dir: &Path) -> Vec<TaskRecord> {
-    let mut v = read_records(tasks_dir, |b| b.windows(9).any(|w| w == b"\"running\""));
+    let mut v = if tasks_dir.join(MARKED).exists() {
+        named_running(tasks_dir)
+            .into_iter()
+            .filter_map(|(_, r)| r)
+            .collect()
+    } else {
+        read_records(tasks_dir, |b| b.windows(9).any(|w| w == b"\"running\""))
+    };
     v.retain(|t| t.result == TaskResult::Running);
+    v.sort_by(|a, b| a.id.cmp(&b.id));
     v
+}
+
+/// Each `<id>.running` name in `tasks_dir` with the record of `<id>.json`
+/// (`None` when it cannot be read).
+fn named_running(tasks_dir: &Path) -> Vec<(PathBuf, Option<TaskRecord>)> {
+    std::fs::read_dir(tasks_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let id = name
+                .strip_suffix(RUNNING)
+                .filter(|id| !id.starts_with('.'))?;
+            let rec = std::fs::read(tasks_dir.join(format!("{id}.json")))
+                .ok()
+                .and_then(|b| parse(&b));
+            Some((e.path(), rec))
+        })
+        .collect()
+}
+
+/// After recovery (holding the server's lock, with no task running):
+/// removes the `.running` names of records that are not running (a crash
+/// came between a task's end and their removal), and marks the directory
+/// as one whose running tasks all have such a name, once none is running
+/// without one.
+pub fn tidy(tasks_dir: &Path) -> std::io::Result<()> {
+    if !tasks_dir.is_dir() {
+        return Ok(());
+    }
+    for (path, rec) in named_running(tasks_dir) {
+        if rec.is_none_or(|r| r.result != TaskResult::Running) {
+            fsutil::remove_file_if_exists(&path)?;
+        }
+    }
+    let marked = tasks_dir.join(MARKED);
+    if !marked.exists() && running(tasks_dir).is_empty() {
+        fsutil::write_atomic(
+            &marked,
+            b"every running task here has an <id>.running name\n",
+        )?;
+    }
+    Ok(())
 }
 
 /// One task's record, by id (or a unique prefix of one).
@@ -581,7 +666,7 @@ mod tests {
     }
 
     #[test]
-    fn a_running_task_is_a_journal_and_a_finished_one_a_single_record() {
+    fn a_task_file_is_a_journal_whose_last_whole_record_counts() {
         let dir = tempfile::tempdir().unwrap();
         let mut run = TaskRun::start(dir.path(), TaskKind::Backup, None, None, |r| {
             r.commit = Some("abc".into())
@@ -606,17 +691,85 @@ mod tests {
         torn.extend_from_slice(b"{\"id\": \"half");
         assert_eq!(parse(&torn).unwrap(), rec);
         std::fs::write(&path, &torn).unwrap();
+        // A resumed task starts its file anew from the record it took up,
+        // so the torn line is gone before anything is appended.
         let mut resumed = TaskRun::resume(dir.path(), running(dir.path()).remove(0));
         resumed.note("after", true).unwrap();
         resumed.begin("two").unwrap();
         resumed.finish(TaskResult::Success).unwrap();
         let done = std::fs::read(&path).unwrap();
-        let rec: TaskRecord = serde_json::from_slice(&done).expect("one record, nothing else");
+        assert!(
+            !done.windows(5).any(|w| w == b"\"half"),
+            "the torn line went"
+        );
+        let records: Vec<TaskRecord> = serde_json::Deserializer::from_slice(&done)
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .expect("whole records only");
+        let rec = records.last().unwrap().clone();
         assert_eq!(rec.result, TaskResult::Success);
         assert_eq!(rec.journal["after"], true);
         assert_eq!(rec.steps.len(), 2);
+        assert_eq!(parse(&done), Some(rec.clone()));
         assert!(running(dir.path()).is_empty());
         assert_eq!(list(dir.path()), vec![rec]);
+
+        // A task that ends without a crash keeps its journal too.
+        let mut plain = TaskRun::start(dir.path(), TaskKind::Verify, None, None, |_| {}).unwrap();
+        let plain_path = dir.path().join(format!("{}.json", plain.rec.id));
+        let start = std::fs::read(&plain_path).unwrap();
+        plain.finish(TaskResult::Failed).unwrap();
+        let end = std::fs::read(&plain_path).unwrap();
+        assert!(end.starts_with(&start));
+        assert_eq!(parse(&end).unwrap().result, TaskResult::Failed);
+    }
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn running_tasks_are_found_by_their_running_name_once_the_directory_is_marked() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // Before any mark: a running record without the name (as an older
+        // hoist left it) is found by reading every record, and the
+        // directory is not marked while it runs.
+        let mut old = TaskRun::start(d, TaskKind::Backup, None, None, |_| {}).unwrap();
+        std::fs::remove_file(running_name(d, &old.rec.id)).unwrap();
+        assert_eq!(running(d).len(), 1);
+        tidy(d).unwrap();
+        assert!(!d.join(MARKED).exists());
+        old.finish(TaskResult::Failed).unwrap();
+        tidy(d).unwrap();
+        assert!(d.join(MARKED).exists(), "{:?}", names_in(d));
+
+        // Marked: the running name is what is read...
+        let mut run = TaskRun::start(d, TaskKind::Backup, None, None, |_| {}).unwrap();
+        let name = format!("{}.running", run.rec.id);
+        assert!(names_in(d).contains(&name));
+        assert_eq!(running(d)[0].id, run.rec.id);
+        // ...so a running record without it is not found any more.
+        std::fs::rename(d.join(&name), d.join("aside")).unwrap();
+        assert!(running(d).is_empty());
+        std::fs::rename(d.join("aside"), d.join(&name)).unwrap();
+
+        // The end of the task removes the name; one a crash brought back
+        // names a finished record: not running, and tidied away.
+        run.finish(TaskResult::Success).unwrap();
+        assert!(!names_in(d).contains(&name));
+        assert!(running(d).is_empty());
+        std::fs::hard_link(d.join(format!("{}.json", run.rec.id)), d.join(&name)).unwrap();
+        assert!(running(d).is_empty());
+        tidy(d).unwrap();
+        assert!(!names_in(d).contains(&name));
+        assert_eq!(list(d).len(), 2, "the .running names are no records");
     }
 
     #[test]

@@ -310,9 +310,10 @@ fn one_reconciler_per_server_and_sigterm_lets_the_running_task_finish() {
     let w = Watch::start(&inv, &[]);
     let running = wait_until(Duration::from_secs(40), || {
         tasks_of(&host, "install-acme").iter().any(|t| {
-            std::fs::read_to_string(host.join("tasks").join(t))
-                .unwrap_or_default()
-                .contains("\"result\": \"running\"")
+            std::fs::read(host.join("tasks").join(t))
+                .ok()
+                .and_then(|b| hoist::task::parse(&b))
+                .is_some_and(|r| r.result == hoist::task::TaskResult::Running)
         })
     });
     assert!(running, "{}", w.log());
@@ -335,8 +336,9 @@ fn one_reconciler_per_server_and_sigterm_lets_the_running_task_finish() {
     assert_eq!(code, Some(0), "{log}");
     let acme = tasks_of(&host, "install-acme");
     assert_eq!(acme.len(), 1);
-    let rec = std::fs::read_to_string(host.join("tasks").join(&acme[0])).unwrap();
-    assert!(rec.contains("\"result\": \"success\""), "{rec}");
+    let rec = hoist::task::parse(&std::fs::read(host.join("tasks").join(&acme[0])).unwrap())
+        .expect("a task record");
+    assert_eq!(rec.result, hoist::task::TaskResult::Success, "{rec:?}");
     for other in ["bakery", "chess-club", "dental", "eatery"] {
         assert!(
             tasks_of(&host, &format!("install-{other}")).is_empty(),

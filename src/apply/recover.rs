@@ -54,6 +54,9 @@ pub fn recover(srv: &LocalServer) -> Vec<Recovered> {
             message,
         });
     }
+    if let Err(e) = task::tidy(&srv.tasks_dir()) {
+        tracing::warn!("cannot tidy {}: {e}", srv.tasks_dir().display());
+    }
     out
 }
 
