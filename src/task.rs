@@ -322,8 +322,13 @@ impl TaskRun {
             .open(&run.path)?;
         f.write_all(&run.pretty()?)?;
         run.file = Some(f);
-        // Synced with the record's directory entry, by the same sync.
-        std::fs::hard_link(&run.path, running_name(tasks_dir, &run.rec.id))?;
+        // Synced with the record's directory entry, by the same sync. Only
+        // the name counts ([`running`] reads `<id>.json`), so where hard
+        // links are not supported an empty file stands in.
+        let marker = running_name(tasks_dir, &run.rec.id);
+        if std::fs::hard_link(&run.path, &marker).is_err() {
+            std::fs::File::create(&marker)?;
+        }
         Ok(run)
     }
 
