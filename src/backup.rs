@@ -1438,12 +1438,7 @@ pub fn extract(archive: &Path, dest_dir: &Path) -> Result<Extracted, BackupError
 
     // One syncfs makes every extracted file durable before the rename
     // publishes them (cheaper than an fsync per file).
-    let root = fs::File::open(&staging).map_err(io_err(&staging))?;
-    // SAFETY: syncfs on a descriptor we own; no memory is involved.
-    if unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&root)) } != 0 {
-        return Err(io_err(&staging)(io::Error::last_os_error()));
-    }
-    drop(root);
+    fsutil::sync_filesystems(&[&staging]).map_err(io_err(&staging))?;
     let site = staging.join(SITE);
     // rename(2) replaces an empty directory, and fails on a non-empty one
     // that appeared meanwhile: either way nothing of the user's is lost.

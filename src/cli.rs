@@ -714,11 +714,7 @@ fn cmd_status(cli: &Cli, live: bool) -> Result<u8> {
         let actual = servers.observe();
         print_problems(&actual);
         let plan = make_plan(&inv, &actual, vec![], false, Mode::Live);
-        let mut tasks = Vec::new();
-        for s in servers.by_name.values() {
-            tasks.extend(task::latest(&s.tasks_dir()));
-        }
-        tasks.sort_by(|a, b| a.id.cmp(&b.id));
+        let tasks = status::last_tasks(&servers);
         status::build(&plan, &actual, &tasks, inv.commit.as_deref())
     } else {
         let dir = match &cli.git_ref {

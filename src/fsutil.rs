@@ -34,7 +34,6 @@ fn write_atomic_mode(path: &Path, data: &[u8], mode: u32, sync: Sync) -> io::Res
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::other("path has no parent"))?;
-    fs::create_dir_all(dir)?;
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::other("path has no file name"))?;
@@ -44,12 +43,23 @@ fn write_atomic_mode(path: &Path, data: &[u8], mode: u32, sync: Sync) -> io::Res
         std::process::id()
     ));
     {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
+        let open = || {
+            fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(mode)
+                .open(&tmp)
+        };
+        // The directory is made only when it is missing: thousands of
+        // status files in one directory need no mkdir each.
+        let mut f = match open() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(dir)?;
+                open()?
+            }
+            r => r?,
+        };
         f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.write_all(data)?;
         if sync == Sync::Now {
@@ -187,6 +197,16 @@ mod tests {
         );
         // No temporary file is left beside it.
         assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn atomic_writes_make_a_missing_directory() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("a/b/f");
+        write_replace(&p, b"x").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"x");
+        write_atomic(&d.path().join("c/f"), b"y").unwrap();
+        assert_eq!(fs::read(d.path().join("c/f")).unwrap(), b"y");
     }
 
     #[test]

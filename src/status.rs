@@ -5,7 +5,7 @@
 //! applied, the sync state and the last task. Never a secret: a site's
 //! database password lives only in its settings file on the server.
 //!
-//! Building, rendering and parsing them is pure; [`write`], [`read`] and
+//! Building, rendering and parsing them is pure; [`write()`], [`read`] and
 //! [`record`] are the shell around it.
 
 use std::collections::{BTreeMap, HashMap};
@@ -714,6 +714,18 @@ pub fn commit_message(commit: Option<&str>, set: &StatusSet) -> String {
     format!("{subject}\n\n{body}")
 }
 
+/// The newest task record of each site and platform on every server,
+/// oldest first: what [`build`] reads the last tasks from.
+pub fn last_tasks(servers: &Servers) -> Vec<TaskRecord> {
+    let mut tasks: Vec<TaskRecord> = servers
+        .by_name
+        .values()
+        .flat_map(|s| task::latest(&s.tasks_dir()))
+        .collect();
+    tasks.sort_by(|a, b| a.id.cmp(&b.id));
+    tasks
+}
+
 /// After an apply (or a reconcile pass): observes the servers afresh,
 /// writes the status files of the inventory `inv`, and, when its directory
 /// is the root of a git repository and `status.commit` is on, commits them
@@ -731,11 +743,7 @@ pub fn record(inv: &Inventory, servers: &Servers) -> Result<Recorded, StatusErro
         },
     };
     let plan = plan::plan(inv, &actual, &opts);
-    let mut tasks = Vec::new();
-    for s in servers.by_name.values() {
-        tasks.extend(task::latest(&s.tasks_dir()));
-    }
-    tasks.sort_by(|a, b| a.id.cmp(&b.id));
+    let tasks = last_tasks(servers);
     let mut set = build(&plan, &actual, &tasks, inv.commit.as_deref());
     // Unreadable old status files are simply replaced.
     if let Ok(prev) = read(&inv.root) {

@@ -27,9 +27,10 @@
 //! `<id>.running` (a hard link: no new inode, and the first sync of the
 //! directory carries it), removed once the final record is synced.
 //! [`running`] reads the records those names point at, not every record.
-//! A tasks directory is known to follow this once [`tidy`] has found no
-//! task running without such a name (the file [`MARKED`] says so); until
-//! then, [`running`] reads every record, as hoist did before.
+//! A tasks directory is known to follow this (the file [`MARKED`] says
+//! so) once recovery has ended every task it found running
+//! ([`Leftovers::tidy`]); until then, [`running`] reads every record, as
+//! hoist did before.
 
 use std::fs::File;
 use std::io::Write;
@@ -423,7 +424,8 @@ impl TaskRun {
         self.save()
     }
 
-    /// Marks step `name` as started (written as [`TaskRun::save_step`] says).
+    /// Marks step `name` as started: written with the next note, or on its
+    /// own, unsynced, once the file is [`STEP_WRITE_INTERVAL`] behind.
     pub fn begin(&mut self, name: &str) -> std::io::Result<()> {
         self.rec.steps.push(StepRecord {
             name: name.into(),
@@ -436,8 +438,8 @@ impl TaskRun {
         self.save_step()
     }
 
-    /// Marks the running step as ended in `state` (written as
-    /// [`TaskRun::save_step`] says).
+    /// Marks the running step as ended in `state`, written as
+    /// [`TaskRun::begin`] is.
     pub fn end(&mut self, state: &str) -> std::io::Result<()> {
         let ms = self
             .step_start
@@ -486,9 +488,9 @@ pub fn parse(bytes: &[u8]) -> Option<TaskRecord> {
         .last()
 }
 
-/// The task records of a server whose raw text passes `keep`, parsed,
-/// oldest first. Unreadable or foreign files are skipped.
-fn read_records(tasks_dir: &Path, keep: impl Fn(&[u8]) -> bool) -> Vec<TaskRecord> {
+/// Every task record on a server, oldest first. Unreadable or foreign
+/// files are skipped.
+pub fn list(tasks_dir: &Path) -> Vec<TaskRecord> {
     let mut v: Vec<TaskRecord> = std::fs::read_dir(tasks_dir)
         .into_iter()
         .flatten()
@@ -499,16 +501,10 @@ fn read_records(tasks_dir: &Path, keep: impl Fn(&[u8]) -> bool) -> Vec<TaskRecor
                 .is_some_and(|n| n.ends_with(".json") && !n.starts_with('.'))
         })
         .filter_map(|e| std::fs::read(e.path()).ok())
-        .filter(|b| keep(b))
         .filter_map(|b| parse(&b))
         .collect();
     v.sort_by(|a: &TaskRecord, b| a.id.cmp(&b.id));
     v
-}
-
-/// Every task record on a server, oldest first.
-pub fn list(tasks_dir: &Path) -> Vec<TaskRecord> {
-    read_records(tasks_dir, |_| true)
 }
 
 /// What a task works on: a site, or a platform (their names may be alike).
@@ -581,61 +577,83 @@ pub fn latest(tasks_dir: &Path) -> Vec<TaskRecord> {
 /// hoist left), oldest first. Every hoist command looks for them, so only
 /// the records with a `.running` name are read (see the module's docs).
 pub fn running(tasks_dir: &Path) -> Vec<TaskRecord> {
-    let mut v = if tasks_dir.join(MARKED).exists() {
-        named_running(tasks_dir)
-            .into_iter()
-            .filter_map(|(_, r)| r)
-            .collect()
-    } else {
-        read_records(tasks_dir, |b| b.windows(9).any(|w| w == b"\"running\""))
-    };
-    v.retain(|t| t.result == TaskResult::Running);
-    v.sort_by(|a, b| a.id.cmp(&b.id));
-    v
+    leftovers(tasks_dir).running
 }
 
-/// Each `<id>.running` name in `tasks_dir` with the record of `<id>.json`
-/// (`None` when it cannot be read).
-fn named_running(tasks_dir: &Path) -> Vec<(PathBuf, Option<TaskRecord>)> {
-    std::fs::read_dir(tasks_dir)
+/// What a crash may have left in a tasks directory, from one listing of it.
+pub struct Leftovers {
+    /// The records still marked running, oldest first.
+    pub running: Vec<TaskRecord>,
+    /// `.running` names of records that are not running (a crash came
+    /// between a task's end and their removal).
+    stale: Vec<PathBuf>,
+    /// Whether the directory is marked ([`MARKED`]).
+    marked: bool,
+}
+
+/// Lists `tasks_dir` once: the records its `.running` names point at
+/// when it is marked, else every record whose text says `running` (as
+/// an older hoist left them).
+pub fn leftovers(tasks_dir: &Path) -> Leftovers {
+    let marked = tasks_dir.join(MARKED).exists();
+    let names: Vec<String> = std::fs::read_dir(tasks_dir)
         .into_iter()
         .flatten()
         .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            let id = name
-                .strip_suffix(RUNNING)
-                .filter(|id| !id.starts_with('.'))?;
-            let rec = std::fs::read(tasks_dir.join(format!("{id}.json")))
-                .ok()
-                .and_then(|b| parse(&b));
-            Some((e.path(), rec))
-        })
-        .collect()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    let read = |name: &str| {
+        std::fs::read(tasks_dir.join(name))
+            .ok()
+            .filter(|b| b.windows(9).any(|w| w == b"\"running\""))
+            .and_then(|b| parse(&b))
+            .filter(|r| r.result == TaskResult::Running)
+    };
+    let mut running: Vec<TaskRecord> = if marked {
+        names
+            .iter()
+            .filter_map(|n| n.strip_suffix(RUNNING))
+            .filter_map(|id| read(&format!("{id}.json")))
+            .collect()
+    } else {
+        names
+            .iter()
+            .filter(|n| n.ends_with(".json"))
+            .filter_map(|n| read(n))
+            .collect()
+    };
+    running.sort_by(|a, b| a.id.cmp(&b.id));
+    let stale = names
+        .iter()
+        .filter_map(|n| Some((n, n.strip_suffix(RUNNING)?)))
+        .filter(|(_, id)| !running.iter().any(|r| r.id == *id))
+        .map(|(n, _)| tasks_dir.join(n))
+        .collect();
+    Leftovers {
+        running,
+        stale,
+        marked,
+    }
 }
 
-/// After recovery (holding the server's lock, with no task running):
-/// removes the `.running` names of records that are not running (a crash
-/// came between a task's end and their removal), and marks the directory
-/// as one whose running tasks all have such a name, once none is running
-/// without one.
-pub fn tidy(tasks_dir: &Path) -> std::io::Result<()> {
-    if !tasks_dir.is_dir() {
-        return Ok(());
-    }
-    for (path, rec) in named_running(tasks_dir) {
-        if rec.is_none_or(|r| r.result != TaskResult::Running) {
-            fsutil::remove_file_if_exists(&path)?;
+impl Leftovers {
+    /// After recovery (holding the server's lock): removes the stale
+    /// `.running` names, and, when `all_ended` (recovery ended every
+    /// running task), marks the directory as one whose running tasks all
+    /// have such a name.
+    pub fn tidy(self, tasks_dir: &Path, all_ended: bool) -> std::io::Result<()> {
+        for path in &self.stale {
+            fsutil::remove_file_if_exists(path)?;
         }
+        if all_ended && !self.marked && tasks_dir.is_dir() {
+            fsutil::write_atomic(
+                &tasks_dir.join(MARKED),
+                b"every running task here has an <id>.running name\n",
+            )?;
+        }
+        Ok(())
     }
-    let marked = tasks_dir.join(MARKED);
-    if !marked.exists() && running(tasks_dir).is_empty() {
-        fsutil::write_atomic(
-            &marked,
-            b"every running task here has an <id>.running name\n",
-        )?;
-    }
-    Ok(())
 }
 
 /// One task's record, by id (or a unique prefix of one).
@@ -746,13 +764,19 @@ mod tests {
         // Before any mark: a running record without the name (as an older
         // hoist left it) is found by reading every record, and the
         // directory is not marked while it runs.
+        let tidy = |all_ended| leftovers(d).tidy(d, all_ended).unwrap();
         let mut old = TaskRun::start(d, TaskKind::Backup, None, None, |_| {}).unwrap();
         std::fs::remove_file(running_name(d, &old.rec.id)).unwrap();
         assert_eq!(running(d).len(), 1);
-        tidy(d).unwrap();
+        // One with the name is found once, not once per name.
+        let mut new = TaskRun::start(d, TaskKind::Verify, None, None, |_| {}).unwrap();
+        assert_eq!(running(d).len(), 2);
+        tidy(false);
         assert!(!d.join(MARKED).exists());
+        assert!(names_in(d).contains(&format!("{}.running", new.rec.id)));
         old.finish(TaskResult::Failed).unwrap();
-        tidy(d).unwrap();
+        new.finish(TaskResult::Failed).unwrap();
+        tidy(true);
         assert!(d.join(MARKED).exists(), "{:?}", names_in(d));
 
         // Marked: the running name is what is read...
@@ -772,9 +796,9 @@ mod tests {
         assert!(running(d).is_empty());
         std::fs::hard_link(d.join(format!("{}.json", run.rec.id)), d.join(&name)).unwrap();
         assert!(running(d).is_empty());
-        tidy(d).unwrap();
+        tidy(true);
         assert!(!names_in(d).contains(&name));
-        assert_eq!(list(d).len(), 2, "the .running names are no records");
+        assert_eq!(list(d).len(), 3, "the .running names are no records");
     }
 
     #[test]

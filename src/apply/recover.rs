@@ -24,7 +24,9 @@ pub struct Recovered {
 /// server's lock: no other hoist is then working on these tasks.
 pub fn recover(srv: &LocalServer) -> Vec<Recovered> {
     let mut out = Vec::new();
-    for rec in task::running(&srv.tasks_dir()) {
+    let mut left = task::leftovers(&srv.tasks_dir());
+    let mut all_ended = true;
+    for rec in std::mem::take(&mut left.running) {
         let mut run = TaskRun::resume(&srv.tasks_dir(), rec);
         if let Some(step) = run.rec.steps.last_mut().filter(|s| s.state == "running") {
             step.state = "interrupted".into();
@@ -46,7 +48,7 @@ pub fn recover(srv: &LocalServer) -> Vec<Recovered> {
         };
         run.log(format!("recovered after an interruption: {message}"));
         run.rec.recovered = Some(message.clone());
-        let _ = run.finish(result);
+        all_ended &= run.finish(result).is_ok();
         tracing::warn!(task = %run.rec.id, "recovered an interrupted task: {message}");
         out.push(Recovered {
             id: run.rec.id.clone(),
@@ -54,7 +56,7 @@ pub fn recover(srv: &LocalServer) -> Vec<Recovered> {
             message,
         });
     }
-    if let Err(e) = task::tidy(&srv.tasks_dir()) {
+    if let Err(e) = left.tidy(&srv.tasks_dir(), all_ended) {
         tracing::warn!("cannot tidy {}: {e}", srv.tasks_dir().display());
     }
     out

@@ -393,21 +393,15 @@ fn run_updates(
 /// The deploy of a migrate or clone: a new database and user holding a
 /// copy of the old one (SQLite's online backup gives the rows a dump and
 /// import would), and a copy of the site directory (links copied as links,
-/// never followed). Both are journaled, in one write, before either is
-/// made, so an undo removes them; a migrate has journaled them already
-/// ([`note_copy_early`]).
+/// never followed). The caller has journaled both ([`journal_copy`])
+/// and synced the journal, so an undo removes them.
 fn deploy_copy(
-    run: &mut TaskRun,
     srv: &LocalServer,
     old: &SettingsFile,
     new_db: &str,
     from: &Path,
     to: &Path,
 ) -> Result<Credentials, String> {
-    if run.rec.journal.get(key::NEW_DB).and_then(Value::as_str) != Some(new_db) {
-        run.remember(key::COPIED_DIR, to.display().to_string());
-        run.note(key::NEW_DB, new_db).map_err(txt)?;
-    }
     let creds = srv.db().create(new_db).map_err(txt)?;
     let mut new = srv.db().open_staged(new_db, &creds).map_err(txt)?;
     open_db(srv, old)?.copy_into(&mut new).map_err(txt)?;
@@ -420,15 +414,13 @@ fn deploy_copy(
     Ok(creds)
 }
 
-/// For a migrate's copy, known before anything changes: the new database,
-/// the directory it will copy to (both checked free by then) and the old
-/// vhost (the server is locked, so it stays as it is) go to disk with the
-/// maintenance note, the task's first, rather than with a note of their
-/// own. An undo before the deploy made them finds nothing to remove.
-fn note_copy_early(run: &mut TaskRun, srv: &LocalServer, new_db: &str, to: &Path, from: &Domain) {
+/// Journals what [`deploy_copy`] will make (the new database and the
+/// directory it copies to, both checked free by then), to go to disk with
+/// the task's next note or save, before the deploy. An undo before the
+/// deploy made them finds nothing to remove.
+fn journal_copy(run: &mut TaskRun, new_db: &str, to: &Path) {
     run.remember(key::NEW_DB, new_db);
     run.remember(key::COPIED_DIR, to.display().to_string());
-    run.remember(key::OLD_VHOST, old_vhost(srv, from));
 }
 
 /// The deploy of a rename on the same platform: the site directory and the
@@ -691,7 +683,12 @@ fn move_site(
                 Ok(())
             })?;
             if !same_platform {
-                note_copy_early(run, srv, &new_db, &new_dir, &from.domain);
+                // Known before anything changes, so the copy and the old
+                // vhost (the server is locked: it stays as it is) go to
+                // disk with the maintenance note, the task's first, rather
+                // than with a note of their own.
+                journal_copy(run, &new_db, &new_dir);
+                run.remember(key::OLD_VHOST, old_vhost(srv, &from.domain));
             }
             maintenance_on(run, srv, &settings)?;
             // A rename on the same platform moves the files and never
@@ -725,7 +722,7 @@ fn move_site(
                     run.remember(key::OLD_VHOST, old_vhost(srv, &from.domain));
                     move_database(run, srv, &settings, &new_db, &old_dir, &new_dir)
                 } else {
-                    deploy_copy(run, srv, &settings, &new_db, &old_dir, &new_dir)
+                    deploy_copy(srv, &settings, &new_db, &old_dir, &new_dir)
                 }
             })?;
             let mut db = open_new(srv, &new_db, &creds, "update")?;
@@ -911,7 +908,9 @@ fn clone(
             )?);
             let creds = step(run, "deploy", |run| {
                 let old_dir = srv.site_dir(&from.platform, &from.domain);
-                deploy_copy(run, srv, &settings, &new_db, &old_dir, &new_dir)
+                journal_copy(run, &new_db, &new_dir);
+                run.save().map_err(txt)?;
+                deploy_copy(srv, &settings, &new_db, &old_dir, &new_dir)
             })?;
             let mut db = open_new(srv, &new_db, &creds, "update")?;
             let vars = [("site_name", cfg.site.as_str()), ("maintenance_mode", "0")];
