@@ -778,7 +778,7 @@ fn cmd_status(cli: &Cli, live: bool) -> Result<u8> {
             last.map(|t| format!(
                 "{} {}",
                 t.kind.as_str(),
-                text::line(&t.started.chars().take(16).collect::<String>())
+                text::line(&t.started).chars().take(16).collect::<String>()
             ))
             .unwrap_or_else(|| "-".into()),
             last.map(|t| t.result.as_str()).unwrap_or("-"),

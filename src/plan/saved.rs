@@ -24,9 +24,9 @@ pub enum SavedPlanError {
         /// Its size (at least).
         size: u64,
     },
-    /// Not JSON, or not a plan.
+    /// Not JSON, or not a plan: what the parser said, with line and column.
     #[error("it is not a hoist plan: {0}")]
-    NotAPlan(#[from] serde_json::Error),
+    NotAPlan(String),
     /// Another format version.
     #[error(
         "it has plan format {found}, this hoist reads {}",
@@ -53,13 +53,16 @@ pub fn parse(bytes: &[u8]) -> Result<Plan, SavedPlanError> {
     struct Version {
         format_version: u32,
     }
-    let v: Version = serde_json::from_slice(bytes)?;
+    // The parser's words may quote the file: one clean line.
+    let not_a_plan =
+        |e: serde_json::Error| SavedPlanError::NotAPlan(crate::text::line(&e.to_string()).into());
+    let v: Version = serde_json::from_slice(bytes).map_err(not_a_plan)?;
     if v.format_version != super::FORMAT_VERSION {
         return Err(SavedPlanError::Format {
             found: v.format_version,
         });
     }
-    let plan: Plan = serde_json::from_slice(bytes)?;
+    let plan: Plan = serde_json::from_slice(bytes).map_err(not_a_plan)?;
     if plan.mode != Mode::Live {
         return Err(SavedPlanError::Offline);
     }
