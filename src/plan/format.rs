@@ -507,3 +507,139 @@ pub fn json(plan: &Plan) -> String {
     s.push('\n');
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::{Domain, Name};
+    use crate::plan::{Endpoint, InventoryRef, Mode, Summary};
+
+    fn site(i: usize, action: SiteAction, blocked: bool, error: &str) -> SitePlan {
+        let ep = |p: &str| {
+            Some(Endpoint {
+                platform: Name::new(p).unwrap(),
+                domain: Domain::new(&format!("s-{i:04}.example.com")).unwrap(),
+            })
+        };
+        SitePlan {
+            name: Name::new(&format!("s-{i:04}")).unwrap(),
+            action,
+            blocked,
+            from: ep("old"),
+            to: ep("new"),
+            clone_from: None,
+            unmanaged: false,
+            packages: vec![],
+            errors: if error.is_empty() {
+                vec![]
+            } else {
+                vec![error.to_string()]
+            },
+            warnings: vec![],
+            diff: "-platform: old\n+platform: new\n".repeat(20),
+            config: None,
+            observed: None,
+        }
+    }
+
+    fn plan(sites: Vec<SitePlan>) -> Plan {
+        let mut summary = Summary::default();
+        for s in &sites {
+            *summary.sites.entry(s.action.as_str().into()).or_default() += 1;
+            summary.blocked += s.blocked as usize;
+            summary.changes += (s.action != SiteAction::Noop) as usize;
+        }
+        Plan {
+            format_version: crate::plan::FORMAT_VERSION,
+            inventory: InventoryRef {
+                path: ".".into(),
+                commit: None,
+            },
+            mode: Mode::Offline,
+            strict: false,
+            selected: vec![],
+            observed: String::new(),
+            summary,
+            platforms: vec![],
+            sites,
+        }
+    }
+
+    #[test]
+    fn markdown_keeps_its_limit_even_when_the_blocked_list_overflows() {
+        let huge = format!("<b>{}</b> @team", "x".repeat(100_000));
+        let sites: Vec<SitePlan> = (0..2_000)
+            .map(|i| {
+                site(
+                    i,
+                    SiteAction::Migrate,
+                    i % 2 == 0,
+                    if i % 2 == 0 { &huge } else { "" },
+                )
+            })
+            .collect();
+        let md = markdown(&plan(sites));
+        assert!(md.chars().count() <= MARKDOWN_LIMIT);
+        assert!(md.contains("### ⛔ Blocked sites (1000)"));
+        let note = md.lines().last().unwrap();
+        assert!(
+            note.contains("of 2000 site sections") && note.contains("of 1000 blocked sites"),
+            "{note}"
+        );
+        // each message is clipped, and escaped
+        assert!(md.contains(&format!("&lt;b&gt;{}…", "x".repeat(MESSAGE_MAX - 4))));
+        assert!(!md.contains("<b>x"));
+    }
+
+    #[test]
+    fn a_small_plan_leaves_nothing_out() {
+        let md = markdown(&plan(vec![
+            site(1, SiteAction::Migrate, true, "no"),
+            site(2, SiteAction::Migrate, false, ""),
+            site(3, SiteAction::Noop, false, ""),
+        ]));
+        assert!(!md.contains("Left out"), "{md}");
+        assert_eq!(md.matches("<details>").count(), 2, "noop has no section");
+        let blocked = md.find("<b>s-0001</b>").unwrap();
+        assert!(blocked < md.find("<b>s-0002</b>").unwrap(), "blocked first");
+        // a tight limit cuts whole sections, deterministically
+        let tight = markdown_within(
+            &plan(vec![
+                site(1, SiteAction::Migrate, false, ""),
+                site(2, SiteAction::Migrate, false, ""),
+            ]),
+            2_200,
+        );
+        assert!(tight.chars().count() <= 2_200, "{}", tight.chars().count());
+        assert!(tight.contains("1 of 2 site sections"), "{tight}");
+    }
+
+    #[test]
+    fn text_shows_noop_sites_only_when_asked() {
+        let p = plan(vec![
+            site(1, SiteAction::Migrate, false, ""),
+            site(2, SiteAction::Noop, false, ""),
+            site(3, SiteAction::Noop, true, "why\x1b[2J"),
+        ]);
+        let st = Style::new(false);
+        let quiet = text(&p, &st, false);
+        assert!(
+            quiet.contains("s-0001") && quiet.contains("s-0003"),
+            "{quiet}"
+        );
+        assert!(!quiet.contains("s-0002"), "{quiet}");
+        assert!(
+            quiet.contains("(1 site(s) with nothing to do not shown"),
+            "{quiet}"
+        );
+        assert!(
+            quiet.contains("error: why[2J") && !quiet.contains('\x1b'),
+            "{quiet}"
+        );
+        let all = text(&p, &st, true);
+        assert!(
+            all.contains("s-0002") && !all.contains("not shown"),
+            "{all}"
+        );
+    }
+}
