@@ -528,15 +528,17 @@ fn cmd_apply(
     };
     let only = site_names(sites)?;
     // Read before any lock is taken: a bad file is refused at once.
-    let saved = planfile.map(read_saved_plan).transpose()?;
+    let saved = planfile
+        .map(|p| read_saved_plan(p).map(|s| (p, s)))
+        .transpose()?;
     let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
     let _locks = lock_and_recover(&servers)?;
     let actual = servers.observe();
     print_problems(&actual);
     // What is carried out is always a fresh plan; a saved one only decides
     // whether it may be.
-    let plan = match (planfile, saved) {
-        (Some(path), Some(saved)) => {
+    let plan = match saved {
+        Some((path, saved)) => {
             let fresh = make_plan(
                 &inv,
                 &actual,
@@ -552,7 +554,7 @@ fn cmd_apply(
             }
             fresh
         }
-        _ => {
+        None => {
             check_sites_known(&inv, &actual, &only)?;
             make_plan(&inv, &actual, only, strict, Mode::Live)
         }

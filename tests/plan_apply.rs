@@ -716,6 +716,10 @@ fn a_saved_plan_for_some_sites_is_checked_against_those_sites() {
         &["plan", "--site", "acme", "--out", out.to_str().unwrap()],
         0,
     );
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_valid_plan(&saved);
+    assert_eq!(saved["selected"], serde_json::json!(["acme"]));
     let r = f.run(&["apply", "--yes", "--site", "eatery", out.to_str().unwrap()]);
     assert_eq!(
         r.code,
