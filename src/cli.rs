@@ -19,6 +19,7 @@ use crate::plan::{self, format, Mode, Plan, PlanOptions};
 use crate::server::Servers;
 use crate::status;
 use crate::task::{self, TaskResult};
+use crate::text;
 
 /// Exit code: success, nothing to do, or all done.
 pub const EXIT_OK: u8 = 0;
@@ -88,20 +89,27 @@ enum Command {
         /// Exit 2 when the plan has changes and none is blocked.
         #[arg(long)]
         detailed_exitcode: bool,
+        /// In the text plan, also list what has nothing to do.
+        #[arg(long)]
+        show_noop: bool,
     },
     /// Re-observe, then carry out the plan (or a saved one).
     Apply {
-        /// A plan saved with `hoist plan --out`.
+        /// A plan saved with `hoist plan --out`: carried out only if
+        /// planning afresh gives the same actions.
         planfile: Option<PathBuf>,
         /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,
-        /// Apply only this site (repeatable).
-        #[arg(long = "site", value_name = "NAME")]
+        /// Apply only this site (repeatable; a saved plan names its own).
+        #[arg(long = "site", value_name = "NAME", conflicts_with = "planfile")]
         sites: Vec<String>,
         /// Treat compatibility warnings as blocking.
         #[arg(long)]
         strict: bool,
+        /// In the printed plan, also list what has nothing to do.
+        #[arg(long)]
+        show_noop: bool,
     },
     /// Compare a site with every platform, or with one package by package.
     Compare {
@@ -195,6 +203,7 @@ fn run(cli: &Cli) -> Result<u8> {
             sites,
             strict,
             detailed_exitcode,
+            show_noop,
         } => cmd_plan(
             cli,
             *format,
@@ -203,13 +212,15 @@ fn run(cli: &Cli) -> Result<u8> {
             sites,
             *strict,
             *detailed_exitcode,
+            *show_noop,
         ),
         Command::Apply {
             planfile,
             yes,
             sites,
             strict,
-        } => cmd_apply(cli, planfile.as_deref(), *yes, sites, *strict),
+            show_noop,
+        } => cmd_apply(cli, planfile.as_deref(), *yes, sites, *strict, *show_noop),
         Command::Compare { site, platform } => cmd_compare(cli, site, platform.as_deref()),
         Command::Status { live } => cmd_status(cli, *live),
         Command::Tasks { site } => cmd_tasks(cli, site.as_deref()),
@@ -328,9 +339,9 @@ fn report_recovered(srv: &crate::server::LocalServer) {
     for r in apply::recover(srv) {
         eprintln!(
             "recovered interrupted task {} ({}): {}",
-            r.id,
+            text::line(&r.id),
             r.result.as_str(),
-            r.message
+            text::line(&r.message)
         );
     }
 }
@@ -343,10 +354,11 @@ fn recover(servers: &Servers) {
 
 fn print_problems(actual: &Actual) {
     for p in &actual.problems {
-        eprintln!("warning: {p}");
+        eprintln!("warning: {}", text::line(&p.to_string()));
     }
 }
 
+#[allow(clippy::too_many_arguments)] // one per flag of `hoist plan`
 fn cmd_plan(
     cli: &Cli,
     fmt: PlanFormat,
@@ -355,6 +367,7 @@ fn cmd_plan(
     sites: &[String],
     strict: bool,
     detailed: bool,
+    show_noop: bool,
 ) -> Result<u8> {
     // Offline, the status files are read while the inventory loads: at
     // fleet scale each is tens of thousands of files. (With --ref both read
@@ -399,7 +412,11 @@ fn cmd_plan(
             .with_context(|| format!("writing {}", path.display()))?;
     }
     let text = match fmt {
-        PlanFormat::Text => format::text(&plan, &format::Style::new(color_on(&std::io::stdout()))),
+        PlanFormat::Text => format::text(
+            &plan,
+            &format::Style::new(color_on(&std::io::stdout())),
+            show_noop,
+        ),
         PlanFormat::Markdown => format::markdown(&plan),
         PlanFormat::Json => format::json(&plan),
     };
@@ -479,68 +496,68 @@ fn confirm(prompt: &str) -> Result<bool> {
     Ok(matches!(line.trim(), "y" | "Y" | "yes"))
 }
 
+/// Reads a saved plan, refusing a file too big to be one before reading
+/// it.
+fn read_saved_plan(path: &Path) -> Result<Plan> {
+    use std::io::Read;
+    let shown = || format!("the saved plan {}", path.display());
+    let file = std::fs::File::open(path).with_context(shown)?;
+    let size = file.metadata().with_context(shown)?.len();
+    if size > plan::saved::MAX_BYTES {
+        return Err(plan::saved::SavedPlanError::TooBig { size }).with_context(shown);
+    }
+    // A pipe or device reports no size: read one byte past the limit.
+    let mut bytes = Vec::new();
+    file.take(plan::saved::MAX_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .with_context(shown)?;
+    plan::saved::parse(&bytes).with_context(shown)
+}
+
 fn cmd_apply(
     cli: &Cli,
     planfile: Option<&Path>,
     yes: bool,
     sites: &[String],
     strict: bool,
+    show_noop: bool,
 ) -> Result<u8> {
     let inv = match load(cli) {
         Ok(i) => i,
         Err(c) => return Ok(c),
     };
     let only = site_names(sites)?;
+    // Read before any lock is taken: a bad file is refused at once.
+    let saved = planfile
+        .map(|p| read_saved_plan(p).map(|s| (p, s)))
+        .transpose()?;
     let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
     let _locks = lock_and_recover(&servers)?;
     let actual = servers.observe();
     print_problems(&actual);
-    check_sites_known(&inv, &actual, &only)?;
-    let plan = match planfile {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let saved: Plan = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not a hoist plan", path.display()))?;
-            if saved.format_version != plan::FORMAT_VERSION {
+    // What is carried out is always a fresh plan; a saved one only decides
+    // whether it may be.
+    let plan = match saved {
+        Some((path, saved)) => {
+            let fresh = make_plan(
+                &inv,
+                &actual,
+                saved.selected.clone(),
+                saved.strict || strict,
+                Mode::Live,
+            );
+            if let Err(refusal) = plan::saved::check(&saved, &fresh) {
                 bail!(
-                    "{} has plan format {}, this hoist reads {}",
-                    path.display(),
-                    saved.format_version,
-                    plan::FORMAT_VERSION
-                );
-            }
-            if saved.mode != Mode::Live {
-                bail!(
-                    "{} is an offline plan; apply needs a plan made against the servers",
+                    "the saved plan {} is refused: {refusal}\nNothing was changed; run `hoist plan --out FILE` again.",
                     path.display()
                 );
             }
-            if saved.observed != actual.fingerprint() {
-                let fresh = make_plan(&inv, &actual, only.clone(), saved.strict, Mode::Live);
-                let changed: Vec<String> = saved
-                    .sites
-                    .iter()
-                    .filter(|s| {
-                        fresh
-                            .sites
-                            .iter()
-                            .find(|f| f.name == s.name)
-                            .map(|f| &f.observed)
-                            != Some(&s.observed)
-                    })
-                    .map(|s| s.name.to_string())
-                    .collect();
-                let detail = if changed.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (changed: {})", changed.join(", "))
-                };
-                bail!("the saved plan {} is stale: what is on the servers changed since it was made{detail}; run `hoist plan` again", path.display());
-            }
-            saved
+            fresh
         }
-        None => make_plan(&inv, &actual, only, strict, Mode::Live),
+        None => {
+            check_sites_known(&inv, &actual, &only)?;
+            make_plan(&inv, &actual, only, strict, Mode::Live)
+        }
     };
     let st = format::Style::new(color_on(&std::io::stdout()));
     if !plan.has_changes() && !plan.blocked() {
@@ -548,7 +565,7 @@ fn cmd_apply(
         write_status(&inv, &servers)?;
         return Ok(EXIT_OK);
     }
-    print!("{}", format::text(&plan, &st));
+    print!("{}", format::text(&plan, &st, show_noop));
     if !yes && plan.has_changes() && !confirm("Carry out this plan?")? {
         println!("Nothing was changed.");
         return Ok(EXIT_ERROR);
@@ -680,14 +697,14 @@ fn cmd_compare(cli: &Cli, site: &str, platform: Option<&str>) -> Result<u8> {
                     v.verdict.as_str(),
                     opt(v.site_schema),
                     opt(v.target_schema),
-                    ver
+                    text::line(&ver)
                 );
             }
             for e in &c.errors {
-                println!("error: {e}");
+                println!("error: {}", text::line(e));
             }
             for w in &c.warnings {
-                println!("warning: {w}");
+                println!("warning: {}", text::line(w));
             }
             let blocked = c.blocked(inv.settings.policy.strict);
             println!(
@@ -752,16 +769,18 @@ fn cmd_status(cli: &Cli, live: bool) -> Result<u8> {
             .map(|o| o.platform.to_string())
             .unwrap_or_else(|| "-".into());
         let last = s.last_task.as_ref();
+        // The status files are text a pull request may edit: the started
+        // time especially is any string.
         println!(
             "{:<20} {:<28} {:<12} {:<12} {:<24} {}",
             name.as_str(),
-            domain,
-            platform,
+            text::line(&domain),
+            text::line(&platform),
             s.sync.as_str(),
             last.map(|t| format!(
                 "{} {}",
                 t.kind.as_str(),
-                &t.started[..t.started.len().min(16)]
+                text::line(&t.started).chars().take(16).collect::<String>()
             ))
             .unwrap_or_else(|| "-".into()),
             last.map(|t| t.result.as_str()).unwrap_or("-"),
@@ -818,11 +837,11 @@ fn cmd_tasks(cli: &Cli, site: Option<&str>) -> Result<u8> {
                 .unwrap_or_default();
             println!(
                 "{:<48} {:<15} {:<14} {:<9} {}",
-                t.id,
+                text::line(&t.id),
                 t.kind.as_str(),
-                target,
+                text::line(&target),
                 t.result.as_str(),
-                t.started
+                text::line(&t.started)
             );
         }
     }
@@ -841,27 +860,27 @@ fn cmd_log(cli: &Cli, id: &str) -> Result<u8> {
             Ok(t) => {
                 println!(
                     "task {}\nkind: {}\nresult: {}\nstarted: {}\nfinished: {}",
-                    t.id,
+                    text::line(&t.id),
                     t.kind.as_str(),
                     t.result.as_str(),
-                    t.started,
-                    t.finished.as_deref().unwrap_or("-")
+                    text::line(&t.started),
+                    text::line(t.finished.as_deref().unwrap_or("-"))
                 );
                 if let Some(b) = &t.backup {
-                    println!("backup: {b}");
+                    println!("backup: {}", text::line(b));
                 }
                 println!("steps:");
                 for st in &t.steps {
                     println!(
                         "  {:<20} {:<8} {}",
-                        st.name,
-                        st.state,
+                        text::line(&st.name),
+                        text::line(&st.state.to_string()),
                         st.millis.map(|m| format!("{m} ms")).unwrap_or_default()
                     );
                 }
                 println!("log:");
                 for l in &t.log {
-                    println!("  {l}");
+                    println!("  {}", text::line(l));
                 }
                 return Ok(EXIT_OK);
             }
@@ -875,13 +894,13 @@ fn print_outcome(t: &apply::TaskOutcome) {
     let msg = t
         .message
         .as_deref()
-        .map(|m| format!(": {m}"))
+        .map(|m| format!(": {}", text::line(m)))
         .unwrap_or_default();
     let id =
         t.id.as_deref()
-            .map(|i| format!(" [{i}]"))
+            .map(|i| format!(" [{}]", text::line(i)))
             .unwrap_or_default();
-    println!("{:<8} {}{id}{msg}", t.result.as_str(), t.what);
+    println!("{:<8} {}{id}{msg}", t.result.as_str(), text::line(&t.what));
 }
 
 fn cmd_backup(cli: &Cli, site: &str) -> Result<u8> {
@@ -902,7 +921,7 @@ fn cmd_backup(cli: &Cli, site: &str) -> Result<u8> {
             .find_map(|s| task::find(&s.tasks_dir(), id).ok())
     });
     if let Some(b) = rec.and_then(|r| r.backup) {
-        println!("backup: {b}");
+        println!("backup: {}", text::line(&b));
     }
     Ok(if t.result == TaskResult::Failed {
         EXIT_ERROR

@@ -31,4 +31,5 @@ pub mod render;
 pub mod server;
 pub mod status;
 pub mod task;
+pub mod text;
 pub mod watch;

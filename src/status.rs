@@ -863,6 +863,7 @@ mod tests {
             },
             mode: Mode::Live,
             strict: false,
+            selected: vec![],
             observed: String::new(),
             summary: Default::default(),
             platforms: vec![plan::PlatformPlan {

@@ -298,3 +298,143 @@ fn an_untrusted_pull_request_is_planned_without_running_or_reading_outside() {
     );
     assert!(!g.host().exists(), "offline planning touched a server");
 }
+
+/// What a pull request can put into a status file's free text: a heading,
+/// a mention, a link, HTML, a code fence, and terminal escapes (clear the
+/// screen, an OSC 8 hyperlink, a bidi override, an 8-bit CSI).
+const HOSTILE: &str = r#"# Heading\n@octocat [link](https://evil.example) <img src=x onerror=alert(1)> ```\n\e[2J\e]8;;https://evil.example\aclick\e]8;;\a \u202Ereversed \x9b31m | cell"#;
+/// The same, as it reads once YAML has unescaped it.
+const HOSTILE_TEXT: &str = "# Heading\n@octocat [link](https://evil.example) <img src=x onerror=alert(1)> ```\n\x1b[2J\x1b]8;;https://evil.example\x07click\x1b]8;;\x07 \u{202e}reversed \u{9b}31m | cell";
+
+/// Whether `s` has a byte a terminal would act on: ESC, another C0 control
+/// than a line break or tab, DEL, a C1 control or a bidi control.
+fn has_terminal_control(s: &str) -> bool {
+    s.chars().any(|c| {
+        (c.is_control() && c != '\n' && c != '\t')
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    })
+}
+
+/// Every fence is closed by a fence at least as long before the end.
+fn fences_balance(md: &str) -> bool {
+    let mut open: Option<usize> = None;
+    for line in md.lines() {
+        let ticks = line.chars().take_while(|c| *c == '`').count();
+        match open {
+            None if ticks >= 3 => open = Some(ticks),
+            Some(n) if ticks >= n && line.trim_end().chars().all(|c| c == '`') => open = None,
+            _ => {}
+        }
+    }
+    open.is_none()
+}
+
+#[test]
+fn status_files_are_untrusted_text_in_every_output() {
+    let f = Fixture::example();
+    f.apply();
+    // The pull request edits the status files: free text in a drift
+    // message, the database name (it shows in the settings diff) and a
+    // task's start time.
+    let text = f.read("status/sites/acme.yaml");
+    let evil = text
+        .replace(
+            "  maintenance: false",
+            &format!("  maintenance: false\n  drift:\n  - \"{HOSTILE}\""),
+        )
+        .replace(
+            "    name: acme_",
+            "    name: \"acme ````\\n# db @octocat \\e[2J <b>x</b>\"\n    x: acme_",
+        )
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("x: acme_"))
+        .map(|l| {
+            if l.trim_start().starts_with("started:") {
+                "  started: \"\\e[2J\\e]8;;https://evil.example\\a\\u202Eévil\"".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_ne!(evil, text);
+    f.write("status/sites/acme.yaml", &evil);
+    f.set_site("acme", "platform", "shop-2-0");
+
+    let md = f
+        .ok(&["plan", "--offline", "--format", "markdown"], 0)
+        .stdout;
+    assert!(md.contains("<b>acme</b>: <code>migrate</code>"), "{md}");
+    assert!(md.contains("&#35; Heading"), "the drift is shown: {md}");
+    for line in md.lines() {
+        assert!(
+            !line.starts_with('#') || line.starts_with("## hoist plan") || line.starts_with("### "),
+            "a heading from the status file: {line}"
+        );
+    }
+    let prose: String = {
+        // outside fenced blocks, nothing renders as markup or notifies
+        let mut out = String::new();
+        let mut fence: Option<usize> = None;
+        for line in md.lines() {
+            let ticks = line.chars().take_while(|c| *c == '`').count();
+            match fence {
+                None if ticks >= 3 => fence = Some(ticks),
+                Some(n) if ticks >= n => fence = None,
+                None => {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+                Some(_) => {}
+            }
+        }
+        out
+    };
+    for raw in [
+        "@octocat",
+        "](",
+        "[link]",
+        "<img",
+        "https://evil",
+        "```",
+        "| cell",
+        "\u{202e}",
+    ] {
+        assert!(!prose.contains(raw), "{raw:?} in the markdown:\n{md}");
+    }
+    assert!(!has_terminal_control(&md), "{md:?}");
+    assert!(fences_balance(&md), "an unbalanced fence:\n{md}");
+    assert!(
+        md.contains("-  name: \"acme ````\\n# db @octocat \\u001b[2J <b>x</b>\"\n"),
+        "the diff is shown verbatim inside its fence: {md}"
+    );
+
+    let plan_text = f.ok(&["plan", "--offline"], 0).stdout;
+    assert!(
+        plan_text.contains("warning: # Heading @octocat"),
+        "{plan_text}"
+    );
+    assert!(!has_terminal_control(&plan_text), "{plan_text:?}");
+    let status = f.ok(&["status"], 0).stdout;
+    assert!(status.contains("acme"), "{status}");
+    assert!(!has_terminal_control(&status), "{status:?}");
+
+    // JSON keeps the exact strings.
+    let json = f.plan_json(&["--offline"], 0);
+    let acme = common::site(&json, "acme");
+    assert!(
+        acme["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w == HOSTILE_TEXT),
+        "{acme}"
+    );
+    assert!(
+        acme["diff"]
+            .as_str()
+            .unwrap()
+            .contains("# db @octocat \\u001b[2J <b>x</b>"),
+        "{acme}"
+    );
+}

@@ -409,20 +409,36 @@ fn disable_enable_and_verify_rerender_the_vhost() {
 }
 
 #[test]
-fn a_saved_plan_is_carried_out_or_refused_when_stale() {
+fn a_saved_plan_is_carried_out_only_while_a_fresh_plan_agrees() {
     let f = Fixture::example();
     f.apply();
     f.set_site("acme", "platform", "shop-2-0");
     let out = f.tmp.path().join("plan.json");
     f.ok(&["plan", "--out", out.to_str().unwrap()], 0);
-    // the inventory changes again after planning: the saved plan still says shop-2-0
+    // the inventory changes again after planning: the saved plan says
+    // shop-2-0, a fresh plan shop-2-1, so neither is carried out
     f.set_site("acme", "platform", "shop-2-1");
+    let r = f.ok(&["apply", "--yes", out.to_str().unwrap()], 1);
+    assert!(
+        r.stderr.contains("does not match a fresh plan")
+            && r.stderr.contains(
+                "site acme: the saved plan says migrate (from acme.example.com on shop-1-1, to acme.example.com on shop-2-0), a fresh plan says migrate (from acme.example.com on shop-1-1, to acme.example.com on shop-2-1)"
+            ),
+        "{}",
+        r.all()
+    );
+    assert!(f
+        .host()
+        .join("platforms/shop-1-1/sites/acme.example.com")
+        .is_dir());
+    // back to what was reviewed: carried out
+    f.set_site("acme", "platform", "shop-2-0");
     f.ok(&["apply", "--yes", out.to_str().unwrap()], 0);
     assert!(
         f.host()
             .join("platforms/shop-2-0/sites/acme.example.com")
             .is_dir(),
-        "exactly the saved plan"
+        "the reviewed plan"
     );
 
     // stale: a package of the site is updated behind the plan's back

@@ -549,3 +549,303 @@ fn a_platform_whose_source_cannot_be_read_is_unknown_and_blocks_its_sites() {
         .join("platforms/shop-1-1/sites/acme.example.com")
         .is_dir());
 }
+
+/// Writes `plan` with `edit` applied to a new file and returns its path.
+fn edited(
+    f: &Fixture,
+    plan: &serde_json::Value,
+    name: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> String {
+    let mut p = plan.clone();
+    edit(&mut p);
+    let path = f.tmp.path().join(name);
+    std::fs::write(&path, serde_json::to_string_pretty(&p).unwrap()).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn site_mut<'a>(plan: &'a mut serde_json::Value, name: &str) -> &'a mut serde_json::Value {
+    plan["sites"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|s| s["name"] == name)
+        .unwrap()
+}
+
+/// Applies a saved plan that must be refused: exit 1, every `said` in the
+/// message, nothing changed on the server.
+fn refused(f: &Fixture, file: &str, said: &[&str]) {
+    let before = common::server_state(f);
+    let r = f.run(&["apply", "--yes", file]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    for s in said {
+        assert!(r.stderr.contains(s), "{s:?} not said: {}", r.all());
+    }
+    assert!(!r.stderr.contains("panicked"), "{}", r.all());
+    let diff = common::state_diff(&before, &common::server_state(f));
+    assert!(diff.is_empty(), "{file} changed the server: {diff:?}");
+}
+
+#[test]
+fn an_edited_saved_plan_is_refused_and_nothing_from_it_is_carried_out() {
+    let f = Fixture::example();
+    f.apply();
+    f.set_site("acme", "platform", "shop-2-0");
+    let out = f.tmp.path().join("plan.json");
+    f.ok(&["plan", "--out", out.to_str().unwrap()], 0);
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+
+    // noop -> delete: a declared site, prune off
+    let file = edited(&f, &plan, "delete.json", |p| {
+        let s = site_mut(p, "bakery");
+        s["action"] = "delete".into();
+        s["to"] = serde_json::Value::Null;
+    });
+    refused(
+        &f,
+        &file,
+        &[
+            "does not match a fresh plan",
+            "site bakery: the saved plan says delete (from bakery.example.com on shop-1-0, to -), a fresh plan says noop",
+        ],
+    );
+    // the migration's target changed
+    let file = edited(&f, &plan, "target.json", |p| {
+        site_mut(p, "acme")["to"]["platform"] = "shop-2-1".into();
+    });
+    refused(
+        &f,
+        &file,
+        &["site acme: the saved plan says migrate (from acme.example.com on shop-1-1, to acme.example.com on shop-2-1), a fresh plan says migrate (from acme.example.com on shop-1-1, to acme.example.com on shop-2-0)"],
+    );
+    // a site added to the file
+    let file = edited(&f, &plan, "added.json", |p| {
+        let mut ghost = site_mut(p, "acme").clone();
+        ghost["name"] = "ghost".into();
+        ghost["action"] = "create".into();
+        ghost["from"] = serde_json::Value::Null;
+        p["sites"].as_array_mut().unwrap().push(ghost);
+    });
+    refused(
+        &f,
+        &file,
+        &[
+            "site ghost: the saved plan says create",
+            "a fresh plan says nothing",
+        ],
+    );
+    // a platform build slipped in
+    let file = edited(&f, &plan, "platform.json", |p| {
+        p["platforms"][0]["action"] = "build".into();
+    });
+    refused(&f, &file, &["platform shop-1-0: the saved plan says build"]);
+
+    // malformed, hostile or huge files: a clear error, no panic
+    let cut = f.tmp.path().join("cut.json");
+    let whole = std::fs::read_to_string(&out).unwrap();
+    std::fs::write(&cut, &whole[..whole.len() / 2]).unwrap();
+    refused(&f, cut.to_str().unwrap(), &["is not a hoist plan", "line"]);
+    let deep = f.tmp.path().join("deep.json");
+    std::fs::write(&deep, "[".repeat(1_000_000)).unwrap();
+    refused(&f, deep.to_str().unwrap(), &["is not a hoist plan"]);
+    let bad_name = edited(&f, &plan, "name.json", |p| {
+        site_mut(p, "acme")["name"] = "../../etc".into();
+    });
+    refused(
+        &f,
+        &bad_name,
+        &["is not a hoist plan: invalid name \"../../etc\"", "line 7"],
+    );
+    let huge = f.tmp.path().join("huge.json");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(hoist::plan::saved::MAX_BYTES + 1)
+        .unwrap();
+    refused(&f, huge.to_str().unwrap(), &["a hoist plan is at most"]);
+
+    // the unedited plan is carried out
+    f.ok(&["apply", "--yes", out.to_str().unwrap()], 0);
+    assert!(f
+        .host()
+        .join("platforms/shop-2-0/sites/acme.example.com")
+        .is_dir());
+    f.plan_json(&["--detailed-exitcode"], 0);
+}
+
+#[test]
+fn a_saved_plan_with_a_blocked_flag_flipped_is_refused() {
+    let f = Fixture::example();
+    f.apply();
+    // dental's move is blocked (a schema downgrade); eatery's disable is not
+    f.set_site("dental", "platform", "shop-1-0");
+    f.set_site("eatery", "enabled", "false");
+    let out = f.tmp.path().join("plan.json");
+    f.ok(&["plan", "--out", out.to_str().unwrap()], 1);
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(site(&plan, "dental")["blocked"], true);
+    let file = edited(&f, &plan, "unblocked.json", |p| {
+        let s = site_mut(p, "dental");
+        s["blocked"] = false.into();
+        s["errors"] = serde_json::json!([]);
+    });
+    refused(
+        &f,
+        &file,
+        &["site dental: the saved plan says migrate (from dental.example.net on shop-2-0, to dental.example.net on shop-1-0), a fresh plan says migrate (from dental.example.net on shop-2-0, to dental.example.net on shop-1-0), blocked"],
+    );
+    // unedited, the plan carries out what is not blocked and exits 1
+    let r = f.ok(&["apply", "--yes", out.to_str().unwrap()], 1);
+    assert!(r.stdout.contains("disable eatery"), "{}", r.all());
+    assert!(f
+        .host()
+        .join("platforms/shop-2-0/sites/dental.example.net")
+        .is_dir());
+}
+
+#[test]
+fn a_saved_plan_for_some_sites_is_checked_against_those_sites() {
+    let f = Fixture::example();
+    f.apply();
+    f.set_site("acme", "platform", "shop-2-0");
+    f.set_site("eatery", "enabled", "false");
+    let out = f.tmp.path().join("plan.json");
+    f.ok(
+        &["plan", "--site", "acme", "--out", out.to_str().unwrap()],
+        0,
+    );
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_valid_plan(&saved);
+    assert_eq!(saved["selected"], serde_json::json!(["acme"]));
+    let r = f.run(&["apply", "--yes", "--site", "eatery", out.to_str().unwrap()]);
+    assert_eq!(
+        r.code,
+        2,
+        "clap refuses --site with a saved plan: {}",
+        r.all()
+    );
+    f.ok(&["apply", "--yes", out.to_str().unwrap()], 0);
+    assert!(f
+        .host()
+        .join("platforms/shop-2-0/sites/acme.example.com")
+        .is_dir());
+    // eatery was not in the reviewed plan: still enabled
+    assert_eq!(site(&f.plan_json(&[], 0), "eatery")["action"], "disable");
+}
+
+/// The example fleet plus `n` sites on shop-1-1 (as their status files
+/// say) that the inventory moves to shop-2-0, the first `blocked` of them
+/// to shop-1-0 instead (a schema downgrade): planned offline.
+fn big_fleet(n: usize, blocked: usize) -> Fixture {
+    let f = Fixture::example();
+    f.apply();
+    let template = f.read("status/sites/acme.yaml");
+    for i in 0..n {
+        let name = format!("m-{i:03}");
+        f.write(
+            &format!("status/sites/{name}.yaml"),
+            &template.replace("acme", &name),
+        );
+        let target = if i < blocked { "shop-1-0" } else { "shop-2-0" };
+        f.write(
+            &format!("sites/{name}.yaml"),
+            &format!(
+                "domain: {name}.example.com\naliases: [www.{name}.example.com]\nplatform: {target}\nprofile: standard\n"
+            ),
+        );
+    }
+    f
+}
+
+#[test]
+fn a_big_markdown_plan_fits_a_pull_request_comment() {
+    let f = big_fleet(320, 12);
+    let plan = f.plan_json(&["--offline"], 1);
+    assert_eq!(plan["summary"]["sites"]["migrate"], 320);
+    assert_eq!(plan["summary"]["blocked"], 12);
+    let md = f
+        .ok(&["plan", "--offline", "--format", "markdown"], 1)
+        .stdout;
+    let chars = md.chars().count();
+    assert!(chars <= 65_000, "{chars} characters");
+    assert!(chars > 50_000, "the room is used: {chars} characters");
+    // summary first
+    assert!(md.starts_with("## hoist plan"), "{md}");
+    let table = md.find("| sites | `migrate` | 320 |").expect("summary row");
+    // then the blocked sites with their reasons, every one of them
+    let blocked = md
+        .find("### ⛔ Blocked sites (12)")
+        .expect("blocked section");
+    assert!(table < blocked);
+    for i in 0..12 {
+        let item = format!("- **m-{i:03}** `migrate` m-{i:03}.example.com on shop-1-1 -&gt; m-{i:03}.example.com on shop-1-0\n  - blog: schema downgrade");
+        assert!(md.contains(&item), "{item} in {md}");
+    }
+    // then the site sections, blocked first, as many as fit
+    let first = md.find("<details>").expect("site sections");
+    assert!(blocked < first);
+    assert!(md[first..].starts_with("<details><summary>⛔ <b>m-000</b>"));
+    let shown = md.matches("<details>").count();
+    assert!(shown > 12 && shown < 320, "{shown} sections");
+    // and what was left out, and where everything is
+    let note = md.lines().last().unwrap();
+    assert!(
+        note.contains(&format!("{} of 320 site sections", 320 - shown))
+            && note.contains("--out FILE")
+            && note.contains("has everything"),
+        "{note}"
+    );
+    assert_eq!(
+        md.matches("</details>").count(),
+        shown,
+        "whole sections only"
+    );
+    // the same inputs, the same comment
+    assert_eq!(
+        md,
+        f.ok(&["plan", "--offline", "--format", "markdown"], 1)
+            .stdout
+    );
+}
+
+#[test]
+fn the_text_plan_hides_noop_lines_unless_asked() {
+    let f = big_fleet(3, 1);
+    let text = f.ok(&["plan", "--offline"], 1).stdout;
+    assert!(text.contains("m-001") && text.contains("m-000"), "{text}");
+    for quiet in ["acme", "bakery", "chess-club", "dental", "eatery"] {
+        assert!(!text.contains(quiet), "{quiet} shown: {text}");
+    }
+    assert!(
+        text.contains("(5 site(s) with nothing to do not shown; --show-noop lists them)"),
+        "{text}"
+    );
+    let all = f.ok(&["plan", "--offline", "--show-noop"], 1).stdout;
+    for quiet in ["acme", "bakery", "chess-club", "dental", "eatery"] {
+        let line = all
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(quiet))
+            .unwrap_or_else(|| panic!("no {quiet} line: {all}"));
+        assert!(line.contains("noop"), "{line}");
+    }
+    assert!(
+        all.contains("shop-1-0") && !all.contains("not shown"),
+        "{all}"
+    );
+
+    // apply prints the same plan, with the same flag
+    let g = Fixture::example();
+    g.apply();
+    g.set_site("acme", "platform", "shop-1-0"); // blocked: nothing is done
+    let r = g.ok(&["apply", "--yes"], 1);
+    assert!(
+        r.stdout.contains("acme") && !r.stdout.contains("bakery"),
+        "{}",
+        r.all()
+    );
+    let r = g.ok(&["apply", "--yes", "--show-noop"], 1);
+    assert!(r.stdout.contains("bakery"), "{}", r.all());
+}

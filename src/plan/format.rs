@@ -3,8 +3,9 @@
 
 use std::fmt::Write;
 
-use super::{Plan, PlatformAction, SiteAction, SitePlan};
+use super::{Plan, PlatformAction, PlatformPlan, SiteAction, SitePlan};
 use crate::compat::{PackageVerdict, Severity};
+use crate::text;
 
 /// ANSI colours, used only when asked (a TTY without `NO_COLOR`).
 #[derive(Debug, Clone, Copy)]
@@ -90,11 +91,11 @@ pub fn summary_line(plan: &Plan) -> String {
 }
 
 fn verdict_line(v: &PackageVerdict, st: &Style) -> String {
-    let text = v.describe();
+    let said = text::line(&v.describe()).into_owned();
     match v.severity {
-        Severity::Error => st.red(&text),
-        Severity::Warning => st.yellow(&text),
-        Severity::Ok => text,
+        Severity::Error => st.red(&said),
+        Severity::Warning => st.yellow(&said),
+        Severity::Ok => said,
     }
 }
 
@@ -117,17 +118,22 @@ fn colored_diff(diff: &str, st: &Style, indent: &str) -> String {
     out
 }
 
-/// The plan for a terminal.
-pub fn text(plan: &Plan, st: &Style) -> String {
+/// The plan for a terminal. Sites and platforms with nothing to do and
+/// nothing to say are left out unless `show_noop` (`--show-noop`): at fleet
+/// scale they would bury the changes. Every name and message is cleaned of
+/// control characters: they come from files a pull request may edit.
+pub fn text(plan: &Plan, st: &Style, show_noop: bool) -> String {
     let mut out = String::new();
-    let changed_platforms: Vec<_> = plan
+    let shown_platforms: Vec<_> = plan
         .platforms
         .iter()
-        .filter(|p| p.action != PlatformAction::Noop || p.blocked || !p.warnings.is_empty())
+        .filter(|p| {
+            show_noop || p.action != PlatformAction::Noop || p.blocked || !p.warnings.is_empty()
+        })
         .collect();
-    if !changed_platforms.is_empty() {
+    if !shown_platforms.is_empty() {
         let _ = writeln!(out, "{}", st.bold("Platforms"));
-        for p in changed_platforms {
+        for p in shown_platforms {
             let sign = match p.action {
                 PlatformAction::Build => st.green("+"),
                 PlatformAction::Delete => st.red("-"),
@@ -141,7 +147,7 @@ pub fn text(plan: &Plan, st: &Style) -> String {
             let src = p
                 .source
                 .as_deref()
-                .map(|s| format!(" ({s})"))
+                .map(|s| format!(" ({})", text::line(s)))
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
@@ -149,12 +155,7 @@ pub fn text(plan: &Plan, st: &Style) -> String {
                 p.name.as_str(),
                 p.action.as_str()
             );
-            for e in &p.errors {
-                let _ = writeln!(out, "      {} {e}", st.red("error:"));
-            }
-            for w in &p.warnings {
-                let _ = writeln!(out, "      {} {w}", st.yellow("warning:"));
-            }
+            messages(&mut out, &p.errors, &p.warnings, st);
         }
         out.push('\n');
     }
@@ -162,7 +163,16 @@ pub fn text(plan: &Plan, st: &Style) -> String {
     if plan.sites.is_empty() {
         let _ = writeln!(out, "  (none)");
     }
+    let mut hidden = 0;
     for s in &plan.sites {
+        let quiet = s.action == SiteAction::Noop
+            && !s.blocked
+            && s.errors.is_empty()
+            && s.warnings.is_empty();
+        if quiet && !show_noop {
+            hidden += 1;
+            continue;
+        }
         let sign = match s.action {
             SiteAction::Create | SiteAction::Clone => st.green(site_sign(s.action)),
             SiteAction::Delete => st.red(site_sign(s.action)),
@@ -183,23 +193,30 @@ pub fn text(plan: &Plan, st: &Style) -> String {
             "  {sign} {:<20} {:<15} {}{blocked}",
             s.name.as_str(),
             action,
-            where_to(s)
+            text::line(&where_to(s))
         );
-        if s.action == SiteAction::Noop && s.errors.is_empty() && s.warnings.is_empty() {
+        if quiet {
             continue;
         }
-        for e in &s.errors {
-            let _ = writeln!(out, "      {} {e}", st.red("error:"));
-        }
-        for w in &s.warnings {
-            let _ = writeln!(out, "      {} {w}", st.yellow("warning:"));
+        messages(&mut out, &s.errors, &s.warnings, st);
+        if s.action == SiteAction::Noop {
+            continue;
         }
         for v in s.packages.iter().filter(|v| v.severity == Severity::Ok) {
             let _ = writeln!(out, "      {}", verdict_line(v, st));
         }
         if !s.diff.is_empty() {
-            out.push_str(&colored_diff(&s.diff, st, "      "));
+            out.push_str(&colored_diff(&text::block(&s.diff), st, "      "));
         }
+    }
+    if hidden > 0 {
+        let _ = writeln!(
+            out,
+            "  {}",
+            st.dim(&format!(
+                "({hidden} site(s) with nothing to do not shown; --show-noop lists them)"
+            ))
+        );
     }
     out.push('\n');
     let line = summary_line(plan);
@@ -215,16 +232,70 @@ pub fn text(plan: &Plan, st: &Style) -> String {
     out
 }
 
-fn md_escape(s: &str) -> String {
-    s.replace('|', "\\|")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+/// The errors and warnings of a site or platform, one per line.
+fn messages(out: &mut String, errors: &[String], warnings: &[String], st: &Style) {
+    for e in errors {
+        let _ = writeln!(out, "      {} {}", st.red("error:"), text::line(e));
+    }
+    for w in warnings {
+        let _ = writeln!(out, "      {} {}", st.yellow("warning:"), text::line(w));
+    }
 }
 
-/// The plan as a pull-request comment: a summary table, then a collapsible
-/// section per changed site.
+/// GitHub refuses a comment over 65,536 characters: the markdown plan
+/// stays under this many (spec section 6).
+pub const MARKDOWN_LIMIT: usize = 65_000;
+/// Room kept at the end for the note on what was left out.
+const NOTE_ROOM: usize = 600;
+/// The longest message shown in markdown, in characters; the JSON plan has
+/// every message whole.
+const MESSAGE_MAX: usize = 500;
+/// The reasons shown per site in the blocked list.
+const REASONS_MAX: usize = 5;
+
+/// Markdown being written under a character budget.
+struct Budget {
+    out: String,
+    used: usize,
+    limit: usize,
+}
+
+impl Budget {
+    /// Adds `piece` when it fits, and says whether it did.
+    fn fits(&mut self, piece: &str) -> bool {
+        let n = piece.chars().count();
+        if self.used + n > self.limit {
+            return false;
+        }
+        self.used += n;
+        self.out.push_str(piece);
+        true
+    }
+}
+
+/// One message as markdown text: clipped, then escaped.
+fn md_message(m: &str) -> String {
+    text::md(&text::clip(m, MESSAGE_MAX)).into_owned()
+}
+
+/// The plan as a pull-request comment, under [`MARKDOWN_LIMIT`]
+/// characters: the summary table, the changed platforms, the blocked sites
+/// with their reasons, then a collapsible section per changed site (the
+/// blocked ones first) for as many as fit, and a note on what was left
+/// out. Everything from the inventory and the status files is escaped.
 pub fn markdown(plan: &Plan) -> String {
-    let mut out = String::new();
+    markdown_within(plan, MARKDOWN_LIMIT)
+}
+
+fn markdown_within(plan: &Plan, limit: usize) -> String {
+    let mut b = Budget {
+        out: String::new(),
+        used: 0,
+        limit: limit.saturating_sub(NOTE_ROOM),
+    };
+    // The header and summary table are a few lines whatever the fleet:
+    // always there.
+    let mut head = String::new();
     let verdict = if plan.blocked() {
         "⛔ **blocked**"
     } else if plan.has_changes() {
@@ -236,122 +307,197 @@ pub fn markdown(plan: &Plan) -> String {
         .inventory
         .commit
         .as_deref()
-        .map(|c| format!(" at `{}`", &c[..c.len().min(12)]))
+        .map(|c| format!(" at `{}`", text::md(&text::clip(c, 12))))
         .unwrap_or_default();
-    let _ = writeln!(out, "## hoist plan{commit}: {verdict}\n");
+    let _ = writeln!(head, "## hoist plan{commit}: {verdict}\n");
     let _ = writeln!(
-        out,
+        head,
         "{} ({} mode{})\n",
-        md_escape(&summary_line(plan)),
+        text::md(&summary_line(plan)),
         match plan.mode {
             super::Mode::Live => "live",
             super::Mode::Offline => "offline",
         },
         if plan.strict { ", strict" } else { "" }
     );
-    let _ = writeln!(out, "| | action | count |\n|---|---|---:|");
+    let _ = writeln!(head, "| | action | count |\n|---|---|---:|");
     for a in PlatformAction::ALL {
         let n = plan.summary.platforms.get(a.as_str()).copied().unwrap_or(0);
         if n > 0 {
-            let _ = writeln!(out, "| platforms | `{}` | {n} |", a.as_str());
+            let _ = writeln!(head, "| platforms | `{}` | {n} |", a.as_str());
         }
     }
     for a in SiteAction::ALL {
         let n = plan.summary.sites.get(a.as_str()).copied().unwrap_or(0);
         if n > 0 {
-            let _ = writeln!(out, "| sites | `{}` | {n} |", a.as_str());
+            let _ = writeln!(head, "| sites | `{}` | {n} |", a.as_str());
         }
     }
-    let _ = writeln!(out, "| | **blocked** | {} |\n", plan.summary.blocked);
+    let _ = writeln!(head, "| | **blocked** | {} |\n", plan.summary.blocked);
+    b.used += head.chars().count();
+    b.out.push_str(&head);
 
-    for p in plan
+    // Blocked first, in each list; otherwise in name order.
+    let mut platforms: Vec<_> = plan
         .platforms
         .iter()
         .filter(|p| p.action != PlatformAction::Noop || p.blocked)
-    {
-        let mark = if p.blocked { "⛔" } else { "➕" };
-        let _ = writeln!(
-            out,
-            "- {mark} platform **{}**: `{}`{}",
-            p.name,
-            p.action.as_str(),
-            p.source
-                .as_deref()
-                .map(|s| format!(" from {}", md_escape(s)))
-                .unwrap_or_default()
-        );
-        for e in &p.errors {
-            let _ = writeln!(out, "  - error: {}", md_escape(e));
+        .collect();
+    platforms.sort_by_key(|p| !p.blocked);
+    let mut platforms_left = 0;
+    if !platforms.is_empty() {
+        b.fits("### Platforms\n\n");
+        for p in &platforms {
+            if !b.fits(&platform_item(p)) {
+                platforms_left += 1;
+            }
         }
-    }
-    if plan
-        .platforms
-        .iter()
-        .any(|p| p.action != PlatformAction::Noop || p.blocked)
-    {
-        out.push('\n');
+        b.fits("\n");
     }
 
-    for s in plan
+    let blocked: Vec<&SitePlan> = plan.sites.iter().filter(|s| s.blocked).collect();
+    let mut blocked_left = 0;
+    if !blocked.is_empty() {
+        b.fits(&format!("### ⛔ Blocked sites ({})\n\n", blocked.len()));
+        for s in &blocked {
+            if !b.fits(&blocked_item(s)) {
+                blocked_left += 1;
+            }
+        }
+        b.fits("\n");
+    }
+
+    let mut sections: Vec<&SitePlan> = plan
         .sites
         .iter()
         .filter(|s| s.action != SiteAction::Noop || s.blocked)
-    {
-        let mark = if s.blocked {
-            "⛔"
-        } else if !s.warnings.is_empty() {
-            "⚠️"
-        } else {
-            "✅"
-        };
+        .collect();
+    sections.sort_by_key(|s| !s.blocked);
+    let mut sections_left = 0;
+    for s in &sections {
+        if !b.fits(&site_section(s)) {
+            sections_left += 1;
+        }
+    }
+
+    let mut left = Vec::new();
+    for (n, of, what) in [
+        (sections_left, sections.len(), "site sections"),
+        (blocked_left, blocked.len(), "blocked sites"),
+        (platforms_left, platforms.len(), "platforms"),
+    ] {
+        if n > 0 {
+            left.push(format!("{n} of {of} {what}"));
+        }
+    }
+    let mut out = b.out;
+    if !left.is_empty() {
         let _ = writeln!(
             out,
-            "<details><summary>{mark} <b>{}</b>: <code>{}</code> {}</summary>\n",
-            s.name,
-            s.action.as_str(),
-            md_escape(&where_to(s))
+            "---\n\n**Left out** to keep this comment under {} characters: {}. The JSON plan (`hoist plan --format json`, or `--out FILE`) has everything.",
+            MARKDOWN_LIMIT,
+            left.join(", ")
         );
-        for e in &s.errors {
-            let _ = writeln!(out, "- ⛔ {}", md_escape(e));
-        }
-        for w in &s.warnings {
-            let _ = writeln!(out, "- ⚠️ {}", md_escape(w));
-        }
-        if !s.errors.is_empty() || !s.warnings.is_empty() {
-            out.push('\n');
-        }
-        if !s.packages.is_empty() {
-            let _ = writeln!(out, "| package | verdict | site schema | target schema | version | updates |\n|---|---|---:|---:|---|---|");
-            for v in &s.packages {
-                let ver = match (&v.current_version, &v.target_version) {
-                    (Some(a), Some(b)) if a != b => format!("{a} → {b}"),
-                    (_, Some(b)) => b.to_string(),
-                    (Some(a), None) => a.to_string(),
-                    (None, None) => String::new(),
-                };
-                let opt = |o: Option<u32>| o.map(|n| n.to_string()).unwrap_or_else(|| "–".into());
-                let _ = writeln!(
-                    out,
-                    "| {} | `{}` | {} | {} | {} | {} |",
-                    v.name,
-                    v.verdict.as_str(),
-                    opt(v.site_schema),
-                    opt(v.target_schema),
-                    ver,
-                    v.pending
-                        .iter()
-                        .map(|n| n.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-            }
-            out.push('\n');
-        }
-        if !s.diff.is_empty() {
-            let _ = writeln!(out, "```diff\n{}```\n", s.diff);
-        }
-        let _ = writeln!(out, "</details>\n");
     }
+    out
+}
+
+fn platform_item(p: &PlatformPlan) -> String {
+    let mark = if p.blocked { "⛔" } else { "➕" };
+    let mut item = format!(
+        "- {mark} platform **{}**: `{}`{}\n",
+        text::md(p.name.as_str()),
+        p.action.as_str(),
+        p.source
+            .as_deref()
+            .map(|s| format!(" from {}", md_message(s)))
+            .unwrap_or_default()
+    );
+    for e in &p.errors {
+        let _ = writeln!(item, "  - error: {}", md_message(e));
+    }
+    item
+}
+
+fn blocked_item(s: &SitePlan) -> String {
+    let mut item = format!(
+        "- **{}** `{}` {}\n",
+        text::md(s.name.as_str()),
+        s.action.as_str(),
+        text::md(&where_to(s))
+    );
+    // Under strict, warnings are what blocks a site without errors.
+    let reasons = if s.errors.is_empty() {
+        &s.warnings
+    } else {
+        &s.errors
+    };
+    for r in reasons.iter().take(REASONS_MAX) {
+        let _ = writeln!(item, "  - {}", md_message(r));
+    }
+    if reasons.len() > REASONS_MAX {
+        let _ = writeln!(item, "  - and {} more", reasons.len() - REASONS_MAX);
+    }
+    item
+}
+
+fn site_section(s: &SitePlan) -> String {
+    let mut out = String::new();
+    let mark = if s.blocked {
+        "⛔"
+    } else if !s.warnings.is_empty() {
+        "⚠️"
+    } else {
+        "✅"
+    };
+    let _ = writeln!(
+        out,
+        "<details><summary>{mark} <b>{}</b>: <code>{}</code> {}</summary>\n",
+        text::md(s.name.as_str()),
+        s.action.as_str(),
+        text::md(&where_to(s))
+    );
+    for e in &s.errors {
+        let _ = writeln!(out, "- ⛔ {}", md_message(e));
+    }
+    for w in &s.warnings {
+        let _ = writeln!(out, "- ⚠️ {}", md_message(w));
+    }
+    if !s.errors.is_empty() || !s.warnings.is_empty() {
+        out.push('\n');
+    }
+    if !s.packages.is_empty() {
+        let _ = writeln!(out, "| package | verdict | site schema | target schema | version | updates |\n|---|---|---:|---:|---|---|");
+        for v in &s.packages {
+            let ver = match (&v.current_version, &v.target_version) {
+                (Some(a), Some(b)) if a != b => format!("{a} → {b}"),
+                (_, Some(b)) => b.to_string(),
+                (Some(a), None) => a.to_string(),
+                (None, None) => String::new(),
+            };
+            let opt = |o: Option<u32>| o.map(|n| n.to_string()).unwrap_or_else(|| "–".into());
+            let _ = writeln!(
+                out,
+                "| {} | `{}` | {} | {} | {} | {} |",
+                text::md(v.name.as_str()),
+                v.verdict.as_str(),
+                opt(v.site_schema),
+                opt(v.target_schema),
+                text::md(&ver),
+                v.pending
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        out.push('\n');
+    }
+    if !s.diff.is_empty() {
+        out.push_str(&text::md_fence(&s.diff, "diff"));
+        out.push('\n');
+    }
+    let _ = writeln!(out, "</details>\n");
     out
 }
 
@@ -360,4 +506,140 @@ pub fn json(plan: &Plan) -> String {
     let mut s = serde_json::to_string_pretty(plan).expect("plans serialize");
     s.push('\n');
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::{Domain, Name};
+    use crate::plan::{Endpoint, InventoryRef, Mode, Summary};
+
+    fn site(i: usize, action: SiteAction, blocked: bool, error: &str) -> SitePlan {
+        let ep = |p: &str| {
+            Some(Endpoint {
+                platform: Name::new(p).unwrap(),
+                domain: Domain::new(&format!("s-{i:04}.example.com")).unwrap(),
+            })
+        };
+        SitePlan {
+            name: Name::new(&format!("s-{i:04}")).unwrap(),
+            action,
+            blocked,
+            from: ep("old"),
+            to: ep("new"),
+            clone_from: None,
+            unmanaged: false,
+            packages: vec![],
+            errors: if error.is_empty() {
+                vec![]
+            } else {
+                vec![error.to_string()]
+            },
+            warnings: vec![],
+            diff: "-platform: old\n+platform: new\n".repeat(20),
+            config: None,
+            observed: None,
+        }
+    }
+
+    fn plan(sites: Vec<SitePlan>) -> Plan {
+        let mut summary = Summary::default();
+        for s in &sites {
+            *summary.sites.entry(s.action.as_str().into()).or_default() += 1;
+            summary.blocked += s.blocked as usize;
+            summary.changes += (s.action != SiteAction::Noop) as usize;
+        }
+        Plan {
+            format_version: crate::plan::FORMAT_VERSION,
+            inventory: InventoryRef {
+                path: ".".into(),
+                commit: None,
+            },
+            mode: Mode::Offline,
+            strict: false,
+            selected: vec![],
+            observed: String::new(),
+            summary,
+            platforms: vec![],
+            sites,
+        }
+    }
+
+    #[test]
+    fn markdown_keeps_its_limit_even_when_the_blocked_list_overflows() {
+        let huge = format!("<b>{}</b> @team", "x".repeat(100_000));
+        let sites: Vec<SitePlan> = (0..2_000)
+            .map(|i| {
+                site(
+                    i,
+                    SiteAction::Migrate,
+                    i % 2 == 0,
+                    if i % 2 == 0 { &huge } else { "" },
+                )
+            })
+            .collect();
+        let md = markdown(&plan(sites));
+        assert!(md.chars().count() <= MARKDOWN_LIMIT);
+        assert!(md.contains("### ⛔ Blocked sites (1000)"));
+        let note = md.lines().last().unwrap();
+        assert!(
+            note.contains("of 2000 site sections") && note.contains("of 1000 blocked sites"),
+            "{note}"
+        );
+        // each message is clipped, and escaped
+        assert!(md.contains(&format!("&lt;b&gt;{}…", "x".repeat(MESSAGE_MAX - 4))));
+        assert!(!md.contains("<b>x"));
+    }
+
+    #[test]
+    fn a_small_plan_leaves_nothing_out() {
+        let md = markdown(&plan(vec![
+            site(1, SiteAction::Migrate, true, "no"),
+            site(2, SiteAction::Migrate, false, ""),
+            site(3, SiteAction::Noop, false, ""),
+        ]));
+        assert!(!md.contains("Left out"), "{md}");
+        assert_eq!(md.matches("<details>").count(), 2, "noop has no section");
+        let blocked = md.find("<b>s-0001</b>").unwrap();
+        assert!(blocked < md.find("<b>s-0002</b>").unwrap(), "blocked first");
+        // a tight limit cuts whole sections, deterministically
+        let tight = markdown_within(
+            &plan(vec![
+                site(1, SiteAction::Migrate, false, ""),
+                site(2, SiteAction::Migrate, false, ""),
+            ]),
+            2_200,
+        );
+        assert!(tight.chars().count() <= 2_200, "{}", tight.chars().count());
+        assert!(tight.contains("1 of 2 site sections"), "{tight}");
+    }
+
+    #[test]
+    fn text_shows_noop_sites_only_when_asked() {
+        let p = plan(vec![
+            site(1, SiteAction::Migrate, false, ""),
+            site(2, SiteAction::Noop, false, ""),
+            site(3, SiteAction::Noop, true, "why\x1b[2J"),
+        ]);
+        let st = Style::new(false);
+        let quiet = text(&p, &st, false);
+        assert!(
+            quiet.contains("s-0001") && quiet.contains("s-0003"),
+            "{quiet}"
+        );
+        assert!(!quiet.contains("s-0002"), "{quiet}");
+        assert!(
+            quiet.contains("(1 site(s) with nothing to do not shown"),
+            "{quiet}"
+        );
+        assert!(
+            quiet.contains("error: why[2J") && !quiet.contains('\x1b'),
+            "{quiet}"
+        );
+        let all = text(&p, &st, true);
+        assert!(
+            all.contains("s-0002") && !all.contains("not shown"),
+            "{all}"
+        );
+    }
 }

@@ -3,6 +3,7 @@
 //! under the compatibility rules. No I/O happens here.
 
 pub mod format;
+pub mod saved;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -228,6 +229,10 @@ pub struct Plan {
     pub mode: Mode,
     /// Whether warnings were treated as blocking.
     pub strict: bool,
+    /// The sites it was asked for (`--site`); empty: every site. A saved
+    /// plan is checked against a fresh plan of the same sites.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub selected: Vec<SiteName>,
     /// The fingerprint of the whole observation the plan was made on.
     pub observed: String,
     /// Counts.
@@ -386,6 +391,7 @@ pub fn plan(inv: &Inventory, actual: &Actual, opts: &PlanOptions) -> Plan {
         inventory: opts.inventory.clone(),
         mode: opts.mode,
         strict: opts.strict,
+        selected: opts.only.clone(),
         observed: actual.fingerprint(),
         summary,
         platforms,
