@@ -541,10 +541,12 @@ fn plan_existing(
 /// a migrate). None when nothing is pending, or the platform is not built.
 fn own_platform_check(obs: &ObservedSite, actual: &Actual) -> Option<Comparison> {
     let built = &actual.platforms.get(obs.platform())?.codebase;
+    // Versions are measured against the site's own record: the platform
+    // it lives on is the target.
     let c = compat::compare(
         &obs.packages,
         &obs.config.profile,
-        Some(built),
+        None,
         obs.platform(),
         built,
     );
