@@ -295,7 +295,7 @@ impl SqliteServer {
 
     /// Keeps an exact copy of `src` aside (`.<db>.kept`, synced), before
     /// it is changed in place: [`SqliteServer::restore_copy`] puts it back
-    /// byte for byte, whatever the changes were, and
+    /// page for page (every row as it was), whatever the changes were, and
     /// [`SqliteServer::discard_copy`] drops it. Written under another name
     /// and renamed, so a copy that exists is whole.
     pub fn keep_copy(&self, src: &SiteDb) -> Result<(), DbError> {
@@ -840,6 +840,36 @@ mod tests {
         s.drop_database("site_1").unwrap();
         assert!(!s.exists("site_1"));
         assert!(s.create("../x").is_err());
+    }
+
+    #[test]
+    fn a_kept_copy_puts_every_row_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteServer::new(dir.path().to_path_buf());
+        let creds = s.create("site").unwrap();
+        let mut db = s.open("site", &creds).unwrap();
+        db.create_core_tables().unwrap();
+        db.set_variable("x", "before").unwrap();
+        let before = db.content().unwrap();
+        s.keep_copy(&db).unwrap();
+        db.run_script("CREATE TABLE added (a); INSERT INTO added VALUES (1);")
+            .unwrap();
+        db.set_variable("x", "after").unwrap();
+        drop(db);
+        assert!(s.restore_copy("site").unwrap());
+        assert!(!s.restore_copy("site").unwrap(), "once only");
+        let db = s.open("site", &creds).unwrap();
+        assert_eq!(db.content().unwrap(), before, "the same rows, same user");
+        s.keep_copy(&db).unwrap();
+        s.discard_copy("site").unwrap();
+        assert!(!s.restore_copy("site").unwrap());
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .filter(|n| n.to_string_lossy().starts_with('.'))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //!
 //! The site's own database is changed in place, so an exact copy of it is
 //! kept aside from before the first update until the commit point: an undo
-//! (or a recovery after a kill) puts that copy back, byte for byte, rather
-//! than loading a dump that could fail to load. The backup is kept either way.
+//! (or a recovery after a kill) puts that copy back, every row as it was,
+//! rather than loading a dump that could fail to load. The backup is kept
+//! either way.
 
 use serde_json::Value;
 
@@ -100,7 +101,13 @@ pub(crate) fn undo(srv: &LocalServer, rec: &TaskRecord) -> String {
         return "rolled back: nothing to undo".into();
     };
     let put_back = match rec.journal.get(KEPT_COPY).and_then(Value::as_str) {
-        Some(db) => srv.db().restore_copy(db).map_err(txt),
+        // A copy that failed halfway leaves its temporary file: it goes
+        // too, once whatever was whole is back.
+        Some(db) => srv
+            .db()
+            .restore_copy(db)
+            .and_then(|copied| srv.db().discard_copy(db).map(|()| copied))
+            .map_err(txt),
         None => Ok(false),
     };
     let maintenance = restore_maintenance(srv, at, rec);
