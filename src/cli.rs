@@ -725,20 +725,24 @@ fn cmd_status(cli: &Cli, live: bool) -> Result<u8> {
         Ok(i) => i,
         Err(c) => return Ok(c),
     };
-    let set = if live {
+    // Against the inventory as it is now, never as it was at the last
+    // apply: observed live, or from what the status files recorded (as
+    // `plan --offline` does). Nothing is written.
+    let (plan, set) = if live {
         let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
         recover_if_idle(&servers);
         let actual = servers.observe();
         print_problems(&actual);
         let plan = make_plan(&inv, &actual, vec![], false, Mode::Live);
         let tasks = status::last_tasks(&servers);
-        status::build(&plan, &actual, &tasks, inv.commit.as_deref())
+        let set = status::build(&plan, &actual, &tasks, inv.commit.as_deref());
+        (plan, set)
     } else {
         let dir = match &cli.git_ref {
             Some(r) => crate::gitops::extract(&cli.dir, r)?.dir,
             None => cli.dir.clone(),
         };
-        match status::read(&dir) {
+        let recorded = match status::read(&dir) {
             Ok(set) => set,
             Err(diags) => {
                 for d in &diags {
@@ -746,15 +750,21 @@ fn cmd_status(cli: &Cli, live: bool) -> Result<u8> {
                 }
                 bail!("the status files have {} problem(s)", diags.len());
             }
+        };
+        if recorded.sites.is_empty() && recorded.platforms.is_empty() {
+            eprintln!("No status files yet: `hoist apply` writes them; `hoist status --live` asks the servers.");
         }
+        status::current(&inv, &recorded)
     };
-    if set.sites.is_empty() && !live {
-        println!("No status files yet: `hoist apply` writes them; `hoist status --live` asks the servers.");
+    if set.sites.is_empty() {
+        println!("No sites declared or observed.");
         return Ok(EXIT_OK);
     }
+    let pending: std::collections::HashMap<&SiteName, plan::SiteAction> =
+        plan.sites.iter().map(|s| (&s.name, s.action)).collect();
     println!(
-        "{:<20} {:<28} {:<12} {:<12} {:<24} RESULT",
-        "SITE", "DOMAIN", "PLATFORM", "SYNC", "LAST TASK"
+        "{:<20} {:<28} {:<12} {:<12} {:<15} {:<24} RESULT",
+        "SITE", "DOMAIN", "PLATFORM", "SYNC", "PENDING", "LAST TASK"
     );
     for (name, s) in &set.sites {
         let domain = s
@@ -767,23 +777,29 @@ fn cmd_status(cli: &Cli, live: bool) -> Result<u8> {
             .observed
             .as_ref()
             .map(|o| o.platform.to_string())
-            .unwrap_or_else(|| "-".into());
+            .unwrap_or_else(|| "(absent)".into());
+        let todo = pending
+            .get(name)
+            .filter(|a| **a != plan::SiteAction::Noop)
+            .map(|a| a.as_str())
+            .unwrap_or("-");
         let last = s.last_task.as_ref();
         // The status files are text a pull request may edit: the started
         // time especially is any string.
         println!(
-            "{:<20} {:<28} {:<12} {:<12} {:<24} {}",
+            "{:<20} {:<28} {:<12} {:<12} {:<15} {:<24} {}",
             name.as_str(),
             text::line(&domain),
             text::line(&platform),
             s.sync.as_str(),
+            todo,
             last.map(|t| format!(
                 "{} {}",
                 t.kind.as_str(),
                 text::line(&t.started).chars().take(16).collect::<String>()
             ))
             .unwrap_or_else(|| "-".into()),
-            last.map(|t| t.result.as_str()).unwrap_or("-"),
+            last.map(|t| t.shown_result()).unwrap_or_else(|| "-".into()),
         );
     }
     Ok(EXIT_OK)

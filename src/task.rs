@@ -63,6 +63,8 @@ pub enum TaskKind {
     Rename,
     /// Both.
     MigrateRename,
+    /// Run pending updates on the platform the site lives on.
+    Update,
     /// Enable a site.
     Enable,
     /// Disable a site.
@@ -88,6 +90,7 @@ impl TaskKind {
             TaskKind::Migrate => "migrate",
             TaskKind::Rename => "rename",
             TaskKind::MigrateRename => "migrate+rename",
+            TaskKind::Update => "update",
             TaskKind::Enable => "enable",
             TaskKind::Disable => "disable",
             TaskKind::Verify => "verify",
@@ -98,7 +101,7 @@ impl TaskKind {
     }
 
     /// Every kind.
-    pub const ALL: [TaskKind; 13] = [
+    pub const ALL: [TaskKind; 14] = [
         TaskKind::Build,
         TaskKind::DeletePlatform,
         TaskKind::Install,
@@ -106,6 +109,7 @@ impl TaskKind {
         TaskKind::Migrate,
         TaskKind::Rename,
         TaskKind::MigrateRename,
+        TaskKind::Update,
         TaskKind::Enable,
         TaskKind::Disable,
         TaskKind::Verify,

@@ -4,6 +4,7 @@
 
 mod recover;
 mod site;
+mod update;
 
 pub use recover::{recover, Recovered};
 

@@ -54,7 +54,7 @@ mod key {
     pub const COMMITTED: &str = "committed";
 }
 
-fn txt<E: std::fmt::Display>(e: E) -> String {
+pub(super) fn txt<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
 
@@ -79,6 +79,7 @@ pub(super) fn run(
             move_site(s, inv, servers, opts, what.clone())
         }
         SiteAction::Clone => clone(s, inv, servers, opts, what.clone()),
+        SiteAction::Update => super::update::run(s, inv, servers, opts, what.clone()),
         SiteAction::Delete => delete(s, inv, servers, opts, what.clone()),
         SiteAction::Enable | SiteAction::Disable | SiteAction::Verify => {
             rerender(s, inv, servers, opts, what.clone())
@@ -101,7 +102,7 @@ pub(super) fn run(
 }
 
 /// The server a site on `platform` lives on.
-fn server_for<'a>(
+pub(super) fn server_for<'a>(
     inv: &Inventory,
     servers: &'a Servers,
     platform: &PlatformName,
@@ -114,7 +115,7 @@ fn server_for<'a>(
     servers.get(&name)
 }
 
-fn start(
+pub(super) fn start(
     srv: &LocalServer,
     kind: TaskKind,
     s: &SitePlan,
@@ -128,7 +129,7 @@ fn start(
     .map_err(io_err(&srv.tasks_dir()))
 }
 
-fn need<'a, T>(o: &'a Option<T>, what: &str) -> Result<&'a T, ServerError> {
+pub(super) fn need<'a, T>(o: &'a Option<T>, what: &str) -> Result<&'a T, ServerError> {
     o.as_ref()
         .ok_or_else(|| ServerError::Invalid(format!("the plan has no {what} for the site")))
 }
@@ -182,7 +183,11 @@ fn write_vhost(srv: &LocalServer, cfg: &SiteConfig) -> Result<(), ServerError> {
 /// settings, vhost, a backup) is made durable first, in one sync per
 /// filesystem: a crash after the mark must find the new site whole, since
 /// recovery then removes the old one.
-fn mark_committed(run: &mut TaskRun, srv: &LocalServer, after: &str) -> Result<(), StepError> {
+pub(super) fn mark_committed(
+    run: &mut TaskRun,
+    srv: &LocalServer,
+    after: &str,
+) -> Result<(), StepError> {
     let fail = |message: String| StepError {
         step: after.into(),
         message,
@@ -208,7 +213,7 @@ fn save_old_settings(run: &mut TaskRun, dir: &Path) -> Result<(), String> {
 
 /// Observes the site afresh (never act on a stale comparison) and checks it
 /// is what the plan was made on.
-fn observe_fresh(
+pub(super) fn observe_fresh(
     run: &mut TaskRun,
     srv: &LocalServer,
     at: &Endpoint,
@@ -230,13 +235,13 @@ fn observe_fresh(
     })
 }
 
-fn open_db(srv: &LocalServer, settings: &SettingsFile) -> Result<SiteDb, String> {
+pub(super) fn open_db(srv: &LocalServer, settings: &SettingsFile) -> Result<SiteDb, String> {
     srv.db()
         .open(&settings.database.name, &LocalServer::credentials(settings))
         .map_err(txt)
 }
 
-fn maintenance_on(
+pub(super) fn maintenance_on(
     run: &mut TaskRun,
     srv: &LocalServer,
     settings: &SettingsFile,
@@ -253,7 +258,11 @@ fn maintenance_on(
     })
 }
 
-fn restore_maintenance(srv: &LocalServer, at: &Endpoint, rec: &TaskRecord) -> Result<(), String> {
+pub(super) fn restore_maintenance(
+    srv: &LocalServer,
+    at: &Endpoint,
+    rec: &TaskRecord,
+) -> Result<(), String> {
     let Some(prev) = rec.journal.get(key::MAINTENANCE_PREV) else {
         return Ok(());
     };
@@ -267,7 +276,7 @@ fn restore_maintenance(srv: &LocalServer, at: &Endpoint, rec: &TaskRecord) -> Re
 
 /// Takes a backup of a site (a dump of its database, and its directory as
 /// `scope` says), prunes old ones, and records it in the task.
-fn take_backup(
+pub(super) fn take_backup(
     run: &mut TaskRun,
     srv: &LocalServer,
     site: &Name,
@@ -456,21 +465,11 @@ fn settle(
     update: bool,
     vars: &[(&str, &str)],
 ) -> Result<Vec<String>, StepError> {
-    let mut warnings = Vec::new();
-    if update {
-        step(run, "update", |run| {
-            let (pdir, target) = scan_platform(srv, &cfg.platform)?;
-            warnings.extend(run_updates(
-                run,
-                db,
-                &pdir,
-                &cfg.platform,
-                &target,
-                &cfg.profile,
-            )?);
-            Ok::<_, String>(())
-        })?;
-    }
+    let warnings = if update {
+        update_step(run, srv, db, &cfg.platform, &cfg.profile)?
+    } else {
+        Vec::new()
+    };
     step(run, "fix-paths", |_| {
         db.fix_paths(from_domain.as_str(), cfg.domain.as_str())
             .map_err(txt)?;
@@ -484,6 +483,21 @@ fn settle(
     })?;
     step(run, "clear-caches", |_| db.clear_caches())?;
     Ok(warnings)
+}
+
+/// Step 4: the pending updates of `platform` as built on `srv` applied
+/// to `db`. Returns their warnings.
+pub(super) fn update_step(
+    run: &mut TaskRun,
+    srv: &LocalServer,
+    db: &mut SiteDb,
+    platform: &PlatformName,
+    profile: &crate::names::PackageName,
+) -> Result<Vec<String>, StepError> {
+    step(run, "update", |run| {
+        let (pdir, target) = scan_platform(srv, platform)?;
+        run_updates(run, db, &pdir, platform, &target, profile)
+    })
 }
 
 fn open_new(
@@ -1041,7 +1055,7 @@ fn rerender(
 
 /// The undo closure of every site task: a task that had committed is
 /// finished, any other is undone, both from its journal alone.
-fn rollback(srv: &LocalServer, run: &mut TaskRun) {
+pub(super) fn rollback(srv: &LocalServer, run: &mut TaskRun) {
     let msg = if run.rec.journal.contains_key(key::COMMITTED) {
         match finish(srv, &run.rec) {
             Ok(()) => {
@@ -1081,6 +1095,7 @@ pub(crate) fn undo(srv: &LocalServer, rec: &TaskRecord) -> String {
             undo_rerender(srv, rec);
             "rolled back: settings and vhost were put back".into()
         }
+        TaskKind::Update => super::update::undo(srv, rec),
         TaskKind::Restore => {
             undo_restore(srv, rec);
             "rolled back: the site is back as it was before the restore; both backups are kept"
@@ -1113,6 +1128,7 @@ pub(crate) fn finish(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> 
             }
         }
         TaskKind::Restore => finish_restore(srv, rec),
+        TaskKind::Update => super::update::finish(srv, rec),
         _ => Ok(()),
     }
 }
