@@ -151,7 +151,10 @@ enum Command {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => return usage_error(&e),
+    };
     // The daemon tells what it does; one-shot commands only warn.
     let level = if matches!(cli.command, Command::Watch { .. }) {
         "info"
@@ -165,6 +168,19 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(EXIT_ERROR)
         }
+    }
+}
+
+/// Prints clap's message and picks the exit code: 0 for `--help` and
+/// `--version`, 1 for a usage error. Never clap's own 2: CI reads 2 as
+/// "the plan has changes" (`--detailed-exitcode`).
+fn usage_error(e: &clap::Error) -> ExitCode {
+    // A closed stdout or stderr cannot be reported anywhere else.
+    let _ = e.print();
+    if e.use_stderr() {
+        ExitCode::from(EXIT_ERROR)
+    } else {
+        ExitCode::from(EXIT_OK)
     }
 }
 
@@ -557,7 +573,8 @@ fn cmd_apply(
         parallel: inv.settings.policy.parallel,
         progress: std::io::stderr().is_terminal(),
         commit: plan.inventory.commit.clone(),
-        cancel: None,
+        // From here on SIGINT and SIGTERM stop the apply cleanly.
+        cancel: Some(crate::interrupt::install().context("cannot handle SIGINT and SIGTERM")?),
     };
     let report = apply::apply(&plan, &inv, &servers, &opts);
     let mut counts = std::collections::BTreeMap::<&str, usize>::new();
@@ -580,7 +597,12 @@ fn cmd_apply(
         }
     );
     write_status(&inv, &servers)?;
-    Ok(if report.failed() || plan.blocked() {
+    if opts.cancelled() {
+        eprintln!(
+            "hoist: interrupted: no new task was started; `hoist apply` carries out the rest"
+        );
+    }
+    Ok(if report.failed() || plan.blocked() || opts.cancelled() {
         EXIT_ERROR
     } else {
         EXIT_OK

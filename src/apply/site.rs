@@ -22,7 +22,7 @@ use crate::server::{io_err, LocalServer, ServerError, Servers, OLD_SETTINGS_FILE
 use crate::task::{TaskKind, TaskRecord, TaskResult, TaskRun};
 
 /// Journal keys: the facts an undo or a recovery reads back.
-mod key {
+pub(super) mod key {
     /// The previous `maintenance_mode` of the old database (null: unset);
     /// present once maintenance was switched on.
     pub const MAINTENANCE_PREV: &str = "maintenance_prev";
@@ -120,12 +120,14 @@ fn start(
     s: &SitePlan,
     opts: &ApplyOptions,
 ) -> Result<TaskRun, ServerError> {
-    TaskRun::start_noted(&srv.tasks_dir(), kind, Some(s.name.clone()), None, |rec| {
+    let mut run = TaskRun::start_noted(&srv.tasks_dir(), kind, Some(s.name.clone()), None, |rec| {
         rec.from = s.from.clone();
         rec.to = s.to.clone();
         rec.commit = opts.commit.clone();
     })
-    .map_err(io_err(&srv.tasks_dir()))
+    .map_err(io_err(&srv.tasks_dir()))?;
+    run.cancel_on(opts.cancel.clone());
+    Ok(run)
 }
 
 fn need<'a, T>(o: &'a Option<T>, what: &str) -> Result<&'a T, ServerError> {
