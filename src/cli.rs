@@ -239,13 +239,18 @@ fn run(cli: &Cli) -> Result<u8> {
 /// Loads the inventory (from `--ref` when given), printing every problem to
 /// stderr on failure.
 fn load(cli: &Cli) -> Result<Inventory, u8> {
+    load_at(cli, cli.git_ref.as_deref())
+}
+
+/// [`load`] from `reference` (a commit) or, with None, the working tree.
+fn load_at(cli: &Cli, reference: Option<&str>) -> Result<Inventory, u8> {
     // `validate` holds every source to being readable; planning treats a
     // source it cannot read as an unknown platform and blocks what needs it.
     let sources = match cli.command {
         Command::Validate => crate::inventory::Sources::Required,
         _ => crate::inventory::Sources::MayBeUnknown,
     };
-    match crate::gitops::load_inventory(&cli.dir, cli.git_ref.as_deref(), sources) {
+    match crate::gitops::load_inventory(&cli.dir, reference, sources) {
         Ok(inv) => Ok(inv),
         Err(crate::gitops::LoadError::Git(e)) => {
             eprintln!("error: {e}");
@@ -264,6 +269,59 @@ fn load(cli: &Cli) -> Result<Inventory, u8> {
             Err(EXIT_ERROR)
         }
     }
+}
+
+/// Loads the inventory a command that commits status carries out (spec
+/// section 7: hoist applies committed inventory only when it commits
+/// status). In a repository whose status is committed, an uncommitted edit
+/// is not applied: the inventory is read from HEAD's commit instead, and
+/// the edit named on stderr. Elsewhere, the working tree (or `--ref`).
+fn load_committed(cli: &Cli) -> Result<Inventory, u8> {
+    use crate::gitops;
+    if cli.git_ref.is_some() || gitops::open_root(&cli.dir).is_none() || !gitops::has_head(&cli.dir)
+    {
+        return load(cli);
+    }
+    let dirty = |inv: &Inventory| {
+        let servers = Servers::from_inventory(inv, cli.host_root.as_deref());
+        let roots: Vec<PathBuf> = servers
+            .by_name
+            .values()
+            .filter_map(|s| s.root().canonicalize().ok())
+            .collect();
+        gitops::uncommitted(&cli.dir, &roots)
+    };
+    // Server roots are known only once loaded: the cheap question first.
+    match gitops::uncommitted(&cli.dir, &[]) {
+        Ok(d) if d.is_empty() => return load(cli),
+        Ok(_) => {}
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(EXIT_ERROR);
+        }
+    }
+    let inv = match load_at(cli, Some("HEAD")) {
+        Ok(inv) if inv.settings.status.commit => inv,
+        // Status is not committed: the working tree it is.
+        Ok(_) => return load(cli),
+        Err(code) => {
+            eprintln!("error: that is the committed inventory (HEAD), which hoist applies since it commits status: commit a fix");
+            return Err(code);
+        }
+    };
+    match dirty(&inv) {
+        Ok(d) if d.is_empty() => {}
+        Ok(d) => eprintln!(
+            "warning: uncommitted changes are not applied ({}): hoist commits status, so it applies the committed inventory ({}); commit them to apply them",
+            d.join(", "),
+            inv.commit.as_deref().map(|c| &c[..c.len().min(12)]).unwrap_or("HEAD")
+        ),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(EXIT_ERROR);
+        }
+    }
+    Ok(inv)
 }
 
 fn validate(cli: &Cli) -> Result<u8> {
@@ -502,7 +560,7 @@ fn cmd_apply(
     sites: &[String],
     strict: bool,
 ) -> Result<u8> {
-    let inv = match load(cli) {
+    let inv = match load_committed(cli) {
         Ok(i) => i,
         Err(c) => return Ok(c),
     };
@@ -907,7 +965,7 @@ fn print_outcome(t: &apply::TaskOutcome) {
 }
 
 fn cmd_backup(cli: &Cli, site: &str) -> Result<u8> {
-    let inv = match load(cli) {
+    let inv = match load_committed(cli) {
         Ok(i) => i,
         Err(c) => return Ok(c),
     };
@@ -934,7 +992,7 @@ fn cmd_backup(cli: &Cli, site: &str) -> Result<u8> {
 }
 
 fn cmd_restore(cli: &Cli, site: &str, backup: Option<&str>) -> Result<u8> {
-    let inv = match load(cli) {
+    let inv = match load_committed(cli) {
         Ok(i) => i,
         Err(c) => return Ok(c),
     };

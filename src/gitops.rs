@@ -798,14 +798,104 @@ fn status_only(repo: &Repository, c: &Commit<'_>) -> Result<bool, GitError> {
 /// The paths with uncommitted changes, `status/` (hoist's) and untracked
 /// files aside.
 pub fn dirty_paths(repo: &Repository) -> Result<Vec<String>, GitError> {
+    changed_paths(repo, Path::new(""), false, &[])
+}
+
+/// The paths (relative to the repository's root) under `prefix` with
+/// changes not committed: staged, modified, and with `untracked` new files
+/// git does not ignore. Hoist's own `status/` is left out, and so is
+/// anything under `skip` (absolute, canonical: server roots).
+fn changed_paths(
+    repo: &Repository,
+    prefix: &Path,
+    untracked: bool,
+    skip: &[PathBuf],
+) -> Result<Vec<String>, GitError> {
     let mut opts = git2::StatusOptions::new();
-    opts.include_untracked(false).exclude_submodules(true);
+    opts.include_untracked(untracked)
+        .recurse_untracked_dirs(untracked)
+        .exclude_submodules(true);
+    if !prefix.as_os_str().is_empty() {
+        opts.pathspec(prefix).disable_pathspec_match(true);
+    }
+    let status = prefix.join(STATUS_DIR);
+    let wd = repo.workdir().and_then(|w| w.canonicalize().ok());
     let st = repo.statuses(Some(&mut opts))?;
     Ok(st
         .iter()
         .filter_map(|e| e.path().ok().map(String::from))
-        .filter(|p| !p.starts_with("status/"))
+        .filter(|p| !Path::new(p).starts_with(&status))
+        .filter(|p| {
+            wd.as_ref()
+                .is_none_or(|w| !skip.iter().any(|r| w.join(p).starts_with(r)))
+        })
         .collect())
+}
+
+/// What of the inventory in `dir` is not committed: the paths (relative to
+/// the repository's root) with staged or unstaged changes and the new files
+/// git does not ignore, `status/` and anything under `skip` (canonical
+/// server roots) aside. Empty outside a repository.
+pub fn uncommitted(dir: &Path, skip: &[PathBuf]) -> Result<Vec<String>, GitError> {
+    let Ok(repo) = Repository::discover(dir) else {
+        return Ok(vec![]);
+    };
+    let prefix = prefix_in(&repo, dir)?;
+    changed_paths(&repo, &prefix, true, skip)
+}
+
+/// The inventory commit (see [`inventory_commit`]) that `reference` (a
+/// branch, tag, `HEAD`...) names in the repository holding `dir`.
+pub fn reference_commit(dir: &Path, reference: &str) -> Result<String, GitError> {
+    let repo = Repository::discover(dir)?;
+    let c = repo.revparse_single(reference)?.peel_to_commit()?;
+    Ok(inventory_commit(&repo, c.id(), &prefix_in(&repo, dir)?)?.to_string())
+}
+
+/// Whether `dir` lies in a git repository whose HEAD names a commit.
+pub fn has_head(dir: &Path) -> bool {
+    Repository::discover(dir).ok().is_some_and(|r| {
+        r.head()
+            .ok()
+            .and_then(|h| h.peel_to_commit().ok())
+            .is_some()
+    })
+}
+
+/// The files whose change moves the inventory's committed state: HEAD and
+/// the branches (loose or packed), in the git directory and the common one
+/// (they differ in a linked worktree). Canonical paths.
+#[derive(Debug, Clone, Default)]
+pub struct RefFiles {
+    /// The repository's git directory.
+    pub git_dir: Option<PathBuf>,
+    /// Where the branches are (the same but in a linked worktree).
+    pub common_dir: Option<PathBuf>,
+}
+
+impl RefFiles {
+    /// The ref files of the repository holding `dir` (none outside one).
+    pub fn of(dir: &Path) -> RefFiles {
+        let Ok(repo) = Repository::discover(dir) else {
+            return RefFiles::default();
+        };
+        RefFiles {
+            git_dir: repo.path().canonicalize().ok(),
+            common_dir: repo.commondir().canonicalize().ok(),
+        }
+    }
+
+    /// Whether a change of `path` may have moved HEAD or a branch.
+    pub fn contains(&self, path: &Path) -> bool {
+        let at = |d: &Option<PathBuf>| d.as_ref().and_then(|d| path.strip_prefix(d).ok());
+        if at(&self.git_dir).is_some_and(|r| r == Path::new("HEAD")) {
+            return true;
+        }
+        at(&self.common_dir).is_some_and(|r| {
+            r == Path::new("packed-refs")
+                || (r.starts_with("refs/heads") && r.extension().is_none_or(|e| e != "lock"))
+        })
+    }
 }
 
 /// Moves the branch HEAD is on, and the working tree, to `target`: when it

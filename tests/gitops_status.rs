@@ -212,3 +212,57 @@ fn ref_reads_the_inventory_of_a_commit_without_touching_the_working_tree() {
     assert_eq!(st.trim(), "?? sites/bad.yaml");
     assert!(hoist(&inv, &["plan", "--ref", "no-such-ref"]).status.code() == Some(1));
 }
+
+#[test]
+fn apply_with_uncommitted_edits_applies_the_committed_inventory_and_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = inventory_repo(tmp.path());
+    let head = git(&inv, &["rev-parse", "HEAD"]).trim().to_string();
+    std::fs::write(
+        inv.join("sites/fresh.yaml"),
+        "domain: fresh.example.com\nplatform: shop-2-1\n",
+    )
+    .unwrap();
+    let out = hoist(&inv, &["apply", "--yes"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("uncommitted changes are not applied (sites/fresh.yaml)"),
+        "{err}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("fresh"), "{stdout}");
+    let host = inv.join(".hoist-host");
+    assert!(!host
+        .join("platforms/shop-2-1/sites/fresh.example.com")
+        .exists());
+    // The status commit names HEAD and describes exactly its inventory.
+    assert_eq!(
+        commits(&inv, "HEAD")[0].3,
+        format!("hoist: status after applying {}", &head[..12])
+    );
+    let paths = git(
+        &inv,
+        &["ls-tree", "-r", "--name-only", "HEAD", "status/sites"],
+    );
+    assert!(!paths.contains("fresh"), "{paths}");
+    assert!(paths.contains("status/sites/acme.yaml"), "{paths}");
+    assert_eq!(
+        git(&inv, &["status", "--porcelain"]).trim(),
+        "?? sites/fresh.yaml"
+    );
+
+    // A plan (which commits nothing) shows the working tree as it is.
+    let plan = hoist_ok(&inv, &["plan"], 0);
+    assert!(plan.contains("fresh"), "{plan}");
+
+    // Committed, it is applied.
+    git(&inv, &["add", "sites/fresh.yaml"]);
+    git(&inv, &["commit", "-q", "-m", "fresh"]);
+    let out = hoist_ok(&inv, &["apply", "--yes"], 0);
+    assert!(out.contains("create fresh"), "{out}");
+    assert!(host
+        .join("platforms/shop-2-1/sites/fresh.example.com")
+        .is_dir());
+    assert_status_commits_sound(&inv, "HEAD");
+}
