@@ -118,7 +118,7 @@ enum Command {
     },
     /// Run as a daemon: reconcile on inventory changes, on a timer and on drift.
     Watch {
-        /// Reconcile once, then exit (1 when a task failed).
+        /// Reconcile once, then exit (1 when anything failed or is blocked).
         #[arg(long)]
         once: bool,
         /// Exit after this many reconcile passes.
@@ -282,15 +282,6 @@ fn load_committed(cli: &Cli) -> Result<Inventory, u8> {
     {
         return load(cli);
     }
-    let dirty = |inv: &Inventory| {
-        let servers = Servers::from_inventory(inv, cli.host_root.as_deref());
-        let roots: Vec<PathBuf> = servers
-            .by_name
-            .values()
-            .filter_map(|s| s.root().canonicalize().ok())
-            .collect();
-        gitops::uncommitted(&cli.dir, &roots)
-    };
     // Server roots are known only once loaded: the cheap question first.
     match gitops::uncommitted(&cli.dir, &[]) {
         Ok(d) if d.is_empty() => return load(cli),
@@ -309,7 +300,8 @@ fn load_committed(cli: &Cli) -> Result<Inventory, u8> {
             return Err(code);
         }
     };
-    match dirty(&inv) {
+    let roots = Servers::from_inventory(&inv, cli.host_root.as_deref()).roots();
+    match gitops::uncommitted(&cli.dir, &roots) {
         Ok(d) if d.is_empty() => {}
         Ok(d) => eprintln!(
             "warning: uncommitted changes are not applied ({}): hoist commits status, so it applies the committed inventory ({}); commit them to apply them",

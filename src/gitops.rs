@@ -973,6 +973,53 @@ mod tests {
     }
 
     #[test]
+    fn ref_files_are_head_and_the_branches() {
+        let (d, _r) = repo();
+        let refs = RefFiles::of(d.path());
+        let g = d.path().canonicalize().unwrap().join(".git");
+        for yes in ["HEAD", "refs/heads/main", "refs/heads/a/b", "packed-refs"] {
+            assert!(refs.contains(&g.join(yes)), "{yes}");
+        }
+        for no in [
+            "refs/heads/main.lock",
+            "index",
+            "logs/HEAD",
+            "refs/remotes/origin/main",
+            "hoist/trees/x",
+        ] {
+            assert!(!refs.contains(&g.join(no)), "{no}");
+        }
+        assert!(!refs.contains(&g.parent().unwrap().join("HEAD")));
+    }
+
+    #[test]
+    fn uncommitted_leaves_status_and_server_roots_out() {
+        let (d, r) = repo();
+        let sig = Signature::now("t", "t@t").unwrap();
+        std::fs::write(d.path().join("hoist.yaml"), "").unwrap();
+        let mut idx = r.index().unwrap();
+        idx.add_path(Path::new("hoist.yaml")).unwrap();
+        idx.write().unwrap();
+        let t = r.find_tree(idx.write_tree().unwrap()).unwrap();
+        r.commit(Some("HEAD"), &sig, &sig, "user", &t, &[]).unwrap();
+        assert!(uncommitted(d.path(), &[]).unwrap().is_empty());
+        for f in [
+            "hoist.yaml",
+            "sites/new.yaml",
+            "status/sites/a.yaml",
+            "host/x",
+        ] {
+            let p = d.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, "changed").unwrap();
+        }
+        let host = d.path().join("host").canonicalize().unwrap();
+        let mut got = uncommitted(d.path(), &[host]).unwrap();
+        got.sort();
+        assert_eq!(got, vec!["hoist.yaml", "sites/new.yaml"]);
+    }
+
+    #[test]
     fn status_commits_do_not_count_as_inventory_commits() {
         let (d, r) = repo();
         let sig = Signature::now("t", "t@t").unwrap();

@@ -113,8 +113,9 @@ struct Daemon {
     passes: u64,
     /// The uncommitted paths last reported.
     dirty: Vec<String>,
-    /// The blocked sites and platforms last reported, with their reasons.
-    blocked: BTreeMap<String, String>,
+    /// The blocked platforms and sites last reported (kind and name), with
+    /// their reasons.
+    blocked: BTreeMap<(&'static str, String), String>,
     /// The server roots (canonical): never part of the inventory.
     roots: Vec<PathBuf>,
 }
@@ -168,20 +169,21 @@ impl Daemon {
     /// level with the name as a field: every pass with `--once`, else when
     /// they change.
     fn report_blocked(&mut self, plan: &plan::Plan) -> usize {
-        let mut now = BTreeMap::new();
-        for p in plan.platforms.iter().filter(|p| p.blocked) {
-            let why = p.errors.join("; ");
-            if self.opts.once || self.blocked.get(&format!("platform {}", p.name)) != Some(&why) {
-                tracing::warn!(platform = %p.name, "platform {} is blocked: {why}", p.name);
+        let platforms = plan.platforms.iter().filter(|p| p.blocked);
+        let sites = plan.sites.iter().filter(|s| s.blocked);
+        let now: BTreeMap<(&'static str, String), String> = platforms
+            .map(|p| (("platform", p.name.to_string()), p.errors.join("; ")))
+            .chain(sites.map(|s| (("site", s.name.to_string()), s.errors.join("; "))))
+            .collect();
+        for (key @ (kind, name), why) in &now {
+            if !self.opts.once && self.blocked.get(key) == Some(why) {
+                continue;
             }
-            now.insert(format!("platform {}", p.name), why);
-        }
-        for s in plan.sites.iter().filter(|s| s.blocked) {
-            let why = s.errors.join("; ");
-            if self.opts.once || self.blocked.get(&format!("site {}", s.name)) != Some(&why) {
-                tracing::warn!(site = %s.name, "site {} is blocked: {why}", s.name);
+            if *kind == "site" {
+                tracing::warn!(site = %name, "site {name} is blocked: {why}");
+            } else {
+                tracing::warn!(platform = %name, "platform {name} is blocked: {why}");
             }
-            now.insert(format!("site {}", s.name), why);
         }
         let n = now.len();
         self.blocked = now;
@@ -341,7 +343,7 @@ impl Daemon {
         };
         self.last_commit = inv.commit.clone();
         let servers = self.servers(&inv);
-        self.roots = roots(&servers);
+        self.roots = servers.roots();
         self.report_dirty();
         if let Err(e) = self.lock(&servers) {
             tracing::error!("{e}");
@@ -484,15 +486,6 @@ impl Daemon {
         self.first = false;
         out
     }
-}
-
-/// The server roots of `servers`, canonical (those that exist).
-fn roots(servers: &Servers) -> Vec<PathBuf> {
-    servers
-        .by_name
-        .values()
-        .filter_map(|s| s.root().canonicalize().ok())
-        .collect()
 }
 
 /// A change the file watcher saw.
@@ -647,7 +640,7 @@ async fn run_async(opts: WatchOptions) -> Result<u8, WatchError> {
     let _watcher = if opts.once {
         None
     } else {
-        Some(start_watcher(&opts.dir, roots(&servers), tx)?)
+        Some(start_watcher(&opts.dir, servers.roots(), tx)?)
     };
     let upstream = if opts.once {
         None
@@ -780,4 +773,36 @@ async fn run_async(opts: WatchOptions) -> Result<u8, WatchError> {
     tracing::info!(cycles, "stopped");
     let _ = any_error;
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_are_classified_by_where_they_are() {
+        let root = Path::new("/inv");
+        let refs = gitops::RefFiles {
+            git_dir: Some("/inv/.git".into()),
+            common_dir: Some("/inv/.git".into()),
+        };
+        let ignored = vec![PathBuf::from("/inv/.hoist-host")];
+        let c = |p: &str| classify(root, Path::new(p), &ignored, &refs, None);
+        assert_eq!(
+            c("/inv/sites/a.yaml"),
+            Some(Change::WorkTree("/inv/sites/a.yaml".into()))
+        );
+        assert_eq!(c("/inv/.git/HEAD"), Some(Change::Refs));
+        assert_eq!(c("/inv/.git/refs/heads/main"), Some(Change::Refs));
+        for none in [
+            "/inv/.git/index",
+            "/inv/.git/objects/ab/cdef",
+            "/inv/status/sites/a.yaml",
+            "/inv/.hoist-host/tasks/x.json",
+            "/inv",
+            "/elsewhere/sites/a.yaml",
+        ] {
+            assert_eq!(c(none), None, "{none}");
+        }
+    }
 }
