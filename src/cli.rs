@@ -278,7 +278,9 @@ fn load_at(cli: &Cli, reference: Option<&str>) -> Result<Inventory, u8> {
 /// the edit named on stderr. Elsewhere, the working tree (or `--ref`).
 fn load_committed(cli: &Cli) -> Result<Inventory, u8> {
     use crate::gitops;
-    if cli.git_ref.is_some() || gitops::open_root(&cli.dir).is_none() || !gitops::has_head(&cli.dir)
+    if cli.git_ref.is_some()
+        || gitops::open_root(&cli.dir).is_none()
+        || !gitops::is_committed(&cli.dir)
     {
         return load(cli);
     }

@@ -812,8 +812,10 @@ fn changed_paths(
     skip: &[PathBuf],
 ) -> Result<Vec<String>, GitError> {
     let mut opts = git2::StatusOptions::new();
+    // A new directory is one entry: its files are not walked (a server
+    // root inside the inventory holds a fleet's worth).
     opts.include_untracked(untracked)
-        .recurse_untracked_dirs(untracked)
+        .recurse_untracked_dirs(false)
         .exclude_submodules(true);
     if !prefix.as_os_str().is_empty() {
         opts.pathspec(prefix).disable_pathspec_match(true);
@@ -852,14 +854,23 @@ pub fn reference_commit(dir: &Path, reference: &str) -> Result<String, GitError>
     Ok(inventory_commit(&repo, c.id(), &prefix_in(&repo, dir)?)?.to_string())
 }
 
-/// Whether `dir` lies in a git repository whose HEAD names a commit.
-pub fn has_head(dir: &Path) -> bool {
-    Repository::discover(dir).ok().is_some_and(|r| {
-        r.head()
-            .ok()
-            .and_then(|h| h.peel_to_commit().ok())
-            .is_some()
-    })
+/// Whether the inventory in `dir` is committed: its repository's HEAD
+/// names a commit that holds the inventory's directory. (An inventory
+/// never added to the repository it happens to lie in, a home directory
+/// under git say, is not.)
+pub fn is_committed(dir: &Path) -> bool {
+    let Ok(repo) = Repository::discover(dir) else {
+        return false;
+    };
+    let (Ok(head), Ok(prefix)) = (repo.head(), prefix_in(&repo, dir)) else {
+        return false;
+    };
+    let held = head
+        .peel_to_commit()
+        .ok()
+        .and_then(|c| inventory_tree(&repo, &c, &prefix).ok().flatten())
+        .is_some();
+    held
 }
 
 /// The files whose change moves the inventory's committed state: HEAD and
@@ -1016,7 +1027,10 @@ mod tests {
         let host = d.path().join("host").canonicalize().unwrap();
         let mut got = uncommitted(d.path(), &[host]).unwrap();
         got.sort();
-        assert_eq!(got, vec!["hoist.yaml", "sites/new.yaml"]);
+        assert_eq!(got, vec!["hoist.yaml", "sites/"]);
+        // An inventory never committed is read from its working tree.
+        assert!(is_committed(d.path()));
+        assert!(!is_committed(&d.path().join("sites")));
     }
 
     #[test]

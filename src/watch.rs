@@ -625,7 +625,7 @@ async fn run_async(opts: WatchOptions) -> Result<u8, WatchError> {
         applied: BTreeMap::new(),
         failures: HashMap::new(),
         first: true,
-        committed_only: opts.git_ref.is_none() && gitops::has_head(&opts.dir),
+        committed_only: opts.git_ref.is_none() && gitops::is_committed(&opts.dir),
         last_commit: None,
         passes: 0,
         dirty: vec![],
