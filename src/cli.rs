@@ -536,6 +536,12 @@ fn write_status(inv: &Inventory, servers: &Servers) -> Result<()> {
     Ok(())
 }
 
+/// From here on SIGINT and SIGTERM stop the command's tasks cleanly (after
+/// any prompt: there, they simply end the process, nothing changed).
+fn interrupt_handler() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    crate::interrupt::install().context("cannot handle SIGINT and SIGTERM")
+}
+
 fn confirm(prompt: &str) -> Result<bool> {
     if !std::io::stdin().is_terminal() {
         bail!("not on a terminal, so no one can confirm: run `hoist apply --yes`");
@@ -625,8 +631,7 @@ fn cmd_apply(
         parallel: inv.settings.policy.parallel,
         progress: std::io::stderr().is_terminal(),
         commit: plan.inventory.commit.clone(),
-        // From here on SIGINT and SIGTERM stop the apply cleanly.
-        cancel: Some(crate::interrupt::install().context("cannot handle SIGINT and SIGTERM")?),
+        cancel: Some(interrupt_handler()?),
     };
     let report = apply::apply(&plan, &inv, &servers, &opts);
     let mut counts = std::collections::BTreeMap::<&str, usize>::new();
@@ -966,7 +971,13 @@ fn cmd_backup(cli: &Cli, site: &str) -> Result<u8> {
     let site = Name::new(site)?;
     let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
     let _locks = lock_and_recover(&servers)?;
-    let t = apply::backup_now(&inv, &servers, &site, crate::gitops::head_commit(&inv.root))?;
+    let t = apply::backup_now(
+        &inv,
+        &servers,
+        &site,
+        crate::gitops::head_commit(&inv.root),
+        Some(interrupt_handler()?),
+    )?;
     print_outcome(&t);
     write_status(&inv, &servers)?;
     let rec = t.id.as_deref().and_then(|id| {
@@ -998,6 +1009,7 @@ fn cmd_restore(cli: &Cli, site: &str, backup: Option<&str>) -> Result<u8> {
         &site,
         backup,
         crate::gitops::head_commit(&inv.root),
+        Some(interrupt_handler()?),
     )?;
     print_outcome(&t);
     write_status(&inv, &servers)?;
