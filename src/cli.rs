@@ -298,7 +298,7 @@ fn load_committed(cli: &Cli) -> Result<Inventory, u8> {
         // Status is not committed: the working tree it is.
         Ok(_) => return load(cli),
         Err(code) => {
-            eprintln!("error: that is the committed inventory (HEAD), which hoist applies since it commits status: commit a fix");
+            eprintln!("error: those are problems of the committed inventory (HEAD), which hoist applies since it commits status; commit a fix");
             return Err(code);
         }
     };

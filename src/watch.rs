@@ -654,7 +654,6 @@ async fn run_async(opts: WatchOptions) -> Result<u8, WatchError> {
     );
 
     let mut reason = "start";
-    let mut cycles = 0u64;
     let mut any_error = false;
     let mut next_fetch = tokio::time::Instant::now();
     let mut last_refused: Option<git2::Oid> = None;
@@ -667,7 +666,6 @@ async fn run_async(opts: WatchOptions) -> Result<u8, WatchError> {
         .await
         .map_err(|e| WatchError::Runtime(format!("the reconcile pass panicked: {e}")))?;
         daemon = d;
-        cycles += 1;
         any_error |= outcome.error || outcome.failed > 0;
         if opts.once {
             // Anything blocked or failed is a reason to look: exit 1.
@@ -679,7 +677,7 @@ async fn run_async(opts: WatchOptions) -> Result<u8, WatchError> {
                 },
             );
         }
-        if cancel.load(Ordering::SeqCst) || opts.max_cycles.is_some_and(|m| cycles >= m) {
+        if cancel.load(Ordering::SeqCst) || opts.max_cycles.is_some_and(|m| daemon.passes >= m) {
             break;
         }
         // The settings may have changed with the inventory.
@@ -770,7 +768,7 @@ async fn run_async(opts: WatchOptions) -> Result<u8, WatchError> {
             _ => break,
         }
     }
-    tracing::info!(cycles, "stopped");
+    tracing::info!(passes = daemon.passes, "stopped");
     let _ = any_error;
     Ok(0)
 }

@@ -266,3 +266,24 @@ fn apply_with_uncommitted_edits_applies_the_committed_inventory_and_says_so() {
         .is_dir());
     assert_status_commits_sound(&inv, "HEAD");
 }
+
+#[test]
+fn a_broken_committed_inventory_is_not_applied_even_when_the_working_tree_is_fixed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = inventory_repo(tmp.path());
+    std::fs::write(inv.join("sites/bad.yaml"), "domain: [\n").unwrap();
+    git(&inv, &["add", "-A"]);
+    git(&inv, &["commit", "-q", "-m", "broken"]);
+    // Fixed in the working tree only.
+    std::fs::remove_file(inv.join("sites/bad.yaml")).unwrap();
+    let out = hoist(&inv, &["apply", "--yes"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("sites/bad.yaml"), "{err}");
+    assert!(
+        err.contains("problems of the committed inventory (HEAD)"),
+        "{err}"
+    );
+    assert!(!inv.join(".hoist-host").exists(), "a server was touched");
+    assert_eq!(commits(&inv, "HEAD").len(), 2);
+}
