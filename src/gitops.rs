@@ -1003,16 +1003,21 @@ mod tests {
         assert!(!refs.contains(&g.parent().unwrap().join("HEAD")));
     }
 
-    #[test]
-    fn uncommitted_leaves_status_and_server_roots_out() {
-        let (d, r) = repo();
+    /// Commits an empty `hoist.yaml` (staged too) as a user would.
+    fn first_commit(d: &Path, r: &Repository) -> Oid {
         let sig = Signature::now("t", "t@t").unwrap();
-        std::fs::write(d.path().join("hoist.yaml"), "").unwrap();
+        std::fs::write(d.join("hoist.yaml"), "").unwrap();
         let mut idx = r.index().unwrap();
         idx.add_path(Path::new("hoist.yaml")).unwrap();
         idx.write().unwrap();
         let t = r.find_tree(idx.write_tree().unwrap()).unwrap();
-        r.commit(Some("HEAD"), &sig, &sig, "user", &t, &[]).unwrap();
+        r.commit(Some("HEAD"), &sig, &sig, "user", &t, &[]).unwrap()
+    }
+
+    #[test]
+    fn uncommitted_leaves_status_and_server_roots_out() {
+        let (d, r) = repo();
+        first_commit(d.path(), &r);
         assert!(uncommitted(d.path(), &[]).unwrap().is_empty());
         for f in [
             "hoist.yaml",
@@ -1036,12 +1041,7 @@ mod tests {
     #[test]
     fn status_commits_do_not_count_as_inventory_commits() {
         let (d, r) = repo();
-        let sig = Signature::now("t", "t@t").unwrap();
-        std::fs::write(d.path().join("hoist.yaml"), "").unwrap();
-        let mut idx = r.index().unwrap();
-        idx.add_path(Path::new("hoist.yaml")).unwrap();
-        let t = r.find_tree(idx.write_tree().unwrap()).unwrap();
-        let c1 = r.commit(Some("HEAD"), &sig, &sig, "user", &t, &[]).unwrap();
+        let c1 = first_commit(d.path(), &r);
         let mut files = BTreeMap::new();
         files.insert("sites/a.yaml".to_string(), b"a".to_vec());
         let author = Author::default();

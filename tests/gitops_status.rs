@@ -5,11 +5,7 @@ mod gitops_common;
 use gitops_common::*;
 
 fn inventory_repo(tmp: &std::path::Path) -> std::path::PathBuf {
-    let inv = tmp.join("inv");
-    example(&inv);
-    std::fs::write(inv.join("hoist.yaml"), settings(None, true, 60, 100)).unwrap();
-    init_repo(&inv);
-    inv
+    gitops_common::inventory_repo(tmp, &settings(None, true, 60, 100))
 }
 
 #[test]
@@ -76,11 +72,7 @@ fn no_password_ever_reaches_status_files_or_history() {
     let inv = inventory_repo(tmp.path());
     hoist_ok(&inv, &["apply", "--yes"], 0);
     // A second commit and apply, so history has several status commits.
-    std::fs::write(
-        inv.join("sites/fresh.yaml"),
-        "domain: fresh.example.com\nplatform: shop-2-1\n",
-    )
-    .unwrap();
+    write_fresh_site(&inv);
     git(&inv, &["add", "-A"]);
     git(&inv, &["commit", "-q", "-m", "a new site"]);
     hoist_ok(&inv, &["apply", "--yes"], 0);
@@ -119,11 +111,7 @@ fn a_failed_site_shows_failed_and_its_status_file_goes_with_it() {
         "# hand-made\n",
     )
     .unwrap();
-    std::fs::write(
-        inv.join("sites/fresh.yaml"),
-        "domain: fresh.example.com\nplatform: shop-2-1\n",
-    )
-    .unwrap();
+    write_fresh_site(&inv);
     git(&inv, &["add", "-A"]);
     git(&inv, &["commit", "-q", "-m", "fresh"]);
     hoist_ok(&inv, &["apply", "--yes"], 1);
@@ -175,11 +163,7 @@ fn ref_reads_the_inventory_of_a_commit_without_touching_the_working_tree() {
     let tmp = tempfile::tempdir().unwrap();
     let inv = inventory_repo(tmp.path());
     let first = git(&inv, &["rev-parse", "HEAD"]).trim().to_string();
-    std::fs::write(
-        inv.join("sites/fresh.yaml"),
-        "domain: fresh.example.com\nplatform: shop-2-1\n",
-    )
-    .unwrap();
+    write_fresh_site(&inv);
     git(&inv, &["add", "-A"]);
     git(&inv, &["commit", "-q", "-m", "fresh"]);
     let second = git(&inv, &["rev-parse", "HEAD"]).trim().to_string();
@@ -218,11 +202,7 @@ fn apply_with_uncommitted_edits_applies_the_committed_inventory_and_says_so() {
     let tmp = tempfile::tempdir().unwrap();
     let inv = inventory_repo(tmp.path());
     let head = git(&inv, &["rev-parse", "HEAD"]).trim().to_string();
-    std::fs::write(
-        inv.join("sites/fresh.yaml"),
-        "domain: fresh.example.com\nplatform: shop-2-1\n",
-    )
-    .unwrap();
+    write_fresh_site(&inv);
     let out = hoist(&inv, &["apply", "--yes"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");

@@ -143,11 +143,7 @@ fn watch_follows_the_remote_commits_status_and_does_not_loop() {
     // Someone pushes a new site from another clone.
     let other = tmp.path().join("other");
     clone(&remote, &other);
-    std::fs::write(
-        other.join("sites/fresh.yaml"),
-        "domain: fresh.example.com\nplatform: shop-2-1\n",
-    )
-    .unwrap();
+    write_fresh_site(&other);
     git(&other, &["add", "-A"]);
     git(&other, &["commit", "-q", "-m", "a new site"]);
     git(&other, &["push", "-q", "origin", "main"]);
@@ -189,11 +185,8 @@ fn watch_follows_the_remote_commits_status_and_does_not_loop() {
 #[test]
 fn an_uncommitted_edit_is_reported_not_applied_and_its_commit_is() {
     let tmp = tempfile::tempdir().unwrap();
-    let inv = tmp.path().join("inv");
-    example(&inv);
     // A long timer: only the watcher (files, refs) can trigger a pass.
-    std::fs::write(inv.join("hoist.yaml"), settings(None, true, 600, 200)).unwrap();
-    init_repo(&inv);
+    let inv = inventory_repo(tmp.path(), &settings(None, true, 600, 200));
     let w = Watch::start(&inv, &[]);
     assert!(
         wait_until(Duration::from_secs(40), || hoist_commits(&inv, "HEAD") == 1),
@@ -203,11 +196,7 @@ fn an_uncommitted_edit_is_reported_not_applied_and_its_commit_is() {
     w.wait_passes(0, 1);
 
     // An edit in the working tree is reported, not applied: no pass runs.
-    std::fs::write(
-        inv.join("sites/fresh.yaml"),
-        "domain: fresh.example.com\nplatform: shop-2-1\n",
-    )
-    .unwrap();
+    write_fresh_site(&inv);
     let at = w.wait_log(0, "uncommitted changes (sites/fresh.yaml)");
     assert_eq!(w.passes(), 1, "{}", w.log());
     let site = inv.join(".hoist-host/platforms/shop-2-1/sites/fresh.example.com");
@@ -243,17 +232,10 @@ fn an_uncommitted_edit_is_reported_not_applied_and_its_commit_is() {
 #[test]
 fn watch_once_applies_the_committed_inventory_only() {
     let tmp = tempfile::tempdir().unwrap();
-    let inv = tmp.path().join("inv");
-    example(&inv);
-    std::fs::write(inv.join("hoist.yaml"), settings(None, true, 600, 100)).unwrap();
-    init_repo(&inv);
+    let inv = inventory_repo(tmp.path(), &settings(None, true, 600, 100));
     let head = git(&inv, &["rev-parse", "HEAD"]).trim().to_string();
     // Uncommitted: a new site, and eatery disabled.
-    std::fs::write(
-        inv.join("sites/fresh.yaml"),
-        "domain: fresh.example.com\nplatform: shop-2-1\n",
-    )
-    .unwrap();
+    write_fresh_site(&inv);
     let eatery = inv.join("sites/eatery.yaml");
     let declared = std::fs::read_to_string(&eatery).unwrap();
     std::fs::write(&eatery, declared.replace("enabled: true", "enabled: false")).unwrap();
@@ -314,10 +296,7 @@ fn watch_once_applies_the_committed_inventory_only() {
 #[test]
 fn watch_once_exits_1_and_warns_of_each_blocked_site() {
     let tmp = tempfile::tempdir().unwrap();
-    let inv = tmp.path().join("inv");
-    example(&inv);
-    std::fs::write(inv.join("hoist.yaml"), settings(None, true, 600, 100)).unwrap();
-    init_repo(&inv);
+    let inv = inventory_repo(tmp.path(), &settings(None, true, 600, 100));
     hoist_ok(&inv, &["watch", "--once"], 0);
     // acme onto an older platform: a schema downgrade blocks the move.
     let acme = inv.join("sites/acme.yaml");
@@ -352,10 +331,7 @@ fn watch_once_exits_1_and_warns_of_each_blocked_site() {
 #[test]
 fn drift_is_only_reported_without_self_heal_and_put_back_with_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let inv = tmp.path().join("inv");
-    example(&inv);
-    std::fs::write(inv.join("hoist.yaml"), settings(None, false, 1, 100)).unwrap();
-    init_repo(&inv);
+    let inv = inventory_repo(tmp.path(), &settings(None, false, 1, 100));
     let w = Watch::start(&inv, &[]);
     assert!(
         wait_until(Duration::from_secs(40), || hoist_commits(&inv, "HEAD") == 1),
@@ -410,11 +386,7 @@ fn a_failing_task_is_retried_with_backoff_and_then_given_up() {
     let inv = tmp.path().join("inv");
     example(&inv);
     std::fs::write(inv.join("hoist.yaml"), settings(None, true, 1, 100)).unwrap();
-    std::fs::write(
-        inv.join("sites/fresh.yaml"),
-        "domain: fresh.example.com\nplatform: shop-2-1\n",
-    )
-    .unwrap();
+    write_fresh_site(&inv);
     init_repo(&inv);
     // Something on the server stands where the new site's vhost goes.
     let host = inv.join(".hoist-host");
@@ -516,10 +488,7 @@ fn one_reconciler_per_server_and_sigterm_undoes_the_running_task_after_its_step(
 #[test]
 fn watch_once_reconciles_a_single_time() {
     let tmp = tempfile::tempdir().unwrap();
-    let inv = tmp.path().join("inv");
-    example(&inv);
-    std::fs::write(inv.join("hoist.yaml"), settings(None, true, 600, 100)).unwrap();
-    init_repo(&inv);
+    let inv = inventory_repo(tmp.path(), &settings(None, true, 600, 100));
     let out = hoist(&inv, &["--log-format", "json", "watch", "--once"]);
     assert_eq!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -537,10 +506,7 @@ fn watch_once_reconciles_a_single_time() {
 #[test]
 fn a_restarted_daemon_still_only_reports_drift_without_self_heal() {
     let tmp = tempfile::tempdir().unwrap();
-    let inv = tmp.path().join("inv");
-    example(&inv);
-    std::fs::write(inv.join("hoist.yaml"), settings(None, false, 1, 100)).unwrap();
-    init_repo(&inv);
+    let inv = inventory_repo(tmp.path(), &settings(None, false, 1, 100));
     // A first daemon run installs everything and records it synced.
     hoist_ok(&inv, &["watch", "--once"], 0);
     assert!(
