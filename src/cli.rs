@@ -126,7 +126,7 @@ enum Command {
     },
     /// Run as a daemon: reconcile on inventory changes, on a timer and on drift.
     Watch {
-        /// Reconcile once, then exit (1 when a task failed).
+        /// Reconcile once, then exit (1 when anything failed or is blocked).
         #[arg(long)]
         once: bool,
         /// Exit after this many reconcile passes.
@@ -159,7 +159,10 @@ enum Command {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => return usage_error(&e),
+    };
     // The daemon tells what it does; one-shot commands only warn.
     let level = if matches!(cli.command, Command::Watch { .. }) {
         "info"
@@ -173,6 +176,19 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(EXIT_ERROR)
         }
+    }
+}
+
+/// Prints clap's message and picks the exit code: 0 for `--help` and
+/// `--version`, 1 for a usage error. Never clap's own 2: CI reads 2 as
+/// "the plan has changes" (`--detailed-exitcode`).
+fn usage_error(e: &clap::Error) -> ExitCode {
+    // A closed stdout or stderr cannot be reported anywhere else.
+    let _ = e.print();
+    if e.use_stderr() {
+        ExitCode::from(EXIT_ERROR)
+    } else {
+        ExitCode::from(EXIT_OK)
     }
 }
 
@@ -234,13 +250,18 @@ fn run(cli: &Cli) -> Result<u8> {
 /// Loads the inventory (from `--ref` when given), printing every problem to
 /// stderr on failure.
 fn load(cli: &Cli) -> Result<Inventory, u8> {
+    load_at(cli, cli.git_ref.as_deref())
+}
+
+/// [`load`] from `reference` (a commit) or, with None, the working tree.
+fn load_at(cli: &Cli, reference: Option<&str>) -> Result<Inventory, u8> {
     // `validate` holds every source to being readable; planning treats a
     // source it cannot read as an unknown platform and blocks what needs it.
     let sources = match cli.command {
         Command::Validate => crate::inventory::Sources::Required,
         _ => crate::inventory::Sources::MayBeUnknown,
     };
-    match crate::gitops::load_inventory(&cli.dir, cli.git_ref.as_deref(), sources) {
+    match crate::gitops::load_inventory(&cli.dir, reference, sources) {
         Ok(inv) => Ok(inv),
         Err(crate::gitops::LoadError::Git(e)) => {
             eprintln!("error: {e}");
@@ -259,6 +280,53 @@ fn load(cli: &Cli) -> Result<Inventory, u8> {
             Err(EXIT_ERROR)
         }
     }
+}
+
+/// Loads the inventory a command that commits status carries out (spec
+/// section 7: hoist applies committed inventory only when it commits
+/// status). In a repository whose status is committed, an uncommitted edit
+/// is not applied: the inventory is read from HEAD's commit instead, and
+/// the edit named on stderr. Elsewhere, the working tree (or `--ref`).
+fn load_committed(cli: &Cli) -> Result<Inventory, u8> {
+    use crate::gitops;
+    if cli.git_ref.is_some()
+        || gitops::open_root(&cli.dir).is_none()
+        || !gitops::is_committed(&cli.dir)
+    {
+        return load(cli);
+    }
+    // Server roots are known only once loaded: the cheap question first.
+    match gitops::uncommitted(&cli.dir, &[]) {
+        Ok(d) if d.is_empty() => return load(cli),
+        Ok(_) => {}
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(EXIT_ERROR);
+        }
+    }
+    let inv = match load_at(cli, Some("HEAD")) {
+        Ok(inv) if inv.settings.status.commit => inv,
+        // Status is not committed: the working tree it is.
+        Ok(_) => return load(cli),
+        Err(code) => {
+            eprintln!("error: those are problems of the committed inventory (HEAD), which hoist applies since it commits status; commit a fix");
+            return Err(code);
+        }
+    };
+    let roots = Servers::from_inventory(&inv, cli.host_root.as_deref()).roots();
+    match gitops::uncommitted(&cli.dir, &roots) {
+        Ok(d) if d.is_empty() => {}
+        Ok(d) => eprintln!(
+            "warning: uncommitted changes are not applied ({}): hoist commits status, so it applies the committed inventory ({}); commit them to apply them",
+            d.join(", "),
+            inv.commit.as_deref().map(|c| &c[..c.len().min(12)]).unwrap_or("HEAD")
+        ),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(EXIT_ERROR);
+        }
+    }
+    Ok(inv)
 }
 
 fn validate(cli: &Cli) -> Result<u8> {
@@ -485,6 +553,12 @@ fn write_status(inv: &Inventory, servers: &Servers) -> Result<()> {
     Ok(())
 }
 
+/// From here on SIGINT and SIGTERM stop the command's tasks cleanly (after
+/// any prompt: there, they simply end the process, nothing changed).
+fn interrupt_handler() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    crate::interrupt::install().context("cannot handle SIGINT and SIGTERM")
+}
+
 fn confirm(prompt: &str) -> Result<bool> {
     if !std::io::stdin().is_terminal() {
         bail!("not on a terminal, so no one can confirm: run `hoist apply --yes`");
@@ -522,7 +596,7 @@ fn cmd_apply(
     strict: bool,
     show_noop: bool,
 ) -> Result<u8> {
-    let inv = match load(cli) {
+    let inv = match load_committed(cli) {
         Ok(i) => i,
         Err(c) => return Ok(c),
     };
@@ -574,7 +648,7 @@ fn cmd_apply(
         parallel: inv.settings.policy.parallel,
         progress: std::io::stderr().is_terminal(),
         commit: plan.inventory.commit.clone(),
-        cancel: None,
+        cancel: Some(interrupt_handler()?),
     };
     let report = apply::apply(&plan, &inv, &servers, &opts);
     let mut counts = std::collections::BTreeMap::<&str, usize>::new();
@@ -597,7 +671,12 @@ fn cmd_apply(
         }
     );
     write_status(&inv, &servers)?;
-    Ok(if report.failed() || plan.blocked() {
+    if opts.cancelled() {
+        eprintln!(
+            "hoist: interrupted: no new task was started; `hoist apply` carries out the rest"
+        );
+    }
+    Ok(if report.failed() || plan.blocked() || opts.cancelled() {
         EXIT_ERROR
     } else {
         EXIT_OK
@@ -920,14 +999,20 @@ fn print_outcome(t: &apply::TaskOutcome) {
 }
 
 fn cmd_backup(cli: &Cli, site: &str) -> Result<u8> {
-    let inv = match load(cli) {
+    let inv = match load_committed(cli) {
         Ok(i) => i,
         Err(c) => return Ok(c),
     };
     let site = Name::new(site)?;
     let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
     let _locks = lock_and_recover(&servers)?;
-    let t = apply::backup_now(&inv, &servers, &site, crate::gitops::head_commit(&inv.root))?;
+    let t = apply::backup_now(
+        &inv,
+        &servers,
+        &site,
+        crate::gitops::head_commit(&inv.root),
+        Some(interrupt_handler()?),
+    )?;
     print_outcome(&t);
     write_status(&inv, &servers)?;
     let rec = t.id.as_deref().and_then(|id| {
@@ -947,7 +1032,7 @@ fn cmd_backup(cli: &Cli, site: &str) -> Result<u8> {
 }
 
 fn cmd_restore(cli: &Cli, site: &str, backup: Option<&str>) -> Result<u8> {
-    let inv = match load(cli) {
+    let inv = match load_committed(cli) {
         Ok(i) => i,
         Err(c) => return Ok(c),
     };
@@ -959,6 +1044,7 @@ fn cmd_restore(cli: &Cli, site: &str, backup: Option<&str>) -> Result<u8> {
         &site,
         backup,
         crate::gitops::head_commit(&inv.root),
+        Some(interrupt_handler()?),
     )?;
     print_outcome(&t);
     write_status(&inv, &servers)?;

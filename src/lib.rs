@@ -22,6 +22,7 @@ pub mod diag;
 pub mod failpoint;
 pub mod fsutil;
 pub mod gitops;
+pub mod interrupt;
 pub mod inventory;
 pub mod names;
 pub mod observe;

@@ -5,6 +5,8 @@
 //! task record alone (which is what crash recovery has).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -22,7 +24,7 @@ use crate::server::{io_err, LocalServer, ServerError, Servers, OLD_SETTINGS_FILE
 use crate::task::{TaskKind, TaskRecord, TaskResult, TaskRun};
 
 /// Journal keys: the facts an undo or a recovery reads back.
-mod key {
+pub(super) mod key {
     /// The previous `maintenance_mode` of the old database (null: unset);
     /// present once maintenance was switched on.
     pub const MAINTENANCE_PREV: &str = "maintenance_prev";
@@ -121,12 +123,14 @@ pub(super) fn start(
     s: &SitePlan,
     opts: &ApplyOptions,
 ) -> Result<TaskRun, ServerError> {
-    TaskRun::start_noted(&srv.tasks_dir(), kind, Some(s.name.clone()), None, |rec| {
+    let mut run = TaskRun::start_noted(&srv.tasks_dir(), kind, Some(s.name.clone()), None, |rec| {
         rec.from = s.from.clone();
         rec.to = s.to.clone();
         rec.commit = opts.commit.clone();
     })
-    .map_err(io_err(&srv.tasks_dir()))
+    .map_err(io_err(&srv.tasks_dir()))?;
+    run.cancel_on(opts.cancel.clone());
+    Ok(run)
 }
 
 pub(super) fn need<'a, T>(o: &'a Option<T>, what: &str) -> Result<&'a T, ServerError> {
@@ -1186,25 +1190,30 @@ fn start_explicit(
     site: &Name,
     at: &Endpoint,
     commit: Option<String>,
+    cancel: Option<Arc<AtomicBool>>,
 ) -> Result<TaskRun, ServerError> {
-    TaskRun::start_noted(&srv.tasks_dir(), kind, Some(site.clone()), None, |rec| {
+    let mut run = TaskRun::start_noted(&srv.tasks_dir(), kind, Some(site.clone()), None, |rec| {
         rec.from = Some(at.clone());
         rec.to = Some(at.clone());
         rec.commit = commit;
     })
-    .map_err(io_err(&srv.tasks_dir()))
+    .map_err(io_err(&srv.tasks_dir()))?;
+    run.cancel_on(cancel);
+    Ok(run)
 }
 
 /// `hoist backup SITE`: a full backup now (no maintenance mode: the dump is
-/// a consistent snapshot), old ones pruned to `policy.keep_backups`.
+/// a consistent snapshot), old ones pruned to `policy.keep_backups`. Once
+/// `cancel` is set, no further step starts.
 pub fn backup_now(
     inv: &Inventory,
     servers: &Servers,
     site: &Name,
     commit: Option<String>,
+    cancel: Option<Arc<AtomicBool>>,
 ) -> Result<TaskOutcome, ServerError> {
     let (srv, at) = find_site(servers, site)?;
-    let run = start_explicit(srv, TaskKind::Backup, site, &at, commit)?;
+    let run = start_explicit(srv, TaskKind::Backup, site, &at, commit, cancel)?;
     let keep = inv.settings.policy.keep_backups;
     Ok(execute(
         run,
@@ -1235,9 +1244,10 @@ pub fn restore(
     site: &Name,
     archive: Option<&str>,
     commit: Option<String>,
+    cancel: Option<Arc<AtomicBool>>,
 ) -> Result<TaskOutcome, ServerError> {
     let (srv, at) = find_site(servers, site)?;
-    let run = start_explicit(srv, TaskKind::Restore, site, &at, commit)?;
+    let run = start_explicit(srv, TaskKind::Restore, site, &at, commit, cancel)?;
     let site_dir = srv.site_dir(&at.platform, &at.domain);
     let parent = site_dir
         .parent()
