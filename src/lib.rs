@@ -23,6 +23,7 @@ pub mod failpoint;
 pub mod fsutil;
 pub mod gitops;
 pub mod inventory;
+pub mod mysql;
 pub mod names;
 pub mod observe;
 pub mod par;
