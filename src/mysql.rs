@@ -27,6 +27,7 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -842,6 +843,7 @@ impl Mysql {
         // is after the child has exited.
         let dir = tempfile::Builder::new()
             .prefix("hoist-mysql-")
+            .permissions(std::fs::Permissions::from_mode(0o700))
             .tempdir()
             .map_err(spawn_err)?;
         let cnf = dir.path().join("client.cnf");
@@ -897,7 +899,7 @@ impl Mysql {
             .and_then(|t| t.join().ok())
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default();
-        let message = scrub(&stderr, &secrets);
+        let message = scrub(&summarize(&stderr), &secrets);
         match streamed {
             Err(Side::Input(source)) => {
                 return Err(MysqlError::ReadDump {
@@ -1148,6 +1150,32 @@ fn parse_observed(rows: Vec<Vec<String>>) -> Option<Observed> {
     Some(o)
 }
 
+/// The longest line of a client's message kept.
+const LINE_KEEP: usize = 300;
+
+/// The part of a client's stderr worth reporting: its error lines only when
+/// it has any (the client also echoes the failing statement, which may hold
+/// a site's data), else its last lines; each line shortened.
+fn summarize(stderr: &str) -> String {
+    let is_error = |l: &&str| {
+        l.starts_with("ERROR") || l.contains("Got error") || l.contains("Couldn't execute")
+    };
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let errors: Vec<&str> = lines.iter().copied().filter(is_error).collect();
+    let kept = if errors.is_empty() {
+        &lines[lines.len().saturating_sub(5)..]
+    } else {
+        &errors[..]
+    };
+    kept.iter()
+        .map(|l| match l.char_indices().nth(LINE_KEEP) {
+            Some((at, _)) => format!("{}...", &l[..at]),
+            None => (*l).to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// `text` with every secret replaced by `***`, trimmed.
 fn scrub(text: &str, secrets: &[&Secret]) -> String {
     let mut s = text.trim().to_owned();
@@ -1181,8 +1209,11 @@ fn classify(server: &str, what: &str, user: &str, message: String) -> MysqlError
             .next()
             .and_then(|d| d.trim().parse().ok())
     });
+    // 1045 is also a statement's missing global privilege (FILE, CREATE
+    // USER); only a failed login has no "at line N".
+    let login = !message.contains(") at line ");
     match code {
-        Some(1045) => MysqlError::AccessDenied {
+        Some(1045) if login => MysqlError::AccessDenied {
             server,
             user: user.to_owned(),
             message,
@@ -1196,7 +1227,7 @@ fn classify(server: &str, what: &str, user: &str, message: String) -> MysqlError
             message,
         },
         // No privilege for a database, a command, an operation, a column.
-        Some(1044 | 1142 | 1143 | 1227 | 1370) => MysqlError::Refused {
+        Some(1044 | 1045 | 1142 | 1143 | 1227 | 1370) => MysqlError::Refused {
             server,
             what,
             message,
@@ -1329,6 +1360,23 @@ mod tests {
     }
 
     #[test]
+    fn messages_keep_the_error_not_the_echoed_statement() {
+        let stderr = "--------------\nINSERT INTO t VALUES ('private row')\n--------------\n\n\
+                      ERROR 2013 (HY000) at line 9: Lost connection\n";
+        assert_eq!(
+            summarize(stderr),
+            "ERROR 2013 (HY000) at line 9: Lost connection"
+        );
+        let long = format!("ERROR 1064 (42000) at line 1: near '{}'", "x".repeat(1000));
+        assert_eq!(summarize(&long).len(), LINE_KEEP + 3);
+        assert_eq!(summarize("a\nb\nc\nd\ne\nf\ng\n"), "c; d; e; f; g");
+        assert_eq!(
+            summarize("mariadb-dump: Got error: 1049: \"Unknown database 'x'\" when selecting the database\n"),
+            "mariadb-dump: Got error: 1049: \"Unknown database 'x'\" when selecting the database"
+        );
+    }
+
+    #[test]
     fn errors_are_typed_and_scrubbed() {
         let pw = Secret::new("hunter2");
         let msg = scrub("ERROR 1064 (42000) at line 2: near 'hunter2'\n", &[&pw]);
@@ -1347,6 +1395,14 @@ mod tests {
             "ERROR 1045 (28000): Access denied for user 'root'@'localhost'".into(),
         );
         assert!(matches!(e, MysqlError::AccessDenied { .. }), "{e}");
+        let e = classify(
+            "main",
+            "loading",
+            "u",
+            "ERROR 1045 (28000) at line 2: Access denied for user 'u'@'h' (using password: YES)"
+                .into(),
+        );
+        assert!(matches!(e, MysqlError::Refused { .. }), "{e}");
         let e = classify(
             "main",
             "x",

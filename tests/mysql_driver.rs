@@ -327,20 +327,20 @@ fn a_hostile_dump_cannot_reach_another_database_or_the_host() {
         format!("system touch {}\nCREATE DATABASE evil;", marker.display()),
         format!("source {}\nCREATE DATABASE evil;", secret_file.display()),
     ];
-    for attack in &attacks {
+    for (i, attack) in attacks.iter().enumerate() {
         let dump = format!("CREATE TABLE IF NOT EXISTS ok (i INT);\n{attack}\n");
         let e = drv
             .load(&a, &mut dump.as_bytes())
             .expect_err(&format!("refused: {attack}"));
-        assert!(
-            matches!(
-                e,
-                MysqlError::Refused { .. }
-                    | MysqlError::AccessDenied { .. }
-                    | MysqlError::Failed { .. }
-            ),
-            "{attack}: {e}"
-        );
+        // The first seven reach the server, which refuses them for lack of
+        // privilege; the client does not run the rest (local files and
+        // client commands are off) and the server cannot parse them.
+        if i < 7 {
+            assert!(matches!(e, MysqlError::Refused { .. }), "{attack}: {e}");
+        } else {
+            assert!(matches!(e, MysqlError::Failed { .. }), "{attack}: {e}");
+        }
+        assert!(!e.to_string().contains("----"), "no echoed statement: {e}");
         assert!(
             e.to_string()
                 .starts_with("database server main: loading into database site_a"),
@@ -483,6 +483,14 @@ fn no_password_on_a_command_line_or_in_an_environment() {
             Ok(())
         }
     }
+    // More than a pipe holds, so the dump program is still running (blocked
+    // on its output) when the writer first looks.
+    let out = site_sql(
+        &db,
+        &a,
+        "CREATE TABLE big (b LONGBLOB); INSERT INTO big VALUES (REPEAT('x', 2000000));",
+    );
+    assert!(out.status.success(), "{}", text(&out));
     let mut w = SpyWriter(Vec::new(), Vec::new());
     drv.dump(&a.database, &mut w).unwrap();
     assert!(w

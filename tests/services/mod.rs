@@ -307,6 +307,9 @@ impl MariaDb {
             .tempdir()
             .expect("tempdir");
         let datadir = dir.path().join("data");
+        // Its own tmpdir: bootstraps running at once collide in /tmp.
+        let tmpdir = dir.path().join("tmp");
+        std::fs::create_dir(&tmpdir).expect("mariadb tmpdir");
         // `normal`: root@localhost without unix_socket auth, so the test
         // can give it a password; the test DB is not wanted.
         let out = Command::new(&install)
@@ -315,6 +318,7 @@ impl MariaDb {
             .arg(format!("--datadir={}", datadir.display()))
             .arg("--auth-root-authentication-method=normal")
             .arg("--skip-test-db")
+            .arg(format!("--tmpdir={}", tmpdir.display()))
             .args(MARIADB_SIZING)
             .stdin(Stdio::null())
             .output()
@@ -374,6 +378,10 @@ impl MariaDb {
             .arg(format!(
                 "--pid-file={}",
                 self.dir.path().join("mysqld.pid").display()
+            ))
+            .arg(format!(
+                "--tmpdir={}",
+                self.dir.path().join("tmp").display()
             ))
             .arg("--skip-name-resolve")
             .arg("--skip-log-bin")
