@@ -98,6 +98,20 @@ fn programs_or_skip(service: &str, wanted: &[(&str, &[&str])]) -> Option<Vec<Pat
     None
 }
 
+/// One service's program (or `None`: skipped) and a fresh temp dir for it.
+fn program_and_dir(service: &str, candidates: &[&str]) -> Option<(PathBuf, tempfile::TempDir)> {
+    let program = programs_or_skip(service, &[(service, candidates)])?.pop()?;
+    Some((program, service_dir(service)))
+}
+
+/// A temp dir named after the service, removed on drop.
+fn service_dir(service: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("hoist-{service}-"))
+        .tempdir()
+        .expect("tempdir")
+}
+
 /// A free TCP port on 127.0.0.1 (the kernel's choice; released for the
 /// service to bind).
 pub fn free_port() -> u16 {
@@ -178,6 +192,25 @@ impl Proc {
             child: Some(child),
             log,
         }
+    }
+
+    /// Spawns like [`Proc::spawn`], then waits until `ready` says the
+    /// service answers; panics with its log if it exits or never does.
+    fn start_ready(
+        name: &'static str,
+        cmd: Command,
+        log: PathBuf,
+        mut ready: impl FnMut() -> bool,
+    ) -> Proc {
+        let mut proc = Proc::spawn(name, cmd, log);
+        let res = wait_until(name, READY_DEADLINE, || {
+            proc.alive()?;
+            Ok(ready())
+        });
+        if let Err(e) = res {
+            panic!("{e}\n{}", proc.log_text());
+        }
+        proc
     }
 
     fn pid(&self) -> Option<u32> {
@@ -302,10 +335,7 @@ impl MariaDb {
             ],
         )?;
         let [server, install, client, dump] = <[PathBuf; 4]>::try_from(progs).ok()?;
-        let dir = tempfile::Builder::new()
-            .prefix("hoist-mariadb-")
-            .tempdir()
-            .expect("tempdir");
+        let dir = service_dir("mariadb");
         let datadir = dir.path().join("data");
         // Its own tmpdir: bootstraps running at once collide in /tmp.
         let tmpdir = dir.path().join("tmp");
@@ -386,15 +416,10 @@ impl MariaDb {
             .arg("--skip-name-resolve")
             .arg("--skip-log-bin")
             .args(MARIADB_SIZING);
-        let mut proc = Proc::spawn("mariadbd", cmd, self.dir.path().join("mysqld.log"));
         let port = self.port;
-        let ready = wait_until("mariadbd", READY_DEADLINE, || {
-            proc.alive()?;
-            Ok(mysql_greeting(port))
+        let proc = Proc::start_ready("mariadbd", cmd, self.dir.path().join("mysqld.log"), || {
+            mysql_greeting(port)
         });
-        if let Err(e) = ready {
-            panic!("{e}\n{}", proc.log_text());
-        }
         self.proc = Some(proc);
     }
 
@@ -517,13 +542,7 @@ impl PhpFpm {
     /// Starts php-fpm and waits until its socket accepts a connection.
     /// `None`: skipped.
     pub fn start() -> Option<PhpFpm> {
-        let fpm = programs_or_skip("php-fpm", &[("php-fpm", &["php-fpm"])])?
-            .pop()
-            .expect("one program");
-        let dir = tempfile::Builder::new()
-            .prefix("hoist-php-fpm-")
-            .tempdir()
-            .expect("tempdir");
+        let (fpm, dir) = program_and_dir("php-fpm", &["php-fpm"])?;
         let socket = dir.path().join("php-fpm.sock");
         let conf = dir.path().join("php-fpm.conf");
         std::fs::write(
@@ -550,14 +569,9 @@ impl PhpFpm {
         let mut cmd = Command::new(fpm);
         // -R: allow running the pool as root; -F: stay in the foreground.
         cmd.arg("-R").arg("-F").arg("-y").arg(&conf);
-        let mut proc = Proc::spawn("php-fpm", cmd, dir.path().join("php-fpm.out.log"));
-        let ready = wait_until("php-fpm", READY_DEADLINE, || {
-            proc.alive()?;
-            Ok(UnixStream::connect(&socket).is_ok())
+        let proc = Proc::start_ready("php-fpm", cmd, dir.path().join("php-fpm.out.log"), || {
+            UnixStream::connect(&socket).is_ok()
         });
-        if let Err(e) = ready {
-            panic!("{e}\n{}", proc.log_text());
-        }
         Some(PhpFpm { socket, proc, dir })
     }
 }
@@ -585,13 +599,7 @@ impl Nginx {
     /// Writes the configuration, starts nginx in the foreground and waits
     /// until its default server answers. `None`: skipped.
     pub fn start() -> Option<Nginx> {
-        let program = programs_or_skip("nginx", &[("nginx", &["nginx"])])?
-            .pop()
-            .expect("one program");
-        let dir = tempfile::Builder::new()
-            .prefix("hoist-nginx-")
-            .tempdir()
-            .expect("tempdir");
+        let (program, dir) = program_and_dir("nginx", &["nginx"])?;
         let prefix = dir.path().join("prefix");
         let conf_dir = dir.path().join("hoist.d");
         for d in [prefix.join("logs"), prefix.join("tmp"), conf_dir.clone()] {
@@ -633,14 +641,9 @@ impl Nginx {
         let mut cmd = Command::new(&program);
         cmd.args(Self::base_args(&prefix, &conf))
             .args(["-g", "daemon off;"]);
-        let mut proc = Proc::spawn("nginx", cmd, dir.path().join("nginx.out.log"));
-        let ready = wait_until("nginx", READY_DEADLINE, || {
-            proc.alive()?;
-            Ok(http_get(port, "readiness.invalid", "/").is_ok_and(|r| r.status == 404))
+        let proc = Proc::start_ready("nginx", cmd, dir.path().join("nginx.out.log"), || {
+            http_get(port, "readiness.invalid", "/").is_ok_and(|r| r.status == 404)
         });
-        if let Err(e) = ready {
-            panic!("{e}\n{}", proc.log_text());
-        }
         Some(Nginx {
             port,
             conf_dir,
