@@ -45,6 +45,9 @@ use sql::{
     rename_sql, sql_string,
 };
 
+/// How long the client waits for a connection.
+const CONNECT_TIMEOUT: &str = "--connect-timeout=30";
+
 /// The most of a child's stderr kept for an error message.
 const STDERR_KEEP: usize = 8 * 1024;
 
@@ -172,9 +175,25 @@ enum Io<'a> {
     /// SQL on stdin, batch output collected.
     Query { sql: String, out: &'a mut Vec<u8> },
     /// Nothing on stdin; stdout streamed to the writer.
-    Dump(&'a mut dyn Write),
+    Dump {
+        db: &'a DbName,
+        out: &'a mut dyn Write,
+    },
     /// Stdin streamed from the reader; stdout discarded.
-    Load(&'a mut dyn Read),
+    Load {
+        db: &'a DbName,
+        input: &'a mut dyn Read,
+    },
+}
+
+impl Io<'_> {
+    /// The database streamed, for errors of the caller's reader or writer.
+    fn database(&self) -> String {
+        match self {
+            Io::Query { .. } => String::new(),
+            Io::Dump { db, .. } | Io::Load { db, .. } => db.to_string(),
+        }
+    }
 }
 
 /// A MariaDB/MySQL server holding site databases.
@@ -361,7 +380,9 @@ impl Mysql {
             "--",
             db.as_str(),
         ];
-        self.exec_dump(&what, &args, db, out)
+        let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+        let io = Io::Dump { db, out };
+        self.exec(&self.tools.dump, &Login::Admin, &what, &args, io, &[])
     }
 
     /// Streams `dump` into the site's database as the site's own user, so
@@ -381,22 +402,19 @@ impl Mysql {
         if self.tools.sandbox {
             args.push("--sandbox".to_owned());
         }
+        let io = Io::Load {
+            db: &site.database,
+            input: dump,
+        };
+        let login = Login::Site(site);
         self.exec(
             &self.tools.client,
-            &Login::Site(site),
+            &login,
             &what,
             &args,
-            Io::Load(dump),
+            io,
             &[&site.password],
         )
-        .map_err(|e| match e {
-            MysqlError::ReadDump { server, source, .. } => MysqlError::ReadDump {
-                server,
-                database: site.database.to_string(),
-                source,
-            },
-            e => e,
-        })
     }
 
     /// The databases and users on the server, in one query.
@@ -492,32 +510,6 @@ impl Mysql {
         Ok(parse_batch(&text))
     }
 
-    fn exec_dump(
-        &self,
-        what: &str,
-        args: &[&str],
-        db: &DbName,
-        out: &mut dyn Write,
-    ) -> Result<(), MysqlError> {
-        let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
-        self.exec(
-            &self.tools.dump,
-            &Login::Admin,
-            what,
-            &args,
-            Io::Dump(out),
-            &[],
-        )
-        .map_err(|e| match e {
-            MysqlError::WriteDump { server, source, .. } => MysqlError::WriteDump {
-                server,
-                database: db.to_string(),
-                source,
-            },
-            e => e,
-        })
-    }
-
     /// Runs one client program with its login in a private option file.
     fn exec(
         &self,
@@ -554,17 +546,22 @@ impl Mysql {
         .map_err(spawn_err)?;
         let mut cmd = Command::new(program);
         cmd.args(command_args(&cnf, args));
+        if program == self.tools.client {
+            // A dead host fails in seconds, not after TCP's minutes.
+            // (mariadb-dump has no such option.)
+            cmd.arg(CONNECT_TIMEOUT);
+        }
         // Nothing inherited may supply or reveal a password.
         cmd.env_remove("MYSQL_PWD");
         if let AdminPassword::Env(var) = &self.admin_password {
             cmd.env_remove(var);
         }
         cmd.stdin(match io {
-            Io::Dump(_) => Stdio::null(),
+            Io::Dump { .. } => Stdio::null(),
             _ => Stdio::piped(),
         })
         .stdout(match io {
-            Io::Load(_) => Stdio::null(),
+            Io::Load { .. } => Stdio::null(),
             _ => Stdio::piped(),
         })
         .stderr(Stdio::piped());
@@ -586,6 +583,7 @@ impl Mysql {
                 buf
             })
         });
+        let database = io.database();
         let streamed = stream(&mut child, io);
         if streamed.is_err() {
             // Our side failed: stop the child rather than let it block.
@@ -604,14 +602,14 @@ impl Mysql {
             Err(Side::Input(source)) => {
                 return Err(MysqlError::ReadDump {
                     server: self.name.clone(),
-                    database: String::new(),
+                    database,
                     source,
                 })
             }
             Err(Side::Output(source)) => {
                 return Err(MysqlError::WriteDump {
                     server: self.name.clone(),
-                    database: String::new(),
+                    database,
                     source,
                 })
             }
@@ -676,7 +674,7 @@ fn stream(child: &mut Child, io: Io<'_>) -> Result<(), Side> {
                 Err(_) => Err(Side::Child),
             }
         }
-        Io::Dump(out) => {
+        Io::Dump { out, .. } => {
             let mut stdout = child.stdout.take().expect("piped stdout");
             loop {
                 let n = stdout.read(&mut buf).map_err(|_| Side::Child)?;
@@ -686,7 +684,7 @@ fn stream(child: &mut Child, io: Io<'_>) -> Result<(), Side> {
                 out.write_all(&buf[..n]).map_err(Side::Output)?;
             }
         }
-        Io::Load(input) => {
+        Io::Load { input, .. } => {
             // Dropped at the end: EOF for the client.
             let mut stdin = child.stdin.take().expect("piped stdin");
             loop {
