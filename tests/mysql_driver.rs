@@ -649,3 +649,56 @@ fn a_server_killed_during_a_load_is_a_clear_error_and_the_database_can_be_droppe
     drv.drop(&a.database, &a.user).unwrap();
     assert!(drv.observe().unwrap().databases.is_empty());
 }
+
+#[test]
+fn a_dump_taken_while_the_site_writes_is_consistent() {
+    let Some(db) = MariaDb::start() else { return };
+    let drv = driver(&db);
+    let a = create(&drv, "site_a");
+    let out = site_sql(
+        &db,
+        &a,
+        "CREATE TABLE orders (id INT PRIMARY KEY) ENGINE=InnoDB;\
+         CREATE TABLE order_lines (id INT PRIMARY KEY) ENGINE=InnoDB;",
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    // The site: each transaction adds one order and its line, so any
+    // consistent snapshot has as many of one as of the other.
+    let mut script = String::new();
+    for i in 0..200_000 {
+        script.push_str(&format!(
+            "BEGIN; INSERT INTO orders VALUES ({i}); INSERT INTO order_lines VALUES ({i}); COMMIT;\n"
+        ));
+    }
+    let cnf = db.defaults_file_for(a.user.as_str(), a.password.expose());
+    let mut writer = std::process::Command::new(&db.client)
+        .arg(format!("--defaults-extra-file={}", cnf.display()))
+        .arg("--database=site_a")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = writer.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || stdin.write_all(script.as_bytes()));
+    // Dump once the site has written something, while it keeps writing.
+    services::wait_until("first orders", std::time::Duration::from_secs(60), || {
+        Ok(db.sql("SELECT COUNT(*) FROM site_a.orders;").trim() != "0")
+    })
+    .unwrap();
+    let mut dump = Vec::new();
+    drv.dump(&a.database, &mut dump).unwrap();
+    let still_writing = writer.try_wait().unwrap().is_none();
+    writer.kill().unwrap();
+    writer.wait().unwrap();
+    let _ = feeder.join(); // the killed client stops reading: a broken pipe
+    assert!(still_writing, "the site wrote during the whole dump");
+
+    let b = create(&drv, "site_b");
+    drv.load(&b, &mut dump.as_slice()).unwrap();
+    let counts = db.sql(
+        "SELECT (SELECT COUNT(*) FROM site_b.orders), (SELECT COUNT(*) FROM site_b.order_lines);",
+    );
+    let (o, l) = counts.trim().split_once('\t').unwrap();
+    assert_eq!(o, l, "orders and lines from one snapshot");
+    assert_ne!(o, "0");
+}

@@ -296,7 +296,8 @@ mod tests {
             "{e}"
         );
         // Each message and the variant it must become.
-        let cases: [(&str, fn(&MysqlError) -> bool); 5] = [
+        type Want = fn(&MysqlError) -> bool;
+        let cases: [(&str, Want); 5] = [
             (
                 "ERROR 1045 (28000): Access denied for user 'root'@'localhost'",
                 |e| matches!(e, MysqlError::AccessDenied { .. }),
