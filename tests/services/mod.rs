@@ -13,7 +13,7 @@
 use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -38,15 +38,15 @@ pub fn find_program(candidates: &[&str]) -> Option<PathBuf> {
                 return Some(p);
             }
         }
+        if *name == "php-fpm" {
+            return find_php_fpm();
+        }
     }
     None
 }
 
 /// php-fpm is installed versioned (`php-fpm8.2`); takes the newest found.
 fn find_php_fpm() -> Option<PathBuf> {
-    if let Some(p) = find_program(&["php-fpm"]) {
-        return Some(p);
-    }
     let mut found: Vec<PathBuf> = ["/usr/sbin", "/usr/local/sbin"]
         .iter()
         .filter_map(|d| std::fs::read_dir(d).ok())
@@ -68,18 +68,13 @@ pub fn services_required() -> bool {
     std::env::var_os("HOIST_REQUIRE_SERVICES").is_some_and(|v| !v.is_empty())
 }
 
-/// Resolves each `(what, candidates)`; when one is missing, skips (prints
+/// Finds one program of each candidate list; when one is missing, skips (prints
 /// why, returns `None`) or, under `HOIST_REQUIRE_SERVICES`, panics.
-fn programs_or_skip(service: &str, wanted: &[(&str, &[&str])]) -> Option<Vec<PathBuf>> {
+fn programs_or_skip(service: &str, wanted: &[&[&str]]) -> Option<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut missing = Vec::new();
-    for (what, candidates) in wanted {
-        let found = if *what == "php-fpm" {
-            find_php_fpm()
-        } else {
-            find_program(candidates)
-        };
-        match found {
+    for candidates in wanted {
+        match find_program(candidates) {
             Some(p) => out.push(p),
             None => missing.push(candidates.join(" or ")),
         }
@@ -100,7 +95,7 @@ fn programs_or_skip(service: &str, wanted: &[(&str, &[&str])]) -> Option<Vec<Pat
 
 /// One service's program (or `None`: skipped) and a fresh temp dir for it.
 fn program_and_dir(service: &str, candidates: &[&str]) -> Option<(PathBuf, tempfile::TempDir)> {
-    let program = programs_or_skip(service, &[(service, candidates)])?.pop()?;
+    let program = programs_or_skip(service, &[candidates])?.pop()?;
     Some((program, service_dir(service)))
 }
 
@@ -237,19 +232,12 @@ impl Proc {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn signal(&self, sig: libc::c_int) {
-        if let Some(pid) = self.pid() {
-            // SAFETY: kill(2) on our own child's pid, which is not yet reaped.
-            unsafe { libc::kill(pid as libc::pid_t, sig) };
-        }
-    }
-
     /// SIGTERM, then wait (SIGKILL after a deadline so a test never hangs).
     fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        // SAFETY: as in `signal`.
+        // SAFETY: kill(2) on our own child's pid, which is not yet reaped.
         unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
         let start = Instant::now();
         loop {
@@ -328,10 +316,10 @@ impl MariaDb {
         let progs = programs_or_skip(
             "MariaDB",
             &[
-                ("server", &["mariadbd", "mysqld"]),
-                ("install", &["mariadb-install-db", "mysql_install_db"]),
-                ("client", &["mariadb", "mysql"]),
-                ("dump", &["mariadb-dump", "mysqldump"]),
+                &["mariadbd", "mysqld"],
+                &["mariadb-install-db", "mysql_install_db"],
+                &["mariadb", "mysql"],
+                &["mariadb-dump", "mysqldump"],
             ],
         )?;
         let [server, install, client, dump] = <[PathBuf; 4]>::try_from(progs).ok()?;
@@ -785,9 +773,4 @@ pub fn wait_for_http(
         (Ok(()), Some(Ok(r))) => r,
         (e, last) => panic!("{e:?}; last response: {last:?}"),
     }
-}
-
-/// Sets a file's mode (e.g. a docroot the workers must read).
-pub fn chmod(path: &Path, mode: u32) {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
