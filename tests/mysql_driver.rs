@@ -702,3 +702,31 @@ fn a_dump_taken_while_the_site_writes_is_consistent() {
     assert_eq!(o, l, "orders and lines from one snapshot");
     assert_ne!(o, "0");
 }
+
+#[test]
+fn a_trigger_owned_by_another_user_is_refused_not_dropped() {
+    let Some(db) = MariaDb::start() else { return };
+    let drv = driver(&db);
+    let a = create(&drv, "site_a");
+    let out = site_sql(
+        &db,
+        &a,
+        "CREATE TABLE t (v INT); CREATE TABLE log (v INT);\
+         CREATE TRIGGER t_ai AFTER INSERT ON t FOR EACH ROW INSERT INTO log VALUES (NEW.v);\
+         INSERT INTO t VALUES (1);",
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let mut dump = Vec::new();
+    drv.dump(&a.database, &mut dump).unwrap();
+    assert!(
+        contains(&dump, b"CREATE*/ /*!50017 DEFINER=`site_a`@"),
+        "the trigger is in the dump"
+    );
+    // The dump names site_a as the trigger's definer; site_b may not
+    // create objects on another user's behalf, so the load fails loudly
+    // rather than leaving the trigger out. (A known limit: copying such a
+    // database to a new user needs its DEFINER clauses rewritten.)
+    let b = create(&drv, "site_b");
+    let e = drv.load(&b, &mut dump.as_slice()).unwrap_err();
+    assert!(matches!(e, MysqlError::Refused { .. }), "{e}");
+}
