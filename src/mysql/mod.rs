@@ -390,6 +390,11 @@ impl Mysql {
     /// database is refused by the server and the load fails with
     /// [`MysqlError::Refused`]. On any failure the database may hold part of
     /// the dump; the caller drops it.
+    ///
+    /// Known limit: triggers, views and routines carry their definer, and a
+    /// site user may not create them for another user, so a dump holding
+    /// them loads only under the user that made it (the load is refused,
+    /// never done without them).
     pub fn load(&self, site: &Credentials, dump: &mut dyn Read) -> Result<(), MysqlError> {
         let what = format!("loading into database {}", site.database);
         let mut args = vec![
