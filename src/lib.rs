@@ -24,6 +24,7 @@ pub mod fsutil;
 pub mod gitops;
 pub mod interrupt;
 pub mod inventory;
+pub mod mysql;
 pub mod names;
 pub mod observe;
 pub mod par;
