@@ -126,7 +126,7 @@ enum Command {
     },
     /// Run as a daemon: reconcile on inventory changes, on a timer and on drift.
     Watch {
-        /// Reconcile once, then exit (1 when a task failed).
+        /// Reconcile once, then exit (1 when anything failed or is blocked).
         #[arg(long)]
         once: bool,
         /// Exit after this many reconcile passes.
@@ -163,7 +163,10 @@ enum Command {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => return usage_error(&e),
+    };
     // The daemon tells what it does; one-shot commands only warn.
     let level = if matches!(cli.command, Command::Watch { .. }) {
         "info"
@@ -180,6 +183,19 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(EXIT_ERROR)
         }
+    }
+}
+
+/// Prints clap's message and picks the exit code: 0 for `--help` and
+/// `--version`, 1 for a usage error. Never clap's own 2: CI reads 2 as
+/// "the plan has changes" (`--detailed-exitcode`).
+fn usage_error(e: &clap::Error) -> ExitCode {
+    // A closed stdout or stderr cannot be reported anywhere else.
+    let _ = e.print();
+    if e.use_stderr() {
+        ExitCode::from(EXIT_ERROR)
+    } else {
+        ExitCode::from(EXIT_OK)
     }
 }
 
@@ -252,13 +268,18 @@ fn run(cli: &Cli) -> Result<u8> {
 /// Loads the inventory (from `--ref` when given), printing every problem to
 /// stderr on failure.
 fn load(cli: &Cli) -> Result<Inventory, u8> {
+    load_at(cli, cli.git_ref.as_deref())
+}
+
+/// [`load`] from `reference` (a commit) or, with None, the working tree.
+fn load_at(cli: &Cli, reference: Option<&str>) -> Result<Inventory, u8> {
     // `validate` holds every source to being readable; planning treats a
     // source it cannot read as an unknown platform and blocks what needs it.
     let sources = match cli.command {
         Command::Validate => crate::inventory::Sources::Required,
         _ => crate::inventory::Sources::MayBeUnknown,
     };
-    match crate::gitops::load_inventory(&cli.dir, cli.git_ref.as_deref(), sources) {
+    match crate::gitops::load_inventory(&cli.dir, reference, sources) {
         Ok(inv) => Ok(inv),
         Err(crate::gitops::LoadError::Git(e)) => {
             eprintln!("error: {e}");
@@ -277,6 +298,53 @@ fn load(cli: &Cli) -> Result<Inventory, u8> {
             Err(EXIT_ERROR)
         }
     }
+}
+
+/// Loads the inventory a command that commits status carries out (spec
+/// section 7: hoist applies committed inventory only when it commits
+/// status). In a repository whose status is committed, an uncommitted edit
+/// is not applied: the inventory is read from HEAD's commit instead, and
+/// the edit named on stderr. Elsewhere, the working tree (or `--ref`).
+fn load_committed(cli: &Cli) -> Result<Inventory, u8> {
+    use crate::gitops;
+    if cli.git_ref.is_some()
+        || gitops::open_root(&cli.dir).is_none()
+        || !gitops::is_committed(&cli.dir)
+    {
+        return load(cli);
+    }
+    // Server roots are known only once loaded: the cheap question first.
+    match gitops::uncommitted(&cli.dir, &[]) {
+        Ok(d) if d.is_empty() => return load(cli),
+        Ok(_) => {}
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(EXIT_ERROR);
+        }
+    }
+    let inv = match load_at(cli, Some("HEAD")) {
+        Ok(inv) if inv.settings.status.commit => inv,
+        // Status is not committed: the working tree it is.
+        Ok(_) => return load(cli),
+        Err(code) => {
+            eprintln!("error: those are problems of the committed inventory (HEAD), which hoist applies since it commits status; commit a fix");
+            return Err(code);
+        }
+    };
+    let roots = Servers::from_inventory(&inv, cli.host_root.as_deref()).roots();
+    match gitops::uncommitted(&cli.dir, &roots) {
+        Ok(d) if d.is_empty() => {}
+        Ok(d) => eprintln!(
+            "warning: uncommitted changes are not applied ({}): hoist commits status, so it applies the committed inventory ({}); commit them to apply them",
+            d.join(", "),
+            inv.commit.as_deref().map(|c| &c[..c.len().min(12)]).unwrap_or("HEAD")
+        ),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(EXIT_ERROR);
+        }
+    }
+    Ok(inv)
 }
 
 fn validate(cli: &Cli) -> Result<u8> {
@@ -503,6 +571,12 @@ fn write_status(inv: &Inventory, servers: &Servers) -> Result<()> {
     Ok(())
 }
 
+/// From here on SIGINT and SIGTERM stop the command's tasks cleanly (after
+/// any prompt: there, they simply end the process, nothing changed).
+fn interrupt_handler() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    crate::interrupt::install().context("cannot handle SIGINT and SIGTERM")
+}
+
 fn confirm(prompt: &str) -> Result<bool> {
     if !std::io::stdin().is_terminal() {
         bail!("not on a terminal, so no one can confirm: run `hoist apply --yes`");
@@ -540,7 +614,7 @@ fn cmd_apply(
     strict: bool,
     show_noop: bool,
 ) -> Result<u8> {
-    let inv = match load(cli) {
+    let inv = match load_committed(cli) {
         Ok(i) => i,
         Err(c) => return Ok(c),
     };
@@ -592,7 +666,7 @@ fn cmd_apply(
         parallel: inv.settings.policy.parallel,
         progress: std::io::stderr().is_terminal(),
         commit: plan.inventory.commit.clone(),
-        cancel: None,
+        cancel: Some(interrupt_handler()?),
     };
     let report = apply::apply(&plan, &inv, &servers, &opts);
     let mut counts = std::collections::BTreeMap::<&str, usize>::new();
@@ -615,7 +689,12 @@ fn cmd_apply(
         }
     );
     write_status(&inv, &servers)?;
-    Ok(if report.failed() || plan.blocked() {
+    if opts.cancelled() {
+        eprintln!(
+            "hoist: interrupted: no new task was started; `hoist apply` carries out the rest"
+        );
+    }
+    Ok(if report.failed() || plan.blocked() || opts.cancelled() {
         EXIT_ERROR
     } else {
         EXIT_OK
@@ -743,20 +822,24 @@ fn cmd_status(cli: &Cli, live: bool) -> Result<u8> {
         Ok(i) => i,
         Err(c) => return Ok(c),
     };
-    let set = if live {
+    // Against the inventory as it is now, never as it was at the last
+    // apply: observed live, or from what the status files recorded (as
+    // `plan --offline` does). Nothing is written.
+    let (plan, set) = if live {
         let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
         recover_if_idle(&servers);
         let actual = servers.observe();
         print_problems(&actual);
         let plan = make_plan(&inv, &actual, vec![], false, Mode::Live);
         let tasks = status::last_tasks(&servers);
-        status::build(&plan, &actual, &tasks, inv.commit.as_deref())
+        let set = status::build(&plan, &actual, &tasks, inv.commit.as_deref());
+        (plan, set)
     } else {
         let dir = match &cli.git_ref {
             Some(r) => crate::gitops::extract(&cli.dir, r)?.dir,
             None => cli.dir.clone(),
         };
-        match status::read(&dir) {
+        let recorded = match status::read(&dir) {
             Ok(set) => set,
             Err(diags) => {
                 for d in &diags {
@@ -764,15 +847,21 @@ fn cmd_status(cli: &Cli, live: bool) -> Result<u8> {
                 }
                 bail!("the status files have {} problem(s)", diags.len());
             }
+        };
+        if recorded.sites.is_empty() && recorded.platforms.is_empty() {
+            eprintln!("No status files yet: `hoist apply` writes them; `hoist status --live` asks the servers.");
         }
+        status::current(&inv, &recorded)
     };
-    if set.sites.is_empty() && !live {
-        println!("No status files yet: `hoist apply` writes them; `hoist status --live` asks the servers.");
+    if set.sites.is_empty() {
+        println!("No sites declared or observed.");
         return Ok(EXIT_OK);
     }
+    let pending: std::collections::HashMap<&SiteName, plan::SiteAction> =
+        plan.sites.iter().map(|s| (&s.name, s.action)).collect();
     println!(
-        "{:<20} {:<28} {:<12} {:<12} {:<24} RESULT",
-        "SITE", "DOMAIN", "PLATFORM", "SYNC", "LAST TASK"
+        "{:<20} {:<28} {:<12} {:<12} {:<15} {:<24} RESULT",
+        "SITE", "DOMAIN", "PLATFORM", "SYNC", "PENDING", "LAST TASK"
     );
     for (name, s) in &set.sites {
         let domain = s
@@ -785,23 +874,29 @@ fn cmd_status(cli: &Cli, live: bool) -> Result<u8> {
             .observed
             .as_ref()
             .map(|o| o.platform.to_string())
-            .unwrap_or_else(|| "-".into());
+            .unwrap_or_else(|| "(absent)".into());
+        let todo = pending
+            .get(name)
+            .filter(|a| **a != plan::SiteAction::Noop)
+            .map(|a| a.as_str())
+            .unwrap_or("-");
         let last = s.last_task.as_ref();
         // The status files are text a pull request may edit: the started
         // time especially is any string.
         println!(
-            "{:<20} {:<28} {:<12} {:<12} {:<24} {}",
+            "{:<20} {:<28} {:<12} {:<12} {:<15} {:<24} {}",
             name.as_str(),
             text::line(&domain),
             text::line(&platform),
             s.sync.as_str(),
+            todo,
             last.map(|t| format!(
                 "{} {}",
                 t.kind.as_str(),
                 text::line(&t.started).chars().take(16).collect::<String>()
             ))
             .unwrap_or_else(|| "-".into()),
-            last.map(|t| t.result.as_str()).unwrap_or("-"),
+            last.map(|t| t.shown_result()).unwrap_or_else(|| "-".into()),
         );
     }
     Ok(EXIT_OK)
@@ -928,14 +1023,20 @@ fn print_outcome(t: &apply::TaskOutcome) {
 }
 
 fn cmd_backup(cli: &Cli, site: &str) -> Result<u8> {
-    let inv = match load(cli) {
+    let inv = match load_committed(cli) {
         Ok(i) => i,
         Err(c) => return Ok(c),
     };
     let site = Name::new(site)?;
     let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
     let _locks = lock_and_recover(&servers)?;
-    let t = apply::backup_now(&inv, &servers, &site, crate::gitops::head_commit(&inv.root))?;
+    let t = apply::backup_now(
+        &inv,
+        &servers,
+        &site,
+        crate::gitops::head_commit(&inv.root),
+        Some(interrupt_handler()?),
+    )?;
     print_outcome(&t);
     write_status(&inv, &servers)?;
     let rec = t.id.as_deref().and_then(|id| {
@@ -955,7 +1056,7 @@ fn cmd_backup(cli: &Cli, site: &str) -> Result<u8> {
 }
 
 fn cmd_restore(cli: &Cli, site: &str, backup: Option<&str>) -> Result<u8> {
-    let inv = match load(cli) {
+    let inv = match load_committed(cli) {
         Ok(i) => i,
         Err(c) => return Ok(c),
     };
@@ -967,6 +1068,7 @@ fn cmd_restore(cli: &Cli, site: &str, backup: Option<&str>) -> Result<u8> {
         &site,
         backup,
         crate::gitops::head_commit(&inv.root),
+        Some(interrupt_handler()?),
     )?;
     print_outcome(&t);
     write_status(&inv, &servers)?;

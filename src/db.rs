@@ -282,15 +282,80 @@ impl SqliteServer {
         conn.execute_batch(sql).map_err(sqlite)?;
         drop(conn);
         fsutil::set_private(&tmp).map_err(io)?;
-        // The old file's journal, if a crash left one, belongs to the content
-        // being replaced: it goes first, or SQLite would play it into the
-        // new file.
-        for suffix in ["-journal", "-wal", "-shm"] {
-            let p = PathBuf::from(format!("{}{suffix}", file.display()));
-            fsutil::remove_file_if_exists(&p).map_err(io)?;
+        replace_file(&tmp, &file, &self.dir).map_err(io)
+    }
+
+    fn kept_file(&self, db: &str) -> PathBuf {
+        self.dir.join(format!(".{db}.kept"))
+    }
+
+    fn kept_tmp(&self, db: &str) -> PathBuf {
+        self.dir.join(format!(".{db}.kept-tmp"))
+    }
+
+    /// Keeps an exact copy of `src` aside (`.<db>.kept`, synced), before
+    /// it is changed in place: [`SqliteServer::restore_copy`] puts it back
+    /// page for page (every row as it was), whatever the changes were, and
+    /// [`SqliteServer::discard_copy`] drops it. Written under another name
+    /// and renamed, so a copy that exists is whole.
+    pub fn keep_copy(&self, src: &SiteDb) -> Result<(), DbError> {
+        let db = src.name.as_str();
+        self.file(db)?;
+        let io = |source| DbError::Io {
+            db: db.into(),
+            source,
+        };
+        let sqlite = |source| DbError::Sqlite {
+            db: db.into(),
+            source,
+        };
+        let (tmp, kept) = (self.kept_tmp(db), self.kept_file(db));
+        self.discard_copy(db)?;
+        let mut conn = Connection::open(&tmp).map_err(sqlite)?;
+        conn.execute_batch("PRAGMA journal_mode=DELETE;")
+            .map_err(sqlite)?;
+        rusqlite::backup::Backup::new(&src.conn, &mut conn)
+            .map_err(sqlite)?
+            .run_to_completion(4096, std::time::Duration::ZERO, None)
+            .map_err(sqlite)?;
+        drop(conn);
+        fsutil::set_private(&tmp).map_err(io)?;
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .and_then(|()| std::fs::rename(&tmp, &kept))
+            .and_then(|()| fsutil::sync_dir(&self.dir))
+            .map_err(io)
+    }
+
+    /// Puts the copy [`SqliteServer::keep_copy`] made back as database
+    /// `db`, keeping its user. False when there is no copy (none was made,
+    /// or it is back already: an undo may run again).
+    pub fn restore_copy(&self, db: &str) -> Result<bool, DbError> {
+        let file = self.file(db)?;
+        let kept = self.kept_file(db);
+        if !kept.exists() {
+            return Ok(false);
         }
-        std::fs::rename(&tmp, &file).map_err(io)?;
-        fsutil::sync_dir(&self.dir).map_err(io)
+        replace_file(&kept, &file, &self.dir).map_err(|source| DbError::Io {
+            db: db.into(),
+            source,
+        })?;
+        Ok(true)
+    }
+
+    /// Drops the copy [`SqliteServer::keep_copy`] made, if any.
+    pub fn discard_copy(&self, db: &str) -> Result<(), DbError> {
+        self.file(db)?;
+        for p in [self.kept_file(db), self.kept_tmp(db)] {
+            for suffix in ["", "-journal"] {
+                fsutil::remove_file_if_exists(&PathBuf::from(format!("{}{suffix}", p.display())))
+                    .map_err(|source| DbError::Io {
+                    db: db.into(),
+                    source,
+                })?;
+            }
+        }
+        Ok(())
     }
 
     /// Connects to `db` as `creds` to build it up before it goes live (a
@@ -694,6 +759,17 @@ impl SiteDb {
     }
 }
 
+/// Replaces database file `file` with `new` in one rename, synced. The
+/// old file's journal, if a crash left one, belongs to the content being
+/// replaced: it goes first, or SQLite would play it into the new file.
+fn replace_file(new: &Path, file: &Path, dir: &Path) -> std::io::Result<()> {
+    for suffix in ["-journal", "-wal", "-shm"] {
+        fsutil::remove_file_if_exists(&PathBuf::from(format!("{}{suffix}", file.display())))?;
+    }
+    std::fs::rename(new, file)?;
+    fsutil::sync_dir(dir)
+}
+
 /// Quotes an SQL identifier.
 pub fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
@@ -764,6 +840,36 @@ mod tests {
         s.drop_database("site_1").unwrap();
         assert!(!s.exists("site_1"));
         assert!(s.create("../x").is_err());
+    }
+
+    #[test]
+    fn a_kept_copy_puts_every_row_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteServer::new(dir.path().to_path_buf());
+        let creds = s.create("site").unwrap();
+        let mut db = s.open("site", &creds).unwrap();
+        db.create_core_tables().unwrap();
+        db.set_variable("x", "before").unwrap();
+        let before = db.content().unwrap();
+        s.keep_copy(&db).unwrap();
+        db.run_script("CREATE TABLE added (a); INSERT INTO added VALUES (1);")
+            .unwrap();
+        db.set_variable("x", "after").unwrap();
+        drop(db);
+        assert!(s.restore_copy("site").unwrap());
+        assert!(!s.restore_copy("site").unwrap(), "once only");
+        let db = s.open("site", &creds).unwrap();
+        assert_eq!(db.content().unwrap(), before, "the same rows, same user");
+        s.keep_copy(&db).unwrap();
+        s.discard_copy("site").unwrap();
+        assert!(!s.restore_copy("site").unwrap());
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .filter(|n| n.to_string_lossy().starts_with('.'))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 
     #[test]

@@ -460,6 +460,15 @@ impl Servers {
             .ok_or_else(|| ServerError::Invalid(format!("unknown server {name}")))
     }
 
+    /// The roots of the servers that exist, canonical: never part of an
+    /// inventory, even when they lie inside its directory.
+    pub fn roots(&self) -> Vec<PathBuf> {
+        self.by_name
+            .values()
+            .filter_map(|s| s.root().canonicalize().ok())
+            .collect()
+    }
+
     /// Locks every server, in name order (so two processes cannot deadlock).
     pub fn lock_all(&self) -> Result<Vec<ServerLock>, ServerError> {
         self.by_name.values().map(|s| s.lock()).collect()

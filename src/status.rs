@@ -61,6 +61,10 @@ impl SyncState {
             SyncState::Unmanaged
         } else if blocked {
             SyncState::Blocked
+        } else if last == Some(TaskResult::Running) {
+            // A task left unfinished (killed, or still going): what it
+            // observed is no proof the change is done.
+            SyncState::OutOfSync
         } else if noop {
             SyncState::Synced
         } else if last == Some(TaskResult::Failed) {
@@ -108,6 +112,29 @@ pub struct LastTask {
     /// finished or undid it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovered: Option<String>,
+}
+
+impl LastTask {
+    /// How the task ended, as far as its record shows: a task with no end
+    /// time never finished (it was killed, or is still going), whatever
+    /// result it claims.
+    pub fn result(&self) -> TaskResult {
+        if self.finished.is_none() {
+            TaskResult::Running
+        } else {
+            self.result
+        }
+    }
+
+    /// The result for people: an unfinished task is never a success, and
+    /// one a later hoist finished or undid after a kill says so.
+    pub fn shown_result(&self) -> String {
+        match (self.result(), &self.recovered) {
+            (TaskResult::Running, _) => "unfinished".into(),
+            (r, Some(_)) => format!("{} (recovered)", r.as_str()),
+            (r, None) => r.as_str().into(),
+        }
+    }
 }
 
 impl From<&TaskRecord> for LastTask {
@@ -307,35 +334,51 @@ pub fn build(
     tasks: &[TaskRecord],
     commit: Option<&str>,
 ) -> StatusSet {
-    let mut set = StatusSet::default();
     // The last task of each site and platform, in one pass.
     let mut of_site = HashMap::new();
     let mut of_platform = HashMap::new();
     for t in tasks {
         match (&t.site, &t.platform) {
-            (Some(s), _) => of_site.insert(s, t),
-            (None, Some(p)) => of_platform.insert(p, t),
+            (Some(s), _) => of_site.insert(s.clone(), LastTask::from(t)),
+            (None, Some(p)) => of_platform.insert(p.clone(), LastTask::from(t)),
             (None, None) => None,
         };
     }
+    assemble(plan, actual, &of_site, &of_platform, |_, _| {
+        commit.map(String::from)
+    })
+}
+
+/// The status of everything in `plan`, made on `actual`, with the last
+/// task of each site and platform by name, and the inventory commit each
+/// status names (`commit(is_site, name)`: a site and a platform may share
+/// a name).
+fn assemble(
+    plan: &Plan,
+    actual: &Actual,
+    of_site: &HashMap<Name, LastTask>,
+    of_platform: &HashMap<Name, LastTask>,
+    commit: impl Fn(bool, &Name) -> Option<String>,
+) -> StatusSet {
+    let mut set = StatusSet::default();
     for s in &plan.sites {
-        let last = of_site.get(&s.name).copied();
+        let last = of_site.get(&s.name);
         set.sites.insert(
             s.name.clone(),
             SiteStatus {
                 site: s.name.clone(),
-                sync: site_sync(s, last.map(|t| t.result)),
-                inventory_commit: commit.map(String::from),
+                sync: site_sync(s, last.map(LastTask::result)),
+                inventory_commit: commit(true, &s.name),
                 desired: (!s.unmanaged).then(|| s.to.clone()).flatten(),
                 observed: actual.sites.get(&s.name).map(observed_site),
                 errors: s.errors.clone(),
                 warnings: s.warnings.clone(),
-                last_task: last.map(LastTask::from),
+                last_task: last.cloned(),
             },
         );
     }
     for p in &plan.platforms {
-        let last = of_platform.get(&p.name).copied();
+        let last = of_platform.get(&p.name);
         set.platforms.insert(
             p.name.clone(),
             PlatformStatus {
@@ -344,17 +387,64 @@ pub fn build(
                     p.unmanaged,
                     p.blocked,
                     p.action == PlatformAction::Noop,
-                    last.map(|t| t.result),
+                    last.map(LastTask::result),
                 ),
-                inventory_commit: commit.map(String::from),
+                inventory_commit: commit(false, &p.name),
                 observed: actual.platforms.get(&p.name).map(observed_platform),
                 errors: p.errors.clone(),
                 warnings: p.warnings.clone(),
-                last_task: last.map(LastTask::from),
+                last_task: last.cloned(),
             },
         );
     }
     set
+}
+
+/// The options a status is planned with: the inventory's own policy, the
+/// whole inventory.
+fn plan_options(inv: &Inventory, mode: Mode) -> PlanOptions {
+    PlanOptions {
+        strict: inv.settings.policy.strict,
+        prune: inv.settings.policy.prune,
+        only: vec![],
+        mode,
+        inventory: plan::InventoryRef {
+            path: inv.root.display().to_string(),
+            commit: inv.commit.clone(),
+        },
+    }
+}
+
+/// The status of the inventory `inv` as it is now, from what the status
+/// files `recorded` observed: the plan of `inv` against that observation
+/// (as `plan --offline` makes it), each site's and platform's state from
+/// its plan and its recorded last task. A site declared since is
+/// out-of-sync, one no longer declared unmanaged (or out-of-sync under
+/// prune), and so is every change not applied yet. Pure: nothing is
+/// written. Returns the plan with it, for what is pending.
+pub fn current(inv: &Inventory, recorded: &StatusSet) -> (Plan, StatusSet) {
+    let actual = recorded.actual();
+    let plan = plan::plan(inv, &actual, &plan_options(inv, Mode::Offline));
+    let last = |m: &mut HashMap<Name, LastTask>, name: &Name, t: &Option<LastTask>| {
+        if let Some(t) = t {
+            m.insert(name.clone(), t.clone());
+        }
+    };
+    let (mut of_site, mut of_platform) = (HashMap::new(), HashMap::new());
+    for (n, s) in &recorded.sites {
+        last(&mut of_site, n, &s.last_task);
+    }
+    for (n, p) in &recorded.platforms {
+        last(&mut of_platform, n, &p.last_task);
+    }
+    let set = assemble(&plan, &actual, &of_site, &of_platform, |site, n| {
+        if site {
+            recorded.sites.get(n)?.inventory_commit.clone()
+        } else {
+            recorded.platforms.get(n)?.inventory_commit.clone()
+        }
+    });
+    (plan, set)
 }
 
 impl StatusSet {
@@ -732,17 +822,7 @@ pub fn last_tasks(servers: &Servers) -> Vec<TaskRecord> {
 /// (touching `status/` only, never empty) and pushes to `status.push`.
 pub fn record(inv: &Inventory, servers: &Servers) -> Result<Recorded, StatusError> {
     let actual = servers.observe();
-    let opts = PlanOptions {
-        strict: inv.settings.policy.strict,
-        prune: inv.settings.policy.prune,
-        only: vec![],
-        mode: Mode::Live,
-        inventory: plan::InventoryRef {
-            path: inv.root.display().to_string(),
-            commit: inv.commit.clone(),
-        },
-    };
-    let plan = plan::plan(inv, &actual, &opts);
+    let plan = plan::plan(inv, &actual, &plan_options(inv, Mode::Live));
     let tasks = last_tasks(servers);
     let mut set = build(&plan, &actual, &tasks, inv.commit.as_deref());
     // Unreadable old status files are simply replaced.
@@ -898,6 +978,35 @@ mod tests {
         );
         let un = site_plan("a", SiteAction::Noop, false, true);
         assert_eq!(site_sync(&un, None), SyncState::Unmanaged);
+        // a task left unfinished proves nothing done
+        assert_eq!(
+            site_sync(&noop, Some(TaskResult::Running)),
+            SyncState::OutOfSync
+        );
+    }
+
+    #[test]
+    fn a_task_with_no_end_is_unfinished_whatever_it_claims() {
+        let mut t = LastTask {
+            id: "t".into(),
+            kind: TaskKind::Update,
+            from: None,
+            to: None,
+            result: TaskResult::Success,
+            started: "2026-01-01T00:00:00Z".into(),
+            finished: None,
+            backup: None,
+            commit: None,
+            recovered: None,
+        };
+        assert_eq!(
+            (t.result(), t.shown_result().as_str()),
+            (TaskResult::Running, "unfinished")
+        );
+        t.finished = Some("2026-01-01T00:01:00Z".into());
+        assert_eq!(t.shown_result(), "success");
+        t.recovered = Some("finished: the task had committed".into());
+        assert_eq!(t.shown_result(), "success (recovered)");
     }
 
     #[test]

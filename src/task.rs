@@ -36,6 +36,8 @@ use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -63,6 +65,8 @@ pub enum TaskKind {
     Rename,
     /// Both.
     MigrateRename,
+    /// Run pending updates on the platform the site lives on.
+    Update,
     /// Enable a site.
     Enable,
     /// Disable a site.
@@ -88,6 +92,7 @@ impl TaskKind {
             TaskKind::Migrate => "migrate",
             TaskKind::Rename => "rename",
             TaskKind::MigrateRename => "migrate+rename",
+            TaskKind::Update => "update",
             TaskKind::Enable => "enable",
             TaskKind::Disable => "disable",
             TaskKind::Verify => "verify",
@@ -98,7 +103,7 @@ impl TaskKind {
     }
 
     /// Every kind.
-    pub const ALL: [TaskKind; 13] = [
+    pub const ALL: [TaskKind; 14] = [
         TaskKind::Build,
         TaskKind::DeletePlatform,
         TaskKind::Install,
@@ -106,6 +111,7 @@ impl TaskKind {
         TaskKind::Migrate,
         TaskKind::Rename,
         TaskKind::MigrateRename,
+        TaskKind::Update,
         TaskKind::Enable,
         TaskKind::Disable,
         TaskKind::Verify,
@@ -238,6 +244,8 @@ pub struct TaskRun {
     file: Option<File>,
     /// Whether the file and its directory entry have been synced.
     durable: bool,
+    /// Set when hoist is asked to stop: no further step starts.
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 impl TaskRun {
@@ -311,6 +319,7 @@ impl TaskRun {
             written: Instant::now(),
             file: None,
             durable: false,
+            cancel: None,
         };
         init(&mut run.rec);
         // A new file, written in place: until this record exists the task
@@ -343,6 +352,7 @@ impl TaskRun {
             written: Instant::now(),
             file: None,
             durable: true,
+            cancel: None,
         }
     }
 
@@ -402,6 +412,19 @@ impl TaskRun {
             self.write(false)?;
         }
         Ok(())
+    }
+
+    /// Makes the run stop at its next step once `flag` is set (SIGINT,
+    /// SIGTERM): see [`crate::apply::step`].
+    pub fn cancel_on(&mut self, flag: Option<Arc<AtomicBool>>) {
+        self.cancel = flag;
+    }
+
+    /// Whether hoist was asked to stop.
+    pub fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::SeqCst))
     }
 
     /// Adds a line to the log (and to tracing).

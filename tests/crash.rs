@@ -7,7 +7,7 @@
 
 mod common;
 #[cfg(feature = "failpoints")]
-use common::{server_state as state, MOVE_STEPS};
+use common::{put_acme_behind, server_state as state, MOVE_STEPS};
 use common::{settings_of, tasks, Fixture};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -82,6 +82,17 @@ fn invariants(f: &Fixture) -> Vec<String> {
                 .map(String::from)
         })
         .collect();
+    // A task's copies and staging files start with a dot; recovery
+    // removes them.
+    for e in std::fs::read_dir(f.host().join("databases"))
+        .unwrap()
+        .flatten()
+    {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n.starts_with('.') {
+            bad.push(format!("leftover databases/{n}"));
+        }
+    }
     if dbs != dbs_in_use {
         bad.push(format!(
             "orphan or missing databases: on disk {dbs:?}, in use {dbs_in_use:?}"
@@ -394,6 +405,27 @@ fn delete_survives_a_kill_anywhere() {
         );
         std::fs::remove_file(f.inv().join("sites/eatery.yaml")).unwrap();
     });
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn update_survives_a_kill_anywhere() {
+    let p = points(
+        &[
+            "observe",
+            "maintenance-on",
+            "backup",
+            "keep-copy",
+            "update",
+            "clear-caches",
+            "health-check",
+            "maintenance-off",
+            "remove-copy",
+        ],
+        &["backup-archive", "update-inside"],
+    );
+    let p: Vec<&str> = p.iter().map(String::as_str).collect();
+    crash_at_every_point("update", &["apply", "--yes"], &p, put_acme_behind);
 }
 
 #[cfg(feature = "failpoints")]

@@ -5,7 +5,9 @@
 #![cfg(feature = "failpoints")]
 
 mod common;
-use common::{last_task, server_state as state, state_diff as diff, Fixture, MOVE_STEPS};
+use common::{
+    last_task, put_acme_behind, server_state as state, state_diff as diff, Fixture, MOVE_STEPS,
+};
 
 fn backup_count(f: &Fixture, site: &str) -> usize {
     std::fs::read_dir(f.host().join("backups").join(site))
@@ -35,7 +37,13 @@ fn fail_every_step(name: &str, site: &str, steps: &[&str], change: impl Fn(&Fixt
     let backups_before = backup_count(&base, site);
     let mut problems = Vec::new();
     for step in steps {
-        for how in ["error", "after"] {
+        // A point inside a step fires only before what follows it.
+        let hows: &[&str] = if step.ends_with("-inside") {
+            &["error"]
+        } else {
+            &["error", "after"]
+        };
+        for how in hows {
             let f = base.duplicate();
             let fp = format!("{step}:{how}");
             let r = f.with_failpoint(&["apply", "--yes"], &fp);
@@ -172,6 +180,27 @@ fn enable_disable_verify_roll_back() {
         &["observe", "write-settings", "write-vhost"],
         |f| f.set_site("eatery", "aliases", "[w.eatery.example.com]"),
     );
+}
+
+/// The update's steps up to its commit point; `remove-copy` follows it.
+const UPDATE_STEPS: &[&str] = &[
+    "observe",
+    "maintenance-on",
+    "backup",
+    "keep-copy",
+    "update",
+    "clear-caches",
+    "health-check",
+    "maintenance-off",
+];
+
+#[test]
+fn update_rolls_back_at_every_step() {
+    // `update-inside` fails between two updates, the first one applied:
+    // the kept copy, not the updated file, must be what comes back.
+    let mut steps = UPDATE_STEPS.to_vec();
+    steps.push("update-inside");
+    fail_every_step("update", "acme", &steps, put_acme_behind);
 }
 
 #[test]

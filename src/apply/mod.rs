@@ -4,6 +4,7 @@
 
 mod recover;
 mod site;
+mod update;
 
 pub use recover::{recover, Recovered};
 
@@ -38,13 +39,15 @@ pub struct ApplyOptions {
     pub progress: bool,
     /// The inventory commit being applied, recorded in each task.
     pub commit: Option<String>,
-    /// Once set (by `hoist watch` on SIGTERM), no further task starts; the
-    /// running ones finish.
+    /// Once set (on SIGINT or SIGTERM), no further task starts, and each
+    /// running one stops after its running step: undone, or, past its
+    /// point of no return, finished.
     pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl ApplyOptions {
-    fn cancelled(&self) -> bool {
+    /// Whether hoist was asked to stop.
+    pub fn cancelled(&self) -> bool {
         self.cancel
             .as_ref()
             .is_some_and(|c| c.load(Ordering::SeqCst))
@@ -340,7 +343,7 @@ pub(crate) fn execute(
             undo(&mut run);
             // Past the point of no return the undo finishes the task: the
             // new state is live, so the task is done, with a problem.
-            let result = if run.rec.journal.contains_key("committed") {
+            let result = if committed(&run) {
                 TaskResult::Warning
             } else {
                 TaskResult::Failed
@@ -356,7 +359,18 @@ pub(crate) fn execute(
     }
 }
 
+/// Why a step did not start after SIGINT or SIGTERM.
+pub const INTERRUPTED: &str = "hoist was interrupted (SIGINT or SIGTERM): not started";
+
+/// Whether the task passed its point of no return: from there on it is
+/// finished forward, never undone.
+fn committed(run: &TaskRun) -> bool {
+    run.rec.journal.contains_key(site::key::COMMITTED)
+}
+
 /// Runs one named step: journals its start and end, and names it in errors.
+/// Once hoist is asked to stop ([`TaskRun::cancelled`]), a task that has
+/// not committed starts no further step: it fails, and is undone.
 pub fn step<T, E: std::fmt::Display>(
     run: &mut TaskRun,
     name: &str,
@@ -368,6 +382,12 @@ pub fn step<T, E: std::fmt::Display>(
     };
     run.begin(name)
         .map_err(|e| serr(format!("cannot write the task journal: {e}")))?;
+    // Asked to stop: the step before this one has finished; what follows
+    // is the undo, or, past the point of no return, the finish.
+    if run.cancelled() && !committed(run) {
+        return Err(serr(INTERRUPTED.into()));
+    }
+    crate::failpoint::pause(name, || run.cancelled());
     crate::failpoint::hit(name, crate::failpoint::When::Before).map_err(serr)?;
     let v = f(run).map_err(|e| serr(e.to_string()))?;
     crate::failpoint::hit(name, crate::failpoint::When::After).map_err(serr)?;
@@ -384,7 +404,7 @@ fn build_platform(
 ) -> Result<TaskOutcome, ServerError> {
     let srv = servers.get(&p.server)?;
     let what = format!("build {}", p.name);
-    let run = TaskRun::start(
+    let mut run = TaskRun::start(
         &srv.tasks_dir(),
         TaskKind::Build,
         None,
@@ -392,6 +412,7 @@ fn build_platform(
         |rec| rec.commit = opts.commit.clone(),
     )
     .map_err(crate::server::io_err(&srv.tasks_dir()))?;
+    run.cancel_on(opts.cancel.clone());
     let spec = inv
         .platforms
         .get(&p.name)
@@ -439,7 +460,7 @@ fn delete_platform(
     opts: &ApplyOptions,
 ) -> Result<TaskOutcome, ServerError> {
     let srv = servers.get(&p.server)?;
-    let run = TaskRun::start(
+    let mut run = TaskRun::start(
         &srv.tasks_dir(),
         TaskKind::DeletePlatform,
         None,
@@ -447,6 +468,7 @@ fn delete_platform(
         |rec| rec.commit = opts.commit.clone(),
     )
     .map_err(crate::server::io_err(&srv.tasks_dir()))?;
+    run.cancel_on(opts.cancel.clone());
     Ok(execute(
         run,
         format!("delete platform {}", p.name),

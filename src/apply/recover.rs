@@ -31,7 +31,7 @@ pub fn recover(srv: &LocalServer) -> Vec<Recovered> {
         if let Some(step) = run.rec.steps.last_mut().filter(|s| s.state == "running") {
             step.state = "interrupted".into();
         }
-        let committed = run.rec.journal.contains_key("committed");
+        let committed = super::committed(&run);
         let (result, message) = match run.rec.kind {
             TaskKind::Build | TaskKind::DeletePlatform => recover_platform(srv, &run.rec),
             _ if committed => match super::site::finish(srv, &run.rec) {

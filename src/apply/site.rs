@@ -5,6 +5,8 @@
 //! task record alone (which is what crash recovery has).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -22,7 +24,7 @@ use crate::server::{io_err, LocalServer, ServerError, Servers, OLD_SETTINGS_FILE
 use crate::task::{TaskKind, TaskRecord, TaskResult, TaskRun};
 
 /// Journal keys: the facts an undo or a recovery reads back.
-mod key {
+pub(super) mod key {
     /// The previous `maintenance_mode` of the old database (null: unset);
     /// present once maintenance was switched on.
     pub const MAINTENANCE_PREV: &str = "maintenance_prev";
@@ -54,7 +56,7 @@ mod key {
     pub const COMMITTED: &str = "committed";
 }
 
-fn txt<E: std::fmt::Display>(e: E) -> String {
+pub(super) fn txt<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
 
@@ -79,6 +81,7 @@ pub(super) fn run(
             move_site(s, inv, servers, opts, what.clone())
         }
         SiteAction::Clone => clone(s, inv, servers, opts, what.clone()),
+        SiteAction::Update => super::update::run(s, inv, servers, opts, what.clone()),
         SiteAction::Delete => delete(s, inv, servers, opts, what.clone()),
         SiteAction::Enable | SiteAction::Disable | SiteAction::Verify => {
             rerender(s, inv, servers, opts, what.clone())
@@ -101,7 +104,7 @@ pub(super) fn run(
 }
 
 /// The server a site on `platform` lives on.
-fn server_for<'a>(
+pub(super) fn server_for<'a>(
     inv: &Inventory,
     servers: &'a Servers,
     platform: &PlatformName,
@@ -114,21 +117,23 @@ fn server_for<'a>(
     servers.get(&name)
 }
 
-fn start(
+pub(super) fn start(
     srv: &LocalServer,
     kind: TaskKind,
     s: &SitePlan,
     opts: &ApplyOptions,
 ) -> Result<TaskRun, ServerError> {
-    TaskRun::start_noted(&srv.tasks_dir(), kind, Some(s.name.clone()), None, |rec| {
+    let mut run = TaskRun::start_noted(&srv.tasks_dir(), kind, Some(s.name.clone()), None, |rec| {
         rec.from = s.from.clone();
         rec.to = s.to.clone();
         rec.commit = opts.commit.clone();
     })
-    .map_err(io_err(&srv.tasks_dir()))
+    .map_err(io_err(&srv.tasks_dir()))?;
+    run.cancel_on(opts.cancel.clone());
+    Ok(run)
 }
 
-fn need<'a, T>(o: &'a Option<T>, what: &str) -> Result<&'a T, ServerError> {
+pub(super) fn need<'a, T>(o: &'a Option<T>, what: &str) -> Result<&'a T, ServerError> {
     o.as_ref()
         .ok_or_else(|| ServerError::Invalid(format!("the plan has no {what} for the site")))
 }
@@ -182,7 +187,11 @@ fn write_vhost(srv: &LocalServer, cfg: &SiteConfig) -> Result<(), ServerError> {
 /// settings, vhost, a backup) is made durable first, in one sync per
 /// filesystem: a crash after the mark must find the new site whole, since
 /// recovery then removes the old one.
-fn mark_committed(run: &mut TaskRun, srv: &LocalServer, after: &str) -> Result<(), StepError> {
+pub(super) fn mark_committed(
+    run: &mut TaskRun,
+    srv: &LocalServer,
+    after: &str,
+) -> Result<(), StepError> {
     let fail = |message: String| StepError {
         step: after.into(),
         message,
@@ -208,7 +217,7 @@ fn save_old_settings(run: &mut TaskRun, dir: &Path) -> Result<(), String> {
 
 /// Observes the site afresh (never act on a stale comparison) and checks it
 /// is what the plan was made on.
-fn observe_fresh(
+pub(super) fn observe_fresh(
     run: &mut TaskRun,
     srv: &LocalServer,
     at: &Endpoint,
@@ -230,13 +239,13 @@ fn observe_fresh(
     })
 }
 
-fn open_db(srv: &LocalServer, settings: &SettingsFile) -> Result<SiteDb, String> {
+pub(super) fn open_db(srv: &LocalServer, settings: &SettingsFile) -> Result<SiteDb, String> {
     srv.db()
         .open(&settings.database.name, &LocalServer::credentials(settings))
         .map_err(txt)
 }
 
-fn maintenance_on(
+pub(super) fn maintenance_on(
     run: &mut TaskRun,
     srv: &LocalServer,
     settings: &SettingsFile,
@@ -253,7 +262,11 @@ fn maintenance_on(
     })
 }
 
-fn restore_maintenance(srv: &LocalServer, at: &Endpoint, rec: &TaskRecord) -> Result<(), String> {
+pub(super) fn restore_maintenance(
+    srv: &LocalServer,
+    at: &Endpoint,
+    rec: &TaskRecord,
+) -> Result<(), String> {
     let Some(prev) = rec.journal.get(key::MAINTENANCE_PREV) else {
         return Ok(());
     };
@@ -267,7 +280,7 @@ fn restore_maintenance(srv: &LocalServer, at: &Endpoint, rec: &TaskRecord) -> Re
 
 /// Takes a backup of a site (a dump of its database, and its directory as
 /// `scope` says), prunes old ones, and records it in the task.
-fn take_backup(
+pub(super) fn take_backup(
     run: &mut TaskRun,
     srv: &LocalServer,
     site: &Name,
@@ -456,21 +469,11 @@ fn settle(
     update: bool,
     vars: &[(&str, &str)],
 ) -> Result<Vec<String>, StepError> {
-    let mut warnings = Vec::new();
-    if update {
-        step(run, "update", |run| {
-            let (pdir, target) = scan_platform(srv, &cfg.platform)?;
-            warnings.extend(run_updates(
-                run,
-                db,
-                &pdir,
-                &cfg.platform,
-                &target,
-                &cfg.profile,
-            )?);
-            Ok::<_, String>(())
-        })?;
-    }
+    let warnings = if update {
+        update_step(run, srv, db, &cfg.platform, &cfg.profile)?
+    } else {
+        Vec::new()
+    };
     step(run, "fix-paths", |_| {
         db.fix_paths(from_domain.as_str(), cfg.domain.as_str())
             .map_err(txt)?;
@@ -484,6 +487,21 @@ fn settle(
     })?;
     step(run, "clear-caches", |_| db.clear_caches())?;
     Ok(warnings)
+}
+
+/// Step 4: the pending updates of `platform` as built on `srv` applied
+/// to `db`. Returns their warnings.
+pub(super) fn update_step(
+    run: &mut TaskRun,
+    srv: &LocalServer,
+    db: &mut SiteDb,
+    platform: &PlatformName,
+    profile: &crate::names::PackageName,
+) -> Result<Vec<String>, StepError> {
+    step(run, "update", |run| {
+        let (pdir, target) = scan_platform(srv, platform)?;
+        run_updates(run, db, &pdir, platform, &target, profile)
+    })
 }
 
 fn open_new(
@@ -1041,7 +1059,7 @@ fn rerender(
 
 /// The undo closure of every site task: a task that had committed is
 /// finished, any other is undone, both from its journal alone.
-fn rollback(srv: &LocalServer, run: &mut TaskRun) {
+pub(super) fn rollback(srv: &LocalServer, run: &mut TaskRun) {
     let msg = if run.rec.journal.contains_key(key::COMMITTED) {
         match finish(srv, &run.rec) {
             Ok(()) => {
@@ -1081,6 +1099,7 @@ pub(crate) fn undo(srv: &LocalServer, rec: &TaskRecord) -> String {
             undo_rerender(srv, rec);
             "rolled back: settings and vhost were put back".into()
         }
+        TaskKind::Update => super::update::undo(srv, rec),
         TaskKind::Restore => {
             undo_restore(srv, rec);
             "rolled back: the site is back as it was before the restore; both backups are kept"
@@ -1113,6 +1132,7 @@ pub(crate) fn finish(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> 
             }
         }
         TaskKind::Restore => finish_restore(srv, rec),
+        TaskKind::Update => super::update::finish(srv, rec),
         _ => Ok(()),
     }
 }
@@ -1170,25 +1190,30 @@ fn start_explicit(
     site: &Name,
     at: &Endpoint,
     commit: Option<String>,
+    cancel: Option<Arc<AtomicBool>>,
 ) -> Result<TaskRun, ServerError> {
-    TaskRun::start_noted(&srv.tasks_dir(), kind, Some(site.clone()), None, |rec| {
+    let mut run = TaskRun::start_noted(&srv.tasks_dir(), kind, Some(site.clone()), None, |rec| {
         rec.from = Some(at.clone());
         rec.to = Some(at.clone());
         rec.commit = commit;
     })
-    .map_err(io_err(&srv.tasks_dir()))
+    .map_err(io_err(&srv.tasks_dir()))?;
+    run.cancel_on(cancel);
+    Ok(run)
 }
 
 /// `hoist backup SITE`: a full backup now (no maintenance mode: the dump is
-/// a consistent snapshot), old ones pruned to `policy.keep_backups`.
+/// a consistent snapshot), old ones pruned to `policy.keep_backups`. Once
+/// `cancel` is set, no further step starts.
 pub fn backup_now(
     inv: &Inventory,
     servers: &Servers,
     site: &Name,
     commit: Option<String>,
+    cancel: Option<Arc<AtomicBool>>,
 ) -> Result<TaskOutcome, ServerError> {
     let (srv, at) = find_site(servers, site)?;
-    let run = start_explicit(srv, TaskKind::Backup, site, &at, commit)?;
+    let run = start_explicit(srv, TaskKind::Backup, site, &at, commit, cancel)?;
     let keep = inv.settings.policy.keep_backups;
     Ok(execute(
         run,
@@ -1219,9 +1244,10 @@ pub fn restore(
     site: &Name,
     archive: Option<&str>,
     commit: Option<String>,
+    cancel: Option<Arc<AtomicBool>>,
 ) -> Result<TaskOutcome, ServerError> {
     let (srv, at) = find_site(servers, site)?;
-    let run = start_explicit(srv, TaskKind::Restore, site, &at, commit)?;
+    let run = start_explicit(srv, TaskKind::Restore, site, &at, commit, cancel)?;
     let site_dir = srv.site_dir(&at.platform, &at.domain);
     let parent = site_dir
         .parent()

@@ -37,6 +37,9 @@ pub enum SiteAction {
     /// Move onto another platform under a new domain.
     #[serde(rename = "migrate+rename")]
     MigrateRename,
+    /// Run pending updates on the platform the site already lives on.
+    #[serde(rename = "update")]
+    Update,
     /// Serve a disabled site again.
     #[serde(rename = "enable")]
     Enable,
@@ -56,12 +59,13 @@ pub enum SiteAction {
 
 impl SiteAction {
     /// Every action, in report order.
-    pub const ALL: [SiteAction; 10] = [
+    pub const ALL: [SiteAction; 11] = [
         SiteAction::Create,
         SiteAction::Clone,
         SiteAction::Migrate,
         SiteAction::Rename,
         SiteAction::MigrateRename,
+        SiteAction::Update,
         SiteAction::Enable,
         SiteAction::Disable,
         SiteAction::Verify,
@@ -77,6 +81,7 @@ impl SiteAction {
             SiteAction::Migrate => "migrate",
             SiteAction::Rename => "rename",
             SiteAction::MigrateRename => "migrate+rename",
+            SiteAction::Update => "update",
             SiteAction::Enable => "enable",
             SiteAction::Disable => "disable",
             SiteAction::Verify => "verify",
@@ -427,6 +432,13 @@ fn plan_existing(
 ) -> SitePlan {
     let moves = spec.platform != *obs.platform();
     let renames = spec.domain != *obs.domain();
+    // A migrate compares with its target and runs the updates there; any
+    // other task stays on the site's own platform.
+    let own = if moves {
+        None
+    } else {
+        own_platform_check(obs, actual)
+    };
     let action = match (moves, renames) {
         (true, true) => SiteAction::MigrateRename,
         (true, false) => SiteAction::Migrate,
@@ -439,6 +451,8 @@ fn plan_existing(
                 SiteAction::Disable
             } else if spec.aliases != c.aliases || !obs.drift.is_empty() {
                 SiteAction::Verify
+            } else if own.is_some() {
+                SiteAction::Update
             } else {
                 SiteAction::Noop
             }
@@ -504,8 +518,45 @@ fn plan_existing(
             None => p.errors.push(unknown_platform(inv, &spec.platform)),
         }
     }
+    if let Some(c) = own {
+        match action {
+            // Both run the updates where the site lives (a rename in its
+            // deploy), so what blocks them blocks the task.
+            SiteAction::Update | SiteAction::Rename => comparison_result(&mut p, c),
+            // Settings and vhost first; the updates are the next apply's.
+            _ => p.warnings.push(format!(
+                "against its own platform {}: {}; the next apply plans an `update` once this change is done",
+                c.target,
+                c.packages
+                    .iter()
+                    .filter(|v| v.verdict != compat::Verdict::Same
+                        && v.verdict != compat::Verdict::Disabled)
+                    .map(|v| v.describe())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )),
+        }
+    }
     p.blocked = !p.errors.is_empty();
     p
+}
+
+/// A site compared with the platform it lives on, as built (the codebase
+/// whose update files would run): `Some` when an update would run or the
+/// site is ahead of its platform (a `schema-downgrade`, which blocks as for
+/// a migrate). None when nothing is pending, or the platform is not built.
+fn own_platform_check(obs: &ObservedSite, actual: &Actual) -> Option<Comparison> {
+    let built = &actual.platforms.get(obs.platform())?.codebase;
+    // Versions are measured against the site's own record: the platform
+    // it lives on is the target.
+    let c = compat::compare(
+        &obs.packages,
+        &obs.config.profile,
+        None,
+        obs.platform(),
+        built,
+    );
+    (c.upgrades() > 0 || !c.errors.is_empty()).then_some(c)
 }
 
 fn plan_new(
@@ -1237,6 +1288,107 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["v1"]
         );
+    }
+
+    /// Sets the schema the site has applied of `core`, as a restore of an
+    /// older backup would.
+    fn set_core_schema(w: &mut World, site: &str, schema: u32) {
+        let s = w.actual.sites.get_mut(&n(site)).unwrap();
+        s.packages.get_mut(&pk("core")).unwrap().schema = schema;
+    }
+
+    #[test]
+    fn a_site_behind_its_own_platform_is_updated_where_it_is() {
+        let mut w = World::new();
+        w.declare("a", "a.example.com", "v2");
+        w.install("a", "a.example.com", "v2");
+        set_core_schema(&mut w, "a", 1);
+        let p = w.plan(false, false, &[]);
+        let a = site(&p, "a");
+        assert_eq!((a.action, a.blocked), (SiteAction::Update, false));
+        assert_eq!(a.from, a.to, "it stays where it is");
+        let core = a.packages.iter().find(|v| v.name == pk("core")).unwrap();
+        assert_eq!(
+            (core.verdict.clone(), core.pending.clone()),
+            (compat::Verdict::Upgrade, vec![2, 3])
+        );
+        assert_eq!(
+            a.config.as_ref().unwrap().db_name.as_deref(),
+            Some("a_db"),
+            "an update keeps the site's database"
+        );
+        assert_eq!((p.summary.sites["update"], p.summary.changes), (1, 1));
+        assert!(changed_names(&p).contains(&"site a".to_string()));
+    }
+
+    #[test]
+    fn a_site_behind_that_also_moves_is_just_a_migrate() {
+        let mut w = World::new();
+        w.declare("a", "a.example.com", "v2");
+        w.install("a", "a.example.com", "v1");
+        set_core_schema(&mut w, "a", 0);
+        let p = w.plan(false, false, &[]);
+        let a = site(&p, "a");
+        assert_eq!(a.action, SiteAction::Migrate);
+        let core = a.packages.iter().find(|v| v.name == pk("core")).unwrap();
+        assert_eq!(core.pending, vec![1, 2, 3], "the migrate runs them all");
+        assert_eq!(p.summary.sites["update"], 0);
+    }
+
+    #[test]
+    fn a_site_ahead_of_its_own_platform_is_a_blocked_update() {
+        let mut w = World::new();
+        w.declare("a", "a.example.com", "v1");
+        w.install("a", "a.example.com", "v1");
+        set_core_schema(&mut w, "a", 3);
+        let p = w.plan(false, false, &[]);
+        let a = site(&p, "a");
+        assert_eq!((a.action, a.blocked), (SiteAction::Update, true));
+        assert!(a.errors[0].contains("schema downgrade"), "{:?}", a.errors);
+        assert!(p.blocked());
+    }
+
+    #[test]
+    fn a_rename_shows_the_updates_it_runs_and_a_verify_defers_them() {
+        let mut w = World::new();
+        w.declare("a", "new.example.com", "v2");
+        w.install("a", "a.example.com", "v2");
+        set_core_schema(&mut w, "a", 2);
+        w.declare("b", "b.example.com", "v2").aliases = vec![d("www.b.example.com")];
+        w.install("b", "b.example.com", "v2");
+        set_core_schema(&mut w, "b", 2);
+        let p = w.plan(false, false, &[]);
+        let a = site(&p, "a");
+        assert_eq!(a.action, SiteAction::Rename);
+        assert!(a.packages.iter().any(|v| v.pending == vec![3]), "{a:?}");
+        let b = site(&p, "b");
+        assert_eq!(b.action, SiteAction::Verify);
+        assert!(
+            b.warnings[0].contains("core: upgrade") && b.warnings[0].contains("`update`"),
+            "{:?}",
+            b.warnings
+        );
+        // once verified, the update is what is left
+        w.actual.sites.get_mut(&n("b")).unwrap().config.aliases = vec![d("www.b.example.com")];
+        assert_eq!(
+            site(&w.plan(false, false, &[]), "b").action,
+            SiteAction::Update
+        );
+    }
+
+    #[test]
+    fn updates_come_from_the_platform_as_built_not_its_changed_source() {
+        let mut w = World::new();
+        w.declare("a", "a.example.com", "v1");
+        w.install("a", "a.example.com", "v1");
+        // the source now has updates the built platform lacks
+        if let Ok(src) = &mut w.inv.platforms.get_mut(&n("v1")).unwrap().codebase {
+            src.codebase = codebase("1.1.0", 3);
+            src.hash = "changed".into();
+        }
+        let p = w.plan(false, false, &[]);
+        assert_eq!(site(&p, "a").action, SiteAction::Noop);
+        assert!(platform(&p, "v1").blocked, "platforms are immutable");
     }
 
     #[test]

@@ -410,3 +410,23 @@ pub const MOVE_STEPS: &[&str] = &[
     "verify",
     "maintenance-off",
 ];
+
+/// Puts acme behind its platform, as an operator restoring an old backup
+/// does: acme is migrated from shop-1-1 to shop-2-0, then the backup that
+/// migration took (of acme on shop-1-1) is restored where it now lives.
+/// Acme is then on shop-2-0 with shop-1-1's schema: core at 3 of 5, node
+/// at 1 of 2.
+pub fn put_acme_behind(f: &Fixture) {
+    f.set_site("acme", "platform", "shop-2-0");
+    f.apply();
+    let migrate = tasks(f)
+        .into_iter()
+        .rev()
+        .find(|t| t["kind"] == "migrate")
+        .expect("acme was migrated");
+    let backup = migrate["backup"]
+        .as_str()
+        .expect("the migrate took a backup");
+    let name = backup.rsplit('/').next().unwrap();
+    f.ok(&["restore", "acme", name], 0);
+}

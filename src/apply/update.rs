@@ -1,0 +1,139 @@
+//! The `update` task (spec section 8): the pending updates of the platform
+//! a site already lives on, run where it is. Steps 1, 2, 4 and 6 of a
+//! migrate (maintenance on, backup, update, clear caches), a health check,
+//! maintenance off.
+//!
+//! The site's own database is changed in place, so an exact copy of it is
+//! kept aside from before the first update until the commit point: an undo
+//! (or a recovery after a kill) puts that copy back, every row as it was,
+//! rather than loading a dump that could fail to load. The backup is kept
+//! either way.
+
+use serde_json::Value;
+
+use super::site::{
+    maintenance_on, mark_committed, need, observe_fresh, open_db, restore_maintenance, rollback,
+    server_for, start, take_backup, txt, update_step,
+};
+use super::{execute, step, ApplyOptions, TaskOutcome};
+use crate::backup;
+use crate::inventory::Inventory;
+use crate::plan::SitePlan;
+use crate::server::{LocalServer, ServerError, Servers};
+use crate::task::{TaskKind, TaskRecord};
+
+/// Journal key: the database whose copy is kept aside, noted before the
+/// copy is made (an undo finding no copy has nothing to put back).
+const KEPT_COPY: &str = "kept_copy";
+
+/// Why there is no health check: the only web server kind here renders
+/// vhosts and serves nothing.
+const NO_HEALTH_CHECK: &str =
+    "health check skipped: the web server is of kind `file` (vhosts are rendered only), so there is nothing to ask";
+
+/// Runs the update of one site.
+pub(super) fn run(
+    s: &SitePlan,
+    inv: &Inventory,
+    servers: &Servers,
+    opts: &ApplyOptions,
+    what: String,
+) -> Result<TaskOutcome, ServerError> {
+    let at = need(&s.from, "origin")?.clone();
+    let srv = server_for(inv, servers, &at.platform)?;
+    let run = start(srv, TaskKind::Update, s, opts)?;
+    let keep = inv.settings.policy.keep_backups;
+    Ok(execute(
+        run,
+        what,
+        |run| {
+            let mut warnings = Vec::new();
+            let (obs, settings) = observe_fresh(run, srv, &at, s.observed.as_ref())?;
+            maintenance_on(run, srv, &settings)?;
+            warnings.extend(take_backup(
+                run,
+                srv,
+                &s.name,
+                &at,
+                &settings,
+                backup::Scope::Full,
+                Some(keep),
+            )?);
+            let mut db = step(run, "keep-copy", |run| {
+                let db = open_db(srv, &settings)?;
+                run.note(KEPT_COPY, db.name()).map_err(txt)?;
+                srv.db().keep_copy(&db).map_err(txt)?;
+                Ok::<_, String>(db)
+            })?;
+            warnings.extend(update_step(
+                run,
+                srv,
+                &mut db,
+                &at.platform,
+                &obs.config.profile,
+            )?);
+            step(run, "clear-caches", |_| db.clear_caches())?;
+            step(run, "health-check", |run| {
+                run.log(NO_HEALTH_CHECK);
+                Ok::<_, String>(())
+            })?;
+            step(run, "maintenance-off", |_| {
+                db.set_variable("maintenance_mode", "0")
+            })?;
+            drop(db);
+            mark_committed(run, srv, "maintenance-off")?;
+            if let Err(e) = step(run, "remove-copy", |run| finish(srv, &run.rec)) {
+                warnings.push(format!(
+                    "the copy of the database kept for an undo could not be removed: {e}"
+                ));
+            }
+            Ok(warnings)
+        },
+        |run| rollback(srv, run),
+    ))
+}
+
+/// Undoes an update that had not committed, from its record alone: the
+/// kept copy put back as the site's database, maintenance as it was. May
+/// run again after a crash.
+pub(crate) fn undo(srv: &LocalServer, rec: &TaskRecord) -> String {
+    let Some(at) = &rec.from else {
+        return "rolled back: nothing to undo".into();
+    };
+    let put_back = match rec.journal.get(KEPT_COPY).and_then(Value::as_str) {
+        // A copy that failed halfway leaves its temporary file: it goes
+        // too, once whatever was whole is back.
+        Some(db) => srv
+            .db()
+            .restore_copy(db)
+            .and_then(|copied| srv.db().discard_copy(db).map(|()| copied))
+            .map_err(txt),
+        None => Ok(false),
+    };
+    let maintenance = restore_maintenance(srv, at, rec);
+    match (put_back, maintenance) {
+        (Ok(copied), Ok(())) => format!(
+            "rolled back: {}the site is back online as it was; its backup is kept",
+            if copied {
+                "the database kept before the updates was put back; "
+            } else {
+                ""
+            }
+        ),
+        (Err(e), _) => format!(
+            "rolling back could not put the database kept before the updates back: {e}; it stays beside the database, and the backup {} holds it as it was",
+            rec.backup.as_deref().unwrap_or("(none)")
+        ),
+        (Ok(_), Err(e)) => format!(
+            "rolled back the database, but could not take the site out of maintenance: {e}"
+        ),
+    }
+}
+
+/// Finishes an update that had committed: the kept copy is dropped.
+pub(crate) fn finish(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
+    match rec.journal.get(KEPT_COPY).and_then(Value::as_str) {
+        Some(db) => srv.db().discard_copy(db).map_err(txt),
+        None => Ok(()),
+    }
+}
