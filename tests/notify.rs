@@ -356,3 +356,69 @@ fn notify_null_and_absent_are_no_webhooks() {
     f.write("hoist.yaml", &yaml);
     f.ok(&["validate"], 0);
 }
+
+mod gitops_common;
+
+#[test]
+fn watch_tells_a_drift_once_while_it_only_reports_it() {
+    use gitops_common::{example, init_repo, settings, wait_until, HOIST};
+    let (url, rx) = receiver(Answer::FailFirst(0));
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = tmp.path().join("inv");
+    example(&inv);
+    let mut yaml = settings(None, false, 1, 100);
+    yaml.push_str(&format!(
+        "notify:\n  webhooks:\n    - url: {url}\n      events: [drift]\n      secret_env: HOIST_TEST_WEBHOOK_SECRET\n"
+    ));
+    std::fs::write(inv.join("hoist.yaml"), yaml).unwrap();
+    init_repo(&inv);
+    let log = tmp.path().join("watch.log");
+    let mut child = std::process::Command::new(HOIST)
+        .arg("-C")
+        .arg(&inv)
+        .arg("watch")
+        .env_remove("HOIST_HOST_ROOT")
+        .env_remove("RUST_LOG")
+        .env("HOIST_TEST_WEBHOOK_SECRET", SECRET)
+        .env("NO_COLOR", "1")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let passes = || {
+        read_log()
+            .lines()
+            .filter(|l| l.contains(": pass ") && l.contains(" done"))
+            .count()
+    };
+    assert!(
+        wait_until(Duration::from_secs(120), || passes() >= 1),
+        "{}",
+        read_log()
+    );
+    // Behind hoist's back: the bakery site is removed.
+    let host = inv.join(".hoist-host");
+    std::fs::remove_dir_all(host.join("platforms/shop-1-0/sites/bakery.example.com")).unwrap();
+    std::fs::remove_file(host.join("vhosts/bakery.example.com.conf")).unwrap();
+    let got = rx
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("no drift event: {}", read_log()));
+    assert!(got.signed_with(SECRET));
+    let v = got.json();
+    assert_eq!(v["event"], "drift", "{v}");
+    assert_eq!(v["site"], "bakery", "{v}");
+    assert!(v["inventory_commit"].is_string(), "{v}");
+    // Three more passes see the same drift: it is not told again.
+    let seen = passes();
+    assert!(
+        wait_until(Duration::from_secs(60), || passes() >= seen + 3),
+        "{}",
+        read_log()
+    );
+    assert!(rx.try_recv().is_err(), "the same drift was told twice");
+    let _ = child.kill();
+    let _ = child.wait();
+}
