@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use gitops_common::*;
@@ -32,15 +32,7 @@ impl Drop for Daemon {
 
 fn start(dir: &Path, metrics: &str) -> Daemon {
     let log = dir.with_extension("watch.log");
-    let child = Command::new(HOIST)
-        .arg("-C")
-        .arg(dir)
-        .args(["watch", "--metrics", metrics])
-        .env_remove("HOIST_HOST_ROOT")
-        .env_remove("RUST_LOG")
-        .env("NO_COLOR", "1")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+    let child = hoist_cmd(dir, &["watch", "--metrics", metrics])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()

@@ -361,7 +361,7 @@ mod gitops_common;
 
 #[test]
 fn watch_tells_a_drift_once_while_it_only_reports_it() {
-    use gitops_common::{example, init_repo, settings, wait_until, HOIST};
+    use gitops_common::{example, hoist_cmd, init_repo, settings, wait_until};
     let (url, rx) = receiver(Answer::FailFirst(0));
     let tmp = tempfile::tempdir().unwrap();
     let inv = tmp.path().join("inv");
@@ -373,16 +373,8 @@ fn watch_tells_a_drift_once_while_it_only_reports_it() {
     std::fs::write(inv.join("hoist.yaml"), yaml).unwrap();
     init_repo(&inv);
     let log = tmp.path().join("watch.log");
-    let mut child = std::process::Command::new(HOIST)
-        .arg("-C")
-        .arg(&inv)
-        .arg("watch")
-        .env_remove("HOIST_HOST_ROOT")
-        .env_remove("RUST_LOG")
+    let mut child = hoist_cmd(&inv, &["watch"])
         .env("HOIST_TEST_WEBHOOK_SECRET", SECRET)
-        .env("NO_COLOR", "1")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
