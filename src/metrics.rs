@@ -375,15 +375,16 @@ pub fn serve(addr: &str, registry: Arc<Registry>) -> Result<Handle, MetricsError
                     active.fetch_sub(1, Ordering::SeqCst);
                     continue; // dropped: closed at once
                 }
-                let (registry, active) = (registry.clone(), active.clone());
+                let (registry, mine) = (registry.clone(), active.clone());
                 let spawned = std::thread::Builder::new()
                     .name("hoist-metrics-conn".into())
                     .spawn(move || {
                         answer(conn, &registry);
-                        active.fetch_sub(1, Ordering::SeqCst);
+                        mine.fetch_sub(1, Ordering::SeqCst);
                     });
                 if spawned.is_err() {
-                    // The closure (and its count) was not run.
+                    // The thread never ran: give its slot back here.
+                    active.fetch_sub(1, Ordering::SeqCst);
                     tracing::warn!("metrics: cannot start a connection thread");
                 }
             }
