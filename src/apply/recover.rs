@@ -44,8 +44,11 @@ pub fn recover(srv: &LocalServer) -> Vec<Recovered> {
                     format!("the task had committed; its cleanup failed: {e}"),
                 ),
             },
-            _ => (TaskResult::Failed, super::site::undo(srv, &run.rec)),
+            _ => match super::site::undo(srv, &run.rec) {
+                Ok(done) | Err(done) => (TaskResult::Failed, done),
+            },
         };
+        let message = task::quote(&message);
         run.log(format!("recovered after an interruption: {message}"));
         run.rec.recovered = Some(message.clone());
         all_ended &= run.finish(result).is_ok();
@@ -56,8 +59,30 @@ pub fn recover(srv: &LocalServer) -> Vec<Recovered> {
             message,
         });
     }
-    if let Err(e) = left.tidy(&srv.tasks_dir(), all_ended) {
-        tracing::warn!("cannot tidy {}: {e}", srv.tasks_dir().display());
+    match left.tidy(&srv.tasks_dir(), all_ended) {
+        Ok(gone) => {
+            for g in gone {
+                tracing::warn!(
+                    "removed the task record {}: it was never written",
+                    g.display()
+                );
+            }
+        }
+        Err(e) => tracing::warn!("cannot tidy {}: {e}", srv.tasks_dir().display()),
+    }
+    // Records are private; a directory an older hoist made is made so.
+    if let Err(e) = private_if_present(&srv.tasks_dir()) {
+        tracing::warn!("cannot make {} private: {e}", srv.tasks_dir().display());
+    }
+    // What killed backups left: their spooled dumps and unfinished
+    // archives (no backup runs while the lock is held).
+    match crate::backup::remove_leftovers(&srv.root().join("backups")) {
+        Ok(gone) => {
+            for g in gone {
+                tracing::warn!("removed {}, left by an interrupted backup", g.display());
+            }
+        }
+        Err(e) => tracing::warn!("cannot remove what interrupted backups left: {e}"),
     }
     out
 }
@@ -100,5 +125,14 @@ fn recover_platform(srv: &LocalServer, rec: &task::TaskRecord) -> (TaskResult, S
             TaskResult::Failed,
             "rolled back: temporary build files removed; the platform is as it was".into(),
         ),
+    }
+}
+
+/// Makes an existing directory private (0700); a missing one stays missing.
+fn private_if_present(dir: &std::path::Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        fsutil::create_private_dir(dir)
+    } else {
+        Ok(())
     }
 }
