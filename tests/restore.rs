@@ -458,7 +458,7 @@ fn edited_manifest(f: &Fixture, edit: impl Fn(&mut serde_yaml::Value)) -> String
     let good = f
         .host()
         .join("backups/acme")
-        .join(archives(&f, "acme").pop().unwrap());
+        .join(archives(f, "acme").pop().unwrap());
     let mut m: serde_yaml::Value =
         serde_yaml::to_value(hoist::backup::read_manifest(&good).unwrap()).unwrap();
     edit(&mut m);
