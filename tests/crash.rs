@@ -262,46 +262,6 @@ fn rename_survives_a_kill_anywhere() {
     });
 }
 
-/// Every row of every table of the database file `path`, each value as
-/// its exact bytes in hex with its type: what "byte-identical rows" means.
-#[cfg(feature = "failpoints")]
-fn rows_hex(path: &std::path::Path) -> BTreeMap<String, Vec<String>> {
-    use rusqlite::types::ValueRef as V;
-    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-    let c = rusqlite::Connection::open(path).unwrap();
-    let tables: Vec<String> = c
-        .prepare("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    let mut out = BTreeMap::new();
-    for t in tables {
-        let mut stmt = c.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
-        let n = stmt.column_count();
-        let mut rows: Vec<String> = stmt
-            .query_map([], |r| {
-                Ok((0..n)
-                    .map(|i| match r.get_ref(i).unwrap() {
-                        V::Null => "null".to_string(),
-                        V::Integer(v) => format!("i:{}", hex(&v.to_be_bytes())),
-                        V::Real(v) => format!("r:{}", hex(&v.to_bits().to_be_bytes())),
-                        V::Text(b) => format!("t:{}", hex(b)),
-                        V::Blob(b) => format!("b:{}", hex(b)),
-                    })
-                    .collect::<Vec<_>>()
-                    .join("|"))
-            })
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        rows.sort();
-        out.insert(t, rows);
-    }
-    out
-}
-
 /// Issue 11 item 4: a rename's undo never depends on a dump it may not
 /// load. Killed after its paths were rewritten (or its settings written),
 /// with its backup then destroyed, the rename is undone: the site is back
@@ -312,8 +272,11 @@ fn rows_hex(path: &std::path::Path) -> BTreeMap<String, Vec<String>> {
 fn a_rename_whose_backup_is_damaged_still_gives_the_site_back_its_database() {
     let base = base();
     let (old_db, old_password) = settings_of(&base, "shop-1-1", "acme.example.com");
-    let db_file = |f: &Fixture| f.host().join(format!("databases/{old_db}.sqlite"));
-    let before = rows_hex(&db_file(&base));
+    let rows_of = |f: &Fixture| {
+        let c = rusqlite::Connection::open(f.host().join(format!("databases/{old_db}.sqlite")));
+        common::rows_hex(&c.unwrap())
+    };
+    let before = rows_of(&base);
     assert!(
         before["files"].iter().any(|r| r.contains(
             &"sites/acme.example.com/"
@@ -359,7 +322,7 @@ fn a_rename_whose_backup_is_damaged_still_gives_the_site_back_its_database() {
                 .exists(),
             "{point}"
         );
-        assert_eq!(rows_hex(&db_file(&f)), before, "{point}: rows changed");
+        assert_eq!(rows_of(&f), before, "{point}: rows changed");
         let bad = invariants(&f);
         assert!(bad.is_empty(), "{point}: {bad:?}");
     }
@@ -410,16 +373,11 @@ fn an_undo_that_cannot_finish_says_so_and_leaves_the_site_in_maintenance() {
         std::fs::read_to_string(old_dir.join("squatter.txt")).unwrap(),
         "not hoist's"
     );
-    let c =
-        rusqlite::Connection::open(f.host().join(format!("databases/{old_db}.sqlite"))).unwrap();
-    let mode: String = c
-        .query_row(
-            "SELECT value FROM variables WHERE name='maintenance_mode'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(mode, "1", "left in maintenance");
+    assert_eq!(
+        common::maintenance_of(&f, &old_db),
+        "1",
+        "left in maintenance"
+    );
 }
 
 /// Issue 11 item 6: what a killed backup left (its spooled dump and its

@@ -428,11 +428,14 @@ fn backups_says_which_are_not_whole() {
     );
 }
 
-/// A tar header of `size` bytes named `path`, with no data after it: the
-/// room check refuses before any entry is read.
-fn huge_archive(path: &std::path::Path, manifest: &str, entry: &str, size: u64) {
+/// Writes archive `name` among acme's backups: `manifest` first, then a
+/// tar header of a 10-byte dump with no data after it (the checks refuse
+/// before any entry after the manifest is read).
+fn plant(f: &Fixture, name: &str, manifest: &str) {
+    let path = f.host().join("backups/acme").join(name);
+    let (entry, size) = ("database.sql", 10);
     let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
-        std::fs::File::create(path).unwrap(),
+        std::fs::File::create(&path).unwrap(),
         flate2::Compression::fast(),
     ));
     let mut h = tar::Header::new_gnu();
@@ -487,12 +490,7 @@ fn an_archive_larger_than_the_free_space_is_refused_before_anything_changes() {
         m["total"] = (sum + dump).into();
     });
     let name = "acme.example.com-20990101.000000-n999999.tar.gz";
-    huge_archive(
-        &f.host().join("backups/acme").join(name),
-        &manifest,
-        "database.sql",
-        10,
-    );
+    plant(&f, name, &manifest);
     let before = snapshot(&f.host().join("platforms"));
     let backups_before = archives(&f, "acme").len();
     let r = f.ok(&["restore", "acme", name], 1);
@@ -514,12 +512,7 @@ fn an_archive_larger_than_the_free_space_is_refused_before_anything_changes() {
     // refused too, whatever the room.
     let manifest = edited_manifest(&f, |m| m["total"] = 1.into());
     let name = "acme.example.com-20990101.000000-n999998.tar.gz";
-    huge_archive(
-        &f.host().join("backups/acme").join(name),
-        &manifest,
-        "database.sql",
-        10,
-    );
+    plant(&f, name, &manifest);
     let r = f.ok(&["restore", "acme", name], 1);
     assert!(r.stdout.contains("declares 1 bytes in all"), "{}", r.all());
     f.plan_json(&["--detailed-exitcode"], 0);
@@ -545,12 +538,7 @@ fn a_huge_error_stays_small_in_a_private_task_record() {
     });
     assert!(manifest.len() > 6 << 20);
     let name = "acme.example.com-20990101.000000-n999999.tar.gz";
-    huge_archive(
-        &f.host().join("backups/acme").join(name),
-        &manifest,
-        "database.sql",
-        10,
-    );
+    plant(&f, name, &manifest);
     let r = f.ok(&["restore", "acme", name], 1);
     assert!(r.stdout.contains("failed   restore acme"), "{}", r.all());
     assert!(r.stdout.len() < 4096, "{} bytes of output", r.stdout.len());

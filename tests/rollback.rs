@@ -219,15 +219,7 @@ fn an_undo_that_fails_is_reported_and_the_site_stays_in_maintenance() {
         "{}",
         t["log"]
     );
-    let c = rusqlite::Connection::open(f.host().join(format!("databases/{db}.sqlite"))).unwrap();
-    let mode: String = c
-        .query_row(
-            "SELECT value FROM variables WHERE name='maintenance_mode'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(mode, "1", "left in maintenance");
+    assert_eq!(common::maintenance_of(&f, &db), "1", "left in maintenance");
     // Its data is all there: the directory where the move left it.
     assert!(f
         .host()

@@ -597,6 +597,32 @@ impl Undo {
         self.done()
     }
 
+    /// Moves the site directory `from` (where the task put it) back to
+    /// `to`, unless something took `to` meanwhile: then it stays.
+    fn move_back(&mut self, from: &Path, to: &Path) {
+        let back = if to.exists() {
+            Err(format!("{} exists", to.display()))
+        } else {
+            crate::failpoint::hit("undo-move-back", crate::failpoint::When::Before)
+                .and_then(|()| std::fs::rename(from, to).map_err(txt))
+        };
+        self.check(
+            &format!("moving the site directory back from {}", from.display()),
+            back,
+        );
+    }
+
+    /// Puts back the settings a task saved ([`save_old_settings`]) as
+    /// the settings of the site directory `dir`.
+    fn settings_back(&mut self, rec: &TaskRecord, dir: &Path) {
+        if let Some(saved) = path_of(rec, key::SAVED_SETTINGS).filter(|p| p.exists()) {
+            self.check(
+                "putting back the old settings",
+                std::fs::rename(&saved, dir.join(SETTINGS_FILE)),
+            );
+        }
+    }
+
     fn done(self) -> Result<(), String> {
         if self.failed.is_empty() {
             Ok(())
@@ -852,29 +878,13 @@ fn undo_move(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
     let old_dir = srv.site_dir(&from.platform, &from.domain);
     let new_dir = srv.site_dir(&to.platform, &to.domain);
     let mut u = Undo::default();
-    if let Some(saved) = path_of(rec, key::SAVED_SETTINGS).filter(|p| p.exists()) {
-        u.check(
-            "putting back the old settings",
-            std::fs::rename(&saved, new_dir.join(SETTINGS_FILE)),
-        );
-    }
+    u.settings_back(rec, &new_dir);
     u.check(
         "putting back the old vhost",
         restore_vhost(srv, rec, &from.domain, Some(&to.domain)),
     );
-    // The moved directory still at its new name goes back, unless
-    // something took its old name meanwhile: then it stays where it is.
     if rec.journal.contains_key(key::MOVED_DIR) && new_dir.exists() {
-        let back = if old_dir.exists() {
-            Err(format!("{} exists", old_dir.display()))
-        } else {
-            crate::failpoint::hit("undo-move-back", crate::failpoint::When::Before)
-                .and_then(|()| std::fs::rename(&new_dir, &old_dir).map_err(txt))
-        };
-        u.check(
-            &format!("moving the site directory back from {}", new_dir.display()),
-            back,
-        );
+        u.move_back(&new_dir, &old_dir);
     }
     if let Some(dir) = path_of(rec, key::COPIED_DIR) {
         u.check(
@@ -1237,15 +1247,7 @@ fn undo_delete(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
     let dir = srv.site_dir(&from.platform, &from.domain);
     let mut u = Undo::default();
     if let Some(t) = path_of(rec, key::TRASHED_DIR).filter(|t| t.exists()) {
-        let back = if dir.exists() {
-            Err(format!("{} exists", dir.display()))
-        } else {
-            std::fs::rename(&t, &dir).map_err(txt)
-        };
-        u.check(
-            &format!("moving the site directory back from {}", t.display()),
-            back,
-        );
+        u.move_back(&t, &dir);
     }
     u.check(
         "putting back the vhost",
@@ -1259,15 +1261,7 @@ fn undo_rerender(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
         return Ok(());
     };
     let mut u = Undo::default();
-    if let Some(saved) = path_of(rec, key::SAVED_SETTINGS).filter(|p| p.exists()) {
-        u.check(
-            "putting back the old settings",
-            std::fs::rename(
-                &saved,
-                srv.site_dir(&at.platform, &at.domain).join(SETTINGS_FILE),
-            ),
-        );
-    }
+    u.settings_back(rec, &srv.site_dir(&at.platform, &at.domain));
     u.check(
         "putting back the vhost",
         restore_vhost(srv, rec, &at.domain, None),
@@ -1482,22 +1476,9 @@ fn undo_restore(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
                 fsutil::remove_tree_if_exists(&site_dir),
             );
         }
-        let back = if site_dir.exists() {
-            Err(format!("{} exists", site_dir.display()))
-        } else {
-            std::fs::rename(&aside, &site_dir).map_err(txt)
-        };
-        u.check(
-            &format!("moving the site directory back from {}", aside.display()),
-            back,
-        );
+        u.move_back(&aside, &site_dir);
     }
-    if let Some(saved) = path_of(rec, key::SAVED_SETTINGS).filter(|p| p.exists()) {
-        u.check(
-            "putting back the old settings",
-            std::fs::rename(&saved, site_dir.join(SETTINGS_FILE)),
-        );
-    }
+    u.settings_back(rec, &site_dir);
     u.check(
         "putting back the vhost",
         restore_vhost(srv, rec, &at.domain, None),
