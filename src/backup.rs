@@ -499,17 +499,12 @@ fn is_temporary(name: &OsStr) -> bool {
     name.as_bytes().starts_with(b".hoist-tmp-")
 }
 
-/// Removes the temporary files killed backups left in every site's
-/// backups directory under `backups_root`, and returns them. Only with
-/// the server's lock held: no backup is running then.
-pub fn remove_leftovers(backups_root: &Path) -> Result<Vec<PathBuf>, BackupError> {
-    let mut removed = Vec::new();
-    for site in fs::read_dir(backups_root).into_iter().flatten().flatten() {
-        if site.file_type().is_ok_and(|t| t.is_dir()) {
-            removed.extend(remove_temporary(&site.path())?);
-        }
-    }
-    Ok(removed)
+/// Removes the temporary files a killed backup of `site` left (its dump
+/// spooled to disk, its unfinished archive), and returns them. Only while
+/// no task runs on the site: crash recovery calls it for each site whose
+/// task it found interrupted.
+pub fn remove_leftovers(srv: &LocalServer, site: &Name) -> Result<Vec<PathBuf>, BackupError> {
+    remove_temporary(&srv.backups_dir(site))
 }
 
 fn remove_temporary(dir: &Path) -> Result<Vec<PathBuf>, BackupError> {

@@ -31,6 +31,9 @@ pub fn recover(srv: &LocalServer) -> Vec<Recovered> {
         if let Some(step) = run.rec.steps.last_mut().filter(|s| s.state == "running") {
             step.state = "interrupted".into();
         }
+        if let Some(site) = &run.rec.site {
+            remove_backup_leftovers(srv, site);
+        }
         let committed = run.rec.journal.contains_key("committed");
         let (result, message) = match run.rec.kind {
             TaskKind::Build | TaskKind::DeletePlatform => recover_platform(srv, &run.rec),
@@ -74,17 +77,21 @@ pub fn recover(srv: &LocalServer) -> Vec<Recovered> {
     if let Err(e) = private_if_present(&srv.tasks_dir()) {
         tracing::warn!("cannot make {} private: {e}", srv.tasks_dir().display());
     }
-    // What killed backups left: their spooled dumps and unfinished
-    // archives (no backup runs while the lock is held).
-    match crate::backup::remove_leftovers(&srv.root().join("backups")) {
+    out
+}
+
+/// Removes what a backup killed with the task of `site` left: its spooled
+/// dump and its unfinished archive (a backup runs only inside a task, so
+/// a site whose task ended has none).
+fn remove_backup_leftovers(srv: &LocalServer, site: &crate::names::Name) {
+    match crate::backup::remove_leftovers(srv, site) {
         Ok(gone) => {
             for g in gone {
                 tracing::warn!("removed {}, left by an interrupted backup", g.display());
             }
         }
-        Err(e) => tracing::warn!("cannot remove what interrupted backups left: {e}"),
+        Err(e) => tracing::warn!("cannot remove what an interrupted backup of {site} left: {e}"),
     }
-    out
 }
 
 /// A build is all or nothing (copied aside, then renamed into place): undo
