@@ -894,12 +894,16 @@ fn undo_move(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
     }
     if rec.journal.contains_key(key::DB_MOVED) {
         // An older hoist's rename (see key::DB_MOVED): its database file
-        // comes back and is loaded from the backup; the new name then holds
-        // nothing to drop.
+        // comes back and is loaded from the backup; the new name's user
+        // goes once the file is back (a file not moved back is kept).
         u.check(
             "loading the database back from the backup",
             reload_from_backup(srv, rec),
         );
+        let new = rec.journal.get(key::NEW_DB).and_then(Value::as_str);
+        if new.is_some_and(|n| !srv.db().exists(n)) {
+            drop_new_db(&mut u, srv, rec);
+        }
     } else {
         drop_new_db(&mut u, srv, rec);
     }
