@@ -32,3 +32,4 @@ pub mod server;
 pub mod status;
 pub mod task;
 pub mod watch;
+pub mod yaml;
