@@ -452,7 +452,7 @@ fn write_status(inv: &Inventory, servers: &Servers) -> Result<()> {
         "the apply is done, but its status could not be recorded (it is written again by the next apply)",
     )?;
     if let Some(c) = &r.commit {
-        println!("Status committed: {}", &c[..c.len().min(12)]);
+        println!("Status committed: {}", crate::names::prefix(&c, 12));
     }
     match &r.pushed {
         Some(crate::gitops::Pushed::Rebuilt { tries, .. }) => println!(
@@ -761,7 +761,7 @@ fn cmd_status(cli: &Cli, live: bool) -> Result<u8> {
             last.map(|t| format!(
                 "{} {}",
                 t.kind.as_str(),
-                &t.started[..t.started.len().min(16)]
+                crate::names::prefix(&t.started, 16)
             ))
             .unwrap_or_else(|| "-".into()),
             last.map(|t| t.result.as_str()).unwrap_or("-"),

@@ -236,7 +236,7 @@ pub fn markdown(plan: &Plan) -> String {
         .inventory
         .commit
         .as_deref()
-        .map(|c| format!(" at `{}`", &c[..c.len().min(12)]))
+        .map(|c| format!(" at `{}`", crate::names::prefix(c, 12)))
         .unwrap_or_default();
     let _ = writeln!(out, "## hoist plan{commit}: {verdict}\n");
     let _ = writeln!(
