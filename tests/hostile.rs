@@ -298,3 +298,135 @@ fn an_untrusted_pull_request_is_planned_without_running_or_reading_outside() {
     );
     assert!(!g.host().exists(), "offline planning touched a server");
 }
+
+/// Runs `args` and checks it fails cleanly: exit 1, no panic, and a line
+/// of stderr or stdout holding `needle`.
+fn refused(f: &Fixture, args: &[&str], needle: &str) {
+    let r = f.run(args);
+    assert_eq!(r.code, 1, "{args:?}: {}", r.all());
+    assert!(!r.all().contains("panicked"), "{}", r.all());
+    assert!(
+        r.all().lines().any(|l| l.contains(needle)),
+        "no line with {needle:?} in:\n{}",
+        r.all()
+    );
+}
+
+#[test]
+fn deeply_nested_files_are_refused_at_the_depth_limit() {
+    let f = Fixture::example();
+    // 80,000 levels in 160 KB and a million in 1 MB: libyaml alone took 5 s
+    // and over 25 minutes on these; the guard stops at level 33.
+    f.write(
+        "sites/acme.yaml",
+        &format!("domain: {}", "[ ".repeat(80_000)),
+    );
+    // the root mapping is level 1: the 32nd `[` (column 9 + 2 * 31) is level 33
+    refused(
+        &f,
+        &["validate"],
+        "sites/acme.yaml:1:71: nesting deeper than 32 levels",
+    );
+    f.write(
+        "sites/acme.yaml",
+        &format!("domain: {}", "[".repeat(1_000_000)),
+    );
+    refused(
+        &f,
+        &["validate"],
+        "sites/acme.yaml:1:40: nesting deeper than 32 levels",
+    );
+    f.write(
+        "sites/acme.yaml",
+        &format!(
+            "domain: a.com\nplatform: shop-1-0\nlabels: {}",
+            "{a: ".repeat(50_000)
+        ),
+    );
+    refused(
+        &f,
+        &["validate"],
+        "sites/acme.yaml:3:133: nesting deeper than 32 levels",
+    );
+    // block mappings, nested by indentation: labels' value (k1, line 4) is
+    // level 2, so k32 on line 35 is level 33
+    let mut block = String::from("domain: a.com\nplatform: shop-1-0\nlabels:\n");
+    for i in 1..60 {
+        block.push_str(&format!("{}k{i}:\n", "  ".repeat(i)));
+    }
+    f.write("sites/acme.yaml", &block);
+    refused(
+        &f,
+        &["validate"],
+        "sites/acme.yaml:35:65: nesting deeper than 32 levels",
+    );
+    // the same rule for the settings and a codebase's package.yaml
+    let g = Fixture::example();
+    g.write("hoist.yaml", &format!("policy: {}", "[".repeat(100)));
+    refused(
+        &g,
+        &["validate"],
+        "hoist.yaml:1:40: nesting deeper than 32 levels",
+    );
+    let g = Fixture::example();
+    g.write(
+        "codebases/shop-2.0/packages/blog/package.yaml",
+        &format!("name: {}", "{".repeat(100)),
+    );
+    refused(
+        &g,
+        &["validate"],
+        "codebases/shop-2.0/packages/blog/package.yaml:1:38: nesting deeper than 32 levels",
+    );
+}
+
+#[test]
+fn a_byte_order_mark_is_read_as_nothing() {
+    let f = Fixture::example();
+    for p in [
+        "hoist.yaml",
+        "sites/acme.yaml",
+        "platforms/shop-2-0.yaml",
+        "codebases/shop-2.0/packages/blog/package.yaml",
+    ] {
+        f.write(p, &format!("\u{feff}{}", f.read(p)));
+    }
+    let r = f.run(&["validate"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    f.apply();
+    // status files too
+    let st = f.inv().join("status/sites/acme.yaml");
+    let text = std::fs::read_to_string(&st).unwrap();
+    std::fs::write(&st, format!("\u{feff}{text}")).unwrap();
+    let r = f.run(&["status"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains("acme.example.com"), "{}", r.all());
+}
+
+#[test]
+fn status_files_with_odd_text_never_panic() {
+    let f = Fixture::example();
+    f.apply();
+    let st = f.inv().join("status/sites/acme.yaml");
+    let text = std::fs::read_to_string(&st).unwrap();
+    let started = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("started:"))
+        .unwrap_or_else(|| panic!("no start time in {text}"));
+    // a multibyte character across byte 16 of the time shown
+    let odd = started.split_once(':').unwrap().0.to_string() + ": \"2026-01-31T12:0é日本\"";
+    std::fs::write(&st, text.replace(started, &odd)).unwrap();
+    let r = f.run(&["status"]);
+    assert!(!r.all().contains("panicked"), "{}", r.all());
+    assert!(r.code == 0 || r.code == 1, "{}", r.all());
+    if r.code == 0 {
+        assert!(r.stdout.contains("2026-01-31T12:0 "), "{}", r.all());
+    }
+    // and a status file nested too deep is refused like any other file
+    std::fs::write(&st, format!("site: acme\nsync: {}", "[".repeat(200_000))).unwrap();
+    refused(
+        &f,
+        &["status"],
+        "status/sites/acme.yaml:2:38: nesting deeper than 32 levels",
+    );
+}
