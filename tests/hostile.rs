@@ -86,8 +86,13 @@ fn mutate(rng: &mut Rng, text: &str) -> Vec<u8> {
     b
 }
 
-#[test]
-fn the_loader_never_panics_on_mutated_inventories() {
+/// Feeds mutations of `originals` to `parse` for `HOIST_FUZZ_SECS` (8 by
+/// default): no panic ever, and every refusal has a non-empty message.
+fn fuzz(
+    what: &str,
+    originals: &[(&str, String)],
+    parse: impl Fn(usize, &[u8]) -> Result<(), Vec<String>> + std::panic::RefUnwindSafe,
+) {
     let secs: u64 = std::env::var("HOIST_FUZZ_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -96,43 +101,30 @@ fn the_loader_never_panics_on_mutated_inventories() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x5eed_2026);
-    let f = Fixture::example();
-    let files = [
-        "hoist.yaml",
-        "sites/acme.yaml",
-        "sites/chess-club.yaml",
-        "platforms/shop-2-0.yaml",
-        "codebases/shop-2.0/packages/blog/package.yaml",
-    ];
-    let originals: Vec<String> = files.iter().map(|p| f.read(p)).collect();
     let mut rng = Rng(seed);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     let (mut runs, mut rejected) = (0u64, 0u64);
     std::panic::set_hook(Box::new(|_| {}));
     while std::time::Instant::now() < deadline {
-        let i = rng.below(files.len());
-        let bytes = mutate(&mut rng, &originals[i]);
-        std::fs::write(f.inv().join(files[i]), &bytes).unwrap();
-        let r = std::panic::catch_unwind(|| hoist::inventory::load(&f.inv()));
-        std::fs::write(f.inv().join(files[i]), &originals[i]).unwrap();
-        match r {
+        let i = rng.below(originals.len());
+        let bytes = mutate(&mut rng, &originals[i].1);
+        match std::panic::catch_unwind(|| parse(i, &bytes)) {
             Err(_) => {
                 let _ = std::panic::take_hook();
                 panic!(
-                    "the loader panicked on a mutation of {} (seed {seed}, run {runs}): {:?}",
-                    files[i],
+                    "{what} panicked on a mutation of {} (seed {seed}, run {runs}): {:?}",
+                    originals[i].0,
                     String::from_utf8_lossy(&bytes)
                 );
             }
-            Ok(Err(d)) => {
+            Ok(Err(lines)) => {
                 rejected += 1;
-                assert!(!d.0.is_empty());
-                for diag in &d.0 {
-                    let line = diag.to_string();
+                assert!(!lines.is_empty());
+                for line in &lines {
                     assert!(!line.is_empty() && !line.contains("panicked"), "{line}");
                 }
             }
-            Ok(Ok(_)) => {}
+            Ok(Ok(())) => {}
         }
         runs += 1;
     }
@@ -142,7 +134,91 @@ fn the_loader_never_panics_on_mutated_inventories() {
         rejected > 0,
         "no mutation was rejected in {runs} runs: the fuzzer is not biting"
     );
-    eprintln!("fuzzed the loader {runs} times ({rejected} rejected), seed {seed}");
+    eprintln!("fuzzed {what} {runs} times ({rejected} rejected), seed {seed}");
+}
+
+fn lines(d: &[impl ToString]) -> Vec<String> {
+    d.iter().map(|d| d.to_string()).collect()
+}
+
+#[test]
+fn the_loader_never_panics_on_mutated_inventories() {
+    let f = Fixture::example();
+    let files = [
+        "hoist.yaml",
+        "sites/acme.yaml",
+        "sites/chess-club.yaml",
+        "platforms/shop-2-0.yaml",
+        "codebases/shop-2.0/packages/blog/package.yaml",
+    ];
+    let originals: Vec<(&str, String)> = files.iter().map(|p| (*p, f.read(p))).collect();
+    fuzz("the loader", &originals, |i, bytes| {
+        let path = f.inv().join(files[i]);
+        std::fs::write(&path, bytes).unwrap();
+        let r = hoist::inventory::load(&f.inv());
+        std::fs::write(&path, &originals[i].1).unwrap();
+        r.map(|_| ()).map_err(|d| lines(&d.0))
+    });
+}
+
+#[test]
+fn status_files_and_backup_manifests_never_panic_when_mutated() {
+    use std::path::Path;
+    let f = Fixture::example();
+    f.apply();
+    f.ok(&["backup", "acme"], 0);
+    let archive = std::fs::read_dir(f.host().join("backups/acme"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let manifest = hoist::backup::read_manifest(&archive).unwrap();
+    let originals = vec![
+        ("status/sites/acme.yaml", f.read("status/sites/acme.yaml")),
+        (
+            "status/platforms/shop-1-1.yaml",
+            f.read("status/platforms/shop-1-1.yaml"),
+        ),
+        (
+            hoist::backup::MANIFEST,
+            serde_yaml::to_string(&manifest).unwrap(),
+        ),
+    ];
+    let scratch = f.tmp.path().join("fuzzed.tar.gz");
+    fuzz("the status and manifest parsers", &originals, |i, bytes| {
+        let text = String::from_utf8_lossy(bytes);
+        match i {
+            0 => hoist::status::parse_site(&text, Path::new(originals[0].0), "acme")
+                .map(|s| {
+                    // what `hoist status` shows of it
+                    if let Some(t) = &s.last_task {
+                        let _ = hoist::names::prefix(&t.started, 16);
+                    }
+                })
+                .map_err(|d| lines(&d)),
+            1 => hoist::status::parse_platform(&text, Path::new(originals[1].0), "shop-1-1")
+                .map(|_| ())
+                .map_err(|d| lines(&d)),
+            _ => {
+                let mut out = tar::Builder::new(flate2::write::GzEncoder::new(
+                    Vec::new(),
+                    flate2::Compression::fast(),
+                ));
+                let mut h = tar::Header::new_gnu();
+                h.set_path(hoist::backup::MANIFEST).unwrap();
+                h.set_size(bytes.len() as u64);
+                h.set_mode(0o600);
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_cksum();
+                out.append(&h, bytes).unwrap();
+                std::fs::write(&scratch, out.into_inner().unwrap().finish().unwrap()).unwrap();
+                hoist::backup::read_manifest(&scratch)
+                    .map(|_| ())
+                    .map_err(|e| vec![e.to_string()])
+            }
+        }
+    });
 }
 
 #[test]
