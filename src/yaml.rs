@@ -19,7 +19,6 @@ use std::collections::HashMap;
 use std::mem::MaybeUninit;
 
 use serde::de::DeserializeOwned;
-use unsafe_libyaml as sys;
 
 /// The deepest nesting of collections accepted. hoist's files nest a handful
 /// of levels (`servers.web2.web.listen` is four); free-form values such as
@@ -180,23 +179,23 @@ struct Event {
 /// libyaml's event parser over a borrowed text.
 struct Parser<'a> {
     // Boxed: libyaml keeps pointers into the parser struct itself.
-    sys: Box<MaybeUninit<sys::yaml_parser_t>>,
+    sys: Box<MaybeUninit<unsafe_libyaml::yaml_parser_t>>,
     done: bool,
     _text: std::marker::PhantomData<&'a str>,
 }
 
 impl<'a> Parser<'a> {
     fn new(text: &'a str) -> Self {
-        let mut sys = Box::new(MaybeUninit::<sys::yaml_parser_t>::uninit());
+        let mut sys = Box::new(MaybeUninit::<unsafe_libyaml::yaml_parser_t>::uninit());
         // SAFETY: initialize fills the struct (it fails only when malloc
         // does, and then leaves it zeroed, which delete accepts); the input
         // borrow outlives the parser through the lifetime 'a.
         let ok = unsafe {
             let p = sys.as_mut_ptr();
-            let ok = sys::yaml_parser_initialize(p).ok;
+            let ok = unsafe_libyaml::yaml_parser_initialize(p).ok;
             if ok {
-                sys::yaml_parser_set_encoding(p, sys::YAML_UTF8_ENCODING);
-                sys::yaml_parser_set_input_string(p, text.as_ptr(), text.len() as u64);
+                unsafe_libyaml::yaml_parser_set_encoding(p, unsafe_libyaml::YAML_UTF8_ENCODING);
+                unsafe_libyaml::yaml_parser_set_input_string(p, text.as_ptr(), text.len() as u64);
             }
             ok
         };
@@ -212,12 +211,12 @@ impl<'a> Parser<'a> {
         if self.done {
             return None;
         }
-        let mut ev = MaybeUninit::<sys::yaml_event_t>::uninit();
+        let mut ev = MaybeUninit::<unsafe_libyaml::yaml_event_t>::uninit();
         // SAFETY: the parser was initialized; an event filled by a
         // successful parse is read by its type tag and then deleted once.
         unsafe {
             let p = self.sys.as_mut_ptr();
-            if sys::yaml_parser_parse(p, ev.as_mut_ptr()).fail {
+            if unsafe_libyaml::yaml_parser_parse(p, ev.as_mut_ptr()).fail {
                 self.done = true;
                 return None;
             }
@@ -227,18 +226,25 @@ impl<'a> Parser<'a> {
                 e.start_mark.column as usize + 1,
             );
             let kind = match e.type_ {
-                sys::YAML_SEQUENCE_START_EVENT => Kind::Start(cstr(e.data.sequence_start.anchor)),
-                sys::YAML_MAPPING_START_EVENT => Kind::Start(cstr(e.data.mapping_start.anchor)),
-                sys::YAML_SEQUENCE_END_EVENT | sys::YAML_MAPPING_END_EVENT => Kind::End,
-                sys::YAML_SCALAR_EVENT => Kind::Scalar(cstr(e.data.scalar.anchor)),
-                sys::YAML_ALIAS_EVENT => Kind::Alias(cstr(e.data.alias.anchor).unwrap_or_default()),
-                sys::YAML_STREAM_END_EVENT => {
+                unsafe_libyaml::YAML_SEQUENCE_START_EVENT => {
+                    Kind::Start(cstr(e.data.sequence_start.anchor))
+                }
+                unsafe_libyaml::YAML_MAPPING_START_EVENT => {
+                    Kind::Start(cstr(e.data.mapping_start.anchor))
+                }
+                unsafe_libyaml::YAML_SEQUENCE_END_EVENT
+                | unsafe_libyaml::YAML_MAPPING_END_EVENT => Kind::End,
+                unsafe_libyaml::YAML_SCALAR_EVENT => Kind::Scalar(cstr(e.data.scalar.anchor)),
+                unsafe_libyaml::YAML_ALIAS_EVENT => {
+                    Kind::Alias(cstr(e.data.alias.anchor).unwrap_or_default())
+                }
+                unsafe_libyaml::YAML_STREAM_END_EVENT => {
                     self.done = true;
                     Kind::Other
                 }
                 _ => Kind::Other,
             };
-            sys::yaml_event_delete(ev.as_mut_ptr());
+            unsafe_libyaml::yaml_event_delete(ev.as_mut_ptr());
             Some(Event { kind, pos })
         }
     }
@@ -247,7 +253,7 @@ impl<'a> Parser<'a> {
 impl Drop for Parser<'_> {
     fn drop(&mut self) {
         // SAFETY: initialized in `new` (or zeroed by a failed initialize).
-        unsafe { sys::yaml_parser_delete(self.sys.as_mut_ptr()) }
+        unsafe { unsafe_libyaml::yaml_parser_delete(self.sys.as_mut_ptr()) }
     }
 }
 
