@@ -797,7 +797,7 @@ fn walk(site_dir: &Path, scope: Scope) -> Result<(Vec<Item>, Vec<SkippedEntry>),
 
 /// `settings.yaml` with its database password replaced by [`REDACTED`].
 fn redact_settings(text: &str) -> String {
-    if let Ok(s) = serde_yaml::from_str::<crate::render::SettingsFile>(text) {
+    if let Ok(s) = crate::yaml::from_str::<crate::render::SettingsFile>(text) {
         let pw = s.database.password.expose();
         let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
         let out = text.replace(&q(pw), &q(REDACTED));
@@ -1505,7 +1505,7 @@ fn read_manifest_from(r: &mut Reader<'_>) -> Result<Manifest, BackupError> {
     let mut text = Vec::new();
     copy_entry(&mut e, size, &mut text, r.archive, &raw.path, r.archive)?;
     let text = String::from_utf8(text).map_err(|_| merr("not UTF-8".into()))?;
-    let m: Manifest = serde_yaml::from_str(&text).map_err(|e| merr(e.to_string()))?;
+    let m: Manifest = crate::yaml::from_str(&text).map_err(|e| merr(e.located()))?;
     if m.format != FORMAT {
         return Err(merr(format!(
             "format {} (this hoist reads format {FORMAT})",

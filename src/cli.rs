@@ -544,7 +544,7 @@ fn write_status(inv: &Inventory, servers: &Servers) -> Result<()> {
         "the apply is done, but its status could not be recorded (it is written again by the next apply)",
     )?;
     if let Some(c) = &r.commit {
-        println!("Status committed: {}", &c[..c.len().min(12)]);
+        println!("Status committed: {}", crate::names::prefix(c, 12));
     }
     match &r.pushed {
         Some(crate::gitops::Pushed::Rebuilt { tries, .. }) => println!(

@@ -35,3 +35,4 @@ pub mod status;
 pub mod task;
 pub mod text;
 pub mod watch;
+pub mod yaml;

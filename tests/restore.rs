@@ -246,6 +246,45 @@ fn hostile_archives_are_refused_with_nothing_written_outside() {
     f.plan_json(&["--detailed-exitcode"], 0);
 }
 
+#[test]
+fn a_deeply_nested_manifest_is_refused_before_anything_is_read() {
+    let f = Fixture::example();
+    f.apply();
+    // A million nested `[` (2 MB) as the manifest: libyaml alone would scan
+    // it for hours; the guard stops at level 33.
+    let deep = "[ ".repeat(1_000_000);
+    let mut out = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    let mut h = tar::Header::new_gnu();
+    h.set_path(hoist::backup::MANIFEST).unwrap();
+    h.set_size(deep.len() as u64);
+    h.set_mode(0o600);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_cksum();
+    out.append(&h, deep.as_bytes()).unwrap();
+    let bytes = out.into_inner().unwrap().finish().unwrap();
+    let name = "acme.example.com-20990101.000000.tar.gz";
+    std::fs::create_dir_all(f.host().join("backups/acme")).unwrap();
+    std::fs::write(f.host().join("backups/acme").join(name), bytes).unwrap();
+    let files_before = snapshot(&site_dir(&f));
+    let r = f.ok(&["restore", "acme", name], 1);
+    assert!(!r.all().contains("panicked"), "{}", r.all());
+    assert!(
+        r.all()
+            .contains("manifest hoist-backup.yaml: 1:65: nesting deeper than 32 levels"),
+        "{}",
+        r.all()
+    );
+    assert_same(
+        &files_before,
+        &snapshot(&site_dir(&f)),
+        "the refused restore changed the site",
+    );
+    f.plan_json(&["--detailed-exitcode"], 0);
+}
+
 #[cfg(feature = "failpoints")]
 #[test]
 fn restore_rolls_back_at_every_step() {
