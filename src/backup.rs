@@ -1852,7 +1852,7 @@ fn extract_into(archive: &Path, staging: &Path) -> Result<(Manifest, String), Ba
                 let f = w.into_inner().map_err(|e| io_err(&dest)(e.into_error()))?;
                 f.set_permissions(fs::Permissions::from_mode(mode))
                     .map_err(io_err(&dest))?;
-                let _ = f.set_modified(UNIX_EPOCH + Duration::from_secs(mtime));
+                set_mtime(&f, mtime);
             }
             EntryKind::Symlink => {
                 let target = raw
@@ -1912,10 +1912,22 @@ fn extract_into(archive: &Path, staging: &Path) -> Result<(Manifest, String), Ba
     for (dest, mode, mtime) in dirs.iter().rev() {
         fs::set_permissions(dest, fs::Permissions::from_mode(*mode)).map_err(io_err(dest))?;
         if let Ok(f) = fs::File::open(dest) {
-            let _ = f.set_modified(UNIX_EPOCH + Duration::from_secs(*mtime));
+            set_mtime(&f, *mtime);
         }
     }
     Ok((manifest, sql))
+}
+
+/// Gives an extracted file the modification time its archive entry says.
+/// The time comes from an untrusted header: one past what the clock can
+/// hold is left out rather than overflowing. A time is metadata, not
+/// content, so a file system that refuses it is no reason to fail.
+fn set_mtime(f: &fs::File, secs: u64) {
+    if let Some(t) = UNIX_EPOCH.checked_add(Duration::from_secs(secs)) {
+        if let Err(e) = f.set_modified(t) {
+            tracing::debug!("keeping an extracted file's time failed: {e}");
+        }
+    }
 }
 
 #[cfg(test)]

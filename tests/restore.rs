@@ -592,3 +592,37 @@ fn a_huge_error_stays_small_in_a_private_task_record() {
         }
     }
 }
+
+/// An archive's entry times come from untrusted headers: a time past what
+/// the clock can hold is restored without it, never a panic.
+#[test]
+fn entry_times_past_the_clocks_range_restore_without_them() {
+    let f = Fixture::example();
+    f.apply();
+    f.ok(&["backup", "acme"], 0);
+    let good = f.host().join("backups/acme").join(&archives(&f, "acme")[0]);
+    let mut out = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    let mut rd = tar::Archive::new(flate2::read::MultiGzDecoder::new(
+        std::fs::File::open(&good).unwrap(),
+    ));
+    for e in rd.entries().unwrap() {
+        let mut e = e.unwrap();
+        let mut h = e.header().clone();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        // A GNU header carries any 64-bit time in base-256.
+        h.set_mtime(u64::MAX);
+        h.set_cksum();
+        out.append(&h, &data[..]).unwrap();
+    }
+    let bytes = out.into_inner().unwrap().finish().unwrap();
+    let name = "acme.example.com-20990101.000000.tar.gz";
+    std::fs::write(f.host().join("backups/acme").join(name), bytes).unwrap();
+    let r = f.ok(&["restore", "acme", name], 0);
+    assert!(!r.all().contains("panicked"), "{}", r.all());
+    assert!(r.stdout.contains(name), "{}", r.all());
+    f.plan_json(&["--detailed-exitcode"], 0);
+}
