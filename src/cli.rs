@@ -142,6 +142,12 @@ enum Command {
         /// The site.
         site: String,
     },
+    /// A site's backups, newest first: size, the task that made each, and
+    /// whether it is whole.
+    Backups {
+        /// The site.
+        site: String,
+    },
     /// Restore a site from a backup (the newest by default).
     Restore {
         /// The site.
@@ -261,6 +267,7 @@ fn run(cli: &Cli) -> Result<u8> {
             cmd_watch(cli, *once, *max_cycles)
         }
         Command::Backup { site } => cmd_backup(cli, site),
+        Command::Backups { site } => cmd_backups(cli, site),
         Command::Restore { site, backup } => cmd_restore(cli, site, backup.as_deref()),
     }
 }
@@ -555,7 +562,7 @@ fn write_status(inv: &Inventory, servers: &Servers) -> Result<()> {
         "the apply is done, but its status could not be recorded (it is written again by the next apply)",
     )?;
     if let Some(c) = &r.commit {
-        println!("Status committed: {}", &c[..c.len().min(12)]);
+        println!("Status committed: {}", crate::names::prefix(c, 12));
     }
     match &r.pushed {
         Some(crate::gitops::Pushed::Rebuilt { tries, .. }) => println!(
@@ -1039,13 +1046,7 @@ fn cmd_backup(cli: &Cli, site: &str) -> Result<u8> {
     )?;
     print_outcome(&t);
     write_status(&inv, &servers)?;
-    let rec = t.id.as_deref().and_then(|id| {
-        servers
-            .by_name
-            .values()
-            .find_map(|s| task::find(&s.tasks_dir(), id).ok())
-    });
-    if let Some(b) = rec.and_then(|r| r.backup) {
+    if let Some(b) = find_task(&servers, t.id.as_deref()).and_then(|r| r.backup) {
         println!("backup: {}", text::line(&b));
     }
     Ok(if t.result == TaskResult::Failed {
@@ -1072,9 +1073,91 @@ fn cmd_restore(cli: &Cli, site: &str, backup: Option<&str>) -> Result<u8> {
     )?;
     print_outcome(&t);
     write_status(&inv, &servers)?;
+    if let Some(rec) = find_task(&servers, t.id.as_deref()) {
+        if let Some(from) = apply::restored_from(&rec) {
+            println!("restored from: {from}");
+        }
+        if let Some(b) = &rec.backup {
+            println!("backup of the state before: {b}");
+        }
+    }
     Ok(if t.result == TaskResult::Failed {
         EXIT_ERROR
     } else {
         EXIT_OK
     })
+}
+
+/// The record of task `id`, on whichever server holds it.
+fn find_task(servers: &Servers, id: Option<&str>) -> Option<task::TaskRecord> {
+    let id = id?;
+    servers
+        .by_name
+        .values()
+        .find_map(|s| task::find(&s.tasks_dir(), id).ok())
+}
+
+/// A size in bytes for people: `512 B`, `1.5 KiB`, `3.2 GiB`.
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+#[allow(clippy::print_literal)] // aligned table headers read best as arguments
+fn cmd_backups(cli: &Cli, site: &str) -> Result<u8> {
+    let inv = match load(cli) {
+        Ok(i) => i,
+        Err(c) => return Ok(c),
+    };
+    let site = Name::new(site)?;
+    let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
+    recover_if_idle(&servers);
+    let mut rows = Vec::new();
+    for srv in servers.by_name.values() {
+        let listed = crate::backup::inspect(srv, &site);
+        if listed.is_empty() {
+            continue;
+        }
+        // Each task record names the backup it took.
+        let makers: std::collections::HashMap<String, String> = task::list(&srv.tasks_dir())
+            .into_iter()
+            .filter_map(|t| Some((t.backup?, t.id)))
+            .collect();
+        for l in listed {
+            let rel = l.info.path.strip_prefix(srv.root()).unwrap_or(&l.info.path);
+            let made_by = makers.get(&rel.display().to_string()).cloned();
+            rows.push((l, made_by));
+        }
+    }
+    if rows.is_empty() {
+        println!("{site} has no backups.");
+        return Ok(EXIT_OK);
+    }
+    println!(
+        "{:<56} {:>10}  {:<48} {}",
+        "BACKUP (newest first)", "SIZE", "MADE BY TASK", "WHOLE"
+    );
+    for (l, made_by) in rows {
+        println!(
+            "{:<56} {:>10}  {:<48} {}",
+            l.info.file_name,
+            human_size(l.info.bytes),
+            made_by.as_deref().unwrap_or("-"),
+            match &l.problem {
+                None => "yes".to_string(),
+                Some(p) => format!("no: {}", task::quote(p)),
+            }
+        );
+    }
+    Ok(EXIT_OK)
 }

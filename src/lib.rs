@@ -37,3 +37,4 @@ pub mod status;
 pub mod task;
 pub mod text;
 pub mod watch;
+pub mod yaml;

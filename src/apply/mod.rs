@@ -8,7 +8,7 @@ mod update;
 
 pub use recover::{recover, Recovered};
 
-pub use site::{backup_now, new_db_name, restore};
+pub use site::{backup_now, new_db_name, restore, restored_from};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -310,12 +310,13 @@ fn run_platform_task(
 }
 
 /// Runs `body` as the steps of `run`; on failure runs `undo`, marks the task
-/// failed and keeps its log.
+/// failed and keeps its log. What the undo could not do (its `Err`) is
+/// added to the task's message: an undo that fails is never silent.
 pub(crate) fn execute(
     mut run: TaskRun,
     what: String,
     body: impl FnOnce(&mut TaskRun) -> Result<Vec<String>, StepError>,
-    undo: impl FnOnce(&mut TaskRun),
+    undo: impl FnOnce(&mut TaskRun) -> Result<(), String>,
 ) -> TaskOutcome {
     let id = Some(run.rec.id.clone());
     match body(&mut run) {
@@ -340,7 +341,7 @@ pub(crate) fn execute(
             tracing::warn!(task = %run.rec.id, "{e}; rolling back");
             run.log(format!("error: {e}"));
             let _ = run.end("failed");
-            undo(&mut run);
+            let undone = undo(&mut run);
             // Past the point of no return the undo finishes the task: the
             // new state is live, so the task is done, with a problem.
             let result = if committed(&run) {
@@ -349,11 +350,15 @@ pub(crate) fn execute(
                 TaskResult::Failed
             };
             let _ = run.finish(result);
+            let message = match undone {
+                Ok(()) => e.to_string(),
+                Err(u) => format!("{e}; {u}"),
+            };
             TaskOutcome {
                 id,
                 what,
                 result,
-                message: Some(e.to_string()),
+                message: Some(crate::task::quote(&message)),
             }
         }
     }
@@ -389,7 +394,7 @@ pub fn step<T, E: std::fmt::Display>(
     }
     crate::failpoint::pause(name, || run.cancelled());
     crate::failpoint::hit(name, crate::failpoint::When::Before).map_err(serr)?;
-    let v = f(run).map_err(|e| serr(e.to_string()))?;
+    let v = f(run).map_err(|e| serr(crate::task::quote(&e.to_string())))?;
     crate::failpoint::hit(name, crate::failpoint::When::After).map_err(serr)?;
     run.end("done")
         .map_err(|e| serr(format!("cannot write the task journal: {e}")))?;
@@ -450,7 +455,7 @@ fn build_platform(
             })?;
             Ok(vec![])
         },
-        |_| {},
+        |_| Ok(()),
     ))
 }
 
@@ -485,6 +490,6 @@ fn delete_platform(
             step(run, "remove", |_| srv.delete_platform(&p.name))?;
             Ok(vec![])
         },
-        |_| {},
+        |_| Ok(()),
     ))
 }
