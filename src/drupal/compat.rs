@@ -212,6 +212,16 @@ pub fn compare(
             ran.get(name.as_str()).map_or(&[][..], |v| v.as_slice()),
             tcore.generation,
         );
+        if se.enabled {
+            // Whether updates were removed cannot be told: block.
+            if let Some(why) =
+                lookup(&t, name, se.kind).and_then(|e| e.last_removed_unreadable.as_ref())
+            {
+                out.errors.push(format!(
+                    "{name}: cannot tell which updates the target removed: {why}"
+                ));
+            }
+        }
         match v.severity {
             Severity::Error => out.errors.push(v.describe()),
             Severity::Warning => out.warnings.push(v.describe()),

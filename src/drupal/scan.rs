@@ -224,6 +224,10 @@ pub struct Extension {
     pub updates: Vec<u32>,
     /// What its `NAME_update_last_removed()` returns.
     pub last_removed: Option<u32>,
+    /// Why `NAME_update_last_removed()` could not be read as text, when it
+    /// exists but is not `return N;` (`file:line:col: message`). Not a
+    /// scan error: only a site with the extension enabled is blocked.
+    pub last_removed_unreadable: Option<String>,
     /// Its `NAME_post_update_*()` functions (8+), sorted, as Drupal records
     /// them in `existing_updates`.
     pub post_updates: Vec<String>,
@@ -762,6 +766,7 @@ fn read_extension(
         dependencies: info.dependencies,
         updates: Vec::new(),
         last_removed: None,
+        last_removed_unreadable: None,
         post_updates: Vec::new(),
         removed_post_updates: Vec::new(),
     };
@@ -811,14 +816,17 @@ fn read_install(root: &Path, shown: &Path, ext: &mut Extension, diags: &mut Vec<
     if let Some(f) = php.function(&format!("{}_update_last_removed", ext.name)) {
         match php.returned_int(f).and_then(|n| u32::try_from(n).ok()) {
             Some(n) => ext.last_removed = Some(n),
-            None => diags.push(Diagnostic::at(
-                &file,
-                Some(line_col(&text, f.at)),
-                format!(
-                    "cannot read what {}_update_last_removed() returns: hoist reads it as text and needs `return N;`",
-                    ext.name
-                ),
-            )),
+            None => {
+                let d = Diagnostic::at(
+                    &file,
+                    Some(line_col(&text, f.at)),
+                    format!(
+                        "cannot read what {}_update_last_removed() returns: hoist reads it as text and needs `return N;`",
+                        ext.name
+                    ),
+                );
+                ext.last_removed_unreadable = Some(d.to_string());
+            }
         }
     }
 }
