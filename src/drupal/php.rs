@@ -298,25 +298,28 @@ fn after_member_access(toks: &[Spanned<'_>], i: usize) -> bool {
         )
 }
 
-/// The token range inside the braces of a function whose parameter list
-/// opens at `open`.
-fn body_of(toks: &[Spanned<'_>], open: usize) -> Option<std::ops::Range<usize>> {
+/// The index of the token closing the bracket `open` (`o` … `c`).
+fn matching(toks: &[Spanned<'_>], open: usize, o: u8, c: u8) -> Option<usize> {
     let mut depth = 0usize;
-    let mut i = open;
-    // The parameters.
-    loop {
-        match toks.get(i)?.0 {
-            Tok::Punct(b'(') => depth += 1,
-            Tok::Punct(b')') => {
+    for (i, (t, _)) in toks.iter().enumerate().skip(open) {
+        match t {
+            Tok::Punct(x) if *x == o => depth += 1,
+            Tok::Punct(x) if *x == c => {
                 depth -= 1;
                 if depth == 0 {
-                    break;
+                    return Some(i);
                 }
             }
             _ => {}
         }
-        i += 1;
     }
+    None
+}
+
+/// The token range inside the braces of a function whose parameter list
+/// opens at `open`.
+fn body_of(toks: &[Spanned<'_>], open: usize) -> Option<std::ops::Range<usize>> {
+    let mut i = matching(toks, open, b'(', b')')?;
     // A return type, then the body's brace (a `;` means no body).
     loop {
         i += 1;
@@ -326,21 +329,7 @@ fn body_of(toks: &[Spanned<'_>], open: usize) -> Option<std::ops::Range<usize>> 
             _ => {}
         }
     }
-    let start = i + 1;
-    let mut depth = 0usize;
-    loop {
-        match toks.get(i)?.0 {
-            Tok::Punct(b'{') => depth += 1,
-            Tok::Punct(b'}') => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(start..i);
-                }
-            }
-            _ => {}
-        }
-        i += 1;
-    }
+    Some(i + 1..matching(toks, i, b'{', b'}')?)
 }
 
 /// 1-based line and column of byte offset `at` in `src`.

@@ -198,17 +198,23 @@ impl Reader<'_> {
         })
     }
 
-    /// `len:"bytes"` with the length in bytes, then `after`.
-    fn quoted(&mut self, after: u8) -> Result<Vec<u8>, UnserializeError> {
-        let len = self.len_until(b':')?;
-        self.expect(b'"')?;
+    /// The next `len` bytes; `what` names them in the error.
+    fn take(&mut self, len: usize, what: &str) -> Result<Vec<u8>, UnserializeError> {
         let end = self
             .pos
             .checked_add(len)
             .filter(|e| *e <= self.b.len())
-            .ok_or_else(|| self.err("string longer than the input"))?;
+            .ok_or_else(|| self.err(&format!("{what} longer than the input")))?;
         let s = self.b[self.pos..end].to_vec();
         self.pos = end;
+        Ok(s)
+    }
+
+    /// `len:"bytes"` with the length in bytes, then `after`.
+    fn quoted(&mut self, after: u8) -> Result<Vec<u8>, UnserializeError> {
+        let len = self.len_until(b':')?;
+        self.expect(b'"')?;
+        let s = self.take(len, "string")?;
         self.expect(b'"')?;
         self.expect(after)?;
         Ok(s)
@@ -268,13 +274,7 @@ impl Reader<'_> {
                 let class = self.quoted(b':')?;
                 let len = self.len_until(b':')?;
                 self.expect(b'{')?;
-                let end = self
-                    .pos
-                    .checked_add(len)
-                    .filter(|e| *e <= self.b.len())
-                    .ok_or_else(|| self.err("object data longer than the input"))?;
-                let data = self.b[self.pos..end].to_vec();
-                self.pos = end;
+                let data = self.take(len, "object data")?;
                 self.expect(b'}')?;
                 PhpValue::Custom { class, data }
             }
