@@ -416,9 +416,7 @@ mod tests {
             s.extend_from_slice(b"a:1:{i:0;");
         }
         s.extend_from_slice(b"N;");
-        for _ in 0..(MAX_DEPTH + 5) {
-            s.push(b'}');
-        }
+        s.extend(std::iter::repeat_n(b'}', MAX_DEPTH + 5));
         let e = unserialize(&s).unwrap_err();
         assert!(e.message.contains("deeply"), "{e}");
         // Just within the limit is fine.
