@@ -1135,10 +1135,11 @@ fn real_drupal_core() {
         .count();
     eprintln!("{modules} modules, {} extensions", r.extensions.len());
     assert!(modules > 70, "{modules}");
-    for name in [
-        "node", "system", "user", "field", "olivero", "claro", "standard",
-    ] {
+    for name in ["node", "system", "user", "field", "standard", "minimal"] {
         assert!(r.extensions.contains_key(name), "{name}");
+    }
+    if cb.core.major >= 10 {
+        assert!(r.extensions.contains_key("olivero") && r.extensions.contains_key("claro"));
     }
     assert!(
         !r.extensions.contains_key("twig"),
@@ -1147,9 +1148,14 @@ fn real_drupal_core() {
     assert!(r.extensions.values().all(|e| !e.path.contains("/tests/")));
     let g = Generation::Drupal8Plus;
     let system = r.extensions["system"];
-    assert!(system.schema(g).unwrap() > 10000, "{:?}", system.schema(g));
-    assert!(system.last_removed.is_some_and(|n| n >= 8805));
-    assert!(!system.removed_post_updates.is_empty());
+    // Drupal 10 numbers its updates 10xxx and removed those before 8805.
+    if cb.core.major >= 10 {
+        assert!(system.schema(g).unwrap() > 10000, "{:?}", system.schema(g));
+        assert!(system.last_removed.is_some_and(|n| n >= 8805));
+        assert!(!system.removed_post_updates.is_empty());
+    }
+    assert!(system.schema(g).unwrap() > 8000, "{:?}", system.schema(g));
+    assert!(!system.post_updates.is_empty() || !system.removed_post_updates.is_empty());
     assert!(r.extensions["node"]
         .version
         .as_ref()
