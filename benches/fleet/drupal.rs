@@ -24,13 +24,7 @@ pub fn run(dir: &Path, runs: usize) -> Vec<Row> {
     match std::env::var_os("HOIST_DRUPAL_CORE").map(PathBuf::from) {
         Some(core) if core.file_name().is_some_and(|n| n == "core") => {
             let root = core.parent().unwrap().to_path_buf();
-            rows.push(scan_row(
-                &root,
-                dir,
-                runs,
-                "Drupal core (tests skipped)",
-                1.0,
-            ));
+            rows.push(scan_row(&root, dir, runs, "core, tests skipped", 1.0));
         }
         Some(_) => say("drupal-scan: HOIST_DRUPAL_CORE must name a `core` directory; skipped"),
         None => say("drupal-scan: HOIST_DRUPAL_CORE is not set; Drupal 8+ core scan skipped"),
@@ -51,7 +45,7 @@ pub fn run(dir: &Path, runs: usize) -> Vec<Row> {
                     &tree,
                     dir,
                     runs,
-                    "Drupal 7 + 100 contrib modules",
+                    "core and 100 contrib modules",
                     1.0,
                 ));
             }
