@@ -10,13 +10,15 @@
 //!
 //! Scenarios: `offline`, `live`, `big` (backup, migrate, rename of a site
 //! with 500 MB of files and a 100 MB database), `parallel` (200 small
-//! migrations, parallel 1 against 2), `status-commit`, `watch`. Data is
+//! migrations, parallel 1 against 2), `status-commit`, `watch`,
+//! `drupal-scan` (real Drupal trees, see `drupal.rs`). Data is
 //! generated under a temporary directory (`HOIST_BENCH_DIR` to choose
 //! where) and removed at the end (`--keep` keeps it). Each figure is the
 //! median of `--runs` runs (at least 5 for `parallel` and `watch`); hoist
 //! and its baseline alternate run by run.
 //! The result table is printed at the end, in Markdown.
 
+mod drupal;
 mod gen;
 
 use std::fs::File;
@@ -215,6 +217,11 @@ fn main() {
             rows.extend(watch(&p2, &dir, a.runs.max(5)));
         }
         remove_scenario(&dir, a.keep);
+    }
+    if want("drupal-scan") {
+        let dir = base.join("drupal");
+        rows.extend(drupal::run(&dir, a.runs));
+        remove(&dir, a.keep);
     }
     if a.keep {
         let kept = tmp.keep();
