@@ -84,6 +84,18 @@ fn refused_everywhere(
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// Puts `sql` after `first` in a script of blog on platform shop-2-1 on
+/// the server (what an install or update runs from), and returns the
+/// command that applies the inventory.
+fn plant(f: &Fixture, script: &str, first: &str, sql: &str) -> Vec<String> {
+    let path = f
+        .host()
+        .join("platforms/shop-2-1/packages/blog")
+        .join(script);
+    std::fs::write(path, format!("{first}\n{sql}")).unwrap();
+    vec!["apply".into(), "--yes".into()]
+}
+
 #[test]
 fn a_hostile_update_is_refused_and_the_site_stays_as_it_was() {
     let base = Fixture::example();
@@ -91,15 +103,8 @@ fn a_hostile_update_is_refused_and_the_site_stays_as_it_was() {
     refused_everywhere(
         &base,
         |f, sql| {
-            // The platform on the server is what an update runs from.
-            std::fs::write(
-                f.host()
-                    .join("platforms/shop-2-1/packages/blog/updates/3.sql"),
-                format!("UPDATE blog_posts SET uid = uid;\n{sql}"),
-            )
-            .unwrap();
             f.set_site("dental", "platform", "shop-2-1");
-            vec!["apply".into(), "--yes".into()]
+            plant(f, "updates/3.sql", "UPDATE blog_posts SET uid = uid;", sql)
         },
         "updates/3.sql",
     );
@@ -112,17 +117,12 @@ fn a_hostile_install_script_is_refused_and_nothing_is_left() {
     refused_everywhere(
         &base,
         |f, sql| {
-            std::fs::write(
-                f.host()
-                    .join("platforms/shop-2-1/packages/blog/install.sql"),
-                format!("CREATE TABLE blog_posts (pid INTEGER PRIMARY KEY);\n{sql}"),
-            )
-            .unwrap();
             f.write(
                 "sites/victim.yaml",
                 "domain: victim.example.com\nplatform: shop-2-1\nprofile: standard\n",
             );
-            vec!["apply".into(), "--yes".into()]
+            let first = "CREATE TABLE blog_posts (pid INTEGER PRIMARY KEY);";
+            plant(f, "install.sql", first, sql)
         },
         "install.sql",
     );

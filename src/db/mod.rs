@@ -439,13 +439,29 @@ impl SiteDb {
     /// Runs `sql` (several statements) in one transaction: all or nothing,
     /// confined like a package's script.
     pub fn run_script(&mut self, sql: &str) -> Result<(), DbError> {
+        self.run_confined(&mut sql.as_bytes(), "script", load::Kind::Package, |_| {
+            Ok(())
+        })
+    }
+
+    /// Runs the SQL read from `input` (named `file` in errors) confined to
+    /// this database, then hoist's own `then`, in one transaction committed
+    /// only when both succeed.
+    fn run_confined(
+        &mut self,
+        input: &mut dyn Read,
+        file: &str,
+        kind: load::Kind,
+        then: impl FnOnce(&Connection) -> rusqlite::Result<()>,
+    ) -> Result<(), DbError> {
         let db = self.name.clone();
         let e = |source| DbError::Sqlite {
             db: db.clone(),
             source,
         };
         let tx = self.conn.transaction().map_err(e)?;
-        load::run(&tx, &db, "script", load::Kind::Package, &mut sql.as_bytes())?;
+        load::run(&tx, &db, file, kind, input)?;
+        then(&tx).map_err(e)?;
         tx.commit().map_err(e)
     }
 
@@ -461,20 +477,14 @@ impl SiteDb {
         name: &PackageName,
         pkg: &SitePackage,
     ) -> Result<(), DbError> {
-        let db = self.name.clone();
-        let e = |source| DbError::Sqlite {
-            db: db.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(e)?;
-        load::run(&tx, &db, file, load::Kind::Package, sql)?;
-        tx.execute(
-            "INSERT INTO system (name, kind, enabled, version, schema_version) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT(name) DO UPDATE SET kind=?2, enabled=?3, version=?4, schema_version=?5",
-            params![name.as_str(), pkg.kind.as_str(), pkg.enabled as i64, pkg.version.to_string(), pkg.schema],
-        )
-        .map_err(e)?;
-        tx.commit().map_err(e)
+        self.run_confined(sql, file, load::Kind::Package, |tx| {
+            tx.execute(
+                "INSERT INTO system (name, kind, enabled, version, schema_version) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(name) DO UPDATE SET kind=?2, enabled=?3, version=?4, schema_version=?5",
+                params![name.as_str(), pkg.kind.as_str(), pkg.enabled as i64, pkg.version.to_string(), pkg.schema],
+            )
+            .map(|_| ())
+        })
     }
 
     /// Loads a dump (made by [`SiteDb::dump`] or `sqlite3 .dump`, named
@@ -483,14 +493,7 @@ impl SiteDb {
     /// confined like a package's script; its own `BEGIN TRANSACTION;` and
     /// `COMMIT;` frame is accepted where a dump puts it.
     pub fn load(&mut self, dump: &mut dyn Read, file: &str) -> Result<(), DbError> {
-        let db = self.name.clone();
-        let e = |source| DbError::Sqlite {
-            db: db.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(e)?;
-        load::run(&tx, &db, file, load::Kind::Dump, dump)?;
-        tx.commit().map_err(e)
+        self.run_confined(dump, file, load::Kind::Dump, |_| Ok(()))
     }
 
     /// The `system` table: every package the site has, by name.
