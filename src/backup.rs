@@ -152,9 +152,10 @@ pub enum BackupError {
     Load {
         /// The archive.
         archive: PathBuf,
-        /// What the database said, with the dump's line and statement.
+        /// What the database said, with the dump's line and statement
+        /// (boxed: it is large, and rare).
         #[source]
-        source: DbError,
+        source: Box<DbError>,
     },
     /// The extraction destination is not usable.
     #[error("restore destination {path}: {msg}")]
@@ -1592,7 +1593,7 @@ fn stream_dump(
     }
     loaded.map_err(|source| BackupError::Load {
         archive: r.archive.into(),
-        source,
+        source: Box::new(source),
     })?;
     if !dump.checked {
         // A loader that stopped early: the rest is read and checked still,

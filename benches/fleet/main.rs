@@ -821,8 +821,7 @@ fn restore(dir: &Path, runs: usize, db_mb: usize) -> Vec<Row> {
         }
         let rec = hoist::task::list(&host.join("tasks"))
             .into_iter()
-            .filter(|t| t.kind == hoist::task::TaskKind::Restore && t.id.as_str() >= since.as_str())
-            .next_back()
+            .rfind(|t| t.kind == hoist::task::TaskKind::Restore && t.id.as_str() >= since.as_str())
             .expect("the restore's task record");
         let load_ms = rec
             .steps

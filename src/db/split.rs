@@ -67,6 +67,9 @@ pub struct Incomplete {
     pub head: String,
 }
 
+/// Takes each complete statement: its bytes and the line it starts on.
+pub type Emit<'a, E> = dyn FnMut(&[u8], u64) -> Result<(), E> + 'a;
+
 /// The statement splitter: feed it chunks, it calls back with every
 /// complete statement (its bytes, through the final `;`, and the line it
 /// starts on).
@@ -228,11 +231,7 @@ impl Splitter {
 
     /// Feeds the next chunk of input; `emit` gets each statement completed
     /// in it, with the line it starts on. Stops at `emit`'s first error.
-    pub fn feed<E>(
-        &mut self,
-        chunk: &[u8],
-        emit: &mut dyn FnMut(&[u8], u64) -> Result<(), E>,
-    ) -> Result<(), E> {
+    pub fn feed<E>(&mut self, chunk: &[u8], emit: &mut Emit<'_, E>) -> Result<(), E> {
         let mut start = 0;
         let mut i = 0;
         while i < chunk.len() {
