@@ -323,8 +323,15 @@ impl SqliteServer {
         let loaded = fresh.load(dump, file);
         drop(fresh);
         if let Err(e) = loaded {
-            fsutil::remove_file_if_exists(&tmp).map_err(io)?;
-            return Err(e);
+            // The partial copy goes; if it cannot, the next reload removes
+            // it first. Either way the load's error is the one to report.
+            return Err(match fsutil::remove_file_if_exists(&tmp) {
+                Ok(()) => e,
+                Err(rm) => DbError::Corrupt {
+                    db: db.into(),
+                    msg: format!("{e}; and {} could not be removed: {rm}", tmp.display()),
+                },
+            });
         }
         fsutil::set_private(&tmp).map_err(io)?;
         // The old file's journal, if a crash left one, belongs to the content
@@ -750,6 +757,29 @@ mod tests {
         );
         assert_eq!(old.content().unwrap(), before);
         assert!(!s.exists("new"));
+    }
+
+    #[test]
+    fn a_refused_reload_leaves_the_database_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteServer::new(dir.path().to_path_buf());
+        let c = s.create("a").unwrap();
+        let a = s.open("a", &c).unwrap();
+        a.create_core_tables().unwrap();
+        a.set_variable("site_name", "kept").unwrap();
+        let before = a.content().unwrap();
+        drop(a);
+        let evil = format!(
+            "BEGIN TRANSACTION;\nATTACH '{}' AS o;\nCOMMIT;\n",
+            dir.path().join("a.sqlite").display()
+        );
+        let e = s
+            .reload("a", &mut evil.as_bytes(), "database.sql")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("database.sql, line 2: refused: ATTACH"), "{e}");
+        assert_eq!(s.open("a", &c).unwrap().content().unwrap(), before);
+        assert!(!dir.path().join(".a.reload").exists());
     }
 
     #[test]
