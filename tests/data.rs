@@ -163,6 +163,22 @@ fn with_dump(good: &Path, sql: &[u8]) -> Vec<u8> {
     out.into_inner().unwrap().finish().unwrap()
 }
 
+/// The dump inside backup `archive`.
+fn dump_of(archive: &Path) -> Vec<u8> {
+    let mut rd = tar::Archive::new(flate2::read::MultiGzDecoder::new(
+        std::fs::File::open(archive).unwrap(),
+    ));
+    for e in rd.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.path().unwrap() == Path::new("database.sql") {
+            let mut dump = Vec::new();
+            e.read_to_end(&mut dump).unwrap();
+            return dump;
+        }
+    }
+    panic!("no dump in {}", archive.display())
+}
+
 #[test]
 fn a_hostile_dump_is_refused_on_restore() {
     let base = Fixture::example();
@@ -173,19 +189,9 @@ fn a_hostile_dump_is_refused_on_restore() {
         |f, sql| {
             let dir = f.host().join("backups/acme");
             let good = std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap();
-            let mut dump = Vec::new();
-            let mut rd = tar::Archive::new(flate2::read::MultiGzDecoder::new(
-                std::fs::File::open(good.path()).unwrap(),
-            ));
-            for e in rd.entries().unwrap() {
-                let mut e = e.unwrap();
-                if e.path().unwrap() == Path::new("database.sql") {
-                    e.read_to_end(&mut dump).unwrap();
-                }
-            }
             // The hostile part inside the dump's own transaction, before
             // its COMMIT.
-            let text = String::from_utf8(dump).unwrap();
+            let text = String::from_utf8(dump_of(&good.path())).unwrap();
             let at = text.rfind("COMMIT;").unwrap();
             let evil = format!("{}{sql}{}", &text[..at], &text[at..]);
             let name = "acme.example.com-20990101.000000.tar.gz";
@@ -229,12 +235,19 @@ fn add_values(c: &rusqlite::Connection) {
     assert_eq!(kinds, ["blob", "integer", "null", "real", "text"]);
 }
 
-#[test]
-fn every_value_survives_backup_and_restore_migrate_rename_and_clone() {
+/// The example fleet applied, acme's database holding [`VALUES`], and
+/// those rows exactly.
+fn with_values() -> (Fixture, Vec<Vec<String>>) {
     let f = Fixture::example();
     f.apply();
     add_values(&open(&f, "shop-1-1", "acme.example.com"));
     let want = exact_rows(&open(&f, "shop-1-1", "acme.example.com"), "fidelity");
+    (f, want)
+}
+
+#[test]
+fn every_value_survives_backup_and_restore_migrate_rename_and_clone() {
+    let (f, want) = with_values();
     let check = |what: &str, platform: &str, domain: &str| {
         assert_eq!(
             exact_rows(&open(&f, platform, domain), "fidelity"),
@@ -274,16 +287,7 @@ fn every_value_survives_backup_and_restore_migrate_rename_and_clone() {
         .flatten()
         .map(|e| e.path())
         .collect();
-    let mut dump = Vec::new();
-    let mut rd = tar::Archive::new(flate2::read::MultiGzDecoder::new(
-        std::fs::File::open(backups.iter().max().unwrap()).unwrap(),
-    ));
-    for e in rd.entries().unwrap() {
-        let mut e = e.unwrap();
-        if e.path().unwrap() == Path::new("database.sql") {
-            e.read_to_end(&mut dump).unwrap();
-        }
-    }
+    let dump = dump_of(backups.iter().max().unwrap());
     let shell_db = f.tmp.path().join("shell.sqlite");
     let loaded = std::process::Command::new("sqlite3")
         .arg(&shell_db)
@@ -320,10 +324,7 @@ fn every_value_survives_backup_and_restore_migrate_rename_and_clone() {
 #[cfg(feature = "failpoints")]
 #[test]
 fn every_value_survives_an_undone_rename() {
-    let f = Fixture::example();
-    f.apply();
-    add_values(&open(&f, "shop-1-1", "acme.example.com"));
-    let want = exact_rows(&open(&f, "shop-1-1", "acme.example.com"), "fidelity");
+    let (f, want) = with_values();
     // The rename moves the database, edits it (fix-paths), then fails: the
     // undo moves it back and reloads it from the backup's dump.
     f.set_site("acme", "domain", "acme.example.org");
