@@ -128,8 +128,8 @@ fn a_hostile_install_script_is_refused_and_nothing_is_left() {
     );
 }
 
-/// A copy of backup `good` whose dump is `sql`, with the manifest's size
-/// and SHA-256 made to match (a tampered archive that checks out).
+/// A copy of backup `good` whose dump is `sql`, with the manifest's size,
+/// SHA-256 and total made to match (a tampered archive that checks out).
 fn with_dump(good: &Path, sql: &[u8]) -> Vec<u8> {
     use sha2::{Digest, Sha256};
     let mut out = tar::Builder::new(flate2::write::GzEncoder::new(
@@ -147,7 +147,9 @@ fn with_dump(good: &Path, sql: &[u8]) -> Vec<u8> {
         let path = e.path().unwrap().into_owned();
         if path == Path::new("hoist-backup.yaml") {
             let mut m: hoist::backup::Manifest = serde_yaml::from_slice(&data).unwrap();
+            let grown = sql.len() as u64 - m.dump.size;
             m.dump.size = sql.len() as u64;
+            m.total = m.total.map(|t| t + grown);
             m.dump.sha256 = Sha256::digest(sql)
                 .iter()
                 .map(|b| format!("{b:02x}"))
