@@ -302,6 +302,7 @@ fn make_plan(
         only,
         mode,
         inventory: inventory_ref(inv),
+        now: time::OffsetDateTime::now_utc(),
     };
     plan::plan(inv, actual, &opts)
 }

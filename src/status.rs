@@ -412,6 +412,7 @@ fn plan_options(inv: &Inventory, mode: Mode) -> PlanOptions {
             path: inv.root.display().to_string(),
             commit: inv.commit.clone(),
         },
+        now: time::OffsetDateTime::now_utc(),
     }
 }
 
@@ -931,6 +932,7 @@ mod tests {
             diff: String::new(),
             config: None,
             observed: None,
+            suspended: None,
         }
     }
 
@@ -956,6 +958,7 @@ mod tests {
                 unmanaged: false,
                 errors: vec![],
                 warnings: vec![],
+                suspended: None,
             }],
             sites,
         }

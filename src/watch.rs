@@ -259,6 +259,7 @@ impl Daemon {
                 path: inv.root.display().to_string(),
                 commit: commit.clone(),
             },
+            now: time::OffsetDateTime::now_utc(),
         };
         let plan = plan::plan(&inv, &actual, &opts);
         let self_heal = inv.settings.policy.self_heal;

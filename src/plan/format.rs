@@ -539,6 +539,7 @@ mod tests {
             diff: "-platform: old\n+platform: new\n".repeat(20),
             config: None,
             observed: None,
+            suspended: None,
         }
     }
 
