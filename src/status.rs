@@ -41,6 +41,8 @@ pub enum SyncState {
     Failed,
     /// It exists but is not declared.
     Unmanaged,
+    /// It (or its server) is suspended: hoist leaves it alone.
+    Suspended,
 }
 
 impl SyncState {
@@ -52,12 +54,21 @@ impl SyncState {
             SyncState::Blocked => "blocked",
             SyncState::Failed => "failed",
             SyncState::Unmanaged => "unmanaged",
+            SyncState::Suspended => "suspended",
         }
     }
 
     /// The state of a plan item with this shape and last task.
-    fn of(unmanaged: bool, blocked: bool, noop: bool, last: Option<TaskResult>) -> SyncState {
-        if unmanaged {
+    fn of(
+        suspended: bool,
+        unmanaged: bool,
+        blocked: bool,
+        noop: bool,
+        last: Option<TaskResult>,
+    ) -> SyncState {
+        if suspended {
+            SyncState::Suspended
+        } else if unmanaged {
             SyncState::Unmanaged
         } else if blocked {
             SyncState::Blocked
@@ -78,7 +89,13 @@ impl SyncState {
 /// The sync state of a site from its plan (made after the last apply) and
 /// its last task.
 pub fn site_sync(s: &plan::SitePlan, last: Option<TaskResult>) -> SyncState {
-    SyncState::of(s.unmanaged, s.blocked, s.action == SiteAction::Noop, last)
+    SyncState::of(
+        s.suspended.is_some(),
+        s.unmanaged,
+        s.blocked,
+        s.action == SiteAction::Noop,
+        last,
+    )
 }
 
 /// A task as a status file tells it.
@@ -384,6 +401,7 @@ fn assemble(
             PlatformStatus {
                 platform: p.name.clone(),
                 sync: SyncState::of(
+                    p.suspended.is_some(),
                     p.unmanaged,
                     p.blocked,
                     p.action == PlatformAction::Noop,

@@ -492,23 +492,34 @@ fn hold(
     s
 }
 
-/// Makes a site `noop` when a suspension holds for it at `now`: its own, or
-/// that of the server it lives on or would move to.
-fn suspend_site(p: &mut SitePlan, inv: &Inventory, actual: &Actual, now: time::OffsetDateTime) {
-    let spec = inv.sites.get(&p.name);
+/// The suspension that holds for site `name` at `now`: its own, or that of
+/// the server it lives on (`here`, when it exists) or that of its declared
+/// platform. The one rule for the plan and for `hoist restore`.
+pub fn site_suspension(
+    inv: &Inventory,
+    name: &SiteName,
+    here: Option<&Name>,
+    now: time::OffsetDateTime,
+) -> Option<Suspended> {
+    let spec = inv.sites.get(name);
     let own = spec
         .and_then(|s| s.suspend.as_ref())
         .filter(|s| s.active(now))
         .map(|s| Suspended::new(s, None));
-    let here = actual.sites.get(&p.name).map(|o| &o.server);
     let there = spec
         .and_then(|s| inv.platforms.get(&s.platform))
         .map(|p| &p.server);
-    let Some(s) = own.or_else(|| {
+    own.or_else(|| {
         here.into_iter()
             .chain(there)
             .find_map(|srv| server_suspension(inv, srv, now))
-    }) else {
+    })
+}
+
+/// Makes a site `noop` when a suspension holds for it at `now`.
+fn suspend_site(p: &mut SitePlan, inv: &Inventory, actual: &Actual, now: time::OffsetDateTime) {
+    let here = actual.sites.get(&p.name).map(|o| &o.server);
+    let Some(s) = site_suspension(inv, &p.name, here, now) else {
         return;
     };
     let would = (p.action != SiteAction::Noop).then(|| p.action.as_str());
