@@ -206,7 +206,7 @@ pub struct PlatformPlan {
     /// What is worth a look.
     pub warnings: Vec<String>,
     /// Its server is suspended: nothing is done to it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspended: Option<Suspended>,
 }
 
