@@ -999,6 +999,18 @@ mod tests {
         );
         let un = site_plan("a", SiteAction::Noop, false, true);
         assert_eq!(site_sync(&un, None), SyncState::Unmanaged);
+        let mut held = site_plan("a", SiteAction::Noop, false, false);
+        held.suspended = Some(plan::Suspended {
+            reason: "audit".into(),
+            by: None,
+            until: None,
+            server: None,
+            would: Some("migrate".into()),
+        });
+        assert_eq!(
+            site_sync(&held, Some(TaskResult::Failed)),
+            SyncState::Suspended
+        );
         // a task left unfinished proves nothing done
         assert_eq!(
             site_sync(&noop, Some(TaskResult::Running)),
