@@ -4,9 +4,11 @@
 //!
 //! # Where and how they are named
 //!
-//! `<root>/backups/<site>/<domain>-<YYYYmmdd.HHMMSS>.tar.gz` (UTC, the time
-//! the backup started); when that name is taken, `-2`, `-3`, ... is added
-//! before `.tar.gz`. The directory is mode 0700 and every archive mode 0600:
+//! `<root>/backups/<site>/<domain>-<YYYYmmdd.HHMMSS>-n<seq>.tar.gz` (UTC,
+//! the time the backup started, then its sequence number among the site's
+//! backups: what orders them, since a clock repeats and goes back; see
+//! [`list`]). Names of the older form, `<domain>-<YYYYmmdd.HHMMSS>[-N].tar.gz`,
+//! are still read. The directory is mode 0700 and every archive mode 0600:
 //! an archive is server-side data that never goes to git.
 //!
 //! # Archive layout (format 1)
@@ -18,10 +20,12 @@
 //! site/               the site directory: settings.yaml, files/, ...
 //! ```
 //!
-//! The manifest names the site, domain, platform and database, the dump's
-//! size and SHA-256, and every entry under `site/` (kind, mode, size, link
-//! target), so extraction can check the archive against it entry by entry
-//! and detect a truncated or tampered archive.
+//! The manifest names the site, domain, platform and database, the
+//! backup's sequence number, the dump's size and SHA-256, every entry under
+//! `site/` (kind, mode, size, link target) and the bytes they hold in all,
+//! so extraction can check the archive against it entry by entry, detect a
+//! truncated or tampered archive, and refuse one that would not fit before
+//! writing anything.
 //!
 //! # What is not stored
 //!
@@ -40,7 +44,9 @@
 //!
 //! # Extraction
 //!
-//! [`extract`] reads the manifest first and validates it, then every entry
+//! [`extract`] reads the manifest first and validates it (its declared
+//! sizes capped, and checked against the room on the destination's
+//! filesystem, with a margin), then every entry
 //! against it, into a staging directory beside the destination; it refuses
 //! `..`, absolute paths, hard links, devices, fifos, unknown entries,
 //! duplicates, sizes that do not match the header or the manifest, and
@@ -86,6 +92,15 @@ const MAX_LONG_NAME: u64 = 8192;
 /// Zero padding tolerated after the end of the archive (GNU tar pads to
 /// 10 KiB records); more is refused rather than read forever.
 const MAX_TRAILER: u64 = 1 << 20;
+/// The most entries a manifest may list (a 64 MiB manifest holds about a
+/// million): more is refused before anything is extracted.
+const MAX_ENTRIES: usize = 4_000_000;
+/// The most bytes an archive may declare, in one entry or in all (16 TiB):
+/// sums stay far from overflowing, and a manifest declaring more is refused.
+const MAX_BYTES: u64 = 1 << 44;
+/// The least room a restore leaves free on the destination's filesystem,
+/// beyond what it writes; and a share of what it writes on top (1/16).
+const ROOM_MARGIN: u64 = 64 << 20;
 const BUF: usize = 1 << 20;
 
 /// A backup or restore failure. Each names the archive, and the entry when
@@ -154,6 +169,15 @@ pub enum BackupError {
         /// What is wrong.
         msg: String,
     },
+    /// The destination's filesystem has no room for what the archive holds:
+    /// nothing was written.
+    #[error("backup {archive}: not restored: {msg}")]
+    Room {
+        /// The archive.
+        archive: PathBuf,
+        /// What is needed and what there is.
+        msg: String,
+    },
     /// A failpoint fired (tests only).
     #[error("{0}")]
     Failpoint(String),
@@ -182,6 +206,15 @@ pub struct Manifest {
     pub database: String,
     /// When the backup started, RFC 3339 UTC.
     pub created: String,
+    /// Its sequence number among the site's backups, also in its name (see
+    /// [`list`]). Absent in archives of older hoists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// The bytes it holds in all: the dump's size and every entry's. A
+    /// restore checks there is room for them before it writes anything.
+    /// Absent in archives of older hoists (then summed from the entries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
     /// Whether the password in `site/settings.yaml` was redacted (always,
     /// in archives hoist writes).
     pub settings_redacted: bool,
@@ -274,8 +307,12 @@ pub struct BackupInfo {
     pub domain: Domain,
     /// The time in its name, `YYYYmmdd.HHMMSS` UTC.
     pub stamp: String,
-    /// Its `-N` suffix (1 when there is none).
-    pub seq: u32,
+    /// Its sequence number among the site's backups, from its name: what
+    /// orders them. `None` for a name of the older form (see [`list`]).
+    pub seq: Option<u64>,
+    /// The `-N` suffix of a name of the older form (1 when there is none,
+    /// and for names of the newer form).
+    pub suffix: u32,
     /// Its size in bytes.
     pub bytes: u64,
 }
@@ -305,15 +342,30 @@ pub struct Extracted {
 }
 
 // ---------------------------------------------------------------------------
-// Names
+// Names and order
+//
+// A site's backups are ordered by when they were made, never by the clock
+// in their names: two backups in one second share a stamp, and a clock set
+// back makes a newer stamp sort first. So every archive hoist writes has a
+// sequence number, in its name and in its manifest, one more than any the
+// site's backups ever had: the highest in the names present, or in the
+// counter file [`SEQ_FILE`] (written before the archive gets its name),
+// whichever is higher. Pruning removes names but never lowers the counter,
+// so a name is never reused for another archive of the same site.
+//
+// Names of the older form (`<domain>-<stamp>[-N].tar.gz`, without a
+// sequence number) were all made before any of the newer form, by an
+// older hoist: they sort first, by stamp, then by their `-N`.
 
-/// The archive name for `domain` at `stamp`, with suffix `seq` (1 = none).
-fn archive_name(domain: &Domain, stamp: &str, seq: u32) -> String {
-    if seq <= 1 {
-        format!("{domain}-{stamp}.tar.gz")
-    } else {
-        format!("{domain}-{stamp}-{seq}.tar.gz")
-    }
+/// The counter file in a site's backups directory: the highest sequence
+/// number ever given to one of its backups.
+const SEQ_FILE: &str = ".hoist-seq";
+
+/// The archive name for `domain` at `stamp` with sequence number `seq`:
+/// `<domain>-<YYYYmmdd.HHMMSS>-n<seq>.tar.gz` (at least six digits, so
+/// `ls` lists a day's backups in order too).
+fn archive_name(domain: &Domain, stamp: &str, seq: u64) -> String {
+    format!("{domain}-{stamp}-n{seq:06}.tar.gz")
 }
 
 fn is_stamp(s: &str) -> bool {
@@ -324,24 +376,48 @@ fn is_stamp(s: &str) -> bool {
         && b[9..].iter().all(u8::is_ascii_digit)
 }
 
-/// Parses `<domain>-<stamp>[-N].tar.gz` into (domain, stamp, seq).
-fn parse_name(name: &str) -> Option<(Domain, String, u32)> {
+/// What a backup's name says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ParsedName {
+    domain: Domain,
+    stamp: String,
+    /// The sequence number (names of the newer form).
+    seq: Option<u64>,
+    /// The `-N` of an older name (1 when there is none; 1 for newer names).
+    suffix: u32,
+}
+
+/// Parses `<domain>-<stamp>-n<seq>.tar.gz`, or the older
+/// `<domain>-<stamp>[-N].tar.gz`.
+fn parse_name(name: &str) -> Option<ParsedName> {
     let stem = name.strip_suffix(".tar.gz")?;
     let split = |stem: &str| -> Option<(Domain, String)> {
         let (domain, stamp) = stem.rsplit_once('-')?;
         is_stamp(stamp).then_some(())?;
         Some((Domain::new(domain).ok()?, stamp.to_string()))
     };
-    if let Some((d, s)) = split(stem) {
-        return Some((d, s, 1));
+    let parsed = |(domain, stamp), seq, suffix| ParsedName {
+        domain,
+        stamp,
+        seq,
+        suffix,
+    };
+    if let Some(ds) = split(stem) {
+        return Some(parsed(ds, None, 1));
     }
     let (rest, n) = stem.rsplit_once('-')?;
+    if let Some(digits) = n.strip_prefix('n') {
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let seq: u64 = digits.parse().ok()?;
+        return Some(parsed(split(rest)?, Some(seq), 1));
+    }
     if n.starts_with('0') {
         return None;
     }
-    let seq: u32 = n.parse().ok().filter(|&s: &u32| s >= 2)?;
-    let (d, s) = split(rest)?;
-    Some((d, s, seq))
+    let suffix: u32 = n.parse().ok().filter(|&s: &u32| s >= 2)?;
+    Some(parsed(split(rest)?, None, suffix))
 }
 
 fn now_stamp() -> (String, String) {
@@ -357,8 +433,24 @@ fn now_stamp() -> (String, String) {
     (stamp, rfc)
 }
 
-/// Every backup of `site` on the server, oldest first (by the time in the
-/// name, then the suffix). Files that are not backups are ignored.
+impl BackupInfo {
+    /// The key backups are ordered by (oldest first): older names first,
+    /// by stamp and suffix; then newer ones by sequence number. The file
+    /// name last only makes the order total.
+    fn order(&self) -> (bool, u64, &str, u32, &str) {
+        (
+            self.seq.is_some(),
+            self.seq.unwrap_or(0),
+            &self.stamp,
+            self.suffix,
+            &self.file_name,
+        )
+    }
+}
+
+/// Every backup of `site` on the server, oldest first, in the order they
+/// were made (see "Names and order" above). Files that are not backups
+/// are ignored.
 pub fn list(srv: &LocalServer, site: &Name) -> Vec<BackupInfo> {
     let dir = srv.backups_dir(site);
     let mut v: Vec<BackupInfo> = fs::read_dir(&dir)
@@ -368,26 +460,71 @@ pub fn list(srv: &LocalServer, site: &Name) -> Vec<BackupInfo> {
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .filter_map(|e| {
             let file_name = e.file_name().to_str()?.to_string();
-            let (domain, stamp, seq) = parse_name(&file_name)?;
+            let p = parse_name(&file_name)?;
             let bytes = e.metadata().map(|m| m.len()).unwrap_or(0);
             Some(BackupInfo {
                 path: e.path(),
                 file_name,
-                domain,
-                stamp,
-                seq,
+                domain: p.domain,
+                stamp: p.stamp,
+                seq: p.seq,
+                suffix: p.suffix,
                 bytes,
             })
         })
         .collect();
-    v.sort_by(|a, b| (&a.stamp, a.seq, &a.file_name).cmp(&(&b.stamp, b.seq, &b.file_name)));
+    v.sort_by(|a, b| a.order().cmp(&b.order()));
     v
 }
 
+/// The newest backup of `site`, if it has any.
+pub fn newest(srv: &LocalServer, site: &Name) -> Option<BackupInfo> {
+    list(srv, site).pop()
+}
+
+/// The sequence number for the next backup in `dir` (of a site whose
+/// backups are `present`): one more than any given so far.
+fn next_seq(dir: &Path, present: &[BackupInfo]) -> u64 {
+    let counted = fs::read_to_string(dir.join(SEQ_FILE))
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let named = present.iter().filter_map(|b| b.seq).max().unwrap_or(0);
+    counted.max(named).saturating_add(1)
+}
+
+/// Whether a file in a backups directory is a temporary file of a backup
+/// (its dump spooled to disk, or the archive before its rename).
+fn is_temporary(name: &OsStr) -> bool {
+    name.as_bytes().starts_with(b".hoist-tmp-")
+}
+
+/// Removes the temporary files a killed backup of `site` left (its dump
+/// spooled to disk, its unfinished archive), and returns them. Only while
+/// no task runs on the site: crash recovery calls it for each site whose
+/// task it found interrupted.
+pub fn remove_leftovers(srv: &LocalServer, site: &Name) -> Result<Vec<PathBuf>, BackupError> {
+    remove_temporary(&srv.backups_dir(site))
+}
+
+fn remove_temporary(dir: &Path) -> Result<Vec<PathBuf>, BackupError> {
+    let mut removed = Vec::new();
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        if is_temporary(&e.file_name()) {
+            let p = e.path();
+            fsutil::remove_file_if_exists(&p).map_err(io_err(&p))?;
+            removed.push(p);
+        }
+    }
+    if !removed.is_empty() {
+        fsutil::sync_dir(dir).map_err(io_err(dir))?;
+    }
+    Ok(removed)
+}
+
 /// Deletes all but the newest `keep` backups of `site` (at least one is
-/// always kept), never `protect` (the backup a task just made, whatever the
-/// clock says), and removes temporary files a killed backup left behind.
-/// Returns what it deleted.
+/// always kept), never `protect` (the backup a task just made), and removes
+/// temporary files a killed backup left behind. Returns what it deleted.
 pub fn prune(
     srv: &LocalServer,
     site: &Name,
@@ -395,19 +532,12 @@ pub fn prune(
     protect: Option<&Path>,
 ) -> Result<Vec<PathBuf>, BackupError> {
     let dir = srv.backups_dir(site);
-    let mut removed = Vec::new();
     // One task at a time touches a site, so a temporary file here is a
     // leftover of a killed backup of this site, not one in progress.
-    for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
-        let name = e.file_name();
-        if name.as_bytes().starts_with(b".hoist-tmp-") {
-            let p = e.path();
-            fsutil::remove_file_if_exists(&p).map_err(io_err(&p))?;
-            removed.push(p);
-        }
-    }
+    let mut removed = remove_temporary(&dir)?;
     let all = list(srv, site);
     let excess = all.len().saturating_sub(keep.max(1));
+    let before = removed.len();
     for b in all.into_iter().take(excess) {
         if protect.is_some_and(|p| p == b.path) {
             continue;
@@ -415,10 +545,51 @@ pub fn prune(
         fsutil::remove_file_if_exists(&b.path).map_err(io_err(&b.path))?;
         removed.push(b.path);
     }
-    if !removed.is_empty() {
+    if removed.len() > before {
         fsutil::sync_dir(&dir).map_err(io_err(&dir))?;
     }
     Ok(removed)
+}
+
+/// One line of `hoist backups`: a backup, the task that made it (when a
+/// task record names it), and whether it is whole.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    /// The backup.
+    pub info: BackupInfo,
+    /// Its manifest, when it reads and checks out.
+    pub manifest: Option<Manifest>,
+    /// Why it is not whole (its manifest does not read or check out, or it
+    /// belongs to another site, or its name and manifest disagree).
+    pub problem: Option<String>,
+}
+
+/// Every backup of `site`, newest first, each with its manifest checked
+/// (only the manifest is read: its first entry).
+pub fn inspect(srv: &LocalServer, site: &Name) -> Vec<Listed> {
+    let mut all = list(srv, site);
+    all.reverse();
+    all.into_iter()
+        .map(|info| {
+            let (manifest, problem) = match read_manifest(&info.path) {
+                Err(e) => (None, Some(e.to_string())),
+                Ok(m) if &m.site != site => {
+                    let p = format!("a backup of {}, not of {site}", m.site);
+                    (Some(m), Some(p))
+                }
+                Ok(m) if info.seq.is_some() && m.seq != info.seq => {
+                    let p = "its name and its manifest give different sequence numbers".into();
+                    (Some(m), Some(p))
+                }
+                Ok(m) => (Some(m), None),
+            };
+            Listed {
+                info,
+                manifest,
+                problem,
+            }
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -626,7 +797,7 @@ fn walk(site_dir: &Path, scope: Scope) -> Result<(Vec<Item>, Vec<SkippedEntry>),
 
 /// `settings.yaml` with its database password replaced by [`REDACTED`].
 fn redact_settings(text: &str) -> String {
-    if let Ok(s) = serde_yaml::from_str::<crate::render::SettingsFile>(text) {
+    if let Ok(s) = crate::yaml::from_str::<crate::render::SettingsFile>(text) {
         let pw = s.database.password.expose();
         let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
         let out = text.replace(&q(pw), &q(REDACTED));
@@ -920,6 +1091,7 @@ pub fn create(
         .map_err(io_err(&dir))?;
     let (stamp, created) = now_stamp();
     let pid = std::process::id();
+    let seq = next_seq(&dir, &list(srv, site));
 
     // 1. The dump, kept in memory while it is small, else spooled to a
     // private temporary file.
@@ -969,26 +1141,31 @@ pub fn create(
         platform: platform.clone(),
         database: db.name().to_string(),
         created,
+        seq: Some(seq),
+        total: None,
         settings_redacted: true,
         scope,
         dump: dump_info,
         entries,
         skipped: skipped.clone(),
     };
+    let manifest = Manifest {
+        total: Some(
+            declared_total(&manifest).map_err(|msg| BackupError::Manifest {
+                archive: dir.clone(),
+                msg,
+            })?,
+        ),
+        ..manifest
+    };
     let manifest_text = serde_yaml::to_string(&manifest).map_err(|e| BackupError::Manifest {
         archive: dir.clone(),
         msg: e.to_string(),
     })?;
 
-    // 3. The archive, into a private temporary file.
-    let mut seq = 1;
-    let final_path = loop {
-        let p = dir.join(archive_name(domain, &stamp, seq));
-        if !p.exists() {
-            break p;
-        }
-        seq += 1;
-    };
+    // 3. The archive, into a private temporary file. Its name is new: its
+    // sequence number is higher than any the site's backups had.
+    let final_path = dir.join(archive_name(domain, &stamp, seq));
     let tmp_path = dir.join(format!(".hoist-tmp-{pid}-{stamp}.tar.gz"));
     let _ = fs::remove_file(&tmp_path);
     let mut tmp_guard = TempFile(Some(tmp_path.clone()));
@@ -997,7 +1174,7 @@ pub fn create(
         BufWriter::with_capacity(BUF, file),
         flate2::Compression::new(COMPRESSION_LEVEL),
     );
-    let total = manifest.dump.size + manifest.entries.iter().map(|e| e.size).sum::<u64>();
+    let total = manifest.total.unwrap_or(0);
     let counted = Progress {
         inner: gz,
         done: 0,
@@ -1114,6 +1291,16 @@ pub fn create(
         .map_err(|e| werr(e.into_error()))?;
     file.sync_all().map_err(werr)?;
     drop(file);
+    // The counter first: once a name with this number exists, no later
+    // backup may be given it, even after pruning removed that name.
+    let seq_path = dir.join(SEQ_FILE);
+    fsutil::write_private(&seq_path, format!("{seq}\n").as_bytes()).map_err(io_err(&seq_path))?;
+    if final_path.exists() {
+        return Err(BackupError::Io {
+            path: final_path,
+            source: io::Error::from(io::ErrorKind::AlreadyExists),
+        });
+    }
     fs::rename(&tmp_path, &final_path).map_err(io_err(&final_path))?;
     tmp_guard.0 = None;
     fsutil::sync_dir(&dir).map_err(io_err(&dir))?;
@@ -1128,7 +1315,8 @@ pub fn create(
             file_name,
             domain: domain.clone(),
             stamp,
-            seq,
+            seq: Some(seq),
+            suffix: 1,
             bytes,
         },
         manifest,
@@ -1317,7 +1505,7 @@ fn read_manifest_from(r: &mut Reader<'_>) -> Result<Manifest, BackupError> {
     let mut text = Vec::new();
     copy_entry(&mut e, size, &mut text, r.archive, &raw.path, r.archive)?;
     let text = String::from_utf8(text).map_err(|_| merr("not UTF-8".into()))?;
-    let m: Manifest = serde_yaml::from_str(&text).map_err(|e| merr(e.to_string()))?;
+    let m: Manifest = crate::yaml::from_str(&text).map_err(|e| merr(e.located()))?;
     if m.format != FORMAT {
         return Err(merr(format!(
             "format {} (this hoist reads format {FORMAT})",
@@ -1327,7 +1515,73 @@ fn read_manifest_from(r: &mut Reader<'_>) -> Result<Manifest, BackupError> {
     if m.dump.sha256.len() != 64 || !m.dump.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(merr("dump.sha256 is not a SHA-256".into()));
     }
+    declared_total(&m).map_err(merr)?;
     Ok(m)
+}
+
+/// The bytes a manifest declares in all (the dump and every entry), within
+/// the caps ([`MAX_ENTRIES`], [`MAX_BYTES`]) and equal to its `total` when
+/// it states one; or what is wrong with it.
+fn declared_total(m: &Manifest) -> Result<u64, String> {
+    if m.entries.len() > MAX_ENTRIES {
+        return Err(format!(
+            "lists {} entries, more than the {MAX_ENTRIES} hoist reads",
+            m.entries.len()
+        ));
+    }
+    let sizes = std::iter::once(m.dump.size).chain(m.entries.iter().map(|e| e.size));
+    let mut sum: u64 = 0;
+    for size in sizes {
+        sum = sum
+            .checked_add(size)
+            .filter(|&s| s <= MAX_BYTES)
+            .ok_or_else(|| format!("declares more than {MAX_BYTES} bytes"))?;
+    }
+    match m.total {
+        Some(t) if t != sum => Err(format!(
+            "declares {t} bytes in all, but its dump and entries hold {sum}"
+        )),
+        _ => Ok(sum),
+    }
+}
+
+/// Whether `bytes` in `files` files fit on a filesystem with `free` bytes
+/// and `free_files` files left (`None`: no limit), leaving the margin
+/// ([`ROOM_MARGIN`], and 1/16 of what is written) free; if not, why.
+fn room_for(bytes: u64, files: u64, free: u64, free_files: Option<u64>) -> Result<(), String> {
+    let want = bytes
+        .checked_add(bytes / 16)
+        .and_then(|w| w.checked_add(ROOM_MARGIN))
+        .unwrap_or(u64::MAX);
+    if want == u64::MAX || want > free {
+        return Err(format!(
+            "it holds {bytes} bytes, and the filesystem has {free} bytes free \
+             ({want} needed, with a margin)"
+        ));
+    }
+    if let Some(left) = free_files.filter(|&left| files.saturating_add(files / 16 + 64) > left) {
+        return Err(format!(
+            "it holds {files} files, and the filesystem has room for {left} more"
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses to extract `m` (the manifest of `archive`) into `dir` when its
+/// filesystem has no room for what the manifest declares, with a margin
+/// ([`extract`] holds every entry to its declared size, so this bounds
+/// what is written). [`extract`] checks it itself; a restore checks it
+/// first too, before it changes anything.
+pub fn check_room(archive: &Path, m: &Manifest, dir: &Path) -> Result<(), BackupError> {
+    let bytes = declared_total(m).map_err(|msg| BackupError::Manifest {
+        archive: archive.into(),
+        msg,
+    })?;
+    let (free, free_files) = fsutil::free_space(dir).map_err(io_err(dir))?;
+    room_for(bytes, m.entries.len() as u64 + 1, free, free_files).map_err(|msg| BackupError::Room {
+        archive: archive.into(),
+        msg,
+    })
 }
 
 /// Reads an archive's manifest (its first entry) and validates it, without
@@ -1464,6 +1718,7 @@ fn extract_into(archive: &Path, staging: &Path) -> Result<(Manifest, String), Ba
         .raw(true);
     let mut r = Reader { archive, entries };
     let manifest = read_manifest_from(&mut r)?;
+    check_room(archive, &manifest, staging)?;
     let merr = |msg: String| BackupError::Manifest {
         archive: archive.into(),
         msg,
@@ -1597,7 +1852,7 @@ fn extract_into(archive: &Path, staging: &Path) -> Result<(Manifest, String), Ba
                 let f = w.into_inner().map_err(|e| io_err(&dest)(e.into_error()))?;
                 f.set_permissions(fs::Permissions::from_mode(mode))
                     .map_err(io_err(&dest))?;
-                let _ = f.set_modified(UNIX_EPOCH + Duration::from_secs(mtime));
+                set_mtime(&f, mtime);
             }
             EntryKind::Symlink => {
                 let target = raw
@@ -1657,10 +1912,22 @@ fn extract_into(archive: &Path, staging: &Path) -> Result<(Manifest, String), Ba
     for (dest, mode, mtime) in dirs.iter().rev() {
         fs::set_permissions(dest, fs::Permissions::from_mode(*mode)).map_err(io_err(dest))?;
         if let Ok(f) = fs::File::open(dest) {
-            let _ = f.set_modified(UNIX_EPOCH + Duration::from_secs(*mtime));
+            set_mtime(&f, *mtime);
         }
     }
     Ok((manifest, sql))
+}
+
+/// Gives an extracted file the modification time its archive entry says.
+/// The time comes from an untrusted header: one past what the clock can
+/// hold is left out rather than overflowing. A time is metadata, not
+/// content, so a file system that refuses it is no reason to fail.
+fn set_mtime(f: &fs::File, secs: u64) {
+    if let Some(t) = UNIX_EPOCH.checked_add(Duration::from_secs(secs)) {
+        if let Err(e) = f.set_modified(t) {
+            tracing::debug!("keeping an extracted file's time failed: {e}");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1704,32 +1971,149 @@ mod tests {
     #[test]
     fn names_round_trip_and_reject_others() {
         let d = Domain::new("shop-2.example.com").unwrap();
-        for seq in [1, 2, 13] {
+        for seq in [1, 2, 13, 1_234_567] {
             let n = archive_name(&d, "20240131.235959", seq);
-            assert_eq!(
-                parse_name(&n),
-                Some((d.clone(), "20240131.235959".into(), seq))
-            );
+            let p = parse_name(&n).unwrap();
+            assert_eq!((p.domain, p.stamp.as_str()), (d.clone(), "20240131.235959"));
+            assert_eq!((p.seq, p.suffix), (Some(seq), 1));
         }
         assert_eq!(
-            archive_name(&d, "20240131.235959", 1),
-            "shop-2.example.com-20240131.235959.tar.gz"
+            archive_name(&d, "20240131.235959", 7),
+            "shop-2.example.com-20240131.235959-n000007.tar.gz"
         );
-        // A domain that itself looks like a stamp still parses right.
-        let odd = Domain::new("x-20240101.120000").unwrap();
-        let n = archive_name(&odd, "20250101.000000", 2);
-        assert_eq!(parse_name(&n), Some((odd, "20250101.000000".into(), 2)));
+        // Names of the older form still parse, with their -N suffix.
+        let old = parse_name("shop-2.example.com-20240131.235959-3.tar.gz").unwrap();
+        assert_eq!((old.seq, old.suffix), (None, 3));
+        let old = parse_name("shop-2.example.com-20240131.235959.tar.gz").unwrap();
+        assert_eq!((old.seq, old.suffix), (None, 1));
+        // A domain that itself looks like a stamp, or like a sequence
+        // number, still parses right.
+        for odd in ["x-20240101.120000", "a-n5"] {
+            let odd = Domain::new(odd).unwrap();
+            let p = parse_name(&archive_name(&odd, "20250101.000000", 2)).unwrap();
+            assert_eq!((p.domain, p.seq), (odd, Some(2)));
+        }
         for bad in [
             "notes.txt",
             "a.com-20240131.235959.tar",
             "a.com-2024013.235959.tar.gz",
             "a.com-20240131.235959-01.tar.gz",
             "a.com-20240131.235959-1.tar.gz",
+            "a.com-20240131.235959-n.tar.gz",
+            "a.com-20240131.235959-n1x.tar.gz",
+            "a.com-20240131.235959-n+1.tar.gz",
+            "a.com-n000001.tar.gz",
             "A.com-20240131.235959.tar.gz",
             ".hoist-tmp-1-20240131.235959.tar.gz",
         ] {
             assert_eq!(parse_name(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn backups_are_ordered_by_sequence_after_every_older_name() {
+        let info = |name: &str| {
+            let p = parse_name(name).unwrap();
+            BackupInfo {
+                path: PathBuf::from(name),
+                file_name: name.into(),
+                domain: p.domain,
+                stamp: p.stamp,
+                seq: p.seq,
+                suffix: p.suffix,
+                bytes: 0,
+            }
+        };
+        // Given in the order they were made; the clock went back twice.
+        let made = [
+            "a.com-20240101.000000.tar.gz",
+            "a.com-20240101.000000-2.tar.gz",
+            "a.com-20240101.000000-10.tar.gz",
+            "a.com-20240102.000000.tar.gz",
+            "a.com-20230101.000000-n000009.tar.gz",
+            "a.com-20220101.000000-n000010.tar.gz",
+            "a.com-20220101.000000-n1000000.tar.gz",
+        ];
+        let mut v: Vec<BackupInfo> = made.iter().rev().map(|n| info(n)).collect();
+        v.sort_by(|a, b| a.order().cmp(&b.order()));
+        let names: Vec<&str> = v.iter().map(|b| b.file_name.as_str()).collect();
+        assert_eq!(names, made);
+    }
+
+    #[test]
+    fn the_next_sequence_number_is_above_the_counter_and_every_name() {
+        let t = tempfile::tempdir().unwrap();
+        let none: [BackupInfo; 0] = [];
+        assert_eq!(next_seq(t.path(), &none), 1);
+        fs::write(t.path().join(SEQ_FILE), "41\n").unwrap();
+        assert_eq!(next_seq(t.path(), &none), 42);
+        let named = BackupInfo {
+            path: PathBuf::new(),
+            file_name: String::new(),
+            domain: Domain::new("a.com").unwrap(),
+            stamp: "20240101.000000".into(),
+            seq: Some(99),
+            suffix: 1,
+            bytes: 0,
+        };
+        assert_eq!(next_seq(t.path(), &[named]), 100);
+        // A damaged counter is not trusted, but the names still are.
+        fs::write(t.path().join(SEQ_FILE), "garbage").unwrap();
+        assert_eq!(next_seq(t.path(), &none), 1);
+    }
+
+    #[test]
+    fn room_is_checked_with_a_margin() {
+        let gib = 1u64 << 30;
+        assert!(room_for(gib, 10, 2 * gib, Some(1000)).is_ok());
+        assert!(room_for(gib, 10, 2 * gib, None).is_ok());
+        // Exactly the bytes is not enough: the margin must stay free.
+        let e = room_for(gib, 10, gib, None).unwrap_err();
+        assert!(e.contains(&format!("{gib} bytes")), "{e}");
+        assert!(room_for(0, 1, ROOM_MARGIN - 1, None).is_err());
+        assert!(room_for(0, 1, ROOM_MARGIN, None).is_ok());
+        // Files count too, where the filesystem limits them.
+        let e = room_for(1, 10_000, 2 * gib, Some(5_000)).unwrap_err();
+        assert!(e.contains("10000 files"), "{e}");
+        // Declared sizes near the integer limit do not wrap around.
+        assert!(room_for(u64::MAX, 1, u64::MAX, None).is_err());
+    }
+
+    #[test]
+    fn a_manifest_declaring_too_much_or_a_wrong_total_is_refused() {
+        let m = |sizes: &[u64], total: Option<u64>| Manifest {
+            format: FORMAT,
+            site: Name::new("a").unwrap(),
+            domain: Domain::new("a.com").unwrap(),
+            platform: PlatformName::new("p").unwrap(),
+            database: "a_db".into(),
+            created: String::new(),
+            seq: None,
+            total,
+            settings_redacted: true,
+            dump: DumpInfo {
+                size: 10,
+                sha256: String::new(),
+            },
+            scope: Scope::Full,
+            entries: sizes
+                .iter()
+                .map(|&size| ManifestEntry {
+                    path: "site/x".into(),
+                    kind: EntryKind::File,
+                    mode: 0o600,
+                    size,
+                    target: None,
+                })
+                .collect(),
+            skipped: vec![],
+        };
+        assert_eq!(declared_total(&m(&[1, 2], None)), Ok(13));
+        assert_eq!(declared_total(&m(&[1, 2], Some(13))), Ok(13));
+        let e = declared_total(&m(&[1, 2], Some(12))).unwrap_err();
+        assert!(e.contains("declares 12 bytes in all"), "{e}");
+        assert!(declared_total(&m(&[MAX_BYTES], None)).is_err());
+        assert!(declared_total(&m(&[u64::MAX, u64::MAX], None)).is_err());
     }
 
     #[test]

@@ -126,7 +126,7 @@ enum Command {
     },
     /// Run as a daemon: reconcile on inventory changes, on a timer and on drift.
     Watch {
-        /// Reconcile once, then exit (1 when a task failed).
+        /// Reconcile once, then exit (1 when anything failed or is blocked).
         #[arg(long)]
         once: bool,
         /// Exit after this many reconcile passes.
@@ -135,6 +135,12 @@ enum Command {
     },
     /// Back a site up.
     Backup {
+        /// The site.
+        site: String,
+    },
+    /// A site's backups, newest first: size, the task that made each, and
+    /// whether it is whole.
+    Backups {
         /// The site.
         site: String,
     },
@@ -159,7 +165,10 @@ enum Command {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => return usage_error(&e),
+    };
     // The daemon tells what it does; one-shot commands only warn.
     let level = if matches!(cli.command, Command::Watch { .. }) {
         "info"
@@ -173,6 +182,19 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(EXIT_ERROR)
         }
+    }
+}
+
+/// Prints clap's message and picks the exit code: 0 for `--help` and
+/// `--version`, 1 for a usage error. Never clap's own 2: CI reads 2 as
+/// "the plan has changes" (`--detailed-exitcode`).
+fn usage_error(e: &clap::Error) -> ExitCode {
+    // A closed stdout or stderr cannot be reported anywhere else.
+    let _ = e.print();
+    if e.use_stderr() {
+        ExitCode::from(EXIT_ERROR)
+    } else {
+        ExitCode::from(EXIT_OK)
     }
 }
 
@@ -227,6 +249,7 @@ fn run(cli: &Cli) -> Result<u8> {
         Command::Log { task } => cmd_log(cli, task),
         Command::Watch { once, max_cycles } => cmd_watch(cli, *once, *max_cycles),
         Command::Backup { site } => cmd_backup(cli, site),
+        Command::Backups { site } => cmd_backups(cli, site),
         Command::Restore { site, backup } => cmd_restore(cli, site, backup.as_deref()),
     }
 }
@@ -234,13 +257,18 @@ fn run(cli: &Cli) -> Result<u8> {
 /// Loads the inventory (from `--ref` when given), printing every problem to
 /// stderr on failure.
 fn load(cli: &Cli) -> Result<Inventory, u8> {
+    load_at(cli, cli.git_ref.as_deref())
+}
+
+/// [`load`] from `reference` (a commit) or, with None, the working tree.
+fn load_at(cli: &Cli, reference: Option<&str>) -> Result<Inventory, u8> {
     // `validate` holds every source to being readable; planning treats a
     // source it cannot read as an unknown platform and blocks what needs it.
     let sources = match cli.command {
         Command::Validate => crate::inventory::Sources::Required,
         _ => crate::inventory::Sources::MayBeUnknown,
     };
-    match crate::gitops::load_inventory(&cli.dir, cli.git_ref.as_deref(), sources) {
+    match crate::gitops::load_inventory(&cli.dir, reference, sources) {
         Ok(inv) => Ok(inv),
         Err(crate::gitops::LoadError::Git(e)) => {
             eprintln!("error: {e}");
@@ -259,6 +287,53 @@ fn load(cli: &Cli) -> Result<Inventory, u8> {
             Err(EXIT_ERROR)
         }
     }
+}
+
+/// Loads the inventory a command that commits status carries out (spec
+/// section 7: hoist applies committed inventory only when it commits
+/// status). In a repository whose status is committed, an uncommitted edit
+/// is not applied: the inventory is read from HEAD's commit instead, and
+/// the edit named on stderr. Elsewhere, the working tree (or `--ref`).
+fn load_committed(cli: &Cli) -> Result<Inventory, u8> {
+    use crate::gitops;
+    if cli.git_ref.is_some()
+        || gitops::open_root(&cli.dir).is_none()
+        || !gitops::is_committed(&cli.dir)
+    {
+        return load(cli);
+    }
+    // Server roots are known only once loaded: the cheap question first.
+    match gitops::uncommitted(&cli.dir, &[]) {
+        Ok(d) if d.is_empty() => return load(cli),
+        Ok(_) => {}
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(EXIT_ERROR);
+        }
+    }
+    let inv = match load_at(cli, Some("HEAD")) {
+        Ok(inv) if inv.settings.status.commit => inv,
+        // Status is not committed: the working tree it is.
+        Ok(_) => return load(cli),
+        Err(code) => {
+            eprintln!("error: those are problems of the committed inventory (HEAD), which hoist applies since it commits status; commit a fix");
+            return Err(code);
+        }
+    };
+    let roots = Servers::from_inventory(&inv, cli.host_root.as_deref()).roots();
+    match gitops::uncommitted(&cli.dir, &roots) {
+        Ok(d) if d.is_empty() => {}
+        Ok(d) => eprintln!(
+            "warning: uncommitted changes are not applied ({}): hoist commits status, so it applies the committed inventory ({}); commit them to apply them",
+            d.join(", "),
+            inv.commit.as_deref().map(|c| &c[..c.len().min(12)]).unwrap_or("HEAD")
+        ),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(EXIT_ERROR);
+        }
+    }
+    Ok(inv)
 }
 
 fn validate(cli: &Cli) -> Result<u8> {
@@ -470,7 +545,7 @@ fn write_status(inv: &Inventory, servers: &Servers) -> Result<()> {
         "the apply is done, but its status could not be recorded (it is written again by the next apply)",
     )?;
     if let Some(c) = &r.commit {
-        println!("Status committed: {}", &c[..c.len().min(12)]);
+        println!("Status committed: {}", crate::names::prefix(c, 12));
     }
     match &r.pushed {
         Some(crate::gitops::Pushed::Rebuilt { tries, .. }) => println!(
@@ -484,6 +559,12 @@ fn write_status(inv: &Inventory, servers: &Servers) -> Result<()> {
         None => {}
     }
     Ok(())
+}
+
+/// From here on SIGINT and SIGTERM stop the command's tasks cleanly (after
+/// any prompt: there, they simply end the process, nothing changed).
+fn interrupt_handler() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    crate::interrupt::install().context("cannot handle SIGINT and SIGTERM")
 }
 
 fn confirm(prompt: &str) -> Result<bool> {
@@ -523,7 +604,7 @@ fn cmd_apply(
     strict: bool,
     show_noop: bool,
 ) -> Result<u8> {
-    let inv = match load(cli) {
+    let inv = match load_committed(cli) {
         Ok(i) => i,
         Err(c) => return Ok(c),
     };
@@ -575,7 +656,7 @@ fn cmd_apply(
         parallel: inv.settings.policy.parallel,
         progress: std::io::stderr().is_terminal(),
         commit: plan.inventory.commit.clone(),
-        cancel: None,
+        cancel: Some(interrupt_handler()?),
     };
     let report = apply::apply(&plan, &inv, &servers, &opts);
     let mut counts = std::collections::BTreeMap::<&str, usize>::new();
@@ -598,7 +679,12 @@ fn cmd_apply(
         }
     );
     write_status(&inv, &servers)?;
-    Ok(if report.failed() || plan.blocked() {
+    if opts.cancelled() {
+        eprintln!(
+            "hoist: interrupted: no new task was started; `hoist apply` carries out the rest"
+        );
+    }
+    Ok(if report.failed() || plan.blocked() || opts.cancelled() {
         EXIT_ERROR
     } else {
         EXIT_OK
@@ -921,23 +1007,23 @@ fn print_outcome(t: &apply::TaskOutcome) {
 }
 
 fn cmd_backup(cli: &Cli, site: &str) -> Result<u8> {
-    let inv = match load(cli) {
+    let inv = match load_committed(cli) {
         Ok(i) => i,
         Err(c) => return Ok(c),
     };
     let site = Name::new(site)?;
     let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
     let _locks = lock_and_recover(&servers)?;
-    let t = apply::backup_now(&inv, &servers, &site, crate::gitops::head_commit(&inv.root))?;
+    let t = apply::backup_now(
+        &inv,
+        &servers,
+        &site,
+        crate::gitops::head_commit(&inv.root),
+        Some(interrupt_handler()?),
+    )?;
     print_outcome(&t);
     write_status(&inv, &servers)?;
-    let rec = t.id.as_deref().and_then(|id| {
-        servers
-            .by_name
-            .values()
-            .find_map(|s| task::find(&s.tasks_dir(), id).ok())
-    });
-    if let Some(b) = rec.and_then(|r| r.backup) {
+    if let Some(b) = find_task(&servers, t.id.as_deref()).and_then(|r| r.backup) {
         println!("backup: {}", text::line(&b));
     }
     Ok(if t.result == TaskResult::Failed {
@@ -948,7 +1034,7 @@ fn cmd_backup(cli: &Cli, site: &str) -> Result<u8> {
 }
 
 fn cmd_restore(cli: &Cli, site: &str, backup: Option<&str>) -> Result<u8> {
-    let inv = match load(cli) {
+    let inv = match load_committed(cli) {
         Ok(i) => i,
         Err(c) => return Ok(c),
     };
@@ -968,12 +1054,95 @@ fn cmd_restore(cli: &Cli, site: &str, backup: Option<&str>) -> Result<u8> {
         &site,
         backup,
         crate::gitops::head_commit(&inv.root),
+        Some(interrupt_handler()?),
     )?;
     print_outcome(&t);
     write_status(&inv, &servers)?;
+    if let Some(rec) = find_task(&servers, t.id.as_deref()) {
+        if let Some(from) = apply::restored_from(&rec) {
+            println!("restored from: {from}");
+        }
+        if let Some(b) = &rec.backup {
+            println!("backup of the state before: {b}");
+        }
+    }
     Ok(if t.result == TaskResult::Failed {
         EXIT_ERROR
     } else {
         EXIT_OK
     })
+}
+
+/// The record of task `id`, on whichever server holds it.
+fn find_task(servers: &Servers, id: Option<&str>) -> Option<task::TaskRecord> {
+    let id = id?;
+    servers
+        .by_name
+        .values()
+        .find_map(|s| task::find(&s.tasks_dir(), id).ok())
+}
+
+/// A size in bytes for people: `512 B`, `1.5 KiB`, `3.2 GiB`.
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+#[allow(clippy::print_literal)] // aligned table headers read best as arguments
+fn cmd_backups(cli: &Cli, site: &str) -> Result<u8> {
+    let inv = match load(cli) {
+        Ok(i) => i,
+        Err(c) => return Ok(c),
+    };
+    let site = Name::new(site)?;
+    let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
+    recover_if_idle(&servers);
+    let mut rows = Vec::new();
+    for srv in servers.by_name.values() {
+        let listed = crate::backup::inspect(srv, &site);
+        if listed.is_empty() {
+            continue;
+        }
+        // Each task record names the backup it took.
+        let makers: std::collections::HashMap<String, String> = task::list(&srv.tasks_dir())
+            .into_iter()
+            .filter_map(|t| Some((t.backup?, t.id)))
+            .collect();
+        for l in listed {
+            let rel = l.info.path.strip_prefix(srv.root()).unwrap_or(&l.info.path);
+            let made_by = makers.get(&rel.display().to_string()).cloned();
+            rows.push((l, made_by));
+        }
+    }
+    if rows.is_empty() {
+        println!("{site} has no backups.");
+        return Ok(EXIT_OK);
+    }
+    println!(
+        "{:<56} {:>10}  {:<48} {}",
+        "BACKUP (newest first)", "SIZE", "MADE BY TASK", "WHOLE"
+    );
+    for (l, made_by) in rows {
+        println!(
+            "{:<56} {:>10}  {:<48} {}",
+            l.info.file_name,
+            human_size(l.info.bytes),
+            made_by.as_deref().unwrap_or("-"),
+            match &l.problem {
+                None => "yes".to_string(),
+                Some(p) => format!("no: {}", task::quote(p)),
+            }
+        );
+    }
+    Ok(EXIT_OK)
 }

@@ -311,16 +311,13 @@ fn scan_package(
         match src.list(&urel) {
             Ok(entries) => {
                 for (fname, ftype) in entries {
-                    let n = fname
-                        .strip_suffix(".sql")
-                        .and_then(|s| s.parse::<u32>().ok())
-                        .filter(|n| *n > 0 && ftype.is_file());
-                    match n {
+                    match update_number(&fname).filter(|_| ftype.is_file()) {
                         Some(n) => updates.push(n),
                         None => diags.push(Diagnostic::at(
                             &shown.join("updates").join(&fname),
                             None,
-                            "an update must be a file named <N>.sql, N a positive integer",
+                            "an update must be a file named <N>.sql, N a positive integer \
+                             written without leading zeros or sign (1.sql, 12.sql)",
                         )),
                     }
                 }
@@ -344,6 +341,15 @@ fn scan_package(
         install: pf.install,
         updates,
     })
+}
+
+/// The number of update file `fname` when it is canonical, `[1-9][0-9]*.sql`:
+/// `01.sql` beside `1.sql` would otherwise be one update run twice.
+fn update_number(fname: &str) -> Option<u32> {
+    let digits = fname.strip_suffix(".sql")?;
+    let canonical = digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0');
+    // `parse` also refuses a number past u32::MAX, rather than wrapping.
+    canonical.then(|| digits.parse().ok()).flatten()
 }
 
 /// A hash of everything under `dir`: names, kinds, symlink targets and file
@@ -538,6 +544,27 @@ mod tests {
 
     fn names(v: Vec<PackageName>) -> Vec<String> {
         v.into_iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn update_names_must_be_canonical() {
+        assert_eq!(update_number("1.sql"), Some(1));
+        assert_eq!(update_number("120.sql"), Some(120));
+        assert_eq!(update_number("4294967295.sql"), Some(u32::MAX));
+        for bad in [
+            "01.sql",
+            "0.sql",
+            "+1.sql",
+            "-1.sql",
+            "1.SQL",
+            "1 .sql",
+            ".sql",
+            "١.sql", // an Arabic-Indic one
+            "4294967296.sql",
+            "1.sql.bak",
+        ] {
+            assert_eq!(update_number(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! - `<step>:after`: the step does its work, then fails (an undo must then
 //!   remove what it made);
 //! - `<step>:abort` / `<step>:abort-after`: the process is killed there (a
-//!   crash, not a polite error).
+//!   crash, not a polite error);
+//! - `<step>:pause`: the step says so on stderr, then waits until hoist is
+//!   interrupted (SIGINT, SIGTERM) before it does its work.
 
 /// Where in a step a failpoint fires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,3 +48,29 @@ pub fn hit(name: &str, when: When) -> Result<(), String> {
 pub fn hit(_name: &str, _when: When) -> Result<(), String> {
     Ok(())
 }
+
+/// Checks the pause failpoint of step `name`: when set, says so on stderr
+/// and waits until `interrupted()` holds (at most two minutes, so that a
+/// test gone wrong does not hang forever).
+#[cfg(feature = "failpoints")]
+pub fn pause(name: &str, interrupted: impl Fn() -> bool) {
+    let Ok(spec) = std::env::var("HOIST_FAILPOINT") else {
+        return;
+    };
+    if !spec
+        .split(',')
+        .any(|one| one.strip_suffix(":pause") == Some(name))
+    {
+        return;
+    }
+    eprintln!("failpoint {name}:pause: waiting until hoist is interrupted");
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !interrupted() && std::time::Instant::now() < end {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Checks the pause failpoint of step `name` (disabled build: never waits).
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn pause(_name: &str, _interrupted: impl Fn() -> bool) {}

@@ -121,6 +121,39 @@ pub fn sync_filesystems(paths: &[&Path]) -> io::Result<()> {
     Ok(())
 }
 
+/// Creates directory `dir` (and its parents) with mode 0700, or gives an
+/// existing one that mode: for directories of private files that an older
+/// hoist made readable by everyone.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match fs::symlink_metadata(dir) {
+        Ok(m) if m.is_dir() && m.permissions().mode() & 0o777 == 0o700 => Ok(()),
+        Ok(m) if m.is_dir() => fs::set_permissions(dir, fs::Permissions::from_mode(0o700)),
+        _ => fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir),
+    }
+}
+
+/// Room on the filesystem holding `dir`: the bytes an unprivileged writer
+/// may still use, and the files it may still create (`None` where the
+/// filesystem sets no limit, as btrfs).
+pub fn free_space(dir: &Path) -> io::Result<(u64, Option<u64>)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: statvfs fills the struct it is given; `c` is a valid C string.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    #[allow(clippy::unnecessary_cast)] // the field types differ between targets
+    let bytes = (st.f_bavail as u64).saturating_mul(st.f_frsize as u64);
+    #[allow(clippy::unnecessary_cast)]
+    let files = (st.f_files != 0).then_some(st.f_favail as u64);
+    Ok((bytes, files))
+}
+
 /// Sets mode 0600 on an existing file.
 pub fn set_private(path: &Path) -> io::Result<()> {
     fs::set_permissions(path, fs::Permissions::from_mode(0o600))

@@ -798,14 +798,115 @@ fn status_only(repo: &Repository, c: &Commit<'_>) -> Result<bool, GitError> {
 /// The paths with uncommitted changes, `status/` (hoist's) and untracked
 /// files aside.
 pub fn dirty_paths(repo: &Repository) -> Result<Vec<String>, GitError> {
+    changed_paths(repo, Path::new(""), false, &[])
+}
+
+/// The paths (relative to the repository's root) under `prefix` with
+/// changes not committed: staged, modified, and with `untracked` new files
+/// git does not ignore. Hoist's own `status/` is left out, and so is
+/// anything under `skip` (absolute, canonical: server roots).
+fn changed_paths(
+    repo: &Repository,
+    prefix: &Path,
+    untracked: bool,
+    skip: &[PathBuf],
+) -> Result<Vec<String>, GitError> {
     let mut opts = git2::StatusOptions::new();
-    opts.include_untracked(false).exclude_submodules(true);
+    // A new directory is one entry: its files are not walked (a server
+    // root inside the inventory holds a fleet's worth).
+    opts.include_untracked(untracked)
+        .recurse_untracked_dirs(false)
+        .exclude_submodules(true);
+    if !prefix.as_os_str().is_empty() {
+        opts.pathspec(prefix).disable_pathspec_match(true);
+    }
+    let status = prefix.join(STATUS_DIR);
+    let wd = repo.workdir().and_then(|w| w.canonicalize().ok());
     let st = repo.statuses(Some(&mut opts))?;
     Ok(st
         .iter()
         .filter_map(|e| e.path().ok().map(String::from))
-        .filter(|p| !p.starts_with("status/"))
+        .filter(|p| !Path::new(p).starts_with(&status))
+        .filter(|p| {
+            wd.as_ref()
+                .is_none_or(|w| !skip.iter().any(|r| w.join(p).starts_with(r)))
+        })
         .collect())
+}
+
+/// What of the inventory in `dir` is not committed: the paths (relative to
+/// the repository's root) with staged or unstaged changes and the new files
+/// git does not ignore, `status/` and anything under `skip` (canonical
+/// server roots) aside. Empty outside a repository.
+pub fn uncommitted(dir: &Path, skip: &[PathBuf]) -> Result<Vec<String>, GitError> {
+    let Ok(repo) = Repository::discover(dir) else {
+        return Ok(vec![]);
+    };
+    let prefix = prefix_in(&repo, dir)?;
+    changed_paths(&repo, &prefix, true, skip)
+}
+
+/// The inventory commit (see [`inventory_commit`]) that `reference` (a
+/// branch, tag, `HEAD`...) names in the repository holding `dir`.
+pub fn reference_commit(dir: &Path, reference: &str) -> Result<String, GitError> {
+    let repo = Repository::discover(dir)?;
+    let c = repo.revparse_single(reference)?.peel_to_commit()?;
+    Ok(inventory_commit(&repo, c.id(), &prefix_in(&repo, dir)?)?.to_string())
+}
+
+/// Whether the inventory in `dir` is committed: its repository's HEAD
+/// names a commit that holds the inventory's directory. (An inventory
+/// never added to the repository it happens to lie in, a home directory
+/// under git say, is not.)
+pub fn is_committed(dir: &Path) -> bool {
+    let Ok(repo) = Repository::discover(dir) else {
+        return false;
+    };
+    let (Ok(head), Ok(prefix)) = (repo.head(), prefix_in(&repo, dir)) else {
+        return false;
+    };
+    let held = head
+        .peel_to_commit()
+        .ok()
+        .and_then(|c| inventory_tree(&repo, &c, &prefix).ok().flatten())
+        .is_some();
+    held
+}
+
+/// The files whose change moves the inventory's committed state: HEAD and
+/// the branches (loose or packed), in the git directory and the common one
+/// (they differ in a linked worktree). Canonical paths.
+#[derive(Debug, Clone, Default)]
+pub struct RefFiles {
+    /// The repository's git directory.
+    pub git_dir: Option<PathBuf>,
+    /// Where the branches are (the same but in a linked worktree).
+    pub common_dir: Option<PathBuf>,
+}
+
+impl RefFiles {
+    /// The ref files of the repository holding `dir` (none outside one).
+    pub fn of(dir: &Path) -> RefFiles {
+        let Ok(repo) = Repository::discover(dir) else {
+            return RefFiles::default();
+        };
+        RefFiles {
+            git_dir: repo.path().canonicalize().ok(),
+            common_dir: repo.commondir().canonicalize().ok(),
+        }
+    }
+
+    /// Whether a change of `path` may have moved HEAD or a branch.
+    pub fn contains(&self, path: &Path) -> bool {
+        let at = |d: &Option<PathBuf>| d.as_ref().and_then(|d| path.strip_prefix(d).ok());
+        if at(&self.git_dir).is_some_and(|r| r == Path::new("HEAD")) {
+            return true;
+        }
+        at(&self.common_dir).is_some_and(|r| {
+            r == Path::new("packed-refs")
+                || (r.starts_with("refs/heads") && r.extension().is_none_or(|e| e != "lock"))
+        })
+    }
 }
 
 /// Moves the branch HEAD is on, and the working tree, to `target`: when it
@@ -883,14 +984,64 @@ mod tests {
     }
 
     #[test]
-    fn status_commits_do_not_count_as_inventory_commits() {
-        let (d, r) = repo();
+    fn ref_files_are_head_and_the_branches() {
+        let (d, _r) = repo();
+        let refs = RefFiles::of(d.path());
+        let g = d.path().canonicalize().unwrap().join(".git");
+        for yes in ["HEAD", "refs/heads/main", "refs/heads/a/b", "packed-refs"] {
+            assert!(refs.contains(&g.join(yes)), "{yes}");
+        }
+        for no in [
+            "refs/heads/main.lock",
+            "index",
+            "logs/HEAD",
+            "refs/remotes/origin/main",
+            "hoist/trees/x",
+        ] {
+            assert!(!refs.contains(&g.join(no)), "{no}");
+        }
+        assert!(!refs.contains(&g.parent().unwrap().join("HEAD")));
+    }
+
+    /// Commits an empty `hoist.yaml` (staged too) as a user would.
+    fn first_commit(d: &Path, r: &Repository) -> Oid {
         let sig = Signature::now("t", "t@t").unwrap();
-        std::fs::write(d.path().join("hoist.yaml"), "").unwrap();
+        std::fs::write(d.join("hoist.yaml"), "").unwrap();
         let mut idx = r.index().unwrap();
         idx.add_path(Path::new("hoist.yaml")).unwrap();
+        idx.write().unwrap();
         let t = r.find_tree(idx.write_tree().unwrap()).unwrap();
-        let c1 = r.commit(Some("HEAD"), &sig, &sig, "user", &t, &[]).unwrap();
+        r.commit(Some("HEAD"), &sig, &sig, "user", &t, &[]).unwrap()
+    }
+
+    #[test]
+    fn uncommitted_leaves_status_and_server_roots_out() {
+        let (d, r) = repo();
+        first_commit(d.path(), &r);
+        assert!(uncommitted(d.path(), &[]).unwrap().is_empty());
+        for f in [
+            "hoist.yaml",
+            "sites/new.yaml",
+            "status/sites/a.yaml",
+            "host/x",
+        ] {
+            let p = d.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, "changed").unwrap();
+        }
+        let host = d.path().join("host").canonicalize().unwrap();
+        let mut got = uncommitted(d.path(), &[host]).unwrap();
+        got.sort();
+        assert_eq!(got, vec!["hoist.yaml", "sites/"]);
+        // An inventory never committed is read from its working tree.
+        assert!(is_committed(d.path()));
+        assert!(!is_committed(&d.path().join("sites")));
+    }
+
+    #[test]
+    fn status_commits_do_not_count_as_inventory_commits() {
+        let (d, r) = repo();
+        let c1 = first_commit(d.path(), &r);
         let mut files = BTreeMap::new();
         files.insert("sites/a.yaml".to_string(), b"a".to_vec());
         let author = Author::default();

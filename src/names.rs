@@ -102,13 +102,21 @@ pub type SiteName = Name;
 /// A platform's name (the stem of `platforms/<name>.yaml`).
 pub type PlatformName = Name;
 
+/// The longest domain hoist accepts, in bytes. DNS allows 253, but hoist
+/// names files after domains and a file name has at most 255 bytes
+/// (NAME_MAX): the longest is a backup, `<domain>-<YYYYmmdd.HHMMSS>-<N>.tar.gz`
+/// (34 bytes past the domain with N up to u32::MAX), then an atomic write's
+/// temporary `.<domain>.conf.tmp-<pid>` (21). 200 leaves room for both and
+/// for suffixes to come.
+pub const MAX_DOMAIN_LEN: usize = 200;
+
 /// A lowercase DNS name, such as `shop.example.com`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Domain(String);
 
 impl Domain {
     /// Checks `s` is a lowercase DNS name: labels of `[a-z0-9-]`, not starting
-    /// or ending with `-`, at most 63 bytes each and 253 in all.
+    /// or ending with `-`, at most 63 bytes each and [`MAX_DOMAIN_LEN`] in all.
     pub fn new(s: &str) -> Result<Self, NameError> {
         let label_ok = |l: &str| {
             let b = l.as_bytes();
@@ -119,9 +127,18 @@ impl Domain {
                 && b.iter()
                     .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
         };
-        if s.is_empty() || s.len() > 253 || !s.split('.').all(label_ok) {
+        if s.len() > MAX_DOMAIN_LEN {
             return Err(NameError(format!(
-                "invalid domain {s:?}: use a lowercase DNS name such as shop.example.com"
+                "invalid domain {:?}...: {} bytes; the limit is {MAX_DOMAIN_LEN}, \
+                 so that the files named after it fit in 255 bytes",
+                prefix(s, 40),
+                s.len()
+            )));
+        }
+        if s.is_empty() || !s.split('.').all(label_ok) {
+            return Err(NameError(format!(
+                "invalid domain {s:?}: use a lowercase DNS name such as shop.example.com \
+                 (labels of 1 to 63 letters, digits or '-', not starting or ending with '-')"
             )));
         }
         Ok(Self(s.to_string()))
@@ -162,6 +179,20 @@ impl<'de> Deserialize<'de> for Domain {
         let s = String::deserialize(d)?;
         Self::new(&s).map_err(serde::de::Error::custom)
     }
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character
+/// boundary: for showing a part of untrusted text without panicking on a
+/// multibyte character.
+pub fn prefix(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 #[cfg(test)]
@@ -221,5 +252,47 @@ mod tests {
         ] {
             assert!(Domain::new(bad).is_err(), "{bad:?}");
         }
+    }
+
+    fn domain_of_len(n: usize) -> String {
+        // labels of 63, joined by dots, cut to n bytes without a trailing dot
+        let mut s = String::new();
+        while s.len() < n {
+            if !s.is_empty() {
+                s.push('.');
+            }
+            s.push_str(&"a".repeat(63));
+        }
+        s.truncate(n);
+        if s.ends_with('.') {
+            s.pop();
+            s.push('b');
+        }
+        s
+    }
+
+    #[test]
+    fn domains_are_limited_so_their_file_names_fit() {
+        let longest = domain_of_len(MAX_DOMAIN_LEN);
+        assert_eq!(longest.len(), MAX_DOMAIN_LEN);
+        assert!(Domain::new(&longest).is_ok());
+        let e = Domain::new(&domain_of_len(MAX_DOMAIN_LEN + 1)).unwrap_err();
+        assert!(e.0.contains("201 bytes; the limit is 200"), "{e}");
+        // the longest name derived from a domain: a backup with a suffix
+        let backup = format!("{longest}-20260131.235959-{}.tar.gz", u32::MAX);
+        assert!(backup.len() <= 255, "{}", backup.len());
+        let tmp = format!(".{longest}.conf.tmp-{}", u32::MAX);
+        assert!(tmp.len() <= 255, "{}", tmp.len());
+        // DNS's own limit is refused with the same message
+        assert!(Domain::new(&domain_of_len(253)).is_err());
+    }
+
+    #[test]
+    fn prefixes_end_on_character_boundaries() {
+        assert_eq!(prefix("2026-01-31T12:00", 16), "2026-01-31T12:00");
+        assert_eq!(prefix("abc", 16), "abc");
+        assert_eq!(prefix("2026-01-31T12:0é", 16), "2026-01-31T12:0");
+        assert_eq!(prefix("ééé", 3), "é");
+        assert_eq!(prefix("", 0), "");
     }
 }

@@ -190,8 +190,8 @@ impl LocalServer {
     ) -> Result<(SettingsFile, String), ServerError> {
         let path = self.site_dir(platform, domain).join(SETTINGS_FILE);
         let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
-        let s: SettingsFile = serde_yaml::from_str(&text)
-            .map_err(|e| ServerError::Invalid(format!("{}: {e}", path.display())))?;
+        let s: SettingsFile = crate::yaml::from_str(&text)
+            .map_err(|e| ServerError::Invalid(e.at(&path.display().to_string())))?;
         Ok((s, text))
     }
 
@@ -240,7 +240,7 @@ impl LocalServer {
                     let source_hash =
                         std::fs::read_to_string(self.platform_dir(name).join(PLATFORM_RECORD))
                             .ok()
-                            .and_then(|t| serde_yaml::from_str::<PlatformRecord>(&t).ok())
+                            .and_then(|t| crate::yaml::from_str::<PlatformRecord>(&t).ok())
                             .map(|r| r.source_hash);
                     a.broken_platforms.insert(
                         name.clone(),
@@ -309,8 +309,8 @@ impl LocalServer {
         let dir = self.platform_dir(name);
         let rec_path = dir.join(PLATFORM_RECORD);
         let text = std::fs::read_to_string(&rec_path).map_err(io_err(&rec_path))?;
-        let rec: PlatformRecord = serde_yaml::from_str(&text)
-            .map_err(|e| ServerError::Invalid(format!("{}: {e}", rec_path.display())))?;
+        let rec: PlatformRecord = crate::yaml::from_str(&text)
+            .map_err(|e| ServerError::Invalid(e.at(&rec_path.display().to_string())))?;
         let codebase = Codebase::scan(&dir, &dir).map_err(|d| {
             ServerError::Invalid(
                 d.iter()
@@ -458,6 +458,15 @@ impl Servers {
         self.by_name
             .get(name)
             .ok_or_else(|| ServerError::Invalid(format!("unknown server {name}")))
+    }
+
+    /// The roots of the servers that exist, canonical: never part of an
+    /// inventory, even when they lie inside its directory.
+    pub fn roots(&self) -> Vec<PathBuf> {
+        self.by_name
+            .values()
+            .filter_map(|s| s.root().canonicalize().ok())
+            .collect()
     }
 
     /// Locks every server, in name order (so two processes cannot deadlock).

@@ -800,7 +800,10 @@ pub struct Recorded {
 /// The message of a status commit.
 pub fn commit_message(commit: Option<&str>, set: &StatusSet) -> String {
     let subject = match commit {
-        Some(c) => format!("hoist: status after applying {}", &c[..c.len().min(12)]),
+        Some(c) => format!(
+            "hoist: status after applying {}",
+            crate::names::prefix(c, 12)
+        ),
         None => "hoist: status (the inventory has no commit yet)".to_string(),
     };
     let counts: Vec<String> = set

@@ -36,6 +36,8 @@ use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -214,6 +216,25 @@ pub fn now() -> String {
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
 }
 
+/// The most bytes a line of a task's log may hold: tasks hold messages,
+/// not data, and an error that quotes what it failed on (a whole dump, say)
+/// is cut here.
+pub const MAX_LINE: usize = 480;
+
+/// `text`, cut to at most [`MAX_LINE`] bytes (at a character boundary)
+/// with an ellipsis and the count of bytes left out: how a task records a
+/// message, so a record stays small whatever an error quotes.
+pub fn quote(text: &str) -> String {
+    if text.len() <= MAX_LINE {
+        return text.to_string();
+    }
+    let mut end = MAX_LINE - 40;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} more bytes)", &text[..end], text.len() - end)
+}
+
 /// The second name of a running task's record file: `<id>.running`.
 const RUNNING: &str = ".running";
 
@@ -242,6 +263,8 @@ pub struct TaskRun {
     file: Option<File>,
     /// Whether the file and its directory entry have been synced.
     durable: bool,
+    /// Set when hoist is asked to stop: no further step starts.
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 impl TaskRun {
@@ -315,25 +338,31 @@ impl TaskRun {
             written: Instant::now(),
             file: None,
             durable: false,
+            cancel: None,
         };
         init(&mut run.rec);
-        // A new file, written in place: until this record exists the task
-        // has done nothing, so a torn one (unreadable, ignored) is harmless.
-        fsutil::create_dir_all(tasks_dir)?;
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&run.path)?;
-        f.write_all(&run.pretty()?)?;
-        run.file = Some(f);
-        // Synced with the record's directory entry, by the same sync. Only
-        // the name counts ([`running`] reads `<id>.json`), so where hard
-        // links are not supported an empty file stands in.
+        // Records are private (mode 0600 in a 0700 directory): their logs
+        // quote errors, and paths and names of the server.
+        fsutil::create_private_dir(tasks_dir)?;
+        let mut f = private_file(&run.path, true)?;
+        // The second name comes before the record's content, and is synced
+        // with its directory entry by the same sync. Only the name counts
+        // ([`running`] reads `<id>.json`), so where hard links are not
+        // supported an empty file stands in.
         let marker = running_name(tasks_dir, &run.rec.id);
         if std::fs::hard_link(&run.path, &marker).is_err() {
-            std::fs::File::create(&marker)?;
+            if let Err(e) = private_file(&marker, false) {
+                return Err(discard(&run.path, &marker, e));
+            }
         }
+        // A new file, written in place: until this record exists the task
+        // has done nothing, so a torn one is harmless. One that could not be
+        // written (a full disk) is removed now, or by the next recovery,
+        // which finds it by its second name ([`leftovers`]).
+        if let Err(e) = run.pretty().and_then(|b| f.write_all(&b)) {
+            return Err(discard(&run.path, &marker, e));
+        }
+        run.file = Some(f);
         Ok(run)
     }
 
@@ -347,6 +376,7 @@ impl TaskRun {
             written: Instant::now(),
             file: None,
             durable: true,
+            cancel: None,
         }
     }
 
@@ -391,7 +421,7 @@ impl TaskRun {
                 }
             }
             None => {
-                fsutil::write_atomic(&self.path, &self.pretty()?)?;
+                fsutil::write_private(&self.path, &self.pretty()?)?;
                 self.file = Some(std::fs::OpenOptions::new().append(true).open(&self.path)?);
             }
         }
@@ -408,9 +438,22 @@ impl TaskRun {
         Ok(())
     }
 
+    /// Makes the run stop at its next step once `flag` is set (SIGINT,
+    /// SIGTERM): see [`crate::apply::step`].
+    pub fn cancel_on(&mut self, flag: Option<Arc<AtomicBool>>) {
+        self.cancel = flag;
+    }
+
+    /// Whether hoist was asked to stop.
+    pub fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::SeqCst))
+    }
+
     /// Adds a line to the log (and to tracing).
     pub fn log(&mut self, line: impl Into<String>) {
-        let line = line.into();
+        let line = quote(&line.into());
         tracing::info!(task = %self.rec.id, "{line}");
         self.rec.log.push(format!("{} {line}", now()));
     }
@@ -470,6 +513,36 @@ impl TaskRun {
             fsutil::remove_file_if_exists(&running_name(dir, &self.rec.id))?;
         }
         Ok(())
+    }
+}
+
+/// Opens a new private (0600) file for appending; `exclusive` refuses one
+/// that exists.
+fn private_file(path: &Path, exclusive: bool) -> std::io::Result<File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.append(true).mode(0o600);
+    if exclusive {
+        o.create_new(true);
+    } else {
+        o.create(true);
+    }
+    o.open(path)
+}
+
+/// Removes a record that could not be written, and its second name, and
+/// returns the error that stopped it (with the removal's, if that failed
+/// too: then recovery removes them).
+fn discard(record: &Path, marker: &Path, e: std::io::Error) -> std::io::Error {
+    match fsutil::remove_file_if_exists(marker).and_then(|()| fsutil::remove_file_if_exists(record))
+    {
+        Ok(()) => e,
+        Err(r) => std::io::Error::new(
+            e.kind(),
+            format!(
+                "{e}; the unwritten record {} stays until the next recovery: {r}",
+                record.display()
+            ),
+        ),
     }
 }
 
@@ -591,8 +664,19 @@ pub struct Leftovers {
     /// `.running` names of records that are not running (a crash came
     /// between a task's end and their removal).
     stale: Vec<PathBuf>,
+    /// Record files that hold no whole record: never written, as a full
+    /// disk or a kill right after their creation leaves them. Their task
+    /// had done nothing.
+    unwritten: Vec<PathBuf>,
     /// Whether the directory is marked ([`MARKED`]).
     marked: bool,
+}
+
+/// What a record file holds, as [`leftovers`] sees it.
+enum Found {
+    Running(Box<TaskRecord>),
+    Unwritten,
+    Other,
 }
 
 /// Lists `tasks_dir` once: the records its `.running` names point at
@@ -608,25 +692,45 @@ pub fn leftovers(tasks_dir: &Path) -> Leftovers {
         .filter(|n| !n.starts_with('.'))
         .collect();
     let read = |name: &str| {
-        std::fs::read(tasks_dir.join(name))
-            .ok()
-            .filter(|b| b.windows(9).any(|w| w == b"\"running\""))
-            .and_then(|b| parse(&b))
-            .filter(|r| r.result == TaskResult::Running)
+        let Ok(b) = std::fs::read(tasks_dir.join(name)) else {
+            return Found::Other;
+        };
+        if b.iter().all(u8::is_ascii_whitespace) {
+            return Found::Unwritten;
+        }
+        if !b.windows(9).any(|w| w == b"\"running\"") {
+            return Found::Other;
+        }
+        match parse(&b) {
+            Some(r) if r.result == TaskResult::Running => Found::Running(Box::new(r)),
+            Some(_) => Found::Other,
+            // Running, by its text, but not one whole record: its first
+            // write was cut short.
+            None => Found::Unwritten,
+        }
     };
-    let mut running: Vec<TaskRecord> = if marked {
+    let records: Vec<String> = if marked {
         names
             .iter()
             .filter_map(|n| n.strip_suffix(RUNNING))
-            .filter_map(|id| read(&format!("{id}.json")))
+            .map(|id| format!("{id}.json"))
             .collect()
     } else {
         names
             .iter()
             .filter(|n| n.ends_with(".json"))
-            .filter_map(|n| read(n))
+            .cloned()
             .collect()
     };
+    let mut running = Vec::new();
+    let mut unwritten = Vec::new();
+    for name in records {
+        match read(&name) {
+            Found::Running(r) => running.push(*r),
+            Found::Unwritten => unwritten.push(tasks_dir.join(name)),
+            Found::Other => {}
+        }
+    }
     running.sort_by(|a, b| a.id.cmp(&b.id));
     let stale = names
         .iter()
@@ -637,26 +741,28 @@ pub fn leftovers(tasks_dir: &Path) -> Leftovers {
     Leftovers {
         running,
         stale,
+        unwritten,
         marked,
     }
 }
 
 impl Leftovers {
-    /// After recovery (holding the server's lock): removes the stale
-    /// `.running` names, and, when `all_ended` (recovery ended every
-    /// running task), marks the directory as one whose running tasks all
-    /// have such a name.
-    pub fn tidy(self, tasks_dir: &Path, all_ended: bool) -> std::io::Result<()> {
-        for path in &self.stale {
+    /// After recovery (holding the server's lock): removes the record files
+    /// that were never written and the stale `.running` names, and, when
+    /// `all_ended` (recovery ended every running task), marks the
+    /// directory as one whose running tasks all have such a name. Returns
+    /// the records it removed.
+    pub fn tidy(self, tasks_dir: &Path, all_ended: bool) -> std::io::Result<Vec<PathBuf>> {
+        for path in self.unwritten.iter().chain(&self.stale) {
             fsutil::remove_file_if_exists(path)?;
         }
         if all_ended && !self.marked && tasks_dir.is_dir() {
-            fsutil::write_atomic(
+            fsutil::write_private(
                 &tasks_dir.join(MARKED),
                 b"every running task here has an <id>.running name\n",
             )?;
         }
-        Ok(())
+        Ok(self.unwritten)
     }
 }
 
@@ -768,7 +874,9 @@ mod tests {
         // Before any mark: a running record without the name (as an older
         // hoist left it) is found by reading every record, and the
         // directory is not marked while it runs.
-        let tidy = |all_ended| leftovers(d).tidy(d, all_ended).unwrap();
+        let tidy = |all_ended| {
+            leftovers(d).tidy(d, all_ended).unwrap();
+        };
         let mut old = TaskRun::start(d, TaskKind::Backup, None, None, |_| {}).unwrap();
         std::fs::remove_file(running_name(d, &old.rec.id)).unwrap();
         assert_eq!(running(d).len(), 1);
@@ -854,6 +962,81 @@ mod tests {
             vec![(false, "rename-x".to_string()), (false, "x".to_string())]
         );
         assert!(targets_in_name("notes.json").is_empty());
+    }
+
+    #[test]
+    fn quote_cuts_long_text_at_a_character_boundary() {
+        assert_eq!(quote("short"), "short");
+        let exact = "x".repeat(MAX_LINE);
+        assert_eq!(quote(&exact), exact);
+        let long = "é".repeat(1 << 20);
+        let q = quote(&long);
+        assert!(q.len() <= MAX_LINE, "{}", q.len());
+        assert!(q.starts_with("éé") && q.contains("… ("), "{q}");
+        let kept = q.split('…').next().unwrap().len();
+        assert!(
+            q.ends_with(&format!("({} more bytes)", long.len() - kept)),
+            "{q}"
+        );
+    }
+
+    #[test]
+    fn records_are_private_and_a_directory_made_before_is_made_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("tasks");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut run = TaskRun::start(&d, TaskKind::Backup, None, None, |_| {}).unwrap();
+        run.log("x".repeat(1 << 20));
+        run.finish(TaskResult::Failed).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&d), 0o700);
+        let file = file_of(&d);
+        assert_eq!(mode(&file), 0o600);
+        assert!(std::fs::metadata(&file).unwrap().len() < 16 << 10);
+    }
+
+    #[test]
+    fn records_never_written_are_leftovers_that_tidy_removes() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // Unmarked: an empty record is found by reading every record.
+        std::fs::write(d.join("20260101T000000.000-backup-a-0001.json"), b"").unwrap();
+        let gone = leftovers(d).tidy(d, true).unwrap();
+        assert_eq!(gone, vec![d.join("20260101T000000.000-backup-a-0001.json")]);
+        assert!(d.join(MARKED).exists());
+        // Marked: by its second name, made before its first write; an
+        // empty one, and one whose first record was cut short.
+        let empty = d.join("20260101T000000.000-backup-a-0002.json");
+        std::fs::write(&empty, b"").unwrap();
+        std::fs::hard_link(&empty, running_name(d, "20260101T000000.000-backup-a-0002")).unwrap();
+        let torn = d.join("20260101T000000.000-backup-a-0003.json");
+        std::fs::write(&torn, b"{\n  \"id\": \"x\",\n  \"result\": \"running\"").unwrap();
+        std::fs::hard_link(&torn, running_name(d, "20260101T000000.000-backup-a-0003")).unwrap();
+        // A finished record is not touched, nor foreign text.
+        let mut done = TaskRun::start(d, TaskKind::Backup, None, None, |_| {}).unwrap();
+        done.finish(TaskResult::Success).unwrap();
+        std::fs::write(d.join("notes.json"), b"mine").unwrap();
+        let left = leftovers(d);
+        assert!(left.running.is_empty());
+        let mut gone = left.tidy(d, true).unwrap();
+        gone.sort();
+        assert_eq!(gone, vec![empty, torn]);
+        let mut names: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            vec![
+                MARKED.to_string(),
+                format!("{}.json", done.rec.id),
+                "notes.json".to_string()
+            ]
+        );
     }
 
     #[test]

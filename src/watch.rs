@@ -1,19 +1,27 @@
 //! `hoist watch`: a daemon that keeps the servers where the inventory says.
 //!
-//! It reconciles (observe, plan, apply, write and commit status) on a
-//! change of the working tree (notify, debounced; `.git/`, `status/`,
-//! server roots and git-ignored paths never count), when the branch's
-//! upstream moves (fetched on an interval with jitter, followed only onto
-//! a clean working tree), and on a timer, to catch drift. Its own status
-//! commits never trigger a pass: they touch only ignored paths, and the
-//! inventory commit skips them ([`gitops::inventory_commit`]), so the status
-//! they hold does not change again.
+//! It applies committed inventory only: in a git repository it reads the
+//! inventory from HEAD's commit (or `--ref`), never from the working tree,
+//! so that the status it commits describes exactly the commit it names. An
+//! uncommitted edit is reported (a warning, once per change), never applied.
+//!
+//! It reconciles (observe, plan, apply, write and commit status) when HEAD
+//! or its branch moves to a new inventory commit (a commit, a checkout),
+//! when the branch's upstream moves (fetched on an interval with jitter,
+//! followed only onto a clean working tree), on a change of the working
+//! tree when the inventory is not in git (notify, debounced; `status/`,
+//! server roots and git-ignored paths never count), and on a timer, to
+//! catch drift. Its own status commits never trigger a pass: the inventory
+//! commit skips them ([`gitops::inventory_commit`]), so the branch moving
+//! to one is not a new inventory commit. Every pass ends with an info line
+//! `pass N done`, for whoever waits for the daemon.
 //!
 //! Failed tasks are retried with exponential backoff, at most
 //! [`MAX_ATTEMPTS`] times per inventory commit. The server locks are held
 //! for the daemon's whole life: one reconciler per server. SIGINT and
-//! SIGTERM stop it cleanly: the running task finishes, no new one starts,
-//! status is written, and it exits 0.
+//! SIGTERM stop it cleanly: the running step finishes, the running task is
+//! undone (or finished, past its point of no return), no new one starts,
+//! status is written, and it exits 0. Further signals are ignored.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -73,6 +81,8 @@ pub struct PassOutcome {
     pub tasks: usize,
     /// Tasks failed.
     pub failed: usize,
+    /// Sites and platforms blocked (each reported with its reasons).
+    pub blocked: usize,
     /// The pass could not finish (bad inventory, status not written or
     /// not pushed).
     pub error: bool,
@@ -95,15 +105,89 @@ struct Daemon {
     applied: BTreeMap<SiteName, SiteSpec>,
     failures: HashMap<String, Failure>,
     first: bool,
+    /// Read the inventory from HEAD (the inventory is in git, no `--ref`).
+    committed_only: bool,
+    /// The inventory commit of the last pass.
+    last_commit: Option<String>,
+    /// Passes done.
+    passes: u64,
+    /// The uncommitted paths last reported.
+    dirty: Vec<String>,
+    /// The blocked platforms and sites last reported (kind and name), with
+    /// their reasons.
+    blocked: BTreeMap<(&'static str, String), String>,
+    /// The server roots (canonical): never part of the inventory.
+    roots: Vec<PathBuf>,
 }
 
 impl Daemon {
+    /// The commit the inventory is read from, if not the working tree.
+    fn reference(&self) -> Option<&str> {
+        match &self.opts.git_ref {
+            Some(r) => Some(r),
+            None => self.committed_only.then_some("HEAD"),
+        }
+    }
+
     fn load(&self) -> Result<Inventory, LoadError> {
         gitops::load_inventory(
             &self.opts.dir,
-            self.opts.git_ref.as_deref(),
+            self.reference(),
             crate::inventory::Sources::MayBeUnknown,
         )
+    }
+
+    /// Reports uncommitted changes of the inventory, once per change of
+    /// what is uncommitted: they are not applied.
+    fn report_dirty(&mut self) {
+        if !self.committed_only {
+            return;
+        }
+        let dirty = match gitops::uncommitted(&self.opts.dir, &self.roots) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!("cannot tell whether the working tree is clean: {e}");
+                return;
+            }
+        };
+        if dirty == self.dirty {
+            return;
+        }
+        if dirty.is_empty() {
+            tracing::info!("the working tree is clean again");
+        } else {
+            tracing::warn!(
+                paths = %dirty.join(","),
+                "the working tree has uncommitted changes ({}): not applied; hoist applies the committed inventory only (commit them to apply them)",
+                dirty.join(", ")
+            );
+        }
+        self.dirty = dirty;
+    }
+
+    /// Reports each blocked site and platform with its reasons, at warn
+    /// level with the name as a field: every pass with `--once`, else when
+    /// they change.
+    fn report_blocked(&mut self, plan: &plan::Plan) -> usize {
+        let platforms = plan.platforms.iter().filter(|p| p.blocked);
+        let sites = plan.sites.iter().filter(|s| s.blocked);
+        let now: BTreeMap<(&'static str, String), String> = platforms
+            .map(|p| (("platform", p.name.to_string()), p.errors.join("; ")))
+            .chain(sites.map(|s| (("site", s.name.to_string()), s.errors.join("; "))))
+            .collect();
+        for (key @ (kind, name), why) in &now {
+            if !self.opts.once && self.blocked.get(key) == Some(why) {
+                continue;
+            }
+            if *kind == "site" {
+                tracing::warn!(site = %name, "site {name} is blocked: {why}");
+            } else {
+                tracing::warn!(platform = %name, "platform {name} is blocked: {why}");
+            }
+        }
+        let n = now.len();
+        self.blocked = now;
+        n
     }
 
     fn servers(&self, inv: &Inventory) -> Servers {
@@ -217,8 +301,26 @@ impl Daemon {
         }
     }
 
-    /// One reconcile: load, observe, plan, apply what may run, record status.
+    /// One reconcile ([`Daemon::reconcile`]), then the line that says it is
+    /// done.
     fn pass(&mut self, reason: &str) -> PassOutcome {
+        let out = self.reconcile(reason);
+        self.passes += 1;
+        tracing::info!(
+            pass = self.passes,
+            reason,
+            tasks = out.tasks,
+            failed = out.failed,
+            blocked = out.blocked,
+            error = out.error,
+            "pass {} done",
+            self.passes
+        );
+        out
+    }
+
+    /// Load, observe, plan, apply what may run, record status.
+    fn reconcile(&mut self, reason: &str) -> PassOutcome {
         let mut out = PassOutcome::default();
         let inv = match self.load() {
             Ok(i) => i,
@@ -239,7 +341,10 @@ impl Daemon {
                 return out;
             }
         };
+        self.last_commit = inv.commit.clone();
         let servers = self.servers(&inv);
+        self.roots = servers.roots();
+        self.report_dirty();
         if let Err(e) = self.lock(&servers) {
             tracing::error!("{e}");
             out.error = true;
@@ -262,6 +367,7 @@ impl Daemon {
             now: time::OffsetDateTime::now_utc(),
         };
         let plan = plan::plan(&inv, &actual, &opts);
+        out.blocked = self.report_blocked(&plan);
         let self_heal = inv.settings.policy.self_heal;
         let now = Instant::now();
         let mut todo = plan.clone();
@@ -389,30 +495,45 @@ impl Daemon {
     }
 }
 
-/// Whether a changed path is one the inventory is made of.
-fn relevant(
+/// A change the file watcher saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Change {
+    /// A file of the inventory's working tree.
+    WorkTree(PathBuf),
+    /// HEAD or a branch (a commit, a checkout; hoist's own status commits
+    /// too, which the commit check then tells apart).
+    Refs,
+}
+
+/// What a changed path is to the daemon, if anything.
+fn classify(
     root: &Path,
     path: &Path,
     ignored: &[PathBuf],
+    refs: &gitops::RefFiles,
     repo: Option<&git2::Repository>,
-) -> bool {
-    let Ok(rel) = path.strip_prefix(root) else {
-        return false;
-    };
+) -> Option<Change> {
+    if refs.contains(path) {
+        return Some(Change::Refs);
+    }
+    let rel = path.strip_prefix(root).ok()?;
     let first = rel.components().next().map(|c| c.as_os_str().to_owned());
     if first.is_none_or(|f| f == ".git" || f == gitops::STATUS_DIR) {
-        return false;
+        return None;
     }
     if ignored.iter().any(|i| path.starts_with(i)) {
-        return false;
+        return None;
     }
-    !repo.is_some_and(|r| r.is_path_ignored(rel).unwrap_or(false))
+    if repo.is_some_and(|r| r.is_path_ignored(rel).unwrap_or(false)) {
+        return None;
+    }
+    Some(Change::WorkTree(path.to_path_buf()))
 }
 
 fn start_watcher(
     dir: &Path,
     ignored: Vec<PathBuf>,
-    tx: tokio::sync::mpsc::UnboundedSender<PathBuf>,
+    tx: tokio::sync::mpsc::UnboundedSender<Change>,
 ) -> Result<notify::RecommendedWatcher, WatchError> {
     use notify::{EventKind, RecursiveMode, Watcher};
     let root = dir
@@ -420,23 +541,37 @@ fn start_watcher(
         .map_err(|e| WatchError::Runtime(format!("{}: {e}", dir.display())))?;
     let r2 = root.clone();
     let repo = gitops::open_root(&root);
+    let refs = gitops::RefFiles::of(&root);
+    let cannot = |d: &Path, e: notify::Error| {
+        WatchError::Runtime(format!("cannot watch {}: {e}", d.display()))
+    };
+    // Outside the working tree (an inventory in a subdirectory, a linked
+    // worktree), the git directories are watched too.
+    let mut dirs = vec![root.clone()];
+    for d in [&refs.git_dir, &refs.common_dir].into_iter().flatten() {
+        if !dirs.iter().any(|w| d.starts_with(w)) {
+            dirs.push(d.clone());
+        }
+    }
     let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         let Ok(ev) = res else { return };
         // Reads (hoist's own, too) are not changes.
         if matches!(ev.kind, EventKind::Access(_)) {
             return;
         }
-        if let Some(p) = ev
+        if let Some(c) = ev
             .paths
             .iter()
-            .find(|p| relevant(&r2, p, &ignored, repo.as_ref()))
+            .find_map(|p| classify(&r2, p, &ignored, &refs, repo.as_ref()))
         {
-            let _ = tx.send(p.clone());
+            let _ = tx.send(c);
         }
     })
-    .map_err(|e| WatchError::Runtime(format!("cannot watch {}: {e}", root.display())))?;
-    w.watch(&root, RecursiveMode::Recursive)
-        .map_err(|e| WatchError::Runtime(format!("cannot watch {}: {e}", root.display())))?;
+    .map_err(|e| cannot(&root, e))?;
+    for d in &dirs {
+        w.watch(d, RecursiveMode::Recursive)
+            .map_err(|e| cannot(d, e))?;
+    }
     Ok(w)
 }
 
@@ -470,13 +605,23 @@ async fn run_async(opts: WatchOptions) -> Result<u8, WatchError> {
     {
         let (cancel, stop) = (cancel.clone(), stop.clone());
         tokio::spawn(async move {
-            let sig = tokio::select! {
-                _ = term.recv() => "SIGTERM",
-                _ = int.recv() => "SIGINT",
-            };
-            tracing::info!("{sig}: stopping once the running task finishes; no new task starts");
-            cancel.store(true, Ordering::SeqCst);
-            stop.notify_one();
+            let mut first = true;
+            loop {
+                let sig = tokio::select! {
+                    _ = term.recv() => "SIGTERM",
+                    _ = int.recv() => "SIGINT",
+                };
+                if first {
+                    tracing::info!("{sig}: stopping: the running step finishes, the running task is undone (or finished past its point of no return), no new task starts");
+                    cancel.store(true, Ordering::SeqCst);
+                    stop.notify_one();
+                    first = false;
+                } else {
+                    tracing::warn!(
+                        "{sig}: already stopping; ignored so that nothing is left half done"
+                    );
+                }
+            }
         });
     }
 
@@ -487,20 +632,22 @@ async fn run_async(opts: WatchOptions) -> Result<u8, WatchError> {
         applied: BTreeMap::new(),
         failures: HashMap::new(),
         first: true,
+        committed_only: opts.git_ref.is_none() && gitops::is_committed(&opts.dir),
+        last_commit: None,
+        passes: 0,
+        dirty: vec![],
+        blocked: BTreeMap::new(),
+        roots: vec![],
     };
     let inv = daemon.load()?;
     let servers = daemon.servers(&inv);
     daemon.lock(&servers)?;
     daemon.remember_applied();
-    let ignored: Vec<PathBuf> = servers
-        .by_name
-        .values()
-        .filter_map(|s| s.root().canonicalize().ok())
-        .collect();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
-    let _watcher = match (&opts.git_ref, opts.once) {
-        (None, false) => Some(start_watcher(&opts.dir, ignored, tx)?),
-        _ => None,
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Change>();
+    let _watcher = if opts.once {
+        None
+    } else {
+        Some(start_watcher(&opts.dir, servers.roots(), tx)?)
     };
     let upstream = if opts.once {
         None
@@ -514,7 +661,6 @@ async fn run_async(opts: WatchOptions) -> Result<u8, WatchError> {
     );
 
     let mut reason = "start";
-    let mut cycles = 0u64;
     let mut any_error = false;
     let mut next_fetch = tokio::time::Instant::now();
     let mut last_refused: Option<git2::Oid> = None;
@@ -527,16 +673,18 @@ async fn run_async(opts: WatchOptions) -> Result<u8, WatchError> {
         .await
         .map_err(|e| WatchError::Runtime(format!("the reconcile pass panicked: {e}")))?;
         daemon = d;
-        cycles += 1;
         any_error |= outcome.error || outcome.failed > 0;
         if opts.once {
-            return Ok(if outcome.error || outcome.failed > 0 {
-                1
-            } else {
-                0
-            });
+            // Anything blocked or failed is a reason to look: exit 1.
+            return Ok(
+                if outcome.error || outcome.failed > 0 || outcome.blocked > 0 {
+                    1
+                } else {
+                    0
+                },
+            );
         }
-        if cancel.load(Ordering::SeqCst) || opts.max_cycles.is_some_and(|m| cycles >= m) {
+        if cancel.load(Ordering::SeqCst) || opts.max_cycles.is_some_and(|m| daemon.passes >= m) {
             break;
         }
         // The settings may have changed with the inventory.
@@ -581,17 +729,44 @@ async fn run_async(opts: WatchOptions) -> Result<u8, WatchError> {
                         Err(e) => tracing::error!("fetch panicked: {e}"),
                     }
                 }
-                Some(p) = rx.recv() => {
-                    tracing::debug!(path = %p.display(), "changed");
+                Some(c) = rx.recv() => {
+                    tracing::debug!(change = ?c, "changed");
+                    let (mut refs, mut tree) = (c == Change::Refs, c != Change::Refs);
                     let quiet = Duration::from_millis(ws.debounce_ms);
                     // Gather the burst: wait until nothing changed for `quiet`.
                     loop {
                         tokio::select! {
                             _ = tokio::time::sleep(quiet) => break,
-                            Some(_) = rx.recv() => {}
+                            Some(c) = rx.recv() => {
+                                refs |= c == Change::Refs;
+                                tree |= c != Change::Refs;
+                            }
                         }
                     }
-                    break Some("change");
+                    let Some(reference) = daemon.reference().map(String::from) else {
+                        // No commit to read: the working tree is the inventory.
+                        if tree {
+                            break Some("change");
+                        }
+                        continue;
+                    };
+                    if tree {
+                        daemon.report_dirty();
+                    }
+                    if refs {
+                        let dir = opts.dir.clone();
+                        let r = reference.clone();
+                        let now = tokio::task::spawn_blocking(move || gitops::reference_commit(&dir, &r)).await;
+                        match now {
+                            Ok(Ok(c)) if daemon.last_commit.as_ref() != Some(&c) => {
+                                tracing::info!(commit = %c, "{reference} moved to a new inventory commit");
+                                break Some("commit");
+                            }
+                            Ok(Ok(_)) => tracing::debug!("{reference} moved, but not to a new inventory commit: no pass"),
+                            Ok(Err(e)) => tracing::warn!("cannot read {reference}: {e}"),
+                            Err(e) => tracing::error!("reading {reference} panicked: {e}"),
+                        }
+                    }
                 }
             }
         };
@@ -600,7 +775,39 @@ async fn run_async(opts: WatchOptions) -> Result<u8, WatchError> {
             _ => break,
         }
     }
-    tracing::info!(cycles, "stopped");
+    tracing::info!(passes = daemon.passes, "stopped");
     let _ = any_error;
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_are_classified_by_where_they_are() {
+        let root = Path::new("/inv");
+        let refs = gitops::RefFiles {
+            git_dir: Some("/inv/.git".into()),
+            common_dir: Some("/inv/.git".into()),
+        };
+        let ignored = vec![PathBuf::from("/inv/.hoist-host")];
+        let c = |p: &str| classify(root, Path::new(p), &ignored, &refs, None);
+        assert_eq!(
+            c("/inv/sites/a.yaml"),
+            Some(Change::WorkTree("/inv/sites/a.yaml".into()))
+        );
+        assert_eq!(c("/inv/.git/HEAD"), Some(Change::Refs));
+        assert_eq!(c("/inv/.git/refs/heads/main"), Some(Change::Refs));
+        for none in [
+            "/inv/.git/index",
+            "/inv/.git/objects/ab/cdef",
+            "/inv/status/sites/a.yaml",
+            "/inv/.hoist-host/tasks/x.json",
+            "/inv",
+            "/elsewhere/sites/a.yaml",
+        ] {
+            assert_eq!(c(none), None, "{none}");
+        }
+    }
 }

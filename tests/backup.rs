@@ -298,12 +298,25 @@ fn archive_is_private_and_holds_no_password() {
     );
     assert!(contains(&raw, b"password: \"********\""));
     assert!(c.manifest.settings_redacted);
-    // No temporary file is left in the backups directory.
-    let names: Vec<_> = fs::read_dir(fx.srv.backups_dir(&fx.site))
+    // No temporary file is left in the backups directory: the archive and
+    // the counter of sequence numbers, private too.
+    let mut names: Vec<_> = fs::read_dir(fx.srv.backups_dir(&fx.site))
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert_eq!(names, vec![OsStr::new(&c.info.file_name).to_os_string()]);
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            OsStr::new(".hoist-seq").to_os_string(),
+            OsStr::new(&c.info.file_name).to_os_string()
+        ]
+    );
+    let counter = fx.srv.backups_dir(&fx.site).join(".hoist-seq");
+    assert_eq!(
+        fs::metadata(&counter).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 }
 
 #[test]
@@ -421,21 +434,42 @@ fn names_follow_the_spec_and_list_is_oldest_first() {
 }
 
 #[test]
-fn same_second_backups_get_a_suffix() {
+fn backups_are_numbered_in_the_order_they_are_made_and_never_reuse_a_number() {
     let fx = fixture();
-    // Three quick backups: whenever two share a second, the later one
-    // carries -2 (or -3); all are distinct and listed in creation order.
-    let made: Vec<_> = (0..3).map(|_| make(&fx).info).collect();
-    for w in made.windows(2) {
-        if w[0].stamp == w[1].stamp {
-            assert_eq!(w[1].seq, w[0].seq + 1);
-            assert!(w[1].file_name.ends_with(&format!("-{}.tar.gz", w[1].seq)));
-        } else {
-            assert_eq!(w[1].seq, 1);
-        }
+    // Quick backups, several in one second: each is numbered one more than
+    // the last, in its name and its manifest, and listed in that order.
+    let made: Vec<_> = (0..3).map(|_| make(&fx)).collect();
+    for (i, c) in made.iter().enumerate() {
+        let seq = i as u64 + 1;
+        assert_eq!(c.info.seq, Some(seq));
+        assert_eq!(c.manifest.seq, Some(seq));
+        assert!(
+            c.info.file_name.ends_with(&format!("-n{seq:06}.tar.gz")),
+            "{}",
+            c.info.file_name
+        );
     }
+    let infos: Vec<_> = made.iter().map(|c| c.info.clone()).collect();
+    assert_eq!(backup::list(&fx.srv, &fx.site), infos);
+    // Pruned to one, and that one deleted by hand: the next number is
+    // still new, so no name ever stands for two archives.
+    backup::prune(&fx.srv, &fx.site, 1, None).unwrap();
+    fs::remove_file(&made[2].info.path).unwrap();
+    assert!(backup::list(&fx.srv, &fx.site).is_empty());
+    let next = make(&fx);
+    assert_eq!(next.info.seq, Some(4));
+    assert_eq!(backup::newest(&fx.srv, &fx.site), Some(next.info.clone()));
+    // An archive named the older way counts as older than any numbered one,
+    // whatever its stamp says, and is still listed.
+    let old = fx
+        .srv
+        .backups_dir(&fx.site)
+        .join("acme.example.com-20991231.235959-2.tar.gz");
+    fs::copy(&next.info.path, &old).unwrap();
     let l = backup::list(&fx.srv, &fx.site);
-    assert_eq!(l, made);
+    assert_eq!(l.len(), 2);
+    assert_eq!((l[0].path.clone(), l[0].seq, l[0].suffix), (old, None, 2));
+    assert_eq!(l[1], next.info);
 }
 
 #[test]
@@ -595,6 +629,8 @@ fn manifest(entries: Vec<ManifestEntry>) -> Manifest {
         platform: Name::new("shop-1-1").unwrap(),
         database: "acme_db".into(),
         created: "2024-01-01T00:00:00Z".into(),
+        seq: None,
+        total: None,
         settings_redacted: true,
         scope: backup::Scope::Full,
         dump: DumpInfo {

@@ -5,11 +5,7 @@ mod gitops_common;
 use gitops_common::*;
 
 fn inventory_repo(tmp: &std::path::Path) -> std::path::PathBuf {
-    let inv = tmp.join("inv");
-    example(&inv);
-    std::fs::write(inv.join("hoist.yaml"), settings(None, true, 60, 100)).unwrap();
-    init_repo(&inv);
-    inv
+    gitops_common::inventory_repo(tmp, &settings(None, true, 60, 100))
 }
 
 #[test]
@@ -76,11 +72,7 @@ fn no_password_ever_reaches_status_files_or_history() {
     let inv = inventory_repo(tmp.path());
     hoist_ok(&inv, &["apply", "--yes"], 0);
     // A second commit and apply, so history has several status commits.
-    std::fs::write(
-        inv.join("sites/fresh.yaml"),
-        "domain: fresh.example.com\nplatform: shop-2-1\n",
-    )
-    .unwrap();
+    write_fresh_site(&inv);
     git(&inv, &["add", "-A"]);
     git(&inv, &["commit", "-q", "-m", "a new site"]);
     hoist_ok(&inv, &["apply", "--yes"], 0);
@@ -119,11 +111,7 @@ fn a_failed_site_shows_failed_and_its_status_file_goes_with_it() {
         "# hand-made\n",
     )
     .unwrap();
-    std::fs::write(
-        inv.join("sites/fresh.yaml"),
-        "domain: fresh.example.com\nplatform: shop-2-1\n",
-    )
-    .unwrap();
+    write_fresh_site(&inv);
     git(&inv, &["add", "-A"]);
     git(&inv, &["commit", "-q", "-m", "fresh"]);
     hoist_ok(&inv, &["apply", "--yes"], 1);
@@ -175,11 +163,7 @@ fn ref_reads_the_inventory_of_a_commit_without_touching_the_working_tree() {
     let tmp = tempfile::tempdir().unwrap();
     let inv = inventory_repo(tmp.path());
     let first = git(&inv, &["rev-parse", "HEAD"]).trim().to_string();
-    std::fs::write(
-        inv.join("sites/fresh.yaml"),
-        "domain: fresh.example.com\nplatform: shop-2-1\n",
-    )
-    .unwrap();
+    write_fresh_site(&inv);
     git(&inv, &["add", "-A"]);
     git(&inv, &["commit", "-q", "-m", "fresh"]);
     let second = git(&inv, &["rev-parse", "HEAD"]).trim().to_string();
@@ -334,4 +318,75 @@ fn a_task_that_never_finished_is_not_shown_as_a_success() {
         );
         assert!(!bakery.contains("success"), "{result}: {table}");
     }
+}
+
+#[test]
+fn apply_with_uncommitted_edits_applies_the_committed_inventory_and_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = inventory_repo(tmp.path());
+    let head = git(&inv, &["rev-parse", "HEAD"]).trim().to_string();
+    write_fresh_site(&inv);
+    let out = hoist(&inv, &["apply", "--yes"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("uncommitted changes are not applied (sites/fresh.yaml)"),
+        "{err}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("fresh"), "{stdout}");
+    let host = inv.join(".hoist-host");
+    assert!(!host
+        .join("platforms/shop-2-1/sites/fresh.example.com")
+        .exists());
+    // The status commit names HEAD and describes exactly its inventory.
+    assert_eq!(
+        commits(&inv, "HEAD")[0].3,
+        format!("hoist: status after applying {}", &head[..12])
+    );
+    let paths = git(
+        &inv,
+        &["ls-tree", "-r", "--name-only", "HEAD", "status/sites"],
+    );
+    assert!(!paths.contains("fresh"), "{paths}");
+    assert!(paths.contains("status/sites/acme.yaml"), "{paths}");
+    assert_eq!(
+        git(&inv, &["status", "--porcelain"]).trim(),
+        "?? sites/fresh.yaml"
+    );
+
+    // A plan (which commits nothing) shows the working tree as it is.
+    let plan = hoist_ok(&inv, &["plan"], 0);
+    assert!(plan.contains("fresh"), "{plan}");
+
+    // Committed, it is applied.
+    git(&inv, &["add", "sites/fresh.yaml"]);
+    git(&inv, &["commit", "-q", "-m", "fresh"]);
+    let out = hoist_ok(&inv, &["apply", "--yes"], 0);
+    assert!(out.contains("create fresh"), "{out}");
+    assert!(host
+        .join("platforms/shop-2-1/sites/fresh.example.com")
+        .is_dir());
+    assert_status_commits_sound(&inv, "HEAD");
+}
+
+#[test]
+fn a_broken_committed_inventory_is_not_applied_even_when_the_working_tree_is_fixed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = inventory_repo(tmp.path());
+    std::fs::write(inv.join("sites/bad.yaml"), "domain: [\n").unwrap();
+    git(&inv, &["add", "-A"]);
+    git(&inv, &["commit", "-q", "-m", "broken"]);
+    // Fixed in the working tree only.
+    std::fs::remove_file(inv.join("sites/bad.yaml")).unwrap();
+    let out = hoist(&inv, &["apply", "--yes"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("sites/bad.yaml"), "{err}");
+    assert!(
+        err.contains("problems of the committed inventory (HEAD)"),
+        "{err}"
+    );
+    assert!(!inv.join(".hoist-host").exists(), "a server was touched");
+    assert_eq!(commits(&inv, "HEAD").len(), 2);
 }

@@ -42,6 +42,42 @@ impl Watch {
         self.child.id()
     }
 
+    /// How many passes the daemon has reported done (`pass N done`).
+    fn passes(&self) -> usize {
+        self.log()
+            .lines()
+            .filter(|l| l.contains(" done pass="))
+            .count()
+    }
+
+    /// Waits until the daemon reports `n` more passes than `since`: what
+    /// did not happen by then did not happen in those passes.
+    fn wait_passes(&self, since: usize, n: usize) {
+        assert!(
+            wait_until(Duration::from_secs(60), || self.passes() >= since + n),
+            "the daemon did not report {n} more passes after {since}:\n{}",
+            self.log()
+        );
+    }
+
+    /// Waits until the log has `needle` after its first `after` bytes;
+    /// returns where it ends.
+    fn wait_log(&self, after: usize, needle: &str) -> usize {
+        let mut at = 0;
+        let found = wait_until(Duration::from_secs(60), || {
+            let log = self.log();
+            match log.get(after..).and_then(|l| l.find(needle)) {
+                Some(i) => {
+                    at = after + i + needle.len();
+                    true
+                }
+                None => false,
+            }
+        });
+        assert!(found, "no {needle:?} in the log:\n{}", self.log());
+        at
+    }
+
     /// Sends SIGTERM and waits (bounded) for the exit code.
     fn terminate(mut self, timeout: Duration) -> (Option<i32>, String) {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
@@ -107,11 +143,7 @@ fn watch_follows_the_remote_commits_status_and_does_not_loop() {
     // Someone pushes a new site from another clone.
     let other = tmp.path().join("other");
     clone(&remote, &other);
-    std::fs::write(
-        other.join("sites/fresh.yaml"),
-        "domain: fresh.example.com\nplatform: shop-2-1\n",
-    )
-    .unwrap();
+    write_fresh_site(&other);
     git(&other, &["add", "-A"]);
     git(&other, &["commit", "-q", "-m", "a new site"]);
     git(&other, &["push", "-q", "origin", "main"]);
@@ -132,11 +164,12 @@ fn watch_follows_the_remote_commits_status_and_does_not_loop() {
         "{fresh}"
     );
 
-    // Nothing loops: several timer and fetch intervals pass, no commit.
+    // Nothing loops: three more passes (each a timer interval, with
+    // fetches between them), no commit.
     let remote_n = commits(&remote, "main").len();
     let local_n = commits(&watched, "HEAD").len();
     let installs = tasks_of(&host, "install").len();
-    std::thread::sleep(Duration::from_secs(4));
+    w.wait_passes(w.passes(), 3);
     assert_eq!(commits(&remote, "main").len(), remote_n, "{}", w.log());
     assert_eq!(commits(&watched, "HEAD").len(), local_n);
     assert_eq!(tasks_of(&host, "install").len(), installs);
@@ -150,59 +183,155 @@ fn watch_follows_the_remote_commits_status_and_does_not_loop() {
 }
 
 #[test]
-fn a_local_edit_is_reconciled_through_the_file_watcher_and_left_uncommitted() {
+fn an_uncommitted_edit_is_reported_not_applied_and_its_commit_is() {
     let tmp = tempfile::tempdir().unwrap();
-    let inv = tmp.path().join("inv");
-    example(&inv);
-    // A long timer: only the file watcher can trigger the second pass.
-    std::fs::write(inv.join("hoist.yaml"), settings(None, true, 600, 200)).unwrap();
-    init_repo(&inv);
+    // A long timer: only the watcher (files, refs) can trigger a pass.
+    let inv = inventory_repo(tmp.path(), &settings(None, true, 600, 200));
     let w = Watch::start(&inv, &[]);
     assert!(
         wait_until(Duration::from_secs(40), || hoist_commits(&inv, "HEAD") == 1),
         "{}",
         w.log()
     );
-    std::fs::write(
-        inv.join("sites/fresh.yaml"),
-        "domain: fresh.example.com\nplatform: shop-2-1\n",
-    )
-    .unwrap();
+    w.wait_passes(0, 1);
+
+    // An edit in the working tree is reported, not applied: no pass runs.
+    write_fresh_site(&inv);
+    let at = w.wait_log(0, "uncommitted changes (sites/fresh.yaml)");
+    assert_eq!(w.passes(), 1, "{}", w.log());
     let site = inv.join(".hoist-host/platforms/shop-2-1/sites/fresh.example.com");
+    assert!(!site.exists(), "an uncommitted site was installed");
+    assert!(!inv.join("status/sites/fresh.yaml").exists());
+
+    // Once committed, the branch moving triggers the pass that applies it.
+    git(&inv, &["add", "sites/fresh.yaml"]);
+    git(&inv, &["commit", "-q", "-m", "a new site"]);
+    let user = git(&inv, &["rev-parse", "HEAD"]).trim().to_string();
     assert!(
-        wait_until(Duration::from_secs(20), || site.is_dir()),
-        "the new site was not installed:\n{}",
+        wait_until(Duration::from_secs(30), || hoist_commits(&inv, "HEAD") == 2),
+        "the commit was not applied:\n{}",
         w.log()
     );
-    assert!(wait_until(Duration::from_secs(10), || hoist_commits(
-        &inv, "HEAD"
-    ) == 2));
-    // The user's file stays theirs: untracked, not in hoist's commit.
-    let st = git(&inv, &["status", "--porcelain"]);
-    assert_eq!(st.trim(), "?? sites/fresh.yaml");
-    assert_status_commits_sound(&inv, "HEAD");
-    // hoist's own writes (server, status, .git) trigger nothing more.
-    let n = commits(&inv, "HEAD").len();
-    let passes = w.log().matches("reconciling").count();
-    std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(commits(&inv, "HEAD").len(), n);
+    assert!(site.is_dir());
     assert_eq!(
-        w.log().matches("reconciling").count(),
-        passes,
-        "{}",
-        w.log()
+        commits(&inv, "HEAD")[0].3,
+        format!("hoist: status after applying {}", &user[..12])
     );
+    let at = w.wait_log(at, "the working tree is clean again");
+    let at = w.wait_log(at, "pass 2 done");
+    // hoist's own status commit moves the branch too, but to no new
+    // inventory commit: seen, and no pass.
+    w.wait_log(at, "moved, but not to a new inventory commit: no pass");
+    assert_eq!(w.passes(), 2, "{}", w.log());
+    assert_eq!(git(&inv, &["status", "--porcelain"]).trim(), "");
+    assert_status_commits_sound(&inv, "HEAD");
     let (code, _) = w.terminate(Duration::from_secs(15));
     assert_eq!(code, Some(0));
 }
 
 #[test]
+fn watch_once_applies_the_committed_inventory_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = inventory_repo(tmp.path(), &settings(None, true, 600, 100));
+    let head = git(&inv, &["rev-parse", "HEAD"]).trim().to_string();
+    // Uncommitted: a new site, and eatery disabled.
+    write_fresh_site(&inv);
+    let eatery = inv.join("sites/eatery.yaml");
+    let declared = std::fs::read_to_string(&eatery).unwrap();
+    std::fs::write(&eatery, declared.replace("enabled: true", "enabled: false")).unwrap();
+
+    let out = hoist(&inv, &["watch", "--once"]);
+    assert_eq!(out.status.code(), Some(0));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("uncommitted changes (sites/eatery.yaml, sites/fresh.yaml)"),
+        "{log}"
+    );
+    let host = inv.join(".hoist-host");
+    assert!(!host
+        .join("platforms/shop-2-1/sites/fresh.example.com")
+        .exists());
+    let vhost = || std::fs::read_to_string(host.join("vhosts/eatery.example.com.conf")).unwrap();
+    assert!(!vhost().contains("site disabled"), "{}", vhost());
+    // The status commit names HEAD and describes HEAD's inventory.
+    let log = commits(&inv, "HEAD");
+    assert_eq!(
+        log[0].3,
+        format!("hoist: status after applying {}", &head[..12])
+    );
+    assert_eq!(log[1].0, head);
+    let paths = git(
+        &inv,
+        &["ls-tree", "-r", "--name-only", "HEAD", "status/sites"],
+    );
+    assert!(!paths.contains("fresh"), "{paths}");
+    let st = git(&inv, &["show", "HEAD:status/sites/eatery.yaml"]);
+    assert!(st.contains("sync: synced"), "{st}");
+    assert!(st.contains(&format!("inventory_commit: {head}")), "{st}");
+    // The edits are still the user's, uncommitted.
+    let porcelain = git(&inv, &["status", "--porcelain"]);
+    assert!(porcelain.contains(" M sites/eatery.yaml"), "{porcelain}");
+    assert!(porcelain.contains("?? sites/fresh.yaml"), "{porcelain}");
+
+    // Committed, they are applied.
+    git(&inv, &["add", "sites"]);
+    git(&inv, &["commit", "-q", "-m", "fresh, eatery off"]);
+    let next = git(&inv, &["rev-parse", "HEAD"]).trim().to_string();
+    let out = hoist(&inv, &["watch", "--once"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("uncommitted"));
+    assert!(host
+        .join("platforms/shop-2-1/sites/fresh.example.com")
+        .is_dir());
+    assert!(vhost().contains("site disabled"), "{}", vhost());
+    assert_eq!(
+        commits(&inv, "HEAD")[0].3,
+        format!("hoist: status after applying {}", &next[..12])
+    );
+    let st = git(&inv, &["show", "HEAD:status/sites/fresh.yaml"]);
+    assert!(st.contains(&format!("inventory_commit: {next}")), "{st}");
+    assert_status_commits_sound(&inv, "HEAD");
+}
+
+#[test]
+fn watch_once_exits_1_and_warns_of_each_blocked_site() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = inventory_repo(tmp.path(), &settings(None, true, 600, 100));
+    hoist_ok(&inv, &["watch", "--once"], 0);
+    // acme onto an older platform: a schema downgrade blocks the move.
+    let acme = inv.join("sites/acme.yaml");
+    let text = std::fs::read_to_string(&acme).unwrap();
+    std::fs::write(
+        &acme,
+        text.replace("platform: shop-1-1", "platform: shop-1-0"),
+    )
+    .unwrap();
+    git(&inv, &["commit", "-q", "-am", "acme back to 1.0"]);
+    let out = hoist(&inv, &["--log-format", "json", "watch", "--once"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    let warned = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["level"] == "WARN" && v["fields"]["site"] == "acme")
+        .unwrap_or_else(|| panic!("no warning with site=acme:\n{log}"));
+    let msg = warned["fields"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("blocked") && msg.contains("schema downgrade"),
+        "{msg}"
+    );
+    // The site stays where it is; the status says blocked.
+    assert!(inv
+        .join(".hoist-host/platforms/shop-1-1/sites/acme.example.com")
+        .is_dir());
+    let st = std::fs::read_to_string(inv.join("status/sites/acme.yaml")).unwrap();
+    assert!(st.contains("sync: blocked"), "{st}");
+}
+
+#[test]
 fn drift_is_only_reported_without_self_heal_and_put_back_with_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let inv = tmp.path().join("inv");
-    example(&inv);
-    std::fs::write(inv.join("hoist.yaml"), settings(None, false, 1, 100)).unwrap();
-    init_repo(&inv);
+    let inv = inventory_repo(tmp.path(), &settings(None, false, 1, 100));
     let w = Watch::start(&inv, &[]);
     assert!(
         wait_until(Duration::from_secs(40), || hoist_commits(&inv, "HEAD") == 1),
@@ -222,7 +351,8 @@ fn drift_is_only_reported_without_self_heal_and_put_back_with_it() {
         "{}",
         w.log()
     );
-    std::thread::sleep(Duration::from_secs(3));
+    // Two more passes, each of which could have put it back.
+    w.wait_passes(w.passes(), 2);
     assert!(
         !site.exists(),
         "self-heal is off, yet the site was put back"
@@ -256,11 +386,7 @@ fn a_failing_task_is_retried_with_backoff_and_then_given_up() {
     let inv = tmp.path().join("inv");
     example(&inv);
     std::fs::write(inv.join("hoist.yaml"), settings(None, true, 1, 100)).unwrap();
-    std::fs::write(
-        inv.join("sites/fresh.yaml"),
-        "domain: fresh.example.com\nplatform: shop-2-1\n",
-    )
-    .unwrap();
+    write_fresh_site(&inv);
     init_repo(&inv);
     // Something on the server stands where the new site's vhost goes.
     let host = inv.join(".hoist-host");
@@ -274,14 +400,10 @@ fn a_failing_task_is_retried_with_backoff_and_then_given_up() {
         "{}",
         w.log()
     );
-    // Backoff: the three attempts are spread out, then no fourth comes.
-    std::thread::sleep(Duration::from_secs(5));
+    // Given up after three attempts: no fourth in the passes that follow.
+    w.wait_log(0, "not retried until the inventory changes");
+    w.wait_passes(w.passes(), 3);
     assert_eq!(tasks_of(&host, "install-fresh").len(), 3, "{}", w.log());
-    assert!(
-        w.log().contains("not retried until the inventory changes"),
-        "{}",
-        w.log()
-    );
     let st = std::fs::read_to_string(inv.join("status/sites/fresh.yaml")).unwrap();
     assert!(st.contains("sync: failed"), "{st}");
     // The other sites were installed all the same.
@@ -293,7 +415,7 @@ fn a_failing_task_is_retried_with_backoff_and_then_given_up() {
 }
 
 #[test]
-fn one_reconciler_per_server_and_sigterm_lets_the_running_task_finish() {
+fn one_reconciler_per_server_and_sigterm_undoes_the_running_task_after_its_step() {
     let tmp = tempfile::tempdir().unwrap();
     let inv = tmp.path().join("inv");
     example(&inv);
@@ -331,14 +453,21 @@ fn one_reconciler_per_server_and_sigterm_lets_the_running_task_finish() {
     assert_eq!(apply.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&apply.stderr).contains("another hoist"));
 
-    // SIGTERM mid-task: acme's install finishes, no other task starts.
+    // SIGTERM mid-task: acme's running step finishes, no further one
+    // starts, the install is undone; no other task starts.
     let (code, log) = w.terminate(Duration::from_secs(60));
     assert_eq!(code, Some(0), "{log}");
     let acme = tasks_of(&host, "install-acme");
     assert_eq!(acme.len(), 1);
     let rec = hoist::task::parse(&std::fs::read(host.join("tasks").join(&acme[0])).unwrap())
         .expect("a task record");
-    assert_eq!(rec.result, hoist::task::TaskResult::Success, "{rec:?}");
+    assert_eq!(rec.result, hoist::task::TaskResult::Failed, "{rec:?}");
+    let rec_log = rec.log.join("\n");
+    assert!(rec_log.contains("interrupted"), "{rec_log}");
+    assert!(rec_log.contains("rolled back"), "{rec_log}");
+    assert!(!host
+        .join("platforms/shop-1-1/sites/acme.example.com")
+        .exists());
     for other in ["bakery", "chess-club", "dental", "eatery"] {
         assert!(
             tasks_of(&host, &format!("install-{other}")).is_empty(),
@@ -347,21 +476,19 @@ fn one_reconciler_per_server_and_sigterm_lets_the_running_task_finish() {
     }
     // What happened is in the status, committed; the lock is released.
     let st = std::fs::read_to_string(inv.join("status/sites/acme.yaml")).unwrap();
-    assert!(st.contains("sync: synced"), "{st}");
+    assert!(st.contains("sync: failed"), "{st}");
     let st = std::fs::read_to_string(inv.join("status/sites/bakery.yaml")).unwrap();
     assert!(st.contains("sync: out-of-sync"), "{st}");
     assert_eq!(hoist_commits(&inv, "HEAD"), 1);
     let out = hoist_ok(&inv, &["apply", "--yes"], 0);
+    assert!(out.contains("create acme"), "{out}");
     assert!(out.contains("create bakery"), "{out}");
 }
 
 #[test]
 fn watch_once_reconciles_a_single_time() {
     let tmp = tempfile::tempdir().unwrap();
-    let inv = tmp.path().join("inv");
-    example(&inv);
-    std::fs::write(inv.join("hoist.yaml"), settings(None, true, 600, 100)).unwrap();
-    init_repo(&inv);
+    let inv = inventory_repo(tmp.path(), &settings(None, true, 600, 100));
     let out = hoist(&inv, &["--log-format", "json", "watch", "--once"]);
     assert_eq!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -379,10 +506,7 @@ fn watch_once_reconciles_a_single_time() {
 #[test]
 fn a_restarted_daemon_still_only_reports_drift_without_self_heal() {
     let tmp = tempfile::tempdir().unwrap();
-    let inv = tmp.path().join("inv");
-    example(&inv);
-    std::fs::write(inv.join("hoist.yaml"), settings(None, false, 1, 100)).unwrap();
-    init_repo(&inv);
+    let inv = inventory_repo(tmp.path(), &settings(None, false, 1, 100));
     // A first daemon run installs everything and records it synced.
     hoist_ok(&inv, &["watch", "--once"], 0);
     assert!(

@@ -86,8 +86,13 @@ fn mutate(rng: &mut Rng, text: &str) -> Vec<u8> {
     b
 }
 
-#[test]
-fn the_loader_never_panics_on_mutated_inventories() {
+/// Feeds mutations of `originals` to `parse` for `HOIST_FUZZ_SECS` (8 by
+/// default): no panic ever, and every refusal has a non-empty message.
+fn fuzz(
+    what: &str,
+    originals: &[(&str, String)],
+    parse: impl Fn(usize, &[u8]) -> Result<(), Vec<String>> + std::panic::RefUnwindSafe,
+) {
     let secs: u64 = std::env::var("HOIST_FUZZ_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -96,43 +101,30 @@ fn the_loader_never_panics_on_mutated_inventories() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x5eed_2026);
-    let f = Fixture::example();
-    let files = [
-        "hoist.yaml",
-        "sites/acme.yaml",
-        "sites/chess-club.yaml",
-        "platforms/shop-2-0.yaml",
-        "codebases/shop-2.0/packages/blog/package.yaml",
-    ];
-    let originals: Vec<String> = files.iter().map(|p| f.read(p)).collect();
     let mut rng = Rng(seed);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     let (mut runs, mut rejected) = (0u64, 0u64);
     std::panic::set_hook(Box::new(|_| {}));
     while std::time::Instant::now() < deadline {
-        let i = rng.below(files.len());
-        let bytes = mutate(&mut rng, &originals[i]);
-        std::fs::write(f.inv().join(files[i]), &bytes).unwrap();
-        let r = std::panic::catch_unwind(|| hoist::inventory::load(&f.inv()));
-        std::fs::write(f.inv().join(files[i]), &originals[i]).unwrap();
-        match r {
+        let i = rng.below(originals.len());
+        let bytes = mutate(&mut rng, &originals[i].1);
+        match std::panic::catch_unwind(|| parse(i, &bytes)) {
             Err(_) => {
                 let _ = std::panic::take_hook();
                 panic!(
-                    "the loader panicked on a mutation of {} (seed {seed}, run {runs}): {:?}",
-                    files[i],
+                    "{what} panicked on a mutation of {} (seed {seed}, run {runs}): {:?}",
+                    originals[i].0,
                     String::from_utf8_lossy(&bytes)
                 );
             }
-            Ok(Err(d)) => {
+            Ok(Err(lines)) => {
                 rejected += 1;
-                assert!(!d.0.is_empty());
-                for diag in &d.0 {
-                    let line = diag.to_string();
+                assert!(!lines.is_empty());
+                for line in &lines {
                     assert!(!line.is_empty() && !line.contains("panicked"), "{line}");
                 }
             }
-            Ok(Ok(_)) => {}
+            Ok(Ok(())) => {}
         }
         runs += 1;
     }
@@ -142,7 +134,91 @@ fn the_loader_never_panics_on_mutated_inventories() {
         rejected > 0,
         "no mutation was rejected in {runs} runs: the fuzzer is not biting"
     );
-    eprintln!("fuzzed the loader {runs} times ({rejected} rejected), seed {seed}");
+    eprintln!("fuzzed {what} {runs} times ({rejected} rejected), seed {seed}");
+}
+
+fn lines(d: &[impl ToString]) -> Vec<String> {
+    d.iter().map(|d| d.to_string()).collect()
+}
+
+#[test]
+fn the_loader_never_panics_on_mutated_inventories() {
+    let f = Fixture::example();
+    let files = [
+        "hoist.yaml",
+        "sites/acme.yaml",
+        "sites/chess-club.yaml",
+        "platforms/shop-2-0.yaml",
+        "codebases/shop-2.0/packages/blog/package.yaml",
+    ];
+    let originals: Vec<(&str, String)> = files.iter().map(|p| (*p, f.read(p))).collect();
+    fuzz("the loader", &originals, |i, bytes| {
+        let path = f.inv().join(files[i]);
+        std::fs::write(&path, bytes).unwrap();
+        let r = hoist::inventory::load(&f.inv());
+        std::fs::write(&path, &originals[i].1).unwrap();
+        r.map(|_| ()).map_err(|d| lines(&d.0))
+    });
+}
+
+#[test]
+fn status_files_and_backup_manifests_never_panic_when_mutated() {
+    use std::path::Path;
+    let f = Fixture::example();
+    f.apply();
+    f.ok(&["backup", "acme"], 0);
+    let archive = std::fs::read_dir(f.host().join("backups/acme"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let manifest = hoist::backup::read_manifest(&archive).unwrap();
+    let originals = vec![
+        ("status/sites/acme.yaml", f.read("status/sites/acme.yaml")),
+        (
+            "status/platforms/shop-1-1.yaml",
+            f.read("status/platforms/shop-1-1.yaml"),
+        ),
+        (
+            hoist::backup::MANIFEST,
+            serde_yaml::to_string(&manifest).unwrap(),
+        ),
+    ];
+    let scratch = f.tmp.path().join("fuzzed.tar.gz");
+    fuzz("the status and manifest parsers", &originals, |i, bytes| {
+        let text = String::from_utf8_lossy(bytes);
+        match i {
+            0 => hoist::status::parse_site(&text, Path::new(originals[0].0), "acme")
+                .map(|s| {
+                    // what `hoist status` shows of it
+                    if let Some(t) = &s.last_task {
+                        let _ = hoist::names::prefix(&t.started, 16);
+                    }
+                })
+                .map_err(|d| lines(&d)),
+            1 => hoist::status::parse_platform(&text, Path::new(originals[1].0), "shop-1-1")
+                .map(|_| ())
+                .map_err(|d| lines(&d)),
+            _ => {
+                let mut out = tar::Builder::new(flate2::write::GzEncoder::new(
+                    Vec::new(),
+                    flate2::Compression::fast(),
+                ));
+                let mut h = tar::Header::new_gnu();
+                h.set_path(hoist::backup::MANIFEST).unwrap();
+                h.set_size(bytes.len() as u64);
+                h.set_mode(0o600);
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_cksum();
+                out.append(&h, bytes).unwrap();
+                std::fs::write(&scratch, out.into_inner().unwrap().finish().unwrap()).unwrap();
+                hoist::backup::read_manifest(&scratch)
+                    .map(|_| ())
+                    .map_err(|e| vec![e.to_string()])
+            }
+        }
+    });
 }
 
 #[test]
@@ -198,6 +274,7 @@ fn symlinks_out_of_a_site_are_never_followed() {
         for e in std::fs::read_dir(f.host().join("backups").join(dir))
             .unwrap()
             .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tar.gz"))
         {
             let mut gz = flate2::read::MultiGzDecoder::new(std::fs::File::open(e.path()).unwrap());
             let mut all = Vec::new();
@@ -436,5 +513,137 @@ fn status_files_are_untrusted_text_in_every_output() {
             .unwrap()
             .contains("# db @octocat \\u001b[2J <b>x</b>"),
         "{acme}"
+    );
+}
+
+/// Runs `args` and checks it fails cleanly: exit 1, no panic, and a line
+/// of stderr or stdout holding `needle`.
+fn refused(f: &Fixture, args: &[&str], needle: &str) {
+    let r = f.run(args);
+    assert_eq!(r.code, 1, "{args:?}: {}", r.all());
+    assert!(!r.all().contains("panicked"), "{}", r.all());
+    assert!(
+        r.all().lines().any(|l| l.contains(needle)),
+        "no line with {needle:?} in:\n{}",
+        r.all()
+    );
+}
+
+#[test]
+fn deeply_nested_files_are_refused_at_the_depth_limit() {
+    let f = Fixture::example();
+    // 80,000 levels in 160 KB and a million in 1 MB: libyaml alone took 5 s
+    // and over 25 minutes on these; the guard stops at level 33.
+    f.write(
+        "sites/acme.yaml",
+        &format!("domain: {}", "[ ".repeat(80_000)),
+    );
+    // the root mapping is level 1: the 32nd `[` (column 9 + 2 * 31) is level 33
+    refused(
+        &f,
+        &["validate"],
+        "sites/acme.yaml:1:71: nesting deeper than 32 levels",
+    );
+    f.write(
+        "sites/acme.yaml",
+        &format!("domain: {}", "[".repeat(1_000_000)),
+    );
+    refused(
+        &f,
+        &["validate"],
+        "sites/acme.yaml:1:40: nesting deeper than 32 levels",
+    );
+    f.write(
+        "sites/acme.yaml",
+        &format!(
+            "domain: a.com\nplatform: shop-1-0\nlabels: {}",
+            "{a: ".repeat(50_000)
+        ),
+    );
+    refused(
+        &f,
+        &["validate"],
+        "sites/acme.yaml:3:133: nesting deeper than 32 levels",
+    );
+    // block mappings, nested by indentation: labels' value (k1, line 4) is
+    // level 2, so k32 on line 35 is level 33
+    let mut block = String::from("domain: a.com\nplatform: shop-1-0\nlabels:\n");
+    for i in 1..60 {
+        block.push_str(&format!("{}k{i}:\n", "  ".repeat(i)));
+    }
+    f.write("sites/acme.yaml", &block);
+    refused(
+        &f,
+        &["validate"],
+        "sites/acme.yaml:35:65: nesting deeper than 32 levels",
+    );
+    // the same rule for the settings and a codebase's package.yaml
+    let g = Fixture::example();
+    g.write("hoist.yaml", &format!("policy: {}", "[".repeat(100)));
+    refused(
+        &g,
+        &["validate"],
+        "hoist.yaml:1:40: nesting deeper than 32 levels",
+    );
+    let g = Fixture::example();
+    g.write(
+        "codebases/shop-2.0/packages/blog/package.yaml",
+        &format!("name: {}", "{".repeat(100)),
+    );
+    refused(
+        &g,
+        &["validate"],
+        "codebases/shop-2.0/packages/blog/package.yaml:1:38: nesting deeper than 32 levels",
+    );
+}
+
+#[test]
+fn a_byte_order_mark_is_read_as_nothing() {
+    let f = Fixture::example();
+    for p in [
+        "hoist.yaml",
+        "sites/acme.yaml",
+        "platforms/shop-2-0.yaml",
+        "codebases/shop-2.0/packages/blog/package.yaml",
+    ] {
+        f.write(p, &format!("\u{feff}{}", f.read(p)));
+    }
+    let r = f.run(&["validate"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    f.apply();
+    // status files too
+    let st = f.inv().join("status/sites/acme.yaml");
+    let text = std::fs::read_to_string(&st).unwrap();
+    std::fs::write(&st, format!("\u{feff}{text}")).unwrap();
+    let r = f.run(&["status"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains("acme.example.com"), "{}", r.all());
+}
+
+#[test]
+fn status_files_with_odd_text_never_panic() {
+    let f = Fixture::example();
+    f.apply();
+    let st = f.inv().join("status/sites/acme.yaml");
+    let text = std::fs::read_to_string(&st).unwrap();
+    let started = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("started:"))
+        .unwrap_or_else(|| panic!("no start time in {text}"));
+    // a multibyte character across byte 16 of the time shown
+    let odd = started.split_once(':').unwrap().0.to_string() + ": \"2026-01-31T12:0é日本\"";
+    std::fs::write(&st, text.replace(started, &odd)).unwrap();
+    let r = f.run(&["status"]);
+    assert!(!r.all().contains("panicked"), "{}", r.all());
+    assert!(r.code == 0 || r.code == 1, "{}", r.all());
+    if r.code == 0 {
+        assert!(r.stdout.contains("install 2026-01-31T12:0"), "{}", r.all());
+    }
+    // and a status file nested too deep is refused like any other file
+    std::fs::write(&st, format!("site: acme\nsync: {}", "[".repeat(200_000))).unwrap();
+    refused(
+        &f,
+        &["status"],
+        "status/sites/acme.yaml:2:38: nesting deeper than 32 levels",
     );
 }

@@ -702,8 +702,8 @@ fn a_saved_plan_for_some_sites_is_checked_against_those_sites() {
     let r = f.run(&["apply", "--yes", "--site", "eatery", out.to_str().unwrap()]);
     assert_eq!(
         r.code,
-        2,
-        "clap refuses --site with a saved plan: {}",
+        1,
+        "a usage error: --site with a saved plan: {}",
         r.all()
     );
     f.ok(&["apply", "--yes", out.to_str().unwrap()], 0);

@@ -30,13 +30,16 @@ fn posts(c: &rusqlite::Connection) -> Vec<String> {
         .unwrap()
 }
 
-/// A site's archives, oldest first (by modification time: two made in the
-/// same second differ only by a `-N` suffix).
+/// A site's archives, oldest first (by modification time).
 fn archives(f: &Fixture, site: &str) -> Vec<String> {
     let mut v: Vec<(std::time::SystemTime, String)> =
         std::fs::read_dir(f.host().join("backups").join(site))
             .unwrap()
             .flatten()
+            .filter(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.ends_with(".tar.gz") && !n.starts_with('.')
+            })
             .map(|e| {
                 (
                     e.metadata().unwrap().modified().unwrap(),
@@ -243,6 +246,45 @@ fn hostile_archives_are_refused_with_nothing_written_outside() {
     f.plan_json(&["--detailed-exitcode"], 0);
 }
 
+#[test]
+fn a_deeply_nested_manifest_is_refused_before_anything_is_read() {
+    let f = Fixture::example();
+    f.apply();
+    // A million nested `[` (2 MB) as the manifest: libyaml alone would scan
+    // it for hours; the guard stops at level 33.
+    let deep = "[ ".repeat(1_000_000);
+    let mut out = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    let mut h = tar::Header::new_gnu();
+    h.set_path(hoist::backup::MANIFEST).unwrap();
+    h.set_size(deep.len() as u64);
+    h.set_mode(0o600);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_cksum();
+    out.append(&h, deep.as_bytes()).unwrap();
+    let bytes = out.into_inner().unwrap().finish().unwrap();
+    let name = "acme.example.com-20990101.000000.tar.gz";
+    std::fs::create_dir_all(f.host().join("backups/acme")).unwrap();
+    std::fs::write(f.host().join("backups/acme").join(name), bytes).unwrap();
+    let files_before = snapshot(&site_dir(&f));
+    let r = f.ok(&["restore", "acme", name], 1);
+    assert!(!r.all().contains("panicked"), "{}", r.all());
+    assert!(
+        r.all()
+            .contains("manifest hoist-backup.yaml: 1:65: nesting deeper than 32 levels"),
+        "{}",
+        r.all()
+    );
+    assert_same(
+        &files_before,
+        &snapshot(&site_dir(&f)),
+        "the refused restore changed the site",
+    );
+    f.plan_json(&["--detailed-exitcode"], 0);
+}
+
 #[cfg(feature = "failpoints")]
 #[test]
 fn restore_rolls_back_at_every_step() {
@@ -309,4 +351,278 @@ fn restore_rolls_back_at_every_step() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The number of rows of a marker table, created on first use: each
+/// "distinct change to the site's data" adds one.
+fn generation(c: &rusqlite::Connection) -> i64 {
+    c.execute("CREATE TABLE IF NOT EXISTS gen (n INTEGER)", [])
+        .unwrap();
+    c.query_row("SELECT count(*) FROM gen", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// Issue 16: many backups within a second or two, pruned to three, each
+/// after a change to the site's data: a restore without a name brings
+/// back the last state, names are never reused, and `hoist backups` lists
+/// them newest first with the task that made each.
+#[test]
+fn restore_without_a_name_takes_the_last_backup_made_whatever_the_clock_says() {
+    let f = Fixture::example();
+    f.write(
+        "hoist.yaml",
+        &f.read("hoist.yaml")
+            .replace("keep_backups: 5", "keep_backups: 3"),
+    );
+    f.apply();
+    let dir = site_dir(&f);
+    let mut names = Vec::new();
+    let mut tasks = Vec::new();
+    for i in 1..=8 {
+        let c = db(&f, &dir);
+        assert_eq!(generation(&c), i - 1);
+        c.execute("INSERT INTO gen VALUES (?1)", [i]).unwrap();
+        let r = f.ok(&["backup", "acme"], 0);
+        let line = r
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("backup: "))
+            .unwrap();
+        names.push(line.rsplit('/').next().unwrap().to_string());
+        let id = r
+            .stdout
+            .split('[')
+            .nth(1)
+            .unwrap()
+            .split(']')
+            .next()
+            .unwrap();
+        tasks.push(id.to_string());
+    }
+    assert_eq!(generation(&db(&f, &dir)), 8);
+    let distinct: std::collections::BTreeSet<&String> = names.iter().collect();
+    assert_eq!(distinct.len(), 8, "a name was reused: {names:?}");
+    for (i, n) in names.iter().enumerate() {
+        assert!(
+            n.starts_with("acme.example.com-") && n.ends_with(&format!("-n{:06}.tar.gz", i + 1)),
+            "{n}"
+        );
+    }
+    let mut left = archives(&f, "acme");
+    left.sort();
+    let mut newest: Vec<String> = names[5..].to_vec();
+    newest.sort();
+    assert_eq!(left, newest, "pruning keeps the newest three");
+
+    // `hoist backups` lists them newest first, each whole, with its task.
+    let r = f.ok(&["backups", "acme"], 0);
+    let rows: Vec<&str> = r.stdout.lines().skip(1).collect();
+    assert_eq!(rows.len(), 3, "{}", r.all());
+    for (row, k) in rows.iter().zip([7, 6, 5]) {
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cols[0], names[k], "{}", r.all());
+        assert_eq!(cols[3], tasks[k], "{}", r.all());
+        assert_eq!(cols[4], "yes", "{}", r.all());
+    }
+
+    // A later change, then a restore without a name: the last state.
+    db(&f, &dir)
+        .execute("INSERT INTO gen VALUES (9)", [])
+        .unwrap();
+    let r = f.ok(&["restore", "acme"], 0);
+    assert!(
+        r.stdout
+            .contains(&format!("restored from: backups/acme/{}", names[7])),
+        "{}",
+        r.all()
+    );
+    assert_eq!(generation(&db(&f, &dir)), 8, "not the last state");
+    // The restore's own backup of the state before took the next number.
+    assert!(r.stdout.contains("-n000009.tar.gz"), "{}", r.all());
+}
+
+/// A backup that no longer reads is listed as not whole; one of another
+/// site too.
+#[test]
+fn backups_says_which_are_not_whole() {
+    let f = Fixture::example();
+    f.apply();
+    let r = f.ok(&["backups", "acme"], 0);
+    assert!(r.stdout.contains("acme has no backups"), "{}", r.all());
+    f.ok(&["backup", "acme"], 0);
+    f.ok(&["backup", "acme"], 0);
+    let a = archives(&f, "acme");
+    std::fs::write(f.host().join("backups/acme").join(&a[0]), b"cut").unwrap();
+    let r = f.ok(&["backups", "acme"], 0);
+    let rows: Vec<&str> = r.stdout.lines().skip(1).collect();
+    assert!(
+        rows[0].starts_with(&a[1]) && rows[0].ends_with(" yes"),
+        "{}",
+        r.all()
+    );
+    assert!(
+        rows[1].starts_with(&a[0]) && rows[1].contains(" no: "),
+        "{}",
+        r.all()
+    );
+}
+
+/// Writes archive `name` among acme's backups: `manifest` first, then a
+/// tar header of a 10-byte dump with no data after it (the checks refuse
+/// before any entry after the manifest is read).
+fn plant(f: &Fixture, name: &str, manifest: &str) {
+    let path = f.host().join("backups/acme").join(name);
+    let (entry, size) = ("database.sql", 10);
+    let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
+        std::fs::File::create(&path).unwrap(),
+        flate2::Compression::fast(),
+    ));
+    let mut h = tar::Header::new_gnu();
+    h.set_size(manifest.len() as u64);
+    h.set_mode(0o600);
+    h.set_entry_type(tar::EntryType::Regular);
+    b.append_data(&mut h, "hoist-backup.yaml", manifest.as_bytes())
+        .unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_size(size);
+    h.set_mode(0o600);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_path(entry).unwrap();
+    h.set_cksum();
+    let mut gz = b.into_inner().unwrap();
+    std::io::Write::write_all(&mut gz, h.as_bytes()).unwrap();
+    gz.finish().unwrap();
+}
+
+/// The manifest of a real backup of acme, edited by `edit`.
+fn edited_manifest(f: &Fixture, edit: impl Fn(&mut serde_yaml::Value)) -> String {
+    f.ok(&["backup", "acme"], 0);
+    let good = f
+        .host()
+        .join("backups/acme")
+        .join(archives(f, "acme").pop().unwrap());
+    let mut m: serde_yaml::Value =
+        serde_yaml::to_value(hoist::backup::read_manifest(&good).unwrap()).unwrap();
+    edit(&mut m);
+    serde_yaml::to_string(&m).unwrap()
+}
+
+/// Issue 11 item 6: an archive declaring more than the server has room
+/// for is refused before anything is written or changed.
+#[test]
+fn an_archive_larger_than_the_free_space_is_refused_before_anything_changes() {
+    let f = Fixture::example();
+    f.apply();
+    let size: u64 = 1 << 43; // 8 TiB: no test machine has that free
+    let manifest = edited_manifest(&f, |m| {
+        let dump = m["dump"]["size"].as_u64().unwrap();
+        let entries = m["entries"].as_sequence_mut().unwrap();
+        let mut big = entries[0].clone();
+        big["path"] = "site/huge.bin".into();
+        big["kind"] = "file".into();
+        big["size"] = size.into();
+        entries.push(big);
+        let sum: u64 = entries
+            .iter()
+            .map(|e| e["size"].as_u64().unwrap_or(0))
+            .sum();
+        m["total"] = (sum + dump).into();
+    });
+    let name = "acme.example.com-20990101.000000-n999999.tar.gz";
+    plant(&f, name, &manifest);
+    let before = snapshot(&f.host().join("platforms"));
+    let backups_before = archives(&f, "acme").len();
+    let r = f.ok(&["restore", "acme", name], 1);
+    assert!(
+        r.stdout.contains("failed   restore acme")
+            && r.stdout.contains("not restored")
+            && r.stdout.contains("bytes free"),
+        "{}",
+        r.all()
+    );
+    assert_same(&before, &snapshot(&f.host().join("platforms")), "changed");
+    assert_eq!(
+        archives(&f, "acme").len(),
+        backups_before,
+        "refused before the backup of the present state"
+    );
+
+    // A manifest whose declared total does not match its entries is
+    // refused too, whatever the room.
+    let manifest = edited_manifest(&f, |m| m["total"] = 1.into());
+    let name = "acme.example.com-20990101.000000-n999998.tar.gz";
+    plant(&f, name, &manifest);
+    let r = f.ok(&["restore", "acme", name], 1);
+    assert!(r.stdout.contains("declares 1 bytes in all"), "{}", r.all());
+    f.plan_json(&["--detailed-exitcode"], 0);
+}
+
+/// Issue 11 item 5: a failure whose error quotes megabytes leaves a small,
+/// private task record.
+#[test]
+fn a_huge_error_stays_small_in_a_private_task_record() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fixture::example();
+    f.apply();
+    let tasks = f.host().join("tasks");
+    // As an older hoist left it: readable by everyone.
+    std::fs::set_permissions(&tasks, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let long = format!("site/{}", "é".repeat(3 << 20));
+    let manifest = edited_manifest(&f, |m| {
+        let entries = m["entries"].as_sequence_mut().unwrap();
+        let mut odd = entries[0].clone();
+        odd["path"] = format!("{long}/../x").into();
+        entries.push(odd);
+        m.as_mapping_mut().unwrap().remove("total");
+    });
+    assert!(manifest.len() > 6 << 20);
+    let name = "acme.example.com-20990101.000000-n999999.tar.gz";
+    plant(&f, name, &manifest);
+    let r = f.ok(&["restore", "acme", name], 1);
+    assert!(r.stdout.contains("failed   restore acme"), "{}", r.all());
+    assert!(r.stdout.len() < 4096, "{} bytes of output", r.stdout.len());
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&tasks), 0o700);
+    for e in std::fs::read_dir(&tasks).unwrap().flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "json") {
+            assert_eq!(mode(&p), 0o600, "{}", p.display());
+            let len = std::fs::metadata(&p).unwrap().len();
+            assert!(len < 64 << 10, "{} holds {len} bytes", p.display());
+        }
+    }
+}
+
+/// An archive's entry times come from untrusted headers: a time past what
+/// the clock can hold is restored without it, never a panic.
+#[test]
+fn entry_times_past_the_clocks_range_restore_without_them() {
+    let f = Fixture::example();
+    f.apply();
+    f.ok(&["backup", "acme"], 0);
+    let good = f.host().join("backups/acme").join(&archives(&f, "acme")[0]);
+    let mut out = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    let mut rd = tar::Archive::new(flate2::read::MultiGzDecoder::new(
+        std::fs::File::open(&good).unwrap(),
+    ));
+    for e in rd.entries().unwrap() {
+        let mut e = e.unwrap();
+        let mut h = e.header().clone();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        // A GNU header carries any 64-bit time in base-256.
+        h.set_mtime(u64::MAX);
+        h.set_cksum();
+        out.append(&h, &data[..]).unwrap();
+    }
+    let bytes = out.into_inner().unwrap().finish().unwrap();
+    let name = "acme.example.com-20990101.000000.tar.gz";
+    std::fs::write(f.host().join("backups/acme").join(name), bytes).unwrap();
+    let r = f.ok(&["restore", "acme", name], 0);
+    assert!(!r.all().contains("panicked"), "{}", r.all());
+    assert!(r.stdout.contains(name), "{}", r.all());
+    f.plan_json(&["--detailed-exitcode"], 0);
 }

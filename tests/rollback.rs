@@ -222,3 +222,36 @@ fn a_failure_removing_the_old_copy_is_a_warning_not_a_rollback() {
         "the site is live on the target"
     );
 }
+
+/// An undo that fails is never silent: the task fails with the undo's
+/// failure in its message and log, and the site stays in maintenance
+/// rather than online half put back.
+#[test]
+fn an_undo_that_fails_is_reported_and_the_site_stays_in_maintenance() {
+    let f = Fixture::example();
+    f.apply();
+    let (db, _) = common::settings_of(&f, "shop-1-1", "acme.example.com");
+    f.set_site("acme", "domain", "acme.example.org");
+    let r = f.with_failpoint(&["apply", "--yes"], "verify:error,undo-move-back");
+    let out = String::from_utf8_lossy(&r.stdout);
+    assert_eq!(r.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("failed   rename acme")
+            && out.contains("ROLLING BACK FAILED")
+            && out.contains("failpoint undo-move-back"),
+        "{out}"
+    );
+    let t = last_task(&f);
+    assert_eq!(t["result"], "failed");
+    assert!(
+        t["log"].to_string().contains("ROLLING BACK FAILED"),
+        "{}",
+        t["log"]
+    );
+    assert_eq!(common::maintenance_of(&f, &db), "1", "left in maintenance");
+    // Its data is all there: the directory where the move left it.
+    assert!(f
+        .host()
+        .join("platforms/shop-1-1/sites/acme.example.org/files")
+        .is_dir());
+}

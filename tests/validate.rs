@@ -272,7 +272,21 @@ fn broken_codebases_are_reported_per_file() {
         "codebases/shop-2.1/packages/forum/package.yaml",
         "name: forum\nkind: module\nversion: 1.0.0\ndepends: [nothere]\n",
     );
+    // one update under two names would run twice
+    f.write(
+        "codebases/shop-2.1/packages/core/updates/01.sql",
+        "SELECT 1;",
+    );
+    f.write(
+        "codebases/shop-2.1/packages/core/updates/+2.sql",
+        "SELECT 1;",
+    );
     let e = broken(&f);
+    has(&e, "codebases/shop-2.1/packages/core/updates/01.sql: an update must be a file named <N>.sql, N a positive integer written without leading zeros or sign");
+    has(
+        &e,
+        "codebases/shop-2.1/packages/core/updates/+2.sql: an update must be",
+    );
     has(&e, "codebases/shop-2.1/packages/blog/package.yaml:");
     has(&e, "codebases/shop-2.1/packages/node/updates/first.sql: an update must be a file named <N>.sql");
     has(
@@ -331,4 +345,49 @@ fn hostile_yaml_does_not_panic() {
     has(&e, "sites/dental.yaml:1:9: invalid domain");
     has(&e, "sites/eatery.yaml");
     has(&e, "sites/chess-club.yaml: not UTF-8 text");
+}
+
+#[test]
+fn domains_are_as_long_as_the_files_named_after_them_allow() {
+    let labels = |last: usize| {
+        format!(
+            "{}.{}.{}.{}",
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(last)
+        )
+    };
+    let f = Fixture::example();
+    let too_long = labels(9);
+    assert_eq!(too_long.len(), 201);
+    f.set_site("acme", "domain", &too_long);
+    let e = broken(&f);
+    has(
+        &e,
+        "sites/acme.yaml:3:9: invalid domain \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"...: \
+         201 bytes; the limit is 200",
+    );
+
+    // the longest allowed domain installs, backs up and restores: every file
+    // named after it (vhost, site directory, archive) fits
+    let longest = labels(8);
+    assert_eq!(longest.len(), 200);
+    f.set_site("acme", "domain", &longest);
+    f.apply();
+    assert!(f.host().join(format!("vhosts/{longest}.conf")).exists());
+    let r = f.ok(&["backup", "acme"], 0);
+    assert!(r.stdout.contains("success  backup acme"), "{}", r.all());
+    let archives: Vec<String> = std::fs::read_dir(f.host().join("backups/acme"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(archives.len(), 1, "{archives:?}");
+    assert!(
+        archives[0].starts_with(&format!("{longest}-")),
+        "{archives:?}"
+    );
+    f.ok(&["restore", "acme"], 0);
+    f.plan_json(&["--detailed-exitcode"], 0);
 }

@@ -8,7 +8,7 @@ mod update;
 
 pub use recover::{recover, Recovered};
 
-pub use site::{backup_now, new_db_name, restore};
+pub use site::{backup_now, new_db_name, restore, restored_from};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -39,13 +39,15 @@ pub struct ApplyOptions {
     pub progress: bool,
     /// The inventory commit being applied, recorded in each task.
     pub commit: Option<String>,
-    /// Once set (by `hoist watch` on SIGTERM), no further task starts; the
-    /// running ones finish.
+    /// Once set (on SIGINT or SIGTERM), no further task starts, and each
+    /// running one stops after its running step: undone, or, past its
+    /// point of no return, finished.
     pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl ApplyOptions {
-    fn cancelled(&self) -> bool {
+    /// Whether hoist was asked to stop.
+    pub fn cancelled(&self) -> bool {
         self.cancel
             .as_ref()
             .is_some_and(|c| c.load(Ordering::SeqCst))
@@ -248,12 +250,13 @@ fn run_platform_task(
 }
 
 /// Runs `body` as the steps of `run`; on failure runs `undo`, marks the task
-/// failed and keeps its log.
+/// failed and keeps its log. What the undo could not do (its `Err`) is
+/// added to the task's message: an undo that fails is never silent.
 pub(crate) fn execute(
     mut run: TaskRun,
     what: String,
     body: impl FnOnce(&mut TaskRun) -> Result<Vec<String>, StepError>,
-    undo: impl FnOnce(&mut TaskRun),
+    undo: impl FnOnce(&mut TaskRun) -> Result<(), String>,
 ) -> TaskOutcome {
     let id = Some(run.rec.id.clone());
     match body(&mut run) {
@@ -278,26 +281,41 @@ pub(crate) fn execute(
             tracing::warn!(task = %run.rec.id, "{e}; rolling back");
             run.log(format!("error: {e}"));
             let _ = run.end("failed");
-            undo(&mut run);
+            let undone = undo(&mut run);
             // Past the point of no return the undo finishes the task: the
             // new state is live, so the task is done, with a problem.
-            let result = if run.rec.journal.contains_key("committed") {
+            let result = if committed(&run) {
                 TaskResult::Warning
             } else {
                 TaskResult::Failed
             };
             let _ = run.finish(result);
+            let message = match undone {
+                Ok(()) => e.to_string(),
+                Err(u) => format!("{e}; {u}"),
+            };
             TaskOutcome {
                 id,
                 what,
                 result,
-                message: Some(e.to_string()),
+                message: Some(crate::task::quote(&message)),
             }
         }
     }
 }
 
+/// Why a step did not start after SIGINT or SIGTERM.
+pub const INTERRUPTED: &str = "hoist was interrupted (SIGINT or SIGTERM): not started";
+
+/// Whether the task passed its point of no return: from there on it is
+/// finished forward, never undone.
+fn committed(run: &TaskRun) -> bool {
+    run.rec.journal.contains_key(site::key::COMMITTED)
+}
+
 /// Runs one named step: journals its start and end, and names it in errors.
+/// Once hoist is asked to stop ([`TaskRun::cancelled`]), a task that has
+/// not committed starts no further step: it fails, and is undone.
 pub fn step<T, E: std::fmt::Display>(
     run: &mut TaskRun,
     name: &str,
@@ -309,8 +327,14 @@ pub fn step<T, E: std::fmt::Display>(
     };
     run.begin(name)
         .map_err(|e| serr(format!("cannot write the task journal: {e}")))?;
+    // Asked to stop: the step before this one has finished; what follows
+    // is the undo, or, past the point of no return, the finish.
+    if run.cancelled() && !committed(run) {
+        return Err(serr(INTERRUPTED.into()));
+    }
+    crate::failpoint::pause(name, || run.cancelled());
     crate::failpoint::hit(name, crate::failpoint::When::Before).map_err(serr)?;
-    let v = f(run).map_err(|e| serr(e.to_string()))?;
+    let v = f(run).map_err(|e| serr(crate::task::quote(&e.to_string())))?;
     crate::failpoint::hit(name, crate::failpoint::When::After).map_err(serr)?;
     run.end("done")
         .map_err(|e| serr(format!("cannot write the task journal: {e}")))?;
@@ -325,7 +349,7 @@ fn build_platform(
 ) -> Result<TaskOutcome, ServerError> {
     let srv = servers.get(&p.server)?;
     let what = format!("build {}", p.name);
-    let run = TaskRun::start(
+    let mut run = TaskRun::start(
         &srv.tasks_dir(),
         TaskKind::Build,
         None,
@@ -333,6 +357,7 @@ fn build_platform(
         |rec| rec.commit = opts.commit.clone(),
     )
     .map_err(crate::server::io_err(&srv.tasks_dir()))?;
+    run.cancel_on(opts.cancel.clone());
     let spec = inv
         .platforms
         .get(&p.name)
@@ -370,7 +395,7 @@ fn build_platform(
             })?;
             Ok(vec![])
         },
-        |_| {},
+        |_| Ok(()),
     ))
 }
 
@@ -380,7 +405,7 @@ fn delete_platform(
     opts: &ApplyOptions,
 ) -> Result<TaskOutcome, ServerError> {
     let srv = servers.get(&p.server)?;
-    let run = TaskRun::start(
+    let mut run = TaskRun::start(
         &srv.tasks_dir(),
         TaskKind::DeletePlatform,
         None,
@@ -388,6 +413,7 @@ fn delete_platform(
         |rec| rec.commit = opts.commit.clone(),
     )
     .map_err(crate::server::io_err(&srv.tasks_dir()))?;
+    run.cancel_on(opts.cancel.clone());
     Ok(execute(
         run,
         format!("delete platform {}", p.name),
@@ -404,6 +430,6 @@ fn delete_platform(
             step(run, "remove", |_| srv.delete_platform(&p.name))?;
             Ok(vec![])
         },
-        |_| {},
+        |_| Ok(()),
     ))
 }

@@ -31,7 +31,10 @@ pub fn recover(srv: &LocalServer) -> Vec<Recovered> {
         if let Some(step) = run.rec.steps.last_mut().filter(|s| s.state == "running") {
             step.state = "interrupted".into();
         }
-        let committed = run.rec.journal.contains_key("committed");
+        if let Some(site) = &run.rec.site {
+            remove_backup_leftovers(srv, site);
+        }
+        let committed = super::committed(&run);
         let (result, message) = match run.rec.kind {
             TaskKind::Build | TaskKind::DeletePlatform => recover_platform(srv, &run.rec),
             _ if committed => match super::site::finish(srv, &run.rec) {
@@ -44,8 +47,11 @@ pub fn recover(srv: &LocalServer) -> Vec<Recovered> {
                     format!("the task had committed; its cleanup failed: {e}"),
                 ),
             },
-            _ => (TaskResult::Failed, super::site::undo(srv, &run.rec)),
+            _ => match super::site::undo(srv, &run.rec) {
+                Ok(done) | Err(done) => (TaskResult::Failed, done),
+            },
         };
+        let message = task::quote(&message);
         run.log(format!("recovered after an interruption: {message}"));
         run.rec.recovered = Some(message.clone());
         all_ended &= run.finish(result).is_ok();
@@ -56,10 +62,36 @@ pub fn recover(srv: &LocalServer) -> Vec<Recovered> {
             message,
         });
     }
-    if let Err(e) = left.tidy(&srv.tasks_dir(), all_ended) {
-        tracing::warn!("cannot tidy {}: {e}", srv.tasks_dir().display());
+    match left.tidy(&srv.tasks_dir(), all_ended) {
+        Ok(gone) => {
+            for g in gone {
+                tracing::warn!(
+                    "removed the task record {}: it was never written",
+                    g.display()
+                );
+            }
+        }
+        Err(e) => tracing::warn!("cannot tidy {}: {e}", srv.tasks_dir().display()),
+    }
+    // Records are private; a directory an older hoist made is made so.
+    if let Err(e) = private_if_present(&srv.tasks_dir()) {
+        tracing::warn!("cannot make {} private: {e}", srv.tasks_dir().display());
     }
     out
+}
+
+/// Removes what a backup killed with the task of `site` left: its spooled
+/// dump and its unfinished archive (a backup runs only inside a task, so
+/// a site whose task ended has none).
+fn remove_backup_leftovers(srv: &LocalServer, site: &crate::names::Name) {
+    match crate::backup::remove_leftovers(srv, site) {
+        Ok(gone) => {
+            for g in gone {
+                tracing::warn!("removed {}, left by an interrupted backup", g.display());
+            }
+        }
+        Err(e) => tracing::warn!("cannot remove what an interrupted backup of {site} left: {e}"),
+    }
 }
 
 /// A build is all or nothing (copied aside, then renamed into place): undo
@@ -100,5 +132,14 @@ fn recover_platform(srv: &LocalServer, rec: &task::TaskRecord) -> (TaskResult, S
             TaskResult::Failed,
             "rolled back: temporary build files removed; the platform is as it was".into(),
         ),
+    }
+}
+
+/// Makes an existing directory private (0700); a missing one stays missing.
+fn private_if_present(dir: &std::path::Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        fsutil::create_private_dir(dir)
+    } else {
+        Ok(())
     }
 }

@@ -5,6 +5,8 @@
 //! task record alone (which is what crash recovery has).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -22,7 +24,7 @@ use crate::server::{io_err, LocalServer, ServerError, Servers, OLD_SETTINGS_FILE
 use crate::task::{TaskKind, TaskRecord, TaskResult, TaskRun};
 
 /// Journal keys: the facts an undo or a recovery reads back.
-mod key {
+pub(super) mod key {
     /// The previous `maintenance_mode` of the old database (null: unset);
     /// present once maintenance was switched on.
     pub const MAINTENANCE_PREV: &str = "maintenance_prev";
@@ -34,9 +36,10 @@ mod key {
     pub const COPIED_DIR: &str = "copied_dir";
     /// The site directory was moved (rename on the same platform).
     pub const MOVED_DIR: &str = "moved_dir";
-    /// The old database's file is about to move to the new database
-    /// (rename on the same platform), where it is then edited: an undo
-    /// moves it back and loads its content from the task's backup.
+    /// Only in journals of older hoists, whose rename on the same platform
+    /// moved the old database's file to the new database and edited it
+    /// there: an undo moves it back and loads its content from the task's
+    /// backup. A rename now edits a copy, as a migrate does.
     pub const DB_MOVED: &str = "db_moved";
     /// Where the old settings were saved before being overwritten.
     pub const SAVED_SETTINGS: &str = "saved_settings";
@@ -52,6 +55,14 @@ mod key {
     pub const SWAPPED: &str = "swapped";
     /// Set once the new site is live: from here on a task finishes forward.
     pub const COMMITTED: &str = "committed";
+    /// The backup a restore chose, relative to the server root.
+    pub const RESTORED_FROM: &str = "restored_from";
+}
+
+/// The backup a restore task restored (or tried to), relative to the
+/// server root.
+pub fn restored_from(rec: &TaskRecord) -> Option<&str> {
+    rec.journal.get(key::RESTORED_FROM).and_then(Value::as_str)
 }
 
 pub(super) fn txt<E: std::fmt::Display>(e: E) -> String {
@@ -121,12 +132,14 @@ pub(super) fn start(
     s: &SitePlan,
     opts: &ApplyOptions,
 ) -> Result<TaskRun, ServerError> {
-    TaskRun::start_noted(&srv.tasks_dir(), kind, Some(s.name.clone()), None, |rec| {
+    let mut run = TaskRun::start_noted(&srv.tasks_dir(), kind, Some(s.name.clone()), None, |rec| {
         rec.from = s.from.clone();
         rec.to = s.to.clone();
         rec.commit = opts.commit.clone();
     })
-    .map_err(io_err(&srv.tasks_dir()))
+    .map_err(io_err(&srv.tasks_dir()))?;
+    run.cancel_on(opts.cancel.clone());
+    Ok(run)
 }
 
 pub(super) fn need<'a, T>(o: &'a Option<T>, what: &str) -> Result<&'a T, ServerError> {
@@ -411,9 +424,7 @@ fn deploy_copy(
     from: &Path,
     to: &Path,
 ) -> Result<Credentials, String> {
-    let creds = srv.db().create(new_db).map_err(txt)?;
-    let mut new = srv.db().open_staged(new_db, &creds).map_err(txt)?;
-    open_db(srv, old)?.copy_into(&mut new).map_err(txt)?;
+    let creds = copy_database(srv, old, new_db)?;
     crate::failpoint::hit("deploy-inside", crate::failpoint::When::Before)?;
     fsutil::create_dir_all(to.parent().expect("site dirs have a parent")).map_err(txt)?;
     // The settings are not copied: the verify step writes the new site's
@@ -432,10 +443,27 @@ fn journal_copy(run: &mut TaskRun, new_db: &str, to: &Path) {
     run.remember(key::COPIED_DIR, to.display().to_string());
 }
 
-/// The deploy of a rename on the same platform: the site directory and the
-/// database's file are moved, not copied (the database gets a new name and
-/// user), journaled first so an undo moves them back.
-fn move_database(
+/// A new database `new_db` and its user, holding a copy of the site's
+/// database made with SQLite's online backup (the rows a dump and import
+/// would give, at the speed of a file copy). The later steps edit the copy:
+/// the old database stays as it was until the task commits, so an undo
+/// only drops the copy and never depends on loading a dump.
+fn copy_database(
+    srv: &LocalServer,
+    old: &SettingsFile,
+    new_db: &str,
+) -> Result<Credentials, String> {
+    let creds = srv.db().create(new_db).map_err(txt)?;
+    let mut new = srv.db().open_staged(new_db, &creds).map_err(txt)?;
+    open_db(srv, old)?.copy_into(&mut new).map_err(txt)?;
+    Ok(creds)
+}
+
+/// The deploy of a rename on the same platform: the site directory is
+/// moved (its files never change, whatever their size), and the database
+/// copied ([`copy_database`]); both journaled first, so an undo moves the
+/// directory back and drops the copy.
+fn move_dir_copy_db(
     run: &mut TaskRun,
     srv: &LocalServer,
     old: &SettingsFile,
@@ -443,10 +471,9 @@ fn move_database(
     old_dir: &Path,
     new_dir: &Path,
 ) -> Result<Credentials, String> {
-    run.remember(key::DB_MOVED, true);
     run.remember(key::MOVED_DIR, true);
     run.note(key::NEW_DB, new_db).map_err(txt)?;
-    let creds = srv.db().move_to(&old.database.name, new_db).map_err(txt)?;
+    let creds = copy_database(srv, old, new_db)?;
     crate::failpoint::hit("deploy-inside", crate::failpoint::When::Before)?;
     std::fs::rename(old_dir, new_dir)
         .map_err(|e| format!("moving {} to {}: {e}", old_dir.display(), new_dir.display()))?;
@@ -540,18 +567,87 @@ fn old_vhost(srv: &LocalServer, domain: &Domain) -> Value {
         .unwrap_or(Value::Null)
 }
 
-fn restore_vhost(srv: &LocalServer, rec: &TaskRecord, old: &Domain, new: Option<&Domain>) {
+fn restore_vhost(
+    srv: &LocalServer,
+    rec: &TaskRecord,
+    old: &Domain,
+    new: Option<&Domain>,
+) -> std::io::Result<()> {
     let Some(saved) = rec.journal.get(key::OLD_VHOST) else {
-        return;
+        return Ok(());
     };
     if let Some(n) = new.filter(|n| *n != old) {
-        let _ = fsutil::remove_file_if_exists(&srv.vhost_path(n));
+        fsutil::remove_file_if_exists(&srv.vhost_path(n))?;
     }
     let p = srv.vhost_path(old);
-    let _ = match saved.as_str() {
+    match saved.as_str() {
         Some(text) => fsutil::write_atomic(&p, text.as_bytes()),
         None => fsutil::remove_file_if_exists(&p),
-    };
+    }
+}
+
+/// What an undo could not do. Every part of an undo runs whatever befell
+/// the others, and the site is taken out of maintenance only when all of
+/// them worked: a site half put back stays in maintenance, and the task
+/// says what failed.
+#[derive(Default)]
+struct Undo {
+    failed: Vec<String>,
+}
+
+impl Undo {
+    /// Notes `r`'s failure, if it failed, as a failure of `what`.
+    fn check<E: std::fmt::Display>(&mut self, what: &str, r: Result<(), E>) {
+        if let Err(e) = r {
+            self.failed.push(format!("{what}: {e}"));
+        }
+    }
+
+    /// Ends the undo: the site is taken out of maintenance (as it was
+    /// before the task) when every part worked.
+    fn online(mut self, srv: &LocalServer, at: &Endpoint, rec: &TaskRecord) -> Result<(), String> {
+        if self.failed.is_empty() {
+            self.check(
+                "taking the site out of maintenance",
+                restore_maintenance(srv, at, rec),
+            );
+        }
+        self.done()
+    }
+
+    /// Moves the site directory `from` (where the task put it) back to
+    /// `to`, unless something took `to` meanwhile: then it stays.
+    fn move_back(&mut self, from: &Path, to: &Path) {
+        let back = if to.exists() {
+            Err(format!("{} exists", to.display()))
+        } else {
+            crate::failpoint::hit("undo-move-back", crate::failpoint::When::Before)
+                .and_then(|()| std::fs::rename(from, to).map_err(txt))
+        };
+        self.check(
+            &format!("moving the site directory back from {}", from.display()),
+            back,
+        );
+    }
+
+    /// Puts back the settings a task saved ([`save_old_settings`]) as
+    /// the settings of the site directory `dir`.
+    fn settings_back(&mut self, rec: &TaskRecord, dir: &Path) {
+        if let Some(saved) = path_of(rec, key::SAVED_SETTINGS).filter(|p| p.exists()) {
+            self.check(
+                "putting back the old settings",
+                std::fs::rename(&saved, dir.join(SETTINGS_FILE)),
+            );
+        }
+    }
+
+    fn done(self) -> Result<(), String> {
+        if self.failed.is_empty() {
+            Ok(())
+        } else {
+            Err(self.failed.join("; "))
+        }
+    }
 }
 
 fn install(
@@ -637,15 +733,28 @@ fn install(
 
 /// Undoes what an install or a clone created: its vhost, directory and
 /// database. Nothing else was touched.
-fn undo_created(srv: &LocalServer, rec: &TaskRecord) {
+fn undo_created(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
+    let mut u = Undo::default();
     if let (Some(to), true) = (&rec.to, rec.journal.contains_key(key::OLD_VHOST)) {
-        let _ = fsutil::remove_file_if_exists(&srv.vhost_path(&to.domain));
+        u.check(
+            "removing the new vhost",
+            fsutil::remove_file_if_exists(&srv.vhost_path(&to.domain)),
+        );
     }
     if let Some(dir) = path_of(rec, key::COPIED_DIR) {
-        let _ = fsutil::remove_tree_if_exists(&dir);
+        u.check(
+            "removing the new site directory",
+            fsutil::remove_tree_if_exists(&dir),
+        );
     }
+    drop_new_db(&mut u, srv, rec);
+    u.done()
+}
+
+/// Drops the database the task created, if it did.
+fn drop_new_db(u: &mut Undo, srv: &LocalServer, rec: &TaskRecord) {
     if let Some(db) = rec.journal.get(key::NEW_DB).and_then(Value::as_str) {
-        let _ = srv.db().drop_database(db);
+        u.check("dropping the new database", srv.db().drop_database(db));
     }
 }
 
@@ -720,13 +829,13 @@ fn move_site(
                 },
                 Some(keep),
             )?);
-            // A rename on its own platform moves rather than copies: the
-            // directory is renamed, and the database's file becomes the new
-            // database (with a new user), so the deploy's time does not
-            // grow with the site's size (the backup's grows with its
-            // database only). An undo moves both back and loads the
-            // database from the backup just taken. A move to another
-            // platform deploys a copy.
+            // A rename on its own platform moves the directory rather than
+            // copying it, so the deploy's time does not grow with the
+            // site's files; its database is copied, as a migrate's is, and
+            // the copy edited. An undo moves the directory back and drops
+            // the copy: the old database was never edited, so nothing is
+            // loaded from the backup. A move to another platform deploys a
+            // copy of both.
             let creds = step(run, "deploy", |run| {
                 // The old vhost rides along with the deploy's note (a
                 // migrate's went with its first), so the verify step need
@@ -734,7 +843,7 @@ fn move_site(
                 // changes it in between: the server is locked).
                 if same_platform {
                     run.remember(key::OLD_VHOST, old_vhost(srv, &from.domain));
-                    move_database(run, srv, &settings, &new_db, &old_dir, &new_dir)
+                    move_dir_copy_db(run, srv, &settings, &new_db, &old_dir, &new_dir)
                 } else {
                     deploy_copy(srv, &settings, &new_db, &old_dir, &new_dir)
                 }
@@ -778,39 +887,45 @@ fn move_site(
 /// Undoes a migrate or rename that has not committed: the deploy's
 /// database and copy are dropped (or the moved directory moved back), the
 /// old settings and vhost put back, the old site taken out of maintenance.
+/// The old database was never edited (the deploy edits a copy), so nothing
+/// here can fail for what the data is.
 fn undo_move(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
     let (Some(from), Some(to)) = (&rec.from, &rec.to) else {
         return Ok(());
     };
     let old_dir = srv.site_dir(&from.platform, &from.domain);
     let new_dir = srv.site_dir(&to.platform, &to.domain);
-    if let Some(saved) = path_of(rec, key::SAVED_SETTINGS) {
-        if saved.exists() {
-            let _ = std::fs::rename(&saved, new_dir.join(SETTINGS_FILE));
-        }
-    }
-    restore_vhost(srv, rec, &from.domain, Some(&to.domain));
-    if rec.journal.contains_key(key::MOVED_DIR) && new_dir.exists() && !old_dir.exists() {
-        let _ = std::fs::rename(&new_dir, &old_dir);
+    let mut u = Undo::default();
+    u.settings_back(rec, &new_dir);
+    u.check(
+        "putting back the old vhost",
+        restore_vhost(srv, rec, &from.domain, Some(&to.domain)),
+    );
+    if rec.journal.contains_key(key::MOVED_DIR) && new_dir.exists() {
+        u.move_back(&new_dir, &old_dir);
     }
     if let Some(dir) = path_of(rec, key::COPIED_DIR) {
-        let _ = fsutil::remove_tree_if_exists(&dir);
+        u.check(
+            "removing the copied site directory",
+            fsutil::remove_tree_if_exists(&dir),
+        );
     }
-    // A moved database comes back first, so the site has its database even
-    // if loading the backup fails; the backup then undoes the edits.
-    let reloaded = if rec.journal.contains_key(key::DB_MOVED) {
-        reload_from_backup(srv, rec)
-    } else {
-        Ok(())
-    };
-    if let Some(db) = rec.journal.get(key::NEW_DB).and_then(Value::as_str) {
-        // A moved database whose file could not be moved back keeps it.
-        if !(rec.journal.contains_key(key::DB_MOVED) && srv.db().exists(db)) {
-            let _ = srv.db().drop_database(db);
+    if rec.journal.contains_key(key::DB_MOVED) {
+        // An older hoist's rename (see key::DB_MOVED): its database file
+        // comes back and is loaded from the backup; the new name's user
+        // goes once the file is back (a file not moved back is kept).
+        u.check(
+            "loading the database back from the backup",
+            reload_from_backup(srv, rec),
+        );
+        let new = rec.journal.get(key::NEW_DB).and_then(Value::as_str);
+        if new.is_some_and(|n| !srv.db().exists(n)) {
+            drop_new_db(&mut u, srv, rec);
         }
+    } else {
+        drop_new_db(&mut u, srv, rec);
     }
-    let _ = restore_maintenance(srv, from, rec);
-    reloaded
+    u.online(srv, from, rec)
 }
 
 /// Puts back a database that the task moved to a new name and edited
@@ -1054,57 +1169,76 @@ fn rerender(
 }
 
 /// The undo closure of every site task: a task that had committed is
-/// finished, any other is undone, both from its journal alone.
-pub(super) fn rollback(srv: &LocalServer, run: &mut TaskRun) {
-    let msg = if run.rec.journal.contains_key(key::COMMITTED) {
-        match finish(srv, &run.rec) {
+/// finished, any other is undone, both from its journal alone. Returns
+/// what the undo could not do, for the task's message.
+pub(super) fn rollback(srv: &LocalServer, run: &mut TaskRun) -> Result<(), String> {
+    if run.rec.journal.contains_key(key::COMMITTED) {
+        run.log(match finish(srv, &run.rec) {
             Ok(()) => {
                 "the task had committed, so it was finished rather than rolled back".to_string()
             }
             Err(e) => format!("the task had committed; finishing it failed: {e}"),
+        });
+        return Ok(());
+    }
+    match undo(srv, &run.rec) {
+        Ok(msg) => {
+            run.log(msg);
+            Ok(())
         }
-    } else {
-        undo(srv, &run.rec)
-    };
-    run.log(msg);
+        Err(e) => {
+            run.log(format!("error: {e}"));
+            Err(e)
+        }
+    }
 }
 
 /// Undoes a site task that had not committed, from its record alone, and
-/// says what it did. Every part may run again: crash recovery may repeat it.
-pub(crate) fn undo(srv: &LocalServer, rec: &TaskRecord) -> String {
-    match rec.kind {
-        TaskKind::Install | TaskKind::Clone => {
-            undo_created(srv, rec);
-            "rolled back: the new site's database, directory and vhost were removed; nothing else was touched".into()
-        }
-        TaskKind::Migrate | TaskKind::Rename | TaskKind::MigrateRename => match undo_move(srv, rec) {
-            Ok(()) => {
-                "rolled back: the new copy was removed and the old site is back online as it was"
-                    .into()
-            }
-            Err(e) => format!(
-                "rolling back could not load the database back from the backup {}: {e}; the site is back online, and that backup holds its database as it was",
-                rec.backup.as_deref().unwrap_or("(none)")
-            ),
-        },
-        TaskKind::Delete => {
-            undo_delete(srv, rec);
-            "rolled back: the site is back online; its backup is kept".into()
-        }
-        TaskKind::Enable | TaskKind::Disable | TaskKind::Verify => {
-            undo_rerender(srv, rec);
-            "rolled back: settings and vhost were put back".into()
-        }
-        TaskKind::Update => super::update::undo(srv, rec),
-        TaskKind::Restore => {
-            undo_restore(srv, rec);
-            "rolled back: the site is back as it was before the restore; both backups are kept"
-                .into()
-        }
+/// says what it did; or, when any part of the undo failed, what failed
+/// (the site then stays in maintenance, its backup kept). Every part may
+/// run again: crash recovery may repeat it.
+pub(crate) fn undo(srv: &LocalServer, rec: &TaskRecord) -> Result<String, String> {
+    let (r, done) = match rec.kind {
+        TaskKind::Install | TaskKind::Clone => (
+            undo_created(srv, rec),
+            "rolled back: the new site's database, directory and vhost were removed; nothing else was touched",
+        ),
+        TaskKind::Migrate | TaskKind::Rename | TaskKind::MigrateRename => (
+            undo_move(srv, rec),
+            "rolled back: the new copy was removed and the old site is back online as it was",
+        ),
+        TaskKind::Delete => (
+            undo_delete(srv, rec),
+            "rolled back: the site is back online; its backup is kept",
+        ),
+        TaskKind::Enable | TaskKind::Disable | TaskKind::Verify => (
+            undo_rerender(srv, rec),
+            "rolled back: settings and vhost were put back",
+        ),
+        TaskKind::Update => (
+            super::update::undo(srv, rec),
+            "rolled back: the database kept before the updates was put back and the site is back online as it was; its backup is kept",
+        ),
+        TaskKind::Restore => (
+            undo_restore(srv, rec),
+            "rolled back: the site is back as it was before the restore; both backups are kept",
+        ),
         TaskKind::Backup | TaskKind::Build | TaskKind::DeletePlatform => {
-            "rolled back: nothing to undo".into()
+            (Ok(()), "rolled back: nothing to undo")
         }
-    }
+    };
+    r.map(|()| done.to_string()).map_err(|e| {
+        let kept = rec
+            .backup
+            .as_deref()
+            .map(|b| format!("; its backup {b} is kept"))
+            .unwrap_or_default();
+        let e = format!(
+            "ROLLING BACK FAILED: {e}; the site was left in maintenance mode where it had been put there, for a person to look at{kept}"
+        );
+        tracing::error!(task = %rec.id, "{e}");
+        e
+    })
 }
 
 /// Finishes a site task that had committed (its remaining work is
@@ -1133,29 +1267,33 @@ pub(crate) fn finish(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> 
     }
 }
 
-fn undo_delete(srv: &LocalServer, rec: &TaskRecord) {
-    let Some(from) = &rec.from else { return };
+fn undo_delete(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
+    let Some(from) = &rec.from else {
+        return Ok(());
+    };
     let dir = srv.site_dir(&from.platform, &from.domain);
-    if let Some(t) = path_of(rec, key::TRASHED_DIR) {
-        if t.exists() && !dir.exists() {
-            let _ = std::fs::rename(&t, &dir);
-        }
+    let mut u = Undo::default();
+    if let Some(t) = path_of(rec, key::TRASHED_DIR).filter(|t| t.exists()) {
+        u.move_back(&t, &dir);
     }
-    restore_vhost(srv, rec, &from.domain, None);
-    let _ = restore_maintenance(srv, from, rec);
+    u.check(
+        "putting back the vhost",
+        restore_vhost(srv, rec, &from.domain, None),
+    );
+    u.online(srv, from, rec)
 }
 
-fn undo_rerender(srv: &LocalServer, rec: &TaskRecord) {
-    let Some(at) = &rec.from else { return };
-    if let Some(saved) = path_of(rec, key::SAVED_SETTINGS) {
-        if saved.exists() {
-            let _ = std::fs::rename(
-                &saved,
-                srv.site_dir(&at.platform, &at.domain).join(SETTINGS_FILE),
-            );
-        }
-    }
-    restore_vhost(srv, rec, &at.domain, None);
+fn undo_rerender(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
+    let Some(at) = &rec.from else {
+        return Ok(());
+    };
+    let mut u = Undo::default();
+    u.settings_back(rec, &srv.site_dir(&at.platform, &at.domain));
+    u.check(
+        "putting back the vhost",
+        restore_vhost(srv, rec, &at.domain, None),
+    );
+    u.done()
 }
 
 /// Finds an installed site on any server.
@@ -1186,25 +1324,30 @@ fn start_explicit(
     site: &Name,
     at: &Endpoint,
     commit: Option<String>,
+    cancel: Option<Arc<AtomicBool>>,
 ) -> Result<TaskRun, ServerError> {
-    TaskRun::start_noted(&srv.tasks_dir(), kind, Some(site.clone()), None, |rec| {
+    let mut run = TaskRun::start_noted(&srv.tasks_dir(), kind, Some(site.clone()), None, |rec| {
         rec.from = Some(at.clone());
         rec.to = Some(at.clone());
         rec.commit = commit;
     })
-    .map_err(io_err(&srv.tasks_dir()))
+    .map_err(io_err(&srv.tasks_dir()))?;
+    run.cancel_on(cancel);
+    Ok(run)
 }
 
 /// `hoist backup SITE`: a full backup now (no maintenance mode: the dump is
-/// a consistent snapshot), old ones pruned to `policy.keep_backups`.
+/// a consistent snapshot), old ones pruned to `policy.keep_backups`. Once
+/// `cancel` is set, no further step starts.
 pub fn backup_now(
     inv: &Inventory,
     servers: &Servers,
     site: &Name,
     commit: Option<String>,
+    cancel: Option<Arc<AtomicBool>>,
 ) -> Result<TaskOutcome, ServerError> {
     let (srv, at) = find_site(servers, site)?;
-    let run = start_explicit(srv, TaskKind::Backup, site, &at, commit)?;
+    let run = start_explicit(srv, TaskKind::Backup, site, &at, commit, cancel)?;
     let keep = inv.settings.policy.keep_backups;
     Ok(execute(
         run,
@@ -1235,9 +1378,10 @@ pub fn restore(
     site: &Name,
     archive: Option<&str>,
     commit: Option<String>,
+    cancel: Option<Arc<AtomicBool>>,
 ) -> Result<TaskOutcome, ServerError> {
     let (srv, at) = find_site(servers, site)?;
-    let run = start_explicit(srv, TaskKind::Restore, site, &at, commit)?;
+    let run = start_explicit(srv, TaskKind::Restore, site, &at, commit, cancel)?;
     let site_dir = srv.site_dir(&at.platform, &at.domain);
     let parent = site_dir
         .parent()
@@ -1260,10 +1404,11 @@ pub fn restore(
                         .find(|b| b.file_name == name || b.path == Path::new(name))
                         .ok_or_else(|| {
                             format!(
-                                "no backup {name:?} of {site}; `ls {}` lists them",
-                                srv.backups_dir(site).display()
+                                "no backup {name:?} of {site}; `hoist backups {site}` lists them"
                             )
                         })?,
+                    // The newest: the last one made, whatever the clock
+                    // said (backup::list orders by sequence number).
                     None => all.last().ok_or_else(|| format!("{site} has no backups"))?,
                 };
                 let m = backup::read_manifest(&chosen.path).map_err(txt)?;
@@ -1273,6 +1418,9 @@ pub fn restore(
                         chosen.file_name, m.site
                     ));
                 }
+                backup::check_room(&chosen.path, &m, &parent).map_err(txt)?;
+                let rel = chosen.path.strip_prefix(srv.root()).unwrap_or(&chosen.path);
+                run.remember(key::RESTORED_FROM, rel.display().to_string());
                 run.log(format!(
                     "restoring {} (taken {} of {} on {})",
                     chosen.file_name, m.created, m.domain, m.platform
@@ -1348,29 +1496,38 @@ pub fn restore(
     ))
 }
 
-fn undo_restore(srv: &LocalServer, rec: &TaskRecord) {
-    let Some(at) = &rec.from else { return };
+fn undo_restore(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
+    let Some(at) = &rec.from else {
+        return Ok(());
+    };
     let site_dir = srv.site_dir(&at.platform, &at.domain);
+    let mut u = Undo::default();
     if let Some(aside) = path_of(rec, key::ASIDE_DIR).filter(|a| a.exists()) {
         if rec.journal.contains_key(key::SWAPPED) {
-            let _ = fsutil::remove_tree_if_exists(&site_dir);
+            u.check(
+                "removing the restored site directory",
+                fsutil::remove_tree_if_exists(&site_dir),
+            );
         }
-        if !site_dir.exists() {
-            let _ = std::fs::rename(&aside, &site_dir);
-        }
+        u.move_back(&aside, &site_dir);
     }
-    if let Some(saved) = path_of(rec, key::SAVED_SETTINGS).filter(|p| p.exists()) {
-        let _ = std::fs::rename(&saved, site_dir.join(SETTINGS_FILE));
-    }
-    restore_vhost(srv, rec, &at.domain, None);
+    u.settings_back(rec, &site_dir);
+    u.check(
+        "putting back the vhost",
+        restore_vhost(srv, rec, &at.domain, None),
+    );
     if let Some(staged) = path_of(rec, key::EXTRACTED_DIR) {
-        let _ = fsutil::remove_tree_if_exists(&staged);
-        let _ = backup::remove_staging(&staged);
+        u.check(
+            "removing the extracted backup",
+            fsutil::remove_tree_if_exists(&staged),
+        );
+        u.check(
+            "removing the extraction's staging",
+            backup::remove_staging(&staged),
+        );
     }
-    if let Some(db) = rec.journal.get(key::NEW_DB).and_then(Value::as_str) {
-        let _ = srv.db().drop_database(db);
-    }
-    let _ = restore_maintenance(srv, at, rec);
+    drop_new_db(&mut u, srv, rec);
+    u.online(srv, at, rec)
 }
 
 /// The cleanup after a restore committed: the replaced copy and its

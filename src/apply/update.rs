@@ -96,38 +96,20 @@ pub(super) fn run(
 /// Undoes an update that had not committed, from its record alone: the
 /// kept copy put back as the site's database, maintenance as it was. May
 /// run again after a crash.
-pub(crate) fn undo(srv: &LocalServer, rec: &TaskRecord) -> String {
+pub(crate) fn undo(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
     let Some(at) = &rec.from else {
-        return "rolled back: nothing to undo".into();
+        return Ok(());
     };
-    let put_back = match rec.journal.get(KEPT_COPY).and_then(Value::as_str) {
+    if let Some(db) = rec.journal.get(KEPT_COPY).and_then(Value::as_str) {
         // A copy that failed halfway leaves its temporary file: it goes
-        // too, once whatever was whole is back.
-        Some(db) => srv
-            .db()
-            .restore_copy(db)
-            .and_then(|copied| srv.db().discard_copy(db).map(|()| copied))
-            .map_err(txt),
-        None => Ok(false),
-    };
-    let maintenance = restore_maintenance(srv, at, rec);
-    match (put_back, maintenance) {
-        (Ok(copied), Ok(())) => format!(
-            "rolled back: {}the site is back online as it was; its backup is kept",
-            if copied {
-                "the database kept before the updates was put back; "
-            } else {
-                ""
-            }
-        ),
-        (Err(e), _) => format!(
-            "rolling back could not put the database kept before the updates back: {e}; it stays beside the database, and the backup {} holds it as it was",
-            rec.backup.as_deref().unwrap_or("(none)")
-        ),
-        (Ok(_), Err(e)) => format!(
-            "rolled back the database, but could not take the site out of maintenance: {e}"
-        ),
+        // too, once whatever was whole is back. Until the copy is back the
+        // site stays in maintenance: its database may be half updated.
+        srv.db().restore_copy(db).map_err(|e| {
+            format!("the database kept before the updates could not be put back: {e}")
+        })?;
+        srv.db().discard_copy(db).map_err(txt)?;
     }
+    restore_maintenance(srv, at, rec)
 }
 
 /// Finishes an update that had committed: the kept copy is dropped.

@@ -188,6 +188,7 @@ pub fn load(path: &Path, shown: &Path, schema: Schema) -> Result<Document, Vec<D
 
 /// Parses and validates YAML `text` (see [`load`]).
 pub fn parse(text: &str, shown: &Path, schema: Schema) -> Result<Document, Vec<Diagnostic>> {
+    let text = crate::yaml::strip_bom(text);
     if text.contains('\0') {
         return Err(vec![Diagnostic::at(
             shown,
@@ -196,22 +197,24 @@ pub fn parse(text: &str, shown: &Path, schema: Schema) -> Result<Document, Vec<D
         )]);
     }
     // Most files are plain block YAML, read without libyaml; anything else,
-    // and every error, goes through serde_yaml.
+    // and every error, goes through the guard and serde_yaml.
     let value = match super::yamlfast::parse(text) {
         Some(v) => v,
         None => {
-            let yaml: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
-                let mut pos = e.location().map(|l| (l.line(), l.column()));
-                if e.to_string().starts_with("duplicate entry") {
-                    if let Some((_, at)) = Positions::index(text).first_duplicate() {
-                        pos = Some(*at);
+            let yaml = crate::yaml::value(text).map_err(|e| {
+                let mut pos = e.pos();
+                let msg = match &e {
+                    crate::yaml::YamlError::Invalid { msg, .. } => {
+                        if msg.starts_with("duplicate entry") {
+                            if let Some((_, at)) = Positions::index(text).first_duplicate() {
+                                pos = Some(*at);
+                            }
+                        }
+                        format!("YAML syntax: {msg}")
                     }
-                }
-                vec![Diagnostic::at(
-                    shown,
-                    pos,
-                    format!("YAML syntax: {}", strip_location(&e.to_string())),
-                )]
+                    other => other.to_string(),
+                };
+                vec![Diagnostic::at(shown, pos, msg)]
             })?;
             yaml_to_json(&yaml).map_err(|m| vec![Diagnostic::at(shown, None, m)])?
         }
@@ -275,15 +278,6 @@ fn pattern_message(ptr: &str, v: &str) -> String {
     };
     err.map(|e| e.to_string())
         .unwrap_or_else(|| format!("{v:?} is not allowed here"))
-}
-
-/// serde_yaml appends " at line L column C" to its messages; the position is
-/// already in the diagnostic's prefix.
-fn strip_location(msg: &str) -> String {
-    match msg.find(" at line ") {
-        Some(i) => msg[..i].to_string(),
-        None => msg.to_string(),
-    }
 }
 
 pub(super) fn yaml_to_json(v: &serde_yaml::Value) -> Result<Value, String> {

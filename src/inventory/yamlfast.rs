@@ -64,16 +64,21 @@ pub fn parse(text: &str) -> Option<Value> {
         return None;
     }
     let mut at = 0;
-    let root = block(&lines, &mut at, 0)?;
+    let root = block(&lines, &mut at, 0, 1)?;
     (at == lines.len()).then_some(root)
 }
 
 /// The mapping or sequence whose lines start at `lines[*at]`, indented by
-/// `indent`.
-fn block(lines: &[Line], at: &mut usize, indent: usize) -> Option<Value> {
+/// `indent`, `depth` levels deep. Deep documents are left to the guard of
+/// [`crate::yaml`], which refuses them with their position; one level is
+/// kept for a leaf `[a, b]`.
+fn block(lines: &[Line], at: &mut usize, indent: usize, depth: usize) -> Option<Value> {
+    if depth >= crate::yaml::MAX_DEPTH {
+        return None;
+    }
     match lines[*at].kind {
         Kind::Item(_) => sequence(lines, at, indent),
-        Kind::Entry(..) => mapping(lines, at, indent),
+        Kind::Entry(..) => mapping(lines, at, indent, depth),
     }
 }
 
@@ -91,7 +96,7 @@ fn sequence(lines: &[Line], at: &mut usize, indent: usize) -> Option<Value> {
     Some(Value::Array(out))
 }
 
-fn mapping(lines: &[Line], at: &mut usize, indent: usize) -> Option<Value> {
+fn mapping(lines: &[Line], at: &mut usize, indent: usize, depth: usize) -> Option<Value> {
     let mut out = Map::new();
     while let Some(line) = lines.get(*at).filter(|l| l.indent == indent) {
         let Kind::Entry(key, value) = line.kind else {
@@ -109,7 +114,7 @@ fn mapping(lines: &[Line], at: &mut usize, indent: usize) -> Option<Value> {
                 scalar(text)?
             }
             None => match next {
-                Some(l) if l.indent > indent => block(lines, at, l.indent)?,
+                Some(l) if l.indent > indent => block(lines, at, l.indent, depth + 1)?,
                 // A sequence may sit at its key's own indentation.
                 Some(l) if l.indent == indent && matches!(l.kind, Kind::Item(_)) => {
                     sequence(lines, at, indent)?

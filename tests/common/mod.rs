@@ -284,9 +284,47 @@ fn show(v: rusqlite::types::ValueRef<'_>) -> String {
     }
 }
 
+/// A value as its exact bytes in hex, with its type.
+fn hex_value(v: rusqlite::types::ValueRef<'_>) -> String {
+    use rusqlite::types::ValueRef as V;
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    match v {
+        V::Null => "null".to_string(),
+        V::Integer(v) => format!("i:{}", hex(&v.to_be_bytes())),
+        V::Real(v) => format!("r:{}", hex(&v.to_bits().to_be_bytes())),
+        V::Text(b) => format!("t:{}", hex(b)),
+        V::Blob(b) => format!("b:{}", hex(b)),
+    }
+}
+
 /// Every row of every table of an open database, sorted: what "the same
 /// database" means.
 pub fn rows(c: &rusqlite::Connection) -> std::collections::BTreeMap<String, Vec<String>> {
+    rows_by(c, show)
+}
+
+/// [`rows`] with every value as its exact bytes in hex: what
+/// "byte-identical rows" means.
+pub fn rows_hex(c: &rusqlite::Connection) -> std::collections::BTreeMap<String, Vec<String>> {
+    rows_by(c, hex_value)
+}
+
+/// The `maintenance_mode` variable of database `db` on the fixture's server.
+pub fn maintenance_of(f: &Fixture, db: &str) -> String {
+    rusqlite::Connection::open(f.host().join(format!("databases/{db}.sqlite")))
+        .unwrap()
+        .query_row(
+            "SELECT value FROM variables WHERE name='maintenance_mode'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+fn rows_by(
+    c: &rusqlite::Connection,
+    show: fn(rusqlite::types::ValueRef<'_>) -> String,
+) -> std::collections::BTreeMap<String, Vec<String>> {
     let tables: Vec<String> = c
         .prepare("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")
         .unwrap()

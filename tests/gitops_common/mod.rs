@@ -90,6 +90,26 @@ pub fn init_repo(dir: &Path) {
     git(dir, &["commit", "-q", "-m", "inventory"]);
 }
 
+/// The example inventory with `hoist.yaml` as given, committed in a new
+/// repository at `<tmp>/inv`.
+pub fn inventory_repo(tmp: &Path, hoist_yaml: &str) -> PathBuf {
+    let inv = tmp.join("inv");
+    example(&inv);
+    std::fs::write(inv.join("hoist.yaml"), hoist_yaml).unwrap();
+    init_repo(&inv);
+    inv
+}
+
+/// Writes (does not commit) `sites/fresh.yaml` in `dir`: a new site on
+/// shop-2-1.
+pub fn write_fresh_site(dir: &Path) {
+    std::fs::write(
+        dir.join("sites/fresh.yaml"),
+        "domain: fresh.example.com\nplatform: shop-2-1\n",
+    )
+    .unwrap();
+}
+
 /// Runs hoist with `args` in the inventory `dir`.
 pub fn hoist(dir: &Path, args: &[&str]) -> Output {
     Command::new(HOIST)
