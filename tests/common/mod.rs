@@ -509,3 +509,26 @@ pub fn exact_rows(c: &rusqlite::Connection, table: &str) -> Vec<Vec<String>> {
     .collect::<Result<_, _>>()
     .unwrap()
 }
+
+/// `schema/plan.schema.json`, compiled.
+pub fn plan_schema() -> jsonschema::Validator {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/schema/plan.schema.json"
+    ))
+    .unwrap();
+    jsonschema::draft202012::new(&serde_json::from_str(&text).unwrap()).unwrap()
+}
+
+/// Asserts that a JSON plan matches its schema.
+pub fn assert_valid_plan(plan: &serde_json::Value) {
+    let v = plan_schema();
+    let errors: Vec<String> = v
+        .iter_errors(plan)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "plan does not match schema/plan.schema.json: {errors:#?}"
+    );
+}
