@@ -16,7 +16,7 @@
 //! ```text
 //! hoist-backup.yaml   the manifest, always the first entry (see [`Manifest`])
 //! database.sql        the database dump, always the second entry: SQL that
-//!                     restores into an empty database (SiteDb::import)
+//!                     restores into an empty database (SiteDb::load)
 //! site/               the site directory: settings.yaml, files/, ...
 //! ```
 //!
@@ -160,6 +160,17 @@ pub enum BackupError {
         entry: String,
         /// Why.
         reason: String,
+    },
+    /// The archive's dump could not be loaded into the database: refused
+    /// (it reaches outside its database), or SQLite failed on it.
+    #[error("backup {archive}: {source}")]
+    Load {
+        /// The archive.
+        archive: PathBuf,
+        /// What the database said, with the dump's line and statement
+        /// (boxed: it is large, and rare).
+        #[source]
+        source: Box<DbError>,
     },
     /// The extraction destination is not usable.
     #[error("restore destination {path}: {msg}")]
@@ -336,10 +347,14 @@ pub struct Extracted {
     pub manifest: Manifest,
     /// The site directory now in place (the `dest_dir` given).
     pub site_dir: PathBuf,
-    /// The database dump, checked against the manifest's SHA-256: import it
-    /// into a new, empty database with [`SiteDb::import`].
-    pub sql: String,
 }
+
+/// Takes an archive's dump as it is read out of the archive, never whole
+/// in memory: typically [`SiteDb::load`] into a new, empty database. The
+/// reader checks the dump against the manifest's size and SHA-256 and
+/// fails at its end when they differ, before a loader that reads to the
+/// end commits anything.
+pub type DumpLoader<'a> = dyn FnMut(&mut dyn Read) -> Result<(), DbError> + 'a;
 
 // ---------------------------------------------------------------------------
 // Names and order
@@ -1589,14 +1604,7 @@ pub fn check_room(archive: &Path, m: &Manifest, dir: &Path) -> Result<(), Backup
 /// a backup of the site being restored.
 pub fn read_manifest(archive: &Path) -> Result<Manifest, BackupError> {
     let mut a = open_archive(archive)?;
-    let entries = a
-        .entries()
-        .map_err(|e| BackupError::Corrupt {
-            archive: archive.into(),
-            msg: e.to_string(),
-        })?
-        .raw(true);
-    let mut r = Reader { archive, entries };
+    let mut r = reader(archive, &mut a)?;
     read_manifest_from(&mut r)
 }
 
@@ -1640,19 +1648,23 @@ pub fn remove_staging(dest_dir: &Path) -> Result<(), BackupError> {
 }
 
 /// Extracts backup `archive` safely: its site directory becomes `dest_dir`
-/// (which must not exist, or be an empty directory) and its dump is
-/// returned, checked. Everything is first extracted into a staging
+/// (which must not exist, or be an empty directory) and its dump goes to
+/// `load` as it is read (see [`DumpLoader`]). Everything is first extracted into a staging
 /// directory beside `dest_dir` and checked against the manifest; any refusal
 /// or error removes the staging directory and leaves `dest_dir` untouched.
 ///
 /// The restored `settings.yaml` holds a redacted password: the caller
-/// creates a new database and user, imports [`Extracted::sql`], and rewrites
+/// creates a new database and user, loads the dump into it, and rewrites
 /// the settings. Modes (permission bits only) and mtimes are restored;
 /// owners are not.
 ///
 /// With the `failpoints` feature, failpoint `restore-extract` fires after
 /// the entries are extracted into staging and before the rename.
-pub fn extract(archive: &Path, dest_dir: &Path) -> Result<Extracted, BackupError> {
+pub fn extract(
+    archive: &Path,
+    dest_dir: &Path,
+    load: &mut DumpLoader<'_>,
+) -> Result<Extracted, BackupError> {
     let derr = |msg: &str| BackupError::Destination {
         path: dest_dir.into(),
         msg: msg.into(),
@@ -1686,7 +1698,7 @@ pub fn extract(archive: &Path, dest_dir: &Path) -> Result<Extracted, BackupError
         .map_err(io_err(&staging))?;
     let guard = Staging(Some(staging.clone()));
 
-    let (manifest, sql) = extract_into(archive, &staging)?;
+    let manifest = extract_into(archive, &staging, load)?;
     crate::failpoint::hit("restore-extract", crate::failpoint::When::Before)
         .map_err(BackupError::Failpoint)?;
 
@@ -1702,13 +1714,24 @@ pub fn extract(archive: &Path, dest_dir: &Path) -> Result<Extracted, BackupError
     Ok(Extracted {
         manifest,
         site_dir: dest_dir.to_path_buf(),
-        sql,
     })
 }
 
-/// Extracts into `staging/site` and returns the manifest and dump.
-fn extract_into(archive: &Path, staging: &Path) -> Result<(Manifest, String), BackupError> {
+/// Loads backup `archive`'s dump with `load` (see [`DumpLoader`]) and
+/// nothing else: what undoing an edit in place needs, with no site
+/// directory to extract. Returns the manifest.
+pub fn load_dump(archive: &Path, load: &mut DumpLoader<'_>) -> Result<Manifest, BackupError> {
     let mut a = open_archive(archive)?;
+    let mut r = reader(archive, &mut a)?;
+    let manifest = read_manifest_from(&mut r)?;
+    stream_dump(&mut r, &manifest, load)?;
+    Ok(manifest)
+}
+
+fn reader<'a>(
+    archive: &'a Path,
+    a: &'a mut tar::Archive<Decoder>,
+) -> Result<Reader<'a>, BackupError> {
     let entries = a
         .entries()
         .map_err(|e| BackupError::Corrupt {
@@ -1716,7 +1739,137 @@ fn extract_into(archive: &Path, staging: &Path) -> Result<(Manifest, String), Ba
             msg: e.to_string(),
         })?
         .raw(true);
-    let mut r = Reader { archive, entries };
+    Ok(Reader { archive, entries })
+}
+
+/// The dump entry as a loader reads it: bounded by its size, hashed, and
+/// checked against the manifest at its end. A failure is kept in `failure`
+/// (the archive's fault, reported rather than the loader's view of it).
+struct CheckedDump<'e, R> {
+    inner: &'e mut R,
+    left: u64,
+    hash: Sha256,
+    want: &'e str,
+    checked: bool,
+    failure: Option<BackupError>,
+    archive: &'e Path,
+}
+
+impl<R: Read> CheckedDump<'_, R> {
+    fn fail(&mut self, kind: io::ErrorKind, e: BackupError) -> io::Error {
+        let msg = e.to_string();
+        self.failure.get_or_insert(e);
+        io::Error::new(kind, msg)
+    }
+}
+
+impl<R: Read> Read for CheckedDump<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            if !self.checked {
+                if hex(&self.hash.clone().finalize()) != self.want {
+                    let e = BackupError::Refused {
+                        archive: self.archive.into(),
+                        entry: DUMP.into(),
+                        reason: "its SHA-256 does not match the manifest".into(),
+                    };
+                    return Err(self.fail(io::ErrorKind::InvalidData, e));
+                }
+                self.checked = true;
+            }
+            return Ok(0);
+        }
+        let max = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = match self.inner.read(&mut buf[..max]) {
+            Ok(0) => {
+                let e = BackupError::Corrupt {
+                    archive: self.archive.into(),
+                    msg: format!(
+                        "entry {DUMP:?}: {} of its bytes are missing (truncated archive)",
+                        self.left
+                    ),
+                };
+                return Err(self.fail(io::ErrorKind::UnexpectedEof, e));
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(e),
+            Err(e) => {
+                let b = BackupError::Corrupt {
+                    archive: self.archive.into(),
+                    msg: format!("entry {DUMP:?}: {e} (corrupt or truncated archive)"),
+                };
+                return Err(self.fail(e.kind(), b));
+            }
+        };
+        self.hash.update(&buf[..n]);
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Reads the dump, the entry after the manifest, into `load`, checked
+/// against the manifest.
+fn stream_dump(
+    r: &mut Reader<'_>,
+    manifest: &Manifest,
+    load: &mut DumpLoader<'_>,
+) -> Result<(), BackupError> {
+    let Some((mut e, raw)) = r.next()? else {
+        return Err(r.corrupt(format!("{DUMP} is missing (truncated archive)")));
+    };
+    if raw.path != DUMP.as_bytes() || e.header().entry_type() != tar::EntryType::Regular {
+        return Err(r.refuse(&raw.path, format!("expected {DUMP} as the second entry")));
+    }
+    let size = e.header().entry_size().map_err(|e| r.corrupt(e))?;
+    if size != manifest.dump.size {
+        return Err(r.refuse(
+            &raw.path,
+            format!(
+                "{size} bytes in its header, {} in the manifest",
+                manifest.dump.size
+            ),
+        ));
+    }
+    let mut dump = CheckedDump {
+        inner: &mut e,
+        left: size,
+        hash: Sha256::new(),
+        want: &manifest.dump.sha256,
+        checked: false,
+        failure: None,
+        archive: r.archive,
+    };
+    let loaded = load(&mut dump);
+    if let Some(e) = dump.failure.take() {
+        return Err(e);
+    }
+    loaded.map_err(|source| BackupError::Load {
+        archive: r.archive.into(),
+        source: Box::new(source),
+    })?;
+    if !dump.checked {
+        // A loader that stopped early: the rest is read and checked still,
+        // so a tampered archive never passes.
+        io::copy(&mut dump, &mut io::sink()).map_err(|e| {
+            dump.failure
+                .take()
+                .unwrap_or_else(|| r.corrupt(format!("entry {DUMP:?}: {e}")))
+        })?;
+    }
+    Ok(())
+}
+
+/// Extracts into `staging/site`, loads the dump with `load`, and returns
+/// the manifest.
+fn extract_into(
+    archive: &Path,
+    staging: &Path,
+    load: &mut DumpLoader<'_>,
+) -> Result<Manifest, BackupError> {
+    let mut a = open_archive(archive)?;
+    let mut r = reader(archive, &mut a)?;
     let manifest = read_manifest_from(&mut r)?;
     check_room(archive, &manifest, staging)?;
     let merr = |msg: String| BackupError::Manifest {
@@ -1743,33 +1896,8 @@ fn extract_into(archive: &Path, staging: &Path) -> Result<(Manifest, String), Ba
         return Err(merr(format!("lists no {SITE}/ directory")));
     }
 
-    // The dump: second entry, checked against the manifest.
-    let Some((mut e, raw)) = r.next()? else {
-        return Err(r.corrupt(format!("{DUMP} is missing (truncated archive)")));
-    };
-    if raw.path != DUMP.as_bytes() || e.header().entry_type() != tar::EntryType::Regular {
-        return Err(r.refuse(&raw.path, format!("expected {DUMP} as the second entry")));
-    }
-    let size = e.header().entry_size().map_err(|e| r.corrupt(e))?;
-    if size != manifest.dump.size {
-        return Err(r.refuse(
-            &raw.path,
-            format!(
-                "{size} bytes in its header, {} in the manifest",
-                manifest.dump.size
-            ),
-        ));
-    }
-    let mut hc = HashCount {
-        inner: Vec::new(),
-        hash: Sha256::new(),
-        count: 0,
-    };
-    copy_entry(&mut e, size, &mut hc, archive, &raw.path, staging)?;
-    if hex(&hc.hash.finalize()) != manifest.dump.sha256 {
-        return Err(r.refuse(&raw.path, "its SHA-256 does not match the manifest"));
-    }
-    let sql = String::from_utf8(hc.inner).map_err(|_| r.refuse(&raw.path, "not UTF-8"))?;
+    // The dump: second entry, checked against the manifest as it loads.
+    stream_dump(&mut r, &manifest, load)?;
 
     // The site tree. Symlinks are made last, once no further entry can be
     // written through them, and then checked in place.
@@ -1915,7 +2043,7 @@ fn extract_into(archive: &Path, staging: &Path) -> Result<(Manifest, String), Ba
             set_mtime(&f, *mtime);
         }
     }
-    Ok((manifest, sql))
+    Ok(manifest)
 }
 
 /// Gives an extracted file the modification time its archive entry says.

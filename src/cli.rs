@@ -395,6 +395,7 @@ fn make_plan(
         only,
         mode,
         inventory: inventory_ref(inv),
+        now: time::OffsetDateTime::now_utc(),
     };
     plan::plan(inv, actual, &opts)
 }
@@ -1062,6 +1063,14 @@ fn cmd_restore(cli: &Cli, site: &str, backup: Option<&str>) -> Result<u8> {
         Err(c) => return Ok(c),
     };
     let site = Name::new(site)?;
+    // A suspended site is left alone: a restore would overwrite it. A
+    // backup (allowed) only reads it.
+    if let Some(s) = plan::site_suspension(&inv, &site, None, time::OffsetDateTime::now_utc()) {
+        bail!(
+            "site {site} is {}: restore refused; remove or end the suspension first",
+            text::line(&s.describe())
+        );
+    }
     let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
     let _locks = lock_and_recover(&servers)?;
     let t = apply::restore(

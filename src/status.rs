@@ -41,6 +41,8 @@ pub enum SyncState {
     Failed,
     /// It exists but is not declared.
     Unmanaged,
+    /// It (or its server) is suspended: hoist leaves it alone.
+    Suspended,
 }
 
 impl SyncState {
@@ -52,12 +54,21 @@ impl SyncState {
             SyncState::Blocked => "blocked",
             SyncState::Failed => "failed",
             SyncState::Unmanaged => "unmanaged",
+            SyncState::Suspended => "suspended",
         }
     }
 
     /// The state of a plan item with this shape and last task.
-    fn of(unmanaged: bool, blocked: bool, noop: bool, last: Option<TaskResult>) -> SyncState {
-        if unmanaged {
+    fn of(
+        suspended: bool,
+        unmanaged: bool,
+        blocked: bool,
+        noop: bool,
+        last: Option<TaskResult>,
+    ) -> SyncState {
+        if suspended {
+            SyncState::Suspended
+        } else if unmanaged {
             SyncState::Unmanaged
         } else if blocked {
             SyncState::Blocked
@@ -78,7 +89,13 @@ impl SyncState {
 /// The sync state of a site from its plan (made after the last apply) and
 /// its last task.
 pub fn site_sync(s: &plan::SitePlan, last: Option<TaskResult>) -> SyncState {
-    SyncState::of(s.unmanaged, s.blocked, s.action == SiteAction::Noop, last)
+    SyncState::of(
+        s.suspended.is_some(),
+        s.unmanaged,
+        s.blocked,
+        s.action == SiteAction::Noop,
+        last,
+    )
 }
 
 /// A task as a status file tells it.
@@ -384,6 +401,7 @@ fn assemble(
             PlatformStatus {
                 platform: p.name.clone(),
                 sync: SyncState::of(
+                    p.suspended.is_some(),
                     p.unmanaged,
                     p.blocked,
                     p.action == PlatformAction::Noop,
@@ -412,6 +430,7 @@ fn plan_options(inv: &Inventory, mode: Mode) -> PlanOptions {
             path: inv.root.display().to_string(),
             commit: inv.commit.clone(),
         },
+        now: time::OffsetDateTime::now_utc(),
     }
 }
 
@@ -934,6 +953,7 @@ mod tests {
             diff: String::new(),
             config: None,
             observed: None,
+            suspended: None,
         }
     }
 
@@ -959,6 +979,7 @@ mod tests {
                 unmanaged: false,
                 errors: vec![],
                 warnings: vec![],
+                suspended: None,
             }],
             sites,
         }
@@ -981,6 +1002,18 @@ mod tests {
         );
         let un = site_plan("a", SiteAction::Noop, false, true);
         assert_eq!(site_sync(&un, None), SyncState::Unmanaged);
+        let mut held = site_plan("a", SiteAction::Noop, false, false);
+        held.suspended = Some(plan::Suspended {
+            reason: "audit".into(),
+            by: None,
+            until: None,
+            server: None,
+            would: Some("migrate".into()),
+        });
+        assert_eq!(
+            site_sync(&held, Some(TaskResult::Failed)),
+            SyncState::Suspended
+        );
         // a task left unfinished proves nothing done
         assert_eq!(
             site_sync(&noop, Some(TaskResult::Running)),

@@ -364,6 +364,7 @@ impl Daemon {
                 path: inv.root.display().to_string(),
                 commit: commit.clone(),
             },
+            now: time::OffsetDateTime::now_utc(),
         };
         let plan = plan::plan(&inv, &actual, &opts);
         out.blocked = self.report_blocked(&plan);
@@ -372,6 +373,12 @@ impl Daemon {
         let mut todo = plan.clone();
         let mut sites = std::mem::take(&mut todo.sites);
         sites.retain(|s| {
+            if let Some(held) = &s.suspended {
+                // Self-heal or not: a suspended site's drift is only told.
+                if held.would.is_some() {
+                    tracing::warn!(site = %s.name, "site {} is out of sync but left alone: {}", s.name, held.describe());
+                }
+            }
             if s.action == SiteAction::Noop || s.blocked {
                 return true;
             }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use hoist::backup::{self, BackupError, DumpInfo, EntryKind, Manifest, ManifestEntry, FORMAT};
-use hoist::db::SiteDb;
+use hoist::db::{DbError, SiteDb};
 use hoist::names::{Domain, Name, PackageName};
 use hoist::render::{self, Secret, SiteConfig};
 use hoist::server::LocalServer;
@@ -212,6 +212,22 @@ fn expected_tree(fx: &Fixture) -> BTreeMap<PathBuf, (char, u32, Vec<u8>)> {
     want
 }
 
+/// Extracts `archive` into `dest`, keeping the dump as read (checked) out
+/// of the archive.
+fn extract(archive: &Path, dest: &Path) -> Result<(backup::Extracted, Vec<u8>), BackupError> {
+    let mut sql = Vec::new();
+    let x = backup::extract(archive, dest, &mut |dump| {
+        dump.read_to_end(&mut sql)
+            .map(|_| ())
+            .map_err(|source| DbError::Read {
+                db: "none".into(),
+                file: backup::DUMP.into(),
+                source,
+            })
+    })?;
+    Ok((x, sql))
+}
+
 #[test]
 fn round_trip_restores_every_row_file_and_mode() {
     let fx = fixture();
@@ -219,12 +235,14 @@ fn round_trip_restores_every_row_file_and_mode() {
     let dest_parent = fx.base.join("restore");
     fs::create_dir_all(&dest_parent).unwrap();
     let dest = dest_parent.join("acme.example.com");
-    let x = backup::extract(&c.info.path, &dest).unwrap();
-
-    // The database: a fresh one, the dump imported, every row equal.
+    // The database: a fresh one, the dump loaded as it is read out of the
+    // archive, every row equal.
     let creds = fx.srv.db().create("acme_restored").unwrap();
-    let fresh = fx.srv.db().open("acme_restored", &creds).unwrap();
-    fresh.import(&x.sql).unwrap();
+    let mut fresh = fx.srv.db().open("acme_restored", &creds).unwrap();
+    let x = backup::extract(&c.info.path, &dest, &mut |dump| {
+        fresh.load(dump, backup::DUMP)
+    })
+    .unwrap();
     assert_eq!(fresh.content().unwrap(), fx.db.content().unwrap());
     assert!(fresh.content().unwrap()["t"].len() == 2);
 
@@ -273,9 +291,9 @@ fn a_database_backup_holds_the_dump_and_settings_but_no_files() {
         .collect();
     assert_eq!(paths, ["site", "site/settings.yaml"], "no site files");
     let x = tempfile::tempdir().unwrap();
-    let out = backup::extract(&made.info.path, &x.path().join("restored")).unwrap();
+    let (out, sql) = extract(&made.info.path, &x.path().join("restored")).unwrap();
     assert_eq!(out.manifest.scope, backup::Scope::Database);
-    assert!(out.sql.contains("CREATE TABLE"));
+    assert!(String::from_utf8(sql).unwrap().contains("CREATE TABLE"));
     assert!(x.path().join("restored/settings.yaml").is_file());
 }
 
@@ -544,7 +562,7 @@ fn restore_refuses_a_destination_that_is_not_empty() {
     let dest = fx.base.join("busy");
     fs::create_dir_all(&dest).unwrap();
     fs::write(dest.join("keep.txt"), "user data").unwrap();
-    let e = backup::extract(&c.info.path, &dest).unwrap_err();
+    let e = extract(&c.info.path, &dest).unwrap_err();
     assert!(matches!(e, BackupError::Destination { .. }), "{e}");
     assert_eq!(fs::read(dest.join("keep.txt")).unwrap(), b"user data");
     assert_eq!(fs::read_dir(&dest).unwrap().count(), 1);
@@ -559,13 +577,13 @@ fn restore_refuses_a_destination_that_is_not_empty() {
         .base
         .join("new/parent/.hoist-restore-acme.example.com-1-42");
     fs::create_dir_all(&other).unwrap();
-    backup::extract(&c.info.path, &dest).unwrap();
+    extract(&c.info.path, &dest).unwrap();
     assert!(!stale.exists());
     assert!(other.exists(), "another site's staging was removed");
     // An empty directory is fine.
     let empty = fx.base.join("empty");
     fs::create_dir_all(&empty).unwrap();
-    backup::extract(&c.info.path, &empty).unwrap();
+    extract(&c.info.path, &empty).unwrap();
     assert!(empty.join("settings.yaml").exists());
 }
 
@@ -699,7 +717,7 @@ fn assert_refused(work: &Path, outside: &Path, archive: &Path) -> BackupError {
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    let e = backup::extract(archive, &work.join("dest")).unwrap_err();
+    let e = extract(archive, &work.join("dest")).unwrap_err();
     assert!(
         matches!(
             e,
@@ -765,8 +783,8 @@ fn a_well_formed_hand_made_archive_is_accepted() {
             link("site/files/l", tar::EntryType::Symlink, "ok.txt"),
         ],
     );
-    let x = backup::extract(&a, &work.join("dest")).unwrap();
-    assert_eq!(x.sql, SQL);
+    let (_, sql) = extract(&a, &work.join("dest")).unwrap();
+    assert_eq!(sql, SQL.as_bytes());
     assert_eq!(fs::read(work.join("dest/files/l")).unwrap(), b"ok");
 }
 

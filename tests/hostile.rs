@@ -170,9 +170,9 @@ fn status_files_and_backup_manifests_never_panic_when_mutated() {
     let archive = std::fs::read_dir(f.host().join("backups/acme"))
         .unwrap()
         .flatten()
-        .next()
-        .unwrap()
-        .path();
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .unwrap();
     let manifest = hoist::backup::read_manifest(&archive).unwrap();
     let originals = vec![
         ("status/sites/acme.yaml", f.read("status/sites/acme.yaml")),

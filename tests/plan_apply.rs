@@ -2,28 +2,7 @@
 //! of spec section 6, on a copy of the example inventory, through the binary.
 
 mod common;
-use common::{assert_same, site, snapshot, verdict, Fixture};
-
-fn plan_schema() -> jsonschema::Validator {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/schema/plan.schema.json"
-    ))
-    .unwrap();
-    jsonschema::draft202012::new(&serde_json::from_str(&text).unwrap()).unwrap()
-}
-
-fn assert_valid_plan(plan: &serde_json::Value) {
-    let v = plan_schema();
-    let errors: Vec<String> = v
-        .iter_errors(plan)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "plan does not match schema/plan.schema.json: {errors:#?}"
-    );
-}
+use common::{assert_same, assert_valid_plan, site, snapshot, verdict, Fixture};
 
 #[test]
 fn plan_before_apply_builds_and_creates() {

@@ -570,3 +570,62 @@ pub fn all_files(dir: &Path, skip: &[&str]) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// Fills a site's database with about `db_mb` MB of log-like rows (about
+/// 250 bytes each: ids, prose with quotes, PHP-serialized variables, one in
+/// eight holding NUL bytes as protected properties do, REALs, small BLOBs
+/// and NULLs): many small rows, the shape that made a restore quadratic.
+pub fn fill_log_rows(db_file: &Path, db_mb: usize) {
+    let mut rng = Rng::new(7);
+    let mut conn = rusqlite::Connection::open(db_file).unwrap();
+    let tx = conn.transaction().unwrap();
+    tx.execute_batch(
+        "CREATE TABLE watchdog (wid INTEGER PRIMARY KEY, uid INTEGER NOT NULL, type TEXT NOT NULL, message TEXT NOT NULL, variables TEXT, severity INTEGER NOT NULL, location TEXT, score REAL, data BLOB, timestamp INTEGER NOT NULL);
+         CREATE INDEX watchdog_type ON watchdog (type);",
+    )
+    .unwrap();
+    {
+        let mut st = tx
+            .prepare("INSERT INTO watchdog (uid, type, message, variables, severity, location, score, data, timestamp) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
+            .unwrap();
+        let types = ["php", "cron", "user", "content", "access denied"];
+        let mut bytes = 0usize;
+        let mut r = 0u64;
+        while bytes < db_mb << 20 {
+            let x = rng.next();
+            let mut message = rng.text(60 + (x % 60) as usize);
+            if x % 5 == 0 {
+                message.extend_from_slice(b" it's");
+            }
+            let title = rng.text(20);
+            let mut vars = format!(
+                "a:2:{{s:6:\"%title\";s:{}:\"{}\";s:4:\"%uid\";i:{};}}",
+                title.len(),
+                String::from_utf8_lossy(&title),
+                x % 1000
+            )
+            .into_bytes();
+            if x % 8 == 0 {
+                vars = b"O:8:\"stdClass\":1:{s:7:\"\0*\0name\";s:4:\"test\";}".to_vec();
+            }
+            let data = (x % 3 == 0).then(|| rng.bytes(16));
+            let location = format!("https://example.com/node/{}?page={}", x % 100_000, r % 7);
+            bytes += message.len() + vars.len() + location.len() + 60;
+            st.execute(rusqlite::params![
+                (x % 50) as i64,
+                types[(x % 5) as usize],
+                String::from_utf8(message).unwrap(),
+                // TEXT bytes as they are (NULs included), not through &str.
+                rusqlite::types::ToSqlOutput::Borrowed(rusqlite::types::ValueRef::Text(&vars)),
+                (x % 8) as i64,
+                location,
+                (x % 7 != 0).then_some((x % 1_000_000) as f64 / 7.0),
+                data,
+                1_600_000_000 + r as i64
+            ])
+            .unwrap();
+            r += 1;
+        }
+    }
+    tx.commit().unwrap();
+}

@@ -4,19 +4,25 @@
 //! ```sh
 //! cargo bench --bench fleet                       # every scenario, 3 runs each
 //! cargo bench --bench fleet -- --runs 5 --only offline,backup
+//! cargo bench --bench fleet -- --only restore --restore-mb 50
 //! ```
 //!
 //! Between scenarios the suite syncs and waits 31 s (see `remove_scenario`).
 //!
 //! Scenarios: `offline`, `live`, `big` (backup, migrate, rename of a site
 //! with 500 MB of files and a 100 MB database), `parallel` (200 small
-//! migrations, parallel 1 against 2), `status-commit`, `watch`. Data is
+//! migrations, parallel 1 against 2), `status-commit`, `watch`, `restore`
+//! (a site whose database is `--restore-mb` MB, or `HOIST_BENCH_RESTORE_MB`,
+//! 500 by default, of small log rows: loading its dump against
+//! `sqlite3 new.db < dump.sql`), `drupal-scan` (real Drupal trees, see
+//! `drupal.rs`). Data is
 //! generated under a temporary directory (`HOIST_BENCH_DIR` to choose
 //! where) and removed at the end (`--keep` keeps it). Each figure is the
 //! median of `--runs` runs (at least 5 for `parallel` and `watch`); hoist
 //! and its baseline alternate run by run.
 //! The result table is printed at the end, in Markdown.
 
+mod drupal;
 mod gen;
 
 use std::fs::File;
@@ -32,6 +38,7 @@ struct Args {
     runs: usize,
     only: Option<Vec<String>>,
     keep: bool,
+    restore_mb: usize,
 }
 
 fn args() -> Args {
@@ -39,6 +46,10 @@ fn args() -> Args {
         runs: 3,
         only: None,
         keep: false,
+        restore_mb: std::env::var("HOIST_BENCH_RESTORE_MB")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(500),
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -46,6 +57,9 @@ fn args() -> Args {
             "--runs" => a.runs = it.next().and_then(|v| v.parse().ok()).unwrap_or(3).max(1),
             "--only" => a.only = it.next().map(|v| v.split(',').map(String::from).collect()),
             "--keep" => a.keep = true,
+            "--restore-mb" => {
+                a.restore_mb = it.next().and_then(|v| v.parse().ok()).unwrap_or(500).max(1)
+            }
             // `cargo bench` passes `--bench`; filters are not used.
             _ => {}
         }
@@ -203,6 +217,11 @@ fn main() {
         rows.extend(big(&dir, a.runs));
         remove_scenario(&dir, a.keep);
     }
+    if want("restore") {
+        let dir = base.join("restore");
+        rows.extend(restore(&dir, a.runs, a.restore_mb));
+        remove_scenario(&dir, a.keep);
+    }
     if want("parallel") || want("watch") {
         let dir = base.join("parallel");
         let p2 = parallel_fleet(&dir);
@@ -215,6 +234,11 @@ fn main() {
             rows.extend(watch(&p2, &dir, a.runs.max(5)));
         }
         remove_scenario(&dir, a.keep);
+    }
+    if want("drupal-scan") {
+        let dir = base.join("drupal");
+        rows.extend(drupal::run(&dir, a.runs));
+        remove(&dir, a.keep);
     }
     if a.keep {
         let kept = tmp.keep();
@@ -734,6 +758,121 @@ fn big(dir: &Path, runs: usize) -> Vec<Row> {
         met: hr < 1.0,
     });
     rows
+}
+
+// ---------------------------------------------------------------------------
+// restore of a site with a large database of small rows (issue 11)
+
+fn restore(dir: &Path, runs: usize, db_mb: usize) -> Vec<Row> {
+    let logs = logs_dir(dir);
+    let inv = dir.join("inv");
+    let host = inv.join(".hoist-host");
+    gen::write_inventory(&inv, &BIG, 2);
+    gen::git_init(&inv);
+    hoist_ok(&inv, &["apply", "--yes"], &logs, "restore-install", 0);
+    let (_, db) = locate(&host);
+    let t = Instant::now();
+    gen::fill_log_rows(&db, db_mb);
+    let count = |db: &Path| -> i64 {
+        rusqlite::Connection::open(db)
+            .unwrap()
+            .query_row("SELECT count(*) FROM watchdog", [], |r| r.get(0))
+            .unwrap()
+    };
+    let rows_made = count(&db);
+    hoist_ok(&inv, &["backup", "site-00000"], &logs, "restore-backup", 0);
+    let backups = host.join("backups").join("site-00000");
+    let archive = std::fs::read_dir(&backups)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .file_name()
+        .into_string()
+        .unwrap();
+    // The very dump hoist loads, as a plain file for the baseline.
+    let work = dir.join("floor");
+    std::fs::create_dir_all(&work).unwrap();
+    sh(
+        &format!(
+            "tar -xzf {} -C {} database.sql",
+            backups.join(&archive).display(),
+            work.display()
+        ),
+        &logs,
+        "restore-dump",
+    );
+    let dump = work.join("database.sql");
+    say(format!(
+        "restore: {rows_made} rows, a {:.0} MB database, a {:.0} MB dump, made in {:.1} s",
+        std::fs::metadata(&db).unwrap().len() as f64 / 1e6,
+        std::fs::metadata(&dump).unwrap().len() as f64 / 1e6,
+        t.elapsed().as_secs_f64()
+    ));
+    let (mut h, mut whole, mut b) = (vec![], vec![], vec![]);
+    for r in 0..runs {
+        let since = task_stamp();
+        let m = hoist_ok(
+            &inv,
+            &["restore", "site-00000", &archive],
+            &logs,
+            &format!("restore-{r}"),
+            0,
+        );
+        // Only the archive restored from stays (a restore backs up the
+        // present state first).
+        for e in std::fs::read_dir(&backups).unwrap().flatten() {
+            if e.file_name() != archive.as_str() {
+                std::fs::remove_file(e.path()).unwrap();
+            }
+        }
+        let rec = hoist::task::list(&host.join("tasks"))
+            .into_iter()
+            .rfind(|t| t.kind == hoist::task::TaskKind::Restore && t.id.as_str() >= since.as_str())
+            .expect("the restore's task record");
+        let load_ms = rec
+            .steps
+            .iter()
+            .find(|s| s.name == "extract")
+            .and_then(|s| s.millis)
+            .expect("the extract step's time");
+        assert_eq!(count(&locate(&host).1), rows_made, "every row restored");
+        let new = work.join("new.sqlite");
+        let _ = std::fs::remove_file(&new);
+        let base = sh(
+            &format!("sqlite3 {} < {}", new.display(), dump.display()),
+            &logs,
+            &format!("restore-sqlite3-{r}"),
+        );
+        assert_eq!(count(&new), rows_made, "sqlite3 loaded every row");
+        std::fs::remove_file(&new).unwrap();
+        say(format!(
+            "restore run {r}: hoist load {:.2} s (whole task {:.2} s), sqlite3 {:.2} s",
+            load_ms as f64 / 1e3,
+            secs(m.wall),
+            secs(base.wall)
+        ));
+        h.push(load_ms as f64 / 1e3);
+        whole.push(secs(m.wall));
+        b.push(secs(base.wall));
+    }
+    say(format!(
+        "restore: hoist load {} s, whole task {} s, sqlite3 {} s",
+        fmt_runs(&h),
+        fmt_runs(&whole),
+        fmt_runs(&b)
+    ));
+    let (hl, hw, bl) = (median(&mut h), median(&mut whole), median(&mut b));
+    vec![Row {
+        scenario: format!(
+            "restore of a site with a {db_mb} MB database of {rows_made} small rows: loading its dump (`hoist restore`, step `extract`: gunzip, untar, SHA-256, load; whole task with its backup first {hw:.2} s)"
+        ),
+        hoist: format!("{hl:.2} s"),
+        baseline: format!("`sqlite3 new.db < dump.sql` {bl:.2} s"),
+        ratio: format!("{:.2}", hl / bl),
+        target: "<= 1.5".into(),
+        met: hl <= 1.5 * bl,
+    }]
 }
 
 // ---------------------------------------------------------------------------

@@ -379,8 +379,13 @@ fn run_updates(
                         },
                         schema: *n,
                     };
-                    db.apply_package_sql(&sql, &name, &rec)
-                        .map_err(|e| format!("update {n} of {name}: {e}"))?;
+                    db.apply_package_sql(
+                        &mut sql.as_bytes(),
+                        &path.display().to_string(),
+                        &name,
+                        &rec,
+                    )
+                    .map_err(|e| format!("update {n} of {name}: {e}"))?;
                     crate::failpoint::hit("update-inside", crate::failpoint::When::Before)?;
                     run.log(format!("applied update {n} of {name}"));
                 }
@@ -392,7 +397,8 @@ fn run_updates(
                     version: tp.version.clone(),
                     schema: sp.schema,
                 };
-                db.apply_package_sql("", &name, &rec).map_err(txt)?;
+                db.apply_package_sql(&mut std::io::empty(), "", &name, &rec)
+                    .map_err(txt)?;
             }
             _ => {}
         }
@@ -708,8 +714,13 @@ fn install(
                         version: p.version.clone(),
                         schema: p.schema(),
                     };
-                    db.apply_package_sql(&sql, name, &sp)
-                        .map_err(|e| format!("installing {name}: {e}"))?;
+                    db.apply_package_sql(
+                        &mut sql.as_bytes(),
+                        &sql_path.display().to_string(),
+                        name,
+                        &sp,
+                    )
+                    .map_err(|e| format!("installing {name}: {e}"))?;
                     run.log(format!(
                         "installed {name} {} at schema {}",
                         p.version,
@@ -944,12 +955,15 @@ fn reload_from_backup(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String>
     let archive = srv
         .root()
         .join(rec.backup.as_ref().ok_or("the task has no backup")?);
+    // Left by an undo of an earlier hoist that extracted the whole archive.
     let staged = srv.tasks_dir().join(format!(".undo-{}", rec.id));
     fsutil::remove_tree_if_exists(&staged).map_err(txt)?;
     backup::remove_staging(&staged).map_err(txt)?;
-    let extracted = backup::extract(&archive, &staged).map_err(txt)?;
-    srv.db().reload(db, &extracted.sql).map_err(txt)?;
-    fsutil::remove_tree_if_exists(&staged).map_err(txt)
+    backup::load_dump(&archive, &mut |dump| {
+        srv.db().reload(db, dump, backup::DUMP)
+    })
+    .map(|_| ())
+    .map_err(txt)
 }
 
 /// Step 9 of a move: removes the old copy (directory, database, vhost).
@@ -1438,17 +1452,18 @@ pub fn restore(
                 backup::Scope::Full,
                 None,
             )?);
-            let extracted = step(run, "extract", |run| {
-                run.note(key::EXTRACTED_DIR, staged.display().to_string())
-                    .map_err(txt)?;
-                backup::extract(&path, &staged).map_err(txt)
-            })?;
+            // The new database first: the dump streams into it straight
+            // out of the archive as the site directory is extracted.
             let creds = step(run, "deploy", |run| {
                 run.note(key::NEW_DB, new_db.clone()).map_err(txt)?;
-                let creds = srv.db().create(&new_db).map_err(txt)?;
-                let db = srv.db().open_staged(&new_db, &creds).map_err(txt)?;
-                db.import(&extracted.sql).map_err(txt)?;
-                Ok::<_, String>(creds)
+                srv.db().create(&new_db).map_err(txt)
+            })?;
+            step(run, "extract", |run| {
+                run.note(key::EXTRACTED_DIR, staged.display().to_string())
+                    .map_err(txt)?;
+                let mut db = srv.db().open_staged(&new_db, &creds).map_err(txt)?;
+                backup::extract(&path, &staged, &mut |dump| db.load(dump, backup::DUMP))
+                    .map_err(txt)
             })?;
             let mut cfg = obs.config.clone();
             cfg.db_name = Some(new_db.clone());

@@ -11,7 +11,8 @@ pub mod yamlpos;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
 use crate::codebase::{Codebase, PackageKind};
 use crate::diag::{Diagnostic, Diagnostics};
@@ -47,6 +48,7 @@ impl Default for Settings {
                 Name::new("local").expect("valid"),
                 ServerConfig::Local {
                     root: PathBuf::from(".hoist-host"),
+                    suspend: None,
                 },
             )]),
             databases: BTreeMap::from([(
@@ -70,7 +72,70 @@ pub enum ServerConfig {
     Local {
         /// Its root, relative to the inventory or absolute.
         root: PathBuf,
+        /// Set: hoist leaves every platform and site on it alone.
+        #[serde(default)]
+        suspend: Option<Suspension>,
     },
+}
+
+impl ServerConfig {
+    /// The server's suspension, if one is declared (active or not).
+    pub fn suspend(&self) -> Option<&Suspension> {
+        match self {
+            ServerConfig::Local { suspend, .. } => suspend.as_ref(),
+        }
+    }
+}
+
+/// `suspend:` of a site or a server: hoist changes nothing there (plans it
+/// as `noop`, with this shown) until `until`, or for good without one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Suspension {
+    /// Why: required, shown wherever the suspension is.
+    pub reason: String,
+    /// Who suspended it.
+    #[serde(default)]
+    pub by: Option<String>,
+    /// When it ends (RFC 3339); none: until the key is removed.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub until: Option<OffsetDateTime>,
+}
+
+impl Suspension {
+    /// Whether it holds at `now`: an `until` in the past has ended.
+    pub fn active(&self, now: OffsetDateTime) -> bool {
+        self.until.is_none_or(|u| now < u)
+    }
+
+    /// Checks a `suspend:` mapping at JSON pointer `at` of `doc` before it is
+    /// decoded, so that a bad value is reported where it is written (decoding
+    /// errors point at the document only). The schema has checked its shape.
+    fn check(doc: &document::Document, at: &str, shown: &Path, diags: &mut Vec<Diagnostic>) {
+        let Some(v) = doc.value.pointer(at).filter(|v| !v.is_null()) else {
+            return;
+        };
+        let pos = |ptr: &str| doc.positions.value(ptr).or(Some((1, 1)));
+        if let Some(until) = v.get("until").and_then(|u| u.as_str()) {
+            let rfc = &time::format_description::well_known::Rfc3339;
+            if let Err(e) = OffsetDateTime::parse(until, rfc) {
+                diags.push(Diagnostic::at(
+                    shown,
+                    pos(&format!("{at}/until")),
+                    format!("suspend.until {until:?} is not an RFC 3339 time such as 2027-01-31T00:00:00Z: {e}"),
+                ));
+            }
+        }
+        if let Some(reason) = v.get("reason").and_then(|r| r.as_str()) {
+            if reason.trim().is_empty() {
+                diags.push(Diagnostic::at(
+                    shown,
+                    pos(&format!("{at}/reason")),
+                    "suspend.reason must say why the site is left alone",
+                ));
+            }
+        }
+    }
 }
 
 /// A database server declaration.
@@ -245,6 +310,7 @@ struct SiteFile {
     #[serde(default = "yes")]
     enabled: bool,
     clone_from: Option<SiteName>,
+    suspend: Option<Suspension>,
 }
 
 fn yes() -> bool {
@@ -295,6 +361,8 @@ pub struct SiteSpec {
     pub enabled: bool,
     /// A new site is made as a copy of this one.
     pub clone_from: Option<SiteName>,
+    /// Set: hoist leaves the site alone while it is active.
+    pub suspend: Option<Suspension>,
 }
 
 /// A loaded, checked inventory.
@@ -317,7 +385,7 @@ impl Inventory {
     /// The root directory of a declared local server, `--host-root` applied.
     pub fn server_root(&self, server: &Name, host_root: Option<&Path>) -> Option<PathBuf> {
         match self.settings.servers.get(server)? {
-            ServerConfig::Local { root } => Some(match host_root {
+            ServerConfig::Local { root, .. } => Some(match host_root {
                 Some(r) => r.to_path_buf(),
                 None => self.root.join(root),
             }),
@@ -413,6 +481,11 @@ pub fn load_with(root: &Path, sources: Sources) -> Result<Inventory, Diagnostics
             Ok(d) => d,
             Err(d) => return Err(d),
         };
+        let mut bad = Vec::new();
+        Suspension::check(&doc, "/suspend", shown, &mut bad);
+        if !bad.is_empty() {
+            return Err(bad);
+        }
         let sf: SiteFile = match doc.decode(shown) {
             Ok(s) => s,
             Err(d) => return Err(vec![d]),
@@ -430,6 +503,7 @@ pub fn load_with(root: &Path, sources: Sources) -> Result<Inventory, Diagnostics
                 .unwrap_or_else(|| settings.defaults.database.clone()),
             enabled: sf.enabled,
             clone_from: sf.clone_from,
+            suspend: sf.suspend,
         };
         Ok((site, doc))
     });
@@ -483,6 +557,12 @@ fn load_settings(path: &Path, diags: &mut Vec<Diagnostic>) -> Settings {
     }
     let before = diags.len();
     webhooks::check_inline_secrets(&doc.value, &doc.positions, shown, diags);
+    if let Some(servers) = doc.value.get("servers").and_then(|s| s.as_object()) {
+        for name in servers.keys() {
+            // Names are `[a-z0-9-]`: nothing to escape in the pointer.
+            Suspension::check(&doc, &format!("/servers/{name}/suspend"), shown, diags);
+        }
+    }
     if diags.len() > before {
         return Settings::default();
     }

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::{Plan, PlatformAction, PlatformPlan, SiteAction, SitePlan};
+use super::{Plan, PlatformAction, PlatformPlan, SiteAction, SitePlan, Suspended};
 use crate::compat::{PackageVerdict, Severity};
 use crate::text;
 
@@ -128,7 +128,11 @@ pub fn text(plan: &Plan, st: &Style, show_noop: bool) -> String {
         .platforms
         .iter()
         .filter(|p| {
-            show_noop || p.action != PlatformAction::Noop || p.blocked || !p.warnings.is_empty()
+            show_noop
+                || p.action != PlatformAction::Noop
+                || p.blocked
+                || !p.warnings.is_empty()
+                || p.suspended.is_some()
         })
         .collect();
     if !shown_platforms.is_empty() {
@@ -155,6 +159,7 @@ pub fn text(plan: &Plan, st: &Style, show_noop: bool) -> String {
                 p.name.as_str(),
                 p.action.as_str()
             );
+            suspension(&mut out, p.suspended.as_ref(), st);
             messages(&mut out, &p.errors, &p.warnings, st);
         }
         out.push('\n');
@@ -168,7 +173,8 @@ pub fn text(plan: &Plan, st: &Style, show_noop: bool) -> String {
         let quiet = s.action == SiteAction::Noop
             && !s.blocked
             && s.errors.is_empty()
-            && s.warnings.is_empty();
+            && s.warnings.is_empty()
+            && s.suspended.is_none();
         if quiet && !show_noop {
             hidden += 1;
             continue;
@@ -198,6 +204,7 @@ pub fn text(plan: &Plan, st: &Style, show_noop: bool) -> String {
         if quiet {
             continue;
         }
+        suspension(&mut out, s.suspended.as_ref(), st);
         messages(&mut out, &s.errors, &s.warnings, st);
         if s.action == SiteAction::Noop {
             continue;
@@ -230,6 +237,13 @@ pub fn text(plan: &Plan, st: &Style, show_noop: bool) -> String {
         }
     );
     out
+}
+
+/// Why a site or platform is left alone, on a line of its own.
+fn suspension(out: &mut String, s: Option<&Suspended>, st: &Style) {
+    if let Some(s) = s {
+        let _ = writeln!(out, "      {}", st.yellow(&text::line(&s.describe())));
+    }
 }
 
 /// The errors and warnings of a site or platform, one per line.
@@ -367,6 +381,33 @@ fn markdown_within(plan: &Plan, limit: usize) -> String {
         b.fits("\n");
     }
 
+    // What hoist leaves alone, with who and why: sites and platforms.
+    let suspended: Vec<(&str, &str, &Suspended)> = plan
+        .platforms
+        .iter()
+        .filter_map(|p| Some(("platform ", p.name.as_str(), p.suspended.as_ref()?)))
+        .chain(
+            plan.sites
+                .iter()
+                .filter_map(|s| Some(("", s.name.as_str(), s.suspended.as_ref()?))),
+        )
+        .collect();
+    let mut suspended_left = 0;
+    if !suspended.is_empty() {
+        b.fits(&format!("### ⏸️ Suspended ({})\n\n", suspended.len()));
+        for (kind, name, s) in &suspended {
+            let item = format!(
+                "- {kind}**{}**: {}\n",
+                text::md(name),
+                md_message(&s.describe())
+            );
+            if !b.fits(&item) {
+                suspended_left += 1;
+            }
+        }
+        b.fits("\n");
+    }
+
     let mut sections: Vec<&SitePlan> = plan
         .sites
         .iter()
@@ -384,6 +425,7 @@ fn markdown_within(plan: &Plan, limit: usize) -> String {
     for (n, of, what) in [
         (sections_left, sections.len(), "site sections"),
         (blocked_left, blocked.len(), "blocked sites"),
+        (suspended_left, suspended.len(), "suspended"),
         (platforms_left, platforms.len(), "platforms"),
     ] {
         if n > 0 {
@@ -539,6 +581,7 @@ mod tests {
             diff: "-platform: old\n+platform: new\n".repeat(20),
             config: None,
             observed: None,
+            suspended: None,
         }
     }
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::codebase::Codebase;
 use crate::compat::{self, Comparison, PackageVerdict, SitePackage};
-use crate::inventory::{Inventory, SiteSpec};
+use crate::inventory::{Inventory, SiteSpec, Suspension};
 use crate::names::{Domain, Name, PlatformName, SiteName};
 use crate::observe::{Actual, ObservedSite};
 use crate::render::{self, SiteConfig};
@@ -130,6 +130,57 @@ pub struct Endpoint {
     pub domain: Domain,
 }
 
+/// Why hoist leaves a site or platform alone (spec section 6): its own
+/// `suspend:` or its server's, and what it would do otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suspended {
+    /// Why.
+    pub reason: String,
+    /// Who suspended it.
+    pub by: Option<String>,
+    /// When it ends (RFC 3339); none: until the key is removed.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub until: Option<time::OffsetDateTime>,
+    /// Set when the suspension is its server's, not its own.
+    pub server: Option<Name>,
+    /// The action it would have without the suspension (none: nothing).
+    pub would: Option<String>,
+}
+
+impl Suspended {
+    fn new(s: &Suspension, server: Option<&Name>) -> Suspended {
+        Suspended {
+            reason: s.reason.clone(),
+            by: s.by.clone(),
+            until: s.until,
+            server: server.cloned(),
+            would: None,
+        }
+    }
+
+    /// One line for people: who, why, until when.
+    pub fn describe(&self) -> String {
+        let mut out = match &self.server {
+            Some(srv) => format!("suspended with server {srv}: {}", self.reason),
+            None => format!("suspended: {}", self.reason),
+        };
+        if let Some(by) = &self.by {
+            out.push_str(&format!(" (by {by})"));
+        }
+        match self.until.and_then(|u| {
+            u.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        }) {
+            Some(u) => out.push_str(&format!(", until {u}")),
+            None => out.push_str(", until further notice"),
+        }
+        if let Some(w) = &self.would {
+            out.push_str(&format!("; would {w}"));
+        }
+        out
+    }
+}
+
 /// The plan for one platform.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlatformPlan {
@@ -154,6 +205,9 @@ pub struct PlatformPlan {
     pub errors: Vec<String>,
     /// What is worth a look.
     pub warnings: Vec<String>,
+    /// Its server is suspended: nothing is done to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended: Option<Suspended>,
 }
 
 /// The plan for one site.
@@ -189,6 +243,10 @@ pub struct SitePlan {
     /// The fingerprint of the site's observed state the plan was made on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed: Option<String>,
+    /// It (or its server) is suspended: the action is `noop`, and this says
+    /// why and what it would do otherwise.
+    #[serde(default)]
+    pub suspended: Option<Suspended>,
 }
 
 /// Where the plan's desired state came from.
@@ -272,6 +330,9 @@ pub struct PlanOptions {
     pub mode: Mode,
     /// Where the inventory came from.
     pub inventory: InventoryRef,
+    /// The time suspensions are judged at: passed in, so that the plan
+    /// stays a pure function.
+    pub now: time::OffsetDateTime,
 }
 
 /// Computes the plan. Pure: the same inputs give the same plan.
@@ -337,9 +398,13 @@ pub fn plan(inv: &Inventory, actual: &Actual, opts: &PlanOptions) -> Plan {
             diff,
             config: None,
             observed: actual.site_fingerprint(name),
+            suspended: None,
         });
     }
     check_domain_claims(&mut sites, actual);
+    for s in &mut sites {
+        suspend_site(s, inv, actual, opts.now);
+    }
     sites.sort_by(|a, b| a.name.cmp(&b.name));
 
     let platforms = plan_platforms(inv, actual, &sites, opts);
@@ -349,7 +414,7 @@ pub fn plan(inv: &Inventory, actual: &Actual, opts: &PlanOptions) -> Plan {
         .filter(|p| p.blocked && p.action == PlatformAction::Build)
         .map(|p| &p.name)
         .collect();
-    for s in &mut sites {
+    for s in sites.iter_mut().filter(|s| s.suspended.is_none()) {
         if let Some(to) = &s.to {
             let moves = s.from.as_ref().is_none_or(|f| f.platform != to.platform);
             if moves && blocked_platforms.contains(&to.platform) {
@@ -360,7 +425,7 @@ pub fn plan(inv: &Inventory, actual: &Actual, opts: &PlanOptions) -> Plan {
         }
     }
     // Under strict, compatibility warnings block too.
-    for s in &mut sites {
+    for s in sites.iter_mut().filter(|s| s.suspended.is_none()) {
         if opts.strict
             && s.packages
                 .iter()
@@ -402,6 +467,75 @@ pub fn plan(inv: &Inventory, actual: &Actual, opts: &PlanOptions) -> Plan {
         platforms,
         sites,
     }
+}
+
+/// The suspension of a server that holds at `now`.
+fn server_suspension(
+    inv: &Inventory,
+    server: &Name,
+    now: time::OffsetDateTime,
+) -> Option<Suspended> {
+    let s = inv.settings.servers.get(server)?.suspend()?;
+    s.active(now).then(|| Suspended::new(s, Some(server)))
+}
+
+/// Holds a planned action back: what it would do is kept in `s.would`, what
+/// would block it becomes a warning (it blocks nothing while nothing runs).
+fn hold(
+    action: Option<&str>,
+    errors: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+    mut s: Suspended,
+) -> Suspended {
+    s.would = action.map(str::to_string);
+    warnings.extend(errors.drain(..).map(|e| format!("once resumed: {e}")));
+    s
+}
+
+/// The suspension that holds for site `name` at `now`: its own, or that of
+/// the server it lives on (`here`, when it exists) or that of its declared
+/// platform. The one rule for the plan and for `hoist restore`.
+pub fn site_suspension(
+    inv: &Inventory,
+    name: &SiteName,
+    here: Option<&Name>,
+    now: time::OffsetDateTime,
+) -> Option<Suspended> {
+    let spec = inv.sites.get(name);
+    let own = spec
+        .and_then(|s| s.suspend.as_ref())
+        .filter(|s| s.active(now))
+        .map(|s| Suspended::new(s, None));
+    let there = spec
+        .and_then(|s| inv.platforms.get(&s.platform))
+        .map(|p| &p.server);
+    own.or_else(|| {
+        here.into_iter()
+            .chain(there)
+            .find_map(|srv| server_suspension(inv, srv, now))
+    })
+}
+
+/// Makes a site `noop` when a suspension holds for it at `now`.
+fn suspend_site(p: &mut SitePlan, inv: &Inventory, actual: &Actual, now: time::OffsetDateTime) {
+    let here = actual.sites.get(&p.name).map(|o| &o.server);
+    let Some(s) = site_suspension(inv, &p.name, here, now) else {
+        return;
+    };
+    let would = (p.action != SiteAction::Noop).then(|| p.action.as_str());
+    p.suspended = Some(hold(would, &mut p.errors, &mut p.warnings, s));
+    p.action = SiteAction::Noop;
+    p.blocked = false;
+}
+
+/// Makes a platform `noop` when its server is suspended at `now`.
+fn suspend_platform(p: &mut PlatformPlan, inv: &Inventory, now: time::OffsetDateTime) {
+    let Some(s) = server_suspension(inv, &p.server, now) else {
+        return;
+    };
+    let would = (p.action != PlatformAction::Noop).then(|| p.action.as_str());
+    p.suspended = Some(hold(would, &mut p.errors, &mut p.warnings, s));
+    p.action = PlatformAction::Noop;
 }
 
 fn desired_config(spec: &SiteSpec, db_name: Option<String>) -> SiteConfig {
@@ -489,6 +623,7 @@ fn plan_existing(
         },
         config: Some(after),
         observed: actual.site_fingerprint(&spec.name),
+        suspended: None,
     };
     if spec.profile != obs.config.profile {
         p.errors.push(format!(
@@ -587,6 +722,7 @@ fn plan_new(
         diff: render::site_diff(None, Some(&after)),
         config: Some(after),
         observed: None,
+        suspended: None,
     };
     if let Some(u) = actual.unreadable(&spec.name, &spec.domain) {
         p.errors.push(format!(
@@ -706,7 +842,7 @@ fn plan_platforms(
         if let Some(to) = &s.to {
             kept.insert(&to.platform);
         }
-        if s.unmanaged || s.blocked {
+        if s.unmanaged || s.blocked || s.suspended.is_some() {
             if let Some(from) = &s.from {
                 kept.insert(&from.platform);
             }
@@ -753,6 +889,7 @@ fn plan_platforms(
             unmanaged: false,
             errors: vec![],
             warnings: vec![],
+            suspended: None,
         };
         match (&spec.codebase, observed) {
             (Err(e), None) => {
@@ -801,6 +938,7 @@ fn plan_platforms(
                 }
             }
         }
+        suspend_platform(&mut p, inv, opts.now);
         p.blocked = !p.errors.is_empty();
         out.push(p);
     }
@@ -819,6 +957,7 @@ fn plan_platforms(
                 unmanaged: false,
                 errors: vec![],
                 warnings: vec![],
+                suspended: None,
             };
             if !opts.prune {
                 p.unmanaged = true;
@@ -829,6 +968,7 @@ fn plan_platforms(
             } else {
                 p.action = PlatformAction::Delete;
             }
+            suspend_platform(&mut p, inv, opts.now);
             p.blocked = !p.errors.is_empty();
             out.push(p);
         }
@@ -961,6 +1101,7 @@ mod tests {
                     database: n("default"),
                     enabled: true,
                     clone_from: None,
+                    suspend: None,
                 },
             );
             self.inv.sites.get_mut(&n(site)).unwrap()
@@ -1001,6 +1142,7 @@ mod tests {
                     path: "/inventory".into(),
                     commit: None,
                 },
+                now: time::macros::datetime!(2026-12-01 00:00 UTC),
             };
             plan(&self.inv, &self.actual, &opts)
         }
@@ -1389,6 +1531,109 @@ mod tests {
         let p = w.plan(false, false, &[]);
         assert_eq!(site(&p, "a").action, SiteAction::Noop);
         assert!(platform(&p, "v1").blocked, "platforms are immutable");
+    }
+
+    fn suspension(until: Option<time::OffsetDateTime>) -> Suspension {
+        Suspension {
+            reason: "the client's audit".into(),
+            by: Some("ops@example.org".into()),
+            until,
+        }
+    }
+
+    #[test]
+    fn a_suspended_site_is_a_noop_that_says_what_it_would_do() {
+        let mut w = World::new();
+        w.declare("a", "a.example.com", "v2").suspend = Some(suspension(Some(
+            time::macros::datetime!(2027-01-31 00:00 UTC),
+        )));
+        w.install("a", "a.example.com", "v1");
+        let p = w.plan(false, false, &[]);
+        let a = site(&p, "a");
+        assert_eq!((a.action, a.blocked), (SiteAction::Noop, false));
+        let s = a.suspended.as_ref().unwrap();
+        assert_eq!(
+            (
+                s.reason.as_str(),
+                s.by.as_deref(),
+                s.would.as_deref(),
+                &s.server
+            ),
+            (
+                "the client's audit",
+                Some("ops@example.org"),
+                Some("migrate"),
+                &None
+            )
+        );
+        assert_eq!(
+            s.describe(),
+            "suspended: the client's audit (by ops@example.org), until 2027-01-31T00:00:00Z; would migrate"
+        );
+        assert!(!p.has_changes(), "{:?}", changed_names(&p));
+        // Its platform stays even under prune: the site is still on it.
+        w.inv.platforms.remove(&n("v1"));
+        let p = w.plan(false, true, &[]);
+        assert_eq!(platform(&p, "v1").action, PlatformAction::Noop);
+        assert!(platform(&p, "v1").blocked, "undeclared with a site on it");
+    }
+
+    #[test]
+    fn what_would_block_a_suspended_site_blocks_nothing() {
+        let mut w = World::new();
+        // Back onto v1 would be a schema downgrade.
+        w.declare("a", "a.example.com", "v1").suspend = Some(suspension(None));
+        w.install("a", "a.example.com", "v2");
+        let p = w.plan(true, false, &[]);
+        let a = site(&p, "a");
+        assert!(!a.blocked && !p.blocked(), "{:?}", a.errors);
+        assert!(a.warnings.iter().any(|m| m.starts_with("once resumed:")));
+        assert!(a
+            .suspended
+            .as_ref()
+            .unwrap()
+            .describe()
+            .contains("until further notice"));
+    }
+
+    #[test]
+    fn a_suspension_that_has_ended_holds_nothing_back() {
+        let mut w = World::new();
+        w.declare("a", "a.example.com", "v2").suspend = Some(suspension(Some(
+            time::macros::datetime!(2026-11-30 23:59 UTC),
+        )));
+        w.install("a", "a.example.com", "v1");
+        let a = w.plan(false, false, &[]);
+        let a = site(&a, "a");
+        assert_eq!((a.action, &a.suspended), (SiteAction::Migrate, &None));
+    }
+
+    #[test]
+    fn a_suspended_server_holds_back_its_sites_and_platforms() {
+        let mut w = World::new();
+        let srv = w.inv.settings.servers.get_mut(&n("local")).unwrap();
+        let crate::inventory::ServerConfig::Local { suspend, .. } = srv;
+        *suspend = Some(suspension(None));
+        w.declare("a", "a.example.com", "v2");
+        w.install("a", "a.example.com", "v1");
+        w.declare("new", "new.example.com", "v1");
+        w.actual.platforms.remove(&n("v2"));
+        let p = w.plan(false, false, &[]);
+        for (name, would) in [("a", "migrate"), ("new", "create")] {
+            let s = site(&p, name);
+            let held = s.suspended.as_ref().unwrap();
+            assert_eq!(
+                (s.action, held.server.as_ref(), held.would.as_deref()),
+                (SiteAction::Noop, Some(&n("local")), Some(would))
+            );
+        }
+        let v2 = platform(&p, "v2");
+        assert_eq!(v2.action, PlatformAction::Noop, "its build waits");
+        assert_eq!(
+            v2.suspended.as_ref().unwrap().would.as_deref(),
+            Some("build")
+        );
+        assert!(!p.has_changes());
     }
 
     #[test]

@@ -291,6 +291,7 @@ mod tests {
             diff: String::new(),
             config: None,
             observed: Some(format!("obs-{name}")),
+            suspended: None,
         }
     }
 
@@ -316,6 +317,7 @@ mod tests {
                 unmanaged: false,
                 errors: vec![],
                 warnings: vec![],
+                suspended: None,
             }],
             sites,
         }

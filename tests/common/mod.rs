@@ -468,3 +468,67 @@ pub fn put_acme_behind(f: &Fixture) {
     let name = backup.rsplit('/').next().unwrap();
     f.ok(&["restore", "acme", name], 0);
 }
+
+/// Every value of every row of table `table`, exactly: its type, its bytes
+/// in hex (`SELECT typeof(c), hex(c)`), and for a REAL also its IEEE bits
+/// (hex() of a REAL is its text, which hides `-0.0` and rounding). Rows in
+/// rowid order.
+pub fn exact_rows(c: &rusqlite::Connection, table: &str) -> Vec<Vec<String>> {
+    let cols: Vec<String> = c
+        .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let select: Vec<String> = cols
+        .iter()
+        .map(|col| format!("typeof(\"{col}\"), hex(\"{col}\"), \"{col}\""))
+        .collect();
+    let mut stmt = c
+        .prepare(&format!(
+            "SELECT {} FROM \"{table}\" ORDER BY rowid",
+            select.join(", ")
+        ))
+        .unwrap();
+    stmt.query_map([], |r| {
+        Ok((0..cols.len())
+            .map(|i| {
+                let ty: String = r.get(3 * i).unwrap();
+                let hex: String = r.get(3 * i + 1).unwrap();
+                match r.get_ref(3 * i + 2).unwrap() {
+                    rusqlite::types::ValueRef::Real(f) => {
+                        format!("{ty}:{hex}:{:016x}", f.to_bits())
+                    }
+                    _ => format!("{ty}:{hex}"),
+                }
+            })
+            .collect())
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+/// `schema/plan.schema.json`, compiled.
+pub fn plan_schema() -> jsonschema::Validator {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/schema/plan.schema.json"
+    ))
+    .unwrap();
+    jsonschema::draft202012::new(&serde_json::from_str(&text).unwrap()).unwrap()
+}
+
+/// Asserts that a JSON plan matches its schema.
+pub fn assert_valid_plan(plan: &serde_json::Value) {
+    let v = plan_schema();
+    let errors: Vec<String> = v
+        .iter_errors(plan)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "plan does not match schema/plan.schema.json: {errors:#?}"
+    );
+}

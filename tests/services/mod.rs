@@ -136,6 +136,28 @@ pub fn wait_until(
     }
 }
 
+/// The process ids whose parent is `parent` (from `/proc/*/stat`).
+pub fn children(parent: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(parent) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
 /// Writes `bytes` to a new file readable by its owner only.
 pub fn write_private(path: &Path, bytes: &[u8]) {
     let mut f = std::fs::OpenOptions::new()
@@ -683,14 +705,22 @@ impl Nginx {
     }
 
     /// Tests the configuration, then reloads; panics if either fails.
-    /// Reloading is asynchronous: wait for the new configuration's effect
-    /// with [`wait_for_http`].
+    /// Returns once every worker of the old configuration has exited: until
+    /// then an old worker may still accept a connection and answer with the
+    /// old configuration.
     pub fn reload(&self) {
         if let Err(e) = self.test() {
             panic!("nginx -t failed: {e}");
         }
+        let master = self.pid().expect("nginx is running");
+        let old = children(master);
         let out = self.reload_command().output().expect("run nginx -s reload");
         assert!(out.status.success(), "nginx -s reload: {}", text(&out));
+        wait_until("nginx reload", Duration::from_secs(30), || {
+            let now = children(master);
+            Ok(!now.is_empty() && now.iter().all(|p| !old.contains(p)))
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", self.error_log()));
     }
 
     /// The error log so far.

@@ -2,13 +2,23 @@
 //! `<root>/databases/`, with a database user whose password is checked on
 //! connect (its salted hash sits beside the database, mode 0600), and the
 //! tables hoist keeps in every site database (spec section 4).
+//!
+//! SQL from outside hoist's code (packages' scripts, dumps) is streamed
+//! statement by statement ([`load`], [`split`]) and confined to the site's
+//! own database ([`confine`]); dumps keep every value byte for byte
+//! ([`dump`]).
+
+mod confine;
+mod dump;
+mod load;
+mod split;
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use rusqlite::{params, types::ValueRef, Connection, OpenFlags};
+use rusqlite::{params, Connection, OpenFlags};
 use sha2::{Digest, Sha256};
 
 use crate::codebase::PackageKind;
@@ -34,6 +44,32 @@ pub enum DbError {
     Io {
         /// The database.
         db: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A statement of a package's script or of a dump was refused or
+    /// failed.
+    #[error("database {db}: {file}, line {line}: {msg}: {statement}")]
+    Script {
+        /// The database.
+        db: String,
+        /// The script or dump.
+        file: String,
+        /// The line the statement starts on.
+        line: u64,
+        /// What went wrong.
+        msg: String,
+        /// The statement (its start).
+        statement: String,
+    },
+    /// A script or dump could not be read.
+    #[error("database {db}: reading {file}: {source}")]
+    Read {
+        /// The database.
+        db: String,
+        /// The script or dump.
+        file: String,
         /// The I/O error.
         #[source]
         source: std::io::Error,
@@ -259,11 +295,12 @@ impl SqliteServer {
             })
     }
 
-    /// Replaces the content of database `db` with a dump, keeping its
-    /// user: the dump is loaded into a new file beside it, which replaces
-    /// the database's file in one rename. Undoes edits made in place.
-    pub fn reload(&self, db: &str, sql: &str) -> Result<(), DbError> {
-        let file = self.file(db)?;
+    /// Replaces the content of database `db` with a dump (named `file` in
+    /// errors), keeping its user: the dump is loaded into a new file beside
+    /// it, which replaces the database's file in one rename. Undoes edits
+    /// made in place.
+    pub fn reload(&self, db: &str, dump: &mut dyn Read, file: &str) -> Result<(), DbError> {
+        let path = self.file(db)?;
         let io = |source| DbError::Io {
             db: db.into(),
             source,
@@ -279,10 +316,25 @@ impl SqliteServer {
         let conn = Connection::open(&tmp).map_err(sqlite)?;
         conn.execute_batch("PRAGMA journal_mode=DELETE;")
             .map_err(sqlite)?;
-        conn.execute_batch(sql).map_err(sqlite)?;
-        drop(conn);
+        let mut fresh = SiteDb {
+            name: db.into(),
+            conn,
+        };
+        let loaded = fresh.load(dump, file);
+        drop(fresh);
+        if let Err(e) = loaded {
+            // The partial copy goes; if it cannot, the next reload removes
+            // it first. Either way the load's error is the one to report.
+            return Err(match fsutil::remove_file_if_exists(&tmp) {
+                Ok(()) => e,
+                Err(rm) => DbError::Corrupt {
+                    db: db.into(),
+                    msg: format!("{e}; and {} could not be removed: {rm}", tmp.display()),
+                },
+            });
+        }
         fsutil::set_private(&tmp).map_err(io)?;
-        replace_file(&tmp, &file, &self.dir).map_err(io)
+        replace_file(&tmp, &path, &self.dir).map_err(io)
     }
 
     fn kept_file(&self, db: &str) -> PathBuf {
@@ -456,29 +508,23 @@ impl SiteDb {
             .map_err(|e| self.err(e))
     }
 
-    /// Runs `sql` (several statements) in one transaction: all or nothing.
+    /// Runs `sql` (several statements) in one transaction: all or nothing,
+    /// confined like a package's script.
     pub fn run_script(&mut self, sql: &str) -> Result<(), DbError> {
-        let tx = self.conn.transaction().map_err(|e| DbError::Sqlite {
-            db: self.name.clone(),
-            source: e,
-        })?;
-        tx.execute_batch(sql).map_err(|e| DbError::Sqlite {
-            db: self.name.clone(),
-            source: e,
-        })?;
-        tx.commit().map_err(|e| DbError::Sqlite {
-            db: self.name.clone(),
-            source: e,
+        self.run_confined(&mut sql.as_bytes(), "script", load::Kind::Package, |_| {
+            Ok(())
         })
     }
 
-    /// Runs a package's SQL and records its row in `system`, in one
-    /// transaction, so a package is never half installed or half updated.
-    pub fn apply_package_sql(
+    /// Runs the SQL read from `input` (named `file` in errors) confined to
+    /// this database, then hoist's own `then`, in one transaction committed
+    /// only when both succeed.
+    fn run_confined(
         &mut self,
-        sql: &str,
-        name: &PackageName,
-        pkg: &SitePackage,
+        input: &mut dyn Read,
+        file: &str,
+        kind: load::Kind,
+        then: impl FnOnce(&Connection) -> rusqlite::Result<()>,
     ) -> Result<(), DbError> {
         let db = self.name.clone();
         let e = |source| DbError::Sqlite {
@@ -486,14 +532,40 @@ impl SiteDb {
             source,
         };
         let tx = self.conn.transaction().map_err(e)?;
-        tx.execute_batch(sql).map_err(e)?;
-        tx.execute(
-            "INSERT INTO system (name, kind, enabled, version, schema_version) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT(name) DO UPDATE SET kind=?2, enabled=?3, version=?4, schema_version=?5",
-            params![name.as_str(), pkg.kind.as_str(), pkg.enabled as i64, pkg.version.to_string(), pkg.schema],
-        )
-        .map_err(e)?;
+        load::run(&tx, &db, file, kind, input)?;
+        then(&tx).map_err(e)?;
         tx.commit().map_err(e)
+    }
+
+    /// Runs a package's script `sql` (named `file` in errors, empty for a
+    /// package without one) and records its row in `system`, in one
+    /// transaction, so a package is never half installed or half updated.
+    /// The script is confined to this database: anything reaching further
+    /// (ATTACH, transaction control, VACUUM, most PRAGMAs) is refused.
+    pub fn apply_package_sql(
+        &mut self,
+        sql: &mut dyn Read,
+        file: &str,
+        name: &PackageName,
+        pkg: &SitePackage,
+    ) -> Result<(), DbError> {
+        self.run_confined(sql, file, load::Kind::Package, |tx| {
+            tx.execute(
+                "INSERT INTO system (name, kind, enabled, version, schema_version) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(name) DO UPDATE SET kind=?2, enabled=?3, version=?4, schema_version=?5",
+                params![name.as_str(), pkg.kind.as_str(), pkg.enabled as i64, pkg.version.to_string(), pkg.schema],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Loads a dump (made by [`SiteDb::dump`] or `sqlite3 .dump`, named
+    /// `file` in errors) into this empty database, streaming it statement
+    /// by statement in one transaction: all of it or nothing. The dump is
+    /// confined like a package's script; its own `BEGIN TRANSACTION;` and
+    /// `COMMIT;` frame is accepted where a dump puts it.
+    pub fn load(&mut self, dump: &mut dyn Read, file: &str) -> Result<(), DbError> {
+        self.run_confined(dump, file, load::Kind::Dump, |_| Ok(()))
     }
 
     /// The `system` table: every package the site has, by name.
@@ -658,89 +730,6 @@ impl SiteDb {
         v.map_err(|e| self.err(e))
     }
 
-    /// A SQL dump of the whole database that restores into an empty one: the
-    /// same form as `sqlite3 .dump`, written to `out`.
-    pub fn dump(&self, out: &mut dyn std::io::Write) -> Result<(), DbError> {
-        let io = |source| DbError::Io {
-            db: self.name.clone(),
-            source,
-        };
-        writeln!(out, "PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;").map_err(io)?;
-        let mut stmt = self
-            .conn
-            .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND sql IS NOT NULL ORDER BY rowid")
-            .map_err(|e| self.err(e))?;
-        let tables: Vec<(String, String)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(|e| self.err(e))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| self.err(e))?;
-        for (name, sql) in &tables {
-            writeln!(out, "{sql};").map_err(io)?;
-            self.dump_rows(name, out)?;
-        }
-        if self
-            .conn
-            .query_row(
-                "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'",
-                [],
-                |_| Ok(()),
-            )
-            .is_ok()
-        {
-            writeln!(out, "DELETE FROM sqlite_sequence;").map_err(io)?;
-            self.dump_rows("sqlite_sequence", out)?;
-        }
-        let mut stmt = self
-            .conn
-            .prepare("SELECT sql FROM sqlite_master WHERE type IN ('index', 'trigger', 'view') AND sql IS NOT NULL ORDER BY rowid")
-            .map_err(|e| self.err(e))?;
-        let rest: Vec<String> = stmt
-            .query_map([], |r| r.get(0))
-            .map_err(|e| self.err(e))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| self.err(e))?;
-        for sql in rest {
-            writeln!(out, "{sql};").map_err(io)?;
-        }
-        writeln!(out, "COMMIT;").map_err(io)
-    }
-
-    fn dump_rows(&self, table: &str, out: &mut dyn std::io::Write) -> Result<(), DbError> {
-        let io = |source| DbError::Io {
-            db: self.name.clone(),
-            source,
-        };
-        let q = quote_ident(table);
-        let mut stmt = self
-            .conn
-            .prepare(&format!("SELECT * FROM {q}"))
-            .map_err(|e| self.err(e))?;
-        let cols = stmt.column_count();
-        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
-        let mut line = String::new();
-        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
-            line.clear();
-            line.push_str("INSERT INTO ");
-            line.push_str(&q);
-            line.push_str(" VALUES(");
-            for i in 0..cols {
-                if i > 0 {
-                    line.push(',');
-                }
-                sql_literal(row.get_ref(i).map_err(|e| self.err(e))?, &mut line);
-            }
-            line.push_str(");\n");
-            out.write_all(line.as_bytes()).map_err(io)?;
-        }
-        Ok(())
-    }
-
-    /// Loads a dump made by [`SiteDb::dump`] into this (empty) database.
-    pub fn import(&self, sql: &str) -> Result<(), DbError> {
-        self.conn.execute_batch(sql).map_err(|e| self.err(e))
-    }
-
     /// Every row of every table, as text, for comparing two databases in
     /// tests and checks: tables by name, rows in primary-key order.
     pub fn content(&self) -> Result<BTreeMap<String, Vec<String>>, DbError> {
@@ -773,38 +762,6 @@ fn replace_file(new: &Path, file: &Path, dir: &Path) -> std::io::Result<()> {
 /// Quotes an SQL identifier.
 pub fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
-}
-
-fn sql_literal(v: ValueRef<'_>, out: &mut String) {
-    use std::fmt::Write;
-    match v {
-        ValueRef::Null => out.push_str("NULL"),
-        ValueRef::Integer(i) => {
-            let _ = write!(out, "{i}");
-        }
-        ValueRef::Real(f) => {
-            if f.is_infinite() {
-                out.push_str(if f > 0.0 { "9e999" } else { "-9e999" });
-            } else {
-                // Rust's shortest round-trip form, with a '.' or 'e' so that
-                // SQLite reads it back as a REAL.
-                let s = format!("{f:?}");
-                out.push_str(&s);
-            }
-        }
-        ValueRef::Text(t) => {
-            out.push('\'');
-            out.push_str(&String::from_utf8_lossy(t).replace('\'', "''"));
-            out.push('\'');
-        }
-        ValueRef::Blob(b) => {
-            out.push_str("X'");
-            for byte in b {
-                let _ = write!(out, "{byte:02X}");
-            }
-            out.push('\'');
-        }
-    }
 }
 
 /// Whether `path` holds a SQLite database file (by its header).
@@ -898,8 +855,7 @@ mod tests {
         // The undo: back under the old name, then the dump over the edits.
         s.move_back("new", "old").unwrap();
         s.move_back("new", "old").unwrap();
-        s.reload("old", std::str::from_utf8(&dump).unwrap())
-            .unwrap();
+        s.reload("old", &mut dump.as_slice(), "dump.sql").unwrap();
         let old = s.open("old", &c1).unwrap();
         assert_eq!(
             old.variable("site_name").unwrap().as_deref(),
@@ -907,6 +863,29 @@ mod tests {
         );
         assert_eq!(old.content().unwrap(), before);
         assert!(!s.exists("new"));
+    }
+
+    #[test]
+    fn a_refused_reload_leaves_the_database_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteServer::new(dir.path().to_path_buf());
+        let c = s.create("a").unwrap();
+        let a = s.open("a", &c).unwrap();
+        a.create_core_tables().unwrap();
+        a.set_variable("site_name", "kept").unwrap();
+        let before = a.content().unwrap();
+        drop(a);
+        let evil = format!(
+            "BEGIN TRANSACTION;\nATTACH '{}' AS o;\nCOMMIT;\n",
+            dir.path().join("a.sqlite").display()
+        );
+        let e = s
+            .reload("a", &mut evil.as_bytes(), "database.sql")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("database.sql, line 2: refused: ATTACH"), "{e}");
+        assert_eq!(s.open("a", &c).unwrap().content().unwrap(), before);
+        assert!(!dir.path().join(".a.reload").exists());
     }
 
     #[test]
@@ -940,8 +919,8 @@ mod tests {
         let mut dump = Vec::new();
         a.dump(&mut dump).unwrap();
         let c2 = s.create("b").unwrap();
-        let b = s.open("b", &c2).unwrap();
-        b.import(std::str::from_utf8(&dump).unwrap()).unwrap();
+        let mut b = s.open("b", &c2).unwrap();
+        b.load(&mut dump.as_slice(), "dump.sql").unwrap();
         assert_eq!(a.content().unwrap(), b.content().unwrap());
         let idx: i64 = b
             .conn

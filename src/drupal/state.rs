@@ -1,0 +1,486 @@
+//! A Drupal site's state, read from rows of its database: the SQL to fetch
+//! them ([`Queries`]) and pure functions from the rows to a [`SiteState`].
+//!
+//! Drupal 7 keeps one `system` row per extension it has seen: `status` 1 is
+//! enabled, `schema_version` -1 is not installed (a module with status 0
+//! and a schema is installed but disabled); the profile is the
+//! `install_profile` variable, PHP-serialized, `standard` when unset (as
+//! `drupal_get_profile()` has it); `system.info` holds the info file as
+//! Drupal last read it, which gives the version the site last ran.
+//! Drupal 8+ keeps the installed modules and themes in the `core.extension`
+//! config (`module` => weight, `theme` => weight, `profile`), each module's
+//! schema in `key_value` collection `system.schema`, and the post-updates
+//! run in collection `post_update`, key `existing_updates`; every value is
+//! PHP-serialized. Installed is enabled on 8+.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::scan::{ExtensionKind, Generation};
+use super::unserialize::{unserialize, PhpValue, UnserializeError};
+use super::version::DrupalVersion;
+
+/// One extension as a site has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SiteExtension {
+    /// Module, theme or profile.
+    pub kind: ExtensionKind,
+    /// Enabled (7) or installed (8+).
+    pub enabled: bool,
+    /// The schema the site has applied; none for themes, and for a module
+    /// Drupal 8+ holds no schema for.
+    pub schema: Option<u32>,
+    /// The version the site last ran (Drupal 7's `system.info`).
+    pub version: Option<DrupalVersion>,
+    /// Whether the site's record says it is hidden (Drupal 7).
+    pub hidden: bool,
+}
+
+/// A site's extensions and updates, as its database records them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SiteState {
+    /// Drupal 7 or 8+.
+    pub generation: Generation,
+    /// The installation profile.
+    pub profile: Option<String>,
+    /// Installed extensions (not-installed Drupal 7 rows are left out, and
+    /// so are Drupal 7 themes that are not enabled), by name.
+    pub extensions: BTreeMap<String, SiteExtension>,
+    /// The post-updates run (8+).
+    pub post_updates: BTreeSet<String>,
+    /// The core version the site last ran (Drupal 7: the `system` row's
+    /// info), when known.
+    pub core_version: Option<DrupalVersion>,
+}
+
+/// Why rows are not a site state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    /// A serialized value could not be read.
+    #[error("{what}: {source}")]
+    Unserialize {
+        /// Which value.
+        what: String,
+        /// Why.
+        source: UnserializeError,
+    },
+    /// A value has the wrong shape.
+    #[error("{what}: {message}")]
+    Shape {
+        /// Which value.
+        what: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A table prefix that could not be put in SQL safely.
+    #[error("invalid table prefix {0:?}: use letters, digits and '_' (and one '.')")]
+    Prefix(String),
+    /// The database could not be read.
+    #[error("reading the site's database: {0}")]
+    Db(String),
+}
+
+fn shape(what: &str, message: impl Into<String>) -> StateError {
+    StateError::Shape {
+        what: what.into(),
+        message: message.into(),
+    }
+}
+
+fn php(what: &str, bytes: &[u8]) -> Result<PhpValue, StateError> {
+    unserialize(bytes).map_err(|source| StateError::Unserialize {
+        what: what.into(),
+        source,
+    })
+}
+
+/// The SQL that fetches a site's state, for a database whose tables have
+/// Drupal's table `prefix` (`''` for none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queries {
+    /// Drupal 7: rows for [`D7SystemRow`] (`name, type, status,
+    /// schema_version, info`).
+    pub d7_system: String,
+    /// Drupal 7: the serialized `install_profile` variable (zero or one row).
+    pub d7_install_profile: String,
+    /// Drupal 8+: the serialized `core.extension` config (one row).
+    pub d8_core_extension: String,
+    /// Drupal 8+: `name, value` of collection `system.schema`.
+    pub d8_schema: String,
+    /// Drupal 8+: the serialized `existing_updates` list (zero or one row).
+    pub d8_post_updates: String,
+}
+
+impl Queries {
+    /// The queries for tables prefixed by `prefix`.
+    pub fn new(prefix: &str) -> Result<Queries, StateError> {
+        let ok = prefix.bytes().filter(|&b| b == b'.').count() <= 1
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
+        if !ok {
+            return Err(StateError::Prefix(prefix.into()));
+        }
+        let p = prefix;
+        Ok(Queries {
+            d7_system: format!(
+                "SELECT name, type, status, schema_version, info FROM {p}system ORDER BY name"
+            ),
+            d7_install_profile: format!(
+                "SELECT value FROM {p}variable WHERE name = 'install_profile'"
+            ),
+            d8_core_extension: format!(
+                "SELECT data FROM {p}config WHERE collection = '' AND name = 'core.extension'"
+            ),
+            d8_schema: format!(
+                "SELECT name, value FROM {p}key_value WHERE collection = 'system.schema' ORDER BY name"
+            ),
+            d8_post_updates: format!(
+                "SELECT value FROM {p}key_value WHERE collection = 'post_update' AND name = 'existing_updates'"
+            ),
+        })
+    }
+}
+
+/// A row of Drupal 7's `system` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct D7SystemRow {
+    /// The extension's name.
+    pub name: String,
+    /// `module` or `theme` (others are ignored).
+    pub kind: String,
+    /// 1 when enabled.
+    pub status: i64,
+    /// The schema applied; -1 when not installed.
+    pub schema_version: i64,
+    /// The serialized info array, if fetched.
+    pub info: Option<Vec<u8>>,
+}
+
+/// A Drupal 7 site's state from its `system` rows and its
+/// `install_profile` variable's serialized value (none when unset).
+pub fn d7_state(
+    rows: &[D7SystemRow],
+    install_profile: Option<&[u8]>,
+) -> Result<SiteState, StateError> {
+    let profile = match install_profile {
+        None => "standard".to_string(),
+        Some(b) => php("variable install_profile", b)?
+            .as_str()
+            .ok_or_else(|| shape("variable install_profile", "not a string"))?
+            .to_string(),
+    };
+    let mut extensions = BTreeMap::new();
+    let mut core_version = None;
+    for r in rows {
+        let base = match r.kind.as_str() {
+            "module" if r.name == profile => ExtensionKind::Profile,
+            "module" => ExtensionKind::Module,
+            "theme" => ExtensionKind::Theme,
+            _ => continue,
+        };
+        let enabled = r.status == 1;
+        let installed = match base {
+            ExtensionKind::Theme => enabled,
+            _ => r.schema_version >= 0,
+        };
+        if !installed {
+            continue;
+        }
+        let what = format!("system.info of {}", r.name);
+        let info = match &r.info {
+            Some(b) if !b.is_empty() => Some(php(&what, b)?),
+            _ => None,
+        };
+        let version = info
+            .as_ref()
+            .and_then(|i| i.get("version"))
+            .and_then(PhpValue::as_str)
+            .map(DrupalVersion::parse);
+        if r.name == "system" {
+            core_version = version.clone();
+        }
+        let schema = match base {
+            ExtensionKind::Theme => None,
+            _ => Some(u32::try_from(r.schema_version).map_err(|_| {
+                shape(
+                    &format!("system.schema_version of {}", r.name),
+                    "out of range",
+                )
+            })?),
+        };
+        extensions.insert(
+            r.name.clone(),
+            SiteExtension {
+                kind: base,
+                enabled,
+                schema,
+                version,
+                hidden: info
+                    .as_ref()
+                    .and_then(|i| i.get("hidden"))
+                    .is_some_and(PhpValue::truthy),
+            },
+        );
+    }
+    Ok(SiteState {
+        generation: Generation::Drupal7,
+        profile: Some(profile),
+        extensions,
+        post_updates: BTreeSet::new(),
+        core_version,
+    })
+}
+
+/// A Drupal 8+ site's state from its serialized `core.extension` config,
+/// its `system.schema` rows (name, serialized value) and its serialized
+/// `existing_updates` (none when unset).
+pub fn d8_state(
+    core_extension: &[u8],
+    schema_rows: &[(String, Vec<u8>)],
+    existing_updates: Option<&[u8]>,
+) -> Result<SiteState, StateError> {
+    const CE: &str = "config core.extension";
+    let ce = php(CE, core_extension)?;
+    if ce.entries().is_none() {
+        return Err(shape(CE, "not an array"));
+    }
+    let profile = match ce.get("profile") {
+        None | Some(PhpValue::Null) | Some(PhpValue::Bool(false)) => None,
+        Some(p) => Some(
+            p.as_str()
+                .ok_or_else(|| shape(CE, "`profile` is not a string"))?
+                .to_string(),
+        ),
+    };
+    let mut schemas = BTreeMap::new();
+    for (name, value) in schema_rows {
+        let what = format!("system.schema of {name}");
+        let n = php(&what, value)?
+            .as_int()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| shape(&what, "not a schema number"))?;
+        schemas.insert(name.as_str(), n);
+    }
+    let mut extensions = BTreeMap::new();
+    for (list, kind) in [
+        ("module", ExtensionKind::Module),
+        ("theme", ExtensionKind::Theme),
+    ] {
+        let entries = match ce.get(list) {
+            None => &[][..],
+            Some(v) => v
+                .entries()
+                .ok_or_else(|| shape(CE, format!("`{list}` is not an array")))?,
+        };
+        for (k, _weight) in entries {
+            let name = k
+                .as_str()
+                .ok_or_else(|| shape(CE, format!("a `{list}` key is not a name")))?;
+            let kind = if kind == ExtensionKind::Module && profile.as_deref() == Some(name) {
+                ExtensionKind::Profile
+            } else {
+                kind
+            };
+            extensions.insert(
+                name.to_string(),
+                SiteExtension {
+                    kind,
+                    enabled: true,
+                    schema: match kind {
+                        ExtensionKind::Theme => None,
+                        _ => schemas.get(name).copied(),
+                    },
+                    version: None,
+                    hidden: false,
+                },
+            );
+        }
+    }
+    let mut post_updates = BTreeSet::new();
+    if let Some(b) = existing_updates {
+        const EU: &str = "key_value post_update.existing_updates";
+        let v = php(EU, b)?;
+        for (_, u) in v.entries().ok_or_else(|| shape(EU, "not an array"))? {
+            let u = u
+                .as_str()
+                .ok_or_else(|| shape(EU, "an entry is not a name"))?;
+            post_updates.insert(u.to_string());
+        }
+    }
+    Ok(SiteState {
+        generation: Generation::Drupal8Plus,
+        profile,
+        extensions,
+        post_updates,
+        core_version: None,
+    })
+}
+
+/// Reads a site's state from an SQLite database through [`Queries`]: the
+/// thin I/O half, for SQLite-backed sites and tests.
+pub fn read_sqlite(
+    conn: &rusqlite::Connection,
+    generation: Generation,
+    prefix: &str,
+) -> Result<SiteState, StateError> {
+    use rusqlite::OptionalExtension;
+    let q = Queries::new(prefix)?;
+    let db = |e: rusqlite::Error| StateError::Db(e.to_string());
+    // Drupal's PDO layer stores serialized values as BLOBs, but a value
+    // written as TEXT reads the same.
+    let bytes = |r: &rusqlite::Row<'_>, i: usize| -> rusqlite::Result<Vec<u8>> {
+        Ok(match r.get_ref(i)? {
+            rusqlite::types::ValueRef::Blob(b) | rusqlite::types::ValueRef::Text(b) => b.to_vec(),
+            _ => Vec::new(),
+        })
+    };
+    match generation {
+        Generation::Drupal7 => {
+            let mut st = conn.prepare(&q.d7_system).map_err(db)?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok(D7SystemRow {
+                        name: r.get(0)?,
+                        kind: r.get(1)?,
+                        status: r.get(2)?,
+                        schema_version: r.get(3)?,
+                        info: Some(bytes(r, 4)?),
+                    })
+                })
+                .map_err(db)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db)?;
+            let profile = conn
+                .query_row(&q.d7_install_profile, [], |r| bytes(r, 0))
+                .optional()
+                .map_err(db)?;
+            d7_state(&rows, profile.as_deref())
+        }
+        Generation::Drupal8Plus => {
+            let ce = conn
+                .query_row(&q.d8_core_extension, [], |r| bytes(r, 0))
+                .map_err(db)?;
+            let mut st = conn.prepare(&q.d8_schema).map_err(db)?;
+            let schema = st
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, bytes(r, 1)?)))
+                .map_err(db)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db)?;
+            let posts = conn
+                .query_row(&q.d8_post_updates, [], |r| bytes(r, 0))
+                .optional()
+                .map_err(db)?;
+            d8_state(&ce, &schema, posts.as_deref())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, kind: &str, status: i64, schema: i64, info: &str) -> D7SystemRow {
+        D7SystemRow {
+            name: name.into(),
+            kind: kind.into(),
+            status,
+            schema_version: schema,
+            info: Some(info.as_bytes().to_vec()),
+        }
+    }
+
+    #[test]
+    fn drupal_7_rows() {
+        let rows = vec![
+            row(
+                "system",
+                "module",
+                1,
+                7084,
+                "a:1:{s:7:\"version\";s:4:\"7.98\";}",
+            ),
+            row(
+                "views",
+                "module",
+                1,
+                7301,
+                "a:2:{s:7:\"version\";s:8:\"7.x-3.24\";s:6:\"hidden\";b:0;}",
+            ),
+            row("old", "module", 0, 7001, ""),
+            row("never", "module", 0, -1, ""),
+            row("minimal", "module", 1, 0, "a:1:{s:6:\"hidden\";b:1;}"),
+            row("bartik", "theme", 1, -1, ""),
+            row("garland", "theme", 0, -1, ""),
+            row("phptemplate", "theme_engine", 1, -1, ""),
+        ];
+        let s = d7_state(&rows, Some(b"s:7:\"minimal\";")).unwrap();
+        assert_eq!(s.profile.as_deref(), Some("minimal"));
+        assert_eq!(s.core_version.as_ref().map(|v| v.as_str()), Some("7.98"));
+        let names: Vec<&str> = s.extensions.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["bartik", "minimal", "old", "system", "views"]);
+        assert_eq!(s.extensions["minimal"].kind, ExtensionKind::Profile);
+        assert!(s.extensions["minimal"].hidden);
+        assert!(!s.extensions["old"].enabled);
+        assert_eq!(s.extensions["old"].schema, Some(7001));
+        assert_eq!(s.extensions["bartik"].schema, None);
+        assert_eq!(
+            s.extensions["views"].version.as_ref().unwrap().as_str(),
+            "7.x-3.24"
+        );
+        // Unset profile: Drupal's default.
+        assert_eq!(
+            d7_state(&rows, None).unwrap().profile.as_deref(),
+            Some("standard")
+        );
+        // A broken value names itself.
+        let e = d7_state(&rows, Some(b"s:9:\"minimal\";")).unwrap_err();
+        assert!(
+            e.to_string().starts_with("variable install_profile: "),
+            "{e}"
+        );
+        let mut bad = rows.clone();
+        bad[1].info = Some(b"a:1:{".to_vec());
+        let e = d7_state(&bad, None).unwrap_err();
+        assert!(e.to_string().starts_with("system.info of views"), "{e}");
+    }
+
+    #[test]
+    fn drupal_8_values() {
+        let ce = b"a:4:{s:6:\"module\";a:3:{s:4:\"node\";i:0;s:6:\"system\";i:0;s:8:\"standard\";i:1000;}s:5:\"theme\";a:1:{s:7:\"olivero\";i:0;}s:7:\"profile\";s:8:\"standard\";s:5:\"_core\";a:1:{s:19:\"default_config_hash\";s:3:\"abc\";}}";
+        let schema = vec![
+            ("node".to_string(), b"i:8700;".to_vec()),
+            ("system".to_string(), b"s:5:\"10201\";".to_vec()),
+            ("standard".to_string(), b"i:8000;".to_vec()),
+            ("gone".to_string(), b"i:8001;".to_vec()),
+        ];
+        let posts =
+            b"a:2:{i:0;s:27:\"node_post_update_glossary_x\";i:1;s:21:\"system_post_update_yz\";}";
+        let s = d8_state(ce, &schema, Some(posts)).unwrap();
+        assert_eq!(s.profile.as_deref(), Some("standard"));
+        assert_eq!(s.extensions.len(), 4);
+        assert_eq!(s.extensions["system"].schema, Some(10201));
+        assert_eq!(s.extensions["standard"].kind, ExtensionKind::Profile);
+        assert_eq!(s.extensions["olivero"].schema, None);
+        assert!(s.post_updates.contains("system_post_update_yz"));
+        let e = d8_state(ce, &[("node".into(), b"b:1;".to_vec())], None).unwrap_err();
+        assert!(e.to_string().contains("system.schema of node"), "{e}");
+        assert!(d8_state(b"s:1:\"x\";", &[], None).is_err());
+        assert!(d8_state(b"a:0:{}", &[], None).is_ok_and(|s| s.extensions.is_empty()));
+        assert!(d8_state(b"a:1:{s:6:\"module\";i:1;}", &[], None).is_err());
+    }
+
+    #[test]
+    fn prefixes_are_checked() {
+        assert!(Queries::new("").is_ok());
+        assert!(Queries::new("d7_")
+            .unwrap()
+            .d7_system
+            .contains("FROM d7_system"));
+        assert!(Queries::new("main.").is_ok());
+        for bad in ["a b", "x;DROP", "a.b.c", "'"] {
+            assert!(Queries::new(bad).is_err(), "{bad}");
+        }
+    }
+}
