@@ -132,6 +132,10 @@ enum Command {
         /// Exit after this many reconcile passes.
         #[arg(long, hide = true, value_name = "N")]
         max_cycles: Option<u64>,
+        /// Serve Prometheus metrics at http://ADDR/metrics (port 0: any
+        /// free port, logged as `metrics listening on ADDR`).
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<String>,
     },
     /// Back a site up.
     Backup {
@@ -176,7 +180,10 @@ pub fn main() -> ExitCode {
         "warn"
     };
     init_logging(cli.log_format, level);
-    match run(&cli) {
+    let outcome = run(&cli);
+    // Webhooks queued by this run get a short, bounded time to go out.
+    crate::notify::flush_at_exit();
+    match outcome {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -247,7 +254,18 @@ fn run(cli: &Cli) -> Result<u8> {
         Command::Status { live } => cmd_status(cli, *live),
         Command::Tasks { site } => cmd_tasks(cli, site.as_deref()),
         Command::Log { task } => cmd_log(cli, task),
-        Command::Watch { once, max_cycles } => cmd_watch(cli, *once, *max_cycles),
+        Command::Watch {
+            once,
+            max_cycles,
+            metrics,
+        } => {
+            // Held for the daemon's life: dropping it stops the server.
+            let _metrics = match metrics {
+                Some(addr) => Some(serve_metrics(addr)?),
+                None => None,
+            };
+            cmd_watch(cli, *once, *max_cycles)
+        }
         Command::Backup { site } => cmd_backup(cli, site),
         Command::Backups { site } => cmd_backups(cli, site),
         Command::Restore { site, backup } => cmd_restore(cli, site, backup.as_deref()),
@@ -890,6 +908,12 @@ fn cmd_status(cli: &Cli, live: bool) -> Result<u8> {
         );
     }
     Ok(EXIT_OK)
+}
+
+fn serve_metrics(addr: &str) -> Result<crate::metrics::Handle> {
+    let h = crate::metrics::serve(addr, crate::metrics::global().clone())?;
+    tracing::info!("metrics listening on {}", h.local_addr());
+    Ok(h)
 }
 
 fn cmd_watch(cli: &Cli, once: bool, max_cycles: Option<u64>) -> Result<u8> {

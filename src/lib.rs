@@ -7,7 +7,7 @@
 //! The crate is split like Terraform: a pure functional core
 //! ([`inventory`] → desired state, [`observe`] → actual state, [`compat`],
 //! [`plan`], [`render`]) and an imperative shell ([`server`], [`db`],
-//! [`apply`], [`backup`], [`task`], [`gitops`], [`status`], [`watch`], [`cli`]).
+//! [`apply`], [`backup`], [`task`], [`gitops`], [`status`], [`watch`], [`notify`], [`metrics`], [`cli`]).
 //! The core is unit-tested without I/O; the shell through the real binary.
 
 #![warn(missing_docs)]
@@ -25,8 +25,10 @@ pub mod fsutil;
 pub mod gitops;
 pub mod interrupt;
 pub mod inventory;
+pub mod metrics;
 pub mod mysql;
 pub mod names;
+pub mod notify;
 pub mod observe;
 pub mod par;
 pub mod plan;

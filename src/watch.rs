@@ -383,6 +383,9 @@ impl Daemon {
                 return true;
             }
             let declared_changed = self.first || self.applied.get(&s.name) != inv.sites.get(&s.name);
+            if !declared_changed {
+                crate::notify::drift(&inv.settings.notify, s.name.as_str(), &drift_detail(s), s.observed.as_deref(), commit.as_deref());
+            }
             if !declared_changed && !self_heal {
                 tracing::warn!(
                     site = %s.name,
@@ -467,9 +470,11 @@ impl Daemon {
         }
         match status::record(&inv, &servers) {
             Ok(r) => {
+                crate::metrics::global().record_sites(r.set.sites.values().map(|s| s.sync));
                 for (name, s) in &r.set.sites {
                     match (s.sync, inv.sites.get(name)) {
                         (SyncState::Synced, Some(spec)) => {
+                            crate::notify::drift_cleared(name.as_str());
                             self.applied.insert(name.clone(), spec.clone());
                         }
                         (_, None) => {
@@ -492,6 +497,15 @@ impl Daemon {
         }
         self.first = false;
         out
+    }
+}
+
+/// What drifted on a site, for the `drift` webhook.
+fn drift_detail(s: &plan::SitePlan) -> String {
+    if s.warnings.is_empty() {
+        format!("changed behind hoist's back: {} needed", s.action.as_str())
+    } else {
+        s.warnings.join("; ")
     }
 }
 
@@ -673,6 +687,7 @@ async fn run_async(opts: WatchOptions) -> Result<u8, WatchError> {
         .await
         .map_err(|e| WatchError::Runtime(format!("the reconcile pass panicked: {e}")))?;
         daemon = d;
+        crate::metrics::record_pass(outcome.failed, outcome.error);
         any_error |= outcome.error || outcome.failed > 0;
         if opts.once {
             // Anything blocked or failed is a reason to look: exit 1.

@@ -143,8 +143,9 @@ pub fn apply(plan: &Plan, inv: &Inventory, servers: &Servers, opts: &ApplyOption
         builds.len() + deletes.len() + site_tasks.len(),
     );
     let report = Mutex::new(ApplyReport::default());
-    let record = |o: TaskOutcome| {
+    let record = |o: TaskOutcome, done: Done| {
         progress.finished(&o);
+        tell(inv, opts, &o, &done);
         report.lock().expect("report lock").tasks.push(o);
     };
 
@@ -154,9 +155,11 @@ pub fn apply(plan: &Plan, inv: &Inventory, servers: &Servers, opts: &ApplyOption
         }
         let what = format!("build {}", p.name);
         progress.started(&what);
-        record(run_platform_task(servers, &what, |srv| {
-            build_platform(inv, srv, p, opts)
-        }));
+        let done = Done::platform("build");
+        record(
+            run_platform_task(servers, &what, |srv| build_platform(inv, srv, p, opts)),
+            done,
+        );
     }
     let failed_builds: Vec<PlatformName> = report
         .lock()
@@ -195,15 +198,19 @@ pub fn apply(plan: &Plan, inv: &Inventory, servers: &Servers, opts: &ApplyOption
                 s.to.as_ref()
                     .filter(|t| failed_builds.contains(&t.platform))
             {
-                record(TaskOutcome {
-                    id: None,
-                    what,
-                    result: TaskResult::Failed,
-                    message: Some(format!("platform {} failed to build", to.platform)),
-                });
+                record(
+                    TaskOutcome {
+                        id: None,
+                        what,
+                        result: TaskResult::Failed,
+                        message: Some(format!("platform {} failed to build", to.platform)),
+                    },
+                    Done::site(s),
+                );
                 continue;
             }
             progress.started(&what);
+            let done = Done::site(s);
             let run = std::panic::AssertUnwindSafe(|| site::run(s, inv, servers, opts, what));
             record(
                 std::panic::catch_unwind(run).unwrap_or_else(|_| TaskOutcome {
@@ -212,6 +219,7 @@ pub fn apply(plan: &Plan, inv: &Inventory, servers: &Servers, opts: &ApplyOption
                     result: TaskResult::Failed,
                     message: Some("the task panicked".into()),
                 }),
+                done,
             );
         };
         std::thread::scope(|scope| {
@@ -228,12 +236,64 @@ pub fn apply(plan: &Plan, inv: &Inventory, servers: &Servers, opts: &ApplyOption
         }
         let what = format!("delete platform {}", p.name);
         progress.started(&what);
-        record(run_platform_task(servers, &what, |srv| {
-            delete_platform(srv, p, opts)
-        }));
+        let done = Done::platform("delete-platform");
+        record(
+            run_platform_task(servers, &what, |srv| delete_platform(srv, p, opts)),
+            done,
+        );
     }
     progress.done();
     report.into_inner().expect("report lock")
+}
+
+/// What a finished task was about, for its webhook and metrics.
+struct Done<'a> {
+    /// The `kind` label: the site action, `build` or `delete-platform`.
+    kind: &'a str,
+    /// The site's plan, for a site task.
+    site: Option<&'a SitePlan>,
+    /// When the task started.
+    started: std::time::Instant,
+}
+
+impl<'a> Done<'a> {
+    fn site(s: &'a SitePlan) -> Done<'a> {
+        Done {
+            kind: s.action.as_str(),
+            site: Some(s),
+            started: std::time::Instant::now(),
+        }
+    }
+    fn platform(kind: &'a str) -> Done<'a> {
+        Done {
+            kind,
+            site: None,
+            started: std::time::Instant::now(),
+        }
+    }
+}
+
+/// Tells the metrics and the webhooks how a task ended. Neither can delay
+/// or fail the apply: metrics are a map update, webhooks are queued.
+fn tell(inv: &Inventory, opts: &ApplyOptions, o: &TaskOutcome, done: &Done) {
+    crate::metrics::global().record_task(done.kind, o.result.as_str(), done.started.elapsed());
+    let event = match o.result {
+        TaskResult::Failed => crate::notify::Event::TaskFailed,
+        TaskResult::Success | TaskResult::Warning => crate::notify::Event::TaskSucceeded,
+        TaskResult::Running => return,
+    };
+    let notice = crate::notify::Notice {
+        site: done.site.map(|s| s.name.to_string()),
+        task: o.id.clone(),
+        what: Some(o.what.clone()),
+        result: Some(o.result.as_str().to_string()),
+        from: done.site.and_then(|s| s.from.clone()),
+        to: done.site.and_then(|s| s.to.clone()),
+        message: o.message.clone(),
+        inventory_commit: opts.commit.clone(),
+        ..crate::notify::Notice::new(event)
+    };
+    crate::notify::emit(&inv.settings.notify, &notice);
 }
 
 fn run_platform_task(

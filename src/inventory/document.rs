@@ -269,6 +269,13 @@ fn pattern_message(ptr: &str, v: &str) -> String {
     use crate::names::{Domain, Name, PackageName};
     let last = ptr.rsplit('/').next().unwrap_or("");
     let parent = ptr.rsplit('/').nth(1).unwrap_or("");
+    // Checked before `ptr == "/name"` and the name fallback below.
+    if last == "url" {
+        return format!("{v:?} is not an http:// or https:// URL");
+    }
+    if last == "secret_env" {
+        return format!("{v:?} is not an environment variable name (letters, digits and _)");
+    }
     let err = if last == "domain" || parent == "aliases" {
         Domain::new(v).err()
     } else if last == "profile" || parent == "depends" || parent == "install" || ptr == "/name" {

@@ -4,6 +4,7 @@
 //! first.
 
 pub mod document;
+pub mod webhooks;
 mod yamlfast;
 pub mod yamlpos;
 
@@ -34,6 +35,10 @@ pub struct Settings {
     pub status: StatusSettings,
     /// How `hoist watch` polls.
     pub watch: WatchSettings,
+    /// Who is told about task outcomes, halted rollouts and drift
+    /// (`notify: null` is the default too).
+    #[serde(deserialize_with = "webhooks::null_is_default")]
+    pub notify: webhooks::NotifySettings,
 }
 
 impl Default for Settings {
@@ -54,6 +59,7 @@ impl Default for Settings {
             policy: Policy::default(),
             status: StatusSettings::default(),
             watch: WatchSettings::default(),
+            notify: webhooks::NotifySettings::default(),
         }
     }
 }
@@ -549,15 +555,16 @@ fn load_settings(path: &Path, diags: &mut Vec<Diagnostic>) -> Settings {
     if doc.value.is_null() {
         return Settings::default();
     }
+    let before = diags.len();
+    webhooks::check_inline_secrets(&doc.value, &doc.positions, shown, diags);
     if let Some(servers) = doc.value.get("servers").and_then(|s| s.as_object()) {
-        let before = diags.len();
         for name in servers.keys() {
             // Names are `[a-z0-9-]`: nothing to escape in the pointer.
             Suspension::check(&doc, &format!("/servers/{name}/suspend"), shown, diags);
         }
-        if diags.len() > before {
-            return Settings::default();
-        }
+    }
+    if diags.len() > before {
+        return Settings::default();
     }
     let s: Settings = match doc.decode(shown) {
         Ok(s) => s,

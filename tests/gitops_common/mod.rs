@@ -110,19 +110,24 @@ pub fn write_fresh_site(dir: &Path) {
     .unwrap();
 }
 
-/// Runs hoist with `args` in the inventory `dir`.
-pub fn hoist(dir: &Path, args: &[&str]) -> Output {
-    Command::new(HOIST)
-        .arg("-C")
+/// A hoist command with `args` in the inventory `dir`, with no user git
+/// configuration, colours or inherited host root.
+pub fn hoist_cmd(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(HOIST);
+    c.arg("-C")
         .arg(dir)
         .args(args)
         .env_remove("HOIST_HOST_ROOT")
         .env_remove("RUST_LOG")
         .env("NO_COLOR", "1")
         .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .output()
-        .unwrap()
+        .env("GIT_CONFIG_GLOBAL", "/dev/null");
+    c
+}
+
+/// Runs hoist with `args` in the inventory `dir`.
+pub fn hoist(dir: &Path, args: &[&str]) -> Output {
+    hoist_cmd(dir, args).output().unwrap()
 }
 
 /// Runs hoist and asserts its exit code; returns stdout.
