@@ -190,14 +190,14 @@ fn a_hostile_dump_is_refused_on_restore() {
         &base,
         |f, sql| {
             let dir = f.host().join("backups/acme");
-            let good = std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap();
+            let good = common::backup_archives(f, "acme").remove(0);
             // The hostile part inside the dump's own transaction, before
             // its COMMIT.
-            let text = String::from_utf8(dump_of(&good.path())).unwrap();
+            let text = String::from_utf8(dump_of(&good)).unwrap();
             let at = text.rfind("COMMIT;").unwrap();
             let evil = format!("{}{sql}{}", &text[..at], &text[at..]);
             let name = "acme.example.com-20990101.000000.tar.gz";
-            std::fs::write(dir.join(name), with_dump(&good.path(), evil.as_bytes())).unwrap();
+            std::fs::write(dir.join(name), with_dump(&good, evil.as_bytes())).unwrap();
             vec!["restore".into(), "acme".into(), name.into()]
         },
         "database.sql",
@@ -284,11 +284,7 @@ fn every_value_survives_backup_and_restore_migrate_rename_and_clone() {
     check("clone (source)", "shop-2-0", "acme.example.org");
 
     // and the dump itself loads into the sqlite3 shell with the same values
-    let backups: Vec<_> = std::fs::read_dir(f.host().join("backups/acme"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
+    let backups = common::backup_archives(&f, "acme");
     let dump = dump_of(backups.iter().max().unwrap());
     let shell_db = f.tmp.path().join("shell.sqlite");
     let loaded = std::process::Command::new("sqlite3")

@@ -102,14 +102,7 @@ fn full_disk_case(content: Vec<u8>, failing_step: &str) {
         !site_dir(&f, "shop-2-0", "acme.example.com").exists(),
         "the half-made copy is gone"
     );
-    // Every file there but the counter of sequence numbers.
-    let archives = std::fs::read_dir(f.host().join("backups/acme"))
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.file_name() != ".hoist-seq")
-                .count()
-        })
-        .unwrap_or(0);
+    let archives = common::backup_archives(&f, "acme").len();
     assert_eq!(
         archives,
         (failing_step != "backup") as usize,
@@ -183,12 +176,7 @@ fn a_corrupt_or_truncated_backup_is_refused_on_restore() {
     let f = Fixture::example();
     f.apply();
     f.ok(&["backup", "acme"], 0);
-    let archive = std::fs::read_dir(f.host().join("backups/acme"))
-        .unwrap()
-        .flatten()
-        .find(|e| e.file_name().to_string_lossy().ends_with(".tar.gz"))
-        .unwrap()
-        .path();
+    let archive = common::backup_archives(&f, "acme").remove(0);
     let bytes = std::fs::read(&archive).unwrap();
     let files = snapshot(&site_dir(&f, "shop-1-1", "acme.example.com"));
     let before = rows(&db_path(&f, "shop-1-1", "acme.example.com"));

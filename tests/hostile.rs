@@ -167,12 +167,7 @@ fn status_files_and_backup_manifests_never_panic_when_mutated() {
     let f = Fixture::example();
     f.apply();
     f.ok(&["backup", "acme"], 0);
-    let archive = std::fs::read_dir(f.host().join("backups/acme"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
-        .unwrap();
+    let archive = common::backup_archives(&f, "acme").remove(0);
     let manifest = hoist::backup::read_manifest(&archive).unwrap();
     let originals = vec![
         ("status/sites/acme.yaml", f.read("status/sites/acme.yaml")),

@@ -59,16 +59,7 @@ fn tar_lists(archive: &Path) -> String {
 }
 
 fn backups(f: &Fixture, site: &str) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(f.host().join("backups").join(site))
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.to_string_lossy().ends_with(".tar.gz"))
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
+    common::backup_archives(f, site)
 }
 
 #[test]

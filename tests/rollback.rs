@@ -10,13 +10,7 @@ use common::{
 };
 
 fn backup_count(f: &Fixture, site: &str) -> usize {
-    std::fs::read_dir(f.host().join("backups").join(site))
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.file_name().to_string_lossy().ends_with(".tar.gz"))
-                .count()
-        })
-        .unwrap_or(0)
+    common::backup_archives(f, site).len()
 }
 
 /// Prepares `base` (applied, with content), lets `change` edit the

@@ -70,13 +70,7 @@ fn interrupt_in_step(f: &Fixture, args: &[&str], step: &str) -> (Option<i32>, St
 /// The number of backup archives of `site` (not its sequence counter).
 #[cfg(feature = "failpoints")]
 fn backups(f: &Fixture, site: &str) -> usize {
-    std::fs::read_dir(f.host().join("backups").join(site))
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.file_name().to_string_lossy().ends_with(".tar.gz"))
-                .count()
-        })
-        .unwrap_or(0)
+    common::backup_archives(f, site).len()
 }
 
 /// Asserts that the newest task is a `kind` that failed and was rolled

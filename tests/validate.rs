@@ -378,11 +378,9 @@ fn domains_are_as_long_as_the_files_named_after_them_allow() {
     assert!(f.host().join(format!("vhosts/{longest}.conf")).exists());
     let r = f.ok(&["backup", "acme"], 0);
     assert!(r.stdout.contains("success  backup acme"), "{}", r.all());
-    let archives: Vec<String> = std::fs::read_dir(f.host().join("backups/acme"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".tar.gz"))
+    let archives: Vec<String> = common::backup_archives(&f, "acme")
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     assert_eq!(archives.len(), 1, "{archives:?}");
     assert!(

@@ -532,3 +532,21 @@ pub fn assert_valid_plan(plan: &serde_json::Value) {
         "plan does not match schema/plan.schema.json: {errors:#?}"
     );
 }
+
+/// The backup archives of `site`, by name (newer names sort later); not
+/// the sequence counter or temporary files that share their directory.
+pub fn backup_archives(f: &Fixture, site: &str) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<std::path::PathBuf> = std::fs::read_dir(f.host().join("backups").join(site))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    n.ends_with(".tar.gz") && !n.starts_with('.')
+                })
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
