@@ -486,3 +486,43 @@ fn site_tasks_run_in_parallel_up_to_the_policy() {
         assert_eq!(overlaps(&iv), expect_overlap, "parallel {parallel}: {iv:?}");
     }
 }
+
+/// Issue 15 item 5: `--log-format json` carries the site, the task and the
+/// step as fields of each event, not as words of its message.
+#[test]
+fn json_logs_carry_site_task_and_step_as_fields() {
+    let f = Fixture::example();
+    f.apply();
+    f.set_site("acme", "platform", "shop-2-0");
+    let out = f
+        .cmd(&["--log-format", "json", "apply", "--yes"])
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("hoist runs");
+    assert_eq!(out.status.code(), Some(0));
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: not JSON: {l}")))
+        .collect();
+    let steps: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["fields"]["site"] == "acme" && e["fields"]["step"].is_string())
+        .collect();
+    let named: Vec<&str> = steps
+        .iter()
+        .map(|e| e["fields"]["step"].as_str().unwrap())
+        .collect();
+    for step in ["maintenance-on", "backup", "deploy", "verify", "remove-old"] {
+        assert!(named.contains(&step), "no event of step {step}: {named:?}");
+    }
+    for e in &steps {
+        assert!(
+            e["fields"]["task"]
+                .as_str()
+                .is_some_and(|t| t.contains("acme")),
+            "{e}"
+        );
+        let message = e["fields"]["message"].as_str().unwrap();
+        assert!(!message.contains("acme"), "the site is in the message: {e}");
+    }
+}

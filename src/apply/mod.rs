@@ -338,7 +338,13 @@ pub(crate) fn execute(
             }
         }
         Err(e) => {
-            tracing::warn!(task = %run.rec.id, "{e}; rolling back");
+            tracing::warn!(
+                site = run.rec.site.as_ref().map(|s| s.as_str()),
+                task = %run.rec.id,
+                step = %e.step,
+                error = %e.message,
+                "rolling back"
+            );
             run.log(format!("error: {e}"));
             let _ = run.end("failed");
             let undone = undo(&mut run);
@@ -394,8 +400,24 @@ pub fn step<T, E: std::fmt::Display>(
     }
     crate::failpoint::pause(name, || run.cancelled());
     crate::failpoint::hit(name, crate::failpoint::When::Before).map_err(serr)?;
-    let v = f(run).map_err(|e| serr(crate::task::quote(&e.to_string())))?;
-    crate::failpoint::hit(name, crate::failpoint::When::After).map_err(serr)?;
+    // Site, task and step are fields of the event, never words of its
+    // message, so `--log-format json` can be filtered on them.
+    let site = run.rec.site.as_ref().map(|s| s.as_str().to_owned());
+    let platform = run.rec.platform.as_ref().map(|p| p.as_str().to_owned());
+    let task = run.rec.id.clone();
+    tracing::info!(site, platform, task, step = name, "step started");
+    let v = f(run).map_err(|e| serr(crate::task::quote(&e.to_string())));
+    let v = v.and_then(|v| {
+        crate::failpoint::hit(name, crate::failpoint::When::After).map_err(serr)?;
+        Ok(v)
+    });
+    match &v {
+        Ok(_) => tracing::info!(site, platform, task, step = name, "step done"),
+        Err(e) => {
+            tracing::warn!(site, platform, task, step = name, error = %e.message, "step failed")
+        }
+    }
+    let v = v?;
     run.end("done")
         .map_err(|e| serr(format!("cannot write the task journal: {e}")))?;
     Ok(v)
