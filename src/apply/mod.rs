@@ -329,7 +329,7 @@ pub(crate) fn execute(
             for w in &warnings {
                 run.log(format!("warning: {w}"));
             }
-            let _ = run.finish(result);
+            journal_trouble(&mut run, "its result", |r| r.finish(result));
             TaskOutcome {
                 id,
                 what,
@@ -346,7 +346,7 @@ pub(crate) fn execute(
                 "rolling back"
             );
             run.log(format!("error: {e}"));
-            let _ = run.end("failed");
+            journal_trouble(&mut run, "the failed step", |r| r.end("failed"));
             let undone = undo(&mut run);
             // Past the point of no return the undo finishes the task: the
             // new state is live, so the task is done, with a problem.
@@ -355,7 +355,7 @@ pub(crate) fn execute(
             } else {
                 TaskResult::Failed
             };
-            let _ = run.finish(result);
+            journal_trouble(&mut run, "its result", |r| r.finish(result));
             let message = match undone {
                 Ok(()) => e.to_string(),
                 Err(u) => format!("{e}; {u}"),
@@ -377,6 +377,19 @@ pub const INTERRUPTED: &str = "hoist was interrupted (SIGINT or SIGTERM): not st
 /// finished forward, never undone.
 fn committed(run: &TaskRun) -> bool {
     run.rec.journal.contains_key(site::key::COMMITTED)
+}
+
+/// Says so when the journal could not take `what`. The task's outcome is
+/// still reported; the record stays `running` under its second name, and
+/// the next hoist on the server recovers it from what it does hold.
+fn journal_trouble(
+    run: &mut TaskRun,
+    what: &str,
+    write: impl FnOnce(&mut TaskRun) -> std::io::Result<()>,
+) {
+    if let Err(e) = write(run) {
+        tracing::error!(task = %run.rec.id, "the task journal could not record {what}: {e}");
+    }
 }
 
 /// Runs one named step: journals its start and end, and names it in errors.

@@ -108,21 +108,44 @@ fn recover_platform(srv: &LocalServer, rec: &task::TaskRecord) -> (TaskResult, S
     let tmp = platforms.join(format!(".build-{name}"));
     let old = platforms.join(format!(".old-{name}"));
     let dir = srv.platform_dir(&name);
+    let mut problems = Vec::new();
+    let mut note = |what: &str, r: std::io::Result<()>| {
+        if let Err(e) = r {
+            problems.push(format!("{what}: {e}"));
+        }
+    };
     if !dir.exists() {
         if tmp.join("sites").exists() {
             // Killed mid-swap with the sites already in the new build: it is
             // complete (its record is written before the swap), so finish.
-            let _ = std::fs::rename(&tmp, &dir);
+            note(
+                "moving the new build into place",
+                std::fs::rename(&tmp, &dir),
+            );
         } else if old.exists() {
-            let _ = std::fs::rename(&old, &dir);
+            note("putting the old build back", std::fs::rename(&old, &dir));
         }
     }
     // Whatever is left aside holds no site any more.
     if !old.join("sites").exists() {
-        let _ = fsutil::remove_tree_if_exists(&old);
+        note(
+            "removing the replaced build",
+            fsutil::remove_tree_if_exists(&old),
+        );
     }
     if !tmp.join("sites").exists() {
-        let _ = fsutil::remove_tree_if_exists(&tmp);
+        note(
+            "removing the unfinished build",
+            fsutil::remove_tree_if_exists(&tmp),
+        );
+    }
+    if !problems.is_empty() {
+        let e = format!(
+            "ROLLING BACK FAILED for platform {name}: {}",
+            problems.join("; ")
+        );
+        tracing::error!(task = %rec.id, platform = %name, "{e}");
+        return (TaskResult::Failed, e);
     }
     match rec.kind {
         TaskKind::DeletePlatform if !dir.exists() => {
