@@ -444,7 +444,8 @@ server {
 
     #[test]
     fn bad_inputs_are_refused_with_the_field_named() {
-        let cases: [(&str, fn(&mut Vhost)); 9] = [
+        type Change = fn(&mut Vhost);
+        let cases: [(&str, Change); 9] = [
             ("root", |v| v.root = PathBuf::from("/srv/$document_root")),
             ("root", |v| v.root = PathBuf::from("relative/platform")),
             ("php_fpm", |v| v.php_fpm = "unix:/run/$x.sock".into()),
