@@ -28,6 +28,7 @@ pub mod inventory;
 pub mod metrics;
 pub mod mysql;
 pub mod names;
+pub mod nginx;
 pub mod notify;
 pub mod observe;
 pub mod par;
