@@ -390,3 +390,56 @@ fn domains_are_as_long_as_the_files_named_after_them_allow() {
     f.ok(&["restore", "acme"], 0);
     f.plan_json(&["--detailed-exitcode"], 0);
 }
+
+#[test]
+fn a_database_password_written_inline_is_an_error() {
+    let f = Fixture::example();
+    f.write(
+        "hoist.yaml",
+        "databases:\n  default: { kind: sqlite }\n  main:\n    kind: mysql\n    admin_password: hunter2\n",
+    );
+    let e = broken(&f);
+    has(&e, "hoist.yaml:5:5: a secret written inline");
+    assert!(!e.contains("hunter2"), "the secret was echoed: {e}");
+}
+
+#[test]
+fn servers_web_servers_health_and_rollouts_are_read() {
+    let f = Fixture::example();
+    f.write(
+        "hoist.yaml",
+        r#"servers:
+  local: { kind: local, root: .hoist-host }
+  web2:
+    kind: ssh
+    host: 127.0.0.1
+    port: 2222
+    root: /srv/hoist
+    known_hosts: ssh/known_hosts
+    web: { kind: nginx, conf_dir: /etc/nginx/hoist.d, php_fpm: "unix:/run/php.sock" }
+databases:
+  default: { kind: sqlite }
+  main: { kind: mysql, admin_password_env: DB_ADMIN }
+health: { path: /health, expect_text: ok }
+rollout:
+  waves:
+    - { name: canary, select: { sites: [acme] } }
+    - { name: rest }
+  bake_s: 0
+  failure_budget: { max_failed: 1 }
+  on_failure: rollback-wave
+"#,
+    );
+    f.ok(&["validate"], 0);
+    // Each kind's required keys are checked where they are missing.
+    f.write(
+        "hoist.yaml",
+        "servers:\n  local: { kind: local, root: .hoist-host }\n  web2: { kind: ssh, root: /srv }\n",
+    );
+    has(&broken(&f), "hoist.yaml:3:");
+    f.write(
+        "hoist.yaml",
+        "servers:\n  local:\n    kind: local\n    root: .hoist-host\n    web: { kind: nginx, php_fpm: x }\n",
+    );
+    has(&broken(&f), "hoist.yaml:5:");
+}

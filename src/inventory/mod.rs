@@ -4,6 +4,9 @@
 //! first.
 
 pub mod document;
+pub mod health;
+pub mod rollout;
+pub mod servers;
 pub mod webhooks;
 mod yamlfast;
 pub mod yamlpos;
@@ -18,6 +21,9 @@ use crate::codebase::{Codebase, PackageKind};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::names::{Domain, Name, PackageName, PlatformName, SiteName};
 use document::Schema;
+pub use health::{HealthCheck, HealthOverride};
+pub use rollout::Rollout;
+pub use servers::{DatabaseConfig, MysqlServerConfig, NginxConfig, ServerConfig, WebConfig};
 
 /// The settings of `hoist.yaml`, defaults filled in.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -39,6 +45,10 @@ pub struct Settings {
     /// (`notify: null` is the default too).
     #[serde(deserialize_with = "webhooks::null_is_default")]
     pub notify: webhooks::NotifySettings,
+    /// The default health check of every site.
+    pub health: HealthCheck,
+    /// The waves site tasks run in; none: one wave.
+    pub rollout: Option<Rollout>,
 }
 
 impl Default for Settings {
@@ -46,10 +56,7 @@ impl Default for Settings {
         Settings {
             servers: BTreeMap::from([(
                 Name::new("local").expect("valid"),
-                ServerConfig::Local {
-                    root: PathBuf::from(".hoist-host"),
-                    suspend: None,
-                },
+                ServerConfig::local(PathBuf::from(".hoist-host")),
             )]),
             databases: BTreeMap::from([(
                 Name::new("default").expect("valid"),
@@ -60,29 +67,8 @@ impl Default for Settings {
             status: StatusSettings::default(),
             watch: WatchSettings::default(),
             notify: webhooks::NotifySettings::default(),
-        }
-    }
-}
-
-/// A server declaration.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum ServerConfig {
-    /// The embedded local server: a directory tree on this machine.
-    Local {
-        /// Its root, relative to the inventory or absolute.
-        root: PathBuf,
-        /// Set: hoist leaves every platform and site on it alone.
-        #[serde(default)]
-        suspend: Option<Suspension>,
-    },
-}
-
-impl ServerConfig {
-    /// The server's suspension, if one is declared (active or not).
-    pub fn suspend(&self) -> Option<&Suspension> {
-        match self {
-            ServerConfig::Local { suspend, .. } => suspend.as_ref(),
+            health: HealthCheck::default(),
+            rollout: None,
         }
     }
 }
@@ -136,14 +122,6 @@ impl Suspension {
             }
         }
     }
-}
-
-/// A database server declaration.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum DatabaseConfig {
-    /// The embedded SQLite server: database files under the server root.
-    Sqlite,
 }
 
 /// `defaults:` of `hoist.yaml`.
@@ -296,6 +274,19 @@ impl Source {
 struct PlatformFile {
     source: Source,
     server: Option<Name>,
+    #[serde(default)]
+    kind: Option<AppKindName>,
+}
+
+/// `kind:` of a platform: how its packages and its sites' state are read
+/// and changed (spec section 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppKindName {
+    /// The built-in package format (spec 3a).
+    Embedded,
+    /// Drupal 7, and Drupal 8 and later (spec 3b).
+    Drupal,
 }
 
 #[derive(Deserialize)]
@@ -311,6 +302,10 @@ struct SiteFile {
     enabled: bool,
     clone_from: Option<SiteName>,
     suspend: Option<Suspension>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    health: HealthOverride,
 }
 
 fn yes() -> bool {
@@ -326,6 +321,8 @@ pub struct PlatformSpec {
     pub source: Source,
     /// The server it is built on.
     pub server: Name,
+    /// Its application kind as declared; none: detected from the codebase.
+    pub kind: Option<AppKindName>,
     /// Its codebase, read from the source, or why it could not be.
     pub codebase: Result<SourceCodebase, String>,
 }
@@ -363,6 +360,17 @@ pub struct SiteSpec {
     pub clone_from: Option<SiteName>,
     /// Set: hoist leaves the site alone while it is active.
     pub suspend: Option<Suspension>,
+    /// Free-form labels; rollout waves select on them.
+    pub labels: BTreeMap<String, String>,
+    /// Overrides of `hoist.yaml`'s health check.
+    pub health: HealthOverride,
+}
+
+impl SiteSpec {
+    /// The site's health check: `hoist.yaml`'s with its overrides.
+    pub fn health_check(&self, settings: &Settings) -> HealthCheck {
+        settings.health.with(&self.health)
+    }
 }
 
 /// A loaded, checked inventory.
@@ -389,6 +397,7 @@ impl Inventory {
                 Some(r) => r.to_path_buf(),
                 None => self.root.join(root),
             }),
+            ServerConfig::Ssh { .. } => None,
         }
     }
 }
@@ -461,6 +470,7 @@ pub fn load_with(root: &Path, sources: Sources) -> Result<Inventory, Diagnostics
             name: name.clone(),
             source: pf.source,
             server,
+            kind: pf.kind,
             codebase,
         };
         (diags, Some((spec, doc)))
@@ -504,6 +514,8 @@ pub fn load_with(root: &Path, sources: Sources) -> Result<Inventory, Diagnostics
             enabled: sf.enabled,
             clone_from: sf.clone_from,
             suspend: sf.suspend,
+            labels: sf.labels,
+            health: sf.health,
         };
         Ok((site, doc))
     });
@@ -557,6 +569,7 @@ fn load_settings(path: &Path, diags: &mut Vec<Diagnostic>) -> Settings {
     }
     let before = diags.len();
     webhooks::check_inline_secrets(&doc.value, &doc.positions, shown, diags);
+    servers::check_inline_secrets(&doc.value, &doc.positions, shown, diags);
     if let Some(servers) = doc.value.get("servers").and_then(|s| s.as_object()) {
         for name in servers.keys() {
             // Names are `[a-z0-9-]`: nothing to escape in the pointer.

@@ -1068,6 +1068,7 @@ mod tests {
                             path: PathBuf::from(name),
                         },
                         server: n("local"),
+                        kind: None,
                         codebase: Ok(SourceCodebase {
                             dir: PathBuf::from(name),
                             codebase: cb.clone(),
@@ -1102,6 +1103,8 @@ mod tests {
                     enabled: true,
                     clone_from: None,
                     suspend: None,
+                    labels: Default::default(),
+                    health: Default::default(),
                 },
             );
             self.inv.sites.get_mut(&n(site)).unwrap()
@@ -1612,7 +1615,9 @@ mod tests {
     fn a_suspended_server_holds_back_its_sites_and_platforms() {
         let mut w = World::new();
         let srv = w.inv.settings.servers.get_mut(&n("local")).unwrap();
-        let crate::inventory::ServerConfig::Local { suspend, .. } = srv;
+        let crate::inventory::ServerConfig::Local { suspend, .. } = srv else {
+            unreachable!("the test's server is local")
+        };
         *suspend = Some(suspension(None));
         w.declare("a", "a.example.com", "v2");
         w.install("a", "a.example.com", "v1");
