@@ -13,6 +13,17 @@ use std::path::{Path, PathBuf};
 
 use crate::names::Domain;
 
+/// Whether `l` is a `listen` hoist writes: a port or `address:port` (IPv6
+/// in brackets), nothing nginx could read as more.
+pub fn valid_listen(l: &str) -> bool {
+    !l.is_empty()
+        && l.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".:[]-".contains(&b))
+        && l.rsplit(':')
+            .next()
+            .is_some_and(|p| p.parse::<u16>().is_ok())
+}
+
 /// The suffix of a site's preview name: `<domain>.hoist-preview`.
 pub const PREVIEW_SUFFIX: &str = "hoist-preview";
 
@@ -150,13 +161,7 @@ impl Vhost {
     /// `listen`: a port or `address:port` (IPv6 in brackets), nothing else.
     fn listen(&self) -> Result<&str, VhostError> {
         let l = self.listen.as_str();
-        let ok = !l.is_empty()
-            && l.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".:[]-".contains(&b))
-            && l.rsplit(':')
-                .next()
-                .is_some_and(|p| p.parse::<u16>().is_ok());
-        if ok {
+        if valid_listen(l) {
             Ok(l)
         } else {
             Err(self.unsafe_value("listen", l, "is not a port or address:port"))

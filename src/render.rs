@@ -54,6 +54,11 @@ pub struct SiteConfig {
     /// The driver of its database server.
     #[serde(default)]
     pub db_driver: DbDriver,
+    /// Where a `mysql` database server listens (`unix:/path` or
+    /// `host:port`), so the site's code can connect; none for SQLite, whose
+    /// file is under the server root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_address: Option<String>,
     /// Its database (and database user) name, when known: a plan shows a
     /// placeholder for a database an apply has yet to create.
     pub db_name: Option<String>,
@@ -141,7 +146,7 @@ fn settings(cfg: &SiteConfig, password: &str) -> String {
          file_directory_path: {fdp}\n\
          database:\n  \
            driver: {driver}\n  \
-           server: {server}\n  \
+           server: {server}\n{address}  \
            name: {db}\n  \
            user: {user}\n  \
            password: {password}\n",
@@ -155,6 +160,11 @@ fn settings(cfg: &SiteConfig, password: &str) -> String {
         fdp = cfg.file_directory_path(),
         server = cfg.db_server,
         driver = cfg.db_driver.as_str(),
+        address = cfg
+            .db_address
+            .as_deref()
+            .map(|a| format!("  address: {}\n", q(a)))
+            .unwrap_or_default(),
         user = q(&cfg.db_driver.user_for(db)),
         db = q(db),
         password = q(password),
@@ -193,6 +203,9 @@ pub struct DatabaseSettings {
     pub driver: DbDriver,
     /// The database server's name in `hoist.yaml`.
     pub server: Name,
+    /// Where the server listens (`mysql` only).
+    #[serde(default)]
+    pub address: Option<String>,
     /// The database name.
     pub name: String,
     /// The database user.
@@ -213,6 +226,7 @@ impl SettingsFile {
             enabled: self.enabled,
             db_server: self.database.server.clone(),
             db_driver: self.database.driver,
+            db_address: self.database.address.clone(),
             db_name: Some(self.database.name.clone()),
         }
     }
@@ -294,6 +308,7 @@ mod tests {
             db_server: Name::new("default").unwrap(),
             db_name: Some("acme_0a1b2c".into()),
             db_driver: DbDriver::default(),
+            db_address: None,
         }
     }
 

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::codebase::Codebase;
 use crate::db::{Credentials, DbError, SqliteServer};
-use crate::driver::{DbServer, Drivers, WebServer};
+use crate::driver::{DbServer, Drivers, WebServer, Which};
 use crate::fsutil;
 use crate::names::{Domain, Name, PlatformName};
 use crate::observe::{Actual, ObservedPlatform, ObservedSite};
@@ -372,17 +372,41 @@ impl LocalServer {
         if text != render::settings_file(&cfg, &settings.database.password) {
             drift.push("its settings file was edited by hand".to_string());
         }
-        let vpath = self.vhost_path(domain);
-        match std::fs::read_to_string(&vpath) {
-            Ok(v) if v == render::vhost(&cfg) => {}
-            Ok(_) => drift.push("its vhost was edited by hand".into()),
-            Err(_) => drift.push("its vhost is missing".into()),
+        let web = self.web();
+        let want = web
+            .render(&cfg, Which::Site)
+            .map_err(|e| ServerError::Invalid(e.to_string()))?;
+        match web.read(domain, Which::Site) {
+            Ok(Some(v)) if v == want => {}
+            Ok(Some(_)) => drift.push("its vhost was edited by hand".into()),
+            Ok(None) | Err(_) => drift.push("its vhost is missing".into()),
         }
-        let db = self
-            .db
-            .open_read_only(&settings.database.name, &Self::credentials(&settings))?;
-        let packages = db.system()?;
-        let maintenance = db.variable("maintenance_mode")?.as_deref() == Some("1");
+        let (packages, maintenance) = if settings.database.driver == render::DbDriver::Sqlite {
+            // Read-only: observing never creates or changes a file.
+            let db = self
+                .db
+                .open_read_only(&settings.database.name, &Self::credentials(&settings))?;
+            let m = db.variable("maintenance_mode")?;
+            (db.system()?, m)
+        } else {
+            let login = crate::driver::Login {
+                database: settings.database.name.clone(),
+                user: settings.database.user.clone(),
+                password: settings.database.password.clone(),
+            };
+            let server = self.db_server(&settings.database.server)?;
+            let mut db = server
+                .open(&login, false)
+                .map_err(|e| ServerError::Invalid(e.to_string()))?;
+            let m = db
+                .variable("maintenance_mode")
+                .map_err(|e| ServerError::Invalid(e.to_string()))?;
+            let p = db
+                .system()
+                .map_err(|e| ServerError::Invalid(e.to_string()))?;
+            (p, m)
+        };
+        let maintenance = maintenance.as_deref() == Some("1");
         Ok(ObservedSite {
             config: cfg,
             server: self.name.clone(),

@@ -180,6 +180,9 @@ pub struct DatabaseStatus {
     /// Its driver (absent: `sqlite`, as older hoists wrote).
     #[serde(default, skip_serializing_if = "is_sqlite")]
     pub driver: crate::render::DbDriver,
+    /// Where a `mysql` server listens, as the site's settings say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
     /// The database's name.
     pub name: Option<String>,
 }
@@ -317,6 +320,7 @@ fn observed_site(o: &ObservedSite) -> ObservedSiteStatus {
         database: DatabaseStatus {
             server: o.config.db_server.clone(),
             driver: o.config.db_driver,
+            address: o.config.db_address.clone(),
             name: o.config.db_name.clone(),
         },
         maintenance: o.maintenance,
@@ -518,6 +522,7 @@ impl StatusSet {
                         enabled: o.enabled,
                         db_server: o.database.server.clone(),
                         db_driver: o.database.driver,
+                        db_address: o.database.address.clone(),
                         db_name: o.database.name.clone(),
                     },
                     server: o.server.clone(),
@@ -915,6 +920,7 @@ mod tests {
                     enabled: false,
                     db_server: n("default"),
                     db_driver: Default::default(),
+                    db_address: None,
                     db_name: Some("acme_0badf00d".into()),
                 },
                 server: n("local"),

@@ -79,6 +79,7 @@ fn fixture() -> Fixture {
         db_server: Name::new("default").unwrap(),
         db_name: Some("acme_db".into()),
         db_driver: Default::default(),
+        db_address: None,
     };
     write_mode(
         &dir.join("settings.yaml"),

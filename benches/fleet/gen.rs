@@ -271,6 +271,7 @@ pub fn status_set(root: &Path, shape: &Shape, stamp: u32) -> StatusSet {
                     database: DatabaseStatus {
                         server: n("default"),
                         driver: Default::default(),
+                        address: None,
                         name: Some(format!("site_{i:05}_{:08x}", i * 2654435761 % (1 << 32))),
                     },
                     maintenance: false,

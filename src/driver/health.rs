@@ -80,6 +80,16 @@ pub fn probe(base: &str, host: &str, check: &HealthCheck) -> Health {
     }
 }
 
+/// GETs `path` from `base` with Host `host`: the status and the body.
+pub fn get(base: &str, host: &str, path: &str, timeout_s: u64) -> Result<(u16, Vec<u8>), String> {
+    let how = HealthCheck {
+        path: path.into(),
+        timeout_s,
+        ..HealthCheck::default()
+    };
+    request(base, host, &how)
+}
+
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
 }

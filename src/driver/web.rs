@@ -49,6 +49,19 @@ pub enum WebError {
     Invalid(String),
 }
 
+/// The server name of hoist's generation vhost (`.invalid` never resolves,
+/// so no visitor can ask for it).
+pub const GENERATION_HOST: &str = "hoist-generation.invalid";
+/// Its file in `conf_dir`.
+const GENERATION_FILE: &str = "hoist-generation.conf";
+/// Held while nginx is tested, reloaded and waited for.
+static ACTIVATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// How long only the new generation must answer before a reload counts as
+/// done (see [`NginxWeb::wait_generation`]).
+const RELOAD_SETTLE: std::time::Duration = std::time::Duration::from_millis(400);
+/// How long a reload may take to be served.
+const RELOAD_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Which vhost of a site: the one visitors reach, or its preview.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Which {
@@ -174,6 +187,66 @@ impl NginxWeb {
             .join(format!("{}.conf", Self::name(domain, which)?)))
     }
 
+    /// Writes hoist's generation vhost: it answers [`GENERATION_HOST`] with
+    /// a token new at every activation, so [`Self::wait_generation`] can
+    /// tell when a reload has taken effect.
+    fn write_generation(&self) -> Result<String, WebError> {
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let token = format!("{}-{nanos}-{seq}", std::process::id());
+        let text = format!(
+            "# Managed by hoist: tells hoist when nginx has loaded its vhosts.\n\
+             server {{\n    listen {listen};\n    server_name {GENERATION_HOST};\n    \
+             default_type text/plain;\n    return 200 \"{token}\";\n}}\n",
+            listen = self.config.listen,
+        );
+        let path = self.config.conf_dir.join(GENERATION_FILE);
+        write_opt(&path, Some(&text))?;
+        Ok(token)
+    }
+
+    /// Waits until nginx serves the generation `token` and only it:
+    /// `nginx -s reload` returns before the new workers run, and nginx's
+    /// master lets the old workers accept connections for a while (100 ms
+    /// in nginx 1.22) after the new ones start, so a check sent at once
+    /// could reach a worker that does not know the new vhosts. The token
+    /// must be the only answer for [`RELOAD_SETTLE`].
+    fn wait_generation(&self, token: &str) -> Result<(), WebError> {
+        let started = std::time::Instant::now();
+        let mut streak: Option<std::time::Instant> = None;
+        let mut last = String::new();
+        while started.elapsed() < RELOAD_DEADLINE {
+            match health::get(&self.config.check_url, GENERATION_HOST, "/", 5) {
+                Ok((200, body)) if body == token.as_bytes() => {
+                    let since = *streak.get_or_insert_with(std::time::Instant::now);
+                    if since.elapsed() >= RELOAD_SETTLE {
+                        return Ok(());
+                    }
+                }
+                Ok((status, _)) => {
+                    streak = None;
+                    last = format!("answered {status} with an older generation");
+                }
+                Err(e) => {
+                    streak = None;
+                    last = e;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Err(WebError::ReloadFailed {
+            command: self.config.reload.clone(),
+            output: format!(
+                "nginx did not serve the new configuration within {}s ({last})",
+                RELOAD_DEADLINE.as_secs()
+            ),
+        })
+    }
+
     fn run(command: &str) -> Result<(), String> {
         let mut words = command.split_whitespace();
         let program = words.next().ok_or("the command is empty")?;
@@ -220,6 +293,10 @@ impl WebServer for NginxWeb {
         write_opt(&self.path(domain, which)?, text)
     }
     fn activate(&self) -> Result<(), WebError> {
+        // One activation at a time: nginx coalesces reload signals, and a
+        // task must wait for the generation it asked for.
+        let _one = ACTIVATING.lock().unwrap_or_else(|e| e.into_inner());
+        let token = self.write_generation()?;
         Self::run(&self.config.test).map_err(|output| WebError::TestFailed {
             command: self.config.test.clone(),
             output,
@@ -227,7 +304,8 @@ impl WebServer for NginxWeb {
         Self::run(&self.config.reload).map_err(|output| WebError::ReloadFailed {
             command: self.config.reload.clone(),
             output,
-        })
+        })?;
+        self.wait_generation(&token)
     }
     fn check(&self, domain: &Domain, which: Which, check: &HealthCheck) -> Health {
         match Self::name(domain, which) {

@@ -103,9 +103,9 @@ pub enum WebConfig {
 pub struct NginxConfig {
     /// The directory of hoist's vhosts, included by nginx.conf.
     pub conf_dir: PathBuf,
-    /// The port vhosts listen on.
-    #[serde(default = "http_port")]
-    pub listen: u16,
+    /// Where vhosts listen: a port, or `address:port`.
+    #[serde(default)]
+    pub listen: Listen,
     /// php-fpm's address: `unix:/path` or `host:port`.
     pub php_fpm: String,
     /// Run before every reload; a failure fails the step.
@@ -119,8 +119,43 @@ pub struct NginxConfig {
     pub check_url: String,
 }
 
-fn http_port() -> u16 {
-    80
+/// `listen:` of an nginx web server: a port (`80`) or `address:port`
+/// (`127.0.0.1:8080`), checked when the inventory is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen(String);
+
+impl Default for Listen {
+    fn default() -> Self {
+        Listen("80".into())
+    }
+}
+
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Listen {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Port(u16),
+            Text(String),
+        }
+        let text = match Raw::deserialize(d)? {
+            Raw::Port(p) => p.to_string(),
+            Raw::Text(t) => t,
+        };
+        if crate::nginx::valid_listen(&text) {
+            Ok(Listen(text))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "listen {text:?} is not a port or address:port"
+            )))
+        }
+    }
 }
 fn nginx_test() -> String {
     "nginx -t".into()
@@ -169,6 +204,17 @@ pub struct MysqlServerConfig {
     /// Where site users may connect from.
     #[serde(default = "grant_hosts")]
     pub grant_hosts: Vec<String>,
+}
+
+impl MysqlServerConfig {
+    /// Where it listens, as a site's settings give it: `unix:/path` or
+    /// `host:port`.
+    pub fn address(&self) -> String {
+        match &self.socket {
+            Some(s) => format!("unix:{}", s.display()),
+            None => format!("{}:{}", self.host, self.port),
+        }
+    }
 }
 
 fn localhost() -> String {

@@ -539,9 +539,11 @@ fn suspend_platform(p: &mut PlatformPlan, inv: &Inventory, now: time::OffsetDate
 }
 
 fn desired_config(inv: &Inventory, spec: &SiteSpec, db_name: Option<String>) -> SiteConfig {
-    let db_driver = match inv.settings.databases.get(&spec.database) {
-        Some(crate::inventory::DatabaseConfig::Mysql(_)) => crate::render::DbDriver::Mysql,
-        _ => crate::render::DbDriver::Sqlite,
+    let (db_driver, db_address) = match inv.settings.databases.get(&spec.database) {
+        Some(crate::inventory::DatabaseConfig::Mysql(m)) => {
+            (crate::render::DbDriver::Mysql, Some(m.address()))
+        }
+        _ => (crate::render::DbDriver::Sqlite, None),
     };
     SiteConfig {
         site: spec.name.clone(),
@@ -552,6 +554,7 @@ fn desired_config(inv: &Inventory, spec: &SiteSpec, db_name: Option<String>) -> 
         enabled: spec.enabled,
         db_server: spec.database.clone(),
         db_driver,
+        db_address,
         db_name,
     }
 }
@@ -1131,6 +1134,7 @@ mod tests {
                         enabled: true,
                         db_server: n("default"),
                         db_driver: Default::default(),
+                        db_address: None,
                         db_name: Some(format!("{site}_db")),
                     },
                     server: n("local"),

@@ -694,6 +694,20 @@ impl Nginx {
         cmd
     }
 
+    /// `nginx -t` (or with `-s reload`, when `reload`) for this instance, as
+    /// the one line a web server's `test`/`reload` in `hoist.yaml` holds
+    /// (the temporary paths have no spaces).
+    pub fn command_line(&self, reload: bool) -> String {
+        let mut words = vec![self.program.display().to_string()];
+        words.extend(Self::base_args(&self.prefix, &self.conf));
+        if reload {
+            words.extend(["-s".to_string(), "reload".to_string()]);
+        } else {
+            words.push("-t".into());
+        }
+        words.join(" ")
+    }
+
     /// Runs `nginx -t`; Err with its output when the configuration is bad.
     pub fn test(&self) -> Result<(), String> {
         let out = self.test_command().output().expect("run nginx -t");

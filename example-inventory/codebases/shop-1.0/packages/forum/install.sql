@@ -1,8 +1,8 @@
 -- forum: tables at schema 1.
 CREATE TABLE forum_forums (
   tid INTEGER PRIMARY KEY,
-  name TEXT NOT NULL,
-  description TEXT NOT NULL DEFAULT '',
+  name VARCHAR(191) NOT NULL,
+  description VARCHAR(1024) NOT NULL DEFAULT '',
   weight INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE forum_topics (

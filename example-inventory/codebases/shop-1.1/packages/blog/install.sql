@@ -8,7 +8,7 @@ CREATE TABLE blog_posts (
 CREATE INDEX blog_posts_author ON blog_posts (uid, published);
 CREATE TABLE blog_tags (
   tid INTEGER PRIMARY KEY,
-  name TEXT NOT NULL UNIQUE
+  name VARCHAR(191) NOT NULL UNIQUE
 );
 CREATE TABLE blog_posts_tags (
   pid INTEGER NOT NULL,

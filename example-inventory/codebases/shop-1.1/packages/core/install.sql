@@ -1,20 +1,20 @@
 -- core: tables at schema 3.
 CREATE TABLE core_users (
   uid INTEGER PRIMARY KEY,
-  name TEXT NOT NULL UNIQUE,
-  mail TEXT NOT NULL DEFAULT '',
-  pass TEXT NOT NULL DEFAULT '',
+  name VARCHAR(191) NOT NULL UNIQUE,
+  mail VARCHAR(191) NOT NULL DEFAULT '',
+  pass VARCHAR(1024) NOT NULL DEFAULT '',
   status INTEGER NOT NULL DEFAULT 1,
   created INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE core_settings (
-  name TEXT PRIMARY KEY,
-  value TEXT NOT NULL DEFAULT ''
+  name VARCHAR(191) PRIMARY KEY,
+  value TEXT NOT NULL
 );
 CREATE INDEX core_users_mail ON core_users (mail);
 CREATE TABLE core_roles (
   rid INTEGER PRIMARY KEY,
-  name TEXT NOT NULL UNIQUE,
+  name VARCHAR(191) NOT NULL UNIQUE,
   weight INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE core_users_roles (

@@ -1,21 +1,21 @@
 -- core: tables at schema 5.
 CREATE TABLE core_users (
   uid INTEGER PRIMARY KEY,
-  name TEXT NOT NULL UNIQUE,
-  mail TEXT NOT NULL DEFAULT '',
-  pass TEXT NOT NULL DEFAULT '',
+  name VARCHAR(191) NOT NULL UNIQUE,
+  mail VARCHAR(191) NOT NULL DEFAULT '',
+  pass VARCHAR(1024) NOT NULL DEFAULT '',
   status INTEGER NOT NULL DEFAULT 1,
   created INTEGER NOT NULL DEFAULT 0,
-  timezone TEXT NOT NULL DEFAULT 'UTC'
+  timezone VARCHAR(64) NOT NULL DEFAULT 'UTC'
 );
 CREATE TABLE core_settings (
-  name TEXT PRIMARY KEY,
-  value TEXT NOT NULL DEFAULT ''
+  name VARCHAR(191) PRIMARY KEY,
+  value TEXT NOT NULL
 );
 CREATE INDEX core_users_mail ON core_users (mail);
 CREATE TABLE core_roles (
   rid INTEGER PRIMARY KEY,
-  name TEXT NOT NULL UNIQUE,
+  name VARCHAR(191) NOT NULL UNIQUE,
   weight INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE core_users_roles (
@@ -26,9 +26,9 @@ CREATE TABLE core_users_roles (
 CREATE INDEX core_users_roles_rid ON core_users_roles (rid);
 CREATE TABLE core_path_alias (
   pid INTEGER PRIMARY KEY,
-  path TEXT NOT NULL,
-  alias TEXT NOT NULL,
-  langcode TEXT NOT NULL DEFAULT 'und'
+  path VARCHAR(191) NOT NULL,
+  alias VARCHAR(191) NOT NULL,
+  langcode VARCHAR(191) NOT NULL DEFAULT 'und'
 );
 CREATE UNIQUE INDEX core_path_alias_alias ON core_path_alias (alias, langcode);
 CREATE INDEX core_path_alias_path ON core_path_alias (path);

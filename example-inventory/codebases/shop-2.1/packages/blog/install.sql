@@ -4,13 +4,13 @@ CREATE TABLE blog_posts (
   nid INTEGER NOT NULL UNIQUE,
   uid INTEGER NOT NULL DEFAULT 0,
   published INTEGER NOT NULL DEFAULT 0,
-  slug TEXT,
-  summary TEXT NOT NULL DEFAULT ''
+  slug VARCHAR(191),
+  summary VARCHAR(1024) NOT NULL DEFAULT ''
 );
 CREATE INDEX blog_posts_author ON blog_posts (uid, published);
 CREATE TABLE blog_tags (
   tid INTEGER PRIMARY KEY,
-  name TEXT NOT NULL UNIQUE
+  name VARCHAR(191) NOT NULL UNIQUE
 );
 CREATE TABLE blog_posts_tags (
   pid INTEGER NOT NULL,

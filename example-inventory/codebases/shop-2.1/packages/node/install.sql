@@ -1,12 +1,12 @@
 -- node: tables at schema 2.
 CREATE TABLE node_types (
-  type TEXT PRIMARY KEY,
-  name TEXT NOT NULL,
-  description TEXT NOT NULL DEFAULT ''
+  type VARCHAR(191) PRIMARY KEY,
+  name VARCHAR(191) NOT NULL,
+  description VARCHAR(1024) NOT NULL DEFAULT ''
 );
 CREATE TABLE node_nodes (
   nid INTEGER PRIMARY KEY,
-  type TEXT NOT NULL,
+  type VARCHAR(191) NOT NULL,
   title TEXT NOT NULL,
   uid INTEGER NOT NULL DEFAULT 0,
   status INTEGER NOT NULL DEFAULT 1,
