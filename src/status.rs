@@ -681,8 +681,8 @@ fn yaml_files(dir: &Path) -> Vec<(String, PathBuf)> {
 }
 
 enum Parsed {
-    Site(Name, SiteStatus),
-    Platform(Name, PlatformStatus),
+    Site(Name, Box<SiteStatus>),
+    Platform(Name, Box<PlatformStatus>),
 }
 
 /// Reads the status files of the inventory in `dir`: none yet is an empty
@@ -719,18 +719,18 @@ pub fn read(dir: &Path) -> Result<StatusSet, Vec<Diagnostic>> {
                 return Err(vec![Diagnostic::at(&shown, None, "bad file name")]);
             };
             Ok(if kind == Schema::StatusSite {
-                Parsed::Site(name, parse_site(&text, &shown, stem)?)
+                Parsed::Site(name, Box::new(parse_site(&text, &shown, stem)?))
             } else {
-                Parsed::Platform(name, parse_platform(&text, &shown, stem)?)
+                Parsed::Platform(name, Box::new(parse_platform(&text, &shown, stem)?))
             })
         });
         for p in parsed {
             match p {
                 Ok(Parsed::Site(name, s)) => {
-                    set.sites.insert(name, s);
+                    set.sites.insert(name, *s);
                 }
                 Ok(Parsed::Platform(name, p)) => {
-                    set.platforms.insert(name, p);
+                    set.platforms.insert(name, *p);
                 }
                 Err(mut d) => diags.append(&mut d),
             }
