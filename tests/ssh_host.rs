@@ -29,18 +29,21 @@ struct Fixture {
 
 impl Fixture {
     fn start() -> Option<Fixture> {
-        let sshd = Sshd::start()?;
+        Some(Fixture::with(Sshd::start()?))
+    }
+
+    fn with(sshd: Sshd) -> Fixture {
         let root_dir = tempfile::Builder::new()
             .prefix("hoist-ssh-root-")
             .tempdir()
             .unwrap();
         let root = root_dir.path().join("srv root");
         std::fs::create_dir(&root).unwrap();
-        Some(Fixture {
+        Fixture {
             sshd,
             root_dir,
             root,
-        })
+        }
     }
 
     /// The `kind: ssh` declaration, with known_hosts and identity given
@@ -446,6 +449,37 @@ fn paths_outside_the_root_are_refused() {
 #[test]
 fn the_lock_excludes_a_second_holder_until_released_or_cut() {
     let Some(f) = Fixture::start() else { return };
+    assert!(f.connect().has_flock(), "this host has flock");
+    check_lock(&f);
+}
+
+/// A host without `flock`: sessions get a PATH of links to every tool the
+/// scripts use but flock, and locks are lock directories.
+#[test]
+fn the_lock_works_without_flock() {
+    let bin = tempfile::Builder::new()
+        .prefix("hoist-noflock-")
+        .tempdir()
+        .unwrap();
+    for tool in [
+        "sh", "cat", "cp", "mv", "rm", "mkdir", "sync", "dirname", "basename", "chmod", "tar",
+        "head", "wc", "sleep",
+    ] {
+        let real = services::find_program(&[tool]).unwrap_or_else(|| panic!("{tool} not found"));
+        std::os::unix::fs::symlink(real, bin.path().join(tool)).unwrap();
+    }
+    let Some(sshd) = Sshd::start_with(&format!("SetEnv PATH={}", bin.path().display())) else {
+        return;
+    };
+    let f = Fixture::with(sshd);
+    assert!(!f.connect().has_flock(), "flock should be out of reach");
+    check_lock(&f);
+}
+
+/// A second holder is refused (at once and after a wait) until the first
+/// lets go; a holder whose connection is cut loses the lock, and it is free
+/// for the next one: nothing stale stays behind.
+fn check_lock(f: &Fixture) {
     let first = f.connect();
     let second = f.connect(); // another connection, as another process would have
     let file = f.remote("tasks/.lock");
@@ -473,12 +507,9 @@ fn the_lock_excludes_a_second_holder_until_released_or_cut() {
     let again = second.lock(&file).unwrap();
     drop(again);
 
-    // A holder whose connection is cut loses the lock, and it is free for
-    // the next one: nothing stale stays behind.
     let mut held = first.lock(&file).unwrap();
     held.check().unwrap();
-    let before = f.sshd.session_processes();
-    assert!(!before.is_empty());
+    assert!(!f.sshd.session_processes().is_empty());
     f.sshd.cut_connections();
     wait_until("the lock session ends", Duration::from_secs(60), || {
         Ok(held.check().is_err())

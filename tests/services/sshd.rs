@@ -66,6 +66,12 @@ impl Sshd {
     /// Generates the keys, writes the configuration, starts sshd and waits
     /// until it greets. `None`: skipped (sshd, ssh or ssh-keygen missing).
     pub fn start() -> Option<Sshd> {
+        Sshd::start_with("")
+    }
+
+    /// [`Sshd::start`] with `extra` lines appended to sshd_config (e.g.
+    /// `SetEnv PATH=...` to take a tool away from sessions).
+    pub fn start_with(extra: &str) -> Option<Sshd> {
         let progs = programs_or_skip("OpenSSH", &[&["sshd"], &["ssh"], &["ssh-keygen"]])?;
         let [sshd, _ssh, keygen_prog] = <[PathBuf; 3]>::try_from(progs).ok()?;
         let dir = service_dir("sshd");
@@ -106,7 +112,8 @@ impl Sshd {
                  UsePAM no\n\
                  StrictModes no\n\
                  PrintMotd no\n\
-                 LogLevel INFO\n",
+                 LogLevel INFO\n\
+                 {extra}\n",
                 host_key = host_key.display(),
                 pid = d.join("sshd.pid").display(),
                 auth = d.join("authorized_keys").display(),
