@@ -476,6 +476,47 @@ fn the_lock_works_without_flock() {
     check_lock(&f);
 }
 
+/// A directory of links to every tool the remote scripts use, but flock
+/// and `without`: a session PATH for a host that lacks them.
+fn tools_dir(without: &[&str]) -> tempfile::TempDir {
+    let bin = tempfile::Builder::new()
+        .prefix("hoist-tools-")
+        .tempdir()
+        .unwrap();
+    for tool in [
+        "sh", "cat", "cp", "mv", "rm", "mkdir", "sync", "dirname", "basename", "chmod", "tar",
+        "head", "wc", "sleep",
+    ] {
+        if without.contains(&tool) {
+            continue;
+        }
+        let real = services::find_program(&[tool]).unwrap_or_else(|| panic!("{tool} not found"));
+        std::os::unix::fs::symlink(real, bin.path().join(tool)).unwrap();
+    }
+    bin
+}
+
+/// A host without sh, or without GNU tar, is refused at connect with a
+/// message saying so.
+#[test]
+fn a_host_without_sh_or_tar_is_refused_at_connect() {
+    for (without, want) in [
+        (&["sh"][..], "no working POSIX sh"),
+        (&["tar"][..], "lacks GNU tar"),
+    ] {
+        let bin = tools_dir(without);
+        let Some(sshd) = Sshd::start_with(&format!("SetEnv PATH={}", bin.path().display())) else {
+            return;
+        };
+        let f = Fixture::with(sshd);
+        let e = SshHost::connect(f.target_with(f.sshd.port, "client keys/known_hosts"))
+            .err()
+            .expect("must be refused");
+        let msg = e.to_string();
+        assert!(msg.starts_with(&f.label()) && msg.contains(want), "{msg}");
+    }
+}
+
 /// A second holder is refused (at once and after a wait) until the first
 /// lets go; a holder whose connection is cut loses the lock, and it is free
 /// for the next one: nothing stale stays behind.
@@ -677,4 +718,32 @@ fn a_secret_on_stdin_is_on_no_command_line() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn a_cut_connection_is_opened_again_once() {
+    let Some(f) = Fixture::start() else { return };
+    let host = f.connect();
+    let path = f.remote("f");
+    host.write_atomic(&path, b"before", 0o644).unwrap();
+    assert!(host.master_alive());
+    f.sshd.cut_connections();
+    wait_until(
+        "the master notices the cut",
+        Duration::from_secs(60),
+        || Ok(!host.master_alive()),
+    )
+    .unwrap();
+    // Every call after it works, all on one new connection.
+    for i in 0..5 {
+        let data = format!("after {i}").into_bytes();
+        host.write_atomic(&path, &data, 0o644).unwrap();
+        assert_eq!(host.read(&path).unwrap(), data);
+    }
+    let log = f.sshd.log();
+    assert_eq!(
+        log.matches("Accepted publickey").count(),
+        2,
+        "expected one connection before the cut and one after:\n{log}"
+    );
 }

@@ -351,6 +351,18 @@ impl SshHost {
         Ok(())
     }
 
+    /// Whether the master connection is up (`ssh -O check`): false after
+    /// it idled out or its connection broke; the next call opens it again.
+    pub fn master_alive(&self) -> bool {
+        self.command(false, &["-O", "check"]).is_ok_and(|mut cmd| {
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+    }
+
     /// Re-opens the master if its socket is gone (it idled out, or the
     /// connection broke and ssh removed it).
     fn ensure_master(&self) -> Result<(), SshError> {
