@@ -6,7 +6,7 @@
 //!
 //! The crate is split like Terraform: a pure functional core
 //! ([`inventory`] → desired state, [`observe`] → actual state, [`compat`],
-//! [`plan`], [`render`]) and an imperative shell ([`server`], [`db`],
+//! [`plan`], [`render`]) and an imperative shell ([`server`], [`ssh`], [`db`],
 //! [`apply`], [`backup`], [`task`], [`gitops`], [`status`], [`watch`], [`notify`], [`metrics`], [`cli`]).
 //! The core is unit-tested without I/O; the shell through the real binary.
 
@@ -36,6 +36,7 @@ pub mod par;
 pub mod plan;
 pub mod render;
 pub mod server;
+pub mod ssh;
 pub mod status;
 pub mod task;
 pub mod text;

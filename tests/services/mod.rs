@@ -1,6 +1,7 @@
-//! Real services for integration tests: a MariaDB server, php-fpm and nginx,
-//! each started as root under its own temporary directory, listening on
-//! loopback or a unix socket only, with no systemd and nothing pre-running.
+//! Real services for integration tests: a MariaDB server, php-fpm, nginx and
+//! sshd (in `sshd.rs`), each started as root under its own temporary
+//! directory, listening on loopback or a unix socket only, with no systemd
+//! and nothing pre-running.
 //! Every service is stopped (SIGTERM, then wait) when its value is dropped,
 //! and is killed by the kernel if the test process dies first.
 //!
@@ -9,6 +10,11 @@
 //! the binaries are missing, unless `HOIST_REQUIRE_SERVICES` is set (CI sets
 //! it), in which case a missing binary fails the test.
 #![allow(dead_code)]
+
+mod sshd;
+// Only the ssh tests use it; the other test crates include this module too.
+#[allow(unused_imports)]
+pub use sshd::Sshd;
 
 use std::ffi::OsStr;
 use std::io::{Read, Write};
