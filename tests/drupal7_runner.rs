@@ -470,6 +470,11 @@ fn install_and_migrate(db: Database) {
     assert!(!installed.maintenance);
     assert!(installed.modules.contains_key("node"), "{installed:?}");
     assert!(installed.pending().is_empty(), "{:?}", installed.pending());
+    let system = installed.modules["system"];
+    assert!(
+        system.schema >= 7000 && system.schema == system.code_schema,
+        "{system:?}"
+    );
     // Drupal's installer did not harden what hoist owns.
     let site_dir = old_root.join("sites/example.org");
     assert_eq!(mode(&site_dir.join("settings.php")), 0o600);
@@ -507,7 +512,7 @@ fn install_and_migrate(db: Database) {
     let pending = before.pending();
     assert!(
         pending.iter().any(|(m, _, _)| *m == "system"),
-        "no system updates pending between {old_version} and {}: {pending:?}",
+        "no system updates pending between {old_version} and {}: {before:?}",
         before.core
     );
 

@@ -62,6 +62,15 @@ ob_start(function ($buffer) {
 }, 1);
 
 /**
+ * HTML made plain text: list items and paragraphs end with "; ".
+ */
+function hoist_plain($html) {
+  $html = preg_replace('#</(li|p)>#i', '; ', (string) $html);
+  $text = html_entity_decode(strip_tags($html), ENT_QUOTES, 'UTF-8');
+  return trim(preg_replace('/\s+/', ' ', $text), " ;\n");
+}
+
+/**
  * Checks the request's common fields and makes Drupal see the site's host.
  */
 function hoist_enter(array $request) {
@@ -114,8 +123,17 @@ function hoist_status() {
   require_once DRUPAL_ROOT . '/includes/install.inc';
   $modules = array();
   $rows = db_query("SELECT name, schema_version FROM {system} WHERE type = 'module' AND status = 1 ORDER BY name")->fetchAllKeyed();
+  // drupal_get_schema_versions() lists update functions once, from those
+  // defined at its first call: every .install file is loaded before it.
+  // By drupal_get_filename(): module_load_install() needs common.inc,
+  // which a bootstrap to the variables layer has not loaded.
+  foreach (array_keys($rows) as $name) {
+    $install = DRUPAL_ROOT . '/' . dirname(drupal_get_filename('module', $name)) . "/$name.install";
+    if (is_file($install)) {
+      require_once $install;
+    }
+  }
   foreach ($rows as $name => $schema) {
-    module_load_install($name);
     $versions = drupal_get_schema_versions($name);
     $modules[$name] = array(
       'schema' => (int) $schema,
@@ -209,13 +227,22 @@ function hoist_install(array $request) {
         'site_default_country' => '',
         'date_default_timezone' => isset($in['timezone']) ? $in['timezone'] : 'UTC',
         'clean_url' => TRUE,
-        // No calls home from a host's sites unless the profile asks.
-        'update_status_module' => array(1 => FALSE, 2 => FALSE),
+        // No calls home from a host's sites. NULL, not FALSE, unchecks a
+        // checkbox in a programmatic submission (drupal_form_submit()).
+        'update_status_module' => array(1 => NULL, 2 => NULL),
         'op' => 'Save and continue',
       ),
     ),
   );
-  install_drupal($settings);
+  try {
+    install_drupal($settings);
+  }
+  catch (Exception $e) {
+    // The installer's messages are HTML for its pages, and their title
+    // (such as "Drupal already installed") says what happened.
+    $title = function_exists('drupal_get_title') ? hoist_plain(drupal_get_title()) : '';
+    throw new HoistFailure(($title !== '' ? "$title: " : '') . hoist_plain($e->getMessage()));
+  }
   hoist_restore_modes($request['site']);
   return hoist_status();
 }
