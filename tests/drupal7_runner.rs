@@ -581,3 +581,106 @@ fn real_drupal7_on_mariadb_installs_and_migrates() {
         password: Secret::new(password),
     });
 }
+
+/// Writes module `hoistcheck` into `root`'s sites/all/modules, with the
+/// given `.install` body.
+fn write_check_module(root: &Path, install: &str) {
+    let dir = root.join("sites/all/modules/hoistcheck");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(
+        dir.join("hoistcheck.info"),
+        "name = hoist check\ncore = 7.x\npackage = Testing\n",
+    )
+    .unwrap();
+    fs::write(dir.join("hoistcheck.module"), "<?php\n").unwrap();
+    fs::write(dir.join("hoistcheck.install"), install).unwrap();
+}
+
+#[test]
+#[ignore = "needs real Drupal 7 trees: set HOIST_DRUPAL7_TREES=/path/a:/path/b"]
+fn real_drupal7_runs_multi_pass_updates_and_names_a_failing_one() {
+    let (older, newer) = drupal7_trees();
+    let php = php().expect("php-cli");
+    let work = tempfile::tempdir().unwrap();
+    let old_root = copy_tree(&older, &work.path().join("old"));
+    let new_root = copy_tree(&newer, &work.path().join("new"));
+    write_check_module(&old_root, "<?php\n");
+    // 7001 takes three passes of its sandbox; 7002 fails; 7003 must not run.
+    write_check_module(
+        &new_root,
+        r#"<?php
+/** Counts to three. */
+function hoistcheck_update_7001(&$sandbox) {
+  $sandbox['n'] = isset($sandbox['n']) ? $sandbox['n'] + 1 : 1;
+  variable_set('hoistcheck_passes', $sandbox['n']);
+  $sandbox['#finished'] = $sandbox['n'] / 3;
+  return 'counted to ' . $sandbox['n'];
+}
+/** Fails. */
+function hoistcheck_update_7002() {
+  throw new DrupalUpdateException('the widgets table is <em>gone</em>');
+}
+/** Never reached. */
+function hoistcheck_update_7003() {
+  variable_set('hoistcheck_7003', TRUE);
+}
+"#,
+    );
+    let data = tempfile::tempdir().unwrap();
+    let sqlite = data.path().join("example.org.sqlite");
+    let db = Database::Sqlite {
+        path: sqlite.clone(),
+    };
+    let salt = HashSalt::generate();
+    write_settings(&old_root, &render("example.org", &db, &salt));
+    let runner = Runner::new(LocalPhp { program: php });
+    let Operation::Install(install) = install_op(db.clone(), "Admin-pass-1") else {
+        unreachable!()
+    };
+    runner
+        .install(&Site::new(&old_root, "example.org"), *install)
+        .unwrap();
+    // Enable the module as a module without updates is enabled.
+    let conn = rusqlite::Connection::open(&sqlite).unwrap();
+    let changed = conn
+        .execute(
+            "UPDATE system SET status = 1, schema_version = 0 WHERE name = 'hoistcheck'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(changed, 1, "Drupal registered the module at install");
+    drop(conn);
+
+    write_settings(&new_root, &render("example.org", &db, &salt));
+    let new = Site::new(&new_root, "example.org");
+    let before = runner.status(&new).unwrap();
+    assert_eq!(
+        before.modules["hoistcheck"],
+        hoist::drupal::runner::ModuleSchema {
+            schema: 0,
+            code_schema: 7003
+        }
+    );
+    match runner.updatedb(&new).unwrap_err() {
+        RunnerError::UpdateFailed {
+            module,
+            number,
+            message,
+            done,
+            ..
+        } => {
+            assert_eq!((module.as_str(), number), ("hoistcheck", 7002));
+            assert_eq!(message, "the widgets table is gone");
+            let mine = done
+                .iter()
+                .find(|u| u.module == "hoistcheck")
+                .expect("7001 done");
+            assert_eq!((mine.number, mine.passes), (7001, 3));
+            assert_eq!(mine.message, "counted to 3");
+            assert_eq!(mine.description, "Counts to three.");
+        }
+        other => panic!("{other}"),
+    }
+    let after = runner.status(&new).unwrap();
+    assert_eq!(after.modules["hoistcheck"].schema, 7001);
+}

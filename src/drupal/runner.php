@@ -379,8 +379,8 @@ function hoist_updatedb(array $request) {
       require_once DRUPAL_ROOT . '/includes/errors.inc';
       $decoded = _drupal_decode_exception($e);
       $text = strtr('%type: !message in %function (line %line of %file).', $decoded);
-      throw new HoistFailure(html_entity_decode(strip_tags($text), ENT_QUOTES, 'UTF-8'), array(
-        'failed' => array('module' => $module, 'number' => $number, 'message' => html_entity_decode(strip_tags($decoded['!message']), ENT_QUOTES, 'UTF-8')),
+      throw new HoistFailure(hoist_plain($text), array(
+        'failed' => array('module' => $module, 'number' => $number, 'message' => hoist_plain($e->getMessage())),
         'updates' => $done,
       ));
     }
