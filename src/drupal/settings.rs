@@ -517,9 +517,10 @@ mod tests {
             render(&settings("example.org", &relative)),
             Err(SettingsError::RelativeSqlite(_))
         ));
+        let db = sqlite();
         for dir in ["", "../x", "a/b", ".hidden", "a b"] {
             assert_eq!(
-                render(&settings(dir, &sqlite())),
+                render(&settings(dir, &db)),
                 Err(SettingsError::SiteDir(dir.into()))
             );
         }
