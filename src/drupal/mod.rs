@@ -5,7 +5,12 @@
 //! its database ([`state`], with the SQL that fetches them), and the
 //! compatibility rules of spec section 5 for Drupal ([`compat`]).
 //!
-//! Nothing here runs PHP: info files are parsed ([`info`]), PHP sources are
+//! The imperative half for Drupal 7 is [`runner`] (install, updatedb,
+//! maintenance, status and cache-clear on a real site through php-cli, with
+//! hoist's own PHP script) and [`settings`] (a site's `settings.php`, a pure
+//! render).
+//!
+//! Nothing else here runs PHP: info files are parsed ([`info`]), PHP sources are
 //! read as text ([`php`]) and PHP-serialized database values are decoded by
 //! a strict reader of our own ([`unserialize`]).
 //!
@@ -20,7 +25,9 @@
 pub mod compat;
 pub mod info;
 pub mod php;
+pub mod runner;
 pub mod scan;
+pub mod settings;
 pub mod state;
 pub mod unserialize;
 pub mod version;
