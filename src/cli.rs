@@ -282,8 +282,11 @@ fn load(cli: &Cli) -> Result<Inventory, u8> {
 fn load_at(cli: &Cli, reference: Option<&str>) -> Result<Inventory, u8> {
     // `validate` holds every source to being readable; planning treats a
     // source it cannot read as an unknown platform and blocks what needs it.
+    // An offline plan (a pull request's, say) reads only what the
+    // inventory holds: an absolute source outside it is left unread.
     let sources = match cli.command {
         Command::Validate => crate::inventory::Sources::Required,
+        Command::Plan { offline: true, .. } => crate::inventory::Sources::InsideOnly,
         _ => crate::inventory::Sources::MayBeUnknown,
     };
     match crate::gitops::load_inventory(&cli.dir, reference, sources) {

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::codebase::Codebase;
 use crate::db::{Credentials, DbError, SqliteServer};
 use crate::fsutil;
 use crate::names::{Domain, Name, PlatformName};
@@ -311,7 +310,7 @@ impl LocalServer {
         let text = std::fs::read_to_string(&rec_path).map_err(io_err(&rec_path))?;
         let rec: PlatformRecord = crate::yaml::from_str(&text)
             .map_err(|e| ServerError::Invalid(e.at(&rec_path.display().to_string())))?;
-        let codebase = Codebase::scan(&dir, &dir).map_err(|d| {
+        let codebase = crate::kind::detect_and_scan(&dir, &dir, None).map_err(|d| {
             ServerError::Invalid(
                 d.iter()
                     .map(|d| d.to_string())
@@ -355,12 +354,29 @@ impl LocalServer {
         let db = self
             .db
             .open_read_only(&settings.database.name, &Self::credentials(&settings))?;
-        let packages = db.system()?;
-        let maintenance = db.variable("maintenance_mode")?.as_deref() == Some("1");
+        // The platform's kind tells how the site's database is read: one
+        // small file, not a scan of the codebase.
+        let pdir = self.platform_dir(platform);
+        let core =
+            crate::drupal::detect(&pdir, &pdir).map_err(|d| ServerError::Invalid(d.to_string()))?;
+        let (packages, drupal, maintenance) = match core {
+            Some(core) => {
+                let st = db.drupal_state(core.generation)?;
+                let (rows, extras) =
+                    crate::drupal::model::site_packages(&st).map_err(ServerError::Invalid)?;
+                (rows, extras, db.drupal_maintenance(core.generation)?)
+            }
+            None => (
+                db.system()?,
+                Default::default(),
+                db.variable("maintenance_mode")?.as_deref() == Some("1"),
+            ),
+        };
         Ok(ObservedSite {
             config: cfg,
             server: self.name.clone(),
             packages,
+            drupal,
             maintenance,
             drift,
         })

@@ -19,6 +19,7 @@
 
 pub mod compat;
 pub mod info;
+pub mod model;
 pub mod php;
 pub mod scan;
 pub mod state;

@@ -1017,27 +1017,26 @@ mod tests {
 
     /// A codebase with `core` at `core_schema` and the `standard` profile.
     fn codebase(core_version: &str, core_schema: u32) -> Codebase {
-        let core = Package {
-            name: pk("core"),
-            kind: PackageKind::Library,
-            version: semver::Version::parse(core_version).unwrap(),
-            depends: vec![],
-            install: vec![],
-            updates: (1..=core_schema).collect(),
-        };
-        let standard = Package {
-            name: pk("standard"),
-            kind: PackageKind::Profile,
-            version: semver::Version::new(1, 0, 0),
-            depends: vec![pk("core")],
-            install: vec![pk("core")],
-            updates: vec![],
-        };
+        let core = Package::embedded(
+            pk("core"),
+            PackageKind::Library,
+            semver::Version::parse(core_version).unwrap(),
+            (1..=core_schema).collect(),
+        );
+        let mut standard = Package::embedded(
+            pk("standard"),
+            PackageKind::Profile,
+            semver::Version::new(1, 0, 0),
+            vec![],
+        );
+        standard.depends = vec![pk("core")];
+        standard.install = vec![pk("core")];
         Codebase {
             packages: [core, standard]
                 .into_iter()
                 .map(|p| (p.name.clone(), p))
                 .collect(),
+            drupal: None,
         }
     }
 
@@ -1129,6 +1128,7 @@ mod tests {
                     },
                     server: n("local"),
                     packages,
+                    drupal: Default::default(),
                     maintenance: false,
                     drift: vec![],
                 },
@@ -1417,7 +1417,7 @@ mod tests {
             compat::SitePackage {
                 kind: PackageKind::Module,
                 enabled: true,
-                version: semver::Version::new(1, 0, 0),
+                version: semver::Version::new(1, 0, 0).into(),
                 schema: 0,
             },
         );
