@@ -750,7 +750,14 @@ fn cmd_compare(cli: &Cli, site: &str, platform: Option<&str>) -> Result<u8> {
                 "PLATFORM", "UPGRADES", "WARNINGS", "ERRORS", "MOVE"
             );
             for (name, cb) in &targets {
-                let c = compat::compare(&obs.packages, &obs.config.profile, current, name, cb);
+                let c = compat::compare_with(
+                    &obs.packages,
+                    &obs.drupal,
+                    &obs.config.profile,
+                    current,
+                    name,
+                    cb,
+                );
                 let status = if name == obs.platform() {
                     "current"
                 } else if c.blocked(inv.settings.policy.strict) {
@@ -773,7 +780,14 @@ fn cmd_compare(cli: &Cli, site: &str, platform: Option<&str>) -> Result<u8> {
             let cb = targets.get(&pname).with_context(|| {
                 format!("no platform {pname}: it is neither declared nor built")
             })?;
-            let c = compat::compare(&obs.packages, &obs.config.profile, current, &pname, cb);
+            let c = compat::compare_with(
+                &obs.packages,
+                &obs.drupal,
+                &obs.config.profile,
+                current,
+                &pname,
+                cb,
+            );
             println!("Compared with {pname}:\n");
             println!(
                 "  {:<16} {:<10} {:<18} {:>6} {:>6}  {:<17} {}",
