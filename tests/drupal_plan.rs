@@ -753,6 +753,7 @@ fn real_drupal_7_migrate_plan() {
     w.platform("old", &old);
     w.build("old", &old);
     w.platform("new", &new);
+    w.build("new", &new);
     let (s_old, s_new) = (d7_schema(&old, "system"), d7_schema(&new, "system"));
     let (ov, nv) = (ov.to_string(), nv.to_string());
     w.install("shop", "old", |c| {
