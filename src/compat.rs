@@ -542,7 +542,6 @@ mod tests {
             .find(|p| p.name.as_str() == name)
             .unwrap()
             .verdict
-            .clone()
     }
 
     #[test]

@@ -174,7 +174,7 @@ mod tests {
 
     #[test]
     fn the_mixed_order_is_total() {
-        let mut v = vec![
+        let mut v = [
             sv("10.1.0"),
             Version::drupal("10.1.0"),
             Version::drupal("7.x-1.2"),

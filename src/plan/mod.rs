@@ -1263,7 +1263,7 @@ mod tests {
             .find(|v| v.name.as_str() == "core")
             .unwrap();
         assert_eq!(
-            (core.verdict.clone(), core.pending.clone()),
+            (core.verdict, core.pending.clone()),
             (compat::Verdict::Upgrade, vec![2, 3])
         );
         assert_eq!(a.from.as_ref().unwrap().platform.as_str(), "v1");
@@ -1513,7 +1513,7 @@ mod tests {
         assert_eq!(a.from, a.to, "it stays where it is");
         let core = a.packages.iter().find(|v| v.name == pk("core")).unwrap();
         assert_eq!(
-            (core.verdict.clone(), core.pending.clone()),
+            (core.verdict, core.pending.clone()),
             (compat::Verdict::Upgrade, vec![2, 3])
         );
         assert_eq!(
