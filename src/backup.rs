@@ -67,7 +67,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::db::{DbError, SiteDb};
+use crate::db::DbError;
+use crate::driver::{DbServer, DriverError, Login};
 use crate::fsutil;
 use crate::names::{Domain, Name, PlatformName};
 use crate::render::REDACTED;
@@ -119,6 +120,9 @@ pub enum BackupError {
     /// The database could not be dumped.
     #[error("backup of database: {0}")]
     Db(#[from] DbError),
+    /// The database server could not dump the database.
+    #[error("backup of database: {0}")]
+    Driver(#[from] DriverError),
     /// The site directory is missing or is not a plain directory.
     #[error("site directory {path}: {msg}")]
     SiteDir {
@@ -170,7 +174,7 @@ pub enum BackupError {
         /// What the database said, with the dump's line and statement
         /// (boxed: it is large, and rare).
         #[source]
-        source: Box<DbError>,
+        source: Box<DriverError>,
     },
     /// The extraction destination is not usable.
     #[error("restore destination {path}: {msg}")]
@@ -354,7 +358,7 @@ pub struct Extracted {
 /// reader checks the dump against the manifest's size and SHA-256 and
 /// fails at its end when they differ, before a loader that reads to the
 /// end commits anything.
-pub type DumpLoader<'a> = dyn FnMut(&mut dyn Read) -> Result<(), DbError> + 'a;
+pub type DumpLoader<'a> = dyn FnMut(&mut dyn Read) -> Result<(), DriverError> + 'a;
 
 // ---------------------------------------------------------------------------
 // Names and order
@@ -1093,7 +1097,7 @@ pub fn create(
     site: &Name,
     platform: &PlatformName,
     domain: &Domain,
-    db: &SiteDb,
+    (db, login): (&dyn DbServer, &Login),
     scope: Scope,
     progress: Option<&dyn Fn(u64, u64)>,
 ) -> Result<Created, BackupError> {
@@ -1120,7 +1124,7 @@ pub fn create(
         hash: Sha256::new(),
         count: 0,
     };
-    db.dump(&mut hc)?;
+    db.dump(login, &mut hc)?;
     hc.flush().map_err(io_err(&dump_path))?;
     let dump_info = DumpInfo {
         size: hc.count,
@@ -1154,7 +1158,7 @@ pub fn create(
         site: site.clone(),
         domain: domain.clone(),
         platform: platform.clone(),
-        database: db.name().to_string(),
+        database: login.database.clone(),
         created,
         seq: Some(seq),
         total: None,

@@ -19,6 +19,7 @@ pub mod codebase;
 pub mod compat;
 pub mod db;
 pub mod diag;
+pub mod driver;
 pub mod drupal;
 pub mod failpoint;
 pub mod fsutil;

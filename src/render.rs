@@ -51,9 +51,45 @@ pub struct SiteConfig {
     pub enabled: bool,
     /// Its database server.
     pub db_server: Name,
+    /// The driver of its database server.
+    #[serde(default)]
+    pub db_driver: DbDriver,
     /// Its database (and database user) name, when known: a plan shows a
     /// placeholder for a database an apply has yet to create.
     pub db_name: Option<String>,
+}
+
+/// The driver of a database server, as settings files name it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DbDriver {
+    /// The embedded SQLite server.
+    #[default]
+    Sqlite,
+    /// MariaDB or MySQL.
+    Mysql,
+}
+
+impl DbDriver {
+    /// Its name in settings files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DbDriver::Sqlite => "sqlite",
+            DbDriver::Mysql => "mysql",
+        }
+    }
+
+    /// The user of database `db`: its name, except on MySQL when longer
+    /// than MySQL 8's 32 characters: then its first 23 and its last 9
+    /// (hoist's names end in a random `_xxxxxxxx`, so users stay distinct).
+    pub fn user_for(self, db: &str) -> String {
+        match self {
+            DbDriver::Mysql if db.len() > 32 && db.is_ascii() => {
+                format!("{}{}", &db[..23], &db[db.len() - 9..])
+            }
+            _ => db.to_owned(),
+        }
+    }
 }
 
 impl SiteConfig {
@@ -104,10 +140,10 @@ fn settings(cfg: &SiteConfig, password: &str) -> String {
          base_url: {base_url}\n\
          file_directory_path: {fdp}\n\
          database:\n  \
-           driver: sqlite\n  \
+           driver: {driver}\n  \
            server: {server}\n  \
            name: {db}\n  \
-           user: {db}\n  \
+           user: {user}\n  \
            password: {password}\n",
         site = cfg.site,
         domain = cfg.domain,
@@ -118,6 +154,8 @@ fn settings(cfg: &SiteConfig, password: &str) -> String {
         base_url = cfg.base_url(),
         fdp = cfg.file_directory_path(),
         server = cfg.db_server,
+        driver = cfg.db_driver.as_str(),
+        user = q(&cfg.db_driver.user_for(db)),
         db = q(db),
         password = q(password),
     )
@@ -151,8 +189,8 @@ pub struct SettingsFile {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
-    /// Always `sqlite` for now.
-    pub driver: String,
+    /// The driver of the database server.
+    pub driver: DbDriver,
     /// The database server's name in `hoist.yaml`.
     pub server: Name,
     /// The database name.
@@ -174,6 +212,7 @@ impl SettingsFile {
             profile: self.profile.clone(),
             enabled: self.enabled,
             db_server: self.database.server.clone(),
+            db_driver: self.database.driver,
             db_name: Some(self.database.name.clone()),
         }
     }
@@ -254,6 +293,7 @@ mod tests {
             enabled: true,
             db_server: Name::new("default").unwrap(),
             db_name: Some("acme_0a1b2c".into()),
+            db_driver: DbDriver::default(),
         }
     }
 

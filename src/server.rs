@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::db::{Credentials, DbError, SqliteServer};
+use crate::driver::{DbServer, Drivers, WebServer};
 use crate::fsutil;
 use crate::names::{Domain, Name, PlatformName};
 use crate::observe::{Actual, ObservedPlatform, ObservedSite};
@@ -71,13 +72,38 @@ pub struct LocalServer {
     name: Name,
     root: PathBuf,
     db: SqliteServer,
+    drivers: Drivers,
 }
 
 impl LocalServer {
     /// The server `name` rooted at `root`.
     pub fn new(name: Name, root: PathBuf) -> Self {
+        let drivers = Drivers::embedded(&root);
+        Self::with_drivers(name, root, drivers)
+    }
+
+    /// The server `name` rooted at `root`, driving `drivers`.
+    pub fn with_drivers(name: Name, root: PathBuf, drivers: Drivers) -> Self {
         let db = SqliteServer::new(root.join("databases"));
-        LocalServer { name, root, db }
+        LocalServer {
+            name,
+            root,
+            db,
+            drivers,
+        }
+    }
+
+    /// Its web server.
+    pub fn web(&self) -> &dyn WebServer {
+        self.drivers.web.as_ref()
+    }
+
+    /// The database server `name` of the inventory, as seen from this
+    /// server.
+    pub fn db_server(&self, name: &Name) -> Result<&dyn DbServer, ServerError> {
+        self.drivers
+            .db(name)
+            .map_err(|e| ServerError::Invalid(e.to_string()))
     }
 
     /// The server's name in `hoist.yaml`.
@@ -462,8 +488,14 @@ impl Servers {
                 } else {
                     None
                 };
-                inv.server_root(n, override_root)
-                    .map(|root| (n.clone(), LocalServer::new(n.clone(), root)))
+                let web = inv.settings.servers.get(n).map(|c| c.web().clone())?;
+                inv.server_root(n, override_root).map(|root| {
+                    let drivers = Drivers::from_inventory(inv, &root, &web);
+                    (
+                        n.clone(),
+                        LocalServer::with_drivers(n.clone(), root, drivers),
+                    )
+                })
             })
             .collect();
         Servers { by_name }

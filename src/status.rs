@@ -178,8 +178,15 @@ impl From<&TaskRecord> for LastTask {
 pub struct DatabaseStatus {
     /// The database server.
     pub server: Name,
+    /// Its driver (absent: `sqlite`, as older hoists wrote).
+    #[serde(default, skip_serializing_if = "is_sqlite")]
+    pub driver: crate::render::DbDriver,
     /// The database's name.
     pub name: Option<String>,
+}
+
+fn is_sqlite(d: &crate::render::DbDriver) -> bool {
+    *d == crate::render::DbDriver::Sqlite
 }
 
 /// A site as observed.
@@ -338,6 +345,7 @@ fn observed_site(o: &ObservedSite) -> ObservedSiteStatus {
         enabled: o.config.enabled,
         database: DatabaseStatus {
             server: o.config.db_server.clone(),
+            driver: o.config.db_driver,
             name: o.config.db_name.clone(),
         },
         maintenance: o.maintenance,
@@ -546,6 +554,7 @@ impl StatusSet {
                         profile: o.profile.clone(),
                         enabled: o.enabled,
                         db_server: o.database.server.clone(),
+                        db_driver: o.database.driver,
                         db_name: o.database.name.clone(),
                     },
                     server: o.server.clone(),
@@ -952,6 +961,7 @@ mod tests {
                     profile: PackageName::new("standard").unwrap(),
                     enabled: false,
                     db_server: n("default"),
+                    db_driver: Default::default(),
                     db_name: Some("acme_0badf00d".into()),
                 },
                 server: n("local"),

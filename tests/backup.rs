@@ -14,6 +14,7 @@ use std::process::Command;
 
 use hoist::backup::{self, BackupError, DumpInfo, EntryKind, Manifest, ManifestEntry, FORMAT};
 use hoist::db::{DbError, SiteDb};
+use hoist::driver::db::Login;
 use hoist::names::{Domain, Name, PackageName};
 use hoist::render::{self, Secret, SiteConfig};
 use hoist::server::LocalServer;
@@ -30,6 +31,7 @@ struct Fixture {
     platform: Name,
     domain: Domain,
     db: SiteDb,
+    login: Login,
     /// A directory outside the server root holding a marker file.
     outside: PathBuf,
 }
@@ -76,6 +78,7 @@ fn fixture() -> Fixture {
         enabled: true,
         db_server: Name::new("default").unwrap(),
         db_name: Some("acme_db".into()),
+        db_driver: Default::default(),
     };
     write_mode(
         &dir.join("settings.yaml"),
@@ -111,6 +114,11 @@ fn fixture() -> Fixture {
     std::os::unix::fs::symlink("dir-link/../../../..", f.join("sneaky")).unwrap();
 
     let creds = srv.db().create("acme_db").unwrap();
+    let login = Login {
+        database: "acme_db".into(),
+        user: creds.user.clone(),
+        password: creds.password.clone(),
+    };
     let mut db = srv.db().open("acme_db", &creds).unwrap();
     db.create_core_tables().unwrap();
     db.run_script(
@@ -129,6 +137,7 @@ fn fixture() -> Fixture {
         platform,
         domain,
         db,
+        login,
         outside,
     }
 }
@@ -139,7 +148,7 @@ fn make(fx: &Fixture) -> backup::Created {
         &fx.site,
         &fx.platform,
         &fx.domain,
-        &fx.db,
+        (fx.srv.db_server(&default_db()).unwrap(), &fx.login),
         backup::Scope::Full,
         None,
     )
@@ -224,6 +233,7 @@ fn extract(archive: &Path, dest: &Path) -> Result<(backup::Extracted, Vec<u8>), 
                 file: backup::DUMP.into(),
                 source,
             })
+            .map_err(Into::into)
     })?;
     Ok((x, sql))
 }
@@ -240,7 +250,7 @@ fn round_trip_restores_every_row_file_and_mode() {
     let creds = fx.srv.db().create("acme_restored").unwrap();
     let mut fresh = fx.srv.db().open("acme_restored", &creds).unwrap();
     let x = backup::extract(&c.info.path, &dest, &mut |dump| {
-        fresh.load(dump, backup::DUMP)
+        fresh.load(dump, backup::DUMP).map_err(Into::into)
     })
     .unwrap();
     assert_eq!(fresh.content().unwrap(), fx.db.content().unwrap());
@@ -277,7 +287,7 @@ fn a_database_backup_holds_the_dump_and_settings_but_no_files() {
         &fx.site,
         &fx.platform,
         &fx.domain,
-        &fx.db,
+        (fx.srv.db_server(&default_db()).unwrap(), &fx.login),
         backup::Scope::Database,
         None,
     )
@@ -537,7 +547,7 @@ fn progress_reaches_the_total() {
         &fx.site,
         &fx.platform,
         &fx.domain,
-        &fx.db,
+        (fx.srv.db_server(&default_db()).unwrap(), &fx.login),
         backup::Scope::Full,
         Some(&cb),
     )
@@ -1086,4 +1096,9 @@ fn an_archive_cut_between_two_gzip_members_is_refused() {
         let e = assert_refused(&work, &outside, &a);
         assert!(e.to_string().contains("truncated"), "cut at {end}: {e}");
     }
+}
+
+/// The embedded default's database server.
+fn default_db() -> Name {
+    Name::new("default").unwrap()
 }

@@ -292,6 +292,7 @@ impl World {
             enabled: true,
             db_server: n("default"),
             db_name: Some(db),
+            db_driver: Default::default(),
         };
         let sdir = self
             .host

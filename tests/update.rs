@@ -105,8 +105,8 @@ fn a_site_behind_its_platform_is_planned_and_applied_as_an_update() {
             "keep-copy",
             "update",
             "clear-caches",
-            "health-check",
             "maintenance-off",
+            "health-check",
             "remove-copy"
         ]
     );

@@ -48,7 +48,7 @@ fn module_name(j: usize) -> String {
 /// The number of updates (the schema) a package has on platform `p`: it
 /// grows with the platform, so moving up a platform runs updates.
 fn updates_of(p: usize, j: usize) -> u32 {
-    if j % 2 == 0 {
+    if j.is_multiple_of(2) {
         1 + (p / 10) as u32
     } else {
         0
@@ -277,6 +277,7 @@ pub fn status_set(root: &Path, shape: &Shape, stamp: u32) -> StatusSet {
                     enabled: true,
                     database: DatabaseStatus {
                         server: n("default"),
+                        driver: Default::default(),
                         name: Some(format!("site_{i:05}_{:08x}", i * 2654435761 % (1 << 32))),
                     },
                     maintenance: false,
@@ -482,7 +483,7 @@ impl Rng {
                 2 => b'\n',
                 _ => b' ',
             });
-            if (r >> 40) % 97 == 0 {
+            if (r >> 40).is_multiple_of(97) {
                 // Numbers and ids, as real pages have.
                 v.extend_from_slice(format!("{} ", (r >> 8) % 100_000).as_bytes());
             }
@@ -602,7 +603,7 @@ pub fn fill_log_rows(db_file: &Path, db_mb: usize) {
         while bytes < db_mb << 20 {
             let x = rng.next();
             let mut message = rng.text(60 + (x % 60) as usize);
-            if x % 5 == 0 {
+            if x.is_multiple_of(5) {
                 message.extend_from_slice(b" it's");
             }
             let title = rng.text(20);
@@ -613,10 +614,10 @@ pub fn fill_log_rows(db_file: &Path, db_mb: usize) {
                 x % 1000
             )
             .into_bytes();
-            if x % 8 == 0 {
+            if x.is_multiple_of(8) {
                 vars = b"O:8:\"stdClass\":1:{s:7:\"\0*\0name\";s:4:\"test\";}".to_vec();
             }
-            let data = (x % 3 == 0).then(|| rng.bytes(16));
+            let data = (x.is_multiple_of(3)).then(|| rng.bytes(16));
             let location = format!("https://example.com/node/{}?page={}", x % 100_000, r % 7);
             bytes += message.len() + vars.len() + location.len() + 60;
             st.execute(rusqlite::params![
@@ -627,7 +628,7 @@ pub fn fill_log_rows(db_file: &Path, db_mb: usize) {
                 rusqlite::types::ToSqlOutput::Borrowed(rusqlite::types::ValueRef::Text(&vars)),
                 (x % 8) as i64,
                 location,
-                (x % 7 != 0).then_some((x % 1_000_000) as f64 / 7.0),
+                (!x.is_multiple_of(7)).then_some((x % 1_000_000) as f64 / 7.0),
                 data,
                 1_600_000_000 + r as i64
             ])

@@ -2,6 +2,7 @@
 //! builds first, then site tasks up to `policy.parallel` at once, each step
 //! recorded in the task's journal and undone on failure.
 
+mod cutover;
 mod recover;
 mod site;
 mod update;

@@ -10,11 +10,11 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{execute, step, ApplyOptions, StepError, TaskOutcome};
+use super::{cutover, execute, step, ApplyOptions, StepError, TaskOutcome};
 use crate::backup;
 use crate::codebase::{self, Codebase};
 use crate::compat::{self, SitePackage, Verdict};
-use crate::db::{Credentials, SiteDb};
+use crate::driver::{DbRef, DbServer, Login, SiteConn, Which};
 use crate::fsutil;
 use crate::inventory::Inventory;
 use crate::names::{Domain, Name, PlatformName};
@@ -169,7 +169,7 @@ fn write_site_files(
     let files = dir.join("files");
     fsutil::create_dir_all(&files).map_err(io_err(&files))?;
     write_settings(srv, cfg, password)?;
-    write_vhost(srv, cfg)
+    write_vhost(srv, cfg).map_err(ServerError::Invalid)
 }
 
 fn write_settings(
@@ -185,9 +185,11 @@ fn write_settings(
 /// Renders and writes a site's vhost, unsynced: the task's commit point
 /// ([`mark_committed`]) makes it durable. An undo before then writes the
 /// old one back from the journal.
-fn write_vhost(srv: &LocalServer, cfg: &SiteConfig) -> Result<(), ServerError> {
-    let vp = srv.vhost_path(&cfg.domain);
-    fsutil::write_replace(&vp, render::vhost(cfg).as_bytes()).map_err(io_err(&vp))
+fn write_vhost(srv: &LocalServer, cfg: &SiteConfig) -> Result<(), String> {
+    let web = srv.web();
+    let text = web.render(cfg, Which::Site).map_err(txt)?;
+    web.write(&cfg.domain, Which::Site, Some(&text))
+        .map_err(txt)
 }
 
 /// Marks the point of no return: the new state is live, so from here a
@@ -243,14 +245,67 @@ pub(super) fn observe_fresh(
         }
         let (settings, _) = srv.read_settings(&at.platform, &at.domain).map_err(txt)?;
         // Read-only so far: the first noted change carries this to disk.
-        run.remember(key::OLD_DB, settings.database.name.clone());
+        run.remember(
+            key::OLD_DB,
+            db_fact(&settings.database.server, &settings.database.name),
+        );
         Ok((obs, settings))
     })
 }
 
-pub(super) fn open_db(srv: &LocalServer, settings: &SettingsFile) -> Result<SiteDb, String> {
-    srv.db()
-        .open(&settings.database.name, &LocalServer::credentials(settings))
+/// How a site logs in to its database, from its settings.
+pub(super) fn login(settings: &SettingsFile) -> Login {
+    Login {
+        database: settings.database.name.clone(),
+        user: settings.database.user.clone(),
+        password: settings.database.password.clone(),
+    }
+}
+
+/// The database server a site's settings name.
+pub(super) fn db_of<'a>(
+    srv: &'a LocalServer,
+    settings: &SettingsFile,
+) -> Result<&'a dyn DbServer, String> {
+    srv.db_server(&settings.database.server).map_err(txt)
+}
+
+pub(super) fn open_db<'a>(
+    srv: &'a LocalServer,
+    settings: &SettingsFile,
+) -> Result<Box<dyn SiteConn + 'a>, String> {
+    db_of(srv, settings)?
+        .open(&login(settings), false)
+        .map_err(txt)
+}
+
+/// The database a task created or found, as its journal records it: with
+/// its database server. Journals of older hoists hold a bare name, which
+/// was always on the SQLite server `default`.
+pub(super) fn db_ref(rec: &TaskRecord, k: &str) -> Option<DbRef> {
+    match rec.journal.get(k)? {
+        Value::String(name) => Some(DbRef {
+            server: Name::new("default").expect("valid"),
+            name: name.clone(),
+        }),
+        v => serde_json::from_value(v.clone()).ok(),
+    }
+}
+
+/// A journal value naming database `name` on `server`.
+pub(super) fn db_fact(server: &Name, name: &str) -> Value {
+    serde_json::to_value(DbRef {
+        server: server.clone(),
+        name: name.to_owned(),
+    })
+    .expect("a DbRef serializes")
+}
+
+/// Drops the database a journal fact names.
+pub(super) fn drop_db(srv: &LocalServer, r: &DbRef) -> Result<(), String> {
+    srv.db_server(&r.server)
+        .map_err(txt)?
+        .drop_database(&r.name)
         .map_err(txt)
 }
 
@@ -260,7 +315,7 @@ pub(super) fn maintenance_on(
     settings: &SettingsFile,
 ) -> Result<(), StepError> {
     step(run, "maintenance-on", |run| {
-        let db = open_db(srv, settings)?;
+        let mut db = open_db(srv, settings)?;
         let prev = db.variable("maintenance_mode").map_err(txt)?;
         run.note(
             key::MAINTENANCE_PREV,
@@ -280,7 +335,7 @@ pub(super) fn restore_maintenance(
         return Ok(());
     };
     let (settings, _) = srv.read_settings(&at.platform, &at.domain).map_err(txt)?;
-    let db = open_db(srv, &settings)?;
+    let mut db = open_db(srv, &settings)?;
     match prev.as_str() {
         Some(v) => db.set_variable("maintenance_mode", v).map_err(txt),
         None => db.delete_variable("maintenance_mode").map_err(txt),
@@ -300,9 +355,16 @@ pub(super) fn take_backup(
 ) -> Result<Vec<String>, StepError> {
     step(run, "backup", |run| {
         let mut warnings = Vec::new();
-        let db = open_db(srv, settings)?;
-        let made =
-            backup::create(srv, site, &at.platform, &at.domain, &db, scope, None).map_err(txt)?;
+        let made = backup::create(
+            srv,
+            site,
+            &at.platform,
+            &at.domain,
+            (db_of(srv, settings)?, &login(settings)),
+            scope,
+            None,
+        )
+        .map_err(txt)?;
         let rel = made
             .info
             .path
@@ -337,7 +399,7 @@ pub(super) fn take_backup(
 /// versions; disables packages the target lacks. Returns warnings.
 fn run_updates(
     run: &mut TaskRun,
-    db: &mut SiteDb,
+    db: &mut dyn SiteConn,
     pdir: &Path,
     target_name: &PlatformName,
     target: &Codebase,
@@ -426,10 +488,10 @@ fn run_updates(
 fn deploy_copy(
     srv: &LocalServer,
     old: &SettingsFile,
-    new_db: &str,
+    new_db: &DbRef,
     from: &Path,
     to: &Path,
-) -> Result<Credentials, String> {
+) -> Result<Login, String> {
     let creds = copy_database(srv, old, new_db)?;
     crate::failpoint::hit("deploy-inside", crate::failpoint::When::Before)?;
     fsutil::create_dir_all(to.parent().expect("site dirs have a parent")).map_err(txt)?;
@@ -444,25 +506,20 @@ fn deploy_copy(
 /// directory it copies to, both checked free by then), to go to disk with
 /// the task's next note or save, before the deploy. An undo before the
 /// deploy made them finds nothing to remove.
-fn journal_copy(run: &mut TaskRun, new_db: &str, to: &Path) {
-    run.remember(key::NEW_DB, new_db);
+fn journal_copy(run: &mut TaskRun, new_db: &DbRef, to: &Path) {
+    run.remember(key::NEW_DB, db_fact(&new_db.server, &new_db.name));
     run.remember(key::COPIED_DIR, to.display().to_string());
 }
 
 /// A new database `new_db` and its user, holding a copy of the site's
-/// database made with SQLite's online backup (the rows a dump and import
-/// would give, at the speed of a file copy). The later steps edit the copy:
-/// the old database stays as it was until the task commits, so an undo
-/// only drops the copy and never depends on loading a dump.
-fn copy_database(
-    srv: &LocalServer,
-    old: &SettingsFile,
-    new_db: &str,
-) -> Result<Credentials, String> {
-    let creds = srv.db().create(new_db).map_err(txt)?;
-    let mut new = srv.db().open_staged(new_db, &creds).map_err(txt)?;
-    open_db(srv, old)?.copy_into(&mut new).map_err(txt)?;
-    Ok(creds)
+/// database ([`crate::driver::db::copy_between`]: on one server its own
+/// copy, across servers a streamed dump and load). The later steps edit
+/// the copy: the old database stays as it was until the task commits, so
+/// an undo only drops the copy and never depends on loading a dump.
+fn copy_database(srv: &LocalServer, old: &SettingsFile, new_db: &DbRef) -> Result<Login, String> {
+    let src = db_of(srv, old)?;
+    let dst = srv.db_server(&new_db.server).map_err(txt)?;
+    crate::driver::db::copy_between(src, &login(old), dst, &new_db.name).map_err(txt)
 }
 
 /// The deploy of a rename on the same platform: the site directory is
@@ -473,12 +530,13 @@ fn move_dir_copy_db(
     run: &mut TaskRun,
     srv: &LocalServer,
     old: &SettingsFile,
-    new_db: &str,
+    new_db: &DbRef,
     old_dir: &Path,
     new_dir: &Path,
-) -> Result<Credentials, String> {
+) -> Result<Login, String> {
     run.remember(key::MOVED_DIR, true);
-    run.note(key::NEW_DB, new_db).map_err(txt)?;
+    run.note(key::NEW_DB, db_fact(&new_db.server, &new_db.name))
+        .map_err(txt)?;
     let creds = copy_database(srv, old, new_db)?;
     crate::failpoint::hit("deploy-inside", crate::failpoint::When::Before)?;
     std::fs::rename(old_dir, new_dir)
@@ -492,7 +550,7 @@ fn move_dir_copy_db(
 fn settle(
     run: &mut TaskRun,
     srv: &LocalServer,
-    db: &mut SiteDb,
+    db: &mut dyn SiteConn,
     from_domain: &Domain,
     cfg: &SiteConfig,
     update: bool,
@@ -523,7 +581,7 @@ fn settle(
 pub(super) fn update_step(
     run: &mut TaskRun,
     srv: &LocalServer,
-    db: &mut SiteDb,
+    db: &mut dyn SiteConn,
     platform: &PlatformName,
     profile: &crate::names::PackageName,
 ) -> Result<Vec<String>, StepError> {
@@ -533,16 +591,19 @@ pub(super) fn update_step(
     })
 }
 
-fn open_new(
-    srv: &LocalServer,
-    db: &str,
-    creds: &Credentials,
+fn open_new<'a>(
+    srv: &'a LocalServer,
+    db: &DbRef,
+    login: &Login,
     next_step: &str,
-) -> Result<SiteDb, StepError> {
-    srv.db().open_staged(db, creds).map_err(|e| StepError {
-        step: next_step.into(),
-        message: e.to_string(),
-    })
+) -> Result<Box<dyn SiteConn + 'a>, StepError> {
+    srv.db_server(&db.server)
+        .map_err(txt)
+        .and_then(|d| d.open(login, true).map_err(txt))
+        .map_err(|message| StepError {
+            step: next_step.into(),
+            message,
+        })
 }
 
 fn scan_platform(srv: &LocalServer, p: &PlatformName) -> Result<(PathBuf, Codebase), String> {
@@ -567,29 +628,33 @@ fn save_old_vhost(run: &mut TaskRun, srv: &LocalServer, domain: &Domain) -> Resu
 }
 
 fn old_vhost(srv: &LocalServer, domain: &Domain) -> Value {
-    std::fs::read_to_string(srv.vhost_path(domain))
+    srv.web()
+        .read(domain, Which::Site)
         .ok()
+        .flatten()
         .map(Value::String)
         .unwrap_or(Value::Null)
 }
 
+/// Puts back the vhost of `old` the journal saved (and removes those of
+/// `new` and its preview), then has the web server serve it again.
 fn restore_vhost(
     srv: &LocalServer,
     rec: &TaskRecord,
     old: &Domain,
     new: Option<&Domain>,
-) -> std::io::Result<()> {
+) -> Result<(), String> {
     let Some(saved) = rec.journal.get(key::OLD_VHOST) else {
         return Ok(());
     };
+    let web = srv.web();
     if let Some(n) = new.filter(|n| *n != old) {
-        fsutil::remove_file_if_exists(&srv.vhost_path(n))?;
+        web.write(n, Which::Site, None).map_err(txt)?;
     }
-    let p = srv.vhost_path(old);
-    match saved.as_str() {
-        Some(text) => fsutil::write_atomic(&p, text.as_bytes()),
-        None => fsutil::remove_file_if_exists(&p),
-    }
+    web.write(new.unwrap_or(old), Which::Preview, None)
+        .map_err(txt)?;
+    web.write(old, Which::Site, saved.as_str()).map_err(txt)?;
+    web.activate().map_err(txt)
 }
 
 /// What an undo could not do. Every part of an undo runs whatever befell
@@ -617,6 +682,9 @@ impl Undo {
                 "taking the site out of maintenance",
                 restore_maintenance(srv, at, rec),
             );
+            if self.failed.is_empty() {
+                cutover::check_after_undo(srv, &at.domain, rec);
+            }
         }
         self.done()
     }
@@ -666,10 +734,13 @@ fn install(
     let mut cfg = need(&s.config, "settings")?.clone();
     let srv = server_for(inv, servers, &cfg.platform)?;
     let run = start(srv, TaskKind::Install, s, opts)?;
-    let db_name = new_db_name(&s.name);
-    cfg.db_name = Some(db_name.clone());
+    let new_db = DbRef {
+        server: cfg.db_server.clone(),
+        name: new_db_name(&s.name),
+    };
+    cfg.db_name = Some(new_db.name.clone());
     let site_dir = srv.site_dir(&cfg.platform, &cfg.domain);
-    let vhost = srv.vhost_path(&cfg.domain);
+    let health = cutover::health_of(inv, &s.name);
     Ok(execute(
         run,
         what,
@@ -678,19 +749,29 @@ fn install(
                 if site_dir.exists() {
                     return Err(format!("{} exists already", site_dir.display()));
                 }
-                if vhost.exists() {
+                if srv
+                    .web()
+                    .read(&cfg.domain, Which::Site)
+                    .map_err(txt)?
+                    .is_some()
+                {
                     return Err(format!("a vhost for {} exists already", cfg.domain));
                 }
                 Ok(())
             })?;
+            let dbs = srv.db_server(&new_db.server).map_err(|e| StepError {
+                step: "create-database".into(),
+                message: e.to_string(),
+            })?;
             let creds = step(run, "create-database", |run| {
-                run.note(key::NEW_DB, db_name.clone()).map_err(txt)?;
-                srv.db().create(&db_name).map_err(txt)
+                run.note(key::NEW_DB, db_fact(&new_db.server, &new_db.name))
+                    .map_err(txt)?;
+                dbs.create(&new_db.name).map_err(txt)
             })?;
             step(run, "install-packages", |run| {
                 let (pdir, cb) = scan_platform(srv, &cfg.platform)?;
                 let order = cb.install_set(&cfg.profile)?;
-                let mut db = srv.db().open_staged(&db_name, &creds).map_err(txt)?;
+                let mut db = dbs.open(&creds, true).map_err(txt)?;
                 db.create_core_tables().map_err(txt)?;
                 for (k, v) in [
                     ("site_name", cfg.site.to_string()),
@@ -733,9 +814,11 @@ fn install(
                 run.note(key::COPIED_DIR, site_dir.display().to_string())
                     .map_err(txt)?;
                 run.note(key::OLD_VHOST, Value::Null).map_err(txt)?;
-                write_site_files(srv, &cfg, &creds.password).map_err(txt)
+                write_site_files(srv, &cfg, &creds.password).map_err(txt)?;
+                srv.web().activate().map_err(txt)
             })?;
-            mark_committed(run, srv, "write-settings")?;
+            cutover::check_step(run, srv, &cfg.domain, &health)?;
+            mark_committed(run, srv, "health-check")?;
             Ok(vec![])
         },
         |run| rollback(srv, run),
@@ -747,9 +830,11 @@ fn install(
 fn undo_created(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
     let mut u = Undo::default();
     if let (Some(to), true) = (&rec.to, rec.journal.contains_key(key::OLD_VHOST)) {
+        let web = srv.web();
         u.check(
             "removing the new vhost",
-            fsutil::remove_file_if_exists(&srv.vhost_path(&to.domain)),
+            web.write(&to.domain, Which::Site, None)
+                .and_then(|()| web.activate()),
         );
     }
     if let Some(dir) = path_of(rec, key::COPIED_DIR) {
@@ -764,8 +849,8 @@ fn undo_created(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
 
 /// Drops the database the task created, if it did.
 fn drop_new_db(u: &mut Undo, srv: &LocalServer, rec: &TaskRecord) {
-    if let Some(db) = rec.journal.get(key::NEW_DB).and_then(Value::as_str) {
-        u.check("dropping the new database", srv.db().drop_database(db));
+    if let Some(db) = db_ref(rec, key::NEW_DB) {
+        u.check("dropping the new database", drop_db(srv, &db));
     }
 }
 
@@ -795,9 +880,13 @@ fn move_site(
     let same_platform = from.platform == to.platform;
     let old_dir = srv.site_dir(&from.platform, &from.domain);
     let new_dir = srv.site_dir(&to.platform, &to.domain);
-    let new_db = new_db_name(&s.name);
-    cfg.db_name = Some(new_db.clone());
+    let new_db = DbRef {
+        server: cfg.db_server.clone(),
+        name: new_db_name(&s.name),
+    };
+    cfg.db_name = Some(new_db.name.clone());
     let keep = inv.settings.policy.keep_backups;
+    let health = cutover::health_of(inv, &s.name);
     let outcome = execute(
         run,
         what,
@@ -808,11 +897,21 @@ fn move_site(
                 if new_dir.exists() && new_dir != old_dir {
                     return Err(format!("{} exists already", new_dir.display()));
                 }
-                if from.domain != to.domain && srv.vhost_path(&to.domain).exists() {
+                if from.domain != to.domain
+                    && srv
+                        .web()
+                        .read(&to.domain, Which::Site)
+                        .map_err(txt)?
+                        .is_some()
+                {
                     return Err(format!("a vhost for {} exists already", to.domain));
                 }
-                if srv.db().exists(&new_db) {
-                    return Err(format!("a database {new_db} exists already"));
+                let target = srv.db_server(&new_db.server).map_err(txt)?;
+                if target.exists(&new_db.name).map_err(txt)? {
+                    return Err(format!(
+                        "a database {} exists already on {}",
+                        new_db.name, new_db.server
+                    ));
                 }
                 Ok(())
             })?;
@@ -860,14 +959,23 @@ fn move_site(
                 }
             })?;
             let mut db = open_new(srv, &new_db, &creds, "update")?;
-            warnings.extend(settle(run, srv, &mut db, &from.domain, &cfg, true, &[])?);
+            warnings.extend(settle(run, srv, &mut *db, &from.domain, &cfg, true, &[])?);
             step(run, "verify", |run| {
                 if same_platform {
                     save_old_settings(run, &new_dir)?;
                 }
                 save_old_vhost(run, srv, &from.domain)?;
-                write_settings(srv, &cfg, &creds.password).map_err(txt)?;
-                write_vhost(srv, &cfg).map_err(txt)?;
+                write_settings(srv, &cfg, &creds.password).map_err(txt)
+            })?;
+            // The new copy leaves maintenance while visitors still reach the
+            // old one (in maintenance), so that its preview can be checked.
+            step(run, "maintenance-off", |_| {
+                db.set_variable("maintenance_mode", "0")
+            })?;
+            drop(db);
+            cutover::preview_step(run, srv, &cfg, &health)?;
+            cutover::switch_step(run, srv, &cfg, &health)?;
+            step(run, "check-out", |_| {
                 let seen = srv
                     .observe_site(&to.platform, &to.domain)
                     .map_err(|e| format!("the new site does not check out: {e}"))?;
@@ -879,10 +987,7 @@ fn move_site(
                 }
                 Ok(())
             })?;
-            step(run, "maintenance-off", |_| {
-                db.set_variable("maintenance_mode", "0")
-            })?;
-            mark_committed(run, srv, "maintenance-off")?;
+            mark_committed(run, srv, "check-out")?;
             // Step 9: the new site is live. A failure from here on leaves
             // leftovers, not a broken site: it is a warning.
             if let Err(e) = step(run, "remove-old", |run| finish_move(srv, &run.rec)) {
@@ -960,7 +1065,7 @@ fn reload_from_backup(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String>
     fsutil::remove_tree_if_exists(&staged).map_err(txt)?;
     backup::remove_staging(&staged).map_err(txt)?;
     backup::load_dump(&archive, &mut |dump| {
-        srv.db().reload(db, dump, backup::DUMP)
+        Ok(srv.db().reload(db, dump, backup::DUMP)?)
     })
     .map(|_| ())
     .map_err(txt)
@@ -976,12 +1081,15 @@ fn finish_move(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
         fsutil::remove_tree_if_exists(&srv.site_dir(&from.platform, &from.domain)).map_err(txt)?;
     }
     fsutil::remove_file_if_exists(&new_dir.join(OLD_SETTINGS_FILE)).map_err(txt)?;
-    if let Some(db) = rec.journal.get(key::OLD_DB).and_then(Value::as_str) {
-        srv.db().drop_database(db).map_err(txt)?;
+    if let Some(db) = db_ref(rec, key::OLD_DB) {
+        drop_db(srv, &db)?;
     }
+    let web = srv.web();
+    web.write(&to.domain, Which::Preview, None).map_err(txt)?;
     if from.domain != to.domain {
-        fsutil::remove_file_if_exists(&srv.vhost_path(&from.domain)).map_err(txt)?;
+        web.write(&from.domain, Which::Site, None).map_err(txt)?;
     }
+    web.activate().map_err(txt)?;
     Ok(())
 }
 
@@ -1001,9 +1109,13 @@ fn clone(
     let srv = server_for(inv, servers, &to.platform)?;
     let run = start(srv, TaskKind::Clone, s, opts)?;
     let new_dir = srv.site_dir(&to.platform, &to.domain);
-    let new_db = new_db_name(&s.name);
-    cfg.db_name = Some(new_db.clone());
+    let new_db = DbRef {
+        server: cfg.db_server.clone(),
+        name: new_db_name(&s.name),
+    };
+    cfg.db_name = Some(new_db.name.clone());
     let keep = inv.settings.policy.keep_backups;
+    let health = cutover::health_of(inv, &s.name);
     Ok(execute(
         run,
         what,
@@ -1035,7 +1147,12 @@ fn clone(
                 if new_dir.exists() {
                     return Err(format!("{} exists already", new_dir.display()));
                 }
-                if srv.vhost_path(&to.domain).exists() {
+                if srv
+                    .web()
+                    .read(&to.domain, Which::Site)
+                    .map_err(txt)?
+                    .is_some()
+                {
                     return Err(format!("a vhost for {} exists already", to.domain));
                 }
                 Ok(())
@@ -1057,16 +1174,19 @@ fn clone(
             })?;
             let mut db = open_new(srv, &new_db, &creds, "update")?;
             let vars = [("site_name", cfg.site.as_str()), ("maintenance_mode", "0")];
-            warnings.extend(settle(run, srv, &mut db, &from.domain, &cfg, true, &vars)?);
+            warnings.extend(settle(run, srv, &mut *db, &from.domain, &cfg, true, &vars)?);
+            drop(db);
             step(run, "verify", |run| {
                 run.note(key::OLD_VHOST, Value::Null).map_err(txt)?;
                 write_settings(srv, &cfg, &creds.password).map_err(txt)?;
                 write_vhost(srv, &cfg).map_err(txt)?;
+                srv.web().activate().map_err(txt)?;
                 srv.observe_site(&to.platform, &to.domain)
                     .map_err(|e| format!("the clone does not check out: {e}"))?;
                 Ok::<_, String>(())
             })?;
-            mark_committed(run, srv, "verify")?;
+            cutover::check_step(run, srv, &to.domain, &health)?;
+            mark_committed(run, srv, "health-check")?;
             Ok(warnings)
         },
         |run| rollback(srv, run),
@@ -1108,7 +1228,9 @@ fn delete(
             maintenance_on(run, srv, &settings)?;
             step(run, "remove-vhost", |run| {
                 save_old_vhost(run, srv, &from.domain)?;
-                fsutil::remove_file_if_exists(&srv.vhost_path(&from.domain)).map_err(txt)
+                let web = srv.web();
+                web.write(&from.domain, Which::Site, None).map_err(txt)?;
+                web.activate().map_err(txt)
             })?;
             step(run, "remove-site", |run| {
                 run.note(key::TRASHED_DIR, trash.display().to_string())
@@ -1119,7 +1241,9 @@ fn delete(
             })?;
             step(run, "drop-database", |run| {
                 run.note(key::COMMITTED, true).map_err(txt)?;
-                srv.db().drop_database(&settings.database.name).map_err(txt)
+                db_of(srv, &settings)?
+                    .drop_database(&settings.database.name)
+                    .map_err(txt)
             })?;
             if let Err(e) = step(run, "empty-trash", |_| {
                 fsutil::remove_tree_if_exists(&trash)
@@ -1154,6 +1278,7 @@ fn rerender(
     };
     let run = start(srv, kind, s, opts)?;
     let dir = srv.site_dir(&at.platform, &at.domain);
+    let health = cutover::health_of(inv, &s.name);
     Ok(execute(
         run,
         what,
@@ -1169,8 +1294,12 @@ fn rerender(
                 save_old_vhost(run, srv, &at.domain)?;
                 let mut c = cfg.clone();
                 c.db_name = Some(settings.database.name.clone());
-                write_vhost(srv, &c).map_err(txt)
+                write_vhost(srv, &c).map_err(txt)?;
+                srv.web().activate().map_err(txt)
             })?;
+            if cfg.enabled {
+                cutover::check_step(run, srv, &at.domain, &health)?;
+            }
             mark_committed(run, srv, "write-vhost")?;
             let mut warnings = vec![];
             if let Err(e) = fsutil::remove_file_if_exists(&dir.join(OLD_SETTINGS_FILE)) {
@@ -1261,8 +1390,8 @@ pub(crate) fn finish(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> 
     match rec.kind {
         TaskKind::Migrate | TaskKind::Rename | TaskKind::MigrateRename => finish_move(srv, rec),
         TaskKind::Delete => {
-            if let Some(db) = rec.journal.get(key::OLD_DB).and_then(Value::as_str) {
-                srv.db().drop_database(db).map_err(txt)?;
+            if let Some(db) = db_ref(rec, key::OLD_DB) {
+                drop_db(srv, &db)?;
             }
             if let Some(t) = path_of(rec, key::TRASHED_DIR) {
                 fsutil::remove_tree_if_exists(&t).map_err(txt)?;
@@ -1403,7 +1532,6 @@ pub fn restore(
         .to_path_buf();
     let staged = parent.join(format!(".restored-{}", run.rec.id));
     let aside = parent.join(format!(".replaced-{}", run.rec.id));
-    let new_db = new_db_name(site);
     Ok(execute(
         run,
         format!("restore {site}"),
@@ -1454,24 +1582,34 @@ pub fn restore(
             )?);
             // The new database first: the dump streams into it straight
             // out of the archive as the site directory is extracted.
+            let new_db = DbRef {
+                server: settings.database.server.clone(),
+                name: new_db_name(site),
+            };
+            let dbs = db_of(srv, &settings).map_err(|message| StepError {
+                step: "deploy".into(),
+                message,
+            })?;
             let creds = step(run, "deploy", |run| {
-                run.note(key::NEW_DB, new_db.clone()).map_err(txt)?;
-                srv.db().create(&new_db).map_err(txt)
+                run.note(key::NEW_DB, db_fact(&new_db.server, &new_db.name))
+                    .map_err(txt)?;
+                dbs.create(&new_db.name).map_err(txt)
             })?;
             step(run, "extract", |run| {
                 run.note(key::EXTRACTED_DIR, staged.display().to_string())
                     .map_err(txt)?;
-                let mut db = srv.db().open_staged(&new_db, &creds).map_err(txt)?;
-                backup::extract(&path, &staged, &mut |dump| db.load(dump, backup::DUMP))
-                    .map_err(txt)
+                backup::extract(&path, &staged, &mut |dump| {
+                    dbs.load(&creds, dump, backup::DUMP)
+                })
+                .map_err(txt)
             })?;
             let mut cfg = obs.config.clone();
-            cfg.db_name = Some(new_db.clone());
+            cfg.db_name = Some(new_db.name.clone());
             let mut db = open_new(srv, &new_db, &creds, "fix-paths")?;
             settle(
                 run,
                 srv,
-                &mut db,
+                &mut *db,
                 &manifest.domain,
                 &cfg,
                 false,
@@ -1557,8 +1695,8 @@ fn finish_restore(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
     if let Some(saved) = path_of(rec, key::SAVED_SETTINGS) {
         fsutil::remove_file_if_exists(&saved).map_err(txt)?;
     }
-    if let Some(db) = rec.journal.get(key::OLD_DB).and_then(Value::as_str) {
-        srv.db().drop_database(db).map_err(txt)?;
+    if let Some(db) = db_ref(rec, key::OLD_DB) {
+        drop_db(srv, &db)?;
     }
     Ok(())
 }

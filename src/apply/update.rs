@@ -9,11 +9,9 @@
 //! rather than loading a dump that could fail to load. The backup is kept
 //! either way.
 
-use serde_json::Value;
-
 use super::site::{
-    maintenance_on, mark_committed, need, observe_fresh, open_db, restore_maintenance, rollback,
-    server_for, start, take_backup, txt, update_step,
+    db_fact, db_of, db_ref, login, maintenance_on, mark_committed, need, observe_fresh, open_db,
+    restore_maintenance, rollback, server_for, start, take_backup, txt, update_step,
 };
 use super::{execute, step, ApplyOptions, TaskOutcome};
 use crate::backup;
@@ -25,11 +23,6 @@ use crate::task::{TaskKind, TaskRecord};
 /// Journal key: the database whose copy is kept aside, noted before the
 /// copy is made (an undo finding no copy has nothing to put back).
 const KEPT_COPY: &str = "kept_copy";
-
-/// Why there is no health check: the only web server kind here renders
-/// vhosts and serves nothing.
-const NO_HEALTH_CHECK: &str =
-    "health check skipped: the web server is of kind `file` (vhosts are rendered only), so there is nothing to ask";
 
 /// Runs the update of one site.
 pub(super) fn run(
@@ -43,6 +36,7 @@ pub(super) fn run(
     let srv = server_for(inv, servers, &at.platform)?;
     let run = start(srv, TaskKind::Update, s, opts)?;
     let keep = inv.settings.policy.keep_backups;
+    let health = super::cutover::health_of(inv, &s.name);
     Ok(execute(
         run,
         what,
@@ -60,26 +54,28 @@ pub(super) fn run(
                 Some(keep),
             )?);
             let mut db = step(run, "keep-copy", |run| {
-                let db = open_db(srv, &settings)?;
-                run.note(KEPT_COPY, db.name()).map_err(txt)?;
-                srv.db().keep_copy(&db).map_err(txt)?;
-                Ok::<_, String>(db)
+                run.note(
+                    KEPT_COPY,
+                    db_fact(&settings.database.server, &settings.database.name),
+                )
+                .map_err(txt)?;
+                db_of(srv, &settings)?
+                    .keep_copy(&login(&settings))
+                    .map_err(txt)?;
+                open_db(srv, &settings)
             })?;
             warnings.extend(update_step(
                 run,
                 srv,
-                &mut db,
+                &mut *db,
                 &at.platform,
                 &obs.config.profile,
             )?);
             step(run, "clear-caches", |_| db.clear_caches())?;
-            step(run, "health-check", |run| {
-                run.log(NO_HEALTH_CHECK);
-                Ok::<_, String>(())
-            })?;
             step(run, "maintenance-off", |_| {
                 db.set_variable("maintenance_mode", "0")
             })?;
+            super::cutover::check_step(run, srv, &at.domain, &health)?;
             drop(db);
             mark_committed(run, srv, "maintenance-off")?;
             if let Err(e) = step(run, "remove-copy", |run| finish(srv, &run.rec)) {
@@ -100,22 +96,27 @@ pub(crate) fn undo(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
     let Some(at) = &rec.from else {
         return Ok(());
     };
-    if let Some(db) = rec.journal.get(KEPT_COPY).and_then(Value::as_str) {
+    if db_ref(rec, KEPT_COPY).is_some() {
         // A copy that failed halfway leaves its temporary file: it goes
         // too, once whatever was whole is back. Until the copy is back the
         // site stays in maintenance: its database may be half updated.
-        srv.db().restore_copy(db).map_err(|e| {
+        let (settings, _) = srv.read_settings(&at.platform, &at.domain).map_err(txt)?;
+        let dbs = db_of(srv, &settings)?;
+        dbs.restore_copy(&login(&settings)).map_err(|e| {
             format!("the database kept before the updates could not be put back: {e}")
         })?;
-        srv.db().discard_copy(db).map_err(txt)?;
+        dbs.discard_copy(&login(&settings)).map_err(txt)?;
     }
     restore_maintenance(srv, at, rec)
 }
 
 /// Finishes an update that had committed: the kept copy is dropped.
 pub(crate) fn finish(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
-    match rec.journal.get(KEPT_COPY).and_then(Value::as_str) {
-        Some(db) => srv.db().discard_copy(db).map_err(txt),
-        None => Ok(()),
-    }
+    let (Some(_), Some(at)) = (db_ref(rec, KEPT_COPY), &rec.from) else {
+        return Ok(());
+    };
+    let (settings, _) = srv.read_settings(&at.platform, &at.domain).map_err(txt)?;
+    db_of(srv, &settings)?
+        .discard_copy(&login(&settings))
+        .map_err(txt)
 }

@@ -361,7 +361,7 @@ mod tests {
             const PLAIN: &[&str] = &["site", "mod_01", "core", "shop-2", "a.b", "x", "Site_9"];
             // Mostly ordinary names, so that whole documents stay in the
             // subset; one in eight is awkward.
-            if self.next() % 8 != 0 {
+            if !self.next().is_multiple_of(8) {
                 return self.pick(PLAIN).to_string();
             }
             const WORDS: &[&str] = &[
@@ -430,7 +430,7 @@ mod tests {
             use serde_yaml::Value as Y;
             match self.next() % if depth > 3 { 5 } else { 8 } {
                 0 => Y::Null,
-                1 => Y::Bool(self.next() % 2 == 0),
+                1 => Y::Bool(self.next().is_multiple_of(2)),
                 2 => Y::Number((self.next() as i64 % 100_000).into()),
                 3 | 4 => Y::String(self.string()),
                 5 => Y::Sequence(

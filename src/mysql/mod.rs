@@ -33,7 +33,7 @@ use crate::fsutil;
 
 mod error;
 mod names;
-mod sql;
+pub(crate) mod sql;
 
 pub use crate::render::Secret;
 use error::{classify, scrub, summarize};
@@ -420,6 +420,51 @@ impl Mysql {
             io,
             &[&site.password],
         )
+    }
+
+    /// Whether database `db` exists.
+    pub fn exists(&self, db: &DbName) -> Result<bool, MysqlError> {
+        let rows = self.query(
+            &format!("looking for database {db}"),
+            &format!("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{db}';\n"),
+        )?;
+        Ok(!rows.is_empty())
+    }
+
+    /// Runs `sql` in the site's database as the site's own user (so grants
+    /// confine it) and returns its rows, batch output unescaped.
+    pub fn site_query(
+        &self,
+        site: &Credentials,
+        sql: &str,
+    ) -> Result<Vec<Vec<String>>, MysqlError> {
+        let what = format!("querying database {}", site.database);
+        let mut out = Vec::new();
+        let mut args = vec![
+            format!("--database={}", site.database),
+            "--batch".to_owned(),
+            "--skip-column-names".to_owned(),
+            "--binary-mode".to_owned(),
+            "--local-infile=0".to_owned(),
+            "--default-character-set=utf8mb4".to_owned(),
+        ];
+        if self.tools.sandbox {
+            args.push("--sandbox".to_owned());
+        }
+        self.exec(
+            &self.tools.client,
+            &Login::Site(site),
+            &what,
+            &args,
+            Io::Query {
+                sql: sql.to_owned(),
+                out: &mut out,
+            },
+            &[&site.password],
+        )?;
+        let text =
+            String::from_utf8(out).map_err(|_| self.unexpected(&what, "output is not UTF-8"))?;
+        Ok(parse_batch(&text))
     }
 
     /// The databases and users on the server, in one query.

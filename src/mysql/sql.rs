@@ -71,12 +71,12 @@ pub(super) fn admin_password_text(raw: &str) -> Result<String, &'static str> {
 }
 
 /// A SQL string literal for a value from the server: `'` and `\` escaped.
-pub(super) fn sql_string(v: &str) -> String {
+pub(crate) fn sql_string(v: &str) -> String {
     format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 /// A quoted identifier for a name from the server: backticks doubled.
-pub(super) fn sql_ident(v: &str) -> String {
+pub(crate) fn sql_ident(v: &str) -> String {
     format!("`{}`", v.replace('`', "``"))
 }
 

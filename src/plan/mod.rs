@@ -574,7 +574,11 @@ fn suspend_platform(p: &mut PlatformPlan, inv: &Inventory, now: time::OffsetDate
     p.action = PlatformAction::Noop;
 }
 
-fn desired_config(spec: &SiteSpec, db_name: Option<String>) -> SiteConfig {
+fn desired_config(inv: &Inventory, spec: &SiteSpec, db_name: Option<String>) -> SiteConfig {
+    let db_driver = match inv.settings.databases.get(&spec.database) {
+        Some(crate::inventory::DatabaseConfig::Mysql(_)) => crate::render::DbDriver::Mysql,
+        _ => crate::render::DbDriver::Sqlite,
+    };
     SiteConfig {
         site: spec.name.clone(),
         domain: spec.domain.clone(),
@@ -583,6 +587,7 @@ fn desired_config(spec: &SiteSpec, db_name: Option<String>) -> SiteConfig {
         profile: spec.profile.clone(),
         enabled: spec.enabled,
         db_server: spec.database.clone(),
+        db_driver,
         db_name,
     }
 }
@@ -634,7 +639,7 @@ fn plan_existing(
     } else {
         obs.config.db_name.clone()
     };
-    let after = desired_config(spec, db_name);
+    let after = desired_config(inv, spec, db_name);
     let mut p = SitePlan {
         name: spec.name.clone(),
         action,
@@ -738,7 +743,7 @@ fn plan_new(
     actual: &Actual,
     codebases: &BTreeMap<&PlatformName, &Codebase>,
 ) -> SitePlan {
-    let after = desired_config(spec, None);
+    let after = desired_config(inv, spec, None);
     let mut p = SitePlan {
         name: spec.name.clone(),
         action: if spec.clone_from.is_some() {
@@ -1183,6 +1188,7 @@ mod tests {
                         profile: pk("standard"),
                         enabled: true,
                         db_server: n("default"),
+                        db_driver: Default::default(),
                         db_name: Some(format!("{site}_db")),
                     },
                     server: n("local"),

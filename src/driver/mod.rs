@@ -1,0 +1,136 @@
+//! The seams between the task steps and what they drive: the database
+//! server of a site ([`DbServer`], with [`SiteConn`] for the embedded
+//! kind's statements) and the web server of a server ([`WebServer`], with
+//! [`health`] checks). A server's [`Drivers`] are chosen once from
+//! `hoist.yaml`'s `kind:` keys; the steps, their undo and recovery speak
+//! only to them.
+//!
+//! Still direct, and next to cut: the host (a server's files are reached
+//! with `std::fs` under its root, so only `kind: local` servers run
+//! tasks; `src/ssh` is the transport an `ssh` host will use) and the
+//! application kind (the embedded format's steps live in `apply/site.rs`).
+
+pub mod db;
+pub mod health;
+mod mysql_site;
+pub mod web;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+pub use db::{DbRef, DbServer, DriverError, Login, SiteConn, Sqlite};
+pub use mysql_site::MysqlServer;
+pub use web::{FileWeb, NginxWeb, WebError, WebServer, Which};
+
+use crate::db::SqliteServer;
+use crate::inventory::{DatabaseConfig, Inventory, MysqlServerConfig, WebConfig};
+use crate::names::Name;
+
+/// The drivers of one server: its web server and every database server
+/// its sites may use (SQLite ones keep their files under its root).
+#[derive(Clone)]
+pub struct Drivers {
+    /// What serves its sites.
+    pub web: Arc<dyn WebServer>,
+    /// Database servers by name; an entry that could not be set up holds
+    /// why, reported when a task needs it.
+    pub dbs: BTreeMap<Name, Result<Arc<dyn DbServer>, String>>,
+}
+
+impl std::fmt::Debug for Drivers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Drivers")
+            .field("web", &self.web.kind())
+            .field("dbs", &self.dbs.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Drivers {
+    /// The embedded default: web kind `file`, SQLite database server
+    /// `default`, under `root`.
+    pub fn embedded(root: &Path) -> Drivers {
+        let name = Name::new("default").expect("valid");
+        let sqlite: Arc<dyn DbServer> = Arc::new(Sqlite::new(
+            name.clone(),
+            SqliteServer::new(root.join("databases")),
+        ));
+        Drivers {
+            web: Arc::new(FileWeb::new(root.to_path_buf())),
+            dbs: BTreeMap::from([(name, Ok(sqlite))]),
+        }
+    }
+
+    /// The drivers of a server rooted at `root` with web server `web`, for
+    /// the database servers of `inv`.
+    pub fn from_inventory(inv: &Inventory, root: &Path, web: &WebConfig) -> Drivers {
+        let web: Arc<dyn WebServer> = match web {
+            WebConfig::File => Arc::new(FileWeb::new(root.to_path_buf())),
+            WebConfig::Nginx(c) => Arc::new(NginxWeb::new(root.to_path_buf(), c.clone())),
+        };
+        let dbs = inv
+            .settings
+            .databases
+            .iter()
+            .map(|(name, cfg)| {
+                let d: Result<Arc<dyn DbServer>, String> = match cfg {
+                    DatabaseConfig::Sqlite => Ok(Arc::new(Sqlite::new(
+                        name.clone(),
+                        SqliteServer::new(root.join("databases")),
+                    ))),
+                    DatabaseConfig::Mysql(c) => mysql(inv, name, c)
+                        .map(|m| Arc::new(MysqlServer::new(name.clone(), m)) as Arc<dyn DbServer>),
+                };
+                (name.clone(), d)
+            })
+            .collect();
+        Drivers { web, dbs }
+    }
+
+    /// The database server `name`.
+    pub fn db(&self, name: &Name) -> Result<&dyn DbServer, DriverError> {
+        match self.dbs.get(name) {
+            Some(Ok(d)) => Ok(d.as_ref()),
+            Some(Err(why)) => Err(DriverError::Invalid(format!(
+                "database server {name} cannot be used: {why}"
+            ))),
+            None => Err(DriverError::Unknown(name.clone())),
+        }
+    }
+}
+
+/// A MySQL driver from its inventory settings.
+fn mysql(
+    inv: &Inventory,
+    name: &Name,
+    c: &MysqlServerConfig,
+) -> Result<crate::mysql::Mysql, String> {
+    use crate::mysql::{AdminPassword, Endpoint, Mysql, MysqlConfig};
+    let admin_password = match (&c.admin_password_file, &c.admin_password_env) {
+        (Some(f), None) => AdminPassword::File(inv.root.join(f)),
+        (None, Some(e)) => AdminPassword::Env(e.clone()),
+        (None, None) => {
+            return Err("it names neither admin_password_file nor admin_password_env".into())
+        }
+        (Some(_), Some(_)) => {
+            return Err("it names both admin_password_file and admin_password_env".into())
+        }
+    };
+    let endpoint = match &c.socket {
+        Some(s) => Endpoint::Socket(s.clone()),
+        None => Endpoint::Tcp {
+            host: c.host.clone(),
+            port: c.port,
+        },
+    };
+    Mysql::new(MysqlConfig {
+        name: name.to_string(),
+        endpoint,
+        admin_user: c.admin_user.clone(),
+        admin_password,
+        grant_hosts: c.grant_hosts.clone(),
+        tools: None,
+    })
+    .map_err(|e| e.to_string())
+}

@@ -1,0 +1,240 @@
+//! The web-server seam: what serves a server's sites. `file` renders
+//! vhosts under `<root>/vhosts/` that nothing serves (the embedded
+//! default; health checks are skipped); `nginx` writes real vhosts to its
+//! `conf_dir`, runs its `test` before every `reload`, and checks sites
+//! through `check_url` with their own Host header.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::health::{self, Health};
+use crate::fsutil;
+use crate::inventory::{HealthCheck, NginxConfig};
+use crate::names::Domain;
+use crate::nginx::{self, Vhost, VhostState};
+use crate::render::{self, SiteConfig};
+
+/// Why a web server step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    /// A vhost file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// A vhost could not be rendered.
+    #[error(transparent)]
+    Render(#[from] nginx::VhostError),
+    /// The configuration test failed: nothing was reloaded.
+    #[error("`{command}` failed, so nginx was not reloaded: {output}")]
+    TestFailed {
+        /// The command.
+        command: String,
+        /// What it said.
+        output: String,
+    },
+    /// The reload failed.
+    #[error("`{command}` failed: {output}")]
+    ReloadFailed {
+        /// The command.
+        command: String,
+        /// What it said.
+        output: String,
+    },
+    /// A name that cannot be a vhost's.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Which vhost of a site: the one visitors reach, or its preview.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    /// Under the site's domain and aliases.
+    Site,
+    /// Under `<domain>.hoist-preview` only: the new copy of a migrate,
+    /// checked before any visitor reaches it.
+    Preview,
+}
+
+/// What serves a server's sites.
+pub trait WebServer: Send + Sync {
+    /// `file` or `nginx`.
+    fn kind(&self) -> &'static str;
+    /// The vhost of `cfg` as it should be (live or disabled); pure.
+    fn render(&self, cfg: &SiteConfig, which: Which) -> Result<String, WebError>;
+    /// The vhost file of `domain`, as it is.
+    fn read(&self, domain: &Domain, which: Which) -> Result<Option<String>, WebError>;
+    /// Writes (or with `None` removes) the vhost file of `domain`. Not
+    /// served until [`WebServer::activate`].
+    fn write(&self, domain: &Domain, which: Which, text: Option<&str>) -> Result<(), WebError>;
+    /// Makes the web server serve what is written: test, then reload. A
+    /// failed test reloads nothing.
+    fn activate(&self) -> Result<(), WebError>;
+    /// Checks `domain` (or its preview) as `check` says.
+    fn check(&self, domain: &Domain, which: Which, check: &HealthCheck) -> Health;
+}
+
+/// Web kind `file`: vhosts rendered under `<root>/vhosts/`, served by
+/// nothing.
+pub struct FileWeb {
+    root: PathBuf,
+}
+
+impl FileWeb {
+    /// The file web server of the server rooted at `root`.
+    pub fn new(root: PathBuf) -> FileWeb {
+        FileWeb { root }
+    }
+
+    fn path(&self, domain: &Domain) -> PathBuf {
+        self.root.join("vhosts").join(format!("{domain}.conf"))
+    }
+}
+
+fn read_opt(p: &Path) -> Result<Option<String>, WebError> {
+    match std::fs::read_to_string(p) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(WebError::Io {
+            path: p.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn write_opt(p: &Path, text: Option<&str>) -> Result<(), WebError> {
+    let io = |source| WebError::Io {
+        path: p.to_path_buf(),
+        source,
+    };
+    match text {
+        Some(t) => fsutil::write_replace(p, t.as_bytes()).map_err(io),
+        None => fsutil::remove_file_if_exists(p).map_err(io),
+    }
+}
+
+impl WebServer for FileWeb {
+    fn kind(&self) -> &'static str {
+        "file"
+    }
+    fn render(&self, cfg: &SiteConfig, _which: Which) -> Result<String, WebError> {
+        Ok(render::vhost(cfg))
+    }
+    fn read(&self, domain: &Domain, which: Which) -> Result<Option<String>, WebError> {
+        match which {
+            Which::Site => read_opt(&self.path(domain)),
+            Which::Preview => Ok(None),
+        }
+    }
+    fn write(&self, domain: &Domain, which: Which, text: Option<&str>) -> Result<(), WebError> {
+        match which {
+            Which::Site => write_opt(&self.path(domain), text),
+            // Nothing serves a preview: there is nothing to write.
+            Which::Preview => Ok(()),
+        }
+    }
+    fn activate(&self) -> Result<(), WebError> {
+        Ok(())
+    }
+    fn check(&self, _domain: &Domain, _which: Which, _check: &HealthCheck) -> Health {
+        Health::Skipped {
+            reason: "web kind file serves nothing".into(),
+        }
+    }
+}
+
+/// Web kind `nginx` with php-fpm.
+pub struct NginxWeb {
+    root: PathBuf,
+    config: NginxConfig,
+}
+
+impl NginxWeb {
+    /// The nginx of the server rooted at `root` (platforms live under it).
+    pub fn new(root: PathBuf, config: NginxConfig) -> NginxWeb {
+        NginxWeb { root, config }
+    }
+
+    fn name(domain: &Domain, which: Which) -> Result<Domain, WebError> {
+        match which {
+            Which::Site => Ok(domain.clone()),
+            Which::Preview => {
+                nginx::preview_name(domain).map_err(|e| WebError::Invalid(e.to_string()))
+            }
+        }
+    }
+
+    fn path(&self, domain: &Domain, which: Which) -> Result<PathBuf, WebError> {
+        Ok(self
+            .config
+            .conf_dir
+            .join(format!("{}.conf", Self::name(domain, which)?)))
+    }
+
+    fn run(command: &str) -> Result<(), String> {
+        let mut words = command.split_whitespace();
+        let program = words.next().ok_or("the command is empty")?;
+        let out = Command::new(program)
+            .args(words)
+            .output()
+            .map_err(|e| format!("{program}: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            let text = String::from_utf8_lossy(&out.stderr);
+            Err(crate::text::block(crate::names::prefix(text.trim(), 2000)).into_owned())
+        }
+    }
+}
+
+impl WebServer for NginxWeb {
+    fn kind(&self) -> &'static str {
+        "nginx"
+    }
+    fn render(&self, cfg: &SiteConfig, which: Which) -> Result<String, WebError> {
+        let state = match which {
+            Which::Preview => VhostState::Preview {
+                name: Self::name(&cfg.domain, which)?,
+            },
+            Which::Site if cfg.enabled => VhostState::Live,
+            Which::Site => VhostState::Disabled,
+        };
+        let v = Vhost {
+            domain: cfg.domain.clone(),
+            aliases: cfg.aliases.clone(),
+            listen: self.config.listen.to_string(),
+            root: self.root.join("platforms").join(cfg.platform.as_str()),
+            php_fpm: self.config.php_fpm.clone(),
+            site_dir: format!("sites/{}", cfg.domain),
+            state,
+        };
+        Ok(v.render()?)
+    }
+    fn read(&self, domain: &Domain, which: Which) -> Result<Option<String>, WebError> {
+        read_opt(&self.path(domain, which)?)
+    }
+    fn write(&self, domain: &Domain, which: Which, text: Option<&str>) -> Result<(), WebError> {
+        write_opt(&self.path(domain, which)?, text)
+    }
+    fn activate(&self) -> Result<(), WebError> {
+        Self::run(&self.config.test).map_err(|output| WebError::TestFailed {
+            command: self.config.test.clone(),
+            output,
+        })?;
+        Self::run(&self.config.reload).map_err(|output| WebError::ReloadFailed {
+            command: self.config.reload.clone(),
+            output,
+        })
+    }
+    fn check(&self, domain: &Domain, which: Which, check: &HealthCheck) -> Health {
+        match Self::name(domain, which) {
+            Ok(host) => health::probe(&self.config.check_url, host.as_str(), check),
+            Err(e) => Health::Failed {
+                reason: e.to_string(),
+            },
+        }
+    }
+}
