@@ -282,8 +282,11 @@ fn load(cli: &Cli) -> Result<Inventory, u8> {
 fn load_at(cli: &Cli, reference: Option<&str>) -> Result<Inventory, u8> {
     // `validate` holds every source to being readable; planning treats a
     // source it cannot read as an unknown platform and blocks what needs it.
+    // An offline plan (a pull request's, say) reads only what the
+    // inventory holds: an absolute source outside it is left unread.
     let sources = match cli.command {
         Command::Validate => crate::inventory::Sources::Required,
+        Command::Plan { offline: true, .. } => crate::inventory::Sources::InsideOnly,
         _ => crate::inventory::Sources::MayBeUnknown,
     };
     match crate::gitops::load_inventory(&cli.dir, reference, sources) {
@@ -747,7 +750,14 @@ fn cmd_compare(cli: &Cli, site: &str, platform: Option<&str>) -> Result<u8> {
                 "PLATFORM", "UPGRADES", "WARNINGS", "ERRORS", "MOVE"
             );
             for (name, cb) in &targets {
-                let c = compat::compare(&obs.packages, &obs.config.profile, current, name, cb);
+                let c = compat::compare_with(
+                    &obs.packages,
+                    &obs.drupal,
+                    &obs.config.profile,
+                    current,
+                    name,
+                    cb,
+                );
                 let status = if name == obs.platform() {
                     "current"
                 } else if c.blocked(inv.settings.policy.strict) {
@@ -770,7 +780,14 @@ fn cmd_compare(cli: &Cli, site: &str, platform: Option<&str>) -> Result<u8> {
             let cb = targets.get(&pname).with_context(|| {
                 format!("no platform {pname}: it is neither declared nor built")
             })?;
-            let c = compat::compare(&obs.packages, &obs.config.profile, current, &pname, cb);
+            let c = compat::compare_with(
+                &obs.packages,
+                &obs.drupal,
+                &obs.config.profile,
+                current,
+                &pname,
+                cb,
+            );
             println!("Compared with {pname}:\n");
             println!(
                 "  {:<16} {:<10} {:<18} {:>6} {:>6}  {:<17} {}",

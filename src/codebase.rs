@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::diag::Diagnostic;
 use crate::inventory::document::{self, Schema};
 use crate::names::PackageName;
+use crate::version::Version;
 
 /// What a package is, as its `package.yaml` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
@@ -58,8 +59,8 @@ pub struct Package {
     pub name: PackageName,
     /// Module, theme, profile or library.
     pub kind: PackageKind,
-    /// Its release version.
-    pub version: semver::Version,
+    /// Its release version, ordered as its kind orders versions.
+    pub version: Version,
     /// Packages that must be installed and updated before it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends: Vec<PackageName>,
@@ -69,12 +70,65 @@ pub struct Package {
     /// The numbers of its updates, ascending.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub updates: Vec<u32>,
+    /// The schema a fresh install records when it is above the highest
+    /// update: Drupal 8+'s 8000, or `hook_update_last_removed()`. 0 for
+    /// embedded packages.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub min_schema: u32,
+    /// Drupal: hidden in its info file (listed, never reported missing).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hidden: bool,
+    /// Drupal: what `hook_update_last_removed()` returns. A site below it
+    /// cannot be updated by this codebase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_removed: Option<u32>,
+    /// Drupal: why `hook_update_last_removed()` could not be read as text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_removed_unreadable: Option<String>,
+    /// Drupal 8+: its post-update functions, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post_updates: Vec<String>,
+    /// Drupal 8+: the post-updates `hook_removed_post_updates()` lists.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_post_updates: Vec<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Package {
-    /// The schema version: the highest update number, 0 without updates.
+    /// The schema version a fresh install records: the highest update
+    /// number (0 without updates), at least [`Package::min_schema`].
     pub fn schema(&self) -> u32 {
-        self.updates.last().copied().unwrap_or(0)
+        self.updates
+            .last()
+            .copied()
+            .unwrap_or(0)
+            .max(self.min_schema)
+    }
+
+    /// An embedded package with no Drupal-only facts.
+    pub fn embedded(
+        name: PackageName,
+        kind: PackageKind,
+        version: semver::Version,
+        updates: Vec<u32>,
+    ) -> Package {
+        Package {
+            name,
+            kind,
+            version: Version::Semver(version),
+            depends: Vec::new(),
+            install: Vec::new(),
+            updates,
+            min_schema: 0,
+            hidden: false,
+            last_removed: None,
+            last_removed_unreadable: None,
+            post_updates: Vec::new(),
+            removed_post_updates: Vec::new(),
+        }
     }
 }
 
@@ -98,6 +152,39 @@ struct PackageFile {
 pub struct Codebase {
     /// Every package, by name.
     pub packages: BTreeMap<PackageName, Package>,
+    /// Set for a Drupal codebase: its core.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drupal: Option<DrupalCore>,
+}
+
+/// The core of a Drupal codebase, as far as planning needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrupalCore {
+    /// The core's `VERSION`.
+    pub version: crate::drupal::DrupalVersion,
+    /// Its major version: 7, 8, 9, 10, 11, …
+    pub major: u64,
+}
+
+impl DrupalCore {
+    /// Drupal 7, or 8 and later.
+    pub fn generation(&self) -> crate::drupal::Generation {
+        if self.major >= 8 {
+            crate::drupal::Generation::Drupal8Plus
+        } else {
+            crate::drupal::Generation::Drupal7
+        }
+    }
+}
+
+impl Codebase {
+    /// What it is, for messages: `Drupal 7.103`, or `an embedded codebase`.
+    pub fn describe_kind(&self) -> String {
+        match &self.drupal {
+            Some(c) => format!("Drupal {}", c.version),
+            None => "an embedded codebase".into(),
+        }
+    }
 }
 
 /// The file holding a package's install SQL, under a codebase directory.
@@ -167,7 +254,10 @@ impl Codebase {
                 Err(mut d) => diags.append(&mut d),
             }
         }
-        let cb = Codebase { packages };
+        let cb = Codebase {
+            packages,
+            drupal: None,
+        };
         // References are checked once every package is known.
         for p in cb.packages.values() {
             let file = shown
@@ -333,14 +423,10 @@ fn scan_package(
     if !diags.is_empty() {
         return Err(diags);
     }
-    Ok(Package {
-        name: pf.name,
-        kind: pf.kind,
-        version: pf.version,
-        depends: pf.depends,
-        install: pf.install,
-        updates,
-    })
+    let mut p = Package::embedded(pf.name, pf.kind, pf.version, updates);
+    p.depends = pf.depends;
+    p.install = pf.install;
+    Ok(p)
 }
 
 /// The number of update file `fname` when it is canonical, `[1-9][0-9]*.sql`:
@@ -523,22 +609,23 @@ mod tests {
     use super::*;
 
     fn pkg(name: &str, kind: PackageKind, depends: &[&str]) -> Package {
-        Package {
-            name: PackageName::new(name).unwrap(),
+        let mut p = Package::embedded(
+            PackageName::new(name).unwrap(),
             kind,
-            version: semver::Version::new(1, 0, 0),
-            depends: depends
-                .iter()
-                .map(|d| PackageName::new(d).unwrap())
-                .collect(),
-            install: vec![],
-            updates: vec![],
-        }
+            semver::Version::new(1, 0, 0),
+            vec![],
+        );
+        p.depends = depends
+            .iter()
+            .map(|d| PackageName::new(d).unwrap())
+            .collect();
+        p
     }
 
     fn cb(pkgs: Vec<Package>) -> Codebase {
         Codebase {
             packages: pkgs.into_iter().map(|p| (p.name.clone(), p)).collect(),
+            drupal: None,
         }
     }
 

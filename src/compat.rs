@@ -1,12 +1,13 @@
 //! The package-compatibility rules of spec section 5, as pure functions:
 //! may a site, with the packages it has applied, move onto a platform?
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::codebase::{Codebase, PackageKind};
+use crate::codebase::{Codebase, Package, PackageKind};
 use crate::names::{PackageName, PlatformName};
+use crate::version::Version;
 
 /// A package as a site has it: its row of the site's `system` table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,13 +17,34 @@ pub struct SitePackage {
     /// Whether it is enabled on the site.
     pub enabled: bool,
     /// The version the site last ran.
-    pub version: semver::Version,
+    pub version: Version,
     /// The highest update the site has applied.
     pub schema: u32,
 }
 
+/// What a Drupal site records beyond its packages' rows; empty for an
+/// embedded site.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteExtras {
+    /// Drupal 8+: the post-updates the site has run, by the extension
+    /// whose `NAME_post_update_` prefix they carry.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub post_updates: BTreeMap<PackageName, Vec<String>>,
+    /// Drupal 7: extensions the site's record says are hidden.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub hidden: BTreeSet<PackageName>,
+}
+
+impl SiteExtras {
+    /// Whether there is nothing beyond the rows.
+    pub fn is_empty(&self) -> bool {
+        self.post_updates.is_empty() && self.hidden.is_empty()
+    }
+}
+
 /// What moving onto the target means for one package.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     /// Same schema: nothing to run.
@@ -35,6 +57,9 @@ pub enum Verdict {
     SchemaDowngrade,
     /// Same schema, but an older version than the current platform's.
     VersionDowngrade,
+    /// The target removed updates the site has not applied yet
+    /// (`hook_update_last_removed()` above the site's schema).
+    UpdatesRemoved,
     /// Disabled on the site: listed, never blocking, not updated.
     Disabled,
     /// A new site gets it installed at its newest schema.
@@ -50,6 +75,7 @@ impl Verdict {
             Verdict::Missing => "missing",
             Verdict::SchemaDowngrade => "schema-downgrade",
             Verdict::VersionDowngrade => "version-downgrade",
+            Verdict::UpdatesRemoved => "updates-removed",
             Verdict::Disabled => "disabled",
             Verdict::Install => "install",
         }
@@ -60,7 +86,7 @@ impl Verdict {
         match self {
             Verdict::Same | Verdict::Upgrade | Verdict::Disabled | Verdict::Install => Severity::Ok,
             Verdict::Missing | Verdict::VersionDowngrade => Severity::Warning,
-            Verdict::SchemaDowngrade => Severity::Error,
+            Verdict::SchemaDowngrade | Verdict::UpdatesRemoved => Severity::Error,
         }
     }
 }
@@ -96,59 +122,86 @@ pub struct PackageVerdict {
     pub target_schema: Option<u32>,
     /// The version on the site's current platform.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub current_version: Option<semver::Version>,
+    pub current_version: Option<Version>,
     /// The version on the target.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub target_version: Option<semver::Version>,
+    pub target_version: Option<Version>,
     /// For `upgrade`: the update numbers that will run, ascending.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending: Vec<u32>,
+    /// Drupal: the target's `hook_update_last_removed()`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_removed: Option<u32>,
+    /// Drupal 8+, for `upgrade`: the post-updates that will run, in
+    /// Drupal's (alphabetical) order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_post_updates: Vec<String>,
+    /// Drupal 8+, for `schema-downgrade`: post-updates the site has run
+    /// that the target does not know.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown_post_updates: Vec<String>,
 }
 
 impl PackageVerdict {
     /// A sentence for reports.
     pub fn describe(&self) -> String {
-        let v = |o: &Option<semver::Version>| {
+        let v = |o: &Option<Version>| {
             o.as_ref()
+                .filter(|v| v.is_known())
                 .map(|v| v.to_string())
                 .unwrap_or_else(|| "?".into())
         };
+        let n = &self.name;
         match self.verdict {
-            Verdict::Same => format!(
-                "{}: same (schema {})",
-                self.name,
-                self.site_schema.unwrap_or(0)
+            Verdict::Same => format!("{n}: same (schema {})", self.site_schema.unwrap_or(0)),
+            Verdict::Upgrade => {
+                let mut parts = Vec::new();
+                if !self.pending.is_empty() {
+                    let u: Vec<String> = self.pending.iter().map(|n| n.to_string()).collect();
+                    parts.push(format!("updates {}", u.join(", ")));
+                }
+                if !self.pending_post_updates.is_empty() {
+                    parts.push(format!(
+                        "post-updates {}",
+                        self.pending_post_updates.join(", ")
+                    ));
+                }
+                format!(
+                    "{n}: upgrade {} -> {}, {}",
+                    v(&self.current_version),
+                    v(&self.target_version),
+                    parts.join("; ")
+                )
+            }
+            Verdict::Missing => {
+                format!("{n}: missing on the target; it will be disabled")
+            }
+            Verdict::SchemaDowngrade if !self.unknown_post_updates.is_empty() => format!(
+                "{n}: schema downgrade: the site has run post-updates the target does not know: {}",
+                self.unknown_post_updates.join(", ")
             ),
-            Verdict::Upgrade => format!(
-                "{}: upgrade {} -> {}, updates {}",
-                self.name,
+            Verdict::SchemaDowngrade => format!(
+                "{n}: schema downgrade {} -> {}: the site has applied update {}, the target has only {}",
                 v(&self.current_version),
                 v(&self.target_version),
-                self.pending
-                    .iter()
-                    .map(|n| n.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            Verdict::Missing => {
-                format!("{}: missing on the target; it will be disabled", self.name)
-            }
-            Verdict::SchemaDowngrade => format!(
-                "{}: schema downgrade: the site has applied update {}, the target has only {}",
-                self.name,
                 self.site_schema.unwrap_or(0),
                 self.target_schema.unwrap_or(0)
             ),
             Verdict::VersionDowngrade => format!(
-                "{}: version downgrade {} -> {} at the same schema",
-                self.name,
+                "{n}: version downgrade {} -> {} at the same schema",
                 v(&self.current_version),
                 v(&self.target_version)
             ),
-            Verdict::Disabled => format!("{}: disabled on the site; left as it is", self.name),
+            Verdict::UpdatesRemoved => format!(
+                "{n}: updates removed: the site is at schema {}, and {} ({}) removed the updates up to {}; update it on a platform that still has them first",
+                self.site_schema.unwrap_or(0),
+                "the target",
+                v(&self.target_version),
+                self.last_removed.unwrap_or(0)
+            ),
+            Verdict::Disabled => format!("{n}: disabled on the site; left as it is"),
             Verdict::Install => format!(
-                "{}: install {} (schema {})",
-                self.name,
+                "{n}: install {} (schema {})",
                 v(&self.target_version),
                 self.target_schema.unwrap_or(0)
             ),
@@ -184,12 +237,71 @@ impl Comparison {
     }
 }
 
+/// Why `site`, living on `current`, cannot move onto `target` at all: a
+/// change of application kind, or of Drupal core major version (spec 5:
+/// "not a migration"). For a site whose current codebase is unknown, the
+/// core version its own `system` row recorded (Drupal 7) is used.
+pub fn not_a_migration(
+    site: &BTreeMap<PackageName, SitePackage>,
+    current: Option<&Codebase>,
+    target: &Codebase,
+) -> Option<String> {
+    let recorded = || {
+        site.values()
+            .zip(site.keys())
+            .find(|(_, n)| n.as_str() == "system")
+            .and_then(|(p, _)| match &p.version {
+                Version::Drupal(d) => d.core_major().map(|m| (m, d.to_string())),
+                Version::Semver(_) => None,
+            })
+    };
+    let from: Option<(Option<u64>, String)> = match current {
+        Some(c) => Some(match &c.drupal {
+            Some(d) => (Some(d.major), format!("Drupal {}", d.version)),
+            None => (None, c.describe_kind()),
+        }),
+        None => recorded().map(|(m, v)| (Some(m), format!("Drupal {v}"))),
+    };
+    let (from_major, from_text) = from?;
+    let to_major = target.drupal.as_ref().map(|d| d.major);
+    if from_major == to_major {
+        return None;
+    }
+    let what = match (from_major, to_major) {
+        (Some(_), Some(_)) => "a change of core major version is an upgrade of its own",
+        _ => "a site cannot change its application kind",
+    };
+    Some(format!(
+        "not a migration: the site runs {from_text} and the target is {}; {what}",
+        target.describe_kind()
+    ))
+}
+
 /// Compares a site's packages with `target`, the spec's section 5.
 /// `current` is the codebase the site lives on now, used for the versions
 /// that a `version-downgrade` is measured against (the site's own record is
-/// used for packages it lacks).
+/// used for packages it lacks), and for the core the site runs.
 pub fn compare(
     site: &BTreeMap<PackageName, SitePackage>,
+    profile: &PackageName,
+    current: Option<&Codebase>,
+    target_name: &PlatformName,
+    target: &Codebase,
+) -> Comparison {
+    compare_with(
+        site,
+        &SiteExtras::default(),
+        profile,
+        current,
+        target_name,
+        target,
+    )
+}
+
+/// [`compare`] for a site with [`SiteExtras`] (a Drupal site).
+pub fn compare_with(
+    site: &BTreeMap<PackageName, SitePackage>,
+    extras: &SiteExtras,
     profile: &PackageName,
     current: Option<&Codebase>,
     target_name: &PlatformName,
@@ -198,43 +310,32 @@ pub fn compare(
     let mut packages = Vec::new();
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
+    if let Some(why) = not_a_migration(site, current, target) {
+        // Nothing else can be said: the packages are of another world.
+        return Comparison {
+            target: target_name.clone(),
+            packages,
+            errors: vec![why],
+            warnings,
+        };
+    }
     for (name, sp) in site {
         let tp = target.packages.get(name);
-        let current_version = current
-            .and_then(|c| c.packages.get(name))
-            .map(|p| p.version.clone())
-            .unwrap_or_else(|| sp.version.clone());
-        let verdict = if !sp.enabled {
-            Verdict::Disabled
-        } else {
-            match tp {
-                None => Verdict::Missing,
-                Some(t) if t.schema() < sp.schema => Verdict::SchemaDowngrade,
-                Some(t) if t.schema() > sp.schema => Verdict::Upgrade,
-                Some(t) if t.version < current_version => Verdict::VersionDowngrade,
-                Some(_) => Verdict::Same,
+        let cp = current.and_then(|c| c.packages.get(name));
+        let ran = extras
+            .post_updates
+            .get(name)
+            .map_or(&[][..], |v| v.as_slice());
+        let hidden = extras.hidden.contains(name) || cp.is_some_and(|c| c.hidden);
+        let pv = verdict(name, sp, ran, hidden, tp, cp);
+        if sp.enabled {
+            // Whether updates were removed cannot be told: block.
+            if let Some(why) = tp.and_then(|t| t.last_removed_unreadable.as_ref()) {
+                errors.push(format!(
+                    "{name}: cannot tell which updates the target removed: {why}"
+                ));
             }
-        };
-        let pending = match (&verdict, tp) {
-            (Verdict::Upgrade, Some(t)) => t
-                .updates
-                .iter()
-                .copied()
-                .filter(|n| *n > sp.schema)
-                .collect(),
-            _ => Vec::new(),
-        };
-        let pv = PackageVerdict {
-            name: name.clone(),
-            kind: sp.kind,
-            severity: verdict.severity(),
-            verdict,
-            site_schema: Some(sp.schema),
-            target_schema: tp.map(|t| t.schema()),
-            current_version: Some(current_version),
-            target_version: tp.map(|t| t.version.clone()),
-            pending,
-        };
+        }
         match pv.severity {
             Severity::Error => errors.push(pv.describe()),
             Severity::Warning => warnings.push(pv.describe()),
@@ -259,6 +360,80 @@ pub fn compare(
     }
 }
 
+/// One package's verdict: `sp` as the site has it, `tp` on the target, `cp`
+/// on the site's current codebase.
+fn verdict(
+    name: &PackageName,
+    sp: &SitePackage,
+    ran: &[String],
+    hidden: bool,
+    tp: Option<&Package>,
+    cp: Option<&Package>,
+) -> PackageVerdict {
+    let current_version = cp
+        .map(|p| p.version.clone())
+        .unwrap_or_else(|| sp.version.clone());
+    // Post-updates the site ran that the target neither has nor removed.
+    let unknown_post_updates: Vec<String> = match tp {
+        Some(t) if sp.enabled => ran
+            .iter()
+            .filter(|u| {
+                t.post_updates.binary_search(u).is_err()
+                    && t.removed_post_updates.binary_search(u).is_err()
+            })
+            .cloned()
+            .collect(),
+        _ => Vec::new(),
+    };
+    let verdict = match tp {
+        _ if !sp.enabled => Verdict::Disabled,
+        None => Verdict::Missing,
+        Some(t) if t.schema() < sp.schema || !unknown_post_updates.is_empty() => {
+            Verdict::SchemaDowngrade
+        }
+        Some(t) if t.last_removed.is_some_and(|lr| lr > sp.schema) => Verdict::UpdatesRemoved,
+        Some(t) if t.schema() > sp.schema || t.post_updates.iter().any(|p| !ran.contains(p)) => {
+            Verdict::Upgrade
+        }
+        Some(t) if t.version.is_older_than(&current_version) => Verdict::VersionDowngrade,
+        Some(_) => Verdict::Same,
+    };
+    let (pending, pending_post_updates) = match (&verdict, tp) {
+        (Verdict::Upgrade, Some(t)) => (
+            t.updates
+                .iter()
+                .copied()
+                .filter(|n| *n > sp.schema)
+                .collect(),
+            t.post_updates
+                .iter()
+                .filter(|p| !ran.contains(p))
+                .cloned()
+                .collect(),
+        ),
+        _ => (Vec::new(), Vec::new()),
+    };
+    let severity = match verdict {
+        // A hidden extension is listed, never reported missing.
+        Verdict::Missing if hidden => Severity::Ok,
+        v => v.severity(),
+    };
+    PackageVerdict {
+        name: name.clone(),
+        kind: sp.kind,
+        severity,
+        verdict,
+        site_schema: Some(sp.schema),
+        target_schema: tp.map(|t| t.schema()),
+        current_version: Some(current_version),
+        target_version: tp.map(|t| t.version.clone()),
+        pending,
+        last_removed: tp.and_then(|t| t.last_removed),
+        pending_post_updates,
+        unknown_post_updates,
+    }
+}
+
 /// The packages a fresh install of `profile` on `codebase` would record, as
 /// if observed on the site: used to compare a clone of a site that is not
 /// installed yet, and to list what a `create` installs.
@@ -271,15 +446,13 @@ pub fn fresh_install(
         .into_iter()
         .filter_map(|n| {
             codebase.packages.get(&n).map(|p| {
-                (
-                    n.clone(),
-                    SitePackage {
-                        kind: p.kind,
-                        enabled: true,
-                        version: p.version.clone(),
-                        schema: p.schema(),
-                    },
-                )
+                let sp = SitePackage {
+                    kind: p.kind,
+                    enabled: true,
+                    version: p.version.clone(),
+                    schema: p.schema(),
+                };
+                (n.clone(), sp)
             })
         })
         .collect())
@@ -304,6 +477,9 @@ pub fn install_verdicts(
             current_version: None,
             target_version: Some(p.version.clone()),
             pending: Vec::new(),
+            last_removed: p.last_removed,
+            pending_post_updates: Vec::new(),
+            unknown_post_updates: Vec::new(),
         })
         .collect())
 }
@@ -314,7 +490,6 @@ mod tests {
     //! a `views` module, a disabled `old` module and the `standard` profile,
     //! compared with four targets. A: error, B: warning, C: same, D: upgrade.
     use super::*;
-    use crate::codebase::Package;
 
     fn n(s: &str) -> PackageName {
         PackageName::new(s).unwrap()
@@ -323,25 +498,19 @@ mod tests {
         semver::Version::parse(s).unwrap()
     }
     fn pkg(name: &str, kind: PackageKind, version: &str, schema: u32) -> Package {
-        Package {
-            name: n(name),
-            kind,
-            version: ver(version),
-            depends: vec![],
-            install: vec![],
-            updates: (1..=schema).collect(),
-        }
+        Package::embedded(n(name), kind, ver(version), (1..=schema).collect())
     }
     fn codebase(pkgs: Vec<Package>) -> Codebase {
         Codebase {
             packages: pkgs.into_iter().map(|p| (p.name.clone(), p)).collect(),
+            drupal: None,
         }
     }
     fn site() -> BTreeMap<PackageName, SitePackage> {
         let sp = |kind, v: &str, schema, enabled| SitePackage {
             kind,
             enabled,
-            version: ver(v),
+            version: Version::Semver(ver(v)),
             schema,
         };
         BTreeMap::from([
@@ -373,7 +542,6 @@ mod tests {
             .find(|p| p.name.as_str() == name)
             .unwrap()
             .verdict
-            .clone()
     }
 
     #[test]

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::codebase::Codebase;
-use crate::compat::SitePackage;
+use crate::compat::{SiteExtras, SitePackage};
 use crate::names::{Domain, Name, PackageName, PlatformName, SiteName};
 use crate::render::SiteConfig;
 
@@ -36,6 +36,9 @@ pub struct ObservedSite {
     pub server: Name,
     /// Its packages, from its database's `system` table.
     pub packages: BTreeMap<PackageName, SitePackage>,
+    /// A Drupal site's post-updates and hidden extensions.
+    #[serde(default, skip_serializing_if = "SiteExtras::is_empty")]
+    pub drupal: SiteExtras,
     /// Whether it is in maintenance mode.
     pub maintenance: bool,
     /// Ways the site differs from what hoist wrote (a vhost edited by hand,

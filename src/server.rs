@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::codebase::Codebase;
 use crate::db::{Credentials, DbError, SqliteServer};
 use crate::driver::{DbServer, Drivers, WebServer, Which};
 use crate::fsutil;
@@ -337,7 +336,7 @@ impl LocalServer {
         let text = std::fs::read_to_string(&rec_path).map_err(io_err(&rec_path))?;
         let rec: PlatformRecord = crate::yaml::from_str(&text)
             .map_err(|e| ServerError::Invalid(e.at(&rec_path.display().to_string())))?;
-        let codebase = Codebase::scan(&dir, &dir).map_err(|d| {
+        let codebase = crate::kind::detect_and_scan(&dir, &dir, None).map_err(|d| {
             ServerError::Invalid(
                 d.iter()
                     .map(|d| d.to_string())
@@ -381,36 +380,53 @@ impl LocalServer {
             Ok(Some(_)) => drift.push("its vhost was edited by hand".into()),
             Ok(None) | Err(_) => drift.push("its vhost is missing".into()),
         }
-        let (packages, maintenance) = if settings.database.driver == render::DbDriver::Sqlite {
-            // Read-only: observing never creates or changes a file.
-            let db = self
-                .db
-                .open_read_only(&settings.database.name, &Self::credentials(&settings))?;
-            let m = db.variable("maintenance_mode")?;
-            (db.system()?, m)
-        } else {
-            let login = crate::driver::Login {
-                database: settings.database.name.clone(),
-                user: settings.database.user.clone(),
-                password: settings.database.password.clone(),
+        // The platform's kind tells how the site's database is read: one
+        // small file, not a scan of the codebase.
+        let pdir = self.platform_dir(platform);
+        let core =
+            crate::drupal::detect(&pdir, &pdir).map_err(|d| ServerError::Invalid(d.to_string()))?;
+        let (packages, drupal, maintenance) =
+            if settings.database.driver == render::DbDriver::Sqlite {
+                // Read-only: observing never creates or changes a file.
+                let db = self
+                    .db
+                    .open_read_only(&settings.database.name, &Self::credentials(&settings))?;
+                match core {
+                    Some(core) => {
+                        let st = db.drupal_state(core.generation)?;
+                        let (rows, extras) = crate::drupal::model::site_packages(&st)
+                            .map_err(ServerError::Invalid)?;
+                        (rows, extras, db.drupal_maintenance(core.generation)?)
+                    }
+                    None => (
+                        db.system()?,
+                        Default::default(),
+                        db.variable("maintenance_mode")?.as_deref() == Some("1"),
+                    ),
+                }
+            } else {
+                if core.is_some() {
+                    return Err(ServerError::Invalid(
+                        "a Drupal site on a mysql database server cannot be observed yet".into(),
+                    ));
+                }
+                let login = crate::driver::Login {
+                    database: settings.database.name.clone(),
+                    user: settings.database.user.clone(),
+                    password: settings.database.password.clone(),
+                };
+                let server = self.db_server(&settings.database.server)?;
+                let invalid = |e: crate::driver::DriverError| ServerError::Invalid(e.to_string());
+                let mut db = server.open(&login, false).map_err(invalid)?;
+                let m = db.variable("maintenance_mode").map_err(invalid)?;
+                let p = db.system().map_err(invalid)?;
+                (p, Default::default(), m.as_deref() == Some("1"))
             };
-            let server = self.db_server(&settings.database.server)?;
-            let mut db = server
-                .open(&login, false)
-                .map_err(|e| ServerError::Invalid(e.to_string()))?;
-            let m = db
-                .variable("maintenance_mode")
-                .map_err(|e| ServerError::Invalid(e.to_string()))?;
-            let p = db
-                .system()
-                .map_err(|e| ServerError::Invalid(e.to_string()))?;
-            (p, m)
-        };
-        let maintenance = maintenance.as_deref() == Some("1");
         Ok(ObservedSite {
             config: cfg,
             server: self.name.clone(),
             packages,
+            drupal,
             maintenance,
             drift,
         })

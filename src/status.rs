@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::codebase::{Codebase, Package, PackageKind};
-use crate::compat::SitePackage;
+use crate::codebase::{Codebase, DrupalCore, Package, PackageKind};
+use crate::compat::{SiteExtras, SitePackage};
 use crate::diag::Diagnostic;
 use crate::fsutil;
 use crate::gitops::{self, GitError, Pushed, STATUS_DIR};
@@ -26,6 +26,7 @@ use crate::plan::{self, Endpoint, Mode, Plan, PlanOptions, PlatformAction, SiteA
 use crate::render::SiteConfig;
 use crate::server::Servers;
 use crate::task::{self, TaskKind, TaskRecord, TaskResult};
+use crate::version::Version;
 
 /// Whether a site or platform is where the inventory says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -216,6 +217,9 @@ pub struct ObservedSiteStatus {
     pub drift: Vec<String>,
     /// Its packages.
     pub packages: BTreeMap<PackageName, SitePackage>,
+    /// A Drupal site's post-updates and hidden extensions.
+    #[serde(default, skip_serializing_if = "SiteExtras::is_empty")]
+    pub drupal: SiteExtras,
 }
 
 /// `status/sites/<name>.yaml`.
@@ -250,7 +254,7 @@ pub struct PlatformPackage {
     /// Module, theme, profile or library.
     pub kind: PackageKind,
     /// Its version.
-    pub version: semver::Version,
+    pub version: Version,
     /// Its schema version (the highest update), for people reading.
     pub schema: u32,
     /// What it depends on.
@@ -262,6 +266,28 @@ pub struct PlatformPackage {
     /// Its update numbers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub updates: Vec<u32>,
+    /// Drupal: the schema a fresh install records, when above the updates.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub min_schema: u32,
+    /// Drupal: hidden in its info file.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hidden: bool,
+    /// Drupal: what `hook_update_last_removed()` returns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_removed: Option<u32>,
+    /// Drupal: why `hook_update_last_removed()` could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_removed_unreadable: Option<String>,
+    /// Drupal 8+: its post-updates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post_updates: Vec<String>,
+    /// Drupal 8+: the post-updates it removed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_post_updates: Vec<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A platform as observed.
@@ -276,6 +302,9 @@ pub struct ObservedPlatformStatus {
     pub source_hash: String,
     /// Its packages.
     pub packages: BTreeMap<PackageName, PlatformPackage>,
+    /// A Drupal platform's core.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drupal: Option<DrupalCore>,
 }
 
 /// `status/platforms/<name>.yaml`.
@@ -326,6 +355,7 @@ fn observed_site(o: &ObservedSite) -> ObservedSiteStatus {
         maintenance: o.maintenance,
         drift: o.drift.clone(),
         packages: o.packages.clone(),
+        drupal: o.drupal.clone(),
     }
 }
 
@@ -348,10 +378,17 @@ fn observed_platform(o: &ObservedPlatform) -> ObservedPlatformStatus {
                         depends: p.depends.clone(),
                         install: p.install.clone(),
                         updates: p.updates.clone(),
+                        min_schema: p.min_schema,
+                        hidden: p.hidden,
+                        last_removed: p.last_removed,
+                        last_removed_unreadable: p.last_removed_unreadable.clone(),
+                        post_updates: p.post_updates.clone(),
+                        removed_post_updates: p.removed_post_updates.clone(),
                     },
                 )
             })
             .collect(),
+        drupal: o.codebase.drupal.clone(),
     }
 }
 
@@ -527,6 +564,7 @@ impl StatusSet {
                     },
                     server: o.server.clone(),
                     packages: o.packages.clone(),
+                    drupal: o.drupal.clone(),
                     maintenance: o.maintenance,
                     drift: o.drift.clone(),
                 },
@@ -547,6 +585,12 @@ impl StatusSet {
                             depends: p.depends.clone(),
                             install: p.install.clone(),
                             updates: p.updates.clone(),
+                            min_schema: p.min_schema,
+                            hidden: p.hidden,
+                            last_removed: p.last_removed,
+                            last_removed_unreadable: p.last_removed_unreadable.clone(),
+                            post_updates: p.post_updates.clone(),
+                            removed_post_updates: p.removed_post_updates.clone(),
                         },
                     )
                 })
@@ -558,7 +602,10 @@ impl StatusSet {
                     server: o.server.clone(),
                     source: o.source.clone(),
                     source_hash: o.source_hash.clone(),
-                    codebase: Codebase { packages },
+                    codebase: Codebase {
+                        packages,
+                        drupal: o.drupal.clone(),
+                    },
                 },
             );
         }
@@ -904,7 +951,7 @@ mod tests {
             SitePackage {
                 kind: PackageKind::Module,
                 enabled: true,
-                version: semver::Version::new(1, 1, 0),
+                version: semver::Version::new(1, 1, 0).into(),
                 schema: 3,
             },
         );
@@ -925,6 +972,7 @@ mod tests {
                 },
                 server: n("local"),
                 packages: pk,
+                drupal: Default::default(),
                 maintenance: false,
                 drift: vec!["its vhost is missing".into()],
             },
@@ -932,14 +980,12 @@ mod tests {
         let mut cb = Codebase::default();
         cb.packages.insert(
             PackageName::new("core").unwrap(),
-            Package {
-                name: PackageName::new("core").unwrap(),
-                kind: PackageKind::Module,
-                version: semver::Version::new(1, 1, 0),
-                depends: vec![],
-                install: vec![],
-                updates: vec![1, 2, 3],
-            },
+            Package::embedded(
+                PackageName::new("core").unwrap(),
+                PackageKind::Module,
+                semver::Version::new(1, 1, 0),
+                vec![1, 2, 3],
+            ),
         );
         a.platforms.insert(
             n("shop-1-1"),

@@ -237,7 +237,8 @@ fn sources_that_leave_the_inventory_or_are_not_supported() {
     );
     has(
         &e,
-        "platforms/b.yaml:1:17: /etc must be a relative path inside the inventory",
+        // Spec 2 allows an absolute source for a drupal platform only.
+        "platforms/b.yaml:1:17: /etc is outside the inventory: only a drupal platform's source may be an absolute path",
     );
     has(
         &e,

@@ -188,6 +188,12 @@ pub fn status_set(root: &Path, shape: &Shape, stamp: u32) -> StatusSet {
                         .map(|d| PackageName::new(d).unwrap())
                         .collect(),
                     updates,
+                    min_schema: 0,
+                    hidden: false,
+                    last_removed: None,
+                    last_removed_unreadable: None,
+                    post_updates: vec![],
+                    removed_post_updates: vec![],
                 },
             );
         };
@@ -216,6 +222,7 @@ pub fn status_set(root: &Path, shape: &Shape, stamp: u32) -> StatusSet {
                     source: format!("path codebases/{name}"),
                     source_hash: hoist::codebase::tree_hash(&dir).unwrap(),
                     packages,
+                    drupal: None,
                 }),
                 errors: vec![],
                 warnings: vec![],
@@ -277,6 +284,7 @@ pub fn status_set(root: &Path, shape: &Shape, stamp: u32) -> StatusSet {
                     maintenance: false,
                     drift: vec![],
                     packages,
+                    drupal: Default::default(),
                 }),
                 errors: vec![],
                 warnings: vec![],

@@ -9,6 +9,7 @@
 //! ([`dump`]).
 
 mod confine;
+mod drupal;
 mod dump;
 mod load;
 mod split;
@@ -615,7 +616,7 @@ impl SiteDb {
                 SitePackage {
                     kind,
                     enabled: enabled != 0,
-                    version,
+                    version: version.into(),
                     schema,
                 },
             );

@@ -274,7 +274,7 @@ impl SiteConn for MysqlConn<'_> {
                 SitePackage {
                     kind,
                     enabled: enabled != "0",
-                    version,
+                    version: version.into(),
                     schema,
                 },
             );

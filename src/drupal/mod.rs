@@ -24,6 +24,7 @@
 
 pub mod compat;
 pub mod info;
+pub mod model;
 pub mod php;
 pub mod runner;
 pub mod scan;

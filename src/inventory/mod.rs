@@ -412,6 +412,9 @@ pub enum Sources {
     /// blocks it and the sites that would move onto it, unless the servers
     /// (or status files) already know it.
     MayBeUnknown,
+    /// As [`Sources::MayBeUnknown`], and an absolute source (outside the
+    /// inventory) is not read either: what an offline plan reads.
+    InsideOnly,
 }
 
 /// Loads and checks the inventory in `root`, every source required. On any
@@ -465,7 +468,7 @@ pub fn load_with(root: &Path, sources: Sources) -> Result<Inventory, Diagnostics
                 ),
             ));
         }
-        let codebase = read_source(root, &pf.source, shown, &doc, sources, &mut diags);
+        let codebase = read_source(root, &pf.source, pf.kind, shown, &doc, sources, &mut diags);
         let spec = PlatformSpec {
             name: name.clone(),
             source: pf.source,
@@ -688,9 +691,11 @@ pub fn inside(root: &Path, rel: &Path) -> Result<PathBuf, String> {
     Ok(full)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn read_source(
     root: &Path,
     source: &Source,
+    declared: Option<AppKindName>,
     shown: &Path,
     doc: &document::Document,
     sources: Sources,
@@ -702,9 +707,25 @@ fn read_source(
     };
     match source {
         Source::Path { path } => {
-            let dir = match inside(root, path) {
-                Ok(d) => d,
-                Err(m) => return fail("/source/path", m),
+            let absolute = path.is_absolute();
+            let dir = if absolute {
+                if sources == Sources::InsideOnly {
+                    // Not an error of the inventory: the plan falls back on
+                    // what the status files recorded of the platform.
+                    return Err(format!(
+                        "an offline plan reads only sources inside the inventory, and {} is outside it",
+                        path.display()
+                    ));
+                }
+                match outside(path) {
+                    Ok(d) => d,
+                    Err(m) => return fail("/source/path", m),
+                }
+            } else {
+                match inside(root, path) {
+                    Ok(d) => d,
+                    Err(m) => return fail("/source/path", m),
+                }
             };
             if !dir.is_dir() {
                 return fail(
@@ -712,12 +733,27 @@ fn read_source(
                     format!("source directory {} does not exist", path.display()),
                 );
             }
-            // One walk gives the source hash and what the scan reads.
-            let walk = crate::codebase::Walk::new(&dir).map_err(|e| e.to_string());
-            let scanned = match &walk {
-                Ok(w) => Codebase::scan_walked(w, path),
-                Err(_) => Codebase::scan(&dir, path),
+            let kind = match crate::kind::detect(&dir, path, declared) {
+                Ok(k) => k,
+                Err(d) => {
+                    let msg = d.to_string();
+                    diags.push(d);
+                    return Err(msg);
+                }
             };
+            if absolute && kind != AppKindName::Drupal {
+                return fail(
+                    "/source/path",
+                    format!(
+                        "{} is outside the inventory: only a drupal platform's source may be an absolute path; put an embedded codebase inside the inventory",
+                        path.display()
+                    ),
+                );
+            }
+            // One walk gives the source hash and what an embedded scan
+            // reads; a Drupal tree is scanned once more by its own rules.
+            let walk = crate::codebase::Walk::new(&dir).map_err(|e| e.to_string());
+            let scanned = crate::kind::scan(&dir, path, kind, walk.as_ref().ok());
             match scanned {
                 Ok(codebase) => Ok(SourceCodebase {
                     dir,
@@ -740,9 +776,25 @@ fn read_source(
                 format!("{kind} sources are not supported yet: use `source: {{ path: DIR }}`");
             match sources {
                 Sources::Required => fail(ptr, msg),
-                Sources::MayBeUnknown => Err(msg),
+                Sources::MayBeUnknown | Sources::InsideOnly => Err(msg),
             }
         }
+    }
+}
+
+/// Checks an absolute source path: no `..`, and not a symlink itself (the
+/// scan follows none inside it either), so the tree read is the one named.
+fn outside(path: &Path) -> Result<PathBuf, String> {
+    use std::path::Component;
+    if path.components().any(|c| c == Component::ParentDir) {
+        return Err(format!("{} must not contain `..`", path.display()));
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(format!(
+            "{} is a symlink: name the directory it points to",
+            path.display()
+        )),
+        _ => Ok(path.to_path_buf()),
     }
 }
 

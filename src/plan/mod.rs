@@ -19,6 +19,24 @@ use crate::render::{self, SiteConfig};
 /// The version of the JSON plan format.
 pub const FORMAT_VERSION: u32 = 1;
 
+/// Why a task on a Drupal 8+ platform or site is refused (spec 3b).
+pub const DRUPAL8_APPLY: &str =
+    "apply for Drupal 8 and later needs drush: not supported yet (plan, compare and status work)";
+
+/// Why a task on a Drupal 7 platform or site is refused, until the Drupal 7
+/// runner is wired into the pipeline.
+pub const DRUPAL7_APPLY: &str =
+    "apply for Drupal 7 is not wired into the pipeline yet: nothing is changed (plan, compare and status work)";
+
+/// Why apply refuses to act on `cb`, a Drupal codebase; none for embedded.
+pub fn drupal_apply_refusal(cb: &Codebase) -> Option<&'static str> {
+    let core = cb.drupal.as_ref()?;
+    Some(match core.generation() {
+        crate::drupal::Generation::Drupal7 => DRUPAL7_APPLY,
+        crate::drupal::Generation::Drupal8Plus => DRUPAL8_APPLY,
+    })
+}
+
 /// What happens to a site (spec section 6, fixed names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum SiteAction {
@@ -402,6 +420,7 @@ pub fn plan(inv: &Inventory, actual: &Actual, opts: &PlanOptions) -> Plan {
         });
     }
     check_domain_claims(&mut sites, actual);
+    refuse_drupal_apply(&mut sites, &codebases);
     for s in &mut sites {
         suspend_site(s, inv, actual, opts.now);
     }
@@ -466,6 +485,23 @@ pub fn plan(inv: &Inventory, actual: &Actual, opts: &PlanOptions) -> Plan {
         summary,
         platforms,
         sites,
+    }
+}
+
+/// Blocks every change to a site on, or moving onto, a Drupal platform,
+/// with the reason: apply cannot carry it out yet (spec 3b). The plan still
+/// shows what the change would be, verdicts included.
+fn refuse_drupal_apply(sites: &mut [SitePlan], codebases: &BTreeMap<&PlatformName, &Codebase>) {
+    for s in sites.iter_mut().filter(|s| s.action != SiteAction::Noop) {
+        let ends = s.from.iter().chain(&s.to);
+        let why: BTreeSet<&str> = ends
+            .filter_map(|e| codebases.get(&e.platform))
+            .filter_map(|cb| drupal_apply_refusal(cb))
+            .collect();
+        if !why.is_empty() {
+            s.errors.extend(why.into_iter().map(String::from));
+            s.blocked = true;
+        }
     }
 }
 
@@ -649,8 +685,9 @@ fn plan_existing(
         match codebases.get(&spec.platform) {
             Some(target) => {
                 let current = codebases.get(obs.platform()).copied();
-                let c = compat::compare(
+                let c = compat::compare_with(
                     &obs.packages,
+                    &obs.drupal,
                     &obs.config.profile,
                     current,
                     &spec.platform,
@@ -692,10 +729,11 @@ fn own_platform_check(obs: &ObservedSite, actual: &Actual) -> Option<Comparison>
     let built = &actual.platforms.get(obs.platform())?.codebase;
     // Versions are measured against the site's own record: the platform
     // it lives on is the target.
-    let c = compat::compare(
+    let c = compat::compare_with(
         &obs.packages,
+        &obs.drupal,
         &obs.config.profile,
-        None,
+        Some(built).filter(|b| b.drupal.is_some()),
         obs.platform(),
         built,
     );
@@ -752,13 +790,17 @@ fn plan_new(
         },
         Some(src) => {
             // The source's packages: observed, or what its own install will give.
+            let mut extras = compat::SiteExtras::default();
             let (packages, profile, current): (Result<BTreeMap<_, SitePackage>, String>, _, _) =
                 match actual.sites.get(src) {
-                    Some(o) => (
-                        Ok(o.packages.clone()),
-                        o.config.profile.clone(),
-                        codebases.get(o.platform()).copied(),
-                    ),
+                    Some(o) => {
+                        extras = o.drupal.clone();
+                        (
+                            Ok(o.packages.clone()),
+                            o.config.profile.clone(),
+                            codebases.get(o.platform()).copied(),
+                        )
+                    }
                     None => match inv.sites.get(src) {
                         Some(s) if s.clone_from.is_none() => {
                             let cb = codebases.get(&s.platform).copied();
@@ -784,7 +826,14 @@ fn plan_new(
                             spec.profile
                         ));
                     }
-                    let c = compat::compare(&pk, &profile, current, &spec.platform, target);
+                    let c = compat::compare_with(
+                        &pk,
+                        &extras,
+                        &profile,
+                        current,
+                        &spec.platform,
+                        target,
+                    );
                     comparison_result(&mut p, c);
                 }
                 Err(e) => p.errors.push(e),
@@ -946,6 +995,16 @@ fn plan_platforms(
                 }
             }
         }
+        if p.action == PlatformAction::Build {
+            if let Some(why) = spec
+                .codebase
+                .as_ref()
+                .ok()
+                .and_then(|src| drupal_apply_refusal(&src.codebase))
+            {
+                p.errors.push(why.to_string());
+            }
+        }
         suspend_platform(&mut p, inv, opts.now);
         p.blocked = !p.errors.is_empty();
         out.push(p);
@@ -1025,27 +1084,26 @@ mod tests {
 
     /// A codebase with `core` at `core_schema` and the `standard` profile.
     fn codebase(core_version: &str, core_schema: u32) -> Codebase {
-        let core = Package {
-            name: pk("core"),
-            kind: PackageKind::Library,
-            version: semver::Version::parse(core_version).unwrap(),
-            depends: vec![],
-            install: vec![],
-            updates: (1..=core_schema).collect(),
-        };
-        let standard = Package {
-            name: pk("standard"),
-            kind: PackageKind::Profile,
-            version: semver::Version::new(1, 0, 0),
-            depends: vec![pk("core")],
-            install: vec![pk("core")],
-            updates: vec![],
-        };
+        let core = Package::embedded(
+            pk("core"),
+            PackageKind::Library,
+            semver::Version::parse(core_version).unwrap(),
+            (1..=core_schema).collect(),
+        );
+        let mut standard = Package::embedded(
+            pk("standard"),
+            PackageKind::Profile,
+            semver::Version::new(1, 0, 0),
+            vec![],
+        );
+        standard.depends = vec![pk("core")];
+        standard.install = vec![pk("core")];
         Codebase {
             packages: [core, standard]
                 .into_iter()
                 .map(|p| (p.name.clone(), p))
                 .collect(),
+            drupal: None,
         }
     }
 
@@ -1139,6 +1197,7 @@ mod tests {
                     },
                     server: n("local"),
                     packages,
+                    drupal: Default::default(),
                     maintenance: false,
                     drift: vec![],
                 },
@@ -1214,7 +1273,7 @@ mod tests {
             .find(|v| v.name.as_str() == "core")
             .unwrap();
         assert_eq!(
-            (core.verdict.clone(), core.pending.clone()),
+            (core.verdict, core.pending.clone()),
             (compat::Verdict::Upgrade, vec![2, 3])
         );
         assert_eq!(a.from.as_ref().unwrap().platform.as_str(), "v1");
@@ -1427,7 +1486,7 @@ mod tests {
             compat::SitePackage {
                 kind: PackageKind::Module,
                 enabled: true,
-                version: semver::Version::new(1, 0, 0),
+                version: semver::Version::new(1, 0, 0).into(),
                 schema: 0,
             },
         );
@@ -1464,7 +1523,7 @@ mod tests {
         assert_eq!(a.from, a.to, "it stays where it is");
         let core = a.packages.iter().find(|v| v.name == pk("core")).unwrap();
         assert_eq!(
-            (core.verdict.clone(), core.pending.clone()),
+            (core.verdict, core.pending.clone()),
             (compat::Verdict::Upgrade, vec![2, 3])
         );
         assert_eq!(
