@@ -673,6 +673,7 @@ fn cmd_apply(
         println!("Nothing was changed.");
         return Ok(EXIT_ERROR);
     }
+    preflight(&inv, &servers)?;
     let opts = ApplyOptions {
         parallel: inv.settings.policy.parallel,
         progress: std::io::stderr().is_terminal(),
@@ -1032,6 +1033,25 @@ fn cmd_log(cli: &Cli, id: &str) -> Result<u8> {
         }
     }
     bail!(err.unwrap_or_else(|| format!("no task {id:?}")))
+}
+
+/// Refuses an apply whose database servers cannot be reached with their
+/// admin login, before any task starts.
+fn preflight(inv: &Inventory, servers: &Servers) -> anyhow::Result<()> {
+    let used: Vec<&Name> = inv.sites.values().map(|s| &s.database).collect();
+    let failed: Vec<String> = servers
+        .by_name
+        .values()
+        .flat_map(|srv| srv.drivers().preflight(used.iter().copied()))
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        bail!(
+            "{}\nNothing was changed: hoist checks every database server before it starts.",
+            failed.join("\n")
+        )
+    }
 }
 
 fn print_outcome(t: &apply::TaskOutcome) {

@@ -93,6 +93,11 @@ impl LocalServer {
         }
     }
 
+    /// Its drivers.
+    pub fn drivers(&self) -> &Drivers {
+        &self.drivers
+    }
+
     /// Its web server.
     pub fn web(&self) -> &dyn WebServer {
         self.drivers.web.as_ref()

@@ -117,6 +117,26 @@ fn the_example_is_served_migrated_and_rolled_back_on_a_real_stack() {
         )
     };
 
+    // A wrong admin password: refused before anything changes.
+    let good = std::fs::read(&db.admin_password_file).unwrap();
+    std::fs::write(&db.admin_password_file, b"not-the-password\n").unwrap();
+    let (code, out) = hoist(&["apply", "--yes"]);
+    std::fs::write(&db.admin_password_file, &good).unwrap();
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("database server maria") && out.contains("Nothing was changed"),
+        "{out}"
+    );
+    assert!(
+        !f.inv().join(".hoist-host/platforms").exists(),
+        "nothing built"
+    );
+    assert_eq!(
+        std::fs::read_dir(&nginx.conf_dir).unwrap().count(),
+        0,
+        "no vhost"
+    );
+
     // Install: every site is served by its platform's code, reading its
     // own MariaDB database.
     let (code, out) = hoist(&["apply", "--yes"]);

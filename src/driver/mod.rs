@@ -88,6 +88,22 @@ impl Drivers {
         Drivers { web, dbs }
     }
 
+    /// Connects to each of the database servers `names` as its admin
+    /// would (a listing of databases): what an apply asks before it changes
+    /// anything, so an unreachable server or a wrong admin password stops
+    /// it with every server root untouched. Each failure names its server.
+    pub fn preflight<'a>(&self, names: impl IntoIterator<Item = &'a Name>) -> Vec<String> {
+        let mut seen = std::collections::BTreeSet::new();
+        names
+            .into_iter()
+            .filter(|n| seen.insert(*n))
+            .filter_map(|n| match self.db(n).and_then(|d| d.list().map(|_| ())) {
+                Ok(()) => None,
+                Err(e) => Some(format!("database server {n}: {e}")),
+            })
+            .collect()
+    }
+
     /// The database server `name`.
     pub fn db(&self, name: &Name) -> Result<&dyn DbServer, DriverError> {
         match self.dbs.get(name) {
