@@ -964,6 +964,7 @@ mod tests {
             config: None,
             observed: None,
             suspended: None,
+            wave: None,
         }
     }
 
@@ -990,6 +991,7 @@ mod tests {
                 errors: vec![],
                 warnings: vec![],
                 suspended: None,
+                wave: None,
             }],
             sites,
         }
