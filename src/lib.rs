@@ -35,6 +35,7 @@ pub mod observe;
 pub mod par;
 pub mod plan;
 pub mod render;
+pub mod rollout_record;
 pub mod server;
 pub mod status;
 pub mod task;

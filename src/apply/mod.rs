@@ -287,11 +287,28 @@ pub fn apply_gated(
         halted = Some(halt);
         break;
     }
-    if rollout_cfg.is_some() {
-        report.lock().expect("report lock").rollout = Some(rollout::RolloutReport {
+    if rollout_cfg.is_some() && total > 0 {
+        let r = rollout::RolloutReport {
             waves: report_waves,
             halted: halted.clone(),
-        });
+        };
+        crate::rollout_record::write(
+            servers,
+            &crate::rollout_record::RolloutRecord {
+                commit: opts.commit.clone(),
+                at: crate::task::now(),
+                report: r.clone(),
+            },
+        );
+        crate::metrics::global().set_rollout_halted(halted.is_some());
+        if let Some(h) = &halted {
+            crate::notify::rollout_halted(
+                &inv.settings.notify,
+                &h.describe(),
+                opts.commit.as_deref(),
+            );
+        }
+        report.lock().expect("report lock").rollout = Some(r);
     }
 
     for p in &deletes {
