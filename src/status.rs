@@ -240,7 +240,7 @@ pub struct SiteStatus {
     pub last_task: Option<LastTask>,
     /// Set when the last rollout halted and this site was part of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rollout: Option<SiteRollout>,
+    pub rollout: Option<Box<SiteRollout>>,
 }
 
 /// A site's part in a halted rollout (spec section 9).
@@ -517,20 +517,20 @@ impl StatusSet {
                 if st.rollout.is_some() {
                     continue;
                 }
-                st.rollout = Some(SiteRollout {
+                st.rollout = Some(Box::new(SiteRollout {
                     state: "halted".into(),
                     commit: rec.commit.clone(),
                     halted_wave: h.wave.clone(),
                     site: what.into(),
                     reason: h.describe(),
-                });
+                }));
             }
         }
     }
 
     /// The halt the status files record, if any: (wave, commit, reason).
     pub fn halt(&self) -> Option<&SiteRollout> {
-        self.sites.values().find_map(|s| s.rollout.as_ref())
+        self.sites.values().find_map(|s| s.rollout.as_deref())
     }
 
     /// Keeps the inventory commit of every status that `prev` already
@@ -1052,7 +1052,6 @@ mod tests {
                 errors: vec![],
                 warnings: vec![],
                 suspended: None,
-                wave: None,
             }],
             sites,
         }

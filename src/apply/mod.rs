@@ -409,48 +409,45 @@ fn put_back(
 ) -> Vec<(crate::names::SiteName, Option<TaskOutcome>)> {
     let out = Mutex::new(Vec::new());
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let work = || loop {
-        let Some((s, o)) = succeeded
-            .get(next.fetch_add(1, Ordering::SeqCst))
-            .map(|p| *p)
-        else {
-            break;
-        };
-        let kind = match s.action {
-            SiteAction::Migrate => TaskKind::Migrate,
-            SiteAction::Rename => TaskKind::Rename,
-            SiteAction::MigrateRename => TaskKind::MigrateRename,
-            _ => TaskKind::Verify,
-        };
-        let back = match (&o.id, rollback::can_put_back(kind)) {
-            (Some(id), true) => {
-                let what = format!("rollback {}", s.name);
-                progress.started(&what);
-                let started = std::time::Instant::now();
-                let b = rollback::run(s, id, inv, servers, opts).unwrap_or_else(|e| TaskOutcome {
-                    id: None,
-                    what,
-                    result: TaskResult::Failed,
-                    message: Some(e.to_string()),
-                });
-                record(
-                    b.clone(),
-                    Done {
-                        kind: "rollback",
-                        site: Some(s),
-                        started,
-                    },
-                );
-                Some(b)
-            }
-            _ => {
-                tracing::warn!(site = %s.name, "{} cannot be put back automatically: it is left as its task made it", o.what);
-                None
-            }
-        };
-        out.lock()
-            .expect("put back lock")
-            .push((s.name.clone(), back));
+    let work = || {
+        while let Some((s, o)) = succeeded.get(next.fetch_add(1, Ordering::SeqCst)).copied() {
+            let kind = match s.action {
+                SiteAction::Migrate => TaskKind::Migrate,
+                SiteAction::Rename => TaskKind::Rename,
+                SiteAction::MigrateRename => TaskKind::MigrateRename,
+                _ => TaskKind::Verify,
+            };
+            let back = match (&o.id, rollback::can_put_back(kind)) {
+                (Some(id), true) => {
+                    let what = format!("rollback {}", s.name);
+                    progress.started(&what);
+                    let started = std::time::Instant::now();
+                    let b =
+                        rollback::run(s, id, inv, servers, opts).unwrap_or_else(|e| TaskOutcome {
+                            id: None,
+                            what,
+                            result: TaskResult::Failed,
+                            message: Some(e.to_string()),
+                        });
+                    record(
+                        b.clone(),
+                        Done {
+                            kind: "rollback",
+                            site: Some(s),
+                            started,
+                        },
+                    );
+                    Some(b)
+                }
+                _ => {
+                    tracing::warn!(site = %s.name, "{} cannot be put back automatically: it is left as its task made it", o.what);
+                    None
+                }
+            };
+            out.lock()
+                .expect("put back lock")
+                .push((s.name.clone(), back));
+        }
     };
     let workers = opts.parallel.clamp(1, 64);
     std::thread::scope(|scope| {

@@ -322,7 +322,6 @@ mod tests {
                 errors: vec![],
                 warnings: vec![],
                 suspended: None,
-                wave: None,
             }],
             sites,
         }
