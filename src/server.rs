@@ -372,11 +372,14 @@ impl LocalServer {
         if text != render::settings_file(&cfg, &settings.database.password) {
             drift.push("its settings file was edited by hand".to_string());
         }
-        let vpath = self.vhost_path(domain);
-        match std::fs::read_to_string(&vpath) {
-            Ok(v) if v == render::vhost(&cfg) => {}
-            Ok(_) => drift.push("its vhost was edited by hand".into()),
-            Err(_) => drift.push("its vhost is missing".into()),
+        // Through the server's web driver: with nginx the vhost is in its
+        // `conf_dir`, rendered as nginx reads it.
+        let web = self.web();
+        let want = web.render(&cfg, crate::driver::Which::Site).ok();
+        match web.read(domain, crate::driver::Which::Site) {
+            Ok(Some(v)) if Some(&v) == want.as_ref() => {}
+            Ok(Some(_)) => drift.push("its vhost was edited by hand".into()),
+            _ => drift.push("its vhost is missing".into()),
         }
         let db = self
             .db

@@ -1055,7 +1055,9 @@ fn waves(dir: &Path, runs: usize) -> Vec<Row> {
     gen::write_inventory(&plain, &shape, 2);
     for i in 0..shape.sites {
         std::fs::write(
-            plain.join("sites").join(format!("{}.yaml", gen::site_name(i))),
+            plain
+                .join("sites")
+                .join(format!("{}.yaml", gen::site_name(i))),
             gen::site_yaml(i, 0),
         )
         .unwrap();
