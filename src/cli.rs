@@ -700,17 +700,45 @@ fn cmd_apply(
             summary.join(", ")
         }
     );
+    if let Some(h) = report.halted() {
+        print_halt(h);
+    }
     write_status(&inv, &servers)?;
     if opts.cancelled() {
         eprintln!(
             "hoist: interrupted: no new task was started; `hoist apply` carries out the rest"
         );
     }
-    Ok(if report.failed() || plan.blocked() || opts.cancelled() {
-        EXIT_ERROR
-    } else {
-        EXIT_OK
-    })
+    Ok(
+        if report.failed() || report.halted().is_some() || plan.blocked() || opts.cancelled() {
+            EXIT_ERROR
+        } else {
+            EXIT_OK
+        },
+    )
+}
+
+/// Says why and where a rollout halted, and what became of its sites.
+fn print_halt(h: &apply::rollout::Halt) {
+    println!("Rollout HALTED: {}", crate::text::line(&h.describe()));
+    for f in &h.failures {
+        println!("  failed      {}: {}", f.site, crate::text::line(&f.why));
+    }
+    for (s, r) in &h.rolled_back {
+        println!("  put back    {s} ({r})");
+    }
+    for s in &h.left {
+        println!("  left as is  {s}");
+    }
+    if !h.not_started.is_empty() {
+        let names: Vec<&str> = h.not_started.iter().map(|s| s.as_str()).collect();
+        println!(
+            "  not started ({}): {}",
+            names.len(),
+            crate::text::clip(&names.join(", "), 400)
+        );
+    }
+    println!("`hoist watch` does not retry it on this inventory commit; a new commit, or `hoist apply`, does.");
 }
 
 #[allow(clippy::print_literal)] // aligned table headers read best as arguments
@@ -858,7 +886,10 @@ fn cmd_status(cli: &Cli, live: bool) -> Result<u8> {
         print_problems(&actual);
         let plan = make_plan(&inv, &actual, vec![], false, Mode::Live);
         let tasks = status::last_tasks(&servers);
-        let set = status::build(&plan, &actual, &tasks, inv.commit.as_deref());
+        let mut set = status::build(&plan, &actual, &tasks, inv.commit.as_deref());
+        if let Some(rec) = crate::rollout_record::read(&servers) {
+            set.mark_halt(&rec);
+        }
         (plan, set)
     } else {
         let dir = match &cli.git_ref {
@@ -923,6 +954,17 @@ fn cmd_status(cli: &Cli, live: bool) -> Result<u8> {
             ))
             .unwrap_or_else(|| "-".into()),
             last.map(|t| t.shown_result()).unwrap_or_else(|| "-".into()),
+        );
+    }
+    if let Some(h) = set.halt() {
+        println!(
+            "\nRollout HALTED in wave {} (inventory commit {}): {}",
+            text::line(&h.halted_wave),
+            h.commit
+                .as_deref()
+                .map(|c| crate::names::prefix(c, 12))
+                .unwrap_or("-"),
+            text::line(&h.reason)
         );
     }
     Ok(EXIT_OK)

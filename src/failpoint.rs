@@ -10,6 +10,9 @@
 //!   crash, not a polite error);
 //! - `<step>:pause`: the step says so on stderr, then waits until hoist is
 //!   interrupted (SIGINT, SIGTERM) before it does its work.
+//!
+//! `<step>@<site>` fires only in a task of that site (a fleet test fails
+//! chosen sites of a rollout); `<step>` alone fires for every site.
 
 /// Where in a step a failpoint fires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,12 +26,22 @@ pub enum When {
 /// Checks the failpoint of step `name` at `when`.
 #[cfg(feature = "failpoints")]
 pub fn hit(name: &str, when: When) -> Result<(), String> {
+    hit_at(name, None, when)
+}
+
+/// Checks the failpoint of step `name` at `when` in a task of `site`.
+#[cfg(feature = "failpoints")]
+pub fn hit_at(name: &str, site: Option<&str>, when: When) -> Result<(), String> {
     let Ok(spec) = std::env::var("HOIST_FAILPOINT") else {
         return Ok(());
     };
     for one in spec.split(',') {
         let (step, how) = one.split_once(':').unwrap_or((one, "error"));
-        if step != name {
+        let (step, only) = match step.split_once('@') {
+            Some((s, only)) => (s, Some(only)),
+            None => (step, None),
+        };
+        if step != name || only.is_some_and(|o| Some(o) != site) {
             continue;
         }
         match (how, when) {
@@ -46,6 +59,14 @@ pub fn hit(name: &str, when: When) -> Result<(), String> {
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
 pub fn hit(_name: &str, _when: When) -> Result<(), String> {
+    Ok(())
+}
+
+/// Checks the failpoint of step `name` for `site` (disabled build: never
+/// fails).
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn hit_at(_name: &str, _site: Option<&str>, _when: When) -> Result<(), String> {
     Ok(())
 }
 

@@ -36,6 +36,7 @@ pub mod observe;
 pub mod par;
 pub mod plan;
 pub mod render;
+pub mod rollout_record;
 pub mod server;
 pub mod ssh;
 pub mod status;

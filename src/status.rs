@@ -245,6 +245,26 @@ pub struct SiteStatus {
     pub warnings: Vec<String>,
     /// Its last task.
     pub last_task: Option<LastTask>,
+    /// Set when the last rollout halted and this site was part of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Box<SiteRollout>>,
+}
+
+/// A site's part in a halted rollout (spec section 9).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteRollout {
+    /// Always `halted`: a rollout that ended well leaves nothing to say.
+    pub state: String,
+    /// The inventory commit the rollout ran from.
+    pub commit: Option<String>,
+    /// The wave that halted.
+    pub halted_wave: String,
+    /// What became of this site: `failed`, `put-back`, `left-as-is` or
+    /// `not-started`.
+    pub site: String,
+    /// Why the rollout halted.
+    pub reason: String,
 }
 
 /// A package of a built platform.
@@ -440,6 +460,7 @@ fn assemble(
                 errors: s.errors.clone(),
                 warnings: s.warnings.clone(),
                 last_task: last.cloned(),
+                rollout: None,
             },
         );
     }
@@ -505,17 +526,54 @@ pub fn current(inv: &Inventory, recorded: &StatusSet) -> (Plan, StatusSet) {
     for (n, p) in &recorded.platforms {
         last(&mut of_platform, n, &p.last_task);
     }
-    let set = assemble(&plan, &actual, &of_site, &of_platform, |site, n| {
+    let mut set = assemble(&plan, &actual, &of_site, &of_platform, |site, n| {
         if site {
             recorded.sites.get(n)?.inventory_commit.clone()
         } else {
             recorded.platforms.get(n)?.inventory_commit.clone()
         }
     });
+    for (n, s) in &mut set.sites {
+        s.rollout = recorded.sites.get(n).and_then(|r| r.rollout.clone());
+    }
     (plan, set)
 }
 
 impl StatusSet {
+    /// Notes on each site of a halted rollout what became of it.
+    pub fn mark_halt(&mut self, rec: &crate::rollout_record::RolloutRecord) {
+        let Some(h) = &rec.report.halted else {
+            return;
+        };
+        let parts = h
+            .failures
+            .iter()
+            .map(|f| (&f.site, "failed"))
+            .chain(h.rolled_back.iter().map(|(s, _)| (s, "put-back")))
+            .chain(h.left.iter().map(|s| (s, "left-as-is")))
+            .chain(h.not_started.iter().map(|s| (s, "not-started")));
+        for (site, what) in parts {
+            if let Some(st) = self.sites.get_mut(site) {
+                // A failed site also put back (a failed check) says failed.
+                if st.rollout.is_some() {
+                    continue;
+                }
+                st.rollout = Some(Box::new(SiteRollout {
+                    state: "halted".into(),
+                    commit: rec.commit.clone(),
+                    halted_wave: h.wave.clone(),
+                    site: what.into(),
+                    reason: h.describe(),
+                }));
+            }
+        }
+    }
+
+    /// The halt the status files record, if any: (wave, commit, reason).
+    pub fn halt(&self) -> Option<&SiteRollout> {
+        self.sites.values().find_map(|s| s.rollout.as_deref())
+    }
+
     /// Keeps the inventory commit of every status that `prev` already
     /// had apart from that commit: a file then names the commit that last
     /// changed its site or platform, and an inventory commit rewrites only
@@ -908,6 +966,9 @@ pub fn record(inv: &Inventory, servers: &Servers) -> Result<Recorded, StatusErro
     let plan = plan::plan(inv, &actual, &plan_options(inv, Mode::Live));
     let tasks = last_tasks(servers);
     let mut set = build(&plan, &actual, &tasks, inv.commit.as_deref());
+    if let Some(rec) = crate::rollout_record::read(servers) {
+        set.mark_halt(&rec);
+    }
     // Unreadable old status files are simply replaced.
     if let Ok(prev) = read(&inv.root) {
         set.carry_commits(&prev);
@@ -1016,6 +1077,7 @@ mod tests {
             config: None,
             observed: None,
             suspended: None,
+            wave: None,
         }
     }
 

@@ -79,6 +79,9 @@ pub enum TaskKind {
     Backup,
     /// Restore a site from a backup.
     Restore,
+    /// Put a site of a halted rollout wave back where it was before its
+    /// task, from that task's backup (spec section 9).
+    Rollback,
 }
 
 impl TaskKind {
@@ -99,11 +102,12 @@ impl TaskKind {
             TaskKind::Delete => "delete",
             TaskKind::Backup => "backup",
             TaskKind::Restore => "restore",
+            TaskKind::Rollback => "rollback",
         }
     }
 
     /// Every kind.
-    pub const ALL: [TaskKind; 14] = [
+    pub const ALL: [TaskKind; 15] = [
         TaskKind::Build,
         TaskKind::DeletePlatform,
         TaskKind::Install,
@@ -118,6 +122,7 @@ impl TaskKind {
         TaskKind::Delete,
         TaskKind::Backup,
         TaskKind::Restore,
+        TaskKind::Rollback,
     ];
 
     /// The kind as it stands in a task id (`+` is not used in file names).
@@ -197,6 +202,9 @@ pub struct TaskRecord {
     pub backup: Option<String>,
     /// The inventory commit it was applied from.
     pub commit: Option<String>,
+    /// The rollout wave it ran in, when `hoist.yaml` has a `rollout:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wave: Option<String>,
     /// What happened, line by line.
     pub log: Vec<String>,
     /// Set when a later hoist finished or undid the task after it was
@@ -329,6 +337,7 @@ impl TaskRun {
                 steps: vec![],
                 backup: None,
                 commit: None,
+                wave: None,
                 log: vec![],
                 recovered: None,
                 journal: Default::default(),

@@ -86,6 +86,9 @@ pub struct PassOutcome {
     /// The pass could not finish (bad inventory, status not written or
     /// not pushed).
     pub error: bool,
+    /// The rollout halted in this pass, or was held back because it had
+    /// halted on this commit.
+    pub halted: bool,
 }
 
 #[derive(Debug)]
@@ -416,7 +419,21 @@ impl Daemon {
                 .platforms
                 .iter()
                 .any(|p| p.action != PlatformAction::Noop && !p.blocked);
-        if runnable && !self.cancel.load(Ordering::SeqCst) {
+        // A rollout that halted on this commit is not retried: the
+        // failures that halted it would only recur. A new commit is a new
+        // rollout (and `hoist apply` can always be run by hand).
+        let halted = crate::rollout_record::read(&servers)
+            .and_then(|r| r.halted_on(commit.as_deref()).map(|h| h.wave.clone()));
+        if let Some(wave) = halted.as_ref().filter(|_| runnable) {
+            out.halted = true;
+            crate::metrics::global().set_rollout_halted(true);
+            tracing::warn!(
+                commit = commit.as_deref().unwrap_or("-"),
+                wave = %wave,
+                "the rollout of this inventory commit halted in wave {wave}: it is not retried on this commit; push a new commit to roll out again"
+            );
+        }
+        if runnable && halted.is_none() && !self.cancel.load(Ordering::SeqCst) {
             tracing::info!(
                 reason,
                 commit = commit.as_deref().unwrap_or("-"),
@@ -430,6 +447,7 @@ impl Daemon {
                 cancel: Some(self.cancel.clone()),
             };
             let report = apply::apply(&todo, &inv, &servers, &aopts);
+            out.halted = report.halted().is_some();
             let base = Duration::from_secs(inv.settings.watch.interval.max(1));
             for t in &report.tasks {
                 out.tasks += 1;
@@ -692,7 +710,7 @@ async fn run_async(opts: WatchOptions) -> Result<u8, WatchError> {
         if opts.once {
             // Anything blocked or failed is a reason to look: exit 1.
             return Ok(
-                if outcome.error || outcome.failed > 0 || outcome.blocked > 0 {
+                if outcome.error || outcome.failed > 0 || outcome.blocked > 0 || outcome.halted {
                     1
                 } else {
                     0

@@ -14,8 +14,9 @@
 //! migrations, parallel 1 against 2), `status-commit`, `watch`, `restore`
 //! (a site whose database is `--restore-mb` MB, or `HOIST_BENCH_RESTORE_MB`,
 //! 500 by default, of small log rows: loading its dump against
-//! `sqlite3 new.db < dump.sql`), `drupal-scan` (real Drupal trees, see
-//! `drupal.rs`). Data is
+//! `sqlite3 new.db < dump.sql`), `waves` (300 small migrations in three
+//! rollout waves with `bake_s: 0` against the same in one wave),
+//! `drupal-scan` (real Drupal trees, see `drupal.rs`). Data is
 //! generated under a temporary directory (`HOIST_BENCH_DIR` to choose
 //! where) and removed at the end (`--keep` keeps it). Each figure is the
 //! median of `--runs` runs (at least 5 for `parallel` and `watch`); hoist
@@ -233,6 +234,11 @@ fn main() {
         if want("watch") {
             rows.extend(watch(&p2, &dir, a.runs.max(5)));
         }
+        remove_scenario(&dir, a.keep);
+    }
+    if want("waves") {
+        let dir = base.join("waves");
+        rows.extend(waves(&dir, a.runs.max(5)));
         remove_scenario(&dir, a.keep);
     }
     if want("drupal-scan") {
@@ -1015,6 +1021,97 @@ fn parallel(dir: &Path, runs: usize) -> Vec<Row> {
             met: s1 / s2 >= 1.6,
         },
     ]
+}
+
+// ---------------------------------------------------------------------------
+// 300 small site migrations in three rollout waves against one wave
+
+const WAVES_SITES: usize = 300;
+
+/// `rollout:` of the waves scenario: 10%, then 40% of the rest, then the
+/// rest, with no bake (what is measured is the rollout's own cost: the
+/// waits between waves and the health gate).
+const WAVES_ROLLOUT: &str = "rollout:\n  waves:\n    - { name: canary, select: { percent: 10 } }\n    - { name: early, select: { percent: 40 } }\n    - { name: rest }\n  bake_s: 0\n  failure_budget: { max_failed: 0 }\n";
+
+fn move_n(inv: &Path, n: usize, platform: usize) {
+    for i in 0..n {
+        std::fs::write(
+            inv.join("sites")
+                .join(format!("{}.yaml", gen::site_name(i))),
+            gen::site_yaml(i, platform),
+        )
+        .unwrap();
+    }
+    gen::git(inv, &["commit", "-q", "-am", "move"]);
+}
+
+/// 300 small sites on platform 0, twice: `plain` (no rollout) and `waved`
+/// (three waves); each run moves both fleets to the other platform.
+fn waves(dir: &Path, runs: usize) -> Vec<Row> {
+    let logs = logs_dir(dir);
+    let plain = dir.join("plain");
+    let mut shape = SMALL;
+    shape.sites = WAVES_SITES;
+    gen::write_inventory(&plain, &shape, 2);
+    for i in 0..shape.sites {
+        std::fs::write(
+            plain
+                .join("sites")
+                .join(format!("{}.yaml", gen::site_name(i))),
+            gen::site_yaml(i, 0),
+        )
+        .unwrap();
+    }
+    gen::git_init(&plain);
+    let m = hoist_ok(&plain, &["apply", "--yes"], &logs, "waves-install", 0);
+    say(format!(
+        "waves fleet: {} sites installed in {:.1} s",
+        shape.sites,
+        secs(m.wall)
+    ));
+    let waved = dir.join("waved");
+    sh(
+        &format!("cp -a {} {}", plain.display(), waved.display()),
+        &logs,
+        "copy-waved",
+    );
+    std::fs::write(
+        waved.join("hoist.yaml"),
+        format!("{}{WAVES_ROLLOUT}", gen::settings(2)),
+    )
+    .unwrap();
+    gen::git(&waved, &["commit", "-q", "-am", "three waves"]);
+    let (mut wp, mut ww) = (vec![], vec![]);
+    for r in 0..runs {
+        let target = (r + 1) % 2;
+        for (inv, w, name) in [(&plain, &mut wp, "plain"), (&waved, &mut ww, "waved")] {
+            move_n(inv, WAVES_SITES, target);
+            let m = hoist_ok(inv, &["apply", "--yes"], &logs, &format!("{name}-{r}"), 0);
+            let out = std::fs::read_to_string(logs.join(format!("{name}-{r}.out"))).unwrap();
+            assert!(
+                out.contains(&format!("Apply complete: {WAVES_SITES} success")),
+                "{}",
+                tail(&out)
+            );
+            w.push(secs(m.wall));
+            remove(&inv.join(".hoist-host").join("backups"), false);
+        }
+    }
+    say(format!(
+        "300 migrations: one wave {} s, three waves {} s",
+        fmt_runs(&wp),
+        fmt_runs(&ww)
+    ));
+    let (p, w) = (median(&mut wp), median(&mut ww));
+    let more = (w / p - 1.0) * 100.0;
+    vec![Row {
+        scenario: "300 small site migrations in 3 rollout waves, `bake_s: 0` (`hoist apply`, whole command)".into(),
+        hoist: format!("3 waves: {w:.2} s"),
+        baseline: format!("no rollout: {p:.2} s"),
+        ratio: format!("{more:+.1}%"),
+        target: "< +10%".into(),
+        met: more < 10.0,
+    }]
 }
 
 // ---------------------------------------------------------------------------

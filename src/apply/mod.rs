@@ -4,8 +4,12 @@
 
 mod cutover;
 mod recover;
+mod rollback;
+pub mod rollout;
 mod site;
 mod update;
+
+pub use rollout::{HealthGate, WebGate};
 
 pub use recover::{recover, Recovered};
 
@@ -73,12 +77,19 @@ pub struct TaskOutcome {
 pub struct ApplyReport {
     /// Every task, in the order they finished.
     pub tasks: Vec<TaskOutcome>,
+    /// The waves, when `hoist.yaml` has a `rollout:`.
+    pub rollout: Option<rollout::RolloutReport>,
 }
 
 impl ApplyReport {
     /// Whether any task failed.
     pub fn failed(&self) -> bool {
         self.tasks.iter().any(|t| t.result == TaskResult::Failed)
+    }
+
+    /// Why the rollout halted, when it did.
+    pub fn halted(&self) -> Option<&rollout::Halt> {
+        self.rollout.as_ref().and_then(|r| r.halted.as_ref())
     }
 }
 
@@ -92,7 +103,7 @@ impl Progress {
             let b = indicatif::ProgressBar::new(total as u64);
             b.set_style(
                 indicatif::ProgressStyle::with_template(
-                    "{spinner} [{bar:30}] {pos}/{len} {wide_msg}",
+                    "{spinner} {prefix}[{bar:30}] {pos}/{len} {wide_msg}",
                 )
                 .expect("valid template")
                 .progress_chars("=> "),
@@ -105,6 +116,19 @@ impl Progress {
     fn started(&self, what: &str) {
         if let Some(b) = &self.bar {
             b.set_message(what.to_string());
+        }
+    }
+    /// A wave starts: its name, its sites and the budget left, above the
+    /// bar and in its prefix.
+    fn wave(&self, name: &str, sites: &[&SitePlan], left: usize) {
+        if let Some(b) = &self.bar {
+            let names: Vec<&str> = sites.iter().map(|s| s.name.as_str()).collect();
+            b.println(format!(
+                "wave {name}: {} site(s): {} (failure budget left: {left})",
+                sites.len(),
+                crate::text::clip(&names.join(", "), 200)
+            ));
+            b.set_prefix(format!("wave {name} (budget left {left}) "));
         }
     }
     fn finished(&self, o: &TaskOutcome) {
@@ -124,6 +148,18 @@ impl Progress {
 /// run first; site tasks then run up to `opts.parallel` at once; platform
 /// deletions run last, once the sites have left.
 pub fn apply(plan: &Plan, inv: &Inventory, servers: &Servers, opts: &ApplyOptions) -> ApplyReport {
+    apply_gated(plan, inv, servers, opts, &WebGate { inv, servers })
+}
+
+/// [`apply`], with the health checks after each rollout wave asked of
+/// `gate`.
+pub fn apply_gated(
+    plan: &Plan,
+    inv: &Inventory,
+    servers: &Servers,
+    opts: &ApplyOptions,
+    gate: &dyn HealthGate,
+) -> ApplyReport {
     let builds: Vec<&PlatformPlan> = plan
         .platforms
         .iter()
@@ -175,64 +211,110 @@ pub fn apply(plan: &Plan, inv: &Inventory, servers: &Servers, opts: &ApplyOption
         })
         .collect();
 
-    // Creates first, then clones (whose sources may be among the creates),
-    // then everything else: each site is touched by one task only.
-    let mut waves: [Vec<&SitePlan>; 2] = [vec![], vec![]];
-    for s in site_tasks {
-        waves[(s.action == SiteAction::Clone) as usize].push(s);
-    }
-    // Each wave on `parallel` worker threads taking the next task in
-    // order; they borrow the inventory and servers, so starting a task
-    // copies nothing.
-    let workers = opts.parallel.clamp(1, 64);
-    for wave in waves {
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let work = || loop {
-            if opts.cancelled() {
-                break;
-            }
-            let Some(s) = wave.get(next.fetch_add(1, Ordering::SeqCst)) else {
-                break;
-            };
-            let what = format!("{} {}", s.action.as_str(), s.name);
-            if let Some(to) =
-                s.to.as_ref()
-                    .filter(|t| failed_builds.contains(&t.platform))
-            {
-                record(
-                    TaskOutcome {
-                        id: None,
-                        what,
-                        result: TaskResult::Failed,
-                        message: Some(format!("platform {} failed to build", to.platform)),
-                    },
-                    Done::site(s),
-                );
-                continue;
-            }
-            progress.started(&what);
-            let done = Done::site(s);
-            let run = std::panic::AssertUnwindSafe(|| site::run(s, inv, servers, opts, what));
-            record(
-                std::panic::catch_unwind(run).unwrap_or_else(|_| TaskOutcome {
-                    id: None,
-                    what: format!("{} {}", s.action.as_str(), s.name),
-                    result: TaskResult::Failed,
-                    message: Some("the task panicked".into()),
-                }),
-                done,
-            );
+    let rollout_cfg = inv.settings.rollout.as_ref();
+    let waves = rollout::group(plan, rollout_cfg);
+    let total: usize = waves.iter().map(|w| w.sites.len()).sum();
+    let mut budget = rollout::Budget::new(
+        &rollout_cfg
+            .map(|r| r.failure_budget.clone())
+            .unwrap_or_default(),
+        total,
+    );
+    let mut report_waves = Vec::new();
+    let mut halted = None;
+    for (i, wave) in waves.iter().enumerate() {
+        if opts.cancelled() {
+            break;
+        }
+        let name = wave.name.clone().unwrap_or_default();
+        let _span = tracing::info_span!("wave", wave = %name).entered();
+        if rollout_cfg.is_some() {
+            progress.wave(&name, &wave.sites, budget.left());
+            tracing::info!(wave = %name, sites = wave.sites.len(), budget_left = budget.left(), "wave started");
+        }
+        let outcomes = run_sites(
+            &wave.sites,
+            &failed_builds,
+            inv,
+            servers,
+            opts,
+            &progress,
+            &record,
+        );
+        let Some(r) = rollout_cfg else {
+            continue;
         };
-        std::thread::scope(|scope| {
-            for _ in 1..workers.min(wave.len()) {
-                scope.spawn(work);
+        rollout::bake(r.bake_s, || opts.cancelled());
+        let (failures, _checks) = rollout::failures(&outcomes, gate);
+        for f in &failures {
+            tracing::warn!(wave = %name, site = %f.site, "wave failure: {}", f.why);
+        }
+        budget.failed += failures.len();
+        report_waves.push((name.clone(), wave.sites.len(), failures.len()));
+        tracing::info!(wave = %name, failed = failures.len(), budget_left = budget.left(), "wave done");
+        if !budget.exceeded() {
+            continue;
+        }
+        let mut halt = rollout::Halt {
+            wave: name.clone(),
+            budget: budget.describe(),
+            failures: failures.clone(),
+            rolled_back: vec![],
+            left: vec![],
+            not_started: waves[i + 1..]
+                .iter()
+                .flat_map(|w| w.sites.iter().map(|s| s.name.clone()))
+                .collect(),
+        };
+        tracing::error!(wave = %name, "{}", halt.describe());
+        let succeeded: Vec<&(&SitePlan, TaskOutcome)> = outcomes
+            .iter()
+            .filter(|(_, o)| o.result != TaskResult::Failed)
+            .collect();
+        if r.on_failure == crate::inventory::rollout::OnFailure::RollbackWave && !opts.cancelled() {
+            let backs = put_back(&succeeded, inv, servers, opts, &progress, &record);
+            for (site, o) in backs {
+                match o {
+                    Some(o) if o.result != TaskResult::Failed => {
+                        halt.rolled_back.push((site, o.result.as_str().to_string()))
+                    }
+                    _ => halt.left.push(site),
+                }
             }
-            work();
-        });
+        } else {
+            halt.left = succeeded.iter().map(|(s, _)| s.name.clone()).collect();
+        }
+        halted = Some(halt);
+        break;
+    }
+    if rollout_cfg.is_some() && total > 0 {
+        let r = rollout::RolloutReport {
+            waves: report_waves,
+            halted: halted.clone(),
+        };
+        crate::rollout_record::write(
+            servers,
+            &crate::rollout_record::RolloutRecord {
+                commit: opts.commit.clone(),
+                at: crate::task::now(),
+                report: r.clone(),
+            },
+        );
+        crate::metrics::global().set_rollout_halted(halted.is_some());
+        if let Some(h) = &halted {
+            crate::notify::rollout_halted(
+                &inv.settings.notify,
+                &h.describe(),
+                opts.commit.as_deref(),
+            );
+        }
+        report.lock().expect("report lock").rollout = Some(r);
     }
 
     for p in &deletes {
-        if opts.cancelled() {
+        // A halted rollout leaves sites where they were: their old
+        // platforms stay.
+        if opts.cancelled() || halted.is_some() {
             break;
         }
         let what = format!("delete platform {}", p.name);
@@ -245,6 +327,138 @@ pub fn apply(plan: &Plan, inv: &Inventory, servers: &Servers, opts: &ApplyOption
     }
     progress.done();
     report.into_inner().expect("report lock")
+}
+
+/// Runs one wave's site tasks, `opts.parallel` at once: creates first,
+/// then clones (whose sources may be among the creates), then the rest,
+/// each site touched by one task only. Returns each task's outcome.
+fn run_sites<'a>(
+    sites: &[&'a SitePlan],
+    failed_builds: &[PlatformName],
+    inv: &Inventory,
+    servers: &Servers,
+    opts: &ApplyOptions,
+    progress: &Progress,
+    record: &(dyn Fn(TaskOutcome, Done) + Sync),
+) -> Vec<(&'a SitePlan, TaskOutcome)> {
+    let mut groups: [Vec<&SitePlan>; 2] = [vec![], vec![]];
+    for s in sites {
+        groups[(s.action == SiteAction::Clone) as usize].push(s);
+    }
+    let outcomes = Mutex::new(Vec::new());
+    // Each group on `parallel` worker threads taking the next task in
+    // order; they borrow the inventory and servers, so starting a task
+    // copies nothing.
+    let workers = opts.parallel.clamp(1, 64);
+    for group in groups {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let work = || loop {
+            if opts.cancelled() {
+                break;
+            }
+            let Some(s) = group.get(next.fetch_add(1, Ordering::SeqCst)) else {
+                break;
+            };
+            let what = format!("{} {}", s.action.as_str(), s.name);
+            let o = if let Some(to) =
+                s.to.as_ref()
+                    .filter(|t| failed_builds.contains(&t.platform))
+            {
+                TaskOutcome {
+                    id: None,
+                    what,
+                    result: TaskResult::Failed,
+                    message: Some(format!("platform {} failed to build", to.platform)),
+                }
+            } else {
+                progress.started(&what);
+                let run = std::panic::AssertUnwindSafe(|| site::run(s, inv, servers, opts, what));
+                std::panic::catch_unwind(run).unwrap_or_else(|_| TaskOutcome {
+                    id: None,
+                    what: format!("{} {}", s.action.as_str(), s.name),
+                    result: TaskResult::Failed,
+                    message: Some("the task panicked".into()),
+                })
+            };
+            outcomes
+                .lock()
+                .expect("outcomes lock")
+                .push((*s, o.clone()));
+            record(o, Done::site(s));
+        };
+        std::thread::scope(|scope| {
+            for _ in 1..workers.min(group.len()) {
+                scope.spawn(work);
+            }
+            work();
+        });
+    }
+    outcomes.into_inner().expect("outcomes lock")
+}
+
+/// Puts back each succeeded site of a halted wave (`rollback-wave`),
+/// `opts.parallel` at once. Returns, per site, its rollback's outcome (none
+/// when its task has no rollback).
+fn put_back(
+    succeeded: &[&(&SitePlan, TaskOutcome)],
+    inv: &Inventory,
+    servers: &Servers,
+    opts: &ApplyOptions,
+    progress: &Progress,
+    record: &(dyn Fn(TaskOutcome, Done) + Sync),
+) -> Vec<(crate::names::SiteName, Option<TaskOutcome>)> {
+    let out = Mutex::new(Vec::new());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = || {
+        while let Some((s, o)) = succeeded.get(next.fetch_add(1, Ordering::SeqCst)).copied() {
+            let kind = match s.action {
+                SiteAction::Migrate => TaskKind::Migrate,
+                SiteAction::Rename => TaskKind::Rename,
+                SiteAction::MigrateRename => TaskKind::MigrateRename,
+                _ => TaskKind::Verify,
+            };
+            let back = match (&o.id, rollback::can_put_back(kind)) {
+                (Some(id), true) => {
+                    let what = format!("rollback {}", s.name);
+                    progress.started(&what);
+                    let started = std::time::Instant::now();
+                    let b =
+                        rollback::run(s, id, inv, servers, opts).unwrap_or_else(|e| TaskOutcome {
+                            id: None,
+                            what,
+                            result: TaskResult::Failed,
+                            message: Some(e.to_string()),
+                        });
+                    record(
+                        b.clone(),
+                        Done {
+                            kind: "rollback",
+                            site: Some(s),
+                            started,
+                        },
+                    );
+                    Some(b)
+                }
+                _ => {
+                    tracing::warn!(site = %s.name, "{} cannot be put back automatically: it is left as its task made it", o.what);
+                    None
+                }
+            };
+            out.lock()
+                .expect("put back lock")
+                .push((s.name.clone(), back));
+        }
+    };
+    let workers = opts.parallel.clamp(1, 64);
+    std::thread::scope(|scope| {
+        for _ in 1..workers.min(succeeded.len()) {
+            scope.spawn(work);
+        }
+        work();
+    });
+    let mut v = out.into_inner().expect("put back lock");
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
 }
 
 /// What a finished task was about, for its webhook and metrics.
@@ -413,22 +627,25 @@ pub fn step<T, E: std::fmt::Display>(
         return Err(serr(INTERRUPTED.into()));
     }
     crate::failpoint::pause(name, || run.cancelled());
-    crate::failpoint::hit(name, crate::failpoint::When::Before).map_err(serr)?;
     // Site, task and step are fields of the event, never words of its
     // message, so `--log-format json` can be filtered on them.
     let site = run.rec.site.as_ref().map(|s| s.as_str().to_owned());
+    crate::failpoint::hit_at(name, site.as_deref(), crate::failpoint::When::Before)
+        .map_err(serr)?;
     let platform = run.rec.platform.as_ref().map(|p| p.as_str().to_owned());
     let task = run.rec.id.clone();
-    tracing::info!(site, platform, task, step = name, "step started");
+    let wave = run.rec.wave.clone();
+    tracing::info!(site, platform, task, wave, step = name, "step started");
     let v = f(run).map_err(|e| serr(crate::task::quote(&e.to_string())));
     let v = v.and_then(|v| {
-        crate::failpoint::hit(name, crate::failpoint::When::After).map_err(serr)?;
+        crate::failpoint::hit_at(name, site.as_deref(), crate::failpoint::When::After)
+            .map_err(serr)?;
         Ok(v)
     });
     match &v {
-        Ok(_) => tracing::info!(site, platform, task, step = name, "step done"),
+        Ok(_) => tracing::info!(site, platform, task, wave, step = name, "step done"),
         Err(e) => {
-            tracing::warn!(site, platform, task, step = name, error = %e.message, "step failed")
+            tracing::warn!(site, platform, task, wave, step = name, error = %e.message, "step failed")
         }
     }
     let v = v?;

@@ -69,7 +69,7 @@ pub(super) fn txt<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
 
-fn path_of(rec: &TaskRecord, k: &str) -> Option<PathBuf> {
+pub(super) fn path_of(rec: &TaskRecord, k: &str) -> Option<PathBuf> {
     rec.journal
         .get(k)
         .and_then(Value::as_str)
@@ -136,6 +136,7 @@ pub(super) fn start(
         rec.from = s.from.clone();
         rec.to = s.to.clone();
         rec.commit = opts.commit.clone();
+        rec.wave = s.wave.clone();
     })
     .map_err(io_err(&srv.tasks_dir()))?;
     run.cancel_on(opts.cancel.clone());
@@ -172,7 +173,7 @@ fn write_site_files(
     write_vhost(srv, cfg).map_err(ServerError::Invalid)
 }
 
-fn write_settings(
+pub(super) fn write_settings(
     srv: &LocalServer,
     cfg: &SiteConfig,
     password: &render::Secret,
@@ -627,7 +628,7 @@ fn save_old_vhost(run: &mut TaskRun, srv: &LocalServer, domain: &Domain) -> Resu
         .map_err(txt)
 }
 
-fn old_vhost(srv: &LocalServer, domain: &Domain) -> Value {
+pub(super) fn old_vhost(srv: &LocalServer, domain: &Domain) -> Value {
     srv.web()
         .read(domain, Which::Site)
         .ok()
@@ -1005,7 +1006,7 @@ fn move_site(
 /// old settings and vhost put back, the old site taken out of maintenance.
 /// The old database was never edited (the deploy edits a copy), so nothing
 /// here can fail for what the data is.
-fn undo_move(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
+pub(super) fn undo_move(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
     let (Some(from), Some(to)) = (&rec.from, &rec.to) else {
         return Ok(());
     };
@@ -1072,7 +1073,7 @@ fn reload_from_backup(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String>
 }
 
 /// Step 9 of a move: removes the old copy (directory, database, vhost).
-fn finish_move(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
+pub(super) fn finish_move(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
     let (Some(from), Some(to)) = (&rec.from, &rec.to) else {
         return Ok(());
     };
@@ -1366,6 +1367,10 @@ pub(crate) fn undo(srv: &LocalServer, rec: &TaskRecord) -> Result<String, String
             undo_restore(srv, rec),
             "rolled back: the site is back as it was before the restore; both backups are kept",
         ),
+        TaskKind::Rollback => (
+            super::rollback::undo(srv, rec),
+            "rolled back: the site is back where the rollout had put it; the copy from the backup was removed",
+        ),
         TaskKind::Backup | TaskKind::Build | TaskKind::DeletePlatform => {
             (Ok(()), "rolled back: nothing to undo")
         }
@@ -1388,7 +1393,9 @@ pub(crate) fn undo(srv: &LocalServer, rec: &TaskRecord) -> Result<String, String
 /// cleanup), from its record alone.
 pub(crate) fn finish(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
     match rec.kind {
-        TaskKind::Migrate | TaskKind::Rename | TaskKind::MigrateRename => finish_move(srv, rec),
+        TaskKind::Migrate | TaskKind::Rename | TaskKind::MigrateRename | TaskKind::Rollback => {
+            finish_move(srv, rec)
+        }
         TaskKind::Delete => {
             if let Some(db) = db_ref(rec, key::OLD_DB) {
                 drop_db(srv, &db)?;

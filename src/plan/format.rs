@@ -90,6 +90,21 @@ pub fn summary_line(plan: &Plan) -> String {
     s
 }
 
+/// The rollout's waves in order with their site tasks, e.g.
+/// `Waves: canary 1, early 3, rest 10`; none without `rollout:`.
+pub fn waves_line(plan: &Plan) -> Option<String> {
+    if plan.summary.waves.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = plan
+        .summary
+        .waves
+        .iter()
+        .map(|w| format!("{} {}", text::line(&w.name), w.sites))
+        .collect();
+    Some(format!("Waves: {}", parts.join(", ")))
+}
+
 fn verdict_line(v: &PackageVerdict, st: &Style) -> String {
     let said = text::line(&v.describe()).into_owned();
     match v.severity {
@@ -194,9 +209,14 @@ pub fn text(plan: &Plan, st: &Style, show_noop: bool) -> String {
         } else {
             s.action.as_str()
         };
+        let wave = s
+            .wave
+            .as_deref()
+            .map(|w| format!(" [wave {}]", text::line(w)))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "  {sign} {:<20} {:<15} {}{blocked}",
+            "  {sign} {:<20} {:<15} {}{wave}{blocked}",
             s.name.as_str(),
             action,
             text::line(&where_to(s))
@@ -226,6 +246,9 @@ pub fn text(plan: &Plan, st: &Style, show_noop: bool) -> String {
         );
     }
     out.push('\n');
+    if let Some(w) = waves_line(plan) {
+        let _ = writeln!(out, "{w}");
+    }
     let line = summary_line(plan);
     let _ = writeln!(
         out,
@@ -348,6 +371,13 @@ fn markdown_within(plan: &Plan, limit: usize) -> String {
         }
     }
     let _ = writeln!(head, "| | **blocked** | {} |\n", plan.summary.blocked);
+    if !plan.summary.waves.is_empty() {
+        let _ = writeln!(head, "| wave | sites |\n|---|---:|");
+        for w in &plan.summary.waves {
+            let _ = writeln!(head, "| {} | {} |", text::md(&w.name), w.sites);
+        }
+        head.push('\n');
+    }
     b.used += head.chars().count();
     b.out.push_str(&head);
 
@@ -492,9 +522,14 @@ fn site_section(s: &SitePlan) -> String {
     } else {
         "✅"
     };
+    let wave = s
+        .wave
+        .as_deref()
+        .map(|w| format!(" (wave {})", text::md(w)))
+        .unwrap_or_default();
     let _ = writeln!(
         out,
-        "<details><summary>{mark} <b>{}</b>: <code>{}</code> {}</summary>\n",
+        "<details><summary>{mark} <b>{}</b>: <code>{}</code> {}{wave}</summary>\n",
         text::md(s.name.as_str()),
         s.action.as_str(),
         text::md(&where_to(s))
@@ -582,6 +617,7 @@ mod tests {
             config: None,
             observed: None,
             suspended: None,
+            wave: None,
         }
     }
 

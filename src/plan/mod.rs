@@ -4,6 +4,7 @@
 
 pub mod format;
 pub mod saved;
+pub mod waves;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -265,6 +266,10 @@ pub struct SitePlan {
     /// why and what it would do otherwise.
     #[serde(default)]
     pub suspended: Option<Suspended>,
+    /// The rollout wave its task runs in (spec section 9); none when it has
+    /// nothing to do, is blocked, or `hoist.yaml` has no `rollout:`.
+    #[serde(default)]
+    pub wave: Option<String>,
 }
 
 /// Where the plan's desired state came from.
@@ -297,6 +302,19 @@ pub struct Summary {
     pub blocked: usize,
     /// Sites and platforms with an action other than noop.
     pub changes: usize,
+    /// The rollout's waves in order, each with its number of site tasks
+    /// (empty without `rollout:`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waves: Vec<WaveCount>,
+}
+
+/// One wave of the rollout and how many site tasks it holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaveCount {
+    /// The wave's name.
+    pub name: String,
+    /// Its site tasks.
+    pub sites: usize,
 }
 
 /// A whole plan.
@@ -417,6 +435,7 @@ pub fn plan(inv: &Inventory, actual: &Actual, opts: &PlanOptions) -> Plan {
             config: None,
             observed: actual.site_fingerprint(name),
             suspended: None,
+            wave: None,
         });
     }
     check_domain_claims(&mut sites, actual);
@@ -454,6 +473,8 @@ pub fn plan(inv: &Inventory, actual: &Actual, opts: &PlanOptions) -> Plan {
         }
     }
 
+    assign_waves(&mut sites, inv);
+
     let mut summary = Summary::default();
     for a in SiteAction::ALL {
         summary.sites.insert(a.as_str().into(), 0);
@@ -465,6 +486,19 @@ pub fn plan(inv: &Inventory, actual: &Actual, opts: &PlanOptions) -> Plan {
         *summary.sites.entry(s.action.as_str().into()).or_default() += 1;
         summary.blocked += s.blocked as usize;
         summary.changes += (s.action != SiteAction::Noop) as usize;
+    }
+    if let Some(r) = &inv.settings.rollout {
+        summary.waves = r
+            .waves
+            .iter()
+            .map(|w| WaveCount {
+                name: w.name.clone(),
+                sites: sites
+                    .iter()
+                    .filter(|s| s.wave.as_deref() == Some(w.name.as_str()))
+                    .count(),
+            })
+            .collect();
     }
     for p in &platforms {
         *summary
@@ -501,6 +535,42 @@ fn refuse_drupal_apply(sites: &mut [SitePlan], codebases: &BTreeMap<&PlatformNam
         if !why.is_empty() {
             s.errors.extend(why.into_iter().map(String::from));
             s.blocked = true;
+        }
+    }
+}
+
+/// Names each runnable site's wave ([`waves::assign`]). A site that no
+/// wave selects is blocked: it would otherwise never run, silently.
+fn assign_waves(sites: &mut [SitePlan], inv: &Inventory) {
+    let Some(rollout) = &inv.settings.rollout else {
+        return;
+    };
+    let none = BTreeMap::new();
+    let runnable: Vec<waves::Candidate> = sites
+        .iter()
+        .filter(|s| s.action != SiteAction::Noop && !s.blocked)
+        .map(|s| waves::Candidate {
+            name: &s.name,
+            labels: inv.sites.get(&s.name).map_or(&none, |sp| &sp.labels),
+        })
+        .collect();
+    let got: BTreeMap<SiteName, usize> = waves::assign(rollout, &runnable)
+        .into_iter()
+        .map(|(n, w)| (n.clone(), w))
+        .collect();
+    for s in sites
+        .iter_mut()
+        .filter(|s| s.action != SiteAction::Noop && !s.blocked)
+    {
+        match got.get(&s.name) {
+            Some(&w) => s.wave = Some(rollout.waves[w].name.clone()),
+            None => {
+                s.errors.push(
+                    "no rollout wave selects it (a last wave without `select` takes every site left)"
+                        .into(),
+                );
+                s.blocked = true;
+            }
         }
     }
 }
@@ -668,6 +738,7 @@ fn plan_existing(
         config: Some(after),
         observed: actual.site_fingerprint(&spec.name),
         suspended: None,
+        wave: None,
     };
     if spec.profile != obs.config.profile {
         p.errors.push(format!(
@@ -769,6 +840,7 @@ fn plan_new(
         config: Some(after),
         observed: None,
         suspended: None,
+        wave: None,
     };
     if let Some(u) = actual.unreadable(&spec.name, &spec.domain) {
         p.errors.push(format!(

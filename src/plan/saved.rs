@@ -151,6 +151,9 @@ fn site_gist(s: &SitePlan) -> String {
         g.push_str(&format!(", copy of {src}"));
     }
     g.push(')');
+    if let Some(w) = &s.wave {
+        g.push_str(&format!(" in wave {w}"));
+    }
     if s.blocked {
         g.push_str(", blocked");
     }
@@ -292,6 +295,7 @@ mod tests {
             config: None,
             observed: Some(format!("obs-{name}")),
             suspended: None,
+            wave: None,
         }
     }
 

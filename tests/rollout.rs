@@ -1,0 +1,279 @@
+//! Rollouts (spec section 9) through the real binary: a fleet migrating in
+//! three waves where chosen sites of the second wave fail. The canary wave
+//! passes; the failing wave halts at its budget and its succeeded sites
+//! are put back byte for byte; later waves are untouched; the apply exits
+//! 1; the status files show the halt; `watch` does not retry it on the same
+//! commit. Needs the `failpoints` feature (per-site failpoints
+//! `step@site`), as the other fault tests do.
+#![cfg(feature = "failpoints")]
+
+mod common;
+use std::collections::BTreeMap;
+
+use common::{git, rows_hex, settings_of, site, snapshot, tasks, Fixture};
+
+const FLEET: [&str; 9] = [
+    "f01", "f02", "f03", "f04", "f05", "f06", "f07", "f08", "f09",
+];
+const EARLY: [&str; 4] = ["f02", "f03", "f04", "f05"];
+const REST: [&str; 4] = ["f06", "f07", "f08", "f09"];
+
+const ROLLOUT: &str = "rollout:
+  waves:
+    - { name: canary, select: { sites: [f01] } }
+    - { name: early,  select: { labels: { tier: basic } } }
+    - { name: rest }
+  bake_s: 0
+  failure_budget: { max_failed: 1 }
+  on_failure: rollback-wave
+";
+
+fn domain(s: &str) -> String {
+    format!("{s}.example.com")
+}
+
+fn write_site(f: &Fixture, s: &str, platform: &str) {
+    let labels = if EARLY.contains(&s) {
+        "labels: { tier: basic }\n"
+    } else {
+        ""
+    };
+    f.write(
+        &format!("sites/{s}.yaml"),
+        &format!(
+            "domain: {}\nplatform: {platform}\nprofile: standard\n{labels}",
+            domain(s)
+        ),
+    );
+}
+
+fn commit(f: &Fixture, msg: &str) -> String {
+    git(&f.inv(), &["add", "-A"]);
+    git(&f.inv(), &["commit", "-qm", msg]);
+    git(&f.inv(), &["rev-parse", "HEAD"]).trim().to_string()
+}
+
+/// The example inventory in git with nine more sites on shop-1-0, each with
+/// a file and a row of its own, and the rollout in `hoist.yaml`.
+fn fleet() -> Fixture {
+    let f = Fixture::example();
+    for s in FLEET {
+        write_site(&f, s, "shop-1-0");
+    }
+    git(&f.inv(), &["init", "-q"]);
+    commit(&f, "fleet");
+    f.apply();
+    for s in FLEET {
+        let dir = f
+            .host()
+            .join(format!("platforms/shop-1-0/sites/{}", domain(s)));
+        std::fs::write(dir.join("files/upload.bin"), [0u8, 0xff, b'\n', 1, 2]).unwrap();
+        let (db, _) = settings_of(&f, "shop-1-0", &domain(s));
+        let c =
+            rusqlite::Connection::open(f.host().join(format!("databases/{db}.sqlite"))).unwrap();
+        c.execute(
+            "INSERT INTO variables(name, value) VALUES ('owner', ?1)",
+            [format!("{s} \u{e9}\0x")],
+        )
+        .unwrap();
+    }
+    let settings = f.read("hoist.yaml");
+    f.write("hoist.yaml", &format!("{settings}{ROLLOUT}"));
+    commit(&f, "rollout");
+    f
+}
+
+/// What "the site as it was" means: every file of its directory but the
+/// settings (which name its database), its vhost, and every row of its
+/// database, byte for byte.
+fn site_state(f: &Fixture, s: &str, platform: &str) -> BTreeMap<String, String> {
+    let dir = f
+        .host()
+        .join(format!("platforms/{platform}/sites/{}", domain(s)));
+    let mut out: BTreeMap<String, String> = snapshot(&dir)
+        .into_iter()
+        .filter(|(k, _)| k != "settings.yaml")
+        .collect();
+    out.insert(
+        "vhost".into(),
+        std::fs::read_to_string(f.host().join(format!("vhosts/{}.conf", domain(s)))).unwrap(),
+    );
+    let (db, _) = settings_of(f, platform, &domain(s));
+    let c = rusqlite::Connection::open(f.host().join(format!("databases/{db}.sqlite"))).unwrap();
+    for (t, rows) in rows_hex(&c) {
+        out.insert(format!("table {t}"), rows.join("\n"));
+    }
+    out
+}
+
+fn tasks_of(f: &Fixture, s: &str) -> Vec<serde_json::Value> {
+    tasks(f).into_iter().filter(|t| t["site"] == s).collect()
+}
+
+#[test]
+fn a_failing_wave_halts_at_its_budget_and_is_put_back_while_later_waves_are_untouched() {
+    let f = fleet();
+    for s in FLEET {
+        write_site(&f, s, "shop-2-0");
+    }
+    let head = commit(&f, "security release: the fleet to shop-2-0");
+    let before: BTreeMap<&str, _> = FLEET
+        .iter()
+        .map(|s| (*s, site_state(&f, s, "shop-1-0")))
+        .collect();
+    let tasks_before: BTreeMap<&str, usize> =
+        FLEET.iter().map(|s| (*s, tasks_of(&f, s).len())).collect();
+
+    // The plan shows each site's wave.
+    let plan = f.plan_json(&[], 0);
+    common::assert_valid_plan(&plan);
+    assert_eq!(site(&plan, "f01")["wave"], "canary");
+    for s in EARLY {
+        assert_eq!(site(&plan, s)["wave"], "early", "{s}");
+    }
+    for s in REST {
+        assert_eq!(site(&plan, s)["wave"], "rest", "{s}");
+    }
+    assert_eq!(site(&plan, "acme")["wave"], serde_json::Value::Null);
+
+    // In the early wave, f03's switch fails (its task undoes itself) and
+    // f04 migrates but fails its check after the bake: two failures, one
+    // allowed.
+    let out = f.with_failpoint(&["apply", "--yes"], "switch@f03,rollout-check@f04");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let all = format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(stdout.contains("Rollout HALTED"), "{all}");
+    assert!(stdout.contains("wave early"), "{all}");
+
+    // The canary passed and stays migrated.
+    assert!(
+        f.host()
+            .join("platforms/shop-2-0/sites/f01.example.com")
+            .is_dir(),
+        "{all}"
+    );
+    assert!(!f
+        .host()
+        .join("platforms/shop-1-0/sites/f01.example.com")
+        .exists());
+
+    // The early wave is back exactly as it was: f03 by its own undo, the
+    // others by a rollback task each.
+    for s in EARLY {
+        assert!(
+            !f.host()
+                .join(format!("platforms/shop-2-0/sites/{}", domain(s)))
+                .exists(),
+            "{s} left a copy on shop-2-0: {all}"
+        );
+        common::assert_same(&before[s], &site_state(&f, s, "shop-1-0"), s);
+    }
+    for s in ["f02", "f04", "f05"] {
+        let t = tasks_of(&f, s);
+        let last = t.last().unwrap();
+        assert_eq!(last["kind"], "rollback", "{s}: {last}");
+        assert_eq!(last["result"], "success", "{s}: {last}");
+        assert_eq!(last["wave"], "early");
+    }
+    let f03 = tasks_of(&f, "f03");
+    assert_eq!(f03.last().unwrap()["result"], "failed");
+
+    // The rest wave never started.
+    for s in REST {
+        assert_eq!(tasks_of(&f, s).len(), tasks_before[s], "{s} was touched");
+        common::assert_same(&before[s], &site_state(&f, s, "shop-1-0"), s);
+    }
+
+    // Recorded with its commit, in the status files and by `status`.
+    let rec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(f.host().join("rollout.json")).unwrap()).unwrap();
+    assert_eq!(rec["commit"], head.as_str());
+    assert_eq!(rec["halted"]["wave"], "early");
+    let st = f.read("status/sites/f03.yaml");
+    assert!(
+        st.contains("halted_wave: early") && st.contains("site: failed"),
+        "{st}"
+    );
+    let st = f.read("status/sites/f04.yaml");
+    assert!(st.contains("site: failed"), "{st}");
+    let st = f.read("status/sites/f05.yaml");
+    assert!(st.contains("site: put-back"), "{st}");
+    let st = f.read("status/sites/f07.yaml");
+    assert!(st.contains("site: not-started"), "{st}");
+    assert!(!f.read("status/sites/f01.yaml").contains("halted_wave"));
+    let status = f.ok(&["status"], 0).stdout;
+    assert!(status.contains("Rollout HALTED in wave early"), "{status}");
+
+    // `watch` does not retry it on the same commit.
+    let n = tasks(&f).len();
+    let w = f.run(&["watch", "--once"]);
+    assert_eq!(w.code, 1, "{}", w.all());
+    assert!(w.all().contains("not retried"), "{}", w.all());
+    assert_eq!(tasks(&f).len(), n, "watch started tasks: {}", w.all());
+
+    // A new commit is a new rollout: with nothing failing, it completes.
+    let text = f
+        .read("hoist.yaml")
+        .replace("bake_s: 0", "bake_s: 0 # again");
+    f.write("hoist.yaml", &text);
+    commit(&f, "roll out again");
+    let r = f.run(&["apply", "--yes"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    for s in FLEET {
+        assert!(
+            f.host()
+                .join(format!("platforms/shop-2-0/sites/{}", domain(s)))
+                .is_dir(),
+            "{s}: {}",
+            r.all()
+        );
+    }
+    assert!(!f.read("status/sites/f07.yaml").contains("halted_wave"));
+}
+
+#[test]
+fn with_halt_only_the_succeeded_sites_stay_and_a_site_no_wave_selects_is_blocked() {
+    let f = fleet();
+    let text = f
+        .read("hoist.yaml")
+        .replace("on_failure: rollback-wave", "on_failure: halt")
+        .replace("    - { name: rest }\n", "");
+    f.write("hoist.yaml", &text);
+    for s in FLEET {
+        write_site(&f, s, "shop-2-0");
+    }
+    commit(&f, "no rest wave");
+    let plan = f.plan_json(&[], 1);
+    for s in REST {
+        let p = site(&plan, s);
+        assert_eq!(p["blocked"], true, "{p}");
+        assert!(p["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("no rollout wave selects it"));
+    }
+    let text = f.ok(&["plan"], 1).stdout;
+    assert!(
+        text.contains("[wave canary]") && text.contains("Waves: canary 1, early 4"),
+        "{text}"
+    );
+    let md = f.ok(&["plan", "--format", "markdown"], 1).stdout;
+    assert!(
+        md.contains("| early | 4 |") && md.contains("(wave early)"),
+        "{md}"
+    );
+
+    let out = f.with_failpoint(&["apply", "--yes"], "switch@f02,switch@f05");
+    let all = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("left as is  f03"), "{all}");
+    // Halted, nothing put back: f03 and f04 stay on the new platform.
+    for s in ["f03", "f04"] {
+        assert!(f
+            .host()
+            .join(format!("platforms/shop-2-0/sites/{}", domain(s)))
+            .is_dir());
+    }
+    assert!(!tasks(&f).iter().any(|t| t["kind"] == "rollback"));
+}

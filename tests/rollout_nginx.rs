@@ -1,0 +1,203 @@
+//! A rollout on real nginx and php-fpm (spec sections 8 and 9): a fleet
+//! moves from a platform whose code serves every site to one whose code
+//! answers 500 for chosen sites of the second wave: one at once (its own
+//! cutover check fails, and its task undoes itself), one only a few seconds
+//! after its deploy (it passes the cutover, then fails the check after the
+//! bake). The canary wave passes; the second wave halts at its budget and
+//! its succeeded sites are put back, served by the old code again; the last
+//! wave is untouched.
+
+mod common;
+mod services;
+
+use common::{git, tasks, Fixture};
+use services::{free_port, http_get, Nginx, PhpFpm};
+
+const FLEET: [&str; 7] = ["n01", "n02", "n03", "n04", "n05", "n06", "n07"];
+const SECOND: [&str; 3] = ["n02", "n03", "n04"];
+const LAST: [&str; 3] = ["n05", "n06", "n07"];
+
+fn domain(s: &str) -> String {
+    format!("{s}.example.com")
+}
+
+/// The old code: every site answers 200.
+const OLD_PHP: &str = "<?php\necho 'old ', $_SERVER['HTTP_HOST'], \"\\n\";\n";
+
+/// The new code: n03 is broken outright; n04 breaks three seconds after its
+/// settings were written (its deploy), as a site whose first cron run
+/// breaks it would. Every other site answers 200.
+const NEW_PHP: &str = "<?php\n\
+$host = $_SERVER['HTTP_HOST'];\n\
+$settings = __DIR__ . '/' . $_SERVER['HOIST_SITE_DIR'] . '/settings.yaml';\n\
+if ($host === 'n03.example.com') { http_response_code(500); echo \"broken\\n\"; exit; }\n\
+if ($host === 'n04.example.com' && time() - filemtime($settings) >= 3) { http_response_code(500); echo \"broken later\\n\"; exit; }\n\
+echo 'new ', $host, \"\\n\";\n";
+
+fn command_line(c: &std::process::Command) -> String {
+    std::iter::once(c.get_program())
+        .chain(c.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The reload hoist runs: `nginx -s reload`, then a wait until every
+/// worker of the old configuration has exited. `nginx -s reload` returns
+/// as soon as the master is signalled, and an old worker still accepts a
+/// connection with the old configuration meanwhile: a health check right
+/// after it may reach a server that does not know the new vhost yet.
+fn reload_script(f: &Fixture, nginx: &Nginx) -> std::path::PathBuf {
+    let path = f.tmp.path().join("reload-nginx.sh");
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh
+             master=$(cat {pid})
+             old=$(ps -o pid= --ppid \"$master\")
+             {reload} || exit 1
+             i=0
+             while [ $i -lt 600 ]; do
+                 left=0
+                 for p in $old; do kill -0 \"$p\" 2>/dev/null && left=1; done
+                 [ $left = 0 ] && exit 0
+                 sleep 0.05; i=$((i+1))
+             done
+             echo 'old nginx workers did not exit' >&2; exit 1
+",
+            pid = nginx.prefix.join("nginx.pid").display(),
+            reload = command_line(&nginx.reload_command()),
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+fn write_site(f: &Fixture, s: &str, platform: &str) {
+    let labels = if SECOND.contains(&s) {
+        "labels: { tier: basic }\n"
+    } else {
+        ""
+    };
+    f.write(
+        &format!("sites/{s}.yaml"),
+        &format!(
+            "domain: {}\nplatform: {platform}\nprofile: standard\n{labels}",
+            domain(s)
+        ),
+    );
+}
+
+fn commit(f: &Fixture, msg: &str) {
+    git(&f.inv(), &["add", "-A"]);
+    git(&f.inv(), &["commit", "-qm", msg]);
+}
+
+fn body(port: u16, s: &str) -> (u16, String) {
+    let r = http_get(port, &domain(s), "/").expect("GET");
+    (r.status, r.text())
+}
+
+#[test]
+fn a_wave_failing_its_health_checks_on_nginx_halts_and_is_served_by_the_old_code_again() {
+    let Some(fpm) = PhpFpm::start() else { return };
+    let Some(nginx) = Nginx::start() else { return };
+    let f = Fixture::example();
+    // Only the fleet: the example's sites live on platforms with no PHP.
+    for e in std::fs::read_dir(f.inv().join("sites")).unwrap().flatten() {
+        std::fs::remove_file(e.path()).unwrap();
+    }
+    f.write("codebases/shop-1.0/index.php", OLD_PHP);
+    f.write("codebases/shop-2.0/index.php", NEW_PHP);
+    // hoist's vhosts listen on every address (`listen: PORT`): on a port
+    // of their own, since the harness's default server holds
+    // 127.0.0.1:nginx.port and a reload cannot add the wildcard beside it.
+    let port = free_port();
+    f.write(
+        "hoist.yaml",
+        &format!(
+            "servers:\n  local:\n    kind: local\n    root: .hoist-host\n    web:\n      \
+             kind: nginx\n      conf_dir: {conf}\n      listen: {port}\n      \
+             php_fpm: unix:{sock}\n      test: {test}\n      reload: {reload}\n      \
+             check_url: http://127.0.0.1:{port}\n\
+             policy: {{ parallel: 2 }}\n",
+            conf = nginx.conf_dir.display(),
+            sock = fpm.socket.display(),
+            test = command_line(&nginx.test_command()),
+            reload = reload_script(&f, &nginx).display(),
+        ),
+    );
+    for s in FLEET {
+        write_site(&f, s, "shop-1-0");
+    }
+    git(&f.inv(), &["init", "-q"]);
+    commit(&f, "fleet");
+    let r = f.run(&["apply", "--yes"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.all(), nginx.error_log());
+    for s in FLEET {
+        assert_eq!(body(port, s), (200, format!("old {}\n", domain(s))));
+    }
+
+    let settings = f.read("hoist.yaml");
+    f.write(
+        "hoist.yaml",
+        &format!(
+            "{settings}rollout:\n  waves:\n    - {{ name: canary, select: {{ sites: [n01] }} }}\n    \
+             - {{ name: second, select: {{ labels: {{ tier: basic }} }} }}\n    - {{ name: last }}\n  \
+             bake_s: 5\n  failure_budget: {{ max_failed: 1 }}\n  on_failure: rollback-wave\n"
+        ),
+    );
+    for s in FLEET {
+        write_site(&f, s, "shop-2-0");
+    }
+    commit(&f, "the fleet to shop-2-0 in waves");
+    let count = |s: &str| tasks(&f).iter().filter(|t| t["site"] == s).count();
+    let last_before: Vec<usize> = LAST.iter().map(|s| count(s)).collect();
+
+    let r = f.run(&["apply", "--yes"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.all(), nginx.error_log());
+    assert!(r.stdout.contains("Rollout HALTED"), "{}", r.all());
+    assert!(
+        r.stdout.contains("put back    n02") && r.stdout.contains("put back    n04"),
+        "{}",
+        r.all()
+    );
+
+    // The canary is on the new code; the second wave on the old code again.
+    assert_eq!(body(port, "n01"), (200, "new n01.example.com\n".into()));
+    for s in SECOND {
+        assert_eq!(
+            body(port, s),
+            (200, format!("old {}\n", domain(s))),
+            "{s}: {}",
+            r.all()
+        );
+        assert!(f
+            .host()
+            .join(format!("platforms/shop-1-0/sites/{}", domain(s)))
+            .is_dir());
+        assert!(!f
+            .host()
+            .join(format!("platforms/shop-2-0/sites/{}", domain(s)))
+            .exists());
+    }
+    // No preview vhost or new-copy vhost is left for nginx to serve.
+    let confs: Vec<String> = std::fs::read_dir(&nginx.conf_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(confs.len(), FLEET.len(), "{confs:?}");
+    // The last wave never started.
+    for (s, n) in LAST.iter().zip(last_before) {
+        assert_eq!(count(s), n, "{s} was touched");
+        assert_eq!(body(port, s), (200, format!("old {}\n", domain(s))));
+    }
+    let st = f.read("status/sites/n04.yaml");
+    assert!(
+        st.contains("halted_wave: second") && st.contains("site: failed"),
+        "{st}"
+    );
+}
