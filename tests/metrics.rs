@@ -211,3 +211,60 @@ fn a_bad_metrics_address_stops_watch_with_an_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad metrics address not an address"), "{err}");
 }
+
+/// A rollout that halts in the daemon says so in `hoist_rollout_halted`,
+/// and stays halted (not retried) on the same commit.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_halted_rollout_sets_the_gauge() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = tmp.path().join("inv");
+    example(&inv);
+    std::fs::write(
+        inv.join("hoist.yaml"),
+        format!(
+            "{}rollout:\n  waves:\n    - {{ name: everyone }}\n",
+            settings(None, false, 1, 100)
+        ),
+    )
+    .unwrap();
+    init_repo(&inv);
+    let log = inv.with_extension("watch.log");
+    let child = hoist_cmd(&inv, &["watch", "--metrics", "127.0.0.1:0"])
+        .env("HOIST_FAILPOINT", "create-database")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let d = Daemon { child, log };
+    let mut addr = String::new();
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            if let Some(rest) = d.log().split("metrics listening on ").nth(1) {
+                addr = rest.split_whitespace().next().unwrap().to_string();
+                true
+            } else {
+                false
+            }
+        }),
+        "no listening address logged: {}",
+        d.log()
+    );
+    // Every create fails: the budget (none by default) is spent at once.
+    assert!(
+        wait_until(Duration::from_secs(120), || {
+            let (_, _, body) = get(&addr, "/metrics");
+            parse(&body).get("hoist_rollout_halted") == Some(&1.0)
+        }),
+        "the gauge never said halted: {}",
+        d.log()
+    );
+    // The next passes hold it back instead of retrying it.
+    assert!(
+        wait_until(Duration::from_secs(120), || d.log().contains("not retried")),
+        "{}",
+        d.log()
+    );
+    let (_, _, body) = get(&addr, "/metrics");
+    assert_eq!(parse(&body)["hoist_rollout_halted"], 1.0);
+}

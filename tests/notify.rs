@@ -414,3 +414,31 @@ fn watch_tells_a_drift_once_while_it_only_reports_it() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn a_halted_rollout_is_posted_signed_once() {
+    let (url, rx) = receiver(Answer::FailFirst(0));
+    let f = Fixture::example();
+    with_webhook(&f, &url, "rollout-halted");
+    let mut yaml = f.read("hoist.yaml");
+    yaml.push_str(
+        "rollout:\n  waves:\n    - { name: everyone }\n  failure_budget: { max_failed: 1 }\n",
+    );
+    f.write("hoist.yaml", &yaml);
+    // Every create fails: far over the budget of one.
+    let r = failing_apply(&f);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stdout.contains("Rollout HALTED"), "{}", r.all());
+    let req = rx
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("no rollout-halted webhook: {}", r.all()));
+    assert!(req.signed_with(SECRET), "bad signature: {req:?}");
+    assert_eq!(req.header("X-Hoist-Event"), Some("rollout-halted"));
+    let v = req.json();
+    assert_eq!(v["event"], "rollout-halted", "{v}");
+    let msg = v["message"].as_str().unwrap();
+    assert!(msg.contains("halted in wave everyone"), "{v}");
+    assert!(!String::from_utf8_lossy(&req.body).contains(SECRET));
+    // Once per halt, not once per failed task.
+    assert!(rx.recv_timeout(Duration::from_millis(300)).is_err());
+}

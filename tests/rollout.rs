@@ -277,3 +277,92 @@ fn with_halt_only_the_succeeded_sites_stay_and_a_site_no_wave_selects_is_blocked
     }
     assert!(!tasks(&f).iter().any(|t| t["kind"] == "rollback"));
 }
+
+/// The fleet moved to shop-2-0 in one commit, then applied with the early
+/// wave failing (f03's switch, f04's check) and `point` armed too.
+fn halted_with(point: &str) -> (Fixture, BTreeMap<&'static str, BTreeMap<String, String>>) {
+    let f = fleet();
+    for s in FLEET {
+        write_site(&f, s, "shop-2-0");
+    }
+    commit(&f, "to shop-2-0");
+    let before = EARLY
+        .iter()
+        .map(|s| (*s, site_state(&f, s, "shop-1-0")))
+        .collect();
+    let out = f.with_failpoint(
+        &["apply", "--yes"],
+        &format!("switch@f03,rollout-check@f04,{point}"),
+    );
+    assert_ne!(out.status.code(), Some(0));
+    (f, before)
+}
+
+/// Where a site's directory is: exactly one of the two platforms.
+fn lives_on(f: &Fixture, s: &str) -> &'static str {
+    let on = |p: &str| {
+        f.host()
+            .join(format!("platforms/{p}/sites/{}", domain(s)))
+            .is_dir()
+    };
+    match (on("shop-1-0"), on("shop-2-0")) {
+        (true, false) => "shop-1-0",
+        (false, true) => "shop-2-0",
+        both => panic!("{s} on both or neither platform: {both:?}"),
+    }
+}
+
+/// Nothing an extraction or a copy left beside the site directories.
+fn no_leftovers(f: &Fixture) {
+    for p in ["shop-1-0", "shop-2-0"] {
+        let dir = f.host().join(format!("platforms/{p}/sites"));
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            assert!(!n.starts_with('.'), "left over: {}", e.path().display());
+        }
+    }
+}
+
+#[test]
+fn a_rollback_killed_before_its_switch_is_undone_by_the_next_hoist() {
+    let (f, _) = halted_with("settings@f02:abort");
+    let rb = tasks_of(&f, "f02");
+    assert_eq!(rb.last().unwrap()["kind"], "rollback");
+    assert_eq!(rb.last().unwrap()["result"], "running");
+    // The next hoist that takes the lock recovers it.
+    f.ok(&["status", "--live"], 0);
+    let rb = tasks_of(&f, "f02").pop().unwrap();
+    assert_eq!(rb["kind"], "rollback");
+    assert_eq!(rb["result"], "failed", "{rb}");
+    assert!(
+        rb["recovered"].as_str().unwrap().contains("rolled back"),
+        "{rb}"
+    );
+    // f02 is where the migration put it, online, its half-restored copy
+    // and database gone.
+    assert_eq!(lives_on(&f, "f02"), "shop-2-0");
+    let (db, _) = settings_of(&f, "shop-2-0", &domain("f02"));
+    assert_eq!(common::maintenance_of(&f, &db), "0");
+    let dbs = std::fs::read_dir(f.host().join("databases"))
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with("f02_") && n.ends_with(".sqlite")
+        })
+        .count();
+    assert_eq!(dbs, 1, "one database for f02");
+    no_leftovers(&f);
+}
+
+#[test]
+fn a_rollback_killed_after_its_switch_is_finished_by_the_next_hoist() {
+    let (f, before) = halted_with("remove-new@f02:abort");
+    f.ok(&["status", "--live"], 0);
+    let rb = tasks_of(&f, "f02").pop().unwrap();
+    assert_eq!(rb["kind"], "rollback");
+    assert_eq!(rb["result"], "success", "{rb}");
+    assert_eq!(lives_on(&f, "f02"), "shop-1-0");
+    common::assert_same(&before["f02"], &site_state(&f, "f02", "shop-1-0"), "f02");
+    no_leftovers(&f);
+}

@@ -244,6 +244,11 @@ pub fn apply_gated(
         let Some(r) = rollout_cfg else {
             continue;
         };
+        // An empty wave has nothing to bake; an interrupted one is not
+        // judged (its tasks did not all run).
+        if wave.sites.is_empty() || opts.cancelled() {
+            continue;
+        }
         rollout::bake(r.bake_s, || opts.cancelled());
         let (failures, _checks) = rollout::failures(&outcomes, gate);
         for f in &failures {
