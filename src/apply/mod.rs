@@ -575,7 +575,11 @@ pub(crate) fn execute(
             } else {
                 TaskResult::Failed
             };
-            journal_trouble(&mut run, "its result", |r| r.finish(result));
+            // An undo waiting for a database server leaves the task
+            // running: the next hoist's recovery retries it.
+            if !(run.rec.journal.contains_key(site::key::UNDO_WAITS) && undone.is_err()) {
+                journal_trouble(&mut run, "its result", |r| r.finish(result));
+            }
             let message = match undone {
                 Ok(()) => e.to_string(),
                 Err(u) => format!("{e}; {u}"),

@@ -66,6 +66,10 @@ pub(super) mod key {
     pub const COMMITTED: &str = "committed";
     /// The backup a restore chose, relative to the server root.
     pub const RESTORED_FROM: &str = "restored_from";
+    /// Set when the undo did not start because a database server it needs
+    /// did not answer ([`super::undo_blocked`]): the task stays `running`,
+    /// and the next hoist that takes the server's lock retries the undo.
+    pub const UNDO_WAITS: &str = "undo_waits";
 }
 
 /// The backup a restore task restored (or tried to), relative to the
@@ -1483,6 +1487,18 @@ pub(super) fn rollback(srv: &LocalServer, run: &mut TaskRun) -> Result<(), Strin
         });
         return Ok(());
     }
+    if let Some(why) = undo_blocked(srv, &run.rec) {
+        let msg = format!(
+            "the undo waits for the database server ({why}): the next hoist run on this server retries it; until then the site stays as the failed step left it, its backup kept"
+        );
+        run.log(format!("error: {msg}"));
+        return match run.note(key::UNDO_WAITS, true) {
+            Ok(()) => Err(msg),
+            Err(e) => Err(format!(
+                "{msg}; and the task journal could not be written: {e}"
+            )),
+        };
+    }
     match undo(srv, &run.rec) {
         Ok(msg) => {
             run.log(msg);
@@ -1493,6 +1509,26 @@ pub(super) fn rollback(srv: &LocalServer, run: &mut TaskRun) -> Result<(), Strin
             Err(e)
         }
     }
+}
+
+/// Why the undo of `rec` cannot run now: a database server its journal
+/// names (any database fact) does not answer. Started, the undo would stop
+/// half way and leave the site in maintenance for good; deferred, it runs
+/// whole once the server is back (the server died in the middle of a dump,
+/// say, which is why the task failed).
+pub(crate) fn undo_blocked(srv: &LocalServer, rec: &TaskRecord) -> Option<String> {
+    let servers: std::collections::BTreeSet<Name> = rec
+        .journal
+        .values()
+        .filter(|v| v.is_object())
+        .filter_map(|v| serde_json::from_value::<DbRef>(v.clone()).ok())
+        .map(|r| r.server)
+        .collect();
+    servers.iter().find_map(|name| {
+        // An undeclared server is no reason to wait: the undo reports it.
+        let d = srv.db_server(name).ok()?;
+        d.list().err().map(|e| e.to_string())
+    })
 }
 
 /// Undoes a site task that had not committed, from its record alone, and
