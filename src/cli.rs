@@ -956,6 +956,24 @@ fn cmd_status(cli: &Cli, live: bool) -> Result<u8> {
             last.map(|t| t.shown_result()).unwrap_or_else(|| "-".into()),
         );
     }
+    // Who suspended what, why and until when: the table only says
+    // `suspended`.
+    let held: Vec<(String, &plan::Suspended)> = set
+        .sites
+        .iter()
+        .filter_map(|(n, s)| Some((n.to_string(), s.suspended.as_deref()?)))
+        .chain(
+            set.platforms
+                .iter()
+                .filter_map(|(n, p)| Some((format!("platform {n}"), p.suspended.as_deref()?))),
+        )
+        .collect();
+    if !held.is_empty() {
+        println!("\nSuspended:");
+        for (name, s) in held {
+            println!("  {name}: {}", text::line(&s.describe()));
+        }
+    }
     if let Some(h) = set.halt() {
         println!(
             "\nRollout HALTED in wave {} (inventory commit {}): {}",
