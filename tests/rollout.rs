@@ -278,6 +278,50 @@ fn with_halt_only_the_succeeded_sites_stay_and_a_site_no_wave_selects_is_blocked
     assert!(!tasks(&f).iter().any(|t| t["kind"] == "rollback"));
 }
 
+/// Issue 15 item 5: with `--log-format json` each step's event carries its
+/// wave as a field beside the site, task and step, not in its message.
+#[test]
+fn json_logs_carry_each_steps_wave_as_a_field() {
+    let f = fleet();
+    for s in FLEET {
+        write_site(&f, s, "shop-2-0");
+    }
+    commit(&f, "to shop-2-0");
+    let out = f
+        .cmd(&["--log-format", "json", "apply", "--yes"])
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("hoist runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: not JSON: {l}")))
+        .collect();
+    let wave_of = |site: &str| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| e["fields"]["site"] == site && e["fields"]["step"].is_string())
+            .map(|e| {
+                let m = e["fields"]["message"].as_str().unwrap();
+                assert!(!m.contains("wave"), "the wave is in the message: {e}");
+                e["fields"]["wave"].as_str().unwrap_or("(none)").to_string()
+            })
+            .collect()
+    };
+    for (site, wave) in [("f01", "canary"), ("f03", "early"), ("f08", "rest")] {
+        let waves = wave_of(site);
+        assert!(!waves.is_empty(), "no step events of {site}: {stderr}");
+        assert!(waves.iter().all(|w| w == wave), "{site}: {waves:?}");
+    }
+    let started: Vec<&str> = events
+        .iter()
+        .filter(|e| e["fields"]["message"] == "wave started")
+        .map(|e| e["fields"]["wave"].as_str().unwrap())
+        .collect();
+    assert_eq!(started, ["canary", "early", "rest"]);
+}
+
 /// The fleet moved to shop-2-0 in one commit, then applied with the early
 /// wave failing (f03's switch, f04's check) and `point` armed too.
 fn halted_with(point: &str) -> (Fixture, BTreeMap<&'static str, BTreeMap<String, String>>) {
