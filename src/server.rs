@@ -415,11 +415,7 @@ impl LocalServer {
                         "a Drupal site on a mysql database server cannot be observed yet".into(),
                     ));
                 }
-                let login = crate::driver::Login {
-                    database: settings.database.name.clone(),
-                    user: settings.database.user.clone(),
-                    password: settings.database.password.clone(),
-                };
+                let login = crate::driver::Login::from(&settings);
                 let server = self.db_server(&settings.database.server)?;
                 let invalid = |e: crate::driver::DriverError| ServerError::Invalid(e.to_string());
                 let mut db = server.open(&login, false).map_err(invalid)?;
