@@ -982,7 +982,7 @@ fn install(
 
 /// Undoes what an install or a clone created: its vhost, directory and
 /// database. Nothing else was touched.
-fn undo_created(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
+pub(super) fn undo_created(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
     let mut u = Undo::default();
     if let (Some(to), true) = (&rec.to, rec.journal.contains_key(key::OLD_VHOST)) {
         let web = srv.web();
