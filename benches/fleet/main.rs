@@ -18,7 +18,8 @@
 //! rollout waves with `bake_s: 0` against the same in one wave),
 //! `watch-memory` (the resident memory of `hoist watch` over `--passes`
 //! reconcile passes, 20,000 by default, back to back),
-//! `drupal-scan` (real Drupal trees, see `drupal.rs`). Data is
+//! `drupal-scan` (real Drupal trees, see `drupal.rs`), `live-mysql`
+//! (live `plan` over 1,000 sites on one MariaDB, see `mysql.rs`). Data is
 //! generated under a temporary directory (`HOIST_BENCH_DIR` to choose
 //! where) and removed at the end (`--keep` keeps it). Each figure is the
 //! median of `--runs` runs (at least 5 for `parallel` and `watch`); hoist
@@ -27,6 +28,7 @@
 
 mod drupal;
 mod gen;
+mod mysql;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -222,6 +224,11 @@ fn main() {
     if want("live") {
         let dir = base.join("live");
         rows.extend(live(&dir, a.runs));
+        remove_scenario(&dir, a.keep);
+    }
+    if want("live-mysql") {
+        let dir = base.join("live-mysql");
+        rows.extend(mysql::live(&dir, a.runs));
         remove_scenario(&dir, a.keep);
     }
     if want("big") {
