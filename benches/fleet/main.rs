@@ -19,7 +19,10 @@
 //! `watch-memory` (the resident memory of `hoist watch` over `--passes`
 //! reconcile passes, 20,000 by default, back to back),
 //! `drupal-scan` (real Drupal trees, see `drupal.rs`), `live-mysql`
-//! (live `plan` over 1,000 sites on one MariaDB, see `mysql.rs`). Data is
+//! (live `plan` over 1,000 sites on one MariaDB, see `mysql.rs`),
+//! `mysql-big` (backup, restore, migrate and rename of a site with a
+//! `--mysql-mb` MB MariaDB database, 1024 by default, and half that in
+//! files). Data is
 //! generated under a temporary directory (`HOIST_BENCH_DIR` to choose
 //! where) and removed at the end (`--keep` keeps it). Each figure is the
 //! median of `--runs` runs (at least 5 for `parallel` and `watch`); hoist
@@ -45,6 +48,7 @@ struct Args {
     keep: bool,
     restore_mb: usize,
     passes: u64,
+    mysql_mb: usize,
 }
 
 fn args() -> Args {
@@ -57,6 +61,7 @@ fn args() -> Args {
             .and_then(|v| v.parse().ok())
             .unwrap_or(500),
         passes: WATCH_PASSES,
+        mysql_mb: 1024,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -73,6 +78,13 @@ fn args() -> Args {
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(WATCH_PASSES)
                     .max(100)
+            }
+            "--mysql-mb" => {
+                a.mysql_mb = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(1024)
+                    .max(1)
             }
             // `cargo bench` passes `--bench`; filters are not used.
             _ => {}
@@ -229,6 +241,11 @@ fn main() {
     if want("live-mysql") {
         let dir = base.join("live-mysql");
         rows.extend(mysql::live(&dir, a.runs));
+        remove_scenario(&dir, a.keep);
+    }
+    if want("mysql-big") {
+        let dir = base.join("mysql-big");
+        rows.extend(mysql::big(&dir, a.runs, a.mysql_mb));
         remove_scenario(&dir, a.keep);
     }
     if want("big") {
