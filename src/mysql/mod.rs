@@ -22,7 +22,8 @@
 //! `--local-infile=0` (no reading of local files) and `--sandbox` where the
 //! client has it.
 //!
-//! This module is standalone: the task pipeline does not call it yet.
+//! The task pipeline reaches it through the database seam
+//! ([`crate::driver::MysqlServer`]).
 
 use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
