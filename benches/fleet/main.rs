@@ -1061,6 +1061,40 @@ fn move_n(inv: &Path, n: usize, platform: usize) {
     gen::git(inv, &["commit", "-q", "-am", "move"]);
 }
 
+/// What the wave boundaries of the last waved apply cost, from its task
+/// records (in ms, summed over the boundaries): `gap`, from the last task
+/// of a wave ending to the first of the next starting (the gate, the bake
+/// and the next wave's start), and `drain`, from the wave's second-to-last
+/// task ending to its last (the time a worker of two waits for the other).
+fn wave_boundaries(inv: &Path, since: &str) -> (f64, f64) {
+    let fmt = &time::format_description::well_known::Rfc3339;
+    let mut waves: Vec<(String, Vec<(time::OffsetDateTime, time::OffsetDateTime)>)> = Vec::new();
+    let mut tasks = hoist::task::list(&inv.join(".hoist-host").join("tasks"));
+    tasks.retain(|t| t.id.as_str() >= since);
+    tasks.sort_by(|a, b| a.started.cmp(&b.started));
+    for t in tasks {
+        let s = time::OffsetDateTime::parse(&t.started, fmt).unwrap();
+        let f = time::OffsetDateTime::parse(t.finished.as_deref().unwrap(), fmt).unwrap();
+        let w = t.wave.clone().unwrap_or_default();
+        match waves.iter_mut().find(|(n, _)| *n == w) {
+            Some((_, v)) => v.push((s, f)),
+            None => waves.push((w, vec![(s, f)])),
+        }
+    }
+    let (mut gap, mut drain) = (0.0, 0.0);
+    for pair in waves.windows(2) {
+        let mut ends: Vec<_> = pair[0].1.iter().map(|t| t.1).collect();
+        ends.sort();
+        let last = *ends.last().unwrap();
+        let next = pair[1].1.iter().map(|t| t.0).min().unwrap();
+        gap += (next - last).as_seconds_f64() * 1000.0;
+        if ends.len() >= 2 {
+            drain += (last - ends[ends.len() - 2]).as_seconds_f64() * 1000.0;
+        }
+    }
+    (gap, drain)
+}
+
 /// 300 small sites on platform 0, twice: `plain` (no rollout) and `waved`
 /// (three waves); each run moves both fleets to the other platform.
 fn waves(dir: &Path, runs: usize) -> Vec<Row> {
@@ -1098,11 +1132,21 @@ fn waves(dir: &Path, runs: usize) -> Vec<Row> {
     .unwrap();
     gen::git(&waved, &["commit", "-q", "-am", "three waves"]);
     let (mut wp, mut ww) = (vec![], vec![]);
+    let (mut sp, mut sw, mut gaps, mut drains) = (vec![], vec![], vec![], vec![]);
     for r in 0..runs {
         let target = (r + 1) % 2;
         for (inv, w, name) in [(&plain, &mut wp, "plain"), (&waved, &mut ww, "waved")] {
             move_n(inv, WAVES_SITES, target);
+            let since = task_stamp();
             let m = hoist_ok(inv, &["apply", "--yes"], &logs, &format!("{name}-{r}"), 0);
+            if name == "waved" {
+                sw.push(task_span(inv, &since));
+                let (g, d) = wave_boundaries(inv, &since);
+                gaps.push(g);
+                drains.push(d);
+            } else {
+                sp.push(task_span(inv, &since));
+            }
             let out = std::fs::read_to_string(logs.join(format!("{name}-{r}.out"))).unwrap();
             assert!(
                 out.contains(&format!("Apply complete: {WAVES_SITES} success")),
@@ -1118,16 +1162,44 @@ fn waves(dir: &Path, runs: usize) -> Vec<Row> {
         fmt_runs(&wp),
         fmt_runs(&ww)
     ));
+    say(format!(
+        "task phase: one wave {} s, three waves {} s; wave boundaries (2 a run): gap {} ms, drain {} ms",
+        fmt_runs(&sp),
+        fmt_runs(&sw),
+        fmt_runs(&gaps),
+        fmt_runs(&drains)
+    ));
     let (p, w) = (median(&mut wp), median(&mut ww));
     let more = (w / p - 1.0) * 100.0;
-    vec![Row {
-        scenario: "300 small site migrations in 3 rollout waves, `bake_s: 0` (`hoist apply`, whole command)".into(),
-        hoist: format!("3 waves: {w:.2} s"),
-        baseline: format!("no rollout: {p:.2} s"),
-        ratio: format!("{more:+.1}%"),
-        target: "< +10%".into(),
-        met: more < 10.0,
-    }]
+    let (tp, tw) = (median(&mut sp), median(&mut sw));
+    let tmore = (tw / tp - 1.0) * 100.0;
+    let (g, d) = (median(&mut gaps), median(&mut drains));
+    vec![
+        Row {
+            scenario: "300 small site migrations in 3 rollout waves, `bake_s: 0` (`hoist apply`, whole command)".into(),
+            hoist: format!("3 waves: {w:.2} s"),
+            baseline: format!("no rollout: {p:.2} s"),
+            ratio: format!("{more:+.1}%"),
+            target: "< +10%".into(),
+            met: more < 10.0,
+        },
+        Row {
+            scenario: "the same, task phase only (first task start to last task end, from the task records)".into(),
+            hoist: format!("3 waves: {tw:.2} s"),
+            baseline: format!("no rollout: {tp:.2} s"),
+            ratio: format!("{tmore:+.1}%"),
+            target: "< +10%".into(),
+            met: tmore < 10.0,
+        },
+        Row {
+            scenario: "what the 2 wave boundaries of a run cost, from the task records: the gate and the next wave's start (gap), a worker waiting for the wave's last task (drain)".into(),
+            hoist: format!("gap {g:.1} ms, drain {d:.1} ms"),
+            baseline: format!("no rollout: {p:.2} s in all"),
+            ratio: format!("{:+.1}%", (g + d) / (p * 1000.0) * 100.0),
+            target: "< +10%".into(),
+            met: (g + d) / (p * 1000.0) < 0.10,
+        },
+    ]
 }
 
 // ---------------------------------------------------------------------------
