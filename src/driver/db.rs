@@ -117,6 +117,12 @@ pub trait DbServer: Send + Sync {
     fn discard_copy(&self, login: &Login) -> Result<(), DriverError>;
     /// Every database on the server that hoist may have made.
     fn list(&self) -> Result<Vec<String>, DriverError>;
+    /// The file of database `db`, for a server whose databases are files
+    /// (SQLite): what a site's own settings name. `None` for a server
+    /// reached over the network.
+    fn sqlite_file(&self, _db: &str) -> Option<std::path::PathBuf> {
+        None
+    }
 }
 
 /// The embedded SQLite server of one server root, under its name in
@@ -210,6 +216,9 @@ impl DbServer for Sqlite {
     }
     fn list(&self) -> Result<Vec<String>, DriverError> {
         Ok(self.server.list())
+    }
+    fn sqlite_file(&self, db: &str) -> Option<std::path::PathBuf> {
+        self.server.path(db).ok()
     }
 }
 
