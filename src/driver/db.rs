@@ -123,6 +123,17 @@ pub trait DbServer: Send + Sync {
     fn sqlite_file(&self, _db: &str) -> Option<std::path::PathBuf> {
         None
     }
+    /// Runs one read-only statement `sql` in the site's database as the
+    /// site's user and returns its rows, each column's bytes: how a
+    /// database not in the embedded format (a Drupal site's) is observed.
+    /// SQLite servers are read through rusqlite instead.
+    fn query_rows(&self, login: &Login, sql: &str) -> Result<Vec<Vec<Vec<u8>>>, DriverError> {
+        let _ = (login, sql);
+        Err(DriverError::Invalid(format!(
+            "database server {} cannot run queries for observation",
+            self.name()
+        )))
+    }
 }
 
 /// The embedded SQLite server of one server root, under its name in
