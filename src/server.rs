@@ -410,11 +410,7 @@ impl LocalServer {
                     ),
                 }
             } else {
-                let login = crate::driver::Login {
-                    database: settings.database.name.clone(),
-                    user: settings.database.user.clone(),
-                    password: settings.database.password.clone(),
-                };
+                let login = crate::driver::Login::from(&settings);
                 let server = self.db_server(&settings.database.server)?;
                 let invalid = |e: crate::driver::DriverError| ServerError::Invalid(e.to_string());
                 if let Some(core) = core {

@@ -1,10 +1,11 @@
 //! A rollout on real nginx and php-fpm (spec sections 8 and 9): a fleet
 //! moves from a platform whose code serves every site to one whose code
 //! answers 500 for chosen sites of the second wave: one at once (its own
-//! cutover check fails, and its task undoes itself), one only a few seconds
-//! after its deploy (it passes the cutover, then fails the check after the
-//! bake). The canary wave passes; the second wave halts at its budget and
-//! its succeeded sites are put back, served by the old code again; the last
+//! cutover check fails, and its task undoes itself), one only once it has
+//! served its cutover check (it passes the cutover, then fails the check
+//! after the bake). The canary wave passes; the second wave halts at its
+//! budget and its succeeded sites are put back, served by the old code
+//! again; the last
 //! wave is untouched.
 
 mod common;
@@ -24,15 +25,24 @@ fn domain(s: &str) -> String {
 /// The old code: every site answers 200.
 const OLD_PHP: &str = "<?php\necho 'old ', $_SERVER['HTTP_HOST'], \"\\n\";\n";
 
-/// The new code: n03 is broken outright; n04 breaks three seconds after its
-/// settings were written (its deploy), as a site whose first cron run
-/// breaks it would. Every other site answers 200.
-const NEW_PHP: &str = "<?php\n\
-$host = $_SERVER['HTTP_HOST'];\n\
-$settings = __DIR__ . '/' . $_SERVER['HOIST_SITE_DIR'] . '/settings.yaml';\n\
-if ($host === 'n03.example.com') { http_response_code(500); echo \"broken\\n\"; exit; }\n\
-if ($host === 'n04.example.com' && time() - filemtime($settings) >= 3) { http_response_code(500); echo \"broken later\\n\"; exit; }\n\
-echo 'new ', $host, \"\\n\";\n";
+/// The new code: n03 is broken outright; n04 breaks once it has answered
+/// one request under its own name (the cutover's check), as a site whose
+/// first cron run breaks it would: its requests are counted in `hits`, so
+/// the break follows an event, not the clock. Every other site answers 200.
+fn new_php(hits: &std::path::Path) -> String {
+    format!(
+        "<?php\n\
+         $host = $_SERVER['HTTP_HOST'];\n\
+         if ($host === 'n03.example.com') {{ http_response_code(500); echo \"broken\\n\"; exit; }}\n\
+         if ($host === 'n04.example.com') {{\n\
+           file_put_contents('{hits}', 'x', FILE_APPEND | LOCK_EX);\n\
+           clearstatcache();\n\
+           if (filesize('{hits}') > 1) {{ http_response_code(500); echo \"broken later\\n\"; exit; }}\n\
+         }}\n\
+         echo 'new ', $host, \"\\n\";\n",
+        hits = hits.display()
+    )
+}
 
 fn command_line(c: &std::process::Command) -> String {
     std::iter::once(c.get_program())
@@ -110,7 +120,8 @@ fn a_wave_failing_its_health_checks_on_nginx_halts_and_is_served_by_the_old_code
         std::fs::remove_file(e.path()).unwrap();
     }
     f.write("codebases/shop-1.0/index.php", OLD_PHP);
-    f.write("codebases/shop-2.0/index.php", NEW_PHP);
+    let hits = f.tmp.path().join("n04-hits");
+    f.write("codebases/shop-2.0/index.php", &new_php(&hits));
     // hoist's vhosts listen on every address (`listen: PORT`): on a port
     // of their own, since the harness's default server holds
     // 127.0.0.1:nginx.port and a reload cannot add the wildcard beside it.
@@ -146,7 +157,7 @@ fn a_wave_failing_its_health_checks_on_nginx_halts_and_is_served_by_the_old_code
         &format!(
             "{settings}rollout:\n  waves:\n    - {{ name: canary, select: {{ sites: [n01] }} }}\n    \
              - {{ name: second, select: {{ labels: {{ tier: basic }} }} }}\n    - {{ name: last }}\n  \
-             bake_s: 5\n  failure_budget: {{ max_failed: 1 }}\n  on_failure: rollback-wave\n"
+             bake_s: 0\n  failure_budget: {{ max_failed: 1 }}\n  on_failure: rollback-wave\n"
         ),
     );
     for s in FLEET {
@@ -197,6 +208,8 @@ fn a_wave_failing_its_health_checks_on_nginx_halts_and_is_served_by_the_old_code
         assert_eq!(count(s), n, "{s} was touched");
         assert_eq!(body(port, s), (200, format!("old {}\n", domain(s))));
     }
+    // n04 answered its cutover check, then failed the one after the bake.
+    assert_eq!(std::fs::read(&hits).unwrap(), b"xx");
     let st = f.read("status/sites/n04.yaml");
     assert!(
         st.contains("halted_wave: second") && st.contains("site: failed"),

@@ -16,6 +16,8 @@
 //! 500 by default, of small log rows: loading its dump against
 //! `sqlite3 new.db < dump.sql`), `waves` (300 small migrations in three
 //! rollout waves with `bake_s: 0` against the same in one wave),
+//! `watch-memory` (the resident memory of `hoist watch` over `--passes`
+//! reconcile passes, 20,000 by default, back to back),
 //! `drupal-scan` (real Drupal trees, see `drupal.rs`). Data is
 //! generated under a temporary directory (`HOIST_BENCH_DIR` to choose
 //! where) and removed at the end (`--keep` keeps it). Each figure is the
@@ -40,6 +42,7 @@ struct Args {
     only: Option<Vec<String>>,
     keep: bool,
     restore_mb: usize,
+    passes: u64,
 }
 
 fn args() -> Args {
@@ -51,6 +54,7 @@ fn args() -> Args {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(500),
+        passes: WATCH_PASSES,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -60,6 +64,13 @@ fn args() -> Args {
             "--keep" => a.keep = true,
             "--restore-mb" => {
                 a.restore_mb = it.next().and_then(|v| v.parse().ok()).unwrap_or(500).max(1)
+            }
+            "--passes" => {
+                a.passes = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(WATCH_PASSES)
+                    .max(100)
             }
             // `cargo bench` passes `--bench`; filters are not used.
             _ => {}
@@ -239,6 +250,11 @@ fn main() {
     if want("waves") {
         let dir = base.join("waves");
         rows.extend(waves(&dir, a.runs.max(5)));
+        remove_scenario(&dir, a.keep);
+    }
+    if want("watch-memory") {
+        let dir = base.join("watch-memory");
+        rows.extend(watch_memory(&dir, a.passes));
         remove_scenario(&dir, a.keep);
     }
     if want("drupal-scan") {
@@ -1111,6 +1127,102 @@ fn waves(dir: &Path, runs: usize) -> Vec<Row> {
         ratio: format!("{more:+.1}%"),
         target: "< +10%".into(),
         met: more < 10.0,
+    }]
+}
+
+// ---------------------------------------------------------------------------
+// watch's memory over many reconcile passes
+
+/// Passes of the `watch-memory` scenario by default: about a quarter of a
+/// day's at the default 1 s interval, run back to back.
+const WATCH_PASSES: u64 = 20_000;
+
+/// Sites of the `watch-memory` fleet: each pass observes them all.
+const WATCH_MEMORY_SITES: usize = 20;
+
+/// The resident set of process `pid` now, in KiB (`VmRSS`).
+fn rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `hoist watch --interval-ms 1 --max-cycles N` on 20 installed sites,
+/// its resident memory sampled every 200 ms. Flat: what it holds after the
+/// first tenth of the passes (allocator pools, caches filled) is what it
+/// holds at the end, within 5%.
+fn watch_memory(dir: &Path, passes: u64) -> Vec<Row> {
+    let logs = logs_dir(dir);
+    let inv = dir.join("inv");
+    let mut shape = SMALL;
+    shape.sites = WATCH_MEMORY_SITES;
+    gen::write_inventory(&inv, &shape, 2);
+    for i in 0..shape.sites {
+        std::fs::write(
+            inv.join("sites")
+                .join(format!("{}.yaml", gen::site_name(i))),
+            gen::site_yaml(i, 0),
+        )
+        .unwrap();
+    }
+    gen::git_init(&inv);
+    hoist_ok(&inv, &["apply", "--yes"], &logs, "watch-memory-install", 0);
+    let max = passes.to_string();
+    let mut child = hoist(&inv, &["watch", "--interval-ms", "1", "--max-cycles", &max])
+        // Warnings only: a log line per pass would measure the log, not
+        // the daemon.
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            File::create(logs.join("watch-memory.err")).unwrap(),
+        ))
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let mut samples: Vec<(f64, u64)> = Vec::new();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if let Some(kb) = rss_kb(child.id()) {
+            samples.push((t.elapsed().as_secs_f64(), kb));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let wall = t.elapsed().as_secs_f64();
+    assert!(
+        status.success(),
+        "watch exited {status}: see {}",
+        logs.display()
+    );
+    assert!(samples.len() >= 20, "watch ended too soon to sample");
+    std::fs::write(
+        logs.join("watch-memory-rss.csv"),
+        samples
+            .iter()
+            .map(|(s, kb)| format!("{s:.1},{kb}\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let at = |frac: f64| samples[((samples.len() - 1) as f64 * frac) as usize].1 as f64 / 1024.0;
+    let (tenth, half, end) = (at(0.1), at(0.5), at(1.0));
+    let peak = samples.iter().map(|s| s.1).max().unwrap() as f64 / 1024.0;
+    let growth = (end / tenth - 1.0) * 100.0;
+    say(format!(
+        "watch: {passes} passes in {wall:.0} s ({:.1} ms a pass); RSS {:.1} MB at the first sample, {tenth:.1} MB at 10%, {half:.1} MB at 50%, {end:.1} MB at the end, peak {peak:.1} MB",
+        wall * 1000.0 / passes as f64,
+        samples[0].1 as f64 / 1024.0,
+    ));
+    vec![Row {
+        scenario: format!(
+            "`watch` resident memory over {passes} reconcile passes ({WATCH_MEMORY_SITES} sites, `--interval-ms 1`, {:.1} ms a pass)",
+            wall * 1000.0 / passes as f64
+        ),
+        hoist: format!("{tenth:.1} MB at 10% of the passes, {half:.1} MB at 50%, {end:.1} MB at the end (peak {peak:.1} MB)"),
+        baseline: "-".into(),
+        ratio: format!("{growth:+.1}% from 10% to the end"),
+        target: "flat (< +5%)".into(),
+        met: growth < 5.0,
     }]
 }
 

@@ -419,6 +419,8 @@ fn put_back(
                 SiteAction::Migrate => TaskKind::Migrate,
                 SiteAction::Rename => TaskKind::Rename,
                 SiteAction::MigrateRename => TaskKind::MigrateRename,
+                SiteAction::Update => TaskKind::Update,
+                SiteAction::Delete => TaskKind::Delete,
                 _ => TaskKind::Verify,
             };
             let back = match (&o.id, rollback::can_put_back(kind)) {
@@ -427,11 +429,13 @@ fn put_back(
                     progress.started(&what);
                     let started = std::time::Instant::now();
                     let b =
-                        rollback::run(s, id, inv, servers, opts).unwrap_or_else(|e| TaskOutcome {
-                            id: None,
-                            what,
-                            result: TaskResult::Failed,
-                            message: Some(e.to_string()),
+                        rollback::put_back(kind, s, id, inv, servers, opts).unwrap_or_else(|e| {
+                            TaskOutcome {
+                                id: None,
+                                what,
+                                result: TaskResult::Failed,
+                                message: Some(e.to_string()),
+                            }
                         });
                     record(
                         b.clone(),

@@ -13,7 +13,8 @@ use serde_json::Value;
 use super::{cutover, execute, step, ApplyOptions, StepError, TaskOutcome};
 use crate::backup;
 use crate::driver::app::{AppKind, AppSite};
-use crate::driver::{DbRef, DbServer, Login, Which};
+use crate::driver::db::Moved;
+use crate::driver::{DbRef, DbServer, DriverError, Login, SiteConn, Which};
 use crate::fsutil;
 use crate::inventory::Inventory;
 use crate::names::{Domain, Name, PlatformName};
@@ -35,6 +36,14 @@ pub(super) mod key {
     pub const COPIED_DIR: &str = "copied_dir";
     /// The site directory was moved (rename on the same platform).
     pub const MOVED_DIR: &str = "moved_dir";
+    /// The old database (a [`crate::driver::DbRef`]) whose tables a rename
+    /// moves, at once and without copying a row, into the new database
+    /// (`NEW_DB`); noted before the move. An undo moves them back, sets
+    /// back what the rename edited, and only then drops the new database.
+    pub const TABLES_MOVED: &str = "tables_moved";
+    /// The variables a rename edits in the moved tables (`base_url`,
+    /// `file_directory_path`), as they were before (null: unset).
+    pub const VARS_BEFORE_MOVE: &str = "vars_before_move";
     /// Only in journals of older hoists, whose rename on the same platform
     /// moved the old database's file to the new database and edited it
     /// there: an undo moves it back and loads its content from the task's
@@ -151,11 +160,10 @@ pub(super) fn need<'a, T>(o: &'a Option<T>, what: &str) -> Result<&'a T, ServerE
 /// migration's new database never collides with the old one.
 pub fn new_db_name(site: &Name) -> String {
     use rand::Rng;
-    format!(
-        "{}_{:08x}",
-        site.as_str().replace('-', "_"),
-        rand::rng().random::<u32>()
-    )
+    // A test fixes the suffix to make a name that is taken already.
+    let suffix = crate::failpoint::value("db-suffix")
+        .unwrap_or_else(|| format!("{:08x}", rand::rng().random::<u32>()));
+    format!("{}_{suffix}", site.as_str().replace('-', "_"))
 }
 
 /// Writes a site's files directory, settings (0600) and vhost, unsynced:
@@ -255,10 +263,36 @@ pub(super) fn observe_fresh(
 
 /// How a site logs in to its database, from its settings.
 pub(super) fn login(settings: &SettingsFile) -> Login {
-    Login {
-        database: settings.database.name.clone(),
-        user: settings.database.user.clone(),
-        password: settings.database.password.clone(),
+    Login::from(settings)
+}
+
+/// Refuses, before the task records anything, a new database whose name
+/// or user exists on its server: a task never adopts (and an undo never
+/// drops) what it did not create.
+fn check_free(srv: &LocalServer, new_db: &DbRef) -> Result<(), String> {
+    srv.db_server(&new_db.server)
+        .map_err(txt)?
+        .check_free(&new_db.name)
+        .map_err(txt)
+}
+
+/// The result of creating the database the journal names as `NEW_DB`
+/// (noted before, so an undo drops it). When the server refused because
+/// the database or its user exists (made by someone else since the task
+/// checked), the fact is withdrawn: what exists is not the task's, and no
+/// undo may drop it.
+fn created<T>(run: &mut TaskRun, r: Result<T, DriverError>) -> Result<T, String> {
+    match r {
+        Err(e) if e.already_exists() => {
+            run.rec.journal.remove(key::NEW_DB);
+            match run.save() {
+                Ok(()) => Err(e.to_string()),
+                Err(w) => Err(format!(
+                    "{e}; and the task journal could not be written: {w}"
+                )),
+            }
+        }
+        r => r.map_err(txt),
     }
 }
 
@@ -268,6 +302,16 @@ pub(super) fn db_of<'a>(
     settings: &SettingsFile,
 ) -> Result<&'a dyn DbServer, String> {
     srv.db_server(&settings.database.server).map_err(txt)
+}
+
+/// An open connection to a site's live database, in the embedded format.
+pub(super) fn open_db<'a>(
+    srv: &'a LocalServer,
+    settings: &SettingsFile,
+) -> Result<Box<dyn SiteConn + 'a>, String> {
+    db_of(srv, settings)?
+        .open(&login(settings), false)
+        .map_err(txt)
 }
 
 /// The database a task created or found, as its journal records it: with
@@ -436,13 +480,15 @@ pub(super) fn take_backup(
 /// never followed). The caller has journaled both ([`journal_copy`])
 /// and synced the journal, so an undo removes them.
 fn deploy_copy(
+    run: &mut TaskRun,
     srv: &LocalServer,
     old: &SettingsFile,
     new_db: &DbRef,
     from: &Path,
     to: &Path,
 ) -> Result<Login, String> {
-    let creds = copy_database(srv, old, new_db)?;
+    let copied = copy_database(srv, old, new_db)?;
+    let creds = created(run, copied)?;
     crate::failpoint::hit("deploy-inside", crate::failpoint::When::Before)?;
     fsutil::create_dir_all(to.parent().expect("site dirs have a parent")).map_err(txt)?;
     // The settings are not copied: the verify step writes the new site's
@@ -466,32 +512,152 @@ fn journal_copy(run: &mut TaskRun, new_db: &DbRef, to: &Path) {
 /// copy, across servers a streamed dump and load). The later steps edit
 /// the copy: the old database stays as it was until the task commits, so
 /// an undo only drops the copy and never depends on loading a dump.
-fn copy_database(srv: &LocalServer, old: &SettingsFile, new_db: &DbRef) -> Result<Login, String> {
+fn copy_database(
+    srv: &LocalServer,
+    old: &SettingsFile,
+    new_db: &DbRef,
+) -> Result<Result<Login, DriverError>, String> {
     let src = db_of(srv, old)?;
     let dst = srv.db_server(&new_db.server).map_err(txt)?;
-    crate::driver::db::copy_between(src, &login(old), dst, &new_db.name).map_err(txt)
+    Ok(crate::driver::db::copy_between(
+        src,
+        &login(old),
+        dst,
+        &new_db.name,
+    ))
 }
 
 /// The deploy of a rename on the same platform: the site directory is
-/// moved (its files never change, whatever their size), and the database
-/// copied ([`copy_database`]); both journaled first, so an undo moves the
-/// directory back and drops the copy.
-fn move_dir_copy_db(
+/// moved (its files never change, whatever their size), and so is the
+/// database when it stays on its server and the driver can
+/// ([`DbServer::move_tables`]: one atomic `RENAME TABLE`, whatever its
+/// size); otherwise it is copied ([`copy_database`]). Everything is
+/// journaled first: an undo moves the directory back, moves the tables
+/// back (or drops the copy). Returns the new login and whether the tables
+/// moved.
+fn move_dir_and_db(
     run: &mut TaskRun,
     srv: &LocalServer,
     old: &SettingsFile,
     new_db: &DbRef,
     old_dir: &Path,
     new_dir: &Path,
-) -> Result<Login, String> {
+) -> Result<(Login, bool), String> {
     run.remember(key::MOVED_DIR, true);
-    run.note(key::NEW_DB, db_fact(&new_db.server, &new_db.name))
-        .map_err(txt)?;
-    let creds = copy_database(srv, old, new_db)?;
+    let app = app_of(srv, &old.config().platform)?;
+    let moved = if !app.rename_moves_tables() {
+        Moved::Copy(format!(
+            "a {} site's database is copied (its undo cannot set moved tables back)",
+            app.name()
+        ))
+    } else if old.database.server == new_db.server {
+        move_db(run, srv, old, new_db)?
+    } else {
+        Moved::Copy(format!(
+            "the site moves to database server {}",
+            new_db.server
+        ))
+    };
+    let (creds, moved_tables) = match moved {
+        Moved::Moved(creds) => (creds, true),
+        Moved::Copy(why) => {
+            run.note(key::NEW_DB, db_fact(&new_db.server, &new_db.name))
+                .map_err(txt)?;
+            let copied = copy_database(srv, old, new_db)?;
+            let creds = created(run, copied).map_err(|e| {
+                format!(
+                    "the database is copied rather than moved ({why}), and the copy failed: {e}"
+                )
+            })?;
+            (creds, false)
+        }
+    };
     crate::failpoint::hit("deploy-inside", crate::failpoint::When::Before)?;
     std::fs::rename(old_dir, new_dir)
         .map_err(|e| format!("moving {} to {}: {e}", old_dir.display(), new_dir.display()))?;
-    Ok(creds)
+    Ok((creds, moved_tables))
+}
+
+/// The variables a rename edits in the moved tables ([`settle`]), which
+/// an undo sets back.
+const MOVED_VARS: [&str; 2] = ["base_url", "file_directory_path"];
+
+/// Moves the site's tables into `new_db` on the same server, journaled
+/// first ([`key::TABLES_MOVED`]); [`Moved::Copy`] when the driver cannot
+/// (the log says why), with nothing changed.
+fn move_db(
+    run: &mut TaskRun,
+    srv: &LocalServer,
+    old: &SettingsFile,
+    new_db: &DbRef,
+) -> Result<Moved, String> {
+    let dbs = db_of(srv, old)?;
+    let mut before = serde_json::Map::new();
+    {
+        let mut db = dbs.open(&login(old), false).map_err(txt)?;
+        for k in MOVED_VARS {
+            let v = db.variable(k).map_err(txt)?;
+            before.insert(k.into(), v.map(Value::String).unwrap_or(Value::Null));
+        }
+    }
+    run.remember(key::VARS_BEFORE_MOVE, Value::Object(before));
+    run.remember(
+        key::TABLES_MOVED,
+        db_fact(&old.database.server, &old.database.name),
+    );
+    run.note(key::NEW_DB, db_fact(&new_db.server, &new_db.name))
+        .map_err(txt)?;
+    let r = dbs.move_tables(&login(old), &new_db.name);
+    let moved = created(run, r)?;
+    match &moved {
+        Moved::Moved(_) => run.log(format!(
+            "moved the tables of {} to {} (RENAME TABLE, no row copied)",
+            old.database.name, new_db.name
+        )),
+        Moved::Copy(why) => {
+            run.rec.journal.remove(key::TABLES_MOVED);
+            run.rec.journal.remove(key::VARS_BEFORE_MOVE);
+            run.log(format!("the database is copied, not moved: {why}"));
+        }
+    }
+    Ok(moved)
+}
+
+/// The undo of [`move_db`]: the tables go back to the old database (one
+/// atomic `RENAME TABLE`), then what the rename edited in them is set back
+/// (paths under the new domain's directory, the journaled variables).
+/// Known limit: caches the rename cleared stay empty, and a file path that
+/// already pointed under the new domain's directory before the rename is
+/// pointed under the old one. May run again after a crash.
+fn move_tables_back(
+    srv: &LocalServer,
+    rec: &TaskRecord,
+    old: &DbRef,
+    new: &DbRef,
+    from: &Endpoint,
+    to: &Endpoint,
+) -> Result<(), String> {
+    srv.db_server(&old.server)
+        .map_err(txt)?
+        .move_back(&old.name, &new.name)
+        .map_err(txt)?;
+    let (settings, _) = srv
+        .read_settings(&from.platform, &from.domain)
+        .map_err(txt)?;
+    let mut db = open_db(srv, &settings)?;
+    if from.domain != to.domain {
+        db.fix_paths(to.domain.as_str(), from.domain.as_str())
+            .map_err(txt)?;
+    }
+    if let Some(Value::Object(vars)) = rec.journal.get(key::VARS_BEFORE_MOVE) {
+        for (k, v) in vars {
+            match v.as_str() {
+                Some(v) => db.set_variable(k, v).map_err(txt)?,
+                None => db.delete_variable(k).map_err(txt)?,
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Steps 4 to 6 on a deployed site: pending updates (when `update`),
@@ -724,7 +890,7 @@ fn install(
                 {
                     return Err(format!("a vhost for {} exists already", cfg.domain));
                 }
-                Ok(())
+                check_free(srv, &new_db)
             })?;
             let dbs = srv.db_server(&new_db.server).map_err(|e| StepError {
                 step: "create-database".into(),
@@ -736,7 +902,7 @@ fn install(
                 run.remember(key::COPIED_DIR, site_dir.display().to_string());
                 run.note(key::NEW_DB, db_fact(&new_db.server, &new_db.name))
                     .map_err(txt)?;
-                dbs.create(&new_db.name).map_err(txt)
+                created(run, dbs.create(&new_db.name))
             })?;
             step(run, "install-packages", |run| {
                 let (app, site) = new_site(srv, &endpoint, &new_db, &creds)?;
@@ -757,7 +923,7 @@ fn install(
 
 /// Undoes what an install or a clone created: its vhost, directory and
 /// database. Nothing else was touched.
-fn undo_created(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
+pub(super) fn undo_created(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
     let mut u = Undo::default();
     if let (Some(to), true) = (&rec.to, rec.journal.contains_key(key::OLD_VHOST)) {
         let web = srv.web();
@@ -836,14 +1002,7 @@ fn move_site(
                 {
                     return Err(format!("a vhost for {} exists already", to.domain));
                 }
-                let target = srv.db_server(&new_db.server).map_err(txt)?;
-                if target.exists(&new_db.name).map_err(txt)? {
-                    return Err(format!(
-                        "a database {} exists already on {}",
-                        new_db.name, new_db.server
-                    ));
-                }
-                Ok(())
+                check_free(srv, &new_db)
             })?;
             if !same_platform {
                 // Known before anything changes, so the copy and the old
@@ -876,28 +1035,32 @@ fn move_site(
             // the copy: the old database was never edited, so nothing is
             // loaded from the backup. A move to another platform deploys a
             // copy of both.
-            let creds = step(run, "deploy", |run| {
+            let (creds, moved) = step(run, "deploy", |run| {
                 // The old vhost rides along with the deploy's note (a
                 // migrate's went with its first), so the verify step need
                 // not write the journal again before replacing it (nothing
                 // changes it in between: the server is locked).
                 let creds = if same_platform {
                     run.remember(key::OLD_VHOST, old_vhost(srv, &from.domain));
-                    move_dir_copy_db(run, srv, &settings, &new_db, &old_dir, &new_dir)
+                    move_dir_and_db(run, srv, &settings, &new_db, &old_dir, &new_dir)
                 } else {
-                    deploy_copy(srv, &settings, &new_db, &old_dir, &new_dir)
+                    deploy_copy(run, srv, &settings, &new_db, &old_dir, &new_dir)
+                        .map(|c| (c, false))
                 }?;
-                app_settings(srv, &to, &new_db, &creds, &cfg)?;
+                app_settings(srv, &to, &new_db, &creds.0, &cfg)?;
                 Ok::<_, String>(creds)
             })?;
             let (app, site) = new_site_for(srv, &to, &new_db, &creds, "update")?;
+            // Moved tables are the site's only copy: nothing is run on them
+            // that an undo could not set back, so no update (on its own
+            // platform a site has none pending).
             warnings.extend(settle(
                 run,
                 app,
                 &site,
                 &from.domain,
                 &cfg,
-                true,
+                !moved,
                 None,
                 None,
             )?);
@@ -981,6 +1144,17 @@ pub(super) fn undo_move(srv: &LocalServer, rec: &TaskRecord) -> Result<(), Strin
         );
         let new = rec.journal.get(key::NEW_DB).and_then(Value::as_str);
         if new.is_some_and(|n| !srv.db().exists(n)) {
+            drop_new_db(&mut u, srv, rec);
+        }
+    } else if let (Some(old), Some(new)) =
+        (db_ref(rec, key::TABLES_MOVED), db_ref(rec, key::NEW_DB))
+    {
+        // The new database holds the site's only rows until they are back:
+        // it is dropped only once they are.
+        let back = move_tables_back(srv, rec, &old, &new, from, to);
+        let ok = back.is_ok();
+        u.check("moving the tables back to the old database", back);
+        if ok {
             drop_new_db(&mut u, srv, rec);
         }
     } else {
@@ -1100,7 +1274,7 @@ fn clone(
                 {
                     return Err(format!("a vhost for {} exists already", to.domain));
                 }
-                Ok(())
+                check_free(srv, &new_db)
             })?;
             warnings.extend(take_backup(
                 run,
@@ -1115,7 +1289,7 @@ fn clone(
                 let old_dir = srv.site_dir(&from.platform, &from.domain);
                 journal_copy(run, &new_db, &new_dir);
                 run.save().map_err(txt)?;
-                let creds = deploy_copy(srv, &settings, &new_db, &old_dir, &new_dir)?;
+                let creds = deploy_copy(run, srv, &settings, &new_db, &old_dir, &new_dir)?;
                 app_settings(srv, &to, &new_db, &creds, &cfg)?;
                 Ok::<_, String>(creds)
             })?;
@@ -1551,9 +1725,10 @@ pub fn restore(
                 message,
             })?;
             let creds = step(run, "deploy", |run| {
+                check_free(srv, &new_db)?;
                 run.note(key::NEW_DB, db_fact(&new_db.server, &new_db.name))
                     .map_err(txt)?;
-                dbs.create(&new_db.name).map_err(txt)
+                created(run, dbs.create(&new_db.name))
             })?;
             step(run, "extract", |run| {
                 run.note(key::EXTRACTED_DIR, staged.display().to_string())

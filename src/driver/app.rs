@@ -103,6 +103,14 @@ pub trait AppKind: Send + Sync {
 
     /// Clears the site's caches.
     fn clear_caches(&self, site: &AppSite<'_>) -> Result<(), String>;
+
+    /// Whether a rename on one database server may move the site's tables
+    /// into its new database rather than copy them: the undo of a move
+    /// sets back the embedded format's paths and variables in them, so
+    /// only the embedded kind may.
+    fn rename_moves_tables(&self) -> bool {
+        false
+    }
 }
 
 /// The embedded format's kind.
@@ -246,6 +254,10 @@ impl AppKind for Embedded {
 
     fn clear_caches(&self, site: &AppSite<'_>) -> Result<(), String> {
         site.conn()?.clear_caches().map_err(txt)
+    }
+
+    fn rename_moves_tables(&self) -> bool {
+        true
     }
 }
 

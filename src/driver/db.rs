@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use crate::compat::SitePackage;
 use crate::db::{self, DbError, SiteDb, SqliteServer};
 use crate::names::{Name, PackageName};
-use crate::render::Secret;
+use crate::render::{Secret, SettingsFile};
 
 /// How a site logs in to its database: the database, its user and the
 /// user's password (what its settings file holds).
@@ -22,6 +22,28 @@ pub struct Login {
     pub user: String,
     /// The user's password.
     pub password: Secret,
+}
+
+impl From<&SettingsFile> for Login {
+    /// The login a site's settings file holds: the one place that reads it.
+    fn from(settings: &SettingsFile) -> Login {
+        Login {
+            database: settings.database.name.clone(),
+            user: settings.database.user.clone(),
+            password: settings.database.password.clone(),
+        }
+    }
+}
+
+/// What [`DbServer::move_tables`] did.
+#[derive(Debug)]
+pub enum Moved {
+    /// The tables are in the new database, reached with this login; the
+    /// old database is left empty, with its user.
+    Moved(Login),
+    /// Nothing was changed: the driver cannot move this database without
+    /// copying it, for the reason given.
+    Copy(String),
 }
 
 /// A database named with the database server it lives on: what a journal
@@ -50,6 +72,21 @@ pub enum DriverError {
     /// The inventory names a database server that is not declared.
     #[error("unknown database server {0}")]
     Unknown(Name),
+}
+
+impl DriverError {
+    /// Whether the server refused to create a database or a user because
+    /// it exists: then it is not the caller's, and no undo may drop it.
+    pub fn already_exists(&self) -> bool {
+        matches!(
+            self,
+            DriverError::Sqlite(DbError::Exists(_))
+                | DriverError::Mysql(
+                    crate::mysql::MysqlError::DatabaseExists { .. }
+                        | crate::mysql::MysqlError::UserExists { .. }
+                )
+        )
+    }
 }
 
 /// What the embedded application kind does in a site's database (spec
@@ -93,6 +130,19 @@ pub trait DbServer: Send + Sync {
     fn driver(&self) -> &'static str;
     /// Whether database `db` exists.
     fn exists(&self, db: &str) -> Result<bool, DriverError>;
+    /// Refuses, with an error naming it, when database `db` or the user
+    /// [`DbServer::create`] would make for it exists: a task asks this
+    /// before it records anything, so that it never adopts (and an undo
+    /// never drops) what it did not create.
+    fn check_free(&self, db: &str) -> Result<(), DriverError> {
+        if self.exists(db)? {
+            return Err(DriverError::Invalid(format!(
+                "database server {}: database {db} exists already",
+                self.name()
+            )));
+        }
+        Ok(())
+    }
     /// Creates an empty database `db` and its user, refusing one that
     /// exists.
     fn create(&self, db: &str) -> Result<Login, DriverError>;
@@ -133,6 +183,23 @@ pub trait DbServer: Send + Sync {
             "database server {} cannot run queries for observation",
             self.name()
         )))
+    }
+    /// Moves the tables of `from` into a new database `to` with a new
+    /// user, without copying a row, when the driver can; the old database
+    /// stays, empty, with its user, until the caller drops it (the task
+    /// committed) or [`DbServer::move_back`] refills it (undo). The
+    /// default cannot: [`Moved::Copy`], nothing changed.
+    fn move_tables(&self, _from: &Login, _to: &str) -> Result<Moved, DriverError> {
+        Ok(Moved::Copy(format!(
+            "a {} database server copies rather than moves",
+            self.driver()
+        )))
+    }
+    /// Undoes [`DbServer::move_tables`]: every table of `to` goes back
+    /// into `from`, at once. Nothing to move, or no database `to`, is no
+    /// error (an undo may run again after a crash).
+    fn move_back(&self, _from: &str, _to: &str) -> Result<(), DriverError> {
+        Ok(())
     }
 }
 

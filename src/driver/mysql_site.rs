@@ -11,11 +11,11 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
-use super::db::{DbServer, DriverError, Login, SiteConn};
+use super::db::{DbServer, DriverError, Login, Moved, SiteConn};
 use crate::codebase::PackageKind;
 use crate::compat::SitePackage;
 use crate::mysql::sql::{sql_ident, sql_string};
-use crate::mysql::{Credentials, DbName, DbUser, Mysql};
+use crate::mysql::{Credentials, DbName, DbUser, Mysql, Renamed};
 use crate::names::{Name, PackageName};
 
 /// The tables hoist keeps in every site database (spec 3a), in MySQL's
@@ -112,6 +112,11 @@ impl DbServer for MysqlServer {
     fn exists(&self, db: &str) -> Result<bool, DriverError> {
         Ok(self.server.exists(&Self::db_name(db)?)?)
     }
+    fn check_free(&self, db: &str) -> Result<(), DriverError> {
+        Ok(self
+            .server
+            .check_free(&Self::db_name(db)?, &Self::user_for(db)?)?)
+    }
     fn create(&self, db: &str) -> Result<Login, DriverError> {
         let c = self
             .server
@@ -197,6 +202,22 @@ impl DbServer for MysqlServer {
     }
     fn list(&self) -> Result<Vec<String>, DriverError> {
         Ok(self.server.observe()?.databases)
+    }
+    fn move_tables(&self, from: &Login, to: &str) -> Result<Moved, DriverError> {
+        let renamed = self.server.rename(
+            &Self::db_name(&from.database)?,
+            &Self::db_name(to)?,
+            &Self::user_for(to)?,
+        )?;
+        Ok(match renamed {
+            Renamed::Moved(c) => Moved::Moved(Self::login(c)),
+            Renamed::NeedsCopy { reason } => Moved::Copy(reason),
+        })
+    }
+    fn move_back(&self, from: &str, to: &str) -> Result<(), DriverError> {
+        Ok(self
+            .server
+            .move_back(&Self::db_name(from)?, &Self::db_name(to)?)?)
     }
 }
 
