@@ -7,6 +7,7 @@
 //! `hoist plan` as text and as JSON. The `#[ignore]`d tests at the end do
 //! the same on real Drupal releases.
 
+mod drupal_trees;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -714,8 +715,13 @@ fn a_status_round_trip_keeps_drupal_facts_for_offline_plans() {
 
 // ---- real Drupal ------------------------------------------------------------
 
+/// A directory the Drupal tree variables name ([`drupal_trees`], the one
+/// place that reads them).
 fn env_dir(var: &str) -> PathBuf {
-    PathBuf::from(std::env::var_os(var).unwrap_or_else(|| panic!("set {var}")))
+    match var {
+        "HOIST_DRUPAL_CORE" => drupal_trees::drupal_core(),
+        _ => drupal_trees::drupal7_roots(),
+    }
 }
 
 /// The schema Drupal 7 `tree` installs `module` at, as hoist scans it.

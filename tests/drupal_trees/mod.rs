@@ -20,13 +20,18 @@ fn env_dir(var: &str, what: &str) -> PathBuf {
     p
 }
 
+/// The directory `HOIST_DRUPAL7_ROOTS` names.
+pub fn drupal7_roots() -> PathBuf {
+    env_dir(
+        "HOIST_DRUPAL7_ROOTS",
+        "a directory holding Drupal 7 release trees named by version (7.98, 7.103)",
+    )
+}
+
 /// The Drupal 7 release trees under `HOIST_DRUPAL7_ROOTS`, oldest first,
 /// with their versions.
 pub fn drupal7_releases() -> Vec<(String, PathBuf)> {
-    let roots = env_dir(
-        "HOIST_DRUPAL7_ROOTS",
-        "a directory holding Drupal 7 release trees named by version (7.98, 7.103)",
-    );
+    let roots = drupal7_roots();
     let mut rel: Vec<(hoist::drupal::DrupalVersion, String, PathBuf)> = std::fs::read_dir(&roots)
         .unwrap()
         .flatten()
