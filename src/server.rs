@@ -474,6 +474,9 @@ impl LocalServer {
                 let login = crate::driver::Login::from(&settings);
                 let server = self.db_server(&settings.database.server)?;
                 let invalid = |e: crate::driver::DriverError| ServerError::Invalid(e.to_string());
+                if let Some(core) = core {
+                    return self.observed_drupal(cfg, drift, server, &login, core.generation);
+                }
                 let mut db = server.open(&login, false).map_err(invalid)?;
                 let m = db.variable("maintenance_mode").map_err(invalid)?;
                 let p = db.system().map_err(invalid)?;
@@ -486,6 +489,34 @@ impl LocalServer {
             packages,
             drupal,
             maintenance,
+            drift,
+        })
+    }
+
+    /// A Drupal site on a database server reached by queries (MySQL): its
+    /// state and maintenance mode read with the same SQL as on SQLite.
+    fn observed_drupal(
+        &self,
+        config: SiteConfig,
+        drift: Vec<String>,
+        server: &dyn crate::driver::DbServer,
+        login: &crate::driver::Login,
+        generation: crate::drupal::Generation,
+    ) -> Result<ObservedSite, ServerError> {
+        use crate::drupal::state;
+        let invalid = |e: String| ServerError::Invalid(e);
+        let mut query = |sql: &str| server.query_rows(login, sql).map_err(|e| e.to_string());
+        let st =
+            state::read_rows(generation, "", &mut query).map_err(|e| invalid(e.to_string()))?;
+        let (packages, drupal) = crate::drupal::model::site_packages(&st).map_err(invalid)?;
+        let m = query(state::maintenance_sql(generation)).map_err(invalid)?;
+        let value = m.into_iter().next().and_then(|r| r.into_iter().next());
+        Ok(ObservedSite {
+            config,
+            server: self.name.clone(),
+            packages,
+            drupal,
+            maintenance: state::maintenance_from(value.as_deref()),
             drift,
         })
     }

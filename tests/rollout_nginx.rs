@@ -216,3 +216,52 @@ fn a_wave_failing_its_health_checks_on_nginx_halts_and_is_served_by_the_old_code
         "{st}"
     );
 }
+
+/// Tasks of a wave write and remove vhosts while another task tests and
+/// reloads nginx: nginx reads its vhost directory by a glob and then opens
+/// each file, so a file removed in between failed the other task's
+/// `nginx -t` ("open() ... No such file"), which failed its switch. Writes
+/// now wait for an activation to end: every activation here succeeds.
+#[test]
+fn vhosts_written_and_removed_during_an_activation_never_fail_it() {
+    use hoist::driver::{NginxWeb, WebServer, Which};
+    let Some(nginx) = Nginx::start() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config: hoist::inventory::servers::NginxConfig = serde_yaml::from_str(&format!(
+        "conf_dir: {conf}\nlisten: {port}\nphp_fpm: unix:/nonexistent.sock\n\
+         test: {test}\nreload: {reload}\ncheck_url: http://127.0.0.1:{port}\n",
+        conf = nginx.conf_dir.display(),
+        test = command_line(&nginx.test_command()),
+        reload = command_line(&nginx.reload_command()),
+    ))
+    .unwrap();
+    let web = NginxWeb::new(tmp.path().to_path_buf(), config);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let writes = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // Preview vhosts coming and going, as a wave's tasks make them.
+            let mut i = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let d = hoist::names::Domain::new(&format!("x{}.example.com", i % 8)).unwrap();
+                let text = format!(
+                    "server {{ listen {port}; server_name x{i}.hoist-preview; return 200; }}\n"
+                );
+                web.write(&d, Which::Preview, Some(&text)).unwrap();
+                web.write(&d, Which::Preview, None).unwrap();
+                writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                i += 1;
+            }
+        });
+        let mut failed = Vec::new();
+        for _ in 0..15 {
+            if let Err(e) = web.activate() {
+                failed.push(e.to_string());
+            }
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(failed.is_empty(), "{failed:#?}\n{}", nginx.error_log());
+    });
+    assert!(writes.load(std::sync::atomic::Ordering::SeqCst) > 15);
+}

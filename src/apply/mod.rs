@@ -18,7 +18,6 @@ pub use site::{backup_now, new_db_name, restore, restored_from};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::codebase;
 use crate::inventory::Inventory;
 use crate::names::PlatformName;
 use crate::plan::{Plan, PlatformAction, PlatformPlan, SiteAction, SitePlan};
@@ -710,7 +709,8 @@ fn build_platform(
             })?;
             step(run, "scan-packages", |run| {
                 let dir = srv.platform_dir(&p.name);
-                let cb = codebase::Codebase::scan(&dir, &dir).map_err(|d| {
+                // Whatever its kind (embedded or Drupal), as observing it will.
+                let cb = crate::kind::detect_and_scan(&dir, &dir, None).map_err(|d| {
                     d.iter()
                         .map(|d| d.to_string())
                         .collect::<Vec<_>>()

@@ -189,6 +189,23 @@ pub trait DbServer: Send + Sync {
     ) -> Result<Option<BTreeMap<String, SiteSnapshot>>, DriverError> {
         Ok(None)
     }
+    /// The file of database `db`, for a server whose databases are files
+    /// (SQLite): what a site's own settings name. `None` for a server
+    /// reached over the network.
+    fn sqlite_file(&self, _db: &str) -> Option<std::path::PathBuf> {
+        None
+    }
+    /// Runs one read-only statement `sql` in the site's database as the
+    /// site's user and returns its rows, each column's bytes: how a
+    /// database not in the embedded format (a Drupal site's) is observed.
+    /// SQLite servers are read through rusqlite instead.
+    fn query_rows(&self, login: &Login, sql: &str) -> Result<Vec<Vec<Vec<u8>>>, DriverError> {
+        let _ = (login, sql);
+        Err(DriverError::Invalid(format!(
+            "database server {} cannot run queries for observation",
+            self.name()
+        )))
+    }
     /// Moves the tables of `from` into a new database `to` with a new
     /// user, without copying a row, when the driver can; the old database
     /// stays, empty, with its user, until the caller drops it (the task
@@ -299,6 +316,9 @@ impl DbServer for Sqlite {
     }
     fn list(&self) -> Result<Vec<String>, DriverError> {
         Ok(self.server.list())
+    }
+    fn sqlite_file(&self, db: &str) -> Option<std::path::PathBuf> {
+        self.server.path(db).ok()
     }
 }
 

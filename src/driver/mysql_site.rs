@@ -193,6 +193,13 @@ impl DbServer for MysqlServer {
     fn discard_copy(&self, login: &Login) -> Result<(), DriverError> {
         self.drop_database(&kept_name(&login.database))
     }
+    fn query_rows(&self, login: &Login, sql: &str) -> Result<Vec<Vec<Vec<u8>>>, DriverError> {
+        let rows = self.server.site_query(&Self::creds(login)?, sql)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| r.into_iter().map(String::into_bytes).collect())
+            .collect())
+    }
     fn list(&self) -> Result<Vec<String>, DriverError> {
         Ok(self.server.observe()?.databases)
     }
