@@ -18,7 +18,6 @@ pub use site::{backup_now, new_db_name, restore, restored_from};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::codebase;
 use crate::inventory::Inventory;
 use crate::names::PlatformName;
 use crate::plan::{Plan, PlatformAction, PlatformPlan, SiteAction, SitePlan};
@@ -579,7 +578,11 @@ pub(crate) fn execute(
             } else {
                 TaskResult::Failed
             };
-            journal_trouble(&mut run, "its result", |r| r.finish(result));
+            // An undo waiting for a database server leaves the task
+            // running: the next hoist's recovery retries it.
+            if !(run.rec.journal.contains_key(site::key::UNDO_WAITS) && undone.is_err()) {
+                journal_trouble(&mut run, "its result", |r| r.finish(result));
+            }
             let message = match undone {
                 Ok(()) => e.to_string(),
                 Err(u) => format!("{e}; {u}"),
@@ -706,7 +709,8 @@ fn build_platform(
             })?;
             step(run, "scan-packages", |run| {
                 let dir = srv.platform_dir(&p.name);
-                let cb = codebase::Codebase::scan(&dir, &dir).map_err(|d| {
+                // Whatever its kind (embedded or Drupal), as observing it will.
+                let cb = crate::kind::detect_and_scan(&dir, &dir, None).map_err(|d| {
                     d.iter()
                         .map(|d| d.to_string())
                         .collect::<Vec<_>>()

@@ -19,7 +19,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::site::{
-    db_fact, db_ref, finish_move, key, maintenance_on, mark_committed, need, new_db_name,
+    db_fact, db_ref, finish_move, key, maintenance_on, mark_committed, need, new_db_name, new_site,
     observe_fresh, old_vhost, rollback, server_for, take_backup, txt, undo_created, undo_move,
     write_settings,
 };
@@ -259,15 +259,14 @@ pub(super) fn run(
                         .config(),
                 };
                 cfg.db_name = Some(new_db.name.clone());
-                // The backup was taken in maintenance: the rows get back
-                // the value they had before the task.
-                let mut db = dbs.open(&creds, true).map_err(txt)?;
-                match prev.as_ref().and_then(Value::as_str) {
-                    Some(v) => db.set_variable("maintenance_mode", v).map_err(txt)?,
-                    None => db.delete_variable("maintenance_mode").map_err(txt)?,
-                }
-                drop(db);
-                write_settings(srv, &cfg, &creds.password).map_err(txt)
+                write_settings(srv, &cfg, &creds.password).map_err(txt)?;
+                // The application's own settings first (Drupal's
+                // settings.php, for the new database), then its rows: the
+                // backup was taken in maintenance, and they get back the
+                // value they had before the task.
+                let (app, site) = new_site(srv, &old, &new_db, &creds)?;
+                app.write_settings(&site, &cfg)?;
+                app.set_maintenance(&site, prev.as_ref().and_then(Value::as_str))
             })?;
             step(run, "switch", |_| {
                 let web = srv.web();

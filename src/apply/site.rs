@@ -12,8 +12,7 @@ use serde_json::Value;
 
 use super::{cutover, execute, step, ApplyOptions, StepError, TaskOutcome};
 use crate::backup;
-use crate::codebase::{self, Codebase};
-use crate::compat::{self, SitePackage, Verdict};
+use crate::driver::app::{AppKind, AppSite};
 use crate::driver::db::Moved;
 use crate::driver::{DbRef, DbServer, DriverError, Login, SiteConn, Which};
 use crate::fsutil;
@@ -66,6 +65,10 @@ pub(super) mod key {
     pub const COMMITTED: &str = "committed";
     /// The backup a restore chose, relative to the server root.
     pub const RESTORED_FROM: &str = "restored_from";
+    /// Set when the undo did not start because a database server it needs
+    /// did not answer ([`super::undo_blocked`]): the task stays `running`,
+    /// and the next hoist that takes the server's lock retries the undo.
+    pub const UNDO_WAITS: &str = "undo_waits";
 }
 
 /// The backup a restore task restored (or tried to), relative to the
@@ -305,6 +308,7 @@ pub(super) fn db_of<'a>(
     srv.db_server(&settings.database.server).map_err(txt)
 }
 
+/// An open connection to a site's live database, in the embedded format.
 pub(super) fn open_db<'a>(
     srv: &'a LocalServer,
     settings: &SettingsFile,
@@ -350,14 +354,14 @@ pub(super) fn maintenance_on(
     settings: &SettingsFile,
 ) -> Result<(), StepError> {
     step(run, "maintenance-on", |run| {
-        let mut db = open_db(srv, settings)?;
-        let prev = db.variable("maintenance_mode").map_err(txt)?;
+        let (app, site) = live_site(srv, settings)?;
+        let prev = app.maintenance(&site)?;
         run.note(
             key::MAINTENANCE_PREV,
             prev.map(Value::String).unwrap_or(Value::Null),
         )
         .map_err(txt)?;
-        db.set_variable("maintenance_mode", "1").map_err(txt)
+        app.set_maintenance(&site, Some("1"))
     })
 }
 
@@ -370,11 +374,56 @@ pub(super) fn restore_maintenance(
         return Ok(());
     };
     let (settings, _) = srv.read_settings(&at.platform, &at.domain).map_err(txt)?;
-    let mut db = open_db(srv, &settings)?;
-    match prev.as_str() {
-        Some(v) => db.set_variable("maintenance_mode", v).map_err(txt),
-        None => db.delete_variable("maintenance_mode").map_err(txt),
-    }
+    let (app, site) = live_site(srv, &settings)?;
+    app.set_maintenance(&site, prev.as_str())
+}
+
+/// The application of platform `p` on `srv` ([`crate::driver::app::kind_of`]).
+pub(super) fn app_of(srv: &LocalServer, p: &PlatformName) -> Result<&'static dyn AppKind, String> {
+    crate::driver::app::kind_of(&srv.platform_dir(p))
+}
+
+/// A site and its application, as its settings file says: where it lives
+/// and its live database.
+pub(super) fn live_site<'a>(
+    srv: &'a LocalServer,
+    settings: &SettingsFile,
+) -> Result<(&'static dyn AppKind, AppSite<'a>), String> {
+    let cfg = settings.config();
+    let app = app_of(srv, &cfg.platform)?;
+    Ok((
+        app,
+        AppSite {
+            platform_dir: srv.platform_dir(&cfg.platform),
+            platform: cfg.platform.clone(),
+            domain: cfg.domain.clone(),
+            db: db_of(srv, settings)?,
+            login: login(settings),
+            staged: false,
+        },
+    ))
+}
+
+/// The site a task is making at `at`, on the new (staged) database
+/// `db` it logs in to with `creds`, and its application.
+pub(super) fn new_site<'a>(
+    srv: &'a LocalServer,
+    at: &Endpoint,
+    db: &DbRef,
+    creds: &Login,
+) -> Result<(&'static dyn AppKind, AppSite<'a>), String> {
+    let app = app_of(srv, &at.platform)?;
+    Ok((
+        app,
+        AppSite {
+            platform_dir: srv.platform_dir(&at.platform),
+            platform: at.platform.clone(),
+            domain: at.domain.clone(),
+            db: srv.db_server(&db.server).map_err(txt)?,
+            login: creds.clone(),
+            staged: true,
+        },
+    ))
 }
 
 /// Takes a backup of a site (a dump of its database, and its directory as
@@ -427,92 +476,6 @@ pub(super) fn take_backup(
         }
         Ok::<_, String>(warnings)
     })
-}
-
-/// Applies pending updates package by package in dependency order, each
-/// update in its own transaction with its `system` row; records the target
-/// versions; disables packages the target lacks. Returns warnings.
-fn run_updates(
-    run: &mut TaskRun,
-    db: &mut dyn SiteConn,
-    pdir: &Path,
-    target_name: &PlatformName,
-    target: &Codebase,
-    profile: &crate::names::PackageName,
-) -> Result<Vec<String>, String> {
-    let site = db.system().map_err(txt)?;
-    let cmp = compat::compare(&site, profile, None, target_name, target);
-    if !cmp.errors.is_empty() {
-        return Err(cmp.errors.join("; "));
-    }
-    let order = target.order(
-        site.keys()
-            .filter(|n| target.packages.contains_key(*n))
-            .cloned(),
-    )?;
-    let mut warnings = Vec::new();
-    for name in order {
-        let Some(v) = cmp.packages.iter().find(|v| v.name == name) else {
-            continue;
-        };
-        let Some(tp) = target.packages.get(&name) else {
-            continue;
-        };
-        let sp = &site[&name];
-        match v.verdict {
-            Verdict::Upgrade => {
-                for (i, n) in v.pending.iter().enumerate() {
-                    let path = codebase::update_sql_path(pdir, &name, *n);
-                    let sql = std::fs::read_to_string(&path)
-                        .map_err(|e| format!("{}: {e}", path.display()))?;
-                    let last = i + 1 == v.pending.len();
-                    let rec = SitePackage {
-                        kind: tp.kind,
-                        enabled: true,
-                        version: if last {
-                            tp.version.clone()
-                        } else {
-                            sp.version.clone()
-                        },
-                        schema: *n,
-                    };
-                    db.apply_package_sql(
-                        &mut sql.as_bytes(),
-                        &path.display().to_string(),
-                        &name,
-                        &rec,
-                    )
-                    .map_err(|e| format!("update {n} of {name}: {e}"))?;
-                    crate::failpoint::hit("update-inside", crate::failpoint::When::Before)?;
-                    run.log(format!("applied update {n} of {name}"));
-                }
-            }
-            Verdict::Same | Verdict::VersionDowngrade if tp.version != sp.version => {
-                let rec = SitePackage {
-                    kind: tp.kind,
-                    enabled: true,
-                    version: tp.version.clone(),
-                    schema: sp.schema,
-                };
-                db.apply_package_sql(&mut std::io::empty(), "", &name, &rec)
-                    .map_err(txt)?;
-            }
-            _ => {}
-        }
-    }
-    for v in cmp
-        .packages
-        .iter()
-        .filter(|v| v.verdict == Verdict::Missing)
-    {
-        db.set_enabled(&v.name, false).map_err(txt)?;
-        run.log(format!("disabled {}: missing on {target_name}", v.name));
-        warnings.push(format!(
-            "package {} was disabled: {target_name} does not have it",
-            v.name
-        ));
-    }
-    Ok(warnings)
 }
 
 /// The deploy of a migrate or clone: a new database and user holding a
@@ -585,7 +548,13 @@ fn move_dir_and_db(
     new_dir: &Path,
 ) -> Result<(Login, bool), String> {
     run.remember(key::MOVED_DIR, true);
-    let moved = if old.database.server == new_db.server {
+    let app = app_of(srv, &old.config().platform)?;
+    let moved = if !app.rename_moves_tables() {
+        Moved::Copy(format!(
+            "a {} site's database is copied (its undo cannot set moved tables back)",
+            app.name()
+        ))
+    } else if old.database.server == new_db.server {
         move_db(run, srv, old, new_db)?
     } else {
         Moved::Copy(format!(
@@ -695,77 +664,77 @@ fn move_tables_back(
     Ok(())
 }
 
-/// Steps 4 to 6 on a deployed database: pending updates (when `update`),
-/// paths fixed from `from_domain` to the new site's, its variables set,
+/// Steps 4 to 6 on a deployed site: pending updates (when `update`),
+/// paths fixed from `from_domain` to the new site's (and its name set to
+/// `site_name`, a clone's), maintenance set to `maintenance` when given,
 /// caches cleared. Returns the updates' warnings.
+#[allow(clippy::too_many_arguments)]
 fn settle(
     run: &mut TaskRun,
-    srv: &LocalServer,
-    db: &mut dyn SiteConn,
+    app: &dyn AppKind,
+    site: &AppSite<'_>,
     from_domain: &Domain,
     cfg: &SiteConfig,
     update: bool,
-    vars: &[(&str, &str)],
+    site_name: Option<&str>,
+    maintenance: Option<&str>,
 ) -> Result<Vec<String>, StepError> {
     let warnings = if update {
-        update_step(run, srv, db, &cfg.platform, &cfg.profile)?
+        update_step(run, app, site, &cfg.profile)?
     } else {
         Vec::new()
     };
     step(run, "fix-paths", |_| {
-        db.fix_paths(from_domain.as_str(), cfg.domain.as_str())
-            .map_err(txt)?;
-        db.set_variable("base_url", &cfg.base_url()).map_err(txt)?;
-        db.set_variable("file_directory_path", &cfg.file_directory_path())
-            .map_err(txt)?;
-        for (k, v) in vars {
-            db.set_variable(k, v).map_err(txt)?;
+        app.fix_paths(site, from_domain, cfg, site_name)?;
+        if let Some(m) = maintenance {
+            app.set_maintenance(site, Some(m))?;
         }
         Ok::<_, String>(())
     })?;
-    step(run, "clear-caches", |_| db.clear_caches())?;
+    step(run, "clear-caches", |_| app.clear_caches(site))?;
     Ok(warnings)
 }
 
-/// Step 4: the pending updates of `platform` as built on `srv` applied
-/// to `db`. Returns their warnings.
+/// Step 4: the pending updates of the site's platform applied to its
+/// database, a log line each. Returns their warnings.
 pub(super) fn update_step(
     run: &mut TaskRun,
-    srv: &LocalServer,
-    db: &mut dyn SiteConn,
-    platform: &PlatformName,
+    app: &dyn AppKind,
+    site: &AppSite<'_>,
     profile: &crate::names::PackageName,
 ) -> Result<Vec<String>, StepError> {
     step(run, "update", |run| {
-        let (pdir, target) = scan_platform(srv, platform)?;
-        run_updates(run, db, &pdir, platform, &target, profile)
+        app.update(site, profile, &mut |line| run.log(line))
     })
 }
 
-fn open_new<'a>(
+/// The site a task is making, for its next step `next_step` (which fails
+/// when the site's application or database server cannot be had).
+fn new_site_for<'a>(
     srv: &'a LocalServer,
+    at: &Endpoint,
     db: &DbRef,
-    login: &Login,
+    creds: &Login,
     next_step: &str,
-) -> Result<Box<dyn SiteConn + 'a>, StepError> {
-    srv.db_server(&db.server)
-        .map_err(txt)
-        .and_then(|d| d.open(login, true).map_err(txt))
-        .map_err(|message| StepError {
-            step: next_step.into(),
-            message,
-        })
+) -> Result<(&'static dyn AppKind, AppSite<'a>), StepError> {
+    new_site(srv, at, db, creds).map_err(|message| StepError {
+        step: next_step.into(),
+        message,
+    })
 }
 
-fn scan_platform(srv: &LocalServer, p: &PlatformName) -> Result<(PathBuf, Codebase), String> {
-    let dir = srv.platform_dir(p);
-    let cb = Codebase::scan(&dir, &dir).map_err(|d| {
-        d.iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join("; ")
-    })?;
-    Ok((dir, cb))
+/// Writes the application's own settings of the site a deploy made at
+/// `at` (a Drupal site's `settings.php`, for its new database), before
+/// anything runs its code: a copied `settings.php` names the old database.
+fn app_settings(
+    srv: &LocalServer,
+    at: &Endpoint,
+    db: &DbRef,
+    creds: &Login,
+    cfg: &SiteConfig,
+) -> Result<(), String> {
+    let (app, site) = new_site(srv, at, db, creds)?;
+    app.write_settings(&site, cfg)
 }
 
 /// Notes the vhost of `domain` as it is (null: none), before it is
@@ -866,6 +835,19 @@ impl Undo {
         }
     }
 
+    /// Renders the application's own settings of the site at `at` again
+    /// from its `settings.yaml` (as put back), for its own database.
+    fn app_settings_back(&mut self, srv: &LocalServer, at: &Endpoint) {
+        let r = srv
+            .read_settings(&at.platform, &at.domain)
+            .map_err(txt)
+            .and_then(|(settings, _)| {
+                let (app, site) = live_site(srv, &settings)?;
+                app.write_settings(&site, &settings.config())
+            });
+        self.check("putting back the application's settings", r);
+    }
+
     fn done(self) -> Result<(), String> {
         if self.failed.is_empty() {
             Ok(())
@@ -891,6 +873,10 @@ fn install(
     };
     cfg.db_name = Some(new_db.name.clone());
     let site_dir = srv.site_dir(&cfg.platform, &cfg.domain);
+    let endpoint = Endpoint {
+        platform: cfg.platform.clone(),
+        domain: cfg.domain.clone(),
+    };
     let health = cutover::health_of(inv, &s.name);
     Ok(execute(
         run,
@@ -915,55 +901,18 @@ fn install(
                 message: e.to_string(),
             })?;
             let creds = step(run, "create-database", |run| {
+                // The site's directory goes to disk with the database's
+                // note: an application's installer may make it.
+                run.remember(key::COPIED_DIR, site_dir.display().to_string());
                 run.note(key::NEW_DB, db_fact(&new_db.server, &new_db.name))
                     .map_err(txt)?;
                 created(run, dbs.create(&new_db.name))
             })?;
             step(run, "install-packages", |run| {
-                let (pdir, cb) = scan_platform(srv, &cfg.platform)?;
-                let order = cb.install_set(&cfg.profile)?;
-                let mut db = dbs.open(&creds, true).map_err(txt)?;
-                db.create_core_tables().map_err(txt)?;
-                for (k, v) in [
-                    ("site_name", cfg.site.to_string()),
-                    ("base_url", cfg.base_url()),
-                    ("file_directory_path", cfg.file_directory_path()),
-                    ("maintenance_mode", "0".into()),
-                ] {
-                    db.set_variable(k, &v).map_err(txt)?;
-                }
-                for name in &order {
-                    let p = &cb.packages[name];
-                    let sql_path = codebase::install_sql_path(&pdir, name);
-                    let sql = match std::fs::read_to_string(&sql_path) {
-                        Ok(t) => t,
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-                        Err(e) => return Err(format!("{}: {e}", sql_path.display())),
-                    };
-                    let sp = SitePackage {
-                        kind: p.kind,
-                        enabled: true,
-                        version: p.version.clone(),
-                        schema: p.schema(),
-                    };
-                    db.apply_package_sql(
-                        &mut sql.as_bytes(),
-                        &sql_path.display().to_string(),
-                        name,
-                        &sp,
-                    )
-                    .map_err(|e| format!("installing {name}: {e}"))?;
-                    run.log(format!(
-                        "installed {name} {} at schema {}",
-                        p.version,
-                        p.schema()
-                    ));
-                }
-                Ok(())
+                let (app, site) = new_site(srv, &endpoint, &new_db, &creds)?;
+                app.install(&site, &cfg, &mut |line| run.log(line))
             })?;
             step(run, "write-settings", |run| {
-                run.note(key::COPIED_DIR, site_dir.display().to_string())
-                    .map_err(txt)?;
                 run.note(key::OLD_VHOST, Value::Null).map_err(txt)?;
                 write_site_files(srv, &cfg, &creds.password).map_err(txt)?;
                 srv.web().activate().map_err(txt)
@@ -1095,19 +1044,30 @@ fn move_site(
                 // migrate's went with its first), so the verify step need
                 // not write the journal again before replacing it (nothing
                 // changes it in between: the server is locked).
-                if same_platform {
+                let creds = if same_platform {
                     run.remember(key::OLD_VHOST, old_vhost(srv, &from.domain));
                     move_dir_and_db(run, srv, &settings, &new_db, &old_dir, &new_dir)
                 } else {
                     deploy_copy(run, srv, &settings, &new_db, &old_dir, &new_dir)
                         .map(|c| (c, false))
-                }
+                }?;
+                app_settings(srv, &to, &new_db, &creds.0, &cfg)?;
+                Ok::<_, String>(creds)
             })?;
-            let mut db = open_new(srv, &new_db, &creds, "update")?;
+            let (app, site) = new_site_for(srv, &to, &new_db, &creds, "update")?;
             // Moved tables are the site's only copy: nothing is run on them
             // that an undo could not set back, so no update (on its own
             // platform a site has none pending).
-            warnings.extend(settle(run, srv, &mut *db, &from.domain, &cfg, !moved, &[])?);
+            warnings.extend(settle(
+                run,
+                app,
+                &site,
+                &from.domain,
+                &cfg,
+                !moved,
+                None,
+                None,
+            )?);
             step(run, "verify", |run| {
                 if same_platform {
                     save_old_settings(run, &new_dir)?;
@@ -1118,9 +1078,8 @@ fn move_site(
             // The new copy leaves maintenance while visitors still reach the
             // old one (in maintenance), so that its preview can be checked.
             step(run, "maintenance-off", |_| {
-                db.set_variable("maintenance_mode", "0")
+                app.set_maintenance(&site, Some("0"))
             })?;
-            drop(db);
             cutover::preview_step(run, srv, &cfg, &health)?;
             cutover::switch_step(run, srv, &cfg, &health)?;
             step(run, "check-out", |_| {
@@ -1167,6 +1126,11 @@ pub(super) fn undo_move(srv: &LocalServer, rec: &TaskRecord) -> Result<(), Strin
     );
     if rec.journal.contains_key(key::MOVED_DIR) && new_dir.exists() {
         u.move_back(&new_dir, &old_dir);
+    }
+    if rec.journal.contains_key(key::MOVED_DIR) {
+        // The deploy rewrote the application's settings (settings.php)
+        // for the copy's database: they name the old one again.
+        u.app_settings_back(srv, from);
     }
     if let Some(dir) = path_of(rec, key::COPIED_DIR) {
         u.check(
@@ -1329,12 +1293,21 @@ fn clone(
                 let old_dir = srv.site_dir(&from.platform, &from.domain);
                 journal_copy(run, &new_db, &new_dir);
                 run.save().map_err(txt)?;
-                deploy_copy(run, srv, &settings, &new_db, &old_dir, &new_dir)
+                let creds = deploy_copy(run, srv, &settings, &new_db, &old_dir, &new_dir)?;
+                app_settings(srv, &to, &new_db, &creds, &cfg)?;
+                Ok::<_, String>(creds)
             })?;
-            let mut db = open_new(srv, &new_db, &creds, "update")?;
-            let vars = [("site_name", cfg.site.as_str()), ("maintenance_mode", "0")];
-            warnings.extend(settle(run, srv, &mut *db, &from.domain, &cfg, true, &vars)?);
-            drop(db);
+            let (app, site) = new_site_for(srv, &to, &new_db, &creds, "update")?;
+            warnings.extend(settle(
+                run,
+                app,
+                &site,
+                &from.domain,
+                &cfg,
+                true,
+                Some(cfg.site.as_str()),
+                Some("0"),
+            )?);
             step(run, "verify", |run| {
                 run.note(key::OLD_VHOST, Value::Null).map_err(txt)?;
                 write_settings(srv, &cfg, &creds.password).map_err(txt)?;
@@ -1483,6 +1456,18 @@ pub(super) fn rollback(srv: &LocalServer, run: &mut TaskRun) -> Result<(), Strin
         });
         return Ok(());
     }
+    if let Some(why) = undo_blocked(srv, &run.rec) {
+        let msg = format!(
+            "the undo waits for the database server ({why}): the next hoist run on this server retries it; until then the site stays as the failed step left it, its backup kept"
+        );
+        run.log(format!("error: {msg}"));
+        return match run.note(key::UNDO_WAITS, true) {
+            Ok(()) => Err(msg),
+            Err(e) => Err(format!(
+                "{msg}; and the task journal could not be written: {e}"
+            )),
+        };
+    }
     match undo(srv, &run.rec) {
         Ok(msg) => {
             run.log(msg);
@@ -1493,6 +1478,26 @@ pub(super) fn rollback(srv: &LocalServer, run: &mut TaskRun) -> Result<(), Strin
             Err(e)
         }
     }
+}
+
+/// Why the undo of `rec` cannot run now: a database server its journal
+/// names (any database fact) does not answer. Started, the undo would stop
+/// half way and leave the site in maintenance for good; deferred, it runs
+/// whole once the server is back (the server died in the middle of a dump,
+/// say, which is why the task failed).
+pub(crate) fn undo_blocked(srv: &LocalServer, rec: &TaskRecord) -> Option<String> {
+    let servers: std::collections::BTreeSet<Name> = rec
+        .journal
+        .values()
+        .filter(|v| v.is_object())
+        .filter_map(|v| serde_json::from_value::<DbRef>(v.clone()).ok())
+        .map(|r| r.server)
+        .collect();
+    servers.iter().find_map(|name| {
+        // An undeclared server is no reason to wait: the undo reports it.
+        let d = srv.db_server(name).ok()?;
+        d.list().err().map(|e| e.to_string())
+    })
 }
 
 /// Undoes a site task that had not committed, from its record alone, and
@@ -1771,16 +1776,9 @@ pub fn restore(
             })?;
             let mut cfg = obs.config.clone();
             cfg.db_name = Some(new_db.name.clone());
-            let mut db = open_new(srv, &new_db, &creds, "fix-paths")?;
-            settle(
-                run,
-                srv,
-                &mut *db,
-                &manifest.domain,
-                &cfg,
-                false,
-                &[("maintenance_mode", "1")],
-            )?;
+            // The restored directory goes into place first: an
+            // application's code (Drupal's) only runs on its site's own
+            // directory.
             step(run, "swap", |run| {
                 if manifest.scope == backup::Scope::Full {
                     run.note(key::ASIDE_DIR, aside.display().to_string())
@@ -1795,13 +1793,25 @@ pub fn restore(
                 }
                 save_old_vhost(run, srv, &at.domain)?;
                 write_settings(srv, &cfg, &creds.password).map_err(txt)?;
+                app_settings(srv, &at, &new_db, &creds, &cfg)?;
                 write_vhost(srv, &cfg).map_err(txt)?;
                 srv.observe_site(&at.platform, &at.domain)
                     .map_err(|e| format!("the restored site does not check out: {e}"))?;
                 Ok::<_, String>(())
             })?;
+            let (app, site) = new_site_for(srv, &at, &new_db, &creds, "fix-paths")?;
+            settle(
+                run,
+                app,
+                &site,
+                &manifest.domain,
+                &cfg,
+                false,
+                None,
+                Some("1"),
+            )?;
             step(run, "maintenance-off", |_| {
-                db.set_variable("maintenance_mode", "0")
+                app.set_maintenance(&site, Some("0"))
             })?;
             mark_committed(run, srv, "maintenance-off")?;
             if let Err(e) = step(run, "remove-old", |run| finish_restore(srv, &run.rec)) {
@@ -1831,6 +1841,11 @@ fn undo_restore(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
         u.move_back(&aside, &site_dir);
     }
     u.settings_back(rec, &site_dir);
+    if rec.journal.contains_key(key::SAVED_SETTINGS) {
+        // A restore of the database alone rewrote the application's
+        // settings in place, for the new database.
+        u.app_settings_back(srv, at);
+    }
     u.check(
         "putting back the vhost",
         restore_vhost(srv, rec, &at.domain, None),

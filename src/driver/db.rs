@@ -35,6 +35,16 @@ impl From<&SettingsFile> for Login {
     }
 }
 
+/// What observing a site reads from its database: its `system` rows and
+/// whether it is in maintenance.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SiteSnapshot {
+    /// The `system` table.
+    pub packages: BTreeMap<PackageName, SitePackage>,
+    /// `maintenance_mode` is `1`.
+    pub maintenance: bool,
+}
+
 /// What [`DbServer::move_tables`] did.
 #[derive(Debug)]
 pub enum Moved {
@@ -167,6 +177,35 @@ pub trait DbServer: Send + Sync {
     fn discard_copy(&self, login: &Login) -> Result<(), DriverError>;
     /// Every database on the server that hoist may have made.
     fn list(&self) -> Result<Vec<String>, DriverError>;
+    /// The snapshots of many site databases read at once, over one admin
+    /// connection (observing a fleet must not open a connection per site
+    /// in sequence); `None`: this driver reads each site on its own
+    /// ([`DbServer::open`]). A database missing from the answer (absent,
+    /// or without hoist's tables) is read on its own, which says why.
+    /// Known limit: the site's own login is not tried on this path.
+    fn snapshots(
+        &self,
+        _dbs: &[String],
+    ) -> Result<Option<BTreeMap<String, SiteSnapshot>>, DriverError> {
+        Ok(None)
+    }
+    /// The file of database `db`, for a server whose databases are files
+    /// (SQLite): what a site's own settings name. `None` for a server
+    /// reached over the network.
+    fn sqlite_file(&self, _db: &str) -> Option<std::path::PathBuf> {
+        None
+    }
+    /// Runs one read-only statement `sql` in the site's database as the
+    /// site's user and returns its rows, each column's bytes: how a
+    /// database not in the embedded format (a Drupal site's) is observed.
+    /// SQLite servers are read through rusqlite instead.
+    fn query_rows(&self, login: &Login, sql: &str) -> Result<Vec<Vec<Vec<u8>>>, DriverError> {
+        let _ = (login, sql);
+        Err(DriverError::Invalid(format!(
+            "database server {} cannot run queries for observation",
+            self.name()
+        )))
+    }
     /// Moves the tables of `from` into a new database `to` with a new
     /// user, without copying a row, when the driver can; the old database
     /// stays, empty, with its user, until the caller drops it (the task
@@ -277,6 +316,9 @@ impl DbServer for Sqlite {
     }
     fn list(&self) -> Result<Vec<String>, DriverError> {
         Ok(self.server.list())
+    }
+    fn sqlite_file(&self, db: &str) -> Option<std::path::PathBuf> {
+        self.server.path(db).ok()
     }
 }
 

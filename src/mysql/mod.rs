@@ -504,6 +504,13 @@ impl Mysql {
         })
     }
 
+    /// Runs admin SQL (one client, one connection, however many
+    /// statements) and returns its rows: for reads the driver composes,
+    /// such as a fleet's observation.
+    pub(crate) fn admin_rows(&self, what: &str, sql: &str) -> Result<Vec<Vec<String>>, MysqlError> {
+        self.query(what, sql)
+    }
+
     /// Refuses when `db` or `user` exists: creating must not adopt (and a
     /// failed create then drop) something hoist did not make.
     pub fn check_free(&self, db: &DbName, user: &DbUser) -> Result<(), MysqlError> {
