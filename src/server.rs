@@ -60,6 +60,11 @@ pub struct PlatformRecord {
 pub const PLATFORM_RECORD: &str = ".hoist-platform.yaml";
 /// A site's settings file, in its directory.
 pub const SETTINGS_FILE: &str = "settings.yaml";
+
+/// The directories under a Drupal platform's `sites/` that are Drupal's
+/// own: shared modules and themes (`all`) and the fallback site
+/// (`default`).
+pub const DRUPAL_OWN_SITE_DIRS: [&str; 2] = ["all", "default"];
 /// The copy of a site's settings a task keeps while it replaces them.
 pub const OLD_SETTINGS_FILE: &str = ".hoist-old-settings.yaml";
 
@@ -131,6 +136,29 @@ impl LocalServer {
     pub fn site_dir(&self, p: &PlatformName, d: &Domain) -> PathBuf {
         self.platform_dir(p).join("sites").join(d.as_str())
     }
+    /// What lives under a platform's `sites/` that is not the platform's
+    /// own: site directories and task leftovers. On a Drupal platform,
+    /// Drupal's own directories ([`DRUPAL_OWN_SITE_DIRS`]) and plain files
+    /// (`sites.php`, `README.txt`) are the platform's.
+    pub fn hosted_entries(&self, p: &PlatformName) -> Vec<String> {
+        let pdir = self.platform_dir(p);
+        let drupal = matches!(crate::drupal::detect(&pdir, &pdir), Ok(Some(_)));
+        let mut out: Vec<String> = std::fs::read_dir(pdir.join("sites"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| {
+                !drupal
+                    || (e.file_type().is_ok_and(|t| t.is_dir())
+                        && !DRUPAL_OWN_SITE_DIRS
+                            .contains(&e.file_name().to_string_lossy().as_ref()))
+            })
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        out.sort();
+        out
+    }
+
     /// A site's settings file.
     pub fn settings_path(&self, cfg: &SiteConfig) -> PathBuf {
         self.root.join(cfg.settings_path())
@@ -283,14 +311,11 @@ impl LocalServer {
                 }
             }
             let sdir = self.platform_dir(name).join("sites");
-            let mut domains: Vec<String> = std::fs::read_dir(&sdir)
+            let domains: Vec<String> = self
+                .hosted_entries(name)
                 .into_iter()
-                .flatten()
-                .flatten()
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                .filter_map(|e| e.file_name().to_str().map(String::from))
+                .filter(|d| std::fs::symlink_metadata(sdir.join(d)).is_ok_and(|m| m.is_dir()))
                 .collect();
-            domains.sort();
             // Staging and aside directories of tasks start with a dot and
             // are no domain: recovery owns them.
             at.extend(
