@@ -469,17 +469,29 @@ impl LocalServer {
         use crate::drupal::state;
         let invalid = |e: String| ServerError::Invalid(e);
         let mut query = |sql: &str| server.query_rows(login, sql).map_err(|e| e.to_string());
-        let st =
-            state::read_rows(generation, "", &mut query).map_err(|e| invalid(e.to_string()))?;
+        let (st, maintenance) = match generation {
+            // One statement, one client process: a plan over hundreds of
+            // sites pays one per site.
+            crate::drupal::Generation::Drupal7 => {
+                let sql = state::d7_tagged_sql("").map_err(|e| invalid(e.to_string()))?;
+                state::d7_from_tagged(query(&sql).map_err(invalid)?)
+                    .map_err(|e| invalid(e.to_string()))?
+            }
+            crate::drupal::Generation::Drupal8Plus => {
+                let st = state::read_rows(generation, "", &mut query)
+                    .map_err(|e| invalid(e.to_string()))?;
+                let m = query(state::maintenance_sql(generation)).map_err(invalid)?;
+                let value = m.into_iter().next().and_then(|r| r.into_iter().next());
+                (st, state::maintenance_from(value.as_deref()))
+            }
+        };
         let (packages, drupal) = crate::drupal::model::site_packages(&st).map_err(invalid)?;
-        let m = query(state::maintenance_sql(generation)).map_err(invalid)?;
-        let value = m.into_iter().next().and_then(|r| r.into_iter().next());
         Ok(ObservedSite {
             config,
             server: self.name.clone(),
             packages,
             drupal,
-            maintenance: state::maintenance_from(value.as_deref()),
+            maintenance,
             drift,
         })
     }
