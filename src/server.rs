@@ -64,6 +64,11 @@ pub struct PlatformRecord {
 pub const PLATFORM_RECORD: &str = ".hoist-platform.yaml";
 /// A site's settings file, in its directory.
 pub const SETTINGS_FILE: &str = "settings.yaml";
+
+/// The directories under a Drupal platform's `sites/` that are Drupal's
+/// own: shared modules and themes (`all`) and the fallback site
+/// (`default`).
+pub const DRUPAL_OWN_SITE_DIRS: [&str; 2] = ["all", "default"];
 /// The copy of a site's settings a task keeps while it replaces them.
 pub const OLD_SETTINGS_FILE: &str = ".hoist-old-settings.yaml";
 
@@ -135,6 +140,29 @@ impl LocalServer {
     pub fn site_dir(&self, p: &PlatformName, d: &Domain) -> PathBuf {
         self.platform_dir(p).join("sites").join(d.as_str())
     }
+    /// What lives under a platform's `sites/` that is not the platform's
+    /// own: site directories and task leftovers. On a Drupal platform,
+    /// Drupal's own directories ([`DRUPAL_OWN_SITE_DIRS`]) and plain files
+    /// (`sites.php`, `README.txt`) are the platform's.
+    pub fn hosted_entries(&self, p: &PlatformName) -> Vec<String> {
+        let pdir = self.platform_dir(p);
+        let drupal = matches!(crate::drupal::detect(&pdir, &pdir), Ok(Some(_)));
+        let mut out: Vec<String> = std::fs::read_dir(pdir.join("sites"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| {
+                !drupal
+                    || (e.file_type().is_ok_and(|t| t.is_dir())
+                        && !DRUPAL_OWN_SITE_DIRS
+                            .contains(&e.file_name().to_string_lossy().as_ref()))
+            })
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        out.sort();
+        out
+    }
+
     /// A site's settings file.
     pub fn settings_path(&self, cfg: &SiteConfig) -> PathBuf {
         self.root.join(cfg.settings_path())
@@ -287,14 +315,11 @@ impl LocalServer {
                 }
             }
             let sdir = self.platform_dir(name).join("sites");
-            let mut domains: Vec<String> = std::fs::read_dir(&sdir)
+            let domains: Vec<String> = self
+                .hosted_entries(name)
                 .into_iter()
-                .flatten()
-                .flatten()
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                .filter_map(|e| e.file_name().to_str().map(String::from))
+                .filter(|d| std::fs::symlink_metadata(sdir.join(d)).is_ok_and(|m| m.is_dir()))
                 .collect();
-            domains.sort();
             // Staging and aside directories of tasks start with a dot and
             // are no domain: recovery owns them.
             at.extend(
@@ -506,17 +531,29 @@ impl LocalServer {
         use crate::drupal::state;
         let invalid = |e: String| ServerError::Invalid(e);
         let mut query = |sql: &str| server.query_rows(login, sql).map_err(|e| e.to_string());
-        let st =
-            state::read_rows(generation, "", &mut query).map_err(|e| invalid(e.to_string()))?;
+        let (st, maintenance) = match generation {
+            // One statement, one client process: a plan over hundreds of
+            // sites pays one per site.
+            crate::drupal::Generation::Drupal7 => {
+                let sql = state::d7_tagged_sql("").map_err(|e| invalid(e.to_string()))?;
+                state::d7_from_tagged(query(&sql).map_err(invalid)?)
+                    .map_err(|e| invalid(e.to_string()))?
+            }
+            crate::drupal::Generation::Drupal8Plus => {
+                let st = state::read_rows(generation, "", &mut query)
+                    .map_err(|e| invalid(e.to_string()))?;
+                let m = query(state::maintenance_sql(generation)).map_err(invalid)?;
+                let value = m.into_iter().next().and_then(|r| r.into_iter().next());
+                (st, state::maintenance_from(value.as_deref()))
+            }
+        };
         let (packages, drupal) = crate::drupal::model::site_packages(&st).map_err(invalid)?;
-        let m = query(state::maintenance_sql(generation)).map_err(invalid)?;
-        let value = m.into_iter().next().and_then(|r| r.into_iter().next());
         Ok(ObservedSite {
             config,
             server: self.name.clone(),
             packages,
             drupal,
-            maintenance: state::maintenance_from(value.as_deref()),
+            maintenance,
             drift,
         })
     }

@@ -221,7 +221,11 @@ fn lifecycle(db: Db<'_>, fpm: &PhpFpm, nginx: &Nginx) {
     w.site("shop", "shop.example.com", "old", "");
     let plan = w.f.ok(&["plan"], 0);
     assert!(plan.stdout.contains("shop"), "{}", plan.all());
-    w.applied();
+    let r = w.applied();
+    // Drupal's own sites/all and sites/default are no sites of hoist's.
+    assert!(!r.stderr.contains("sites/all"), "{}", r.all());
+    let again = w.f.ok(&["plan"], 0);
+    assert!(!again.all().contains("sites/default"), "{}", again.all());
     let dir = w.site_dir("old", "shop.example.com");
     let (code, page) = w.get("shop.example.com", "/");
     assert_eq!(code, 200, "{page}");

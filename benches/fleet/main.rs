@@ -30,6 +30,7 @@
 //! The result table is printed at the end, in Markdown.
 
 mod drupal;
+mod drupal_live;
 mod gen;
 mod mysql;
 
@@ -280,6 +281,11 @@ fn main() {
         let dir = base.join("watch-memory");
         rows.extend(watch_memory(&dir, a.passes));
         remove_scenario(&dir, a.keep);
+    }
+    if want("drupal-live") {
+        let dir = base.join("drupal-live");
+        rows.extend(drupal_live::run(&dir, a.runs));
+        remove(&dir, a.keep);
     }
     if want("drupal-scan") {
         let dir = base.join("drupal");

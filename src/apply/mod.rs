@@ -745,8 +745,7 @@ fn delete_platform(
         format!("delete platform {}", p.name),
         |run| {
             step(run, "check-empty", |_| {
-                let sites = srv.platform_dir(&p.name).join("sites");
-                let n = std::fs::read_dir(&sites).map(|d| d.count()).unwrap_or(0);
+                let n = srv.hosted_entries(&p.name).len();
                 if n > 0 {
                     Err(format!("{n} site(s) still live on it"))
                 } else {

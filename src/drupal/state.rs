@@ -338,6 +338,53 @@ pub fn maintenance_from(value: Option<&[u8]>) -> bool {
         .is_some_and(|v| v.truthy())
 }
 
+/// One statement that reads all a Drupal 7 site's observation needs: its
+/// `system` rows (tagged `s`), its `install_profile` (`p`) and
+/// `maintenance_mode` (`m`) variables, for a database reached by a
+/// client process per statement (MySQL), where one statement costs one
+/// process.
+pub fn d7_tagged_sql(prefix: &str) -> Result<String, StateError> {
+    Queries::new(prefix)?;
+    let p = prefix;
+    Ok(format!(
+        "SELECT 's', name, type, status, schema_version, info FROM {p}system \
+         UNION ALL SELECT 'p', value, '', 0, 0, '' FROM {p}variable WHERE name = 'install_profile' \
+         UNION ALL SELECT 'm', value, '', 0, 0, '' FROM {p}variable WHERE name = 'maintenance_mode'"
+    ))
+}
+
+/// A Drupal 7 site's state and maintenance mode from the rows of
+/// [`d7_tagged_sql`].
+pub fn d7_from_tagged(rows: Rows) -> Result<(SiteState, bool), StateError> {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let int = |what: &str, b: &[u8]| -> Result<i64, StateError> {
+        text(b)
+            .trim()
+            .parse()
+            .map_err(|_| StateError::Db(format!("{what} is not a number: {:?}", text(b))))
+    };
+    let (mut system, mut profile, mut maintenance) = (Vec::new(), None, None);
+    for r in rows {
+        let [tag, name, kind, status, schema, info]: [Vec<u8>; 6] = r
+            .try_into()
+            .map_err(|_| StateError::Db("tagged rows have 6 columns".into()))?;
+        match tag.as_slice() {
+            b"s" => system.push(D7SystemRow {
+                name: text(&name),
+                kind: text(&kind),
+                status: int("system.status", &status)?,
+                schema_version: int("system.schema_version", &schema)?,
+                info: Some(info),
+            }),
+            b"p" => profile = Some(name),
+            b"m" => maintenance = Some(name),
+            t => return Err(StateError::Db(format!("unexpected row tag {:?}", text(t)))),
+        }
+    }
+    let st = d7_state(&system, profile.as_deref())?;
+    Ok((st, maintenance_from(maintenance.as_deref())))
+}
+
 /// Rows of a query, each column's bytes.
 pub type Rows = Vec<Vec<Vec<u8>>>;
 
@@ -457,6 +504,34 @@ pub fn read_sqlite(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tagged_rows_give_state_and_maintenance() {
+        let v = |s: &str| s.as_bytes().to_vec();
+        let row = |t: &str, a: &str, b: &str, c: &str, d: &str, e: &str| {
+            vec![v(t), v(a), v(b), v(c), v(d), v(e)]
+        };
+        let rows = vec![
+            row(
+                "s",
+                "system",
+                "module",
+                "1",
+                "7088",
+                r#"a:1:{s:7:"version";s:5:"7.103";}"#,
+            ),
+            row("s", "standard", "module", "1", "0", ""),
+            row("p", r#"s:8:"standard";"#, "", "0", "0", ""),
+            row("m", "i:1;", "", "0", "0", ""),
+        ];
+        let (st, m) = d7_from_tagged(rows).unwrap();
+        assert!(m);
+        assert_eq!(st.extensions["system"].schema, Some(7088));
+        assert_eq!(st.profile.as_deref(), Some("standard"));
+        assert!(d7_from_tagged(vec![row("x", "", "", "", "", "")]).is_err());
+        assert!(d7_from_tagged(vec![vec![v("s")]]).is_err());
+        assert!(d7_tagged_sql("bad prefix;").is_err());
+    }
 
     #[test]
     fn rows_read_as_bytes_give_the_same_state_and_bad_numbers_are_errors() {
