@@ -26,15 +26,17 @@ fn domain(s: &str) -> String {
 const OLD_PHP: &str = "<?php\necho 'old ', $_SERVER['HTTP_HOST'], \"\\n\";\n";
 
 /// The new code: n03 is broken outright; n04 breaks once it has answered
-/// one request under its own name (the cutover's check), as a site whose
+/// one request on its live vhost (the cutover's check; a preview's server
+/// name is the preview name, though its Host is the domain), as a site whose
 /// first cron run breaks it would: its requests are counted in `hits`, so
 /// the break follows an event, not the clock. Every other site answers 200.
 fn new_php(hits: &std::path::Path) -> String {
     format!(
         "<?php\n\
          $host = $_SERVER['HTTP_HOST'];\n\
-         if ($host === 'n03.example.com') {{ http_response_code(500); echo \"broken\\n\"; exit; }}\n\
-         if ($host === 'n04.example.com') {{\n\
+         $live = $_SERVER['SERVER_NAME'];\n\
+         if ($live === 'n03.example.com') {{ http_response_code(500); echo \"broken\\n\"; exit; }}\n\
+         if ($live === 'n04.example.com') {{\n\
            file_put_contents('{hits}', 'x', FILE_APPEND | LOCK_EX);\n\
            clearstatcache();\n\
            if (filesize('{hits}') > 1) {{ http_response_code(500); echo \"broken later\\n\"; exit; }}\n\
