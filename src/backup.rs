@@ -842,6 +842,31 @@ fn redact_settings(text: &str) -> String {
         .collect()
 }
 
+/// A Drupal `settings.php` with the database password (as its renders
+/// quote it) replaced by [`REDACTED`]; a line that still holds the
+/// password (a hand edit) is dropped. A restore renders the file again
+/// from `settings.yaml`, keeping its salt.
+fn redact_php(text: &str, password: Option<&str>) -> String {
+    let Some(pw) = password.filter(|p| !p.is_empty()) else {
+        return text.to_string();
+    };
+    let php = crate::drupal::settings::php_string;
+    let out = text.replace(&php(pw), &php(REDACTED));
+    if !out.contains(pw) {
+        return out;
+    }
+    out.lines()
+        .map(|l| {
+            if l.contains(pw) {
+                "// (a line that held the database password, left out by hoist's backup)\n"
+                    .to_string()
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect()
+}
+
 /// Deletes a temporary file unless disarmed: no half-written backup is left
 /// behind by an error.
 struct TempFile(Option<PathBuf>);
@@ -1131,19 +1156,32 @@ pub fn create(
         sha256: hex(&hc.hash.finalize()),
     };
 
-    // 2. The site directory, listed; settings.yaml redacted in memory.
+    // 2. The site directory, listed; settings.yaml (and an application's
+    // settings.php, which holds the same password) redacted in memory.
     let (items, skipped) = walk(&site_dir, scope)?;
     let settings_rel = Path::new(SETTINGS_FILE);
-    let mut redacted: Option<Vec<u8>> = None;
+    let php_rel = Path::new(crate::driver::drupal7::SETTINGS_PHP);
+    let password = fs::read_to_string(site_dir.join(SETTINGS_FILE))
+        .ok()
+        .and_then(|t| crate::yaml::from_str::<crate::render::SettingsFile>(&t).ok())
+        .map(|s| s.database.password.expose().to_string());
+    let mut redacted: BTreeMap<PathBuf, Vec<u8>> = BTreeMap::new();
     let mut entries = Vec::with_capacity(items.len());
     for it in &items {
         let mut size = it.size;
-        if it.kind == EntryKind::File && it.rel == settings_rel {
+        let is = |rel: &Path| it.kind == EntryKind::File && it.rel == rel;
+        if is(settings_rel) || is(php_rel) {
             let p = site_dir.join(&it.rel);
             let text = fs::read(&p).map_err(io_err(&p))?;
-            let r = redact_settings(&String::from_utf8_lossy(&text)).into_bytes();
+            let text = String::from_utf8_lossy(&text);
+            let r = if is(settings_rel) {
+                redact_settings(&text)
+            } else {
+                redact_php(&text, password.as_deref())
+            }
+            .into_bytes();
             size = r.len() as u64;
-            redacted = Some(r);
+            redacted.insert(it.rel.clone(), r);
         }
         entries.push(ManifestEntry {
             path: encode(archive_path(&it.rel).as_os_str().as_bytes()),
@@ -1262,7 +1300,7 @@ pub fn create(
             }
             EntryKind::File => {
                 let mut h;
-                if let (true, Some(r)) = (it.rel == settings_rel, &redacted) {
+                if let Some(r) = redacted.get(&it.rel) {
                     h = header(tar::EntryType::Regular, it.mode, r.len() as u64, it.mtime);
                     h.set_uid(it.uid);
                     h.set_gid(it.gid);
@@ -2279,6 +2317,20 @@ mod tests {
         ] {
             assert!(check_path(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn settings_php_keeps_its_salt_and_loses_its_password() {
+        let pw = "p'w\\x";
+        let text = format!(
+            "<?php\n  'password' => {},\n$drupal_hash_salt = 'salt';\n$other = \"{pw}\";\n",
+            crate::drupal::settings::php_string(pw)
+        );
+        let r = redact_php(&text, Some(pw));
+        assert!(!r.contains(pw), "{r}");
+        assert!(r.contains("'password' => '********',"), "{r}");
+        assert!(r.contains("$drupal_hash_salt = 'salt';"), "{r}");
+        assert_eq!(redact_php(&text, None), text);
     }
 
     #[test]

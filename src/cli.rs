@@ -132,6 +132,10 @@ enum Command {
         /// Exit after this many reconcile passes.
         #[arg(long, hide = true, value_name = "N")]
         max_cycles: Option<u64>,
+        /// The timer between passes in milliseconds, instead of
+        /// `watch.interval` seconds (for the memory benchmark).
+        #[arg(long, hide = true, value_name = "MS")]
+        interval_ms: Option<u64>,
         /// Serve Prometheus metrics at http://ADDR/metrics (port 0: any
         /// free port, logged as `metrics listening on ADDR`).
         #[arg(long, value_name = "ADDR")]
@@ -257,6 +261,7 @@ fn run(cli: &Cli) -> Result<u8> {
         Command::Watch {
             once,
             max_cycles,
+            interval_ms,
             metrics,
         } => {
             // Held for the daemon's life: dropping it stops the server.
@@ -264,7 +269,7 @@ fn run(cli: &Cli) -> Result<u8> {
                 Some(addr) => Some(serve_metrics(addr)?),
                 None => None,
             };
-            cmd_watch(cli, *once, *max_cycles)
+            cmd_watch(cli, *once, *max_cycles, *interval_ms)
         }
         Command::Backup { site } => cmd_backup(cli, site),
         Command::Backups { site } => cmd_backups(cli, site),
@@ -956,6 +961,24 @@ fn cmd_status(cli: &Cli, live: bool) -> Result<u8> {
             last.map(|t| t.shown_result()).unwrap_or_else(|| "-".into()),
         );
     }
+    // Who suspended what, why and until when: the table only says
+    // `suspended`.
+    let held: Vec<(String, &plan::Suspended)> = set
+        .sites
+        .iter()
+        .filter_map(|(n, s)| Some((n.to_string(), s.suspended.as_deref()?)))
+        .chain(
+            set.platforms
+                .iter()
+                .filter_map(|(n, p)| Some((format!("platform {n}"), p.suspended.as_deref()?))),
+        )
+        .collect();
+    if !held.is_empty() {
+        println!("\nSuspended:");
+        for (name, s) in held {
+            println!("  {name}: {}", text::line(&s.describe()));
+        }
+    }
     if let Some(h) = set.halt() {
         println!(
             "\nRollout HALTED in wave {} (inventory commit {}): {}",
@@ -976,8 +999,14 @@ fn serve_metrics(addr: &str) -> Result<crate::metrics::Handle> {
     Ok(h)
 }
 
-fn cmd_watch(cli: &Cli, once: bool, max_cycles: Option<u64>) -> Result<u8> {
+fn cmd_watch(
+    cli: &Cli,
+    once: bool,
+    max_cycles: Option<u64>,
+    interval_ms: Option<u64>,
+) -> Result<u8> {
     let opts = crate::watch::WatchOptions {
+        interval_ms,
         dir: cli.dir.clone(),
         host_root: cli.host_root.clone(),
         git_ref: cli.git_ref.clone(),

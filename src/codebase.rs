@@ -339,6 +339,19 @@ impl Codebase {
                 })
                 .cloned()
                 .collect();
+            let ready = match (ready.is_empty(), &self.drupal) {
+                // Drupal's core modules depend on each other in cycles
+                // (field and field_sql_storage): Drupal's installer and
+                // update.php order them by their own rules; here, the first
+                // of the cycle by name goes first, the same on every run.
+                (true, Some(_)) => want
+                    .iter()
+                    .filter(|n| !done.contains(*n))
+                    .take(1)
+                    .cloned()
+                    .collect(),
+                _ => ready,
+            };
             if ready.is_empty() {
                 let stuck: Vec<&str> = want
                     .iter()

@@ -9,7 +9,13 @@
 //! - `<step>:abort` / `<step>:abort-after`: the process is killed there (a
 //!   crash, not a polite error);
 //! - `<step>:pause`: the step says so on stderr, then waits until hoist is
-//!   interrupted (SIGINT, SIGTERM) before it does its work.
+//!   interrupted (SIGINT, SIGTERM) before it does its work;
+//! - `<step>:hold`: at [`hold`] points, creates `<step>.held` in the
+//!   directory `HOIST_FAILPOINT_DIR` names, then waits until the test
+//!   creates `<step>.go` there: the test does its deed (kills a database
+//!   server in the middle of a dump) on that event, not after a delay;
+//! - `<name>=<value>`: [`value`] gives `<value>` (a test fixes what is
+//!   otherwise random, such as a new database's name).
 //!
 //! `<step>@<site>` fires only in a task of that site (a fleet test fails
 //! chosen sites of a rollout); `<step>` alone fires for every site.
@@ -95,3 +101,55 @@ pub fn pause(name: &str, interrupted: impl Fn() -> bool) {
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
 pub fn pause(_name: &str, _interrupted: impl Fn() -> bool) {}
+
+/// The value `HOIST_FAILPOINT` sets for `name` (`<name>=<value>`).
+#[cfg(feature = "failpoints")]
+pub fn value(name: &str) -> Option<String> {
+    let spec = std::env::var("HOIST_FAILPOINT").ok()?;
+    spec.split(',').find_map(|one| {
+        let (n, v) = one.split_once('=')?;
+        (n == name).then(|| v.to_owned())
+    })
+}
+
+/// The value `HOIST_FAILPOINT` sets for `name` (disabled build: none).
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn value(_name: &str) -> Option<String> {
+    None
+}
+
+/// Checks the hold failpoint `name`: when set, announces `<name>.held` in
+/// `HOIST_FAILPOINT_DIR` and waits for `<name>.go` there (at most two
+/// minutes, so that a test gone wrong does not hang forever).
+#[cfg(feature = "failpoints")]
+pub fn hold(name: &str) {
+    let Ok(spec) = std::env::var("HOIST_FAILPOINT") else {
+        return;
+    };
+    if !spec
+        .split(',')
+        .any(|one| one.strip_suffix(":hold") == Some(name))
+    {
+        return;
+    }
+    let Some(dir) = std::env::var_os("HOIST_FAILPOINT_DIR").map(std::path::PathBuf::from) else {
+        eprintln!("failpoint {name}:hold: HOIST_FAILPOINT_DIR is not set, not holding");
+        return;
+    };
+    let go = dir.join(format!("{name}.go"));
+    if let Err(e) = std::fs::write(dir.join(format!("{name}.held")), b"") {
+        eprintln!("failpoint {name}:hold: cannot announce the hold: {e}");
+        return;
+    }
+    eprintln!("failpoint {name}:hold: waiting for {}", go.display());
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !go.exists() && std::time::Instant::now() < end {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Checks the hold failpoint `name` (disabled build: never waits).
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn hold(_name: &str) {}

@@ -232,8 +232,11 @@ impl Vhost {
         let fpm = self.php_fpm()?;
         let site_dir = self.site_dir()?;
         let (what, body) = match &self.state {
-            VhostState::Live => ("live", self.code(&root, &fpm, &site_dir)),
-            VhostState::Preview { .. } => ("preview", self.code(&root, &fpm, &site_dir)),
+            VhostState::Live => ("live", self.code(&root, &fpm, &site_dir, None)),
+            VhostState::Preview { .. } => (
+                "preview",
+                self.code(&root, &fpm, &site_dir, Some(&self.domain)),
+            ),
             VhostState::Maintenance => (
                 "maintenance",
                 format!(
@@ -263,12 +266,19 @@ impl Vhost {
         ))
     }
 
-    /// The body of a server that runs the site's PHP code.
-    fn code(&self, root: &str, fpm: &str, site_dir: &str) -> String {
+    /// The body of a server that runs the site's PHP code. `host`, for a
+    /// preview, is the Host the code sees: the site's own domain rather
+    /// than the preview name, since an application may choose its site by
+    /// it (Drupal's `sites/<domain>`).
+    fn code(&self, root: &str, fpm: &str, site_dir: &str, host: Option<&Domain>) -> String {
         let mut params = String::new();
         for (k, v) in FASTCGI_PARAMS {
             // The values are fixed above: variables meant as variables.
             let _ = writeln!(params, "        fastcgi_param {k} \"{v}\";");
+        }
+        if let Some(h) = host {
+            // A domain is letters, digits, dots and dashes: nothing to quote.
+            let _ = writeln!(params, "        fastcgi_param HTTP_HOST \"{h}\";");
         }
         format!(
             "    root {root};\n    \
@@ -379,7 +389,10 @@ server {{
         assert_eq!(name.as_str(), "shop.example.com.hoist-preview");
         assert_eq!(
             site(VhostState::Preview { name }).render().unwrap(),
-            code_golden("preview", "shop.example.com.hoist-preview")
+            code_golden("preview", "shop.example.com.hoist-preview").replace(
+                "        fastcgi_param SCRIPT_FILENAME",
+                "        fastcgi_param HTTP_HOST \"shop.example.com\";\n        fastcgi_param SCRIPT_FILENAME"
+            )
         );
     }
 

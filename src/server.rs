@@ -13,6 +13,10 @@ use crate::names::{Domain, Name, PlatformName};
 use crate::observe::{Actual, ObservedPlatform, ObservedSite};
 use crate::render::{self, SettingsFile, SiteConfig};
 
+/// Site database snapshots by database server and database name, read
+/// for a whole server at once ([`LocalServer::observe`]).
+type Snapshots = BTreeMap<(Name, String), crate::driver::db::SiteSnapshot>;
+
 /// A server failure.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -60,6 +64,11 @@ pub struct PlatformRecord {
 pub const PLATFORM_RECORD: &str = ".hoist-platform.yaml";
 /// A site's settings file, in its directory.
 pub const SETTINGS_FILE: &str = "settings.yaml";
+
+/// The directories under a Drupal platform's `sites/` that are Drupal's
+/// own: shared modules and themes (`all`) and the fallback site
+/// (`default`).
+pub const DRUPAL_OWN_SITE_DIRS: [&str; 2] = ["all", "default"];
 /// The copy of a site's settings a task keeps while it replaces them.
 pub const OLD_SETTINGS_FILE: &str = ".hoist-old-settings.yaml";
 
@@ -131,6 +140,29 @@ impl LocalServer {
     pub fn site_dir(&self, p: &PlatformName, d: &Domain) -> PathBuf {
         self.platform_dir(p).join("sites").join(d.as_str())
     }
+    /// What lives under a platform's `sites/` that is not the platform's
+    /// own: site directories and task leftovers. On a Drupal platform,
+    /// Drupal's own directories ([`DRUPAL_OWN_SITE_DIRS`]) and plain files
+    /// (`sites.php`, `README.txt`) are the platform's.
+    pub fn hosted_entries(&self, p: &PlatformName) -> Vec<String> {
+        let pdir = self.platform_dir(p);
+        let drupal = matches!(crate::drupal::detect(&pdir, &pdir), Ok(Some(_)));
+        let mut out: Vec<String> = std::fs::read_dir(pdir.join("sites"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| {
+                !drupal
+                    || (e.file_type().is_ok_and(|t| t.is_dir())
+                        && !DRUPAL_OWN_SITE_DIRS
+                            .contains(&e.file_name().to_string_lossy().as_ref()))
+            })
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        out.sort();
+        out
+    }
+
     /// A site's settings file.
     pub fn settings_path(&self, cfg: &SiteConfig) -> PathBuf {
         self.root.join(cfg.settings_path())
@@ -283,14 +315,11 @@ impl LocalServer {
                 }
             }
             let sdir = self.platform_dir(name).join("sites");
-            let mut domains: Vec<String> = std::fs::read_dir(&sdir)
+            let domains: Vec<String> = self
+                .hosted_entries(name)
                 .into_iter()
-                .flatten()
-                .flatten()
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                .filter_map(|e| e.file_name().to_str().map(String::from))
+                .filter(|d| std::fs::symlink_metadata(sdir.join(d)).is_ok_and(|m| m.is_dir()))
                 .collect();
-            domains.sort();
             // Staging and aside directories of tasks start with a dot and
             // are no domain: recovery owns them.
             at.extend(
@@ -300,7 +329,10 @@ impl LocalServer {
                     .map(|d| (name.clone(), d)),
             );
         }
-        let observed = crate::par::map(&at, |(name, domain)| self.observe_site(name, domain));
+        let pre = self.snapshots(&at);
+        let observed = crate::par::map(&at, |(name, domain)| {
+            self.observe_site_with(name, domain, &pre)
+        });
         for ((name, domain), o) in at.into_iter().zip(observed) {
             match o {
                 Ok(s) => {
@@ -358,11 +390,52 @@ impl LocalServer {
         })
     }
 
+    /// The database snapshots of the sites at `at`, read per database
+    /// server at once where its driver can ([`DbServer::snapshots`]): one
+    /// admin connection for all of a server's sites. A server that fails
+    /// here leaves its sites to be read one by one, which reports why.
+    fn snapshots(&self, at: &[(PlatformName, Domain)]) -> Snapshots {
+        let settings = crate::par::map(at, |(p, d)| self.read_settings(p, d).ok());
+        let mut by_server: BTreeMap<Name, Vec<String>> = BTreeMap::new();
+        for (s, _) in settings.into_iter().flatten() {
+            if s.database.driver != render::DbDriver::Sqlite {
+                by_server
+                    .entry(s.database.server)
+                    .or_default()
+                    .push(s.database.name);
+            }
+        }
+        let mut out = Snapshots::new();
+        for (server, dbs) in by_server {
+            let read = self.db_server(&server).and_then(|d| {
+                d.snapshots(&dbs)
+                    .map_err(|e| ServerError::Invalid(e.to_string()))
+            });
+            match read {
+                Ok(Some(m)) => out.extend(m.into_iter().map(|(db, s)| ((server.clone(), db), s))),
+                Ok(None) => {}
+                Err(e) => tracing::debug!(%server, error = %e, "reading the sites one by one"),
+            }
+        }
+        out
+    }
+
     /// Observes one site from its settings file and database.
     pub fn observe_site(
         &self,
         platform: &PlatformName,
         domain: &Domain,
+    ) -> Result<ObservedSite, ServerError> {
+        self.observe_site_with(platform, domain, &Snapshots::new())
+    }
+
+    /// [`LocalServer::observe_site`], its database read from `pre` when
+    /// that holds it.
+    fn observe_site_with(
+        &self,
+        platform: &PlatformName,
+        domain: &Domain,
+        pre: &Snapshots,
     ) -> Result<ObservedSite, ServerError> {
         let (settings, text) = self.read_settings(platform, domain)?;
         let cfg = settings.config();
@@ -390,45 +463,93 @@ impl LocalServer {
         let pdir = self.platform_dir(platform);
         let core =
             crate::drupal::detect(&pdir, &pdir).map_err(|d| ServerError::Invalid(d.to_string()))?;
-        let (packages, drupal, maintenance) =
-            if settings.database.driver == render::DbDriver::Sqlite {
-                // Read-only: observing never creates or changes a file.
-                let db = self
-                    .db
-                    .open_read_only(&settings.database.name, &Self::credentials(&settings))?;
-                match core {
-                    Some(core) => {
-                        let st = db.drupal_state(core.generation)?;
-                        let (rows, extras) = crate::drupal::model::site_packages(&st)
-                            .map_err(ServerError::Invalid)?;
-                        (rows, extras, db.drupal_maintenance(core.generation)?)
-                    }
-                    None => (
-                        db.system()?,
-                        Default::default(),
-                        db.variable("maintenance_mode")?.as_deref() == Some("1"),
-                    ),
+        let (packages, drupal, maintenance) = if settings.database.driver
+            == render::DbDriver::Sqlite
+        {
+            // Read-only: observing never creates or changes a file.
+            let db = self
+                .db
+                .open_read_only(&settings.database.name, &Self::credentials(&settings))?;
+            match core {
+                Some(core) => {
+                    let st = db.drupal_state(core.generation)?;
+                    let (rows, extras) =
+                        crate::drupal::model::site_packages(&st).map_err(ServerError::Invalid)?;
+                    (rows, extras, db.drupal_maintenance(core.generation)?)
                 }
+                None => (
+                    db.system()?,
+                    Default::default(),
+                    db.variable("maintenance_mode")?.as_deref() == Some("1"),
+                ),
+            }
+        } else {
+            if core.is_some() {
+                return Err(ServerError::Invalid(
+                    "a Drupal site on a mysql database server cannot be observed yet".into(),
+                ));
+            }
+            let key = (
+                settings.database.server.clone(),
+                settings.database.name.clone(),
+            );
+            if let Some(snap) = pre.get(&key) {
+                (snap.packages.clone(), Default::default(), snap.maintenance)
             } else {
-                if core.is_some() {
-                    return Err(ServerError::Invalid(
-                        "a Drupal site on a mysql database server cannot be observed yet".into(),
-                    ));
-                }
-                let login = crate::driver::Login {
-                    database: settings.database.name.clone(),
-                    user: settings.database.user.clone(),
-                    password: settings.database.password.clone(),
-                };
+                let login = crate::driver::Login::from(&settings);
                 let server = self.db_server(&settings.database.server)?;
                 let invalid = |e: crate::driver::DriverError| ServerError::Invalid(e.to_string());
+                if let Some(core) = core {
+                    return self.observed_drupal(cfg, drift, server, &login, core.generation);
+                }
                 let mut db = server.open(&login, false).map_err(invalid)?;
                 let m = db.variable("maintenance_mode").map_err(invalid)?;
                 let p = db.system().map_err(invalid)?;
                 (p, Default::default(), m.as_deref() == Some("1"))
-            };
+            }
+        };
         Ok(ObservedSite {
             config: cfg,
+            server: self.name.clone(),
+            packages,
+            drupal,
+            maintenance,
+            drift,
+        })
+    }
+
+    /// A Drupal site on a database server reached by queries (MySQL): its
+    /// state and maintenance mode read with the same SQL as on SQLite.
+    fn observed_drupal(
+        &self,
+        config: SiteConfig,
+        drift: Vec<String>,
+        server: &dyn crate::driver::DbServer,
+        login: &crate::driver::Login,
+        generation: crate::drupal::Generation,
+    ) -> Result<ObservedSite, ServerError> {
+        use crate::drupal::state;
+        let invalid = |e: String| ServerError::Invalid(e);
+        let mut query = |sql: &str| server.query_rows(login, sql).map_err(|e| e.to_string());
+        let (st, maintenance) = match generation {
+            // One statement, one client process: a plan over hundreds of
+            // sites pays one per site.
+            crate::drupal::Generation::Drupal7 => {
+                let sql = state::d7_tagged_sql("").map_err(|e| invalid(e.to_string()))?;
+                state::d7_from_tagged(query(&sql).map_err(invalid)?)
+                    .map_err(|e| invalid(e.to_string()))?
+            }
+            crate::drupal::Generation::Drupal8Plus => {
+                let st = state::read_rows(generation, "", &mut query)
+                    .map_err(|e| invalid(e.to_string()))?;
+                let m = query(state::maintenance_sql(generation)).map_err(invalid)?;
+                let value = m.into_iter().next().and_then(|r| r.into_iter().next());
+                (st, state::maintenance_from(value.as_deref()))
+            }
+        };
+        let (packages, drupal) = crate::drupal::model::site_packages(&st).map_err(invalid)?;
+        Ok(ObservedSite {
+            config,
             server: self.name.clone(),
             packages,
             drupal,

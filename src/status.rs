@@ -248,6 +248,9 @@ pub struct SiteStatus {
     /// Set when the last rollout halted and this site was part of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Box<SiteRollout>>,
+    /// Set while it (or its server) is suspended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended: Option<Box<plan::Suspended>>,
 }
 
 /// A site's part in a halted rollout (spec section 9).
@@ -347,6 +350,9 @@ pub struct PlatformStatus {
     pub warnings: Vec<String>,
     /// Its last task.
     pub last_task: Option<LastTask>,
+    /// Set while it (or its server) is suspended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended: Option<Box<plan::Suspended>>,
 }
 
 /// Every status file.
@@ -461,6 +467,7 @@ fn assemble(
                 warnings: s.warnings.clone(),
                 last_task: last.cloned(),
                 rollout: None,
+                suspended: s.suspended.clone().map(Box::new),
             },
         );
     }
@@ -482,6 +489,7 @@ fn assemble(
                 errors: p.errors.clone(),
                 warnings: p.warnings.clone(),
                 last_task: last.cloned(),
+                suspended: p.suspended.clone().map(Box::new),
             },
         );
     }

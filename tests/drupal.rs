@@ -4,6 +4,7 @@
 //! both shapes read back into site states; and the compatibility verdicts
 //! between them. The `#[ignore]`d tests at the end scan real Drupal trees.
 
+mod drupal_trees;
 use std::path::{Path, PathBuf};
 
 use hoist::compat::Severity;
@@ -998,8 +999,13 @@ fn drupal_8_post_updates_pending_and_unknown() {
 
 // ---- real Drupal trees --------------------------------------------------------
 
+/// A directory the Drupal tree variables name ([`drupal_trees`], the one
+/// place that reads them).
 fn env_dir(var: &str) -> PathBuf {
-    PathBuf::from(std::env::var_os(var).unwrap_or_else(|| panic!("set {var}")))
+    match var {
+        "HOIST_DRUPAL_CORE" => drupal_trees::drupal_core(),
+        _ => drupal_trees::drupal7_roots(),
+    }
 }
 
 /// The Drupal 7 release trees under `HOIST_DRUPAL7_ROOTS`, by version.

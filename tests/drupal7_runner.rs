@@ -10,6 +10,7 @@
 //! the older release with SQLite and with MariaDB, put in maintenance,
 //! moved to the newer release, updated, and checked.
 
+mod drupal_trees;
 mod services;
 
 use std::fs;
@@ -391,30 +392,11 @@ fn no_secret_reaches_php_arguments_or_environment() {
 
 // ------------------------------------------------------------ real Drupal 7
 
-/// The two Drupal 7 release trees named by `HOIST_DRUPAL7_TREES`
-/// (`/path/a:/path/b`), older first by their `VERSION`.
+/// The oldest and newest Drupal 7 release trees under
+/// `HOIST_DRUPAL7_ROOTS` ([`drupal_trees`]).
 fn drupal7_trees() -> (PathBuf, PathBuf) {
-    let list = std::env::var("HOIST_DRUPAL7_TREES")
-        .expect("set HOIST_DRUPAL7_TREES=/path/to/7.older:/path/to/7.newer");
-    let mut trees: Vec<(String, PathBuf)> = list
-        .split(':')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let path = PathBuf::from(p);
-            let text = fs::read_to_string(path.join("includes/bootstrap.inc"))
-                .unwrap_or_else(|e| panic!("{p} is not a Drupal 7 tree: {e}"));
-            let version = text
-                .split("define('VERSION', '")
-                .nth(1)
-                .and_then(|r| r.split('\'').next())
-                .unwrap_or_else(|| panic!("{p}: no VERSION"));
-            (version.to_string(), path)
-        })
-        .collect();
-    assert_eq!(trees.len(), 2, "HOIST_DRUPAL7_TREES names two trees");
-    trees.sort_by(|a, b| hoist::drupal::version_order(&a.0, &b.0));
-    let newer = trees.pop().unwrap().1;
-    (trees.pop().unwrap().1, newer)
+    let ((_, old), (_, new)) = drupal_trees::drupal7_pair();
+    (old, new)
 }
 
 /// A copy of `tree` in `into` (release trees are left untouched).
@@ -555,7 +537,7 @@ fn install_and_migrate(db: Database) {
 }
 
 #[test]
-#[ignore = "needs real Drupal 7 trees: set HOIST_DRUPAL7_TREES=/path/a:/path/b"]
+#[ignore = "needs real Drupal 7 trees: set HOIST_DRUPAL7_ROOTS"]
 fn real_drupal7_on_sqlite_installs_and_migrates() {
     let data = tempfile::tempdir().unwrap();
     install_and_migrate(Database::Sqlite {
@@ -564,7 +546,7 @@ fn real_drupal7_on_sqlite_installs_and_migrates() {
 }
 
 #[test]
-#[ignore = "needs real Drupal 7 trees: set HOIST_DRUPAL7_TREES=/path/a:/path/b"]
+#[ignore = "needs real Drupal 7 trees: set HOIST_DRUPAL7_ROOTS"]
 fn real_drupal7_on_mariadb_installs_and_migrates() {
     let db = services::MariaDb::start().expect("MariaDB");
     let password = services::random_password();
@@ -597,7 +579,7 @@ fn write_check_module(root: &Path, install: &str) {
 }
 
 #[test]
-#[ignore = "needs real Drupal 7 trees: set HOIST_DRUPAL7_TREES=/path/a:/path/b"]
+#[ignore = "needs real Drupal 7 trees: set HOIST_DRUPAL7_ROOTS"]
 fn real_drupal7_runs_multi_pass_updates_and_names_a_failing_one() {
     let (older, newer) = drupal7_trees();
     let php = php().expect("php-cli");

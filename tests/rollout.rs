@@ -110,6 +110,49 @@ fn tasks_of(f: &Fixture, s: &str) -> Vec<serde_json::Value> {
     tasks(f).into_iter().filter(|t| t["site"] == s).collect()
 }
 
+/// The entries of a backup archive (tar.gz) by path, with their bytes.
+fn archive(path: &std::path::Path) -> BTreeMap<String, Vec<u8>> {
+    use std::io::Read;
+    let gz = flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap());
+    let mut out = BTreeMap::new();
+    for e in tar::Archive::new(gz).entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().display().to_string();
+        let mut bytes = Vec::new();
+        e.read_to_end(&mut bytes).unwrap();
+        out.insert(name, bytes);
+    }
+    out
+}
+
+/// Asserts that the task `t` (a rollback or a restore) took a backup of
+/// the site as the rollout left it, on `platform`, before putting it back:
+/// its files and its rows (`owner`, when given) are in it.
+fn backed_up_first(f: &Fixture, t: &serde_json::Value, platform: &str, owner: Option<&str>) {
+    let rel = t["backup"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no backup: {t}"));
+    let entries = archive(&f.host().join(rel));
+    let manifest = String::from_utf8_lossy(&entries["hoist-backup.yaml"]).into_owned();
+    assert!(
+        manifest.contains(&format!("platform: {platform}")),
+        "{manifest}"
+    );
+    assert!(
+        entries.keys().any(|k| k.starts_with("site/")),
+        "{:?}",
+        entries.keys()
+    );
+    if let Some(owner) = owner {
+        assert!(
+            entries["site/files/upload.bin"] == [0u8, 0xff, b'\n', 1, 2],
+            "{t}"
+        );
+        let dump = String::from_utf8_lossy(&entries["database.sql"]).into_owned();
+        assert!(dump.contains(owner), "{dump}");
+    }
+}
+
 #[test]
 fn a_failing_wave_halts_at_its_budget_and_is_put_back_while_later_waves_are_untouched() {
     let f = fleet();
@@ -175,6 +218,12 @@ fn a_failing_wave_halts_at_its_budget_and_is_put_back_while_later_waves_are_unto
         assert_eq!(last["kind"], "rollback", "{s}: {last}");
         assert_eq!(last["result"], "success", "{s}: {last}");
         assert_eq!(last["wave"], "early");
+        // The site as the rollout left it was backed up first: anything
+        // written to it since its migrate is not lost.
+        let migrate = &t[t.len() - 2];
+        assert_eq!(migrate["kind"], "migrate");
+        assert_ne!(last["backup"], migrate["backup"], "{s}");
+        backed_up_first(&f, last, "shop-2-0", Some(s));
     }
     let f03 = tasks_of(&f, "f03");
     assert_eq!(f03.last().unwrap()["result"], "failed");
@@ -276,6 +325,158 @@ fn with_halt_only_the_succeeded_sites_stay_and_a_site_no_wave_selects_is_blocked
             .is_dir());
     }
     assert!(!tasks(&f).iter().any(|t| t["kind"] == "rollback"));
+}
+
+/// Issue 15 item 5: with `--log-format json` each step's event carries its
+/// wave as a field beside the site, task and step, not in its message.
+#[test]
+fn json_logs_carry_each_steps_wave_as_a_field() {
+    let f = fleet();
+    for s in FLEET {
+        write_site(&f, s, "shop-2-0");
+    }
+    commit(&f, "to shop-2-0");
+    let out = f
+        .cmd(&["--log-format", "json", "apply", "--yes"])
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("hoist runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: not JSON: {l}")))
+        .collect();
+    let wave_of = |site: &str| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| e["fields"]["site"] == site && e["fields"]["step"].is_string())
+            .map(|e| {
+                let m = e["fields"]["message"].as_str().unwrap();
+                assert!(!m.contains("wave"), "the wave is in the message: {e}");
+                e["fields"]["wave"].as_str().unwrap_or("(none)").to_string()
+            })
+            .collect()
+    };
+    for (site, wave) in [("f01", "canary"), ("f03", "early"), ("f08", "rest")] {
+        let waves = wave_of(site);
+        assert!(!waves.is_empty(), "no step events of {site}: {stderr}");
+        assert!(waves.iter().all(|w| w == wave), "{site}: {waves:?}");
+    }
+    let started: Vec<&str> = events
+        .iter()
+        .filter(|e| e["fields"]["message"] == "wave started")
+        .map(|e| e["fields"]["wave"].as_str().unwrap())
+        .collect();
+    assert_eq!(started, ["canary", "early", "rest"]);
+}
+
+/// `rollback-wave` puts back an update and a delete too: the updated site
+/// from its update's backup (its present state backed up first), the
+/// deleted one made again from its delete's backup, each exactly as it
+/// was.
+/// The example installed, then acme behind its platform (an update
+/// pending) and bakery no longer declared (with prune: a delete), in one
+/// wave that halts at the first failure. Returns both sites' states before.
+fn update_and_delete() -> (Fixture, BTreeMap<String, String>, BTreeMap<String, String>) {
+    let f = Fixture::example();
+    f.apply();
+    common::put_acme_behind(&f);
+    let acme_before = site_state(&f, "acme", "shop-2-0");
+    let bakery_before = site_state(&f, "bakery", "shop-1-0");
+    std::fs::remove_file(f.inv().join("sites/bakery.yaml")).unwrap();
+    let text = f.read("hoist.yaml").replace("prune: false", "prune: true");
+    f.write(
+        "hoist.yaml",
+        &format!(
+            "{text}rollout:\n  waves:\n    - {{ name: first }}\n  bake_s: 0\n  \
+             failure_budget: {{ max_failed: 0 }}\n  on_failure: rollback-wave\n"
+        ),
+    );
+    let plan = f.plan_json(&[], 0);
+    assert_eq!(site(&plan, "acme")["action"], "update");
+    assert_eq!(site(&plan, "bakery")["action"], "delete");
+    assert_eq!(site(&plan, "bakery")["wave"], "first");
+    (f, acme_before, bakery_before)
+}
+
+#[test]
+fn a_halted_waves_update_and_delete_are_put_back() {
+    let (f, acme_before, bakery_before) = update_and_delete();
+    // acme's updates run and pass, then its check after the bake fails.
+    let out = f.with_failpoint(&["apply", "--yes"], "rollout-check@acme");
+    let all = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("Rollout HALTED"), "{all}");
+
+    let acme = tasks_of(&f, "acme");
+    let (update, back) = (&acme[acme.len() - 2], &acme[acme.len() - 1]);
+    assert_eq!(update["kind"], "update", "{update}");
+    assert_eq!(update["result"], "success", "{update}");
+    assert_eq!(back["kind"], "restore", "{back}");
+    assert_eq!(back["result"], "success", "{back}");
+    backed_up_first(&f, back, "shop-2-0", None);
+    common::assert_same(&acme_before, &site_state(&f, "acme", "shop-2-0"), "acme");
+
+    let bakery = tasks_of(&f, "bakery");
+    let (delete, back) = (&bakery[bakery.len() - 2], &bakery[bakery.len() - 1]);
+    assert_eq!(delete["kind"], "delete", "{delete}");
+    assert_eq!(delete["result"], "success", "{delete}");
+    assert_eq!(back["kind"], "rollback", "{back}");
+    assert_eq!(back["result"], "success", "{back}");
+    common::assert_same(
+        &bakery_before,
+        &site_state(&f, "bakery", "shop-1-0"),
+        "bakery",
+    );
+    // The site put back is served and observed where it was.
+    let st = f.ok(&["status", "--live"], 0).stdout;
+    let line = st.lines().find(|l| l.starts_with("bakery ")).unwrap();
+    assert!(line.contains("shop-1-0"), "{st}");
+}
+
+#[test]
+fn a_deleted_sites_put_back_killed_before_its_switch_is_undone_by_the_next_hoist() {
+    let (f, _, _) = update_and_delete();
+    let out = f.with_failpoint(
+        &["apply", "--yes"],
+        "rollout-check@acme,settings@bakery:abort",
+    );
+    assert_ne!(out.status.code(), Some(0));
+    assert_eq!(tasks_of(&f, "bakery").pop().unwrap()["result"], "running");
+    f.ok(&["status", "--live"], 0);
+    let rb = tasks_of(&f, "bakery").pop().unwrap();
+    assert_eq!(rb["kind"], "rollback", "{rb}");
+    assert_eq!(rb["result"], "failed", "{rb}");
+    assert!(
+        rb["recovered"].as_str().unwrap().contains("rolled back"),
+        "{rb}"
+    );
+    // bakery stays deleted, as its delete left it: what the put-back
+    // made (its directory, its database, anything staged) is gone.
+    assert!(!f
+        .host()
+        .join("platforms/shop-1-0/sites/bakery.example.com")
+        .exists());
+    assert!(!f.host().join("vhosts/bakery.example.com.conf").exists());
+    let dbs: Vec<String> = std::fs::read_dir(f.host().join("databases"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("bakery"))
+        .collect();
+    assert!(dbs.is_empty(), "{dbs:?}");
+    for e in std::fs::read_dir(f.host().join("platforms/shop-1-0/sites"))
+        .unwrap()
+        .flatten()
+    {
+        let n = e.file_name().to_string_lossy().into_owned();
+        assert!(!n.starts_with('.'), "left over: {n}");
+    }
 }
 
 /// The fleet moved to shop-2-0 in one commit, then applied with the early

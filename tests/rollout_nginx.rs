@@ -1,10 +1,11 @@
 //! A rollout on real nginx and php-fpm (spec sections 8 and 9): a fleet
 //! moves from a platform whose code serves every site to one whose code
 //! answers 500 for chosen sites of the second wave: one at once (its own
-//! cutover check fails, and its task undoes itself), one only a few seconds
-//! after its deploy (it passes the cutover, then fails the check after the
-//! bake). The canary wave passes; the second wave halts at its budget and
-//! its succeeded sites are put back, served by the old code again; the last
+//! cutover check fails, and its task undoes itself), one only once it has
+//! served its cutover check (it passes the cutover, then fails the check
+//! after the bake). The canary wave passes; the second wave halts at its
+//! budget and its succeeded sites are put back, served by the old code
+//! again; the last
 //! wave is untouched.
 
 mod common;
@@ -24,15 +25,24 @@ fn domain(s: &str) -> String {
 /// The old code: every site answers 200.
 const OLD_PHP: &str = "<?php\necho 'old ', $_SERVER['HTTP_HOST'], \"\\n\";\n";
 
-/// The new code: n03 is broken outright; n04 breaks three seconds after its
-/// settings were written (its deploy), as a site whose first cron run
-/// breaks it would. Every other site answers 200.
-const NEW_PHP: &str = "<?php\n\
-$host = $_SERVER['HTTP_HOST'];\n\
-$settings = __DIR__ . '/' . $_SERVER['HOIST_SITE_DIR'] . '/settings.yaml';\n\
-if ($host === 'n03.example.com') { http_response_code(500); echo \"broken\\n\"; exit; }\n\
-if ($host === 'n04.example.com' && time() - filemtime($settings) >= 3) { http_response_code(500); echo \"broken later\\n\"; exit; }\n\
-echo 'new ', $host, \"\\n\";\n";
+/// The new code: n03 is broken outright; n04 breaks once it has answered
+/// one request under its own name (the cutover's check), as a site whose
+/// first cron run breaks it would: its requests are counted in `hits`, so
+/// the break follows an event, not the clock. Every other site answers 200.
+fn new_php(hits: &std::path::Path) -> String {
+    format!(
+        "<?php\n\
+         $host = $_SERVER['HTTP_HOST'];\n\
+         if ($host === 'n03.example.com') {{ http_response_code(500); echo \"broken\\n\"; exit; }}\n\
+         if ($host === 'n04.example.com') {{\n\
+           file_put_contents('{hits}', 'x', FILE_APPEND | LOCK_EX);\n\
+           clearstatcache();\n\
+           if (filesize('{hits}') > 1) {{ http_response_code(500); echo \"broken later\\n\"; exit; }}\n\
+         }}\n\
+         echo 'new ', $host, \"\\n\";\n",
+        hits = hits.display()
+    )
+}
 
 fn command_line(c: &std::process::Command) -> String {
     std::iter::once(c.get_program())
@@ -110,7 +120,8 @@ fn a_wave_failing_its_health_checks_on_nginx_halts_and_is_served_by_the_old_code
         std::fs::remove_file(e.path()).unwrap();
     }
     f.write("codebases/shop-1.0/index.php", OLD_PHP);
-    f.write("codebases/shop-2.0/index.php", NEW_PHP);
+    let hits = f.tmp.path().join("n04-hits");
+    f.write("codebases/shop-2.0/index.php", &new_php(&hits));
     // hoist's vhosts listen on every address (`listen: PORT`): on a port
     // of their own, since the harness's default server holds
     // 127.0.0.1:nginx.port and a reload cannot add the wildcard beside it.
@@ -146,7 +157,7 @@ fn a_wave_failing_its_health_checks_on_nginx_halts_and_is_served_by_the_old_code
         &format!(
             "{settings}rollout:\n  waves:\n    - {{ name: canary, select: {{ sites: [n01] }} }}\n    \
              - {{ name: second, select: {{ labels: {{ tier: basic }} }} }}\n    - {{ name: last }}\n  \
-             bake_s: 5\n  failure_budget: {{ max_failed: 1 }}\n  on_failure: rollback-wave\n"
+             bake_s: 0\n  failure_budget: {{ max_failed: 1 }}\n  on_failure: rollback-wave\n"
         ),
     );
     for s in FLEET {
@@ -197,9 +208,60 @@ fn a_wave_failing_its_health_checks_on_nginx_halts_and_is_served_by_the_old_code
         assert_eq!(count(s), n, "{s} was touched");
         assert_eq!(body(port, s), (200, format!("old {}\n", domain(s))));
     }
+    // n04 answered its cutover check, then failed the one after the bake.
+    assert_eq!(std::fs::read(&hits).unwrap(), b"xx");
     let st = f.read("status/sites/n04.yaml");
     assert!(
         st.contains("halted_wave: second") && st.contains("site: failed"),
         "{st}"
     );
+}
+
+/// Tasks of a wave write and remove vhosts while another task tests and
+/// reloads nginx: nginx reads its vhost directory by a glob and then opens
+/// each file, so a file removed in between failed the other task's
+/// `nginx -t` ("open() ... No such file"), which failed its switch. Writes
+/// now wait for an activation to end: every activation here succeeds.
+#[test]
+fn vhosts_written_and_removed_during_an_activation_never_fail_it() {
+    use hoist::driver::{NginxWeb, WebServer, Which};
+    let Some(nginx) = Nginx::start() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config: hoist::inventory::servers::NginxConfig = serde_yaml::from_str(&format!(
+        "conf_dir: {conf}\nlisten: {port}\nphp_fpm: unix:/nonexistent.sock\n\
+         test: {test}\nreload: {reload}\ncheck_url: http://127.0.0.1:{port}\n",
+        conf = nginx.conf_dir.display(),
+        test = command_line(&nginx.test_command()),
+        reload = command_line(&nginx.reload_command()),
+    ))
+    .unwrap();
+    let web = NginxWeb::new(tmp.path().to_path_buf(), config);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let writes = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // Preview vhosts coming and going, as a wave's tasks make them.
+            let mut i = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let d = hoist::names::Domain::new(&format!("x{}.example.com", i % 8)).unwrap();
+                let text = format!(
+                    "server {{ listen {port}; server_name x{i}.hoist-preview; return 200; }}\n"
+                );
+                web.write(&d, Which::Preview, Some(&text)).unwrap();
+                web.write(&d, Which::Preview, None).unwrap();
+                writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                i += 1;
+            }
+        });
+        let mut failed = Vec::new();
+        for _ in 0..15 {
+            if let Err(e) = web.activate() {
+                failed.push(e.to_string());
+            }
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(failed.is_empty(), "{failed:#?}\n{}", nginx.error_log());
+    });
+    assert!(writes.load(std::sync::atomic::Ordering::SeqCst) > 15);
 }

@@ -19,6 +19,22 @@ fn suspend_site(f: &Fixture, name: &str, block: &str) {
     f.write(&rel, &format!("{text}suspend:\n{block}"));
 }
 
+/// A status file (`status/<kind>s/<name>.yaml`) as JSON, checked against
+/// its schema (`schema/status-<kind>.schema.json`).
+fn status_file(f: &Fixture, kind: &str, name: &str) -> serde_json::Value {
+    let text = f.read(&format!("status/{kind}s/{name}.yaml"));
+    let v: serde_json::Value = serde_yaml::from_str(&text).unwrap();
+    let schema = std::fs::read_to_string(format!(
+        "{}/schema/status-{kind}.schema.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let schema = jsonschema::draft202012::new(&serde_json::from_str(&schema).unwrap()).unwrap();
+    let errors: Vec<String> = schema.iter_errors(&v).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{kind} {name}: {errors:?}\n{text}");
+    v
+}
+
 const AUDIT: &str = "  reason: \"client audit: *do not* touch <b>\"\n  by: ops@example.org\n  until: 2099-01-31T00:00:00Z\n";
 
 #[test]
@@ -62,9 +78,21 @@ fn a_suspended_site_whose_platform_changed_is_shown_but_not_migrated() {
         "{}",
         f.read("status/sites/acme.yaml")
     );
+    let held = &status_file(&f, "site", "acme")["suspended"];
+    assert_eq!(held["reason"], "client audit: *do not* touch <b>", "{held}");
+    assert_eq!(held["by"], "ops@example.org");
+    assert_eq!(held["until"], "2099-01-31T00:00:00Z");
+    assert_eq!(held["would"], "migrate");
+    assert!(status_file(&f, "site", "bakery").get("suspended").is_none());
     let status = f.ok(&["status"], 0).stdout;
     let line = status.lines().find(|l| l.contains("acme")).unwrap();
     assert!(line.contains("suspended"), "{status}");
+    assert!(
+        status.contains(
+            "  acme: suspended: client audit: *do not* touch <b> (by ops@example.org), until 2099-01-31T00:00:00Z; would migrate"
+        ),
+        "{status}"
+    );
 
     // Restore would overwrite it: refused. A backup only reads it.
     let r = f.run(&["restore", "acme"]);
@@ -131,6 +159,20 @@ fn a_suspended_server_holds_back_every_site_and_build_on_it() {
     assert_eq!(site(&plan, "acme")["suspended"]["would"], "migrate");
     f.apply();
     assert_eq!(state_diff(&before, &server_state(&f)), Vec::<String>::new());
+    for s in ["acme", "bakery"] {
+        let held = &status_file(&f, "site", s)["suspended"];
+        assert_eq!(held["server"], "local", "{s}: {held}");
+        assert_eq!(held["reason"], "datacenter move", "{s}: {held}");
+        assert_eq!(held["by"], "ops", "{s}: {held}");
+        assert_eq!(held["until"], serde_json::Value::Null, "{s}: {held}");
+    }
+    let built = &status_file(&f, "platform", "shop-1-0")["suspended"];
+    assert_eq!(built["server"], "local", "{built}");
+    let status = f.ok(&["status"], 0).stdout;
+    assert!(
+        status.contains("  platform shop-1-0: suspended with server local: datacenter move (by ops), until further notice"),
+        "{status}"
+    );
 }
 
 #[test]

@@ -227,6 +227,7 @@ pub fn status_set(root: &Path, shape: &Shape, stamp: u32) -> StatusSet {
                 errors: vec![],
                 warnings: vec![],
                 last_task: None,
+                suspended: None,
             },
         );
     }
@@ -289,6 +290,7 @@ pub fn status_set(root: &Path, shape: &Shape, stamp: u32) -> StatusSet {
                 errors: vec![],
                 warnings: vec![],
                 rollout: None,
+                suspended: None,
                 last_task: Some(LastTask {
                     id: format!(
                         "20250101T100000.000-install-{}-{:04x}",

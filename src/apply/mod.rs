@@ -18,7 +18,6 @@ pub use site::{backup_now, new_db_name, restore, restored_from};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::codebase;
 use crate::inventory::Inventory;
 use crate::names::PlatformName;
 use crate::plan::{Plan, PlatformAction, PlatformPlan, SiteAction, SitePlan};
@@ -420,6 +419,8 @@ fn put_back(
                 SiteAction::Migrate => TaskKind::Migrate,
                 SiteAction::Rename => TaskKind::Rename,
                 SiteAction::MigrateRename => TaskKind::MigrateRename,
+                SiteAction::Update => TaskKind::Update,
+                SiteAction::Delete => TaskKind::Delete,
                 _ => TaskKind::Verify,
             };
             let back = match (&o.id, rollback::can_put_back(kind)) {
@@ -428,11 +429,13 @@ fn put_back(
                     progress.started(&what);
                     let started = std::time::Instant::now();
                     let b =
-                        rollback::run(s, id, inv, servers, opts).unwrap_or_else(|e| TaskOutcome {
-                            id: None,
-                            what,
-                            result: TaskResult::Failed,
-                            message: Some(e.to_string()),
+                        rollback::put_back(kind, s, id, inv, servers, opts).unwrap_or_else(|e| {
+                            TaskOutcome {
+                                id: None,
+                                what,
+                                result: TaskResult::Failed,
+                                message: Some(e.to_string()),
+                            }
                         });
                     record(
                         b.clone(),
@@ -575,7 +578,11 @@ pub(crate) fn execute(
             } else {
                 TaskResult::Failed
             };
-            journal_trouble(&mut run, "its result", |r| r.finish(result));
+            // An undo waiting for a database server leaves the task
+            // running: the next hoist's recovery retries it.
+            if !(run.rec.journal.contains_key(site::key::UNDO_WAITS) && undone.is_err()) {
+                journal_trouble(&mut run, "its result", |r| r.finish(result));
+            }
             let message = match undone {
                 Ok(()) => e.to_string(),
                 Err(u) => format!("{e}; {u}"),
@@ -702,7 +709,8 @@ fn build_platform(
             })?;
             step(run, "scan-packages", |run| {
                 let dir = srv.platform_dir(&p.name);
-                let cb = codebase::Codebase::scan(&dir, &dir).map_err(|d| {
+                // Whatever its kind (embedded or Drupal), as observing it will.
+                let cb = crate::kind::detect_and_scan(&dir, &dir, None).map_err(|d| {
                     d.iter()
                         .map(|d| d.to_string())
                         .collect::<Vec<_>>()
@@ -737,8 +745,7 @@ fn delete_platform(
         format!("delete platform {}", p.name),
         |run| {
             step(run, "check-empty", |_| {
-                let sites = srv.platform_dir(&p.name).join("sites");
-                let n = std::fs::read_dir(&sites).map(|d| d.count()).unwrap_or(0);
+                let n = srv.hosted_entries(&p.name).len();
                 if n > 0 {
                     Err(format!("{n} site(s) still live on it"))
                 } else {

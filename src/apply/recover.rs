@@ -35,6 +35,26 @@ pub fn recover(srv: &LocalServer) -> Vec<Recovered> {
             remove_backup_leftovers(srv, site);
         }
         let committed = super::committed(&run);
+        let blocked = match run.rec.kind {
+            TaskKind::Build | TaskKind::DeletePlatform => None,
+            _ if committed => None,
+            _ => super::site::undo_blocked(srv, &run.rec),
+        };
+        if let Some(why) = blocked {
+            // Left running for the next hoist: an undo never runs half.
+            let message = task::quote(&format!(
+                "the undo still waits for the database server ({why}); the next hoist run retries it"
+            ));
+            tracing::warn!(task = %run.rec.id, "{message}");
+            run.log(format!("recovery: {message}"));
+            all_ended = false;
+            out.push(Recovered {
+                id: run.rec.id.clone(),
+                result: TaskResult::Failed,
+                message,
+            });
+            continue;
+        }
         let (result, message) = match run.rec.kind {
             TaskKind::Build | TaskKind::DeletePlatform => recover_platform(srv, &run.rec),
             _ if committed => match super::site::finish(srv, &run.rec) {

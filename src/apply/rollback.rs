@@ -1,21 +1,27 @@
 //! The `rollback` task (spec section 9, `on_failure: rollback-wave`): a site
-//! whose migrate, rename or migrate+rename succeeded in a wave that then
-//! halted is put back exactly as it was before that task: its directory
-//! under the old platform and domain and its database rows, both from the
-//! task's backup, and the old vhost as the task's journal kept it.
+//! whose migrate, rename, migrate+rename or delete succeeded in a wave that
+//! then halted is put back exactly as it was before that task: its
+//! directory under the old platform and domain and its database rows, both
+//! from the task's backup, and the old vhost as the task's journal kept it.
+//! A site still there is backed up first, as the rollout left it, so that
+//! nothing written to it since its task is lost. A site whose updates ran
+//! in place is put back by a restore of its update's backup (which backs
+//! the present state up first too).
 //!
 //! It is a move in the other direction, journaled with the move's keys:
 //! `from` is where the site is now, `to` where it goes back to. So its undo
 //! (before it commits) and its finish (after) are the move's, and crash
-//! recovery handles it as it handles a move.
+//! recovery handles it as it handles a move. A deleted site has no `from`:
+//! its put-back is undone as an install is, by removing what it made.
 
 use std::path::Path;
 
 use serde_json::Value;
 
 use super::site::{
-    db_fact, db_of, finish_move, key, maintenance_on, mark_committed, need, new_db_name,
-    observe_fresh, old_vhost, rollback, server_for, txt, undo_move, write_settings,
+    db_fact, db_ref, finish_move, key, maintenance_on, mark_committed, need, new_db_name, new_site,
+    observe_fresh, old_vhost, rollback, server_for, take_backup, txt, undo_created, undo_move,
+    write_settings,
 };
 use super::{cutover, execute, step, ApplyOptions, StepError, TaskOutcome};
 use crate::backup;
@@ -29,8 +35,38 @@ use crate::task::{self, TaskKind, TaskRecord, TaskRun};
 pub(super) fn can_put_back(kind: TaskKind) -> bool {
     matches!(
         kind,
-        TaskKind::Migrate | TaskKind::Rename | TaskKind::MigrateRename
+        TaskKind::Migrate
+            | TaskKind::Rename
+            | TaskKind::MigrateRename
+            | TaskKind::Delete
+            | TaskKind::Update
     )
+}
+
+/// Puts site `s` back as it was before its task `done_id` of kind `kind`
+/// (which succeeded and [`can_put_back`]): updates by a restore of the
+/// update's backup, the rest by a rollback task ([`run`]).
+pub(super) fn put_back(
+    kind: TaskKind,
+    s: &SitePlan,
+    done_id: &str,
+    inv: &Inventory,
+    servers: &Servers,
+    opts: &ApplyOptions,
+) -> Result<TaskOutcome, ServerError> {
+    if kind != TaskKind::Update {
+        return run(s, done_id, inv, servers, opts);
+    }
+    let at = need(&s.from, "origin")?;
+    let srv = server_for(inv, servers, &at.platform)?;
+    let done = record(&srv.tasks_dir(), done_id)?;
+    let archive = done
+        .backup
+        .as_deref()
+        .and_then(|b| Path::new(b).file_name())
+        .and_then(|b| b.to_str())
+        .ok_or_else(|| ServerError::Invalid(format!("task {done_id} took no backup")))?;
+    super::site::restore(servers, &s.name, Some(archive), opts.commit.clone(), None)
 }
 
 /// Reads the record of task `id` of the server's tasks.
@@ -42,7 +78,8 @@ fn record(tasks_dir: &Path, id: &str) -> Result<TaskRecord, ServerError> {
 }
 
 /// Puts site `s` back as it was before its task `done_id` (which
-/// succeeded), from that task's backup.
+/// succeeded), from that task's backup. A site still there (moved by its
+/// task) is backed up first as it is now; a deleted one is made again.
 pub(super) fn run(
     s: &SitePlan,
     done_id: &str,
@@ -50,8 +87,13 @@ pub(super) fn run(
     servers: &Servers,
     opts: &ApplyOptions,
 ) -> Result<TaskOutcome, ServerError> {
-    let cur = need(&s.to, "target")?.clone();
-    let srv = server_for(inv, servers, &cur.platform)?;
+    // Where the site is now: nowhere when its task deleted it.
+    let cur = s.to.clone();
+    let srv = server_for(
+        inv,
+        servers,
+        &need(&cur.as_ref().or(s.from.as_ref()).cloned(), "origin")?.platform,
+    )?;
     let done = record(&srv.tasks_dir(), done_id)?;
     let old = done
         .from
@@ -64,13 +106,16 @@ pub(super) fn run(
     );
     let prev = done.journal.get(key::MAINTENANCE_PREV).cloned();
     let saved_vhost = done.journal.get(key::OLD_VHOST).cloned();
+    // The database server the site's rows go back to: where they are now,
+    // or, for a deleted site, where its task found them.
+    let deleted_db = db_ref(&done, key::OLD_DB);
     let run = TaskRun::start_noted(
         &srv.tasks_dir(),
         TaskKind::Rollback,
         Some(s.name.clone()),
         None,
         |rec| {
-            rec.from = Some(cur.clone());
+            rec.from = cur.clone();
             rec.to = Some(old.clone());
             rec.commit = opts.commit.clone();
             rec.wave = s.wave.clone();
@@ -79,18 +124,21 @@ pub(super) fn run(
     .map_err(io_err(&srv.tasks_dir()))?;
     // Not tied to SIGINT: a rollback puts a site back to safety, and is
     // only started before hoist was asked to stop.
-    let cur_dir = srv.site_dir(&cur.platform, &cur.domain);
     let old_dir = srv.site_dir(&old.platform, &old.domain);
     let health = cutover::health_of(inv, &s.name);
     Ok(execute(
         run,
         format!("rollback {}", s.name),
         |run| {
+            let mut warnings = Vec::new();
             run.log(format!(
                 "putting the site back as it was before task {done_id}, from {}",
                 archive.display()
             ));
-            let (obs, settings) = observe_fresh(run, srv, &cur, None)?;
+            let now = match &cur {
+                Some(cur) => Some((cur, observe_fresh(run, srv, cur, None)?)),
+                None => None,
+            };
             let manifest = step(run, "check-target", |_| {
                 let m = backup::read_manifest(&archive).map_err(txt)?;
                 if m.site != s.name || m.platform != old.platform || m.domain != old.domain {
@@ -102,7 +150,7 @@ pub(super) fn run(
                 if old_dir.exists() {
                     return Err(format!("{} exists already", old_dir.display()));
                 }
-                if old.domain != cur.domain
+                if cur.as_ref().is_none_or(|c| c.domain != old.domain)
                     && srv
                         .web()
                         .read(&old.domain, Which::Site)
@@ -114,41 +162,78 @@ pub(super) fn run(
                 if m.scope == backup::Scope::Full {
                     let parent = old_dir.parent().expect("site dirs have a parent");
                     backup::check_room(&archive, &m, parent).map_err(txt)?;
+                } else if cur.is_none() {
+                    return Err("a deleted site's backup holds its database only".into());
                 }
                 Ok(m)
             })?;
             let full = manifest.scope == backup::Scope::Full;
+            let db_server = match (&now, &deleted_db) {
+                (Some((_, (_, settings))), _) => settings.database.server.clone(),
+                (None, Some(db)) => db.server.clone(),
+                (None, None) => {
+                    return Err(StepError {
+                        step: "check-target".into(),
+                        message: format!("task {done_id} names no database"),
+                    })
+                }
+            };
             let new_db = DbRef {
-                server: settings.database.server.clone(),
+                server: db_server,
                 name: new_db_name(&s.name),
             };
-            // What the undo removes, on disk with maintenance's note,
-            // before anything is made.
-            run.remember(key::OLD_VHOST, old_vhost(srv, &cur.domain));
+            // What the undo removes, on disk with the next note (the
+            // deploy's at the latest) before anything is made.
+            run.remember(
+                key::OLD_VHOST,
+                match &cur {
+                    Some(cur) => old_vhost(srv, &cur.domain),
+                    None => Value::Null,
+                },
+            );
             run.remember(key::NEW_DB, db_fact(&new_db.server, &new_db.name));
             if full {
                 run.remember(key::COPIED_DIR, old_dir.display().to_string());
             } else {
                 run.remember(key::MOVED_DIR, true);
             }
-            maintenance_on(run, srv, &settings)?;
-            let dbs = db_of(srv, &settings).map_err(|message| StepError {
+            if let Some((cur, (_, settings))) = &now {
+                maintenance_on(run, srv, settings)?;
+                // What was written to the site since its task goes into a
+                // backup of its own before the site is put back. Nothing is
+                // pruned: the backup put back must stay.
+                warnings.extend(take_backup(
+                    run,
+                    srv,
+                    &s.name,
+                    cur,
+                    settings,
+                    backup::Scope::Full,
+                    None,
+                )?);
+            }
+            let dbs = srv.db_server(&new_db.server).map_err(|e| StepError {
                 step: "deploy".into(),
-                message,
+                message: e.to_string(),
             })?;
             // A full backup holds the directory as it was; a rename on its
             // own platform moved the directory and backed up the database
             // only: the directory moves back.
-            let creds = step(run, "deploy", |_| {
+            let creds = step(run, "deploy", |run| {
+                // On disk before the database exists: a deleted site's
+                // put-back has had no note yet to carry the facts above.
+                run.note(key::NEW_DB, db_fact(&new_db.server, &new_db.name))
+                    .map_err(txt)?;
                 let creds = dbs.create(&new_db.name).map_err(txt)?;
                 if full {
                     backup::extract(&archive, &old_dir, &mut |d| {
                         dbs.load(&creds, d, backup::DUMP)
                     })
                     .map_err(txt)?;
-                } else {
+                } else if let Some((cur, _)) = &now {
                     backup::load_dump(&archive, &mut |d| dbs.load(&creds, d, backup::DUMP))
                         .map_err(txt)?;
+                    let cur_dir = srv.site_dir(&cur.platform, &cur.domain);
                     std::fs::rename(&cur_dir, &old_dir).map_err(|e| {
                         format!(
                             "moving {} back to {}: {e}",
@@ -160,27 +245,28 @@ pub(super) fn run(
                 Ok::<_, String>(creds)
             })?;
             step(run, "settings", |_| {
-                let mut cfg = if full {
-                    srv.read_settings(&old.platform, &old.domain)
+                let mut cfg = match &now {
+                    Some((_, (obs, _))) if !full => {
+                        let mut c = obs.config.clone();
+                        c.platform = old.platform.clone();
+                        c.domain = old.domain.clone();
+                        c
+                    }
+                    _ => srv
+                        .read_settings(&old.platform, &old.domain)
                         .map_err(txt)?
                         .0
-                        .config()
-                } else {
-                    let mut c = obs.config.clone();
-                    c.platform = old.platform.clone();
-                    c.domain = old.domain.clone();
-                    c
+                        .config(),
                 };
                 cfg.db_name = Some(new_db.name.clone());
-                // The backup was taken in maintenance: the rows get back
-                // the value they had before the task.
-                let mut db = dbs.open(&creds, true).map_err(txt)?;
-                match prev.as_ref().and_then(Value::as_str) {
-                    Some(v) => db.set_variable("maintenance_mode", v).map_err(txt)?,
-                    None => db.delete_variable("maintenance_mode").map_err(txt)?,
-                }
-                drop(db);
-                write_settings(srv, &cfg, &creds.password).map_err(txt)
+                write_settings(srv, &cfg, &creds.password).map_err(txt)?;
+                // The application's own settings first (Drupal's
+                // settings.php, for the new database), then its rows: the
+                // backup was taken in maintenance, and they get back the
+                // value they had before the task.
+                let (app, site) = new_site(srv, &old, &new_db, &creds)?;
+                app.write_settings(&site, &cfg)?;
+                app.set_maintenance(&site, prev.as_ref().and_then(Value::as_str))
             })?;
             step(run, "switch", |_| {
                 let web = srv.web();
@@ -197,7 +283,6 @@ pub(super) fn run(
             })?;
             cutover::check_step(run, srv, &old.domain, &health)?;
             mark_committed(run, srv, "health-check")?;
-            let mut warnings = Vec::new();
             if let Err(e) = step(run, "remove-new", |run| finish_move(srv, &run.rec)) {
                 warnings.push(format!(
                     "the copy the rollout made could not be removed entirely: {e}"
@@ -216,5 +301,9 @@ pub(super) fn undo(srv: &crate::server::LocalServer, rec: &TaskRecord) -> Result
     if let Some(dir) = super::site::path_of(rec, key::COPIED_DIR) {
         backup::remove_staging(&dir).map_err(txt)?;
     }
-    undo_move(srv, rec)
+    match rec.from {
+        Some(_) => undo_move(srv, rec),
+        // A deleted site being made again: what was made goes.
+        None => undo_created(srv, rec),
+    }
 }

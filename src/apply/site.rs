@@ -12,9 +12,9 @@ use serde_json::Value;
 
 use super::{cutover, execute, step, ApplyOptions, StepError, TaskOutcome};
 use crate::backup;
-use crate::codebase::{self, Codebase};
-use crate::compat::{self, SitePackage, Verdict};
-use crate::driver::{DbRef, DbServer, Login, SiteConn, Which};
+use crate::driver::app::{AppKind, AppSite};
+use crate::driver::db::Moved;
+use crate::driver::{DbRef, DbServer, DriverError, Login, SiteConn, Which};
 use crate::fsutil;
 use crate::inventory::Inventory;
 use crate::names::{Domain, Name, PlatformName};
@@ -36,6 +36,14 @@ pub(super) mod key {
     pub const COPIED_DIR: &str = "copied_dir";
     /// The site directory was moved (rename on the same platform).
     pub const MOVED_DIR: &str = "moved_dir";
+    /// The old database (a [`crate::driver::DbRef`]) whose tables a rename
+    /// moves, at once and without copying a row, into the new database
+    /// (`NEW_DB`); noted before the move. An undo moves them back, sets
+    /// back what the rename edited, and only then drops the new database.
+    pub const TABLES_MOVED: &str = "tables_moved";
+    /// The variables a rename edits in the moved tables (`base_url`,
+    /// `file_directory_path`), as they were before (null: unset).
+    pub const VARS_BEFORE_MOVE: &str = "vars_before_move";
     /// Only in journals of older hoists, whose rename on the same platform
     /// moved the old database's file to the new database and edited it
     /// there: an undo moves it back and loads its content from the task's
@@ -57,6 +65,10 @@ pub(super) mod key {
     pub const COMMITTED: &str = "committed";
     /// The backup a restore chose, relative to the server root.
     pub const RESTORED_FROM: &str = "restored_from";
+    /// Set when the undo did not start because a database server it needs
+    /// did not answer ([`super::undo_blocked`]): the task stays `running`,
+    /// and the next hoist that takes the server's lock retries the undo.
+    pub const UNDO_WAITS: &str = "undo_waits";
 }
 
 /// The backup a restore task restored (or tried to), relative to the
@@ -152,11 +164,10 @@ pub(super) fn need<'a, T>(o: &'a Option<T>, what: &str) -> Result<&'a T, ServerE
 /// migration's new database never collides with the old one.
 pub fn new_db_name(site: &Name) -> String {
     use rand::Rng;
-    format!(
-        "{}_{:08x}",
-        site.as_str().replace('-', "_"),
-        rand::rng().random::<u32>()
-    )
+    // A test fixes the suffix to make a name that is taken already.
+    let suffix = crate::failpoint::value("db-suffix")
+        .unwrap_or_else(|| format!("{:08x}", rand::rng().random::<u32>()));
+    format!("{}_{suffix}", site.as_str().replace('-', "_"))
 }
 
 /// Writes a site's files directory, settings (0600) and vhost, unsynced:
@@ -256,10 +267,36 @@ pub(super) fn observe_fresh(
 
 /// How a site logs in to its database, from its settings.
 pub(super) fn login(settings: &SettingsFile) -> Login {
-    Login {
-        database: settings.database.name.clone(),
-        user: settings.database.user.clone(),
-        password: settings.database.password.clone(),
+    Login::from(settings)
+}
+
+/// Refuses, before the task records anything, a new database whose name
+/// or user exists on its server: a task never adopts (and an undo never
+/// drops) what it did not create.
+fn check_free(srv: &LocalServer, new_db: &DbRef) -> Result<(), String> {
+    srv.db_server(&new_db.server)
+        .map_err(txt)?
+        .check_free(&new_db.name)
+        .map_err(txt)
+}
+
+/// The result of creating the database the journal names as `NEW_DB`
+/// (noted before, so an undo drops it). When the server refused because
+/// the database or its user exists (made by someone else since the task
+/// checked), the fact is withdrawn: what exists is not the task's, and no
+/// undo may drop it.
+fn created<T>(run: &mut TaskRun, r: Result<T, DriverError>) -> Result<T, String> {
+    match r {
+        Err(e) if e.already_exists() => {
+            run.rec.journal.remove(key::NEW_DB);
+            match run.save() {
+                Ok(()) => Err(e.to_string()),
+                Err(w) => Err(format!(
+                    "{e}; and the task journal could not be written: {w}"
+                )),
+            }
+        }
+        r => r.map_err(txt),
     }
 }
 
@@ -271,6 +308,7 @@ pub(super) fn db_of<'a>(
     srv.db_server(&settings.database.server).map_err(txt)
 }
 
+/// An open connection to a site's live database, in the embedded format.
 pub(super) fn open_db<'a>(
     srv: &'a LocalServer,
     settings: &SettingsFile,
@@ -316,14 +354,14 @@ pub(super) fn maintenance_on(
     settings: &SettingsFile,
 ) -> Result<(), StepError> {
     step(run, "maintenance-on", |run| {
-        let mut db = open_db(srv, settings)?;
-        let prev = db.variable("maintenance_mode").map_err(txt)?;
+        let (app, site) = live_site(srv, settings)?;
+        let prev = app.maintenance(&site)?;
         run.note(
             key::MAINTENANCE_PREV,
             prev.map(Value::String).unwrap_or(Value::Null),
         )
         .map_err(txt)?;
-        db.set_variable("maintenance_mode", "1").map_err(txt)
+        app.set_maintenance(&site, Some("1"))
     })
 }
 
@@ -336,11 +374,56 @@ pub(super) fn restore_maintenance(
         return Ok(());
     };
     let (settings, _) = srv.read_settings(&at.platform, &at.domain).map_err(txt)?;
-    let mut db = open_db(srv, &settings)?;
-    match prev.as_str() {
-        Some(v) => db.set_variable("maintenance_mode", v).map_err(txt),
-        None => db.delete_variable("maintenance_mode").map_err(txt),
-    }
+    let (app, site) = live_site(srv, &settings)?;
+    app.set_maintenance(&site, prev.as_str())
+}
+
+/// The application of platform `p` on `srv` ([`crate::driver::app::kind_of`]).
+pub(super) fn app_of(srv: &LocalServer, p: &PlatformName) -> Result<&'static dyn AppKind, String> {
+    crate::driver::app::kind_of(&srv.platform_dir(p))
+}
+
+/// A site and its application, as its settings file says: where it lives
+/// and its live database.
+pub(super) fn live_site<'a>(
+    srv: &'a LocalServer,
+    settings: &SettingsFile,
+) -> Result<(&'static dyn AppKind, AppSite<'a>), String> {
+    let cfg = settings.config();
+    let app = app_of(srv, &cfg.platform)?;
+    Ok((
+        app,
+        AppSite {
+            platform_dir: srv.platform_dir(&cfg.platform),
+            platform: cfg.platform.clone(),
+            domain: cfg.domain.clone(),
+            db: db_of(srv, settings)?,
+            login: login(settings),
+            staged: false,
+        },
+    ))
+}
+
+/// The site a task is making at `at`, on the new (staged) database
+/// `db` it logs in to with `creds`, and its application.
+pub(super) fn new_site<'a>(
+    srv: &'a LocalServer,
+    at: &Endpoint,
+    db: &DbRef,
+    creds: &Login,
+) -> Result<(&'static dyn AppKind, AppSite<'a>), String> {
+    let app = app_of(srv, &at.platform)?;
+    Ok((
+        app,
+        AppSite {
+            platform_dir: srv.platform_dir(&at.platform),
+            platform: at.platform.clone(),
+            domain: at.domain.clone(),
+            db: srv.db_server(&db.server).map_err(txt)?,
+            login: creds.clone(),
+            staged: true,
+        },
+    ))
 }
 
 /// Takes a backup of a site (a dump of its database, and its directory as
@@ -395,105 +478,21 @@ pub(super) fn take_backup(
     })
 }
 
-/// Applies pending updates package by package in dependency order, each
-/// update in its own transaction with its `system` row; records the target
-/// versions; disables packages the target lacks. Returns warnings.
-fn run_updates(
-    run: &mut TaskRun,
-    db: &mut dyn SiteConn,
-    pdir: &Path,
-    target_name: &PlatformName,
-    target: &Codebase,
-    profile: &crate::names::PackageName,
-) -> Result<Vec<String>, String> {
-    let site = db.system().map_err(txt)?;
-    let cmp = compat::compare(&site, profile, None, target_name, target);
-    if !cmp.errors.is_empty() {
-        return Err(cmp.errors.join("; "));
-    }
-    let order = target.order(
-        site.keys()
-            .filter(|n| target.packages.contains_key(*n))
-            .cloned(),
-    )?;
-    let mut warnings = Vec::new();
-    for name in order {
-        let Some(v) = cmp.packages.iter().find(|v| v.name == name) else {
-            continue;
-        };
-        let Some(tp) = target.packages.get(&name) else {
-            continue;
-        };
-        let sp = &site[&name];
-        match v.verdict {
-            Verdict::Upgrade => {
-                for (i, n) in v.pending.iter().enumerate() {
-                    let path = codebase::update_sql_path(pdir, &name, *n);
-                    let sql = std::fs::read_to_string(&path)
-                        .map_err(|e| format!("{}: {e}", path.display()))?;
-                    let last = i + 1 == v.pending.len();
-                    let rec = SitePackage {
-                        kind: tp.kind,
-                        enabled: true,
-                        version: if last {
-                            tp.version.clone()
-                        } else {
-                            sp.version.clone()
-                        },
-                        schema: *n,
-                    };
-                    db.apply_package_sql(
-                        &mut sql.as_bytes(),
-                        &path.display().to_string(),
-                        &name,
-                        &rec,
-                    )
-                    .map_err(|e| format!("update {n} of {name}: {e}"))?;
-                    crate::failpoint::hit("update-inside", crate::failpoint::When::Before)?;
-                    run.log(format!("applied update {n} of {name}"));
-                }
-            }
-            Verdict::Same | Verdict::VersionDowngrade if tp.version != sp.version => {
-                let rec = SitePackage {
-                    kind: tp.kind,
-                    enabled: true,
-                    version: tp.version.clone(),
-                    schema: sp.schema,
-                };
-                db.apply_package_sql(&mut std::io::empty(), "", &name, &rec)
-                    .map_err(txt)?;
-            }
-            _ => {}
-        }
-    }
-    for v in cmp
-        .packages
-        .iter()
-        .filter(|v| v.verdict == Verdict::Missing)
-    {
-        db.set_enabled(&v.name, false).map_err(txt)?;
-        run.log(format!("disabled {}: missing on {target_name}", v.name));
-        warnings.push(format!(
-            "package {} was disabled: {target_name} does not have it",
-            v.name
-        ));
-    }
-    Ok(warnings)
-}
-
 /// The deploy of a migrate or clone: a new database and user holding a
 /// copy of the old one (SQLite's online backup gives the rows a dump and
 /// import would), and a copy of the site directory (links copied as links,
 /// never followed). The caller has journaled both ([`journal_copy`])
 /// and synced the journal, so an undo removes them.
 fn deploy_copy(
+    run: &mut TaskRun,
     srv: &LocalServer,
     old: &SettingsFile,
     new_db: &DbRef,
     from: &Path,
     to: &Path,
 ) -> Result<Login, String> {
-    let creds = copy_database(srv, old, new_db)?;
+    let copied = copy_database(srv, old, new_db)?;
+    let creds = created(run, copied)?;
     crate::failpoint::hit("deploy-inside", crate::failpoint::When::Before)?;
     fsutil::create_dir_all(to.parent().expect("site dirs have a parent")).map_err(txt)?;
     // The settings are not copied: the verify step writes the new site's
@@ -517,105 +516,225 @@ fn journal_copy(run: &mut TaskRun, new_db: &DbRef, to: &Path) {
 /// copy, across servers a streamed dump and load). The later steps edit
 /// the copy: the old database stays as it was until the task commits, so
 /// an undo only drops the copy and never depends on loading a dump.
-fn copy_database(srv: &LocalServer, old: &SettingsFile, new_db: &DbRef) -> Result<Login, String> {
+fn copy_database(
+    srv: &LocalServer,
+    old: &SettingsFile,
+    new_db: &DbRef,
+) -> Result<Result<Login, DriverError>, String> {
     let src = db_of(srv, old)?;
     let dst = srv.db_server(&new_db.server).map_err(txt)?;
-    crate::driver::db::copy_between(src, &login(old), dst, &new_db.name).map_err(txt)
+    Ok(crate::driver::db::copy_between(
+        src,
+        &login(old),
+        dst,
+        &new_db.name,
+    ))
 }
 
 /// The deploy of a rename on the same platform: the site directory is
-/// moved (its files never change, whatever their size), and the database
-/// copied ([`copy_database`]); both journaled first, so an undo moves the
-/// directory back and drops the copy.
-fn move_dir_copy_db(
+/// moved (its files never change, whatever their size), and so is the
+/// database when it stays on its server and the driver can
+/// ([`DbServer::move_tables`]: one atomic `RENAME TABLE`, whatever its
+/// size); otherwise it is copied ([`copy_database`]). Everything is
+/// journaled first: an undo moves the directory back, moves the tables
+/// back (or drops the copy). Returns the new login and whether the tables
+/// moved.
+fn move_dir_and_db(
     run: &mut TaskRun,
     srv: &LocalServer,
     old: &SettingsFile,
     new_db: &DbRef,
     old_dir: &Path,
     new_dir: &Path,
-) -> Result<Login, String> {
+) -> Result<(Login, bool), String> {
     run.remember(key::MOVED_DIR, true);
-    run.note(key::NEW_DB, db_fact(&new_db.server, &new_db.name))
-        .map_err(txt)?;
-    let creds = copy_database(srv, old, new_db)?;
+    let app = app_of(srv, &old.config().platform)?;
+    let moved = if !app.rename_moves_tables() {
+        Moved::Copy(format!(
+            "a {} site's database is copied (its undo cannot set moved tables back)",
+            app.name()
+        ))
+    } else if old.database.server == new_db.server {
+        move_db(run, srv, old, new_db)?
+    } else {
+        Moved::Copy(format!(
+            "the site moves to database server {}",
+            new_db.server
+        ))
+    };
+    let (creds, moved_tables) = match moved {
+        Moved::Moved(creds) => (creds, true),
+        Moved::Copy(why) => {
+            run.note(key::NEW_DB, db_fact(&new_db.server, &new_db.name))
+                .map_err(txt)?;
+            let copied = copy_database(srv, old, new_db)?;
+            let creds = created(run, copied).map_err(|e| {
+                format!(
+                    "the database is copied rather than moved ({why}), and the copy failed: {e}"
+                )
+            })?;
+            (creds, false)
+        }
+    };
     crate::failpoint::hit("deploy-inside", crate::failpoint::When::Before)?;
     std::fs::rename(old_dir, new_dir)
         .map_err(|e| format!("moving {} to {}: {e}", old_dir.display(), new_dir.display()))?;
-    Ok(creds)
+    Ok((creds, moved_tables))
 }
 
-/// Steps 4 to 6 on a deployed database: pending updates (when `update`),
-/// paths fixed from `from_domain` to the new site's, its variables set,
-/// caches cleared. Returns the updates' warnings.
-fn settle(
+/// The variables a rename edits in the moved tables ([`settle`]), which
+/// an undo sets back.
+const MOVED_VARS: [&str; 2] = ["base_url", "file_directory_path"];
+
+/// Moves the site's tables into `new_db` on the same server, journaled
+/// first ([`key::TABLES_MOVED`]); [`Moved::Copy`] when the driver cannot
+/// (the log says why), with nothing changed.
+fn move_db(
     run: &mut TaskRun,
     srv: &LocalServer,
-    db: &mut dyn SiteConn,
+    old: &SettingsFile,
+    new_db: &DbRef,
+) -> Result<Moved, String> {
+    let dbs = db_of(srv, old)?;
+    let mut before = serde_json::Map::new();
+    {
+        let mut db = dbs.open(&login(old), false).map_err(txt)?;
+        for k in MOVED_VARS {
+            let v = db.variable(k).map_err(txt)?;
+            before.insert(k.into(), v.map(Value::String).unwrap_or(Value::Null));
+        }
+    }
+    run.remember(key::VARS_BEFORE_MOVE, Value::Object(before));
+    run.remember(
+        key::TABLES_MOVED,
+        db_fact(&old.database.server, &old.database.name),
+    );
+    run.note(key::NEW_DB, db_fact(&new_db.server, &new_db.name))
+        .map_err(txt)?;
+    let r = dbs.move_tables(&login(old), &new_db.name);
+    let moved = created(run, r)?;
+    match &moved {
+        Moved::Moved(_) => run.log(format!(
+            "moved the tables of {} to {} (RENAME TABLE, no row copied)",
+            old.database.name, new_db.name
+        )),
+        Moved::Copy(why) => {
+            run.rec.journal.remove(key::TABLES_MOVED);
+            run.rec.journal.remove(key::VARS_BEFORE_MOVE);
+            run.log(format!("the database is copied, not moved: {why}"));
+        }
+    }
+    Ok(moved)
+}
+
+/// The undo of [`move_db`]: the tables go back to the old database (one
+/// atomic `RENAME TABLE`), then what the rename edited in them is set back
+/// (paths under the new domain's directory, the journaled variables).
+/// Known limit: caches the rename cleared stay empty, and a file path that
+/// already pointed under the new domain's directory before the rename is
+/// pointed under the old one. May run again after a crash.
+fn move_tables_back(
+    srv: &LocalServer,
+    rec: &TaskRecord,
+    old: &DbRef,
+    new: &DbRef,
+    from: &Endpoint,
+    to: &Endpoint,
+) -> Result<(), String> {
+    srv.db_server(&old.server)
+        .map_err(txt)?
+        .move_back(&old.name, &new.name)
+        .map_err(txt)?;
+    let (settings, _) = srv
+        .read_settings(&from.platform, &from.domain)
+        .map_err(txt)?;
+    let mut db = open_db(srv, &settings)?;
+    if from.domain != to.domain {
+        db.fix_paths(to.domain.as_str(), from.domain.as_str())
+            .map_err(txt)?;
+    }
+    if let Some(Value::Object(vars)) = rec.journal.get(key::VARS_BEFORE_MOVE) {
+        for (k, v) in vars {
+            match v.as_str() {
+                Some(v) => db.set_variable(k, v).map_err(txt)?,
+                None => db.delete_variable(k).map_err(txt)?,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Steps 4 to 6 on a deployed site: pending updates (when `update`),
+/// paths fixed from `from_domain` to the new site's (and its name set to
+/// `site_name`, a clone's), maintenance set to `maintenance` when given,
+/// caches cleared. Returns the updates' warnings.
+#[allow(clippy::too_many_arguments)]
+fn settle(
+    run: &mut TaskRun,
+    app: &dyn AppKind,
+    site: &AppSite<'_>,
     from_domain: &Domain,
     cfg: &SiteConfig,
     update: bool,
-    vars: &[(&str, &str)],
+    site_name: Option<&str>,
+    maintenance: Option<&str>,
 ) -> Result<Vec<String>, StepError> {
     let warnings = if update {
-        update_step(run, srv, db, &cfg.platform, &cfg.profile)?
+        update_step(run, app, site, &cfg.profile)?
     } else {
         Vec::new()
     };
     step(run, "fix-paths", |_| {
-        db.fix_paths(from_domain.as_str(), cfg.domain.as_str())
-            .map_err(txt)?;
-        db.set_variable("base_url", &cfg.base_url()).map_err(txt)?;
-        db.set_variable("file_directory_path", &cfg.file_directory_path())
-            .map_err(txt)?;
-        for (k, v) in vars {
-            db.set_variable(k, v).map_err(txt)?;
+        app.fix_paths(site, from_domain, cfg, site_name)?;
+        if let Some(m) = maintenance {
+            app.set_maintenance(site, Some(m))?;
         }
         Ok::<_, String>(())
     })?;
-    step(run, "clear-caches", |_| db.clear_caches())?;
+    step(run, "clear-caches", |_| app.clear_caches(site))?;
     Ok(warnings)
 }
 
-/// Step 4: the pending updates of `platform` as built on `srv` applied
-/// to `db`. Returns their warnings.
+/// Step 4: the pending updates of the site's platform applied to its
+/// database, a log line each. Returns their warnings.
 pub(super) fn update_step(
     run: &mut TaskRun,
-    srv: &LocalServer,
-    db: &mut dyn SiteConn,
-    platform: &PlatformName,
+    app: &dyn AppKind,
+    site: &AppSite<'_>,
     profile: &crate::names::PackageName,
 ) -> Result<Vec<String>, StepError> {
     step(run, "update", |run| {
-        let (pdir, target) = scan_platform(srv, platform)?;
-        run_updates(run, db, &pdir, platform, &target, profile)
+        app.update(site, profile, &mut |line| run.log(line))
     })
 }
 
-fn open_new<'a>(
+/// The site a task is making, for its next step `next_step` (which fails
+/// when the site's application or database server cannot be had).
+fn new_site_for<'a>(
     srv: &'a LocalServer,
+    at: &Endpoint,
     db: &DbRef,
-    login: &Login,
+    creds: &Login,
     next_step: &str,
-) -> Result<Box<dyn SiteConn + 'a>, StepError> {
-    srv.db_server(&db.server)
-        .map_err(txt)
-        .and_then(|d| d.open(login, true).map_err(txt))
-        .map_err(|message| StepError {
-            step: next_step.into(),
-            message,
-        })
+) -> Result<(&'static dyn AppKind, AppSite<'a>), StepError> {
+    new_site(srv, at, db, creds).map_err(|message| StepError {
+        step: next_step.into(),
+        message,
+    })
 }
 
-fn scan_platform(srv: &LocalServer, p: &PlatformName) -> Result<(PathBuf, Codebase), String> {
-    let dir = srv.platform_dir(p);
-    let cb = Codebase::scan(&dir, &dir).map_err(|d| {
-        d.iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join("; ")
-    })?;
-    Ok((dir, cb))
+/// Writes the application's own settings of the site a deploy made at
+/// `at` (a Drupal site's `settings.php`, for its new database), before
+/// anything runs its code: a copied `settings.php` names the old database.
+fn app_settings(
+    srv: &LocalServer,
+    at: &Endpoint,
+    db: &DbRef,
+    creds: &Login,
+    cfg: &SiteConfig,
+) -> Result<(), String> {
+    let (app, site) = new_site(srv, at, db, creds)?;
+    app.write_settings(&site, cfg)
 }
 
 /// Notes the vhost of `domain` as it is (null: none), before it is
@@ -716,6 +835,19 @@ impl Undo {
         }
     }
 
+    /// Renders the application's own settings of the site at `at` again
+    /// from its `settings.yaml` (as put back), for its own database.
+    fn app_settings_back(&mut self, srv: &LocalServer, at: &Endpoint) {
+        let r = srv
+            .read_settings(&at.platform, &at.domain)
+            .map_err(txt)
+            .and_then(|(settings, _)| {
+                let (app, site) = live_site(srv, &settings)?;
+                app.write_settings(&site, &settings.config())
+            });
+        self.check("putting back the application's settings", r);
+    }
+
     fn done(self) -> Result<(), String> {
         if self.failed.is_empty() {
             Ok(())
@@ -741,6 +873,10 @@ fn install(
     };
     cfg.db_name = Some(new_db.name.clone());
     let site_dir = srv.site_dir(&cfg.platform, &cfg.domain);
+    let endpoint = Endpoint {
+        platform: cfg.platform.clone(),
+        domain: cfg.domain.clone(),
+    };
     let health = cutover::health_of(inv, &s.name);
     Ok(execute(
         run,
@@ -758,62 +894,25 @@ fn install(
                 {
                     return Err(format!("a vhost for {} exists already", cfg.domain));
                 }
-                Ok(())
+                check_free(srv, &new_db)
             })?;
             let dbs = srv.db_server(&new_db.server).map_err(|e| StepError {
                 step: "create-database".into(),
                 message: e.to_string(),
             })?;
             let creds = step(run, "create-database", |run| {
+                // The site's directory goes to disk with the database's
+                // note: an application's installer may make it.
+                run.remember(key::COPIED_DIR, site_dir.display().to_string());
                 run.note(key::NEW_DB, db_fact(&new_db.server, &new_db.name))
                     .map_err(txt)?;
-                dbs.create(&new_db.name).map_err(txt)
+                created(run, dbs.create(&new_db.name))
             })?;
             step(run, "install-packages", |run| {
-                let (pdir, cb) = scan_platform(srv, &cfg.platform)?;
-                let order = cb.install_set(&cfg.profile)?;
-                let mut db = dbs.open(&creds, true).map_err(txt)?;
-                db.create_core_tables().map_err(txt)?;
-                for (k, v) in [
-                    ("site_name", cfg.site.to_string()),
-                    ("base_url", cfg.base_url()),
-                    ("file_directory_path", cfg.file_directory_path()),
-                    ("maintenance_mode", "0".into()),
-                ] {
-                    db.set_variable(k, &v).map_err(txt)?;
-                }
-                for name in &order {
-                    let p = &cb.packages[name];
-                    let sql_path = codebase::install_sql_path(&pdir, name);
-                    let sql = match std::fs::read_to_string(&sql_path) {
-                        Ok(t) => t,
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-                        Err(e) => return Err(format!("{}: {e}", sql_path.display())),
-                    };
-                    let sp = SitePackage {
-                        kind: p.kind,
-                        enabled: true,
-                        version: p.version.clone(),
-                        schema: p.schema(),
-                    };
-                    db.apply_package_sql(
-                        &mut sql.as_bytes(),
-                        &sql_path.display().to_string(),
-                        name,
-                        &sp,
-                    )
-                    .map_err(|e| format!("installing {name}: {e}"))?;
-                    run.log(format!(
-                        "installed {name} {} at schema {}",
-                        p.version,
-                        p.schema()
-                    ));
-                }
-                Ok(())
+                let (app, site) = new_site(srv, &endpoint, &new_db, &creds)?;
+                app.install(&site, &cfg, &mut |line| run.log(line))
             })?;
             step(run, "write-settings", |run| {
-                run.note(key::COPIED_DIR, site_dir.display().to_string())
-                    .map_err(txt)?;
                 run.note(key::OLD_VHOST, Value::Null).map_err(txt)?;
                 write_site_files(srv, &cfg, &creds.password).map_err(txt)?;
                 srv.web().activate().map_err(txt)
@@ -828,7 +927,7 @@ fn install(
 
 /// Undoes what an install or a clone created: its vhost, directory and
 /// database. Nothing else was touched.
-fn undo_created(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
+pub(super) fn undo_created(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
     let mut u = Undo::default();
     if let (Some(to), true) = (&rec.to, rec.journal.contains_key(key::OLD_VHOST)) {
         let web = srv.web();
@@ -907,14 +1006,7 @@ fn move_site(
                 {
                     return Err(format!("a vhost for {} exists already", to.domain));
                 }
-                let target = srv.db_server(&new_db.server).map_err(txt)?;
-                if target.exists(&new_db.name).map_err(txt)? {
-                    return Err(format!(
-                        "a database {} exists already on {}",
-                        new_db.name, new_db.server
-                    ));
-                }
-                Ok(())
+                check_free(srv, &new_db)
             })?;
             if !same_platform {
                 // Known before anything changes, so the copy and the old
@@ -947,20 +1039,35 @@ fn move_site(
             // the copy: the old database was never edited, so nothing is
             // loaded from the backup. A move to another platform deploys a
             // copy of both.
-            let creds = step(run, "deploy", |run| {
+            let (creds, moved) = step(run, "deploy", |run| {
                 // The old vhost rides along with the deploy's note (a
                 // migrate's went with its first), so the verify step need
                 // not write the journal again before replacing it (nothing
                 // changes it in between: the server is locked).
-                if same_platform {
+                let creds = if same_platform {
                     run.remember(key::OLD_VHOST, old_vhost(srv, &from.domain));
-                    move_dir_copy_db(run, srv, &settings, &new_db, &old_dir, &new_dir)
+                    move_dir_and_db(run, srv, &settings, &new_db, &old_dir, &new_dir)
                 } else {
-                    deploy_copy(srv, &settings, &new_db, &old_dir, &new_dir)
-                }
+                    deploy_copy(run, srv, &settings, &new_db, &old_dir, &new_dir)
+                        .map(|c| (c, false))
+                }?;
+                app_settings(srv, &to, &new_db, &creds.0, &cfg)?;
+                Ok::<_, String>(creds)
             })?;
-            let mut db = open_new(srv, &new_db, &creds, "update")?;
-            warnings.extend(settle(run, srv, &mut *db, &from.domain, &cfg, true, &[])?);
+            let (app, site) = new_site_for(srv, &to, &new_db, &creds, "update")?;
+            // Moved tables are the site's only copy: nothing is run on them
+            // that an undo could not set back, so no update (on its own
+            // platform a site has none pending).
+            warnings.extend(settle(
+                run,
+                app,
+                &site,
+                &from.domain,
+                &cfg,
+                !moved,
+                None,
+                None,
+            )?);
             step(run, "verify", |run| {
                 if same_platform {
                     save_old_settings(run, &new_dir)?;
@@ -971,9 +1078,8 @@ fn move_site(
             // The new copy leaves maintenance while visitors still reach the
             // old one (in maintenance), so that its preview can be checked.
             step(run, "maintenance-off", |_| {
-                db.set_variable("maintenance_mode", "0")
+                app.set_maintenance(&site, Some("0"))
             })?;
-            drop(db);
             cutover::preview_step(run, srv, &cfg, &health)?;
             cutover::switch_step(run, srv, &cfg, &health)?;
             step(run, "check-out", |_| {
@@ -1021,6 +1127,11 @@ pub(super) fn undo_move(srv: &LocalServer, rec: &TaskRecord) -> Result<(), Strin
     if rec.journal.contains_key(key::MOVED_DIR) && new_dir.exists() {
         u.move_back(&new_dir, &old_dir);
     }
+    if rec.journal.contains_key(key::MOVED_DIR) {
+        // The deploy rewrote the application's settings (settings.php)
+        // for the copy's database: they name the old one again.
+        u.app_settings_back(srv, from);
+    }
     if let Some(dir) = path_of(rec, key::COPIED_DIR) {
         u.check(
             "removing the copied site directory",
@@ -1037,6 +1148,17 @@ pub(super) fn undo_move(srv: &LocalServer, rec: &TaskRecord) -> Result<(), Strin
         );
         let new = rec.journal.get(key::NEW_DB).and_then(Value::as_str);
         if new.is_some_and(|n| !srv.db().exists(n)) {
+            drop_new_db(&mut u, srv, rec);
+        }
+    } else if let (Some(old), Some(new)) =
+        (db_ref(rec, key::TABLES_MOVED), db_ref(rec, key::NEW_DB))
+    {
+        // The new database holds the site's only rows until they are back:
+        // it is dropped only once they are.
+        let back = move_tables_back(srv, rec, &old, &new, from, to);
+        let ok = back.is_ok();
+        u.check("moving the tables back to the old database", back);
+        if ok {
             drop_new_db(&mut u, srv, rec);
         }
     } else {
@@ -1156,7 +1278,7 @@ fn clone(
                 {
                     return Err(format!("a vhost for {} exists already", to.domain));
                 }
-                Ok(())
+                check_free(srv, &new_db)
             })?;
             warnings.extend(take_backup(
                 run,
@@ -1171,12 +1293,21 @@ fn clone(
                 let old_dir = srv.site_dir(&from.platform, &from.domain);
                 journal_copy(run, &new_db, &new_dir);
                 run.save().map_err(txt)?;
-                deploy_copy(srv, &settings, &new_db, &old_dir, &new_dir)
+                let creds = deploy_copy(run, srv, &settings, &new_db, &old_dir, &new_dir)?;
+                app_settings(srv, &to, &new_db, &creds, &cfg)?;
+                Ok::<_, String>(creds)
             })?;
-            let mut db = open_new(srv, &new_db, &creds, "update")?;
-            let vars = [("site_name", cfg.site.as_str()), ("maintenance_mode", "0")];
-            warnings.extend(settle(run, srv, &mut *db, &from.domain, &cfg, true, &vars)?);
-            drop(db);
+            let (app, site) = new_site_for(srv, &to, &new_db, &creds, "update")?;
+            warnings.extend(settle(
+                run,
+                app,
+                &site,
+                &from.domain,
+                &cfg,
+                true,
+                Some(cfg.site.as_str()),
+                Some("0"),
+            )?);
             step(run, "verify", |run| {
                 run.note(key::OLD_VHOST, Value::Null).map_err(txt)?;
                 write_settings(srv, &cfg, &creds.password).map_err(txt)?;
@@ -1325,6 +1456,18 @@ pub(super) fn rollback(srv: &LocalServer, run: &mut TaskRun) -> Result<(), Strin
         });
         return Ok(());
     }
+    if let Some(why) = undo_blocked(srv, &run.rec) {
+        let msg = format!(
+            "the undo waits for the database server ({why}): the next hoist run on this server retries it; until then the site stays as the failed step left it, its backup kept"
+        );
+        run.log(format!("error: {msg}"));
+        return match run.note(key::UNDO_WAITS, true) {
+            Ok(()) => Err(msg),
+            Err(e) => Err(format!(
+                "{msg}; and the task journal could not be written: {e}"
+            )),
+        };
+    }
     match undo(srv, &run.rec) {
         Ok(msg) => {
             run.log(msg);
@@ -1335,6 +1478,26 @@ pub(super) fn rollback(srv: &LocalServer, run: &mut TaskRun) -> Result<(), Strin
             Err(e)
         }
     }
+}
+
+/// Why the undo of `rec` cannot run now: a database server its journal
+/// names (any database fact) does not answer. Started, the undo would stop
+/// half way and leave the site in maintenance for good; deferred, it runs
+/// whole once the server is back (the server died in the middle of a dump,
+/// say, which is why the task failed).
+pub(crate) fn undo_blocked(srv: &LocalServer, rec: &TaskRecord) -> Option<String> {
+    let servers: std::collections::BTreeSet<Name> = rec
+        .journal
+        .values()
+        .filter(|v| v.is_object())
+        .filter_map(|v| serde_json::from_value::<DbRef>(v.clone()).ok())
+        .map(|r| r.server)
+        .collect();
+    servers.iter().find_map(|name| {
+        // An undeclared server is no reason to wait: the undo reports it.
+        let d = srv.db_server(name).ok()?;
+        d.list().err().map(|e| e.to_string())
+    })
 }
 
 /// Undoes a site task that had not committed, from its record alone, and
@@ -1598,9 +1761,10 @@ pub fn restore(
                 message,
             })?;
             let creds = step(run, "deploy", |run| {
+                check_free(srv, &new_db)?;
                 run.note(key::NEW_DB, db_fact(&new_db.server, &new_db.name))
                     .map_err(txt)?;
-                dbs.create(&new_db.name).map_err(txt)
+                created(run, dbs.create(&new_db.name))
             })?;
             step(run, "extract", |run| {
                 run.note(key::EXTRACTED_DIR, staged.display().to_string())
@@ -1612,16 +1776,9 @@ pub fn restore(
             })?;
             let mut cfg = obs.config.clone();
             cfg.db_name = Some(new_db.name.clone());
-            let mut db = open_new(srv, &new_db, &creds, "fix-paths")?;
-            settle(
-                run,
-                srv,
-                &mut *db,
-                &manifest.domain,
-                &cfg,
-                false,
-                &[("maintenance_mode", "1")],
-            )?;
+            // The restored directory goes into place first: an
+            // application's code (Drupal's) only runs on its site's own
+            // directory.
             step(run, "swap", |run| {
                 if manifest.scope == backup::Scope::Full {
                     run.note(key::ASIDE_DIR, aside.display().to_string())
@@ -1636,13 +1793,25 @@ pub fn restore(
                 }
                 save_old_vhost(run, srv, &at.domain)?;
                 write_settings(srv, &cfg, &creds.password).map_err(txt)?;
+                app_settings(srv, &at, &new_db, &creds, &cfg)?;
                 write_vhost(srv, &cfg).map_err(txt)?;
                 srv.observe_site(&at.platform, &at.domain)
                     .map_err(|e| format!("the restored site does not check out: {e}"))?;
                 Ok::<_, String>(())
             })?;
+            let (app, site) = new_site_for(srv, &at, &new_db, &creds, "fix-paths")?;
+            settle(
+                run,
+                app,
+                &site,
+                &manifest.domain,
+                &cfg,
+                false,
+                None,
+                Some("1"),
+            )?;
             step(run, "maintenance-off", |_| {
-                db.set_variable("maintenance_mode", "0")
+                app.set_maintenance(&site, Some("0"))
             })?;
             mark_committed(run, srv, "maintenance-off")?;
             if let Err(e) = step(run, "remove-old", |run| finish_restore(srv, &run.rec)) {
@@ -1672,6 +1841,11 @@ fn undo_restore(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
         u.move_back(&aside, &site_dir);
     }
     u.settings_back(rec, &site_dir);
+    if rec.journal.contains_key(key::SAVED_SETTINGS) {
+        // A restore of the database alone rewrote the application's
+        // settings in place, for the new database.
+        u.app_settings_back(srv, at);
+    }
     u.check(
         "putting back the vhost",
         restore_vhost(srv, rec, &at.domain, None),

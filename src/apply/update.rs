@@ -10,7 +10,7 @@
 //! either way.
 
 use super::site::{
-    db_fact, db_of, db_ref, login, maintenance_on, mark_committed, need, observe_fresh, open_db,
+    db_fact, db_of, db_ref, live_site, login, maintenance_on, mark_committed, need, observe_fresh,
     restore_maintenance, rollback, server_for, start, take_backup, txt, update_step,
 };
 use super::{execute, step, ApplyOptions, TaskOutcome};
@@ -53,7 +53,7 @@ pub(super) fn run(
                 backup::Scope::Full,
                 Some(keep),
             )?);
-            let mut db = step(run, "keep-copy", |run| {
+            let (app, site) = step(run, "keep-copy", |run| {
                 run.note(
                     KEPT_COPY,
                     db_fact(&settings.database.server, &settings.database.name),
@@ -62,21 +62,14 @@ pub(super) fn run(
                 db_of(srv, &settings)?
                     .keep_copy(&login(&settings))
                     .map_err(txt)?;
-                open_db(srv, &settings)
+                live_site(srv, &settings)
             })?;
-            warnings.extend(update_step(
-                run,
-                srv,
-                &mut *db,
-                &at.platform,
-                &obs.config.profile,
-            )?);
-            step(run, "clear-caches", |_| db.clear_caches())?;
+            warnings.extend(update_step(run, app, &site, &obs.config.profile)?);
+            step(run, "clear-caches", |_| app.clear_caches(&site))?;
             step(run, "maintenance-off", |_| {
-                db.set_variable("maintenance_mode", "0")
+                app.set_maintenance(&site, Some("0"))
             })?;
             super::cutover::check_step(run, srv, &at.domain, &health)?;
-            drop(db);
             mark_committed(run, srv, "maintenance-off")?;
             if let Err(e) = step(run, "remove-copy", |run| finish(srv, &run.rec)) {
                 warnings.push(format!(

@@ -4,8 +4,7 @@
 use rusqlite::OptionalExtension;
 
 use super::{DbError, SiteDb};
-use crate::drupal::state::{read_sqlite, SiteState};
-use crate::drupal::unserialize::unserialize;
+use crate::drupal::state::{maintenance_from, maintenance_sql, read_sqlite, SiteState};
 use crate::drupal::Generation;
 
 impl SiteDb {
@@ -22,15 +21,9 @@ impl SiteDb {
     /// `maintenance_mode` variable, Drupal 8+'s `system.maintenance_mode`
     /// state. A value that cannot be read counts as off.
     pub fn drupal_maintenance(&self, generation: Generation) -> Result<bool, DbError> {
-        let sql = match generation {
-            Generation::Drupal7 => "SELECT value FROM variable WHERE name = 'maintenance_mode'",
-            Generation::Drupal8Plus => {
-                "SELECT value FROM key_value WHERE collection = 'state' AND name = 'system.maintenance_mode'"
-            }
-        };
         let value: Option<Vec<u8>> = self
             .conn
-            .query_row(sql, [], |r| {
+            .query_row(maintenance_sql(generation), [], |r| {
                 Ok(match r.get_ref(0)? {
                     rusqlite::types::ValueRef::Blob(b) | rusqlite::types::ValueRef::Text(b) => {
                         b.to_vec()
@@ -40,8 +33,6 @@ impl SiteDb {
             })
             .optional()
             .map_err(|e| self.err(e))?;
-        Ok(value
-            .and_then(|v| unserialize(&v).ok())
-            .is_some_and(|v| v.truthy()))
+        Ok(maintenance_from(value.as_deref()))
     }
 }

@@ -144,6 +144,11 @@ impl SqliteServer {
         Ok(self.dir.join(format!("{db}.sqlite")))
     }
 
+    /// The file of database `db` (a valid name), which may not exist.
+    pub fn path(&self, db: &str) -> Result<PathBuf, DbError> {
+        self.file(db)
+    }
+
     fn user_file(&self, db: &str) -> PathBuf {
         self.dir.join(format!("{db}.user"))
     }

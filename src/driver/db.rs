@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use crate::compat::SitePackage;
 use crate::db::{self, DbError, SiteDb, SqliteServer};
 use crate::names::{Name, PackageName};
-use crate::render::Secret;
+use crate::render::{Secret, SettingsFile};
 
 /// How a site logs in to its database: the database, its user and the
 /// user's password (what its settings file holds).
@@ -22,6 +22,38 @@ pub struct Login {
     pub user: String,
     /// The user's password.
     pub password: Secret,
+}
+
+impl From<&SettingsFile> for Login {
+    /// The login a site's settings file holds: the one place that reads it.
+    fn from(settings: &SettingsFile) -> Login {
+        Login {
+            database: settings.database.name.clone(),
+            user: settings.database.user.clone(),
+            password: settings.database.password.clone(),
+        }
+    }
+}
+
+/// What observing a site reads from its database: its `system` rows and
+/// whether it is in maintenance.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SiteSnapshot {
+    /// The `system` table.
+    pub packages: BTreeMap<PackageName, SitePackage>,
+    /// `maintenance_mode` is `1`.
+    pub maintenance: bool,
+}
+
+/// What [`DbServer::move_tables`] did.
+#[derive(Debug)]
+pub enum Moved {
+    /// The tables are in the new database, reached with this login; the
+    /// old database is left empty, with its user.
+    Moved(Login),
+    /// Nothing was changed: the driver cannot move this database without
+    /// copying it, for the reason given.
+    Copy(String),
 }
 
 /// A database named with the database server it lives on: what a journal
@@ -50,6 +82,21 @@ pub enum DriverError {
     /// The inventory names a database server that is not declared.
     #[error("unknown database server {0}")]
     Unknown(Name),
+}
+
+impl DriverError {
+    /// Whether the server refused to create a database or a user because
+    /// it exists: then it is not the caller's, and no undo may drop it.
+    pub fn already_exists(&self) -> bool {
+        matches!(
+            self,
+            DriverError::Sqlite(DbError::Exists(_))
+                | DriverError::Mysql(
+                    crate::mysql::MysqlError::DatabaseExists { .. }
+                        | crate::mysql::MysqlError::UserExists { .. }
+                )
+        )
+    }
 }
 
 /// What the embedded application kind does in a site's database (spec
@@ -93,6 +140,19 @@ pub trait DbServer: Send + Sync {
     fn driver(&self) -> &'static str;
     /// Whether database `db` exists.
     fn exists(&self, db: &str) -> Result<bool, DriverError>;
+    /// Refuses, with an error naming it, when database `db` or the user
+    /// [`DbServer::create`] would make for it exists: a task asks this
+    /// before it records anything, so that it never adopts (and an undo
+    /// never drops) what it did not create.
+    fn check_free(&self, db: &str) -> Result<(), DriverError> {
+        if self.exists(db)? {
+            return Err(DriverError::Invalid(format!(
+                "database server {}: database {db} exists already",
+                self.name()
+            )));
+        }
+        Ok(())
+    }
     /// Creates an empty database `db` and its user, refusing one that
     /// exists.
     fn create(&self, db: &str) -> Result<Login, DriverError>;
@@ -117,6 +177,52 @@ pub trait DbServer: Send + Sync {
     fn discard_copy(&self, login: &Login) -> Result<(), DriverError>;
     /// Every database on the server that hoist may have made.
     fn list(&self) -> Result<Vec<String>, DriverError>;
+    /// The snapshots of many site databases read at once, over one admin
+    /// connection (observing a fleet must not open a connection per site
+    /// in sequence); `None`: this driver reads each site on its own
+    /// ([`DbServer::open`]). A database missing from the answer (absent,
+    /// or without hoist's tables) is read on its own, which says why.
+    /// Known limit: the site's own login is not tried on this path.
+    fn snapshots(
+        &self,
+        _dbs: &[String],
+    ) -> Result<Option<BTreeMap<String, SiteSnapshot>>, DriverError> {
+        Ok(None)
+    }
+    /// The file of database `db`, for a server whose databases are files
+    /// (SQLite): what a site's own settings name. `None` for a server
+    /// reached over the network.
+    fn sqlite_file(&self, _db: &str) -> Option<std::path::PathBuf> {
+        None
+    }
+    /// Runs one read-only statement `sql` in the site's database as the
+    /// site's user and returns its rows, each column's bytes: how a
+    /// database not in the embedded format (a Drupal site's) is observed.
+    /// SQLite servers are read through rusqlite instead.
+    fn query_rows(&self, login: &Login, sql: &str) -> Result<Vec<Vec<Vec<u8>>>, DriverError> {
+        let _ = (login, sql);
+        Err(DriverError::Invalid(format!(
+            "database server {} cannot run queries for observation",
+            self.name()
+        )))
+    }
+    /// Moves the tables of `from` into a new database `to` with a new
+    /// user, without copying a row, when the driver can; the old database
+    /// stays, empty, with its user, until the caller drops it (the task
+    /// committed) or [`DbServer::move_back`] refills it (undo). The
+    /// default cannot: [`Moved::Copy`], nothing changed.
+    fn move_tables(&self, _from: &Login, _to: &str) -> Result<Moved, DriverError> {
+        Ok(Moved::Copy(format!(
+            "a {} database server copies rather than moves",
+            self.driver()
+        )))
+    }
+    /// Undoes [`DbServer::move_tables`]: every table of `to` goes back
+    /// into `from`, at once. Nothing to move, or no database `to`, is no
+    /// error (an undo may run again after a crash).
+    fn move_back(&self, _from: &str, _to: &str) -> Result<(), DriverError> {
+        Ok(())
+    }
 }
 
 /// The embedded SQLite server of one server root, under its name in
@@ -210,6 +316,9 @@ impl DbServer for Sqlite {
     }
     fn list(&self) -> Result<Vec<String>, DriverError> {
         Ok(self.server.list())
+    }
+    fn sqlite_file(&self, db: &str) -> Option<std::path::PathBuf> {
+        self.server.path(db).ok()
     }
 }
 

@@ -5,12 +5,17 @@
 //! `hoist.yaml`'s `kind:` keys; the steps, their undo and recovery speak
 //! only to them.
 //!
+//! The application a site runs is the third seam: [`app::AppKind`], chosen
+//! by the platform's code ([`app::kind_of`]): the embedded format or
+//! Drupal 7 ([`drupal7`]).
+//!
 //! Still direct, and next to cut: the host (a server's files are reached
 //! with `std::fs` under its root, so only `kind: local` servers run
-//! tasks; `src/ssh` is the transport an `ssh` host will use) and the
-//! application kind (the embedded format's steps live in `apply/site.rs`).
+//! tasks; `src/ssh` is the transport an `ssh` host will use).
 
+pub mod app;
 pub mod db;
+pub mod drupal7;
 pub mod health;
 mod mysql_site;
 pub mod web;

@@ -11,11 +11,11 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
-use super::db::{DbServer, DriverError, Login, SiteConn};
+use super::db::{DbServer, DriverError, Login, Moved, SiteConn, SiteSnapshot};
 use crate::codebase::PackageKind;
 use crate::compat::SitePackage;
 use crate::mysql::sql::{sql_ident, sql_string};
-use crate::mysql::{Credentials, DbName, DbUser, Mysql};
+use crate::mysql::{Credentials, DbName, DbUser, Mysql, Renamed};
 use crate::names::{Name, PackageName};
 
 /// The tables hoist keeps in every site database (spec 3a), in MySQL's
@@ -112,6 +112,11 @@ impl DbServer for MysqlServer {
     fn exists(&self, db: &str) -> Result<bool, DriverError> {
         Ok(self.server.exists(&Self::db_name(db)?)?)
     }
+    fn check_free(&self, db: &str) -> Result<(), DriverError> {
+        Ok(self
+            .server
+            .check_free(&Self::db_name(db)?, &Self::user_for(db)?)?)
+    }
     fn create(&self, db: &str) -> Result<Login, DriverError> {
         let c = self
             .server
@@ -188,9 +193,123 @@ impl DbServer for MysqlServer {
     fn discard_copy(&self, login: &Login) -> Result<(), DriverError> {
         self.drop_database(&kept_name(&login.database))
     }
+    fn query_rows(&self, login: &Login, sql: &str) -> Result<Vec<Vec<Vec<u8>>>, DriverError> {
+        let rows = self.server.site_query(&Self::creds(login)?, sql)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| r.into_iter().map(String::into_bytes).collect())
+            .collect())
+    }
     fn list(&self) -> Result<Vec<String>, DriverError> {
         Ok(self.server.observe()?.databases)
     }
+    fn snapshots(
+        &self,
+        dbs: &[String],
+    ) -> Result<Option<BTreeMap<String, SiteSnapshot>>, DriverError> {
+        let mut out = BTreeMap::new();
+        if dbs.is_empty() {
+            return Ok(Some(out));
+        }
+        let what = "observing the sites' databases";
+        // Only databases holding both tables: one without would fail the
+        // whole statement; it is read on its own, which reports it.
+        let list: Vec<String> = dbs.iter().map(|d| sql_string(d)).collect();
+        let found = self.server.admin_rows(
+            what,
+            &format!(
+                "SELECT TABLE_SCHEMA FROM information_schema.TABLES \
+                 WHERE TABLE_NAME IN ('system', 'variables') AND TABLE_SCHEMA IN ({}) \
+                 GROUP BY TABLE_SCHEMA HAVING COUNT(*) = 2;\n",
+                list.join(", ")
+            ),
+        )?;
+        let ready: Vec<String> = found
+            .into_iter()
+            .filter_map(|r| r.into_iter().next())
+            .collect();
+        // One client for all, a statement per batch of databases.
+        let mut sql = String::new();
+        for batch in ready.chunks(100) {
+            let parts: Vec<String> = batch
+                .iter()
+                .map(|d| {
+                    let (q, id) = (sql_string(d), sql_ident(d));
+                    format!(
+                        "SELECT {q}, 's', name, kind, CAST(enabled AS CHAR), version, CAST(schema_version AS CHAR) FROM {id}.`system`\n\
+                         UNION ALL SELECT {q}, 'v', value, '', '', '', '' FROM {id}.variables WHERE name = 'maintenance_mode'"
+                    )
+                })
+                .collect();
+            sql.push_str(&parts.join("\nUNION ALL "));
+            sql.push_str(";\n");
+        }
+        for d in &ready {
+            out.insert(d.clone(), SiteSnapshot::default());
+        }
+        if sql.is_empty() {
+            return Ok(Some(out));
+        }
+        for row in self.server.admin_rows(what, &sql)? {
+            let mut it = row.into_iter();
+            let (Some(db), Some(kind)) = (it.next(), it.next()) else {
+                continue;
+            };
+            let rest: Vec<String> = it.collect();
+            let Some(snap) = out.get_mut(&db) else {
+                continue;
+            };
+            if kind == "v" {
+                snap.maintenance = rest.first().is_some_and(|v| v == "1");
+            } else {
+                let (name, pkg) = system_row(&db, rest)?;
+                snap.packages.insert(name, pkg);
+            }
+        }
+        Ok(Some(out))
+    }
+    fn move_tables(&self, from: &Login, to: &str) -> Result<Moved, DriverError> {
+        let renamed = self.server.rename(
+            &Self::db_name(&from.database)?,
+            &Self::db_name(to)?,
+            &Self::user_for(to)?,
+        )?;
+        Ok(match renamed {
+            Renamed::Moved(c) => Moved::Moved(Self::login(c)),
+            Renamed::NeedsCopy { reason } => Moved::Copy(reason),
+        })
+    }
+    fn move_back(&self, from: &str, to: &str) -> Result<(), DriverError> {
+        Ok(self
+            .server
+            .move_back(&Self::db_name(from)?, &Self::db_name(to)?)?)
+    }
+}
+
+/// One row of database `db`'s `system` table (name, kind, enabled,
+/// version, schema), checked: read by a site's own connection and by a
+/// fleet's observation alike.
+fn system_row(db: &str, row: Vec<String>) -> Result<(PackageName, SitePackage), DriverError> {
+    let corrupt = |msg: String| DriverError::Invalid(format!("database {db}: {msg}"));
+    let [name, kind, enabled, version, schema] = <[String; 5]>::try_from(row)
+        .map_err(|_| corrupt("a system row without five columns".into()))?;
+    let n = PackageName::new(&name).map_err(|e| corrupt(format!("system table: {e}")))?;
+    let kind = PackageKind::parse(&kind)
+        .ok_or_else(|| corrupt(format!("system table: {name}: kind {kind:?}")))?;
+    let version = semver::Version::parse(&version)
+        .map_err(|e| corrupt(format!("system table: {name}: {e}")))?;
+    let schema = schema
+        .parse::<u32>()
+        .map_err(|_| corrupt(format!("system table: {name}: schema {schema:?}")))?;
+    Ok((
+        n,
+        SitePackage {
+            kind,
+            enabled: enabled != "0",
+            version: version.into(),
+            schema,
+        },
+    ))
 }
 
 /// The name of the kept copy of `db` (64 characters at most).
@@ -215,10 +334,6 @@ impl MysqlConn<'_> {
             .into_iter()
             .filter_map(|r| r.into_iter().next())
             .collect())
-    }
-
-    fn corrupt(&self, msg: String) -> DriverError {
-        DriverError::Invalid(format!("database {}: {msg}", self.creds.database))
     }
 }
 
@@ -256,30 +371,8 @@ impl SiteConn for MysqlConn<'_> {
         let rows = self.query(
             "SELECT name, kind, enabled, version, schema_version FROM `system` ORDER BY name;\n",
         )?;
-        let mut out = BTreeMap::new();
-        for row in rows {
-            let [name, kind, enabled, version, schema] = <[String; 5]>::try_from(row)
-                .map_err(|_| self.corrupt("a system row without five columns".into()))?;
-            let n =
-                PackageName::new(&name).map_err(|e| self.corrupt(format!("system table: {e}")))?;
-            let kind = PackageKind::parse(&kind)
-                .ok_or_else(|| self.corrupt(format!("system table: {name}: kind {kind:?}")))?;
-            let version = semver::Version::parse(&version)
-                .map_err(|e| self.corrupt(format!("system table: {name}: {e}")))?;
-            let schema = schema
-                .parse::<u32>()
-                .map_err(|_| self.corrupt(format!("system table: {name}: schema {schema:?}")))?;
-            out.insert(
-                n,
-                SitePackage {
-                    kind,
-                    enabled: enabled != "0",
-                    version: version.into(),
-                    schema,
-                },
-            );
-        }
-        Ok(out)
+        let db = self.creds.database.to_string();
+        rows.into_iter().map(|row| system_row(&db, row)).collect()
     }
 
     fn set_enabled(&mut self, name: &PackageName, enabled: bool) -> Result<(), DriverError> {

@@ -54,7 +54,10 @@ pub enum WebError {
 pub const GENERATION_HOST: &str = "hoist-generation.invalid";
 /// Its file in `conf_dir`.
 const GENERATION_FILE: &str = "hoist-generation.conf";
-/// Held while nginx is tested, reloaded and waited for.
+/// Held while nginx is tested, reloaded and waited for, and while a vhost
+/// file is written or removed: nginx reads `conf_dir` by a glob, then opens
+/// each file, so a file removed by one task while another's test or reload
+/// reads the directory fails that test (`open() ... No such file`).
 static ACTIVATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// How long only the new generation must answer before a reload counts as
 /// done (see [`NginxWeb::wait_generation`]).
@@ -290,7 +293,9 @@ impl WebServer for NginxWeb {
         read_opt(&self.path(domain, which)?)
     }
     fn write(&self, domain: &Domain, which: Which, text: Option<&str>) -> Result<(), WebError> {
-        write_opt(&self.path(domain, which)?, text)
+        let path = self.path(domain, which)?;
+        let _one = ACTIVATING.lock().unwrap_or_else(|e| e.into_inner());
+        write_opt(&path, text)
     }
     fn activate(&self) -> Result<(), WebError> {
         // One activation at a time: nginx coalesces reload signals, and a

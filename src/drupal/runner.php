@@ -7,10 +7,11 @@
  * request: a JSON object that may hold passwords, which is why nothing of
  * the request is ever on a command line or in the environment.
  *
- * Request: {"op": "install"|"updatedb"|"maintenance"|"status"|"cache-clear",
+ * Request: {"op": "install"|"updatedb"|"maintenance"|"status"|"cache-clear"|"fix-paths",
  *           "root": absolute Drupal 7 root, "site": directory under sites/,
  *           "url": the site's URL (sets the host Drupal sees),
- *           "install": {...} for install, "on": bool for maintenance}.
+ *           "install": {...} for install, "on": bool for maintenance,
+ *           "from": the old site directory for fix-paths}.
  * Answer: exactly one JSON object on stdout, {"ok": true, ...} or
  * {"ok": false, "error": "..."}. Anything Drupal prints goes to stderr, so
  * that stdout holds the answer and nothing else.
@@ -427,6 +428,105 @@ function hoist_cache_clear(array $request) {
   return array();
 }
 
+/**
+ * fix-paths: after a rename, every path under sites/<from>/ that Drupal 7
+ * keeps in its database points to sites/<site>/ instead: module and theme
+ * files (system), the class registry (registry, registry_file), custom
+ * blocks' bodies, text fields' values and summaries (current and
+ * revisions), and explicitly set variables (their unserialized strings,
+ * serialized again). file_managed holds public:// URIs and needs nothing.
+ * One transaction; the answer counts the rows changed per column.
+ */
+function hoist_fix_paths(array $request) {
+  $from = isset($request['from']) ? $request['from'] : '';
+  if (!is_string($from) || !preg_match('/^[A-Za-z0-9][A-Za-z0-9.-]*$/', $from) || strpos($from, '..') !== FALSE) {
+    throw new HoistFailure("fix-paths request has no plain 'from' directory");
+  }
+  hoist_check_conf_path($request['site']);
+  drupal_bootstrap(DRUPAL_BOOTSTRAP_VARIABLES);
+  $old = 'sites/' . $from . '/';
+  $new = 'sites/' . $request['site'] . '/';
+  $columns = array(
+    array('system', 'filename'),
+    array('registry', 'filename'),
+    array('registry_file', 'filename'),
+    array('block_custom', 'body'),
+  );
+  if (db_table_exists('field_config')) {
+    $fields = db_query("SELECT field_name FROM {field_config} WHERE module = 'text' AND storage_type = 'field_sql_storage' AND deleted = 0")->fetchCol();
+    foreach ($fields as $name) {
+      foreach (array('field_data_', 'field_revision_') as $prefix) {
+        foreach (array('_value', '_summary') as $suffix) {
+          $columns[] = array($prefix . $name, $name . $suffix);
+        }
+      }
+    }
+  }
+  $changed = array();
+  $txn = db_transaction();
+  try {
+    foreach ($columns as $tc) {
+      list($table, $column) = $tc;
+      if (!db_table_exists($table) || !db_field_exists($table, $column)) {
+        continue;
+      }
+      $n = db_update($table)
+        ->expression($column, "REPLACE($column, :old, :new)", array(':old' => $old, ':new' => $new))
+        ->condition($column, '%' . db_like($old) . '%', 'LIKE')
+        ->execute();
+      if ($n) {
+        $changed["$table.$column"] = (int) $n;
+      }
+    }
+    $vars = db_query("SELECT name, value FROM {variable} WHERE value LIKE :old", array(':old' => '%' . db_like($old) . '%'))->fetchAllKeyed();
+    $n = 0;
+    foreach ($vars as $name => $raw) {
+      $value = @unserialize($raw);
+      if ($value === FALSE && $raw !== serialize(FALSE)) {
+        throw new HoistFailure("variable $name cannot be unserialized: its paths under $old cannot be rewritten");
+      }
+      $fixed = hoist_replace_strings($value, $old, $new);
+      if ($fixed !== $value) {
+        variable_set($name, $fixed);
+        $n++;
+      }
+    }
+    if ($n) {
+      $changed['variable.value'] = $n;
+    }
+  }
+  catch (Exception $e) {
+    $txn->rollback();
+    throw $e;
+  }
+  unset($txn);
+  return array('changed' => (object) $changed);
+}
+
+/**
+ * $value with $old replaced by $new in every string it holds (arrays and
+ * plain objects walked; other objects kept as they are).
+ */
+function hoist_replace_strings($value, $old, $new) {
+  if (is_string($value)) {
+    return str_replace($old, $new, $value);
+  }
+  if (is_array($value)) {
+    foreach ($value as $k => $v) {
+      $value[$k] = hoist_replace_strings($v, $old, $new);
+    }
+    return $value;
+  }
+  if ($value instanceof stdClass) {
+    $copy = clone $value;
+    foreach (get_object_vars($copy) as $k => $v) {
+      $copy->$k = hoist_replace_strings($v, $old, $new);
+    }
+    return $copy;
+  }
+  return $value;
+}
+
 function hoist_main() {
   $raw = stream_get_contents(STDIN);
   $request = json_decode($raw, TRUE);
@@ -451,6 +551,9 @@ function hoist_main() {
 
     case 'cache-clear':
       return hoist_cache_clear($request);
+
+    case 'fix-paths':
+      return hoist_fix_paths($request);
   }
   throw new HoistFailure("unknown operation '" . $request['op'] . "'");
 }

@@ -48,6 +48,12 @@ pub enum Operation {
     Status,
     /// `drupal_flush_all_caches()`.
     CacheClear,
+    /// Rewrite `sites/<from>/` to the site's own directory wherever Drupal
+    /// 7 stores paths (after a rename).
+    FixPaths {
+        /// The old site directory (a plain domain).
+        from: String,
+    },
 }
 
 impl Operation {
@@ -60,6 +66,7 @@ impl Operation {
             Operation::Maintenance(false) => "maintenance off",
             Operation::Status => "status",
             Operation::CacheClear => "cache-clear",
+            Operation::FixPaths { .. } => "fix-paths",
         }
     }
 
@@ -267,6 +274,16 @@ pub struct MaintenanceChange {
     pub now: bool,
 }
 
+/// A site directory name that is a plain domain, never a path.
+fn plain_dir(dir: &str) -> bool {
+    !dir.is_empty()
+        && !dir.starts_with(['.', '-'])
+        && !dir.contains("..")
+        && dir
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+}
+
 /// The request for `op` on `site`, as the runner reads it on stdin. Holds
 /// passwords for an install: it goes to php's stdin only.
 pub fn request_json(site: &Site, op: &Operation) -> Result<Vec<u8>, RunnerError> {
@@ -278,14 +295,7 @@ pub fn request_json(site: &Site, op: &Operation) -> Result<Vec<u8>, RunnerError>
     if !site.root.is_absolute() {
         return Err(bad(format!("{} is not absolute", site.root.display())));
     }
-    let plain = !site.dir.is_empty()
-        && !site.dir.starts_with(['.', '-'])
-        && !site.dir.contains("..")
-        && site
-            .dir
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
-    if !plain {
+    if !plain_dir(&site.dir) {
         return Err(bad(format!("{:?} is not a plain domain", site.dir)));
     }
     let root = site
@@ -317,6 +327,13 @@ pub fn request_json(site: &Site, op: &Operation) -> Result<Vec<u8>, RunnerError>
         }
         Operation::Status => req["op"] = "status".into(),
         Operation::CacheClear => req["op"] = "cache-clear".into(),
+        Operation::FixPaths { from } => {
+            if !plain_dir(from) {
+                return Err(bad(format!("{from:?} is not a plain domain")));
+            }
+            req["op"] = "fix-paths".into();
+            req["from"] = from.as_str().into();
+        }
     }
     serde_json::to_vec(&req).map_err(|e| bad(e.to_string()))
 }
@@ -616,6 +633,15 @@ impl<P: Php> Runner<P> {
         let op = Operation::Status;
         let answer = self.run(site, &op)?;
         typed(site, &op, answer)
+    }
+
+    /// Rewrites the paths under `sites/<from>/` that the site's database
+    /// holds to `sites/<site.dir>/`; returns how many rows changed by
+    /// table and column.
+    pub fn fix_paths(&self, site: &Site, from: &str) -> Result<BTreeMap<String, u64>, RunnerError> {
+        let op = Operation::FixPaths { from: from.into() };
+        let answer = self.run(site, &op)?;
+        typed(site, &op, answer["changed"].clone())
     }
 
     /// Flushes all of Drupal's caches (and rebuilds its registry).

@@ -318,6 +318,130 @@ pub fn d8_state(
     })
 }
 
+/// The SQL that reads whether a site is in maintenance mode: Drupal 7's
+/// `maintenance_mode` variable, Drupal 8+'s `system.maintenance_mode`
+/// state (zero or one row, its serialized value).
+pub fn maintenance_sql(generation: Generation) -> &'static str {
+    match generation {
+        Generation::Drupal7 => "SELECT value FROM variable WHERE name = 'maintenance_mode'",
+        Generation::Drupal8Plus => {
+            "SELECT value FROM key_value WHERE collection = 'state' AND name = 'system.maintenance_mode'"
+        }
+    }
+}
+
+/// Whether a serialized maintenance value (none: unset) means on. A value
+/// that cannot be read counts as off.
+pub fn maintenance_from(value: Option<&[u8]>) -> bool {
+    value
+        .and_then(|v| crate::drupal::unserialize::unserialize(v).ok())
+        .is_some_and(|v| v.truthy())
+}
+
+/// One statement that reads all a Drupal 7 site's observation needs: its
+/// `system` rows (tagged `s`), its `install_profile` (`p`) and
+/// `maintenance_mode` (`m`) variables, for a database reached by a
+/// client process per statement (MySQL), where one statement costs one
+/// process.
+pub fn d7_tagged_sql(prefix: &str) -> Result<String, StateError> {
+    Queries::new(prefix)?;
+    let p = prefix;
+    Ok(format!(
+        "SELECT 's', name, type, status, schema_version, info FROM {p}system \
+         UNION ALL SELECT 'p', value, '', 0, 0, '' FROM {p}variable WHERE name = 'install_profile' \
+         UNION ALL SELECT 'm', value, '', 0, 0, '' FROM {p}variable WHERE name = 'maintenance_mode'"
+    ))
+}
+
+/// A Drupal 7 site's state and maintenance mode from the rows of
+/// [`d7_tagged_sql`].
+pub fn d7_from_tagged(rows: Rows) -> Result<(SiteState, bool), StateError> {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let int = |what: &str, b: &[u8]| -> Result<i64, StateError> {
+        text(b)
+            .trim()
+            .parse()
+            .map_err(|_| StateError::Db(format!("{what} is not a number: {:?}", text(b))))
+    };
+    let (mut system, mut profile, mut maintenance) = (Vec::new(), None, None);
+    for r in rows {
+        let [tag, name, kind, status, schema, info]: [Vec<u8>; 6] = r
+            .try_into()
+            .map_err(|_| StateError::Db("tagged rows have 6 columns".into()))?;
+        match tag.as_slice() {
+            b"s" => system.push(D7SystemRow {
+                name: text(&name),
+                kind: text(&kind),
+                status: int("system.status", &status)?,
+                schema_version: int("system.schema_version", &schema)?,
+                info: Some(info),
+            }),
+            b"p" => profile = Some(name),
+            b"m" => maintenance = Some(name),
+            t => return Err(StateError::Db(format!("unexpected row tag {:?}", text(t)))),
+        }
+    }
+    let st = d7_state(&system, profile.as_deref())?;
+    Ok((st, maintenance_from(maintenance.as_deref())))
+}
+
+/// Rows of a query, each column's bytes.
+pub type Rows = Vec<Vec<Vec<u8>>>;
+
+/// Reads a site's state through [`Queries`] with `query`, which runs one
+/// statement and returns its rows, each column's bytes: the thin I/O half
+/// for a database reached other than by rusqlite (MySQL). A column that
+/// is not a number where one is expected is an error, never a panic.
+pub fn read_rows(
+    generation: Generation,
+    prefix: &str,
+    query: &mut dyn FnMut(&str) -> Result<Rows, String>,
+) -> Result<SiteState, StateError> {
+    let q = Queries::new(prefix)?;
+    let mut run = |sql: &str| query(sql).map_err(StateError::Db);
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let int = |what: &str, b: &[u8]| -> Result<i64, StateError> {
+        text(b)
+            .trim()
+            .parse()
+            .map_err(|_| StateError::Db(format!("{what} is not a number: {:?}", text(b))))
+    };
+    let first =
+        |rows: Vec<Vec<Vec<u8>>>| rows.into_iter().next().and_then(|r| r.into_iter().next());
+    match generation {
+        Generation::Drupal7 => {
+            let mut rows = Vec::new();
+            for r in run(&q.d7_system)? {
+                let [name, kind, status, schema, info]: [Vec<u8>; 5] = r
+                    .try_into()
+                    .map_err(|_| StateError::Db("system rows have 5 columns".into()))?;
+                rows.push(D7SystemRow {
+                    name: text(&name),
+                    kind: text(&kind),
+                    status: int("system.status", &status)?,
+                    schema_version: int("system.schema_version", &schema)?,
+                    info: Some(info),
+                });
+            }
+            let profile = first(run(&q.d7_install_profile)?);
+            d7_state(&rows, profile.as_deref())
+        }
+        Generation::Drupal8Plus => {
+            let ce = first(run(&q.d8_core_extension)?)
+                .ok_or_else(|| StateError::Db("no core.extension config".into()))?;
+            let mut schema = Vec::new();
+            for r in run(&q.d8_schema)? {
+                let [name, value]: [Vec<u8>; 2] = r
+                    .try_into()
+                    .map_err(|_| StateError::Db("system.schema rows have 2 columns".into()))?;
+                schema.push((text(&name), value));
+            }
+            let posts = first(run(&q.d8_post_updates)?);
+            d8_state(&ce, &schema, posts.as_deref())
+        }
+    }
+}
+
 /// Reads a site's state from an SQLite database through [`Queries`]: the
 /// thin I/O half, for SQLite-backed sites and tests.
 pub fn read_sqlite(
@@ -380,6 +504,82 @@ pub fn read_sqlite(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tagged_rows_give_state_and_maintenance() {
+        let v = |s: &str| s.as_bytes().to_vec();
+        let row = |t: &str, a: &str, b: &str, c: &str, d: &str, e: &str| {
+            vec![v(t), v(a), v(b), v(c), v(d), v(e)]
+        };
+        let rows = vec![
+            row(
+                "s",
+                "system",
+                "module",
+                "1",
+                "7088",
+                r#"a:1:{s:7:"version";s:5:"7.103";}"#,
+            ),
+            row("s", "standard", "module", "1", "0", ""),
+            row("p", r#"s:8:"standard";"#, "", "0", "0", ""),
+            row("m", "i:1;", "", "0", "0", ""),
+        ];
+        let (st, m) = d7_from_tagged(rows).unwrap();
+        assert!(m);
+        assert_eq!(st.extensions["system"].schema, Some(7088));
+        assert_eq!(st.profile.as_deref(), Some("standard"));
+        assert!(d7_from_tagged(vec![row("x", "", "", "", "", "")]).is_err());
+        assert!(d7_from_tagged(vec![vec![v("s")]]).is_err());
+        assert!(d7_tagged_sql("bad prefix;").is_err());
+    }
+
+    #[test]
+    fn rows_read_as_bytes_give_the_same_state_and_bad_numbers_are_errors() {
+        let info = br#"a:1:{s:7:"version";s:4:"7.98";}"#.to_vec();
+        let mut good = |sql: &str| -> Result<Vec<Vec<Vec<u8>>>, String> {
+            Ok(if sql.contains("FROM system") {
+                vec![
+                    vec![
+                        b"system".to_vec(),
+                        b"module".to_vec(),
+                        b"1".to_vec(),
+                        b"7086".to_vec(),
+                        info.clone(),
+                    ],
+                    vec![
+                        b"minimal".to_vec(),
+                        b"module".to_vec(),
+                        b"1".to_vec(),
+                        b"0".to_vec(),
+                        Vec::new(),
+                    ],
+                ]
+            } else {
+                vec![vec![br#"s:7:"minimal";"#.to_vec()]]
+            })
+        };
+        let st = read_rows(Generation::Drupal7, "", &mut good).unwrap();
+        assert_eq!(st.profile.as_deref(), Some("minimal"));
+        assert_eq!(st.extensions["system"].schema, Some(7086));
+        assert_eq!(st.core_version, Some(DrupalVersion::parse("7.98")));
+        let mut bad = |_: &str| -> Result<Vec<Vec<Vec<u8>>>, String> {
+            Ok(vec![vec![
+                b"system".to_vec(),
+                b"module".to_vec(),
+                b"1".to_vec(),
+                b"x".to_vec(),
+                Vec::new(),
+            ]])
+        };
+        assert!(read_rows(Generation::Drupal7, "", &mut bad).is_err());
+        let mut short =
+            |_: &str| -> Result<Vec<Vec<Vec<u8>>>, String> { Ok(vec![vec![b"system".to_vec()]]) };
+        assert!(read_rows(Generation::Drupal7, "", &mut short).is_err());
+        assert!(maintenance_from(Some(b"i:1;")));
+        assert!(!maintenance_from(Some(b"i:0;")));
+        assert!(!maintenance_from(Some(b"\xff garbage")));
+        assert!(!maintenance_from(None));
+    }
 
     fn row(name: &str, kind: &str, status: i64, schema: i64, info: &str) -> D7SystemRow {
         D7SystemRow {

@@ -22,7 +22,8 @@
 //! `--local-infile=0` (no reading of local files) and `--sandbox` where the
 //! client has it.
 //!
-//! This module is standalone: the task pipeline does not call it yet.
+//! The task pipeline reaches it through the database seam
+//! ([`crate::driver::MysqlServer`]).
 
 use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -267,7 +268,7 @@ impl Mysql {
     /// nothing changed) when either exists; if creation fails half-way, what
     /// was created is dropped again.
     pub fn create(&self, db: &DbName, user: &DbUser) -> Result<Credentials, MysqlError> {
-        self.ensure_absent(db, user)?;
+        self.check_free(db, user)?;
         let creds = Credentials {
             database: db.clone(),
             user: user.clone(),
@@ -359,6 +360,28 @@ impl Mysql {
             // `from`, and only the new database and user need to go.
             Err(error) => Err(self.undo(error, self.drop(to, to_user))),
         }
+    }
+
+    /// Undoes [`Mysql::rename`]: every table of `to` moves back into `from`
+    /// with one atomic `RENAME TABLE`. A `to` without tables (or absent) is
+    /// no error, so an undo repeated after a crash is harmless.
+    pub fn move_back(&self, from: &DbName, to: &DbName) -> Result<(), MysqlError> {
+        let what = format!("moving the tables of {to} back to {from}");
+        let rows = self.query(
+            &what,
+            &format!(
+                "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{to}' \
+                 AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED');\n"
+            ),
+        )?;
+        let tables: Vec<String> = rows
+            .into_iter()
+            .filter_map(|r| r.into_iter().next())
+            .collect();
+        if tables.is_empty() {
+            return Ok(());
+        }
+        self.script(&what, rename_sql(to, from, &tables), &[])
     }
 
     /// Streams a consistent dump of `db` to `out` (`--single-transaction`:
@@ -482,9 +505,16 @@ impl Mysql {
         })
     }
 
+    /// Runs admin SQL (one client, one connection, however many
+    /// statements) and returns its rows: for reads the driver composes,
+    /// such as a fleet's observation.
+    pub(crate) fn admin_rows(&self, what: &str, sql: &str) -> Result<Vec<Vec<String>>, MysqlError> {
+        self.query(what, sql)
+    }
+
     /// Refuses when `db` or `user` exists: creating must not adopt (and a
     /// failed create then drop) something hoist did not make.
-    fn ensure_absent(&self, db: &DbName, user: &DbUser) -> Result<(), MysqlError> {
+    pub fn check_free(&self, db: &DbName, user: &DbUser) -> Result<(), MysqlError> {
         let rows = self.query(
             &format!("checking database {db} and user {user}"),
             &format!(
@@ -726,17 +756,23 @@ fn stream(child: &mut Child, io: Io<'_>) -> Result<(), Side> {
         }
         Io::Dump { out, .. } => {
             let mut stdout = child.stdout.take().expect("piped stdout");
+            let mut first = true;
             loop {
                 let n = stdout.read(&mut buf).map_err(|_| Side::Child)?;
                 if n == 0 {
                     return out.flush().map_err(Side::Output);
                 }
                 out.write_all(&buf[..n]).map_err(Side::Output)?;
+                if std::mem::take(&mut first) {
+                    // The fault tests kill the server here, mid-dump.
+                    crate::failpoint::hold("mysql-dump");
+                }
             }
         }
         Io::Load { input, .. } => {
             // Dropped at the end: EOF for the client.
             let mut stdin = child.stdin.take().expect("piped stdin");
+            let mut first = true;
             loop {
                 let n = match input.read(&mut buf) {
                     Ok(n) => n,
@@ -747,6 +783,10 @@ fn stream(child: &mut Child, io: Io<'_>) -> Result<(), Side> {
                     return Ok(());
                 }
                 stdin.write_all(&buf[..n]).map_err(|_| Side::Child)?;
+                if std::mem::take(&mut first) {
+                    // The fault tests kill the server here, mid-load.
+                    crate::failpoint::hold("mysql-load");
+                }
             }
         }
     }

@@ -24,18 +24,15 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const DRUPAL8_APPLY: &str =
     "apply for Drupal 8 and later needs drush: not supported yet (plan, compare and status work)";
 
-/// Why a task on a Drupal 7 platform or site is refused, until the Drupal 7
-/// runner is wired into the pipeline.
-pub const DRUPAL7_APPLY: &str =
-    "apply for Drupal 7 is not wired into the pipeline yet: nothing is changed (plan, compare and status work)";
-
-/// Why apply refuses to act on `cb`, a Drupal codebase; none for embedded.
+/// Why apply refuses to act on `cb`, a Drupal 8+ codebase; none for
+/// embedded and Drupal 7 codebases, which apply carries out
+/// ([`crate::driver::app`]).
 pub fn drupal_apply_refusal(cb: &Codebase) -> Option<&'static str> {
     let core = cb.drupal.as_ref()?;
-    Some(match core.generation() {
-        crate::drupal::Generation::Drupal7 => DRUPAL7_APPLY,
-        crate::drupal::Generation::Drupal8Plus => DRUPAL8_APPLY,
-    })
+    match core.generation() {
+        crate::drupal::Generation::Drupal7 => None,
+        crate::drupal::Generation::Drupal8Plus => Some(DRUPAL8_APPLY),
+    }
 }
 
 /// What happens to a site (spec section 6, fixed names).

@@ -576,7 +576,9 @@ fn run_with_stdin(cmd: &mut Command, stdin: &[u8]) -> Output {
 pub struct PhpFpm {
     /// The pool's FastCGI socket (for nginx: `fastcgi_pass unix:<this>`).
     pub socket: PathBuf,
-    proc: Proc,
+    proc: Option<Proc>,
+    program: PathBuf,
+    conf: PathBuf,
     dir: tempfile::TempDir,
 }
 
@@ -608,13 +610,44 @@ impl PhpFpm {
             ),
         )
         .expect("write php-fpm.conf");
-        let mut cmd = Command::new(fpm);
+        let mut fpm = PhpFpm {
+            socket,
+            proc: None,
+            program: fpm,
+            conf,
+            dir,
+        };
+        fpm.launch();
+        Some(fpm)
+    }
+
+    /// Starts php-fpm on its configuration and waits for its socket.
+    fn launch(&mut self) {
+        let mut cmd = Command::new(&self.program);
         // -R: allow running the pool as root; -F: stay in the foreground.
-        cmd.arg("-R").arg("-F").arg("-y").arg(&conf);
-        let proc = Proc::start_ready("php-fpm", cmd, dir.path().join("php-fpm.out.log"), || {
-            UnixStream::connect(&socket).is_ok()
-        });
-        Some(PhpFpm { socket, proc, dir })
+        cmd.arg("-R").arg("-F").arg("-y").arg(&self.conf);
+        let socket = self.socket.clone();
+        // The socket of a killed php-fpm stays: ready once it accepts.
+        self.proc = Some(Proc::start_ready(
+            "php-fpm",
+            cmd,
+            self.dir.path().join("php-fpm.out.log"),
+            || UnixStream::connect(&socket).is_ok(),
+        ));
+    }
+
+    /// Stops php-fpm (SIGTERM: the master takes its workers down, which
+    /// SIGKILL would leave serving): nginx then answers 502.
+    pub fn stop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.stop();
+        }
+    }
+
+    /// Starts php-fpm again after [`PhpFpm::stop`].
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch();
     }
 }
 
