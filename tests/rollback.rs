@@ -1,35 +1,44 @@
 //! A failure at every step of every site task, made on demand with
 //! failpoints (`cargo test --features failpoints`): the site must be exactly
-//! as before — same rows, same files, same settings and vhost, online — the
-//! task `failed` with its log, and any backup taken kept.
+//! as before — same rows and files byte for byte, same settings and vhost,
+//! online — the task `failed` with its log, and any backup taken kept. Each
+//! test runs on both stacks (`tests/common/stack.rs`); on mysql+nginx every
+//! site must also answer as before (200 with its own name) after each
+//! failure.
 #![cfg(feature = "failpoints")]
 
 mod common;
-use common::{
-    last_task, put_acme_behind, server_state as state, state_diff as diff, Fixture, MOVE_STEPS,
-};
+mod services;
+#[macro_use]
+#[path = "common/stack.rs"]
+mod stack;
+
+use common::{last_task, put_acme_behind, state_diff as diff, Fixture, MOVE_STEPS};
+use stack::{Env, Stack};
 
 fn backup_count(f: &Fixture, site: &str) -> usize {
     common::backup_archives(f, site).len()
 }
 
-/// Prepares `base` (applied, with content), lets `change` edit the
-/// inventory, then fails each step before and after its work.
-fn fail_every_step(name: &str, site: &str, steps: &[&str], change: impl Fn(&Fixture)) {
-    let base = Fixture::example();
-    base.apply();
-    for (p, d) in [
-        ("shop-1-1", "acme.example.com"),
-        ("shop-1-0", "bakery.example.com"),
-        ("shop-2-1", "eatery.example.com"),
-    ] {
-        let dir = base.host().join(format!("platforms/{p}/sites/{d}/files"));
-        std::fs::write(dir.join("a.txt"), format!("content of {d}")).unwrap();
-    }
-    change(&base);
-    let before = state(&base);
-    let backups_before = backup_count(&base, site);
+/// Prepares the example on `stack` (applied, with content), lets `change`
+/// edit the inventory, then fails each step before and after its work,
+/// putting the servers back to the same starting point before each try.
+fn fail_every_step(
+    stack: Stack,
+    name: &str,
+    site: &str,
+    steps: &[&str],
+    change: impl Fn(&Fixture),
+) {
+    let Some(env) = Env::example_with_content(stack) else {
+        return;
+    };
+    change(&env);
+    let start = env.checkpoint();
+    let backups_before = backup_count(&env, site);
+    let summary_before = env.plan_json(&[], 0)["summary"].clone();
     let mut problems = Vec::new();
+    let mut first = true;
     for step in steps {
         // A point inside a step fires only before what follows it.
         let hows: &[&str] = if step.ends_with("-inside") {
@@ -38,142 +47,167 @@ fn fail_every_step(name: &str, site: &str, steps: &[&str], change: impl Fn(&Fixt
             &["error", "after"]
         };
         for how in hows {
-            let f = base.duplicate();
+            if !first {
+                env.restore(&start);
+            }
+            first = false;
             let fp = format!("{step}:{how}");
-            let r = f.with_failpoint(&["apply", "--yes"], &fp);
+            let r = env.with_failpoint(&["apply", "--yes"], &fp);
             let out = String::from_utf8_lossy(&r.stdout);
             if r.status.code() != Some(1) {
                 problems.push(format!("{fp}: exit {:?}\n{out}", r.status.code()));
                 continue;
             }
-            let t = last_task(&f);
+            let t = last_task(&env);
             if t["result"] != "failed" || !t["log"].to_string().contains("rolled back") {
                 problems.push(format!("{fp}: task {} {}", t["result"], t["log"]));
             }
-            let d = diff(&before, &state(&f));
+            let d = diff(&start.state, &env.state());
             if !d.is_empty() {
                 problems.push(format!("{fp}: not as before: {d:?}"));
+            }
+            let served = env.served();
+            if served != start.served {
+                problems.push(format!(
+                    "{fp}: not served as before: {served:?}, was {:?}",
+                    start.served
+                ));
             }
             // the backup, once taken, is kept
             let took =
                 t["steps"].as_array().unwrap().iter().any(|s| {
                     s["name"] == "backup" && (s["state"] == "done" || fp == "backup:after")
                 });
-            if took && backup_count(&f, site) != backups_before + 1 {
+            if took && backup_count(&env, site) != backups_before + 1 {
                 problems.push(format!("{fp}: the backup was not kept"));
             }
             // and the site plans exactly as before: the same action again
-            let plan = f.plan_json(&[], 0);
-            if plan["summary"] != base.plan_json(&[], 0)["summary"] {
+            if env.plan_json(&[], 0)["summary"] != summary_before {
                 problems.push(format!("{fp}: the plan changed after rollback"));
             }
         }
     }
-    assert!(problems.is_empty(), "{name}:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{name} on {stack:?}:\n{}",
+        problems.join("\n")
+    );
 }
 
-#[test]
-fn migrate_rolls_back_at_every_step() {
-    fail_every_step("migrate", "acme", MOVE_STEPS, |f| {
-        f.set_site("acme", "platform", "shop-2-0")
-    });
+on_both_stacks! {
+    fn migrate_rolls_back_at_every_step(stack) {
+        fail_every_step(stack, "migrate", "acme", MOVE_STEPS, |f| {
+            f.set_site("acme", "platform", "shop-2-0")
+        });
+    }
 }
 
-#[test]
-fn rename_rolls_back_at_every_step() {
-    fail_every_step("rename", "acme", MOVE_STEPS, |f| {
-        f.set_site("acme", "domain", "acme.example.org")
-    });
+on_both_stacks! {
+    fn rename_rolls_back_at_every_step(stack) {
+        fail_every_step(stack, "rename", "acme", MOVE_STEPS, |f| {
+            f.set_site("acme", "domain", "acme.example.org")
+        });
+    }
 }
 
-#[test]
-fn migrate_rename_rolls_back_at_every_step() {
-    fail_every_step("migrate+rename", "bakery", MOVE_STEPS, |f| {
-        f.set_site("bakery", "platform", "shop-2-1");
-        f.set_site("bakery", "domain", "bakery.example.org");
-    });
+on_both_stacks! {
+    fn migrate_rename_rolls_back_at_every_step(stack) {
+        fail_every_step(stack, "migrate+rename", "bakery", MOVE_STEPS, |f| {
+            f.set_site("bakery", "platform", "shop-2-1");
+            f.set_site("bakery", "domain", "bakery.example.org");
+        });
+    }
 }
 
-#[test]
-fn clone_rolls_back_at_every_step() {
-    fail_every_step(
-        "clone",
-        "acme",
-        &[
-            "observe",
-            "check-target",
-            "backup",
-            "deploy",
-            "update",
-            "fix-paths",
-            "clear-caches",
+on_both_stacks! {
+    fn clone_rolls_back_at_every_step(stack) {
+        fail_every_step(
+            stack,
+            "clone",
+            "acme",
+            &[
+                "observe",
+                "check-target",
+                "backup",
+                "deploy",
+                "update",
+                "fix-paths",
+                "clear-caches",
+                "verify",
+            ],
+            |f| {
+                f.write(
+                    "sites/copy.yaml",
+                    "domain: copy.example.com\nplatform: shop-2-1\nclone_from: acme\n",
+                )
+            },
+        );
+    }
+}
+
+on_both_stacks! {
+    fn delete_rolls_back_at_every_step(stack) {
+        fail_every_step(
+            stack,
+            "delete",
+            "eatery",
+            &[
+                "observe",
+                "backup",
+                "maintenance-on",
+                "remove-vhost",
+                "remove-site",
+            ],
+            |f| {
+                f.write(
+                    "hoist.yaml",
+                    &f.read("hoist.yaml").replace("prune: false", "prune: true"),
+                );
+                std::fs::remove_file(f.inv().join("sites/eatery.yaml")).unwrap();
+            },
+        );
+    }
+}
+
+on_both_stacks! {
+    fn install_rolls_back_at_every_step(stack) {
+        fail_every_step(
+            stack,
+            "install",
+            "newbie",
+            &[
+                "check-target",
+                "create-database",
+                "install-packages",
+                "write-settings",
+            ],
+            |f| {
+                f.write(
+                    "sites/newbie.yaml",
+                    "domain: newbie.example.com\nplatform: shop-2-1\n",
+                );
+            },
+        );
+    }
+}
+
+on_both_stacks! {
+    fn enable_disable_verify_roll_back(stack) {
+        fail_every_step(
+            stack,
+            "disable",
+            "eatery",
+            &["observe", "write-settings", "write-vhost"],
+            |f| f.set_site("eatery", "enabled", "false"),
+        );
+        fail_every_step(
+            stack,
             "verify",
-        ],
-        |f| {
-            f.write(
-                "sites/copy.yaml",
-                "domain: copy.example.com\nplatform: shop-2-1\nclone_from: acme\n",
-            )
-        },
-    );
-}
-
-#[test]
-fn delete_rolls_back_at_every_step() {
-    fail_every_step(
-        "delete",
-        "eatery",
-        &[
-            "observe",
-            "backup",
-            "maintenance-on",
-            "remove-vhost",
-            "remove-site",
-        ],
-        |f| {
-            f.write(
-                "hoist.yaml",
-                &f.read("hoist.yaml").replace("prune: false", "prune: true"),
-            );
-            std::fs::remove_file(f.inv().join("sites/eatery.yaml")).unwrap();
-        },
-    );
-}
-
-#[test]
-fn install_rolls_back_at_every_step() {
-    fail_every_step(
-        "install",
-        "newbie",
-        &[
-            "check-target",
-            "create-database",
-            "install-packages",
-            "write-settings",
-        ],
-        |f| {
-            f.write(
-                "sites/newbie.yaml",
-                "domain: newbie.example.com\nplatform: shop-2-1\n",
-            );
-        },
-    );
-}
-
-#[test]
-fn enable_disable_verify_roll_back() {
-    fail_every_step(
-        "disable",
-        "eatery",
-        &["observe", "write-settings", "write-vhost"],
-        |f| f.set_site("eatery", "enabled", "false"),
-    );
-    fail_every_step(
-        "verify",
-        "eatery",
-        &["observe", "write-settings", "write-vhost"],
-        |f| f.set_site("eatery", "aliases", "[w.eatery.example.com]"),
-    );
+            "eatery",
+            &["observe", "write-settings", "write-vhost"],
+            |f| f.set_site("eatery", "aliases", "[w.eatery.example.com]"),
+        );
+    }
 }
 
 /// The update's steps up to its commit point; `remove-copy` follows it.
@@ -188,13 +222,14 @@ const UPDATE_STEPS: &[&str] = &[
     "maintenance-off",
 ];
 
-#[test]
-fn update_rolls_back_at_every_step() {
-    // `update-inside` fails between two updates, the first one applied:
-    // the kept copy, not the updated file, must be what comes back.
-    let mut steps = UPDATE_STEPS.to_vec();
-    steps.push("update-inside");
-    fail_every_step("update", "acme", &steps, put_acme_behind);
+on_both_stacks! {
+    fn update_rolls_back_at_every_step(stack) {
+        // `update-inside` fails between two updates, the first one applied:
+        // the kept copy, not the updated file, must be what comes back.
+        let mut steps = UPDATE_STEPS.to_vec();
+        steps.push("update-inside");
+        fail_every_step(stack, "update", "acme", &steps, put_acme_behind);
+    }
 }
 
 #[test]

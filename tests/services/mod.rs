@@ -330,6 +330,8 @@ pub struct MariaDb {
     pub dump: PathBuf,
     server: PathBuf,
     datadir: PathBuf,
+    /// Server options beyond the common ones (e.g. [`MARIADB_UNSYNCED`]).
+    extra: &'static [&'static str],
     proc: Option<Proc>,
     dir: tempfile::TempDir,
 }
@@ -337,10 +339,32 @@ pub struct MariaDb {
 /// Keeps the server small: the defaults want a 100 MB redo log per test.
 const MARIADB_SIZING: [&str; 2] = ["--innodb-log-file-size=8M", "--innodb-buffer-pool-size=32M"];
 
+/// No fsync anywhere: a commit is in the OS's cache only. For servers
+/// whose data is thrown away and that no test crashes (SIGKILL keeps the
+/// OS's cache, so even a killed server loses nothing; only a power cut
+/// would).
+const MARIADB_UNSYNCED: &[&str] = &[
+    "--innodb-flush-log-at-trx-commit=0",
+    "--innodb-flush-method=nosync",
+    "--skip-innodb-doublewrite",
+    "--skip-sync-frm",
+];
+
 impl MariaDb {
     /// Initialises a data directory, starts the server, waits until it
     /// accepts connections and sets the admin password. `None`: skipped.
     pub fn start() -> Option<MariaDb> {
+        Self::start_with(&[])
+    }
+
+    /// Like [`MariaDb::start`], but the server never syncs to disk (much
+    /// faster DDL on a slow disk): for servers a test binary shares, whose
+    /// data nothing needs after the run.
+    pub fn start_unsynced() -> Option<MariaDb> {
+        Self::start_with(MARIADB_UNSYNCED)
+    }
+
+    fn start_with(extra: &'static [&'static str]) -> Option<MariaDb> {
         let progs = programs_or_skip(
             "MariaDB",
             &[
@@ -383,6 +407,7 @@ impl MariaDb {
             dump,
             server,
             datadir,
+            extra,
             proc: None,
             dir,
         };
@@ -431,7 +456,8 @@ impl MariaDb {
             ))
             .arg("--skip-name-resolve")
             .arg("--skip-log-bin")
-            .args(MARIADB_SIZING);
+            .args(MARIADB_SIZING)
+            .args(self.extra);
         let port = self.port;
         let proc = Proc::start_ready("mariadbd", cmd, self.dir.path().join("mysqld.log"), || {
             mysql_greeting(port)
@@ -648,6 +674,18 @@ impl Nginx {
     /// Writes the configuration, starts nginx in the foreground and waits
     /// until its default server answers. `None`: skipped.
     pub fn start() -> Option<Nginx> {
+        Self::start_including("*.conf")
+    }
+
+    /// Like [`Nginx::start`], but `nginx.conf` includes the vhosts of every
+    /// directory directly under `conf_dir` (`conf_dir/*/*.conf`) rather
+    /// than `conf_dir` itself: tests sharing one nginx each give hoist a
+    /// `conf_dir` of their own there (and listen on a port of their own).
+    pub fn start_nested() -> Option<Nginx> {
+        Self::start_including("*/*.conf")
+    }
+
+    fn start_including(pattern: &str) -> Option<Nginx> {
         let (program, dir) = program_and_dir("nginx", &["nginx"])?;
         let prefix = dir.path().join("prefix");
         let conf_dir = dir.path().join("hoist.d");
@@ -681,7 +719,7 @@ impl Nginx {
                  scgi_temp_path {p}/tmp/scgi;\n\
                  {mime}\n\
                  server {{ listen 127.0.0.1:{port} default_server; return 404; }}\n\
-                 include {conf_dir}/*.conf;\n\
+                 include {conf_dir}/{pattern};\n\
                  }}\n",
                 conf_dir = conf_dir.display(),
             ),
