@@ -21,8 +21,8 @@ use hoist::render::{DbDriver, SiteConfig};
 
 use super::{fmt_runs, hoist_ok, logs_dir, median, say, secs, sh, Row};
 
-#[path = "../../tests/services/mod.rs"]
-mod services;
+// The test services, loaded once for the whole bench (by `mysql`).
+use super::mysql::services;
 
 const SITES: usize = 300;
 

@@ -8,7 +8,7 @@ use super::{fmt_runs, gen, hoist_ok, logs_dir, median, say, secs, sh, Row};
 use gen::Shape;
 
 #[path = "../../tests/services/mod.rs"]
-mod services;
+pub(crate) mod services;
 
 pub use services::MariaDb;
 
