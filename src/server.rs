@@ -484,10 +484,10 @@ impl LocalServer {
                 ),
             }
         } else {
-            if core.is_some() {
-                return Err(ServerError::Invalid(
-                    "a Drupal site on a mysql database server cannot be observed yet".into(),
-                ));
+            if let Some(core) = core {
+                let login = crate::driver::Login::from(&settings);
+                let server = self.db_server(&settings.database.server)?;
+                return self.observed_drupal(cfg, drift, server, &login, core.generation);
             }
             let key = (
                 settings.database.server.clone(),
@@ -499,9 +499,6 @@ impl LocalServer {
                 let login = crate::driver::Login::from(&settings);
                 let server = self.db_server(&settings.database.server)?;
                 let invalid = |e: crate::driver::DriverError| ServerError::Invalid(e.to_string());
-                if let Some(core) = core {
-                    return self.observed_drupal(cfg, drift, server, &login, core.generation);
-                }
                 let mut db = server.open(&login, false).map_err(invalid)?;
                 let m = db.variable("maintenance_mode").map_err(invalid)?;
                 let p = db.system().map_err(invalid)?;

@@ -21,9 +21,6 @@ use hoist::render::{DbDriver, SiteConfig};
 
 use super::{fmt_runs, hoist_ok, logs_dir, median, say, secs, sh, Row};
 
-// The test services, loaded once for the whole bench (by `mysql`).
-use super::mysql::services;
-
 const SITES: usize = 300;
 
 fn domain(i: usize) -> String {
@@ -51,7 +48,7 @@ pub fn run(dir: &Path, runs: usize) -> Vec<Row> {
         say("drupal-live: HOIST_DRUPAL7_ROOTS names no Drupal 7 tree; skipped");
         return vec![];
     };
-    let Some(db) = services::MariaDb::start() else {
+    let Some(db) = super::mysql::MariaDb::start() else {
         say("drupal-live: MariaDB is not installed; skipped");
         return vec![];
     };
