@@ -6,19 +6,25 @@
 //! processes with SIGKILL at random moments over many tasks.
 
 mod common;
+mod services;
+#[macro_use]
+#[path = "common/stack.rs"]
+mod stack;
+
+use common::tasks;
 #[cfg(feature = "failpoints")]
-use common::{put_acme_behind, server_state as state, MOVE_STEPS};
-use common::{settings_of, tasks, Fixture};
+use common::{put_acme_behind, settings_of, Fixture, MOVE_STEPS};
+use stack::{Env, Stack};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// What must hold after any recovery: each declared site once, online, and
-/// nothing left over.
-fn invariants(f: &Fixture) -> Vec<String> {
+/// What must hold after any recovery: each declared site once, online
+/// (on nginx: answering 200 with its own name), and nothing left over: no
+/// orphan database, database user, directory or vhost.
+fn invariants(env: &Env) -> Vec<String> {
     let mut bad = Vec::new();
-    let mut dbs_in_use = BTreeSet::new();
     let mut domains = BTreeSet::new();
     let mut names = BTreeMap::<String, usize>::new();
-    for p in std::fs::read_dir(f.host().join("platforms"))
+    for p in std::fs::read_dir(env.host().join("platforms"))
         .unwrap()
         .flatten()
     {
@@ -51,19 +57,9 @@ fn invariants(f: &Fixture) -> Vec<String> {
                 continue;
             };
             *names.entry(site).or_default() += 1;
-            let c = rusqlite::Connection::open(f.host().join(format!("databases/{db}.sqlite")))
-                .unwrap();
-            let m: Option<String> = c
-                .query_row(
-                    "SELECT value FROM variables WHERE name='maintenance_mode'",
-                    [],
-                    |r| r.get(0),
-                )
-                .ok();
-            if m.as_deref() != Some("0") {
+            if env.maintenance(&db).as_deref() != Some("0") {
                 bad.push(format!("{d} is in maintenance mode"));
             }
-            dbs_in_use.insert(db);
             domains.insert(d);
         }
     }
@@ -72,20 +68,13 @@ fn invariants(f: &Fixture) -> Vec<String> {
             bad.push(format!("site {n} is found {c} times"));
         }
     }
-    let dbs: BTreeSet<String> = std::fs::read_dir(f.host().join("databases"))
-        .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .strip_suffix(".sqlite")
-                .map(String::from)
-        })
-        .collect();
+    let dbs_in_use: BTreeSet<String> = env.databases_in_use().into_keys().collect();
+    let dbs = env.databases();
     // A task's copies and staging files start with a dot; recovery
     // removes them.
-    for e in std::fs::read_dir(f.host().join("databases"))
-        .unwrap()
+    for e in std::fs::read_dir(env.host().join("databases"))
+        .into_iter()
+        .flatten()
         .flatten()
     {
         let n = e.file_name().to_string_lossy().into_owned();
@@ -95,66 +84,59 @@ fn invariants(f: &Fixture) -> Vec<String> {
     }
     if dbs != dbs_in_use {
         bad.push(format!(
-            "orphan or missing databases: on disk {dbs:?}, in use {dbs_in_use:?}"
+            "orphan or missing databases: on the server {dbs:?}, in use {dbs_in_use:?}"
         ));
     }
-    let vhosts: BTreeSet<String> = std::fs::read_dir(f.host().join("vhosts"))
-        .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .strip_suffix(".conf")
-                .map(String::from)
-        })
-        .collect();
+    if env.stack == Stack::MysqlNginx {
+        let users: BTreeSet<String> = dbs_in_use.iter().map(|d| stack::user_for(d)).collect();
+        if env.users() != users {
+            bad.push(format!(
+                "orphan or missing users: on the server {:?}, in use {users:?}",
+                env.users()
+            ));
+        }
+    }
+    let vhosts = env.vhosts();
     if vhosts != domains {
         bad.push(format!(
             "orphan or missing vhosts: {vhosts:?} vs sites {domains:?}"
         ));
     }
-    if std::fs::read_dir(f.host().join("trash"))
+    if std::fs::read_dir(env.host().join("trash"))
         .map(|d| d.count() > 0)
         .unwrap_or(false)
     {
         bad.push("the trash is not empty".into());
     }
+    bad.extend(env.serving_problems());
     bad
 }
 
-fn base() -> Fixture {
-    let f = Fixture::example();
-    f.apply();
-    for (p, d) in [
-        ("shop-1-1", "acme.example.com"),
-        ("shop-1-0", "bakery.example.com"),
-        ("shop-2-1", "eatery.example.com"),
-    ] {
-        let dir = f.host().join(format!("platforms/{p}/sites/{d}/files"));
-        std::fs::write(dir.join("a.txt"), format!("content of {d}")).unwrap();
-        let c = rusqlite::Connection::open(
-            f.host()
-                .join(format!("databases/{}.sqlite", settings_of(&f, p, d).0)),
-        )
-        .unwrap();
-        c.execute(
-            &format!("INSERT INTO files (path) VALUES ('sites/{d}/files/a.txt')"),
-            [],
-        )
-        .unwrap();
-    }
-    f
+/// The example applied on the embedded stack, with content.
+fn base() -> Env {
+    Env::example_with_content(Stack::Embedded).expect("the embedded stack needs no service")
 }
 
 #[cfg(feature = "failpoints")]
-fn crash_at_every_point(name: &str, args: &[&str], points: &[&str], change: impl Fn(&Fixture)) {
-    let base = base();
-    change(&base);
-    let before = state(&base);
+fn crash_at_every_point(
+    stack: Stack,
+    name: &str,
+    args: &[&str],
+    points: &[&str],
+    change: impl Fn(&Fixture),
+) {
+    let Some(f) = Env::example_with_content(stack) else {
+        return;
+    };
+    change(&f);
+    let start = f.checkpoint();
+    let before = &start.state;
     let mut problems = Vec::new();
     let mut outcomes = BTreeMap::<String, usize>::new();
-    for point in points {
-        let f = base.duplicate();
+    for (i, point) in points.iter().enumerate() {
+        if i > 0 {
+            f.restore(&start);
+        }
         let r = f.with_failpoint(args, point);
         if r.status.code().is_some() {
             problems.push(format!(
@@ -188,8 +170,8 @@ fn crash_at_every_point(name: &str, args: &[&str], points: &[&str], change: impl
         }
         match result.as_str() {
             "failed" => {
-                let now = state(&f);
-                if now != before {
+                let now = f.state();
+                if now != *before {
                     let files: Vec<&String> = now
                         .0
                         .keys()
@@ -235,7 +217,7 @@ fn crash_at_every_point(name: &str, args: &[&str], points: &[&str], change: impl
     }
     assert!(
         problems.is_empty(),
-        "{name} ({outcomes:?}):\n{}",
+        "{name} on {stack:?} ({outcomes:?}):\n{}",
         problems.join("\n")
     );
 }
@@ -250,92 +232,96 @@ fn points(steps: &[&str], inside: &[&str]) -> Vec<String> {
     v
 }
 
-#[cfg(feature = "failpoints")]
-#[test]
-fn migrate_survives_a_kill_anywhere() {
-    let p = points(
-        &move_steps(),
-        &["backup-archive", "deploy-inside", "update-inside"],
-    );
-    let p: Vec<&str> = p.iter().map(String::as_str).collect();
-    crash_at_every_point("migrate", &["apply", "--yes"], &p, |f| {
-        f.set_site("acme", "platform", "shop-2-0")
-    });
+on_both_stacks! {
+    #[cfg(feature = "failpoints")]
+    fn migrate_survives_a_kill_anywhere(stack) {
+        let p = points(
+            &move_steps(),
+            &["backup-archive", "deploy-inside", "update-inside"],
+        );
+        let p: Vec<&str> = p.iter().map(String::as_str).collect();
+        crash_at_every_point(stack, "migrate", &["apply", "--yes"], &p, |f| {
+            f.set_site("acme", "platform", "shop-2-0")
+        });
+    }
 }
 
-#[cfg(feature = "failpoints")]
-#[test]
-fn rename_survives_a_kill_anywhere() {
-    let p = points(&move_steps(), &["backup-archive", "deploy-inside"]);
-    let p: Vec<&str> = p.iter().map(String::as_str).collect();
-    crash_at_every_point("rename", &["apply", "--yes"], &p, |f| {
-        f.set_site("acme", "domain", "acme.example.org")
-    });
+on_both_stacks! {
+    #[cfg(feature = "failpoints")]
+    fn rename_survives_a_kill_anywhere(stack) {
+        let p = points(&move_steps(), &["backup-archive", "deploy-inside"]);
+        let p: Vec<&str> = p.iter().map(String::as_str).collect();
+        crash_at_every_point(stack, "rename", &["apply", "--yes"], &p, |f| {
+            f.set_site("acme", "domain", "acme.example.org")
+        });
+    }
 }
 
-/// Issue 11 item 4: a rename's undo never depends on a dump it may not
-/// load. Killed after its paths were rewritten (or its settings written),
-/// with its backup then destroyed, the rename is undone: the site is back
-/// under its old domain on its old database, every row byte for byte as
-/// before, online, and the (damaged) backup is kept.
-#[cfg(feature = "failpoints")]
-#[test]
-fn a_rename_whose_backup_is_damaged_still_gives_the_site_back_its_database() {
-    let base = base();
-    let (old_db, old_password) = settings_of(&base, "shop-1-1", "acme.example.com");
-    let rows_of = |f: &Fixture| {
-        let c = rusqlite::Connection::open(f.host().join(format!("databases/{old_db}.sqlite")));
-        common::rows_hex(&c.unwrap())
-    };
-    let before = rows_of(&base);
-    assert!(
-        before["files"].iter().any(|r| r.contains(
-            &"sites/acme.example.com/"
-                .bytes()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        )),
-        "the fixture has a path for the rename to rewrite"
-    );
-    base.set_site("acme", "domain", "acme.example.org");
-    for point in [
-        "clear-caches:abort",
-        "verify:abort-after",
-        "maintenance-off:abort-after",
-    ] {
-        let f = base.duplicate();
-        let r = f.with_failpoint(&["apply", "--yes"], point);
-        assert_eq!(r.status.code(), None, "{point}: killed");
-        let t = tasks(&f).pop().unwrap();
-        assert_eq!(t["kind"], "rename");
-        let backup = f.host().join(t["backup"].as_str().unwrap());
-        std::fs::write(&backup, b"not a backup any more").unwrap();
+on_both_stacks! {
+    /// Issue 11 item 4: a rename's undo never depends on a dump it may not
+    /// load. Killed after its paths were rewritten (or its settings written),
+    /// with its backup then destroyed, the rename is undone: the site is back
+    /// under its old domain on its old database, every row byte for byte as
+    /// before, online, and the (damaged) backup is kept.
+    #[cfg(feature = "failpoints")]
+    fn a_rename_whose_backup_is_damaged_still_gives_the_site_back_its_database(stack) {
+        let Some(f) = Env::example_with_content(stack) else {
+            return;
+        };
+        let base = &f;
+        let (old_db, old_password) = settings_of(base, "shop-1-1", "acme.example.com");
+        let rows_of = |f: &Env| f.db_rows(&old_db);
+        let before = rows_of(base);
+        assert!(
+            before["files"].iter().any(|r| r.contains(
+                &"sites/acme.example.com/"
+                    .bytes()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            )),
+            "the fixture has a path for the rename to rewrite"
+        );
+        base.set_site("acme", "domain", "acme.example.org");
+        let start = base.checkpoint();
+        for point in [
+            "clear-caches:abort",
+            "verify:abort-after",
+            "maintenance-off:abort-after",
+        ] {
+            f.restore(&start);
+            let r = f.with_failpoint(&["apply", "--yes"], point);
+            assert_eq!(r.status.code(), None, "{point}: killed");
+            let t = tasks(&f).pop().unwrap();
+            assert_eq!(t["kind"], "rename");
+            let backup = f.host().join(t["backup"].as_str().unwrap());
+            std::fs::write(&backup, b"not a backup any more").unwrap();
 
-        let again = f.run(&["plan"]);
-        assert!(
-            again.stderr.contains("recovered interrupted task"),
-            "{point}: {}",
-            again.all()
-        );
-        let t = tasks(&f).pop().unwrap();
-        assert_eq!(t["result"], "failed", "{point}");
-        let said = t["recovered"].as_str().unwrap();
-        assert!(said.starts_with("rolled back"), "{point}: {said}");
-        assert!(backup.is_file(), "{point}: the backup is kept");
-        assert_eq!(
-            settings_of(&f, "shop-1-1", "acme.example.com"),
-            (old_db.clone(), old_password.clone()),
-            "{point}"
-        );
-        assert!(
-            !f.host()
-                .join("platforms/shop-1-1/sites/acme.example.org")
-                .exists(),
-            "{point}"
-        );
-        assert_eq!(rows_of(&f), before, "{point}: rows changed");
-        let bad = invariants(&f);
-        assert!(bad.is_empty(), "{point}: {bad:?}");
+            let again = f.run(&["plan"]);
+            assert!(
+                again.stderr.contains("recovered interrupted task"),
+                "{point}: {}",
+                again.all()
+            );
+            let t = tasks(&f).pop().unwrap();
+            assert_eq!(t["result"], "failed", "{point}");
+            let said = t["recovered"].as_str().unwrap();
+            assert!(said.starts_with("rolled back"), "{point}: {said}");
+            assert!(backup.is_file(), "{point}: the backup is kept");
+            assert_eq!(
+                settings_of(&f, "shop-1-1", "acme.example.com"),
+                (old_db.clone(), old_password.clone()),
+                "{point}"
+            );
+            assert!(
+                !f.host()
+                    .join("platforms/shop-1-1/sites/acme.example.org")
+                    .exists(),
+                "{point}"
+            );
+            assert_eq!(rows_of(&f), before, "{point}: rows changed");
+            let bad = invariants(&f);
+            assert!(bad.is_empty(), "{point}: {bad:?}");
+        }
     }
 }
 
@@ -435,141 +421,147 @@ fn recovery_removes_what_a_killed_backup_and_a_full_disk_left() {
     f.ok(&["tasks"], 0);
 }
 
-#[cfg(feature = "failpoints")]
-#[test]
-fn migrate_rename_survives_a_kill_anywhere() {
-    let p = points(
-        &move_steps(),
-        &["backup-archive", "deploy-inside", "update-inside"],
-    );
-    let p: Vec<&str> = p.iter().map(String::as_str).collect();
-    crash_at_every_point("migrate+rename", &["apply", "--yes"], &p, |f| {
-        f.set_site("bakery", "platform", "shop-2-1");
-        f.set_site("bakery", "domain", "bakery.example.org");
-    });
-}
-
-#[cfg(feature = "failpoints")]
-#[test]
-fn clone_survives_a_kill_anywhere() {
-    let p = points(
-        &[
-            "observe",
-            "check-target",
-            "backup",
-            "deploy",
-            "update",
-            "fix-paths",
-            "clear-caches",
-            "verify",
-        ],
-        &["backup-archive", "deploy-inside", "update-inside"],
-    );
-    let p: Vec<&str> = p.iter().map(String::as_str).collect();
-    crash_at_every_point("clone", &["apply", "--yes"], &p, |f| {
-        f.write(
-            "sites/copy.yaml",
-            "domain: copy.example.com\nplatform: shop-2-1\nclone_from: acme\n",
-        )
-    });
-}
-
-#[cfg(feature = "failpoints")]
-#[test]
-fn install_survives_a_kill_anywhere() {
-    let p = points(
-        &[
-            "check-target",
-            "create-database",
-            "install-packages",
-            "write-settings",
-        ],
-        &[],
-    );
-    let p: Vec<&str> = p.iter().map(String::as_str).collect();
-    crash_at_every_point("install", &["apply", "--yes"], &p, |f| {
-        f.write(
-            "sites/newbie.yaml",
-            "domain: newbie.example.com\nplatform: shop-2-1\n",
-        )
-    });
-}
-
-#[cfg(feature = "failpoints")]
-#[test]
-fn delete_survives_a_kill_anywhere() {
-    let p = points(
-        &[
-            "observe",
-            "backup",
-            "maintenance-on",
-            "remove-vhost",
-            "remove-site",
-            "drop-database",
-            "empty-trash",
-        ],
-        &["backup-archive"],
-    );
-    let p: Vec<&str> = p.iter().map(String::as_str).collect();
-    crash_at_every_point("delete", &["apply", "--yes"], &p, |f| {
-        f.write(
-            "hoist.yaml",
-            &f.read("hoist.yaml").replace("prune: false", "prune: true"),
+on_both_stacks! {
+    #[cfg(feature = "failpoints")]
+    fn migrate_rename_survives_a_kill_anywhere(stack) {
+        let p = points(
+            &move_steps(),
+            &["backup-archive", "deploy-inside", "update-inside"],
         );
-        std::fs::remove_file(f.inv().join("sites/eatery.yaml")).unwrap();
-    });
+        let p: Vec<&str> = p.iter().map(String::as_str).collect();
+        crash_at_every_point(stack, "migrate+rename", &["apply", "--yes"], &p, |f| {
+            f.set_site("bakery", "platform", "shop-2-1");
+            f.set_site("bakery", "domain", "bakery.example.org");
+        });
+    }
 }
 
-#[cfg(feature = "failpoints")]
-#[test]
-fn update_survives_a_kill_anywhere() {
-    let p = points(
-        &[
-            "observe",
-            "maintenance-on",
-            "backup",
-            "keep-copy",
-            "update",
-            "clear-caches",
-            "health-check",
-            "maintenance-off",
-            "remove-copy",
-        ],
-        &["backup-archive", "update-inside"],
-    );
-    let p: Vec<&str> = p.iter().map(String::as_str).collect();
-    crash_at_every_point("update", &["apply", "--yes"], &p, put_acme_behind);
+on_both_stacks! {
+    #[cfg(feature = "failpoints")]
+    fn clone_survives_a_kill_anywhere(stack) {
+        let p = points(
+            &[
+                "observe",
+                "check-target",
+                "backup",
+                "deploy",
+                "update",
+                "fix-paths",
+                "clear-caches",
+                "verify",
+            ],
+            &["backup-archive", "deploy-inside", "update-inside"],
+        );
+        let p: Vec<&str> = p.iter().map(String::as_str).collect();
+        crash_at_every_point(stack, "clone", &["apply", "--yes"], &p, |f| {
+            f.write(
+                "sites/copy.yaml",
+                "domain: copy.example.com\nplatform: shop-2-1\nclone_from: acme\n",
+            )
+        });
+    }
 }
 
-#[cfg(feature = "failpoints")]
-#[test]
-fn restore_survives_a_kill_anywhere() {
-    let p = points(
-        &[
-            "observe",
-            "choose-backup",
-            "maintenance-on",
-            "backup",
-            "extract",
-            "deploy",
-            "fix-paths",
-            "clear-caches",
-            "swap",
-            "maintenance-off",
-            "remove-old",
-        ],
-        &["backup-archive", "restore-extract"],
-    );
-    let p: Vec<&str> = p.iter().map(String::as_str).collect();
-    crash_at_every_point("restore", &["restore", "acme"], &p, |f| {
-        f.ok(&["backup", "acme"], 0);
-        std::fs::write(
-            f.host()
-                .join("platforms/shop-1-1/sites/acme.example.com/files/a.txt"),
-            "changed after the backup",
-        )
-        .unwrap();
-    });
+on_both_stacks! {
+    #[cfg(feature = "failpoints")]
+    fn install_survives_a_kill_anywhere(stack) {
+        let p = points(
+            &[
+                "check-target",
+                "create-database",
+                "install-packages",
+                "write-settings",
+            ],
+            &[],
+        );
+        let p: Vec<&str> = p.iter().map(String::as_str).collect();
+        crash_at_every_point(stack, "install", &["apply", "--yes"], &p, |f| {
+            f.write(
+                "sites/newbie.yaml",
+                "domain: newbie.example.com\nplatform: shop-2-1\n",
+            )
+        });
+    }
+}
+
+on_both_stacks! {
+    #[cfg(feature = "failpoints")]
+    fn delete_survives_a_kill_anywhere(stack) {
+        let p = points(
+            &[
+                "observe",
+                "backup",
+                "maintenance-on",
+                "remove-vhost",
+                "remove-site",
+                "drop-database",
+                "empty-trash",
+            ],
+            &["backup-archive"],
+        );
+        let p: Vec<&str> = p.iter().map(String::as_str).collect();
+        crash_at_every_point(stack, "delete", &["apply", "--yes"], &p, |f| {
+            f.write(
+                "hoist.yaml",
+                &f.read("hoist.yaml").replace("prune: false", "prune: true"),
+            );
+            std::fs::remove_file(f.inv().join("sites/eatery.yaml")).unwrap();
+        });
+    }
+}
+
+on_both_stacks! {
+    #[cfg(feature = "failpoints")]
+    fn update_survives_a_kill_anywhere(stack) {
+        let p = points(
+            &[
+                "observe",
+                "maintenance-on",
+                "backup",
+                "keep-copy",
+                "update",
+                "clear-caches",
+                "health-check",
+                "maintenance-off",
+                "remove-copy",
+            ],
+            &["backup-archive", "update-inside"],
+        );
+        let p: Vec<&str> = p.iter().map(String::as_str).collect();
+        crash_at_every_point(stack, "update", &["apply", "--yes"], &p, put_acme_behind);
+    }
+}
+
+on_both_stacks! {
+    #[cfg(feature = "failpoints")]
+    fn restore_survives_a_kill_anywhere(stack) {
+        let p = points(
+            &[
+                "observe",
+                "choose-backup",
+                "maintenance-on",
+                "backup",
+                "extract",
+                "deploy",
+                "fix-paths",
+                "clear-caches",
+                "swap",
+                "maintenance-off",
+                "remove-old",
+            ],
+            &["backup-archive", "restore-extract"],
+        );
+        let p: Vec<&str> = p.iter().map(String::as_str).collect();
+        crash_at_every_point(stack, "restore", &["restore", "acme"], &p, |f| {
+            f.ok(&["backup", "acme"], 0);
+            std::fs::write(
+                f.host()
+                    .join("platforms/shop-1-1/sites/acme.example.com/files/a.txt"),
+                "changed after the backup",
+            )
+            .unwrap();
+        });
+    }
 }
 
 /// A tiny deterministic generator: the seed is printed on failure so a run

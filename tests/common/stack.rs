@@ -624,7 +624,7 @@ impl Env {
             out.entry(key.clone()).or_insert_with(Vec::new);
             let values: Vec<String> = cols
                 .split(',')
-                .map(|c| format!("IFNULL(HEX(`{c}`), 'N')"))
+                .map(|c| format!("IFNULL(LOWER(HEX(`{c}`)), 'N')"))
                 .collect();
             selects.push_str(&format!(
                 "SELECT '{key}', CONCAT_WS('|', {}) FROM `{schema}`.`{table}`;\n",
