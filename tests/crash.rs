@@ -249,7 +249,7 @@ on_both_stacks! {
 on_both_stacks! {
     #[cfg(feature = "failpoints")]
     fn rename_survives_a_kill_anywhere(stack) {
-        let p = points(&move_steps(), &["backup-archive", "deploy-inside"]);
+        let p = points(&stack.rename_steps(&move_steps()), &["backup-archive", "deploy-inside"]);
         let p: Vec<&str> = p.iter().map(String::as_str).collect();
         crash_at_every_point(stack, "rename", &["apply", "--yes"], &p, |f| {
             f.set_site("acme", "domain", "acme.example.org")

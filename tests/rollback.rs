@@ -104,13 +104,7 @@ on_both_stacks! {
 
 on_both_stacks! {
     fn rename_rolls_back_at_every_step(stack) {
-        // On MariaDB a rename moves the tables (RENAME TABLE) and runs no
-        // update step: the moved tables are the site's only copy.
-        let steps: Vec<&str> = MOVE_STEPS
-            .iter()
-            .copied()
-            .filter(|s| stack == Stack::Embedded || *s != "update")
-            .collect();
+        let steps = stack.rename_steps(MOVE_STEPS);
         fail_every_step(stack, "rename", "acme", &steps, |f| {
             f.set_site("acme", "domain", "acme.example.org")
         });

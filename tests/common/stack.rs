@@ -34,6 +34,19 @@ pub enum Stack {
     MysqlNginx,
 }
 
+impl Stack {
+    /// The steps of a rename task on this stack. On MariaDB a rename moves
+    /// the tables (`RENAME TABLE`) and runs no update step: the moved
+    /// tables are the site's only copy.
+    pub fn rename_steps(self, steps: &[&'static str]) -> Vec<&'static str> {
+        steps
+            .iter()
+            .copied()
+            .filter(|s| self == Stack::Embedded || *s != "update")
+            .collect()
+    }
+}
+
 /// Generates, from one body, a test per stack: `NAME::embedded` and
 /// `NAME::mysql_nginx` (so `cargo test -- mysql_nginx` runs one stack).
 /// The body sees the stack as the named variable.
