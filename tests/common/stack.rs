@@ -288,7 +288,15 @@ impl Env {
                 .unwrap_or_default();
             panic!("hoist apply: {}\n--- nginx error log\n{nginx}", r.all());
         }
+        self.assert_served();
         r
+    }
+
+    /// Asserts that every site answers as it should ([`Env::serving_problems`]):
+    /// what each test checks after every task.
+    pub fn assert_served(&self) {
+        let bad = self.serving_problems();
+        assert!(bad.is_empty(), "not served as it should be: {bad:?}");
     }
 
     fn mariadb(&self) -> &MariaDb {
@@ -306,6 +314,66 @@ impl Env {
                 self.mariadb().sql(&format!("USE `{db}`;\n{sql}"));
             }
         }
+    }
+
+    /// The rows `sql` selects in the site database `db` (as the admin),
+    /// each as its values joined by tabs, NULL as `NULL`: the same text on
+    /// either stack for the portable SQL the example's sites use.
+    pub fn query(&self, db: &str, sql: &str) -> Vec<String> {
+        match self.stack {
+            Stack::Embedded => {
+                let c = rusqlite::Connection::open(self.sqlite_file(db)).unwrap();
+                let mut st = c.prepare(sql).unwrap();
+                let n = st.column_count();
+                st.query_map([], |r| {
+                    (0..n)
+                        .map(|i| {
+                            Ok(match r.get_ref(i)? {
+                                rusqlite::types::ValueRef::Null => "NULL".to_string(),
+                                rusqlite::types::ValueRef::Integer(v) => v.to_string(),
+                                rusqlite::types::ValueRef::Real(v) => v.to_string(),
+                                rusqlite::types::ValueRef::Text(t)
+                                | rusqlite::types::ValueRef::Blob(t) => {
+                                    String::from_utf8_lossy(t).into_owned()
+                                }
+                            })
+                        })
+                        .collect::<rusqlite::Result<Vec<String>>>()
+                        .map(|v| v.join("\t"))
+                })
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap()
+            }
+            Stack::MysqlNginx => {
+                let db_ = self.mariadb();
+                let out = db_.sql_as(&db_.admin_defaults_file, Some(db), &format!("{sql};\n"));
+                assert!(out.status.success(), "{sql}: {}", services::text(&out));
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .map(String::from)
+                    .collect()
+            }
+        }
+    }
+
+    /// The value of variable `name` in the site database `db`.
+    pub fn var(&self, db: &str, name: &str) -> Option<String> {
+        self.query(
+            db,
+            &format!("SELECT value FROM variables WHERE name='{name}'"),
+        )
+        .pop()
+    }
+
+    /// The text of the vhost hoist wrote for `domain` (`None`: there is none).
+    pub fn vhost(&self, domain: &str) -> Option<String> {
+        std::fs::read_to_string(self.vhost_path(domain)).ok()
+    }
+
+    /// Where hoist writes the vhost of `domain`.
+    pub fn vhost_path(&self, domain: &str) -> PathBuf {
+        self.vhost_dir().join(format!("{domain}.conf"))
     }
 
     fn sqlite_file(&self, db: &str) -> PathBuf {
@@ -519,6 +587,9 @@ impl Env {
             let Some(site) = settings_value(&settings, "site:") else {
                 continue;
             };
+            if settings_value(&settings, "enabled:").as_deref() == Some("false") {
+                continue; // its vhost serves the 'site disabled' page
+            }
             let want = (200, format!("site: {site}\n"));
             let got = self.get(&domain);
             if got != want {
