@@ -53,7 +53,7 @@ impl Scope {
     ///
     /// `last_seen` is where the status files last saw each site. A site
     /// declared here but last seen on another server is moving between
-    /// servers: that is for a run over both, so it is held back here (this
+    /// servers, which is not supported yet: it is held back here (this
     /// watcher cannot see the other copy and would install a second one).
     pub fn narrow(
         mut inv: Inventory,
@@ -84,7 +84,7 @@ impl Scope {
             match last_seen.get(n) {
                 Some(other) if other != server => {
                     held.push(format!(
-                        "site {n} is declared on server {server} but was last seen on server {other}: moving a site between servers is left to a run over both (a watcher per server does not)"
+                        "site {n} is declared on server {server} but was last seen on server {other}: left alone (moving a site between servers is not supported yet)"
                     ));
                     false
                 }
@@ -109,9 +109,8 @@ impl Scope {
     }
 
     /// Drops from `actual` what this server holds but the inventory puts
-    /// on another server: it is that server's watcher's (moving a site
-    /// between servers is planned by a run over both), and planning it here
-    /// as undeclared could prune it. Each is told in `problems`.
+    /// on another server: a move between servers (not supported yet), and
+    /// planning it here as undeclared could prune it. Each is told in `problems`.
     pub fn actual(&self, mut actual: Actual) -> Actual {
         let Scope::Server(s) = self else {
             return actual;
@@ -120,7 +119,7 @@ impl Scope {
         actual.sites.retain(|name, o| match s.site_servers.get(name) {
             Some(other) if *other != s.server => {
                 told.push(format!(
-                    "site {name} is on server {} but declared on server {other}'s platform: left to a run over both servers (a watcher per server does not move sites between them)",
+                    "site {name} is on server {} but declared on server {other}'s platform: left alone (moving a site between servers is not supported yet)",
                     o.server
                 ));
                 false
