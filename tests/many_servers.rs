@@ -1,6 +1,8 @@
-//! One watcher per server (`hoist watch --server NAME`, issue 14 item 4):
-//! each reconciles its server's share of one inventory and pushes its
-//! status to the same remote, and neither overwrites the other's files.
+//! A fleet on several servers (issue 14 item 4): site tasks run
+//! `policy.parallel` at once on each server, servers side by side; and one
+//! watcher per server (`hoist watch --server NAME`) reconciles its server's
+//! share of one inventory and pushes its status to the same remote, neither
+//! overwriting the other's files.
 
 mod gitops_common;
 
@@ -14,7 +16,7 @@ const HOIST_YAML: &str =
     "servers:\n  web-a: { kind: local, root: .host-a }\n  web-b: { kind: local, root: .host-b }\n\
 databases:\n  default: { kind: sqlite }\n\
 defaults: { server: web-a, database: default }\n\
-policy: { parallel: 2, prune: true }\n\
+policy: { parallel: 1, prune: true }\n\
 status:\n  commit: true\n  push: origin\n  author: { name: Hoist Bot, email: bot@hoist.test }\n";
 
 /// A bare remote holding the example inventory split over two servers.
@@ -180,4 +182,79 @@ fn a_watcher_for_an_unknown_server_refuses_to_start() {
         "{err}"
     );
     assert!(!a.join(".host-a").exists());
+}
+
+/// Waits (for an event, with a generous bound) until `n` of the hold
+/// files `names` exist in `dir`; returns those that do.
+#[cfg(feature = "failpoints")]
+fn held(dir: &Path, names: &[&str], n: usize) -> Vec<String> {
+    let now = || -> Vec<String> {
+        names
+            .iter()
+            .filter(|s| dir.join(format!("task-{s}.held")).exists())
+            .map(|s| s.to_string())
+            .collect()
+    };
+    wait_until(std::time::Duration::from_secs(60), || now().len() >= n);
+    now()
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn site_tasks_run_parallel_at_once_on_each_server_side_by_side() {
+    let tmp = tempfile::tempdir().unwrap();
+    let remote = fleet_remote(tmp.path());
+    let a = tmp.path().join("a");
+    clone(&remote, &a);
+    hoist_ok(&a, &["apply", "--yes"], 0);
+    // Two moves on web-a, one on web-b; `policy.parallel` is 1.
+    for (site, from, to) in [
+        ("bakery", "shop-1-0", "shop-1-1"),
+        ("acme", "acme.example.com", "acme.example.org"),
+        ("dental", "shop-2-0", "shop-2-1"),
+    ] {
+        let f = a.join(format!("sites/{site}.yaml"));
+        let text = std::fs::read_to_string(&f).unwrap();
+        std::fs::write(&f, text.replacen(from, to, 1)).unwrap();
+    }
+    git(
+        &a,
+        &["commit", "-q", "-am", "two moves on web-a, one on web-b"],
+    );
+    let holds = tmp.path().join("holds");
+    std::fs::create_dir(&holds).unwrap();
+    let apply = hoist_cmd(&a, &["apply", "--yes"])
+        .env(
+            "HOIST_FAILPOINT",
+            "task-acme:hold,task-bakery:hold,task-dental:hold",
+        )
+        .env("HOIST_FAILPOINT_DIR", &holds)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // web-b's task starts while web-a's first one is held: the servers run
+    // side by side. web-a's second waits for its first: one at a time there.
+    let now = held(&holds, &["acme", "bakery", "dental"], 2);
+    assert!(now.contains(&"dental".to_string()), "{now:?}");
+    assert_eq!(now.len(), 2, "{now:?}");
+    for s in ["acme", "bakery", "dental"] {
+        std::fs::write(holds.join(format!("task-{s}.go")), b"").unwrap();
+    }
+    let out = apply.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(a
+        .join(".host-a/platforms/shop-1-1/sites/bakery.example.com")
+        .is_dir());
+    assert!(a
+        .join(".host-a/platforms/shop-1-1/sites/acme.example.org")
+        .is_dir());
+    assert!(a
+        .join(".host-b/platforms/shop-2-1/sites/dental.example.net")
+        .is_dir());
 }
