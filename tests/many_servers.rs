@@ -21,22 +21,15 @@ status:\n  commit: true\n  push: origin\n  author: { name: Hoist Bot, email: bot
 
 /// A bare remote holding the example inventory split over two servers.
 fn fleet_remote(tmp: &Path) -> PathBuf {
-    let remote = tmp.join("remote.git");
-    std::fs::create_dir_all(&remote).unwrap();
-    git(&remote, &["init", "-q", "--bare", "-b", "main"]);
-    let seed = tmp.join("seed");
-    example(&seed);
-    std::fs::write(seed.join("hoist.yaml"), HOIST_YAML).unwrap();
-    std::fs::write(seed.join(".gitignore"), ".host-a/\n.host-b/\n").unwrap();
-    for p in ["shop-2-0", "shop-2-1"] {
-        let f = seed.join(format!("platforms/{p}.yaml"));
-        let text = std::fs::read_to_string(&f).unwrap();
-        std::fs::write(&f, format!("{text}server: web-b\n")).unwrap();
-    }
-    init_repo(&seed);
-    git(&seed, &["remote", "add", "origin", &url(&remote)]);
-    git(&seed, &["push", "-q", "-u", "origin", "main"]);
-    remote
+    remote_with_seed(tmp, |seed| {
+        std::fs::write(seed.join("hoist.yaml"), HOIST_YAML).unwrap();
+        std::fs::write(seed.join(".gitignore"), ".host-a/\n.host-b/\n").unwrap();
+        for p in ["shop-2-0", "shop-2-1"] {
+            let f = seed.join(format!("platforms/{p}.yaml"));
+            let text = std::fs::read_to_string(&f).unwrap();
+            std::fs::write(&f, format!("{text}server: web-b\n")).unwrap();
+        }
+    })
 }
 
 /// The status file `rel` (under `status/`) at the remote's tip.
@@ -45,8 +38,12 @@ fn remote_status(remote: &Path, rel: &str) -> String {
 }
 
 fn watch_once(dir: &Path, server: &str) -> std::process::Child {
-    hoist_cmd(dir, &["watch", "--once", "--server", server])
-        .stdout(std::process::Stdio::piped())
+    spawn(hoist_cmd(dir, &["watch", "--once", "--server", server]))
+}
+
+/// Starts `cmd` with its output kept for [`finished`].
+fn spawn(mut cmd: std::process::Command) -> std::process::Child {
+    cmd.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap()
@@ -223,16 +220,14 @@ fn site_tasks_run_parallel_at_once_on_each_server_side_by_side() {
     );
     let holds = tmp.path().join("holds");
     std::fs::create_dir(&holds).unwrap();
-    let apply = hoist_cmd(&a, &["apply", "--yes"])
+    let mut apply = hoist_cmd(&a, &["apply", "--yes"]);
+    apply
         .env(
             "HOIST_FAILPOINT",
             "task-acme:hold,task-bakery:hold,task-dental:hold",
         )
-        .env("HOIST_FAILPOINT_DIR", &holds)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        .env("HOIST_FAILPOINT_DIR", &holds);
+    let apply = spawn(apply);
     // web-b's task starts while web-a's first one is held: the servers run
     // side by side. web-a's second waits for its first: one at a time there.
     let now = held(&holds, &["acme", "bakery", "dental"], 2);
@@ -241,13 +236,7 @@ fn site_tasks_run_parallel_at_once_on_each_server_side_by_side() {
     for s in ["acme", "bakery", "dental"] {
         std::fs::write(holds.join(format!("task-{s}.go")), b"").unwrap();
     }
-    let out = apply.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    finished(apply);
     assert!(a
         .join(".host-a/platforms/shop-1-1/sites/bakery.example.com")
         .is_dir());
