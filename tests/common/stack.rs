@@ -200,35 +200,14 @@ impl Env {
             port: services::free_port(),
         };
         let original = f.read("hoist.yaml");
-        let server = format!(
-            "  local:\n    \
-                 kind: local\n    \
-                 root: .hoist-host\n    \
-                 web:\n      \
-                   kind: nginx\n      \
-                   conf_dir: {conf_dir}\n      \
-                   listen: 127.0.0.1:{port}\n      \
-                   php_fpm: unix:{socket}\n      \
-                   test: {test}\n      \
-                   reload: {reload}\n      \
-                   check_url: http://127.0.0.1:{port}\n",
-            conf_dir = web.conf_dir.display(),
-            port = web.port,
-            socket = services.fpm.socket.display(),
-            test = services.nginx.command_line(false),
-            reload = services.nginx.command_line(true),
+        let server = services::local_nginx_server_yaml(
+            ".hoist-host",
+            &services.nginx,
+            &services.fpm,
+            &web.conf_dir,
+            web.port,
         );
-        let database = format!(
-            "  default:\n    \
-                 kind: mysql\n    \
-                 host: 127.0.0.1\n    \
-                 port: {port}\n    \
-                 admin_user: {admin}\n    \
-                 admin_password_file: {pw}\n",
-            port = services.db.port,
-            admin = services.db.admin_user,
-            pw = services.db.admin_password_file.display(),
-        );
+        let database = services::mysql_database_yaml("default", &services.db);
         let mut text = String::new();
         for line in original.lines() {
             if line.starts_with("  local: { kind: local") {
@@ -244,9 +223,7 @@ impl Env {
             text.contains("kind: nginx") && text.contains("kind: mysql"),
             "the example's hoist.yaml changed: {original}"
         );
-        text.push_str(
-            "health: { path: /, expect_status: 200, expect_text: \"site: \", timeout_s: 20 }\n",
-        );
+        text.push_str(services::EXAMPLE_HEALTH);
         f.write("hoist.yaml", &text);
         Some(Env {
             stack,
