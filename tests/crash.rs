@@ -125,18 +125,13 @@ fn crash_at_every_point(
     points: &[&str],
     change: impl Fn(&Fixture),
 ) {
-    let Some(f) = Env::example_with_content(stack) else {
+    let Some((f, start)) = Env::prepared(stack, change) else {
         return;
     };
-    change(&f);
-    let start = f.checkpoint();
     let before = &start.state;
     let mut problems = Vec::new();
     let mut outcomes = BTreeMap::<String, usize>::new();
-    for (i, point) in points.iter().enumerate() {
-        if i > 0 {
-            f.restore(&start);
-        }
+    f.try_each(&start, points, |point| {
         let r = f.with_failpoint(args, point);
         if r.status.code().is_some() {
             problems.push(format!(
@@ -144,7 +139,7 @@ fn crash_at_every_point(
                 r.status.code(),
                 String::from_utf8_lossy(&r.stdout)
             ));
-            continue;
+            return;
         }
         // hoist starts again: any command that touches the server recovers
         let again = f.run(&["plan"]);
@@ -214,7 +209,7 @@ fn crash_at_every_point(
                 .into_iter()
                 .map(|b| format!("{point} (after re-apply): {b}")),
         );
-    }
+    });
     assert!(
         problems.is_empty(),
         "{name} on {stack:?} ({outcomes:?}):\n{}",
@@ -535,20 +530,10 @@ on_both_stacks! {
 on_both_stacks! {
     #[cfg(feature = "failpoints")]
     fn restore_survives_a_kill_anywhere(stack) {
+        let mut steps = common::RESTORE_STEPS.to_vec();
+        steps.push("remove-old");
         let p = points(
-            &[
-                "observe",
-                "choose-backup",
-                "maintenance-on",
-                "backup",
-                "extract",
-                "deploy",
-                "fix-paths",
-                "clear-caches",
-                "swap",
-                "maintenance-off",
-                "remove-old",
-            ],
+            &steps,
             &["backup-archive", "restore-extract"],
         );
         let p: Vec<&str> = p.iter().map(String::as_str).collect();

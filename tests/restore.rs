@@ -347,57 +347,39 @@ on_both_stacks! {
         let rows = env.db_rows(&db);
         let dbs = env.databases();
         let mut problems = vec![];
-        let mut first = true;
-        for step in [
-            "observe",
-            "choose-backup",
-            "maintenance-on",
-            "backup",
-            "extract",
-            "deploy",
-            "fix-paths",
-            "clear-caches",
-            "swap",
-            "maintenance-off",
-            "health-check",
-            "restore-extract",
-        ] {
-            for how in ["error", "after"] {
-                if step == "restore-extract" && how == "after" {
-                    continue;
-                }
-                if !first {
-                    env.restore(&start);
-                }
-                first = false;
-                let fp = format!("{step}:{how}");
-                let r = env.with_failpoint(&["restore", "acme"], &fp);
-                let out = String::from_utf8_lossy(&r.stdout);
-                if r.status.code() != Some(1) || !out.contains("failed   restore acme") {
-                    problems.push(format!("{fp}: {out}"));
-                    continue;
-                }
-                if snapshot(&site_dir(&env)) != files {
-                    problems.push(format!("{fp}: files differ"));
-                }
-                if db_name(&env, "acme.example.com") != db || env.db_rows(&db) != rows {
-                    problems.push(format!("{fp}: rows differ"));
-                }
-                if env.var(&db, "maintenance_mode").as_deref() != Some("0") {
-                    problems.push(format!("{fp}: left in maintenance"));
-                }
-                if env.databases() != dbs {
-                    problems.push(format!("{fp}: databases {:?}, were {dbs:?}", env.databases()));
-                }
-                if archives(&env, "acme").is_empty() {
-                    problems.push(format!("{fp}: the backup is gone"));
-                }
-                let served = env.served();
-                if served != start.served {
-                    problems.push(format!("{fp}: not served as before: {served:?}"));
-                }
+        // Every step fails before and after its work; the extraction
+        // inside its step only.
+        let points = common::RESTORE_STEPS
+            .iter()
+            .flat_map(|step| ["error", "after"].map(|how| format!("{step}:{how}")))
+            .chain(["restore-extract:error".to_string()]);
+        env.try_each(&start, points, |fp| {
+            let r = env.with_failpoint(&["restore", "acme"], &fp);
+            let out = String::from_utf8_lossy(&r.stdout);
+            if r.status.code() != Some(1) || !out.contains("failed   restore acme") {
+                problems.push(format!("{fp}: {out}"));
+                return;
             }
-        }
+            if snapshot(&site_dir(&env)) != files {
+                problems.push(format!("{fp}: files differ"));
+            }
+            if db_name(&env, "acme.example.com") != db || env.db_rows(&db) != rows {
+                problems.push(format!("{fp}: rows differ"));
+            }
+            if env.var(&db, "maintenance_mode").as_deref() != Some("0") {
+                problems.push(format!("{fp}: left in maintenance"));
+            }
+            if env.databases() != dbs {
+                problems.push(format!("{fp}: databases {:?}, were {dbs:?}", env.databases()));
+            }
+            if archives(&env, "acme").is_empty() {
+                problems.push(format!("{fp}: the backup is gone"));
+            }
+            let served = env.served();
+            if served != start.served {
+                problems.push(format!("{fp}: not served as before: {served:?}"));
+            }
+        });
         assert!(problems.is_empty(), "{stack:?}:\n{}", problems.join("\n"));
     }
 }

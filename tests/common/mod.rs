@@ -451,6 +451,22 @@ pub const MOVE_STEPS: &[&str] = &[
     "maintenance-off",
 ];
 
+/// The named steps of a restore, in order, up to its point of no return;
+/// `remove-old` follows it.
+pub const RESTORE_STEPS: &[&str] = &[
+    "observe",
+    "choose-backup",
+    "maintenance-on",
+    "backup",
+    "deploy",
+    "extract",
+    "swap",
+    "fix-paths",
+    "clear-caches",
+    "maintenance-off",
+    "health-check",
+];
+
 /// Puts acme behind its platform, as an operator restoring an old backup
 /// does: acme is migrated from shop-1-1 to shop-2-0, then the backup that
 /// migration took (of acme on shop-1-1) is restored where it now lives.

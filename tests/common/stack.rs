@@ -254,6 +254,31 @@ impl Env {
         Some(env)
     }
 
+    /// [`Env::example_with_content`] edited by `change`, and the checkpoint
+    /// every try of a task starts from ([`Env::try_each`]).
+    pub fn prepared(stack: Stack, change: impl FnOnce(&Fixture)) -> Option<(Env, Checkpoint)> {
+        let env = Env::example_with_content(stack)?;
+        change(&env);
+        let start = env.checkpoint();
+        Some((env, start))
+    }
+
+    /// Runs `each` on every one of `tries`, the servers put back to
+    /// `start` before each try but the first (which starts there).
+    pub fn try_each<T>(
+        &self,
+        start: &Checkpoint,
+        tries: impl IntoIterator<Item = T>,
+        mut each: impl FnMut(T),
+    ) {
+        for (i, t) in tries.into_iter().enumerate() {
+            if i > 0 {
+                self.restore(start);
+            }
+            each(t);
+        }
+    }
+
     /// Applies and asserts success; on failure, with nginx's error log.
     pub fn apply(&self) -> common::Run {
         let r = self.run(&["apply", "--yes"]);
