@@ -435,73 +435,31 @@ on_both_stacks! {
     #[cfg(feature = "failpoints")]
     fn clone_survives_a_kill_anywhere(stack) {
         let p = points(
-            &[
-                "observe",
-                "check-target",
-                "backup",
-                "deploy",
-                "update",
-                "fix-paths",
-                "clear-caches",
-                "verify",
-            ],
+            common::CLONE_STEPS,
             &["backup-archive", "deploy-inside", "update-inside"],
         );
         let p: Vec<&str> = p.iter().map(String::as_str).collect();
-        crash_at_every_point(stack, "clone", &["apply", "--yes"], &p, |f| {
-            f.write(
-                "sites/copy.yaml",
-                "domain: copy.example.com\nplatform: shop-2-1\nclone_from: acme\n",
-            )
-        });
+        crash_at_every_point(stack, "clone", &["apply", "--yes"], &p, common::add_clone_of_acme);
     }
 }
 
 on_both_stacks! {
     #[cfg(feature = "failpoints")]
     fn install_survives_a_kill_anywhere(stack) {
-        let p = points(
-            &[
-                "check-target",
-                "create-database",
-                "install-packages",
-                "write-settings",
-            ],
-            &[],
-        );
+        let p = points(common::INSTALL_STEPS, &[]);
         let p: Vec<&str> = p.iter().map(String::as_str).collect();
-        crash_at_every_point(stack, "install", &["apply", "--yes"], &p, |f| {
-            f.write(
-                "sites/newbie.yaml",
-                "domain: newbie.example.com\nplatform: shop-2-1\n",
-            )
-        });
+        crash_at_every_point(stack, "install", &["apply", "--yes"], &p, common::add_newbie);
     }
 }
 
 on_both_stacks! {
     #[cfg(feature = "failpoints")]
     fn delete_survives_a_kill_anywhere(stack) {
-        let p = points(
-            &[
-                "observe",
-                "backup",
-                "maintenance-on",
-                "remove-vhost",
-                "remove-site",
-                "drop-database",
-                "empty-trash",
-            ],
-            &["backup-archive"],
-        );
+        let mut steps = common::DELETE_STEPS.to_vec();
+        steps.extend(["drop-database", "empty-trash"]);
+        let p = points(&steps, &["backup-archive"]);
         let p: Vec<&str> = p.iter().map(String::as_str).collect();
-        crash_at_every_point(stack, "delete", &["apply", "--yes"], &p, |f| {
-            f.write(
-                "hoist.yaml",
-                &f.read("hoist.yaml").replace("prune: false", "prune: true"),
-            );
-            std::fs::remove_file(f.inv().join("sites/eatery.yaml")).unwrap();
-        });
+        crash_at_every_point(stack, "delete", &["apply", "--yes"], &p, common::prune_eatery);
     }
 }
 

@@ -116,73 +116,19 @@ on_both_stacks! {
 
 on_both_stacks! {
     fn clone_rolls_back_at_every_step(stack) {
-        fail_every_step(
-            stack,
-            "clone",
-            "acme",
-            &[
-                "observe",
-                "check-target",
-                "backup",
-                "deploy",
-                "update",
-                "fix-paths",
-                "clear-caches",
-                "verify",
-            ],
-            |f| {
-                f.write(
-                    "sites/copy.yaml",
-                    "domain: copy.example.com\nplatform: shop-2-1\nclone_from: acme\n",
-                )
-            },
-        );
+        fail_every_step(stack, "clone", "acme", common::CLONE_STEPS, common::add_clone_of_acme);
     }
 }
 
 on_both_stacks! {
     fn delete_rolls_back_at_every_step(stack) {
-        fail_every_step(
-            stack,
-            "delete",
-            "eatery",
-            &[
-                "observe",
-                "backup",
-                "maintenance-on",
-                "remove-vhost",
-                "remove-site",
-            ],
-            |f| {
-                f.write(
-                    "hoist.yaml",
-                    &f.read("hoist.yaml").replace("prune: false", "prune: true"),
-                );
-                std::fs::remove_file(f.inv().join("sites/eatery.yaml")).unwrap();
-            },
-        );
+        fail_every_step(stack, "delete", "eatery", common::DELETE_STEPS, common::prune_eatery);
     }
 }
 
 on_both_stacks! {
     fn install_rolls_back_at_every_step(stack) {
-        fail_every_step(
-            stack,
-            "install",
-            "newbie",
-            &[
-                "check-target",
-                "create-database",
-                "install-packages",
-                "write-settings",
-            ],
-            |f| {
-                f.write(
-                    "sites/newbie.yaml",
-                    "domain: newbie.example.com\nplatform: shop-2-1\n",
-                );
-            },
-        );
+        fail_every_step(stack, "install", "newbie", common::INSTALL_STEPS, common::add_newbie);
     }
 }
 
