@@ -148,12 +148,7 @@ on_both_stacks! {
         let t = last_task(&f);
         assert_eq!(t["kind"], "migrate");
         assert_eq!(t["result"], "success");
-        let steps: Vec<&str> = t["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["name"].as_str().unwrap())
-            .collect();
+        let steps: Vec<&str> = common::names(&t["steps"]);
         for want in common::MOVE_STEPS.iter().skip(2).chain(&["remove-old"]) {
             assert!(steps.contains(want), "step {want} missing: {steps:?}");
         }

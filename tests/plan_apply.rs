@@ -187,19 +187,9 @@ fn a_missing_profile_is_caught_before_planning() {
 fn site_filter_plans_only_the_named_sites() {
     let f = Fixture::example();
     let plan = f.plan_json(&["--site", "acme", "--site", "dental"], 0);
-    let names: Vec<&str> = plan["sites"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = common::names(&plan["sites"]);
     assert_eq!(names, ["acme", "dental"]);
-    let platforms: Vec<&str> = plan["platforms"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
+    let platforms: Vec<&str> = common::names(&plan["platforms"]);
     assert_eq!(
         platforms,
         ["shop-1-1", "shop-2-0"],

@@ -90,12 +90,7 @@ fn a_site_behind_its_platform_is_planned_and_applied_as_an_update() {
         (t["kind"].as_str(), t["result"].as_str()),
         (Some("update"), Some("success"))
     );
-    let steps: Vec<&str> = t["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
+    let steps: Vec<&str> = common::names(&t["steps"]);
     assert_eq!(
         steps,
         [

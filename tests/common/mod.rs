@@ -624,3 +624,13 @@ pub fn backup_archives(f: &Fixture, site: &str) -> Vec<std::path::PathBuf> {
     v.sort();
     v
 }
+
+/// The `name` of each item of the JSON array `list` (a plan's sites or
+/// platforms, a task's steps).
+pub fn names(list: &serde_json::Value) -> Vec<&str> {
+    list.as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|s| s["name"].as_str().expect("a name"))
+        .collect()
+}
