@@ -233,14 +233,14 @@ on_both_stacks! {
     }
 }
 
-#[test]
-fn hostile_archives_are_refused_with_nothing_written_outside() {
-    let f = Fixture::example();
-    f.apply();
-    f.ok(&["backup", "acme"], 0);
-    let good = f.host().join("backups/acme").join(&archives(&f, "acme")[0]);
-    // Rebuild the good archive with one hostile entry added after the
-    // manifest: a path that climbs out of the site.
+/// Acme's first backup rewritten: each entry's header passed to `edit`,
+/// then `extra` appending entries; the new archive's bytes.
+fn planted_copy(
+    f: &Fixture,
+    mut edit: impl FnMut(&mut tar::Header),
+    extra: impl FnOnce(&mut tar::Builder<flate2::write::GzEncoder<Vec<u8>>>),
+) -> Vec<u8> {
+    let good = f.host().join("backups/acme").join(&archives(f, "acme")[0]);
     let mut out = tar::Builder::new(flate2::write::GzEncoder::new(
         Vec::new(),
         flate2::Compression::fast(),
@@ -250,20 +250,37 @@ fn hostile_archives_are_refused_with_nothing_written_outside() {
     ));
     for e in rd.entries().unwrap() {
         let mut e = e.unwrap();
-        let h = e.header().clone();
+        let mut h = e.header().clone();
         let mut data = Vec::new();
         std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        edit(&mut h);
         out.append(&h, &data[..]).unwrap();
     }
-    let mut h = tar::Header::new_gnu();
-    let evil = b"site/../../../../escaped.txt";
-    h.as_old_mut().name[..evil.len()].copy_from_slice(evil);
-    h.set_size(4);
-    h.set_mode(0o644);
-    h.set_entry_type(tar::EntryType::Regular);
-    h.set_cksum();
-    out.append(&h, &b"evil"[..]).unwrap();
-    let bytes = out.into_inner().unwrap().finish().unwrap();
+    extra(&mut out);
+    out.into_inner().unwrap().finish().unwrap()
+}
+
+#[test]
+fn hostile_archives_are_refused_with_nothing_written_outside() {
+    let f = Fixture::example();
+    f.apply();
+    f.ok(&["backup", "acme"], 0);
+    // The good archive with one hostile entry added after the manifest: a
+    // path that climbs out of the site.
+    let bytes = planted_copy(
+        &f,
+        |_| {},
+        |out| {
+            let mut h = tar::Header::new_gnu();
+            let evil = b"site/../../../../escaped.txt";
+            h.as_old_mut().name[..evil.len()].copy_from_slice(evil);
+            h.set_size(4);
+            h.set_mode(0o644);
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_cksum();
+            out.append(&h, &b"evil"[..]).unwrap();
+        },
+    );
     let name = "acme.example.com-20990101.000000.tar.gz";
     std::fs::write(f.host().join("backups/acme").join(name), bytes).unwrap();
 
@@ -631,25 +648,15 @@ fn entry_times_past_the_clocks_range_restore_without_them() {
     let f = Fixture::example();
     f.apply();
     f.ok(&["backup", "acme"], 0);
-    let good = f.host().join("backups/acme").join(&archives(&f, "acme")[0]);
-    let mut out = tar::Builder::new(flate2::write::GzEncoder::new(
-        Vec::new(),
-        flate2::Compression::fast(),
-    ));
-    let mut rd = tar::Archive::new(flate2::read::MultiGzDecoder::new(
-        std::fs::File::open(&good).unwrap(),
-    ));
-    for e in rd.entries().unwrap() {
-        let mut e = e.unwrap();
-        let mut h = e.header().clone();
-        let mut data = Vec::new();
-        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
-        // A GNU header carries any 64-bit time in base-256.
-        h.set_mtime(u64::MAX);
-        h.set_cksum();
-        out.append(&h, &data[..]).unwrap();
-    }
-    let bytes = out.into_inner().unwrap().finish().unwrap();
+    let bytes = planted_copy(
+        &f,
+        |h| {
+            // A GNU header carries any 64-bit time in base-256.
+            h.set_mtime(u64::MAX);
+            h.set_cksum();
+        },
+        |_| {},
+    );
     let name = "acme.example.com-20990101.000000.tar.gz";
     std::fs::write(f.host().join("backups/acme").join(name), bytes).unwrap();
     let r = f.ok(&["restore", "acme", name], 0);
