@@ -666,3 +666,48 @@ function hoistcheck_update_7003() {
     let after = runner.status(&new).unwrap();
     assert_eq!(after.modules["hoistcheck"].schema, 7001);
 }
+
+/// A copy of `settings.php` compiled before hoist rewrote the file (as
+/// php-fpm's opcache keeps one for up to `opcache.revalidate_freq`
+/// seconds) runs the file on disk: its database, not the replaced one.
+#[test]
+fn a_stale_compiled_settings_file_runs_the_file_on_disk() {
+    let Some(php) = php() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let salt = HashSalt::new("kept".to_string()).unwrap();
+    let db = |name: &str| Database::Sqlite {
+        path: tmp.path().join(format!("{name}.sqlite")),
+    };
+    let (old, new) = (db("replaced"), db("restored"));
+    let file = tmp.path().join("settings.php");
+    fs::write(&file, render("example.org", &new, &salt)).unwrap();
+    let quoted = format!("{:?}", file.to_str().unwrap());
+    // The stale copy: the old text, run as if it were that file.
+    let stale = render("example.org", &old, &salt).replace("__FILE__", &quoted);
+    assert_ne!(
+        stale,
+        render("example.org", &old, &salt),
+        "it names __FILE__"
+    );
+    let stale_file = tmp.path().join("stale.php");
+    fs::write(&stale_file, stale).unwrap();
+    // Included from a function, as Drupal includes it.
+    let script = format!(
+        "function init() {{ global $databases; include {:?}; return $databases; }}\n\
+         echo init()['default']['default']['database'];",
+        stale_file.to_str().unwrap()
+    );
+    let (ok, out, err) = run_php(&php, &["-r", &script], b"");
+    assert!(ok, "{out}{err}");
+    assert_eq!(out, tmp.path().join("restored.sqlite").to_str().unwrap());
+    // The file on disk, run itself, is no stale copy: it runs once.
+    let script = format!(
+        "function init() {{ global $databases; include {:?}; \
+         return $databases['default']['default']['database'] . (isset($hoist_settings_reread) ? ' again' : ''); }}\n\
+         echo init();",
+        file.to_str().unwrap()
+    );
+    let (ok, out, err) = run_php(&php, &["-r", &script], b"");
+    assert!(ok, "{out}{err}");
+    assert_eq!(out, tmp.path().join("restored.sqlite").to_str().unwrap());
+}

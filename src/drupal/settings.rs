@@ -302,6 +302,59 @@ fn no_nul(what: &'static str, value: &str) -> Result<(), SettingsError> {
     }
 }
 
+/// The mark of a rendered file: a digest of where its database is and of
+/// its site directory (never of the password, so a backup's copy, whose
+/// password is removed, keeps it).
+fn mark(s: &Settings<'_>) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(s.site_dir.as_bytes());
+    match s.database {
+        Database::Sqlite { path } => {
+            h.update(b"\0sqlite\0");
+            h.update(path.as_os_str().as_encoded_bytes());
+        }
+        Database::Mysql {
+            host,
+            port,
+            database,
+            username,
+            ..
+        } => {
+            h.update(format!("\0mysql\0{host}\0{port}\0{database}\0{username}").as_bytes());
+        }
+    }
+    h.finalize()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// PHP that makes a stale compiled copy of the file run the file on disk.
+/// php-fpm's opcache looks at a changed script again only every
+/// `opcache.revalidate_freq` seconds (2 by default): for that long after a
+/// restore rewrote `settings.php` in place, a request could run the copy
+/// compiled before, naming the database the restore replaced (dropped, or
+/// on SQLite re-created empty by the first connection). The copy does not
+/// find its own mark in the file on disk, so it drops itself from the
+/// cache and includes that file instead (once: without opcache's API it
+/// carries on as it is).
+fn stale_copy_guard(s: &Settings<'_>) -> String {
+    let mark = php_string(&format!("hoist-settings-{}", mark(s)));
+    format!(
+        "// A copy of this file compiled before hoist last rewrote it runs the\n\
+         // file on disk instead (php-fpm's opcache re-reads a changed file\n\
+         // only every opcache.revalidate_freq seconds).\n\
+         if (empty($hoist_settings_reread) && strpos((string) @file_get_contents(__FILE__), {mark}) === FALSE) {{\n  \
+           $hoist_settings_reread = TRUE;\n  \
+           if (function_exists('opcache_invalidate')) {{\n    \
+             opcache_invalidate(__FILE__, TRUE);\n  \
+           }}\n  \
+           return include __FILE__;\n\
+         }}\n\n"
+    )
+}
+
 /// Renders a site's `settings.php`. Every value is a single-quoted PHP
 /// literal (or an integer), so nothing in a value runs or ends the PHP
 /// block.
@@ -353,6 +406,7 @@ pub fn render(s: &Settings<'_>) -> Result<String, SettingsError> {
          * Written by hoist: every change here is replaced at the next apply.\n \
          */\n\n",
     );
+    out.push_str(&stale_copy_guard(s));
     out.push_str("$databases = array();\n");
     out.push_str("$databases['default']['default'] = array(\n");
     out.push_str(&db);
