@@ -25,6 +25,8 @@ use services::{http_get, MariaDb, Nginx, PhpFpm};
 enum Db<'a> {
     Sqlite,
     Maria(&'a MariaDb),
+    /// MariaDB reached through its unix socket (Drupal's `unix_socket`).
+    MariaSocket(&'a MariaDb),
 }
 
 /// An inventory with the two Drupal 7 releases as platforms `old` and
@@ -46,6 +48,12 @@ impl<'a> World<'a> {
             Db::Maria(m) => format!(
                 "  default:\n    kind: mysql\n    host: 127.0.0.1\n    port: {}\n    admin_user: {}\n    admin_password_file: {}\n",
                 m.port,
+                m.admin_user,
+                m.admin_password_file.display()
+            ),
+            Db::MariaSocket(m) => format!(
+                "  default:\n    kind: mysql\n    socket: {}\n    admin_user: {}\n    admin_password_file: {}\n",
+                m.socket.display(),
                 m.admin_user,
                 m.admin_password_file.display()
             ),
@@ -322,6 +330,9 @@ fn lifecycle(db: Db<'_>, fpm: &PhpFpm, nginx: &Nginx) {
         .contains("/sites/copy.example.com/files/hello.txt"));
     assert_eq!(w.get("copy.example.com", "/").0, 200);
     assert_eq!(w.drupal("new", "shop2.example.com", "dump"), renamed);
+    // Drupal's site name is the owners': the copy keeps it.
+    assert_eq!(copy["site_name"], before["site_name"]);
+    assert_eq!(copy["site_name"], "shop");
 
     // Backup, a change, restore: the change is gone, the rest is back.
     w.f.ok(&["backup", "shop"], 0);
@@ -375,10 +386,14 @@ fn new_archive(before: &[PathBuf], after: &[PathBuf]) -> PathBuf {
 /// restoring it puts the rows back with their paths under the site's
 /// present domain, and keeps the files the site has now.
 fn update_and_restores(db: Db<'_>, fpm: &PhpFpm, nginx: &Nginx) {
+    let socket = matches!(db, Db::MariaSocket(_));
     let w = World::new(db, fpm, nginx);
     let new_v = w.new.0.clone();
     w.site("shop", "shop.example.com", "old", "");
     w.applied();
+    let php = std::fs::read_to_string(w.site_dir("old", "shop.example.com").join("settings.php"))
+        .unwrap();
+    assert_eq!(php.contains("'unix_socket' => "), socket, "{php}");
     let added = w.drupal("old", "shop.example.com", "add");
     let link = added["link"].as_str().unwrap().to_string();
     let on_old = w.drupal("old", "shop.example.com", "dump");
@@ -664,4 +679,13 @@ fn real_drupal7_update_and_restores_on_mariadb() {
     let fpm = PhpFpm::start().expect("php-fpm");
     let nginx = Nginx::start().expect("nginx");
     update_and_restores(Db::Maria(&db), &fpm, &nginx);
+}
+
+#[test]
+#[ignore = "needs real Drupal 7 trees: set HOIST_DRUPAL7_ROOTS"]
+fn real_drupal7_update_and_restores_on_mariadb_through_its_socket() {
+    let db = MariaDb::start().expect("mariadb");
+    let fpm = PhpFpm::start().expect("php-fpm");
+    let nginx = Nginx::start().expect("nginx");
+    update_and_restores(Db::MariaSocket(&db), &fpm, &nginx);
 }
