@@ -66,7 +66,15 @@ pub(super) fn put_back(
         .and_then(|b| Path::new(b).file_name())
         .and_then(|b| b.to_str())
         .ok_or_else(|| ServerError::Invalid(format!("task {done_id} took no backup")))?;
-    super::site::restore(servers, &s.name, Some(archive), opts.commit.clone(), None)
+    let health = super::cutover::health_of(inv, &s.name);
+    super::site::restore(
+        servers,
+        &s.name,
+        &health,
+        Some(archive),
+        opts.commit.clone(),
+        None,
+    )
 }
 
 /// Reads the record of task `id` of the server's tasks.

@@ -1689,6 +1689,7 @@ pub fn backup_now(
 pub fn restore(
     servers: &Servers,
     site: &Name,
+    health: &crate::inventory::HealthCheck,
     archive: Option<&str>,
     commit: Option<String>,
     cancel: Option<Arc<AtomicBool>>,
@@ -1813,6 +1814,11 @@ pub fn restore(
             step(run, "maintenance-off", |_| {
                 app.set_maintenance(&site, Some("0"))
             })?;
+            // Spec 8: a restore ends with a check of the site as served;
+            // a failure rolls it back like the update's does.
+            if cfg.enabled {
+                cutover::check_step(run, srv, &at.domain, health)?;
+            }
             mark_committed(run, srv, "maintenance-off")?;
             if let Err(e) = step(run, "remove-old", |run| finish_restore(srv, &run.rec)) {
                 warnings.push(format!(
