@@ -175,7 +175,20 @@ impl LocalServer {
     /// accessors gave, such as [`LocalServer::site_dir`]) names; refused
     /// when it lies outside the root.
     pub fn at(&self, abs: &Path) -> Result<HostPath, HostError> {
-        HostPath::within(&self.root, abs)
+        HostPath::within(&self.root, abs).or_else(|e| {
+            // A journal written while the root was spelt otherwise (through
+            // a symlink, or relative) names the same places: compared by
+            // their real directories, the last component left as it is.
+            let real = |p: &Path| p.canonicalize().ok();
+            let (Some(root), Some(dir), Some(name)) = (
+                real(&self.root),
+                abs.parent().and_then(real),
+                abs.file_name(),
+            ) else {
+                return Err(e);
+            };
+            HostPath::within(&root, &dir.join(name)).map_err(|_| e)
+        })
     }
 
     /// Its drivers.
