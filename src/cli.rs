@@ -140,6 +140,11 @@ enum Command {
         /// free port, logged as `metrics listening on ADDR`).
         #[arg(long, value_name = "ADDR")]
         metrics: Option<String>,
+        /// Reconcile only the platforms and sites of this server, and
+        /// commit only their status files: one watcher per server, all
+        /// pulling the same inventory and pushing to the same remote.
+        #[arg(long, value_name = "NAME")]
+        server: Option<String>,
     },
     /// Back a site up.
     Backup {
@@ -263,13 +268,14 @@ fn run(cli: &Cli) -> Result<u8> {
             max_cycles,
             interval_ms,
             metrics,
+            server,
         } => {
             // Held for the daemon's life: dropping it stops the server.
             let _metrics = match metrics {
                 Some(addr) => Some(serve_metrics(addr)?),
                 None => None,
             };
-            cmd_watch(cli, *once, *max_cycles, *interval_ms)
+            cmd_watch(cli, *once, *max_cycles, *interval_ms, server.as_deref())
         }
         Command::Backup { site } => cmd_backup(cli, site),
         Command::Backups { site } => cmd_backups(cli, site),
@@ -567,7 +573,7 @@ fn offline_actual(status: Result<Result<Actual, Vec<Diagnostic>>>) -> Result<Act
 /// Writes, commits and pushes the status files after an apply; reports
 /// what it did on stdout.
 fn write_status(inv: &Inventory, servers: &Servers) -> Result<()> {
-    let r = status::record(inv, servers).context(
+    let r = status::record(inv, servers, &crate::scope::Scope::All).context(
         "the apply is done, but its status could not be recorded (it is written again by the next apply)",
     )?;
     if let Some(c) = &r.commit {
@@ -1004,8 +1010,14 @@ fn cmd_watch(
     once: bool,
     max_cycles: Option<u64>,
     interval_ms: Option<u64>,
+    server: Option<&str>,
 ) -> Result<u8> {
+    let server = server
+        .map(crate::names::Name::new)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--server: {e}"))?;
     let opts = crate::watch::WatchOptions {
+        server,
         interval_ms,
         dir: cli.dir.clone(),
         host_root: cli.host_root.clone(),

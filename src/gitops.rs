@@ -8,7 +8,7 @@
 //! transport and credential helper the operator has set up, and it reports
 //! a remote's refusal (a hook, a protected branch) as the server said it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -358,6 +358,68 @@ fn with_status(
     Ok(tb.write()?)
 }
 
+/// The tip's `status/` tree with the `owned` paths taken from `ours` (the
+/// status tree of the local commit): present there, written; absent,
+/// removed. Every other file stays as the tip has it.
+fn overlay_status(
+    repo: &Repository,
+    tip: &Tree<'_>,
+    ours: Option<Oid>,
+    owned: &BTreeSet<String>,
+) -> Result<Option<Oid>, GitError> {
+    let subtree = |tree: Option<&Tree<'_>>, name: &str| -> Result<Option<Tree<'_>>, GitError> {
+        match tree.and_then(|t| t.get_name(name)) {
+            Some(e) if e.kind() == Some(git2::ObjectType::Tree) => {
+                Ok(Some(repo.find_tree(e.id())?))
+            }
+            _ => Ok(None),
+        }
+    };
+    let tip_status = subtree(Some(tip), STATUS_DIR)?;
+    let our_status = match ours {
+        Some(o) => Some(repo.find_tree(o)?),
+        None => None,
+    };
+    let mut top = repo.treebuilder(tip_status.as_ref())?;
+    let subs: BTreeSet<&str> = owned
+        .iter()
+        .filter_map(|p| p.split_once('/').map(|(d, _)| d))
+        .collect();
+    for sub in subs {
+        let theirs = subtree(tip_status.as_ref(), sub)?;
+        let mine = subtree(our_status.as_ref(), sub)?;
+        let mut tb = repo.treebuilder(theirs.as_ref())?;
+        for file in owned
+            .iter()
+            .filter_map(|p| p.strip_prefix(sub)?.strip_prefix('/'))
+        {
+            match mine.as_ref().and_then(|t| t.get_name(file)) {
+                Some(e) => {
+                    tb.insert(file, e.id(), e.filemode())?;
+                }
+                None => {
+                    if tb.get(file)?.is_some() {
+                        tb.remove(file)?;
+                    }
+                }
+            }
+        }
+        if tb.is_empty() {
+            if top.get(sub)?.is_some() {
+                top.remove(sub)?;
+            }
+        } else {
+            let oid = tb.write()?;
+            top.insert(sub, oid, 0o040000)?;
+        }
+    }
+    Ok(if top.is_empty() {
+        None
+    } else {
+        Some(top.write()?)
+    })
+}
+
 fn signature(author: &Author) -> Result<Signature<'static>, GitError> {
     Ok(Signature::now(&author.name, &author.email)?)
 }
@@ -637,6 +699,15 @@ fn push_once(dir: &Path, remote: &str, oid: Oid, dst: &str) -> Result<PushResult
         {
             return Ok(PushResult::Behind);
         }
+        // Another push (another server's watcher) moved the branch between
+        // the server's check and its update: the same race, lost later.
+        if l.contains("[remote rejected]")
+            && l.contains("failed to update ref")
+            && stderr.contains("cannot lock ref")
+            && stderr.contains("but expected")
+        {
+            return Ok(PushResult::Behind);
+        }
     }
     let mut msg: Vec<String> = flag
         .and_then(|l| l.split('\t').nth(2))
@@ -686,7 +757,17 @@ pub const PUSH_TRIES: u32 = 5;
 /// jittered pause. A refusal by the server is an error. After a rebuilt
 /// push the local branch follows the remote when that is safe
 /// ([`follow`]).
-pub fn push_status(dir: &Path, remote: &str) -> Result<Pushed, GitError> {
+///
+/// `owned`: the status paths (`sites/NAME.yaml`, `platforms/NAME.yaml`)
+/// this run owns when it is scoped to one server; a rebuilt commit then
+/// takes the tip's status files and replaces only those, so watchers of
+/// different servers pushing at once never overwrite each other's files.
+/// None: every status file is this run's.
+pub fn push_status(
+    dir: &Path,
+    remote: &str,
+    owned: Option<&BTreeSet<String>>,
+) -> Result<Pushed, GitError> {
     use rand::Rng;
     let repo = open_root(dir).ok_or_else(|| {
         GitError::NotARepo(format!(
@@ -730,6 +811,10 @@ pub fn push_status(dir: &Path, remote: &str) -> Result<Pushed, GitError> {
                 let tip = fetch(dir, remote, &dst)?;
                 let tip = repo.find_commit(tip)?;
                 let tip_tree = tip.tree()?;
+                let status = match owned {
+                    None => status,
+                    Some(owned) => overlay_status(&repo, &tip_tree, status, owned)?,
+                };
                 let tree = with_status(&repo, Some(&tip_tree), status)?;
                 if tree == tip_tree.id() {
                     return Ok(Pushed::UpToDate);

@@ -37,6 +37,7 @@ pub mod par;
 pub mod plan;
 pub mod render;
 pub mod rollout_record;
+pub mod scope;
 pub mod server;
 pub mod ssh;
 pub mod status;

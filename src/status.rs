@@ -8,7 +8,7 @@
 //! Building, rendering and parsing them is pure; [`write()`], [`read`] and
 //! [`record`] are the shell around it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -24,6 +24,7 @@ use crate::names::{Domain, Name, PackageName, PlatformName, SiteName};
 use crate::observe::{Actual, ObservedPlatform, ObservedSite};
 use crate::plan::{self, Endpoint, Mode, Plan, PlanOptions, PlatformAction, SiteAction};
 use crate::render::SiteConfig;
+use crate::scope::Scope;
 use crate::server::Servers;
 use crate::task::{self, TaskKind, TaskRecord, TaskResult};
 use crate::version::Version;
@@ -693,6 +694,14 @@ impl StatusSet {
         out
     }
 
+    /// The server each site was observed on.
+    pub fn last_seen(&self) -> BTreeMap<SiteName, Name> {
+        self.sites
+            .iter()
+            .filter_map(|(n, s)| Some((n.clone(), s.observed.as_ref()?.server.clone())))
+            .collect()
+    }
+
     /// How many sites are in each sync state.
     pub fn site_counts(&self) -> BTreeMap<SyncState, usize> {
         let mut m = BTreeMap::new();
@@ -911,6 +920,46 @@ pub fn write(dir: &Path, files: &BTreeMap<String, Vec<u8>>) -> Result<Vec<String
     Ok(changed)
 }
 
+/// Adds to `files` (this run's status files) the status files in `dir`
+/// that `scope` does not own, byte for byte, so writing and committing
+/// `files` leaves them as they are; returns the paths this run owns: its
+/// own files and the stale ones it may remove. A file that does not parse
+/// is not this run's to judge: kept.
+fn keep_others(
+    dir: &Path,
+    scope: &Scope,
+    files: &mut BTreeMap<String, Vec<u8>>,
+) -> BTreeSet<String> {
+    let mut owned: BTreeSet<String> = files.keys().cloned().collect();
+    let base = dir.join(STATUS_DIR);
+    for sub in ["sites", "platforms"] {
+        for (stem, path) in yaml_files(&base.join(sub)) {
+            let rel = format!("{sub}/{stem}.yaml");
+            if owned.contains(&rel) {
+                continue;
+            }
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&bytes);
+            let shown = Path::new(STATUS_DIR).join(&rel);
+            let mine = match (sub, Name::new(&stem)) {
+                ("sites", Ok(n)) => parse_site(&text, &shown, &stem)
+                    .is_ok_and(|s| scope.owns_site(&n, s.observed.as_ref().map(|o| &o.server))),
+                (_, Ok(n)) => parse_platform(&text, &shown, &stem)
+                    .is_ok_and(|p| scope.owns_platform(&n, p.observed.as_ref().map(|o| &o.server))),
+                _ => false,
+            };
+            if mine {
+                owned.insert(rel);
+            } else {
+                files.insert(rel, bytes);
+            }
+        }
+    }
+    owned
+}
+
 /// What [`record`] did.
 #[derive(Debug, Clone)]
 pub struct Recorded {
@@ -969,8 +1018,13 @@ pub fn last_tasks(servers: &Servers) -> Vec<TaskRecord> {
 /// writes the status files of the inventory `inv`, and, when its directory
 /// is the root of a git repository and `status.commit` is on, commits them
 /// (touching `status/` only, never empty) and pushes to `status.push`.
-pub fn record(inv: &Inventory, servers: &Servers) -> Result<Recorded, StatusError> {
-    let actual = servers.observe();
+///
+/// A run scoped to one server ([`Scope::Server`]) writes and commits only
+/// that server's status files: the others are kept as they are, and its
+/// push, when rebuilt on a tip another server's watcher moved, replaces
+/// only its own files there.
+pub fn record(inv: &Inventory, servers: &Servers, scope: &Scope) -> Result<Recorded, StatusError> {
+    let actual = scope.actual(servers.observe());
     let plan = plan::plan(inv, &actual, &plan_options(inv, Mode::Live));
     let tasks = last_tasks(servers);
     let mut set = build(&plan, &actual, &tasks, inv.commit.as_deref());
@@ -981,7 +1035,11 @@ pub fn record(inv: &Inventory, servers: &Servers) -> Result<Recorded, StatusErro
     if let Ok(prev) = read(&inv.root) {
         set.carry_commits(&prev);
     }
-    let files = set.files();
+    let mut files = set.files();
+    let owned = match scope {
+        Scope::All => None,
+        Scope::Server(_) => Some(keep_others(&inv.root, scope, &mut files)),
+    };
     let changed = write(&inv.root, &files)?;
     let mut out = Recorded {
         set,
@@ -997,7 +1055,7 @@ pub fn record(inv: &Inventory, servers: &Servers) -> Result<Recorded, StatusErro
     out.commit = gitops::commit_status(&inv.root, &files, &st.author, &msg)?.map(|o| o.to_string());
     if let Some(remote) = &st.push {
         if out.commit.is_some() || gitops::ahead_of(&inv.root, remote) {
-            out.pushed = Some(gitops::push_status(&inv.root, remote)?);
+            out.pushed = Some(gitops::push_status(&inv.root, remote, owned.as_ref())?);
         }
     }
     Ok(out)

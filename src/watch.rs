@@ -32,8 +32,9 @@ use std::time::{Duration, Instant};
 use crate::apply::{self, ApplyOptions};
 use crate::gitops::{self, Followed, GitError, LoadError};
 use crate::inventory::{Inventory, SiteSpec};
-use crate::names::SiteName;
+use crate::names::{Name, SiteName};
 use crate::plan::{self, Mode, PlanOptions, PlatformAction, SiteAction};
+use crate::scope::{Scope, ScopeError};
 use crate::server::{ServerError, ServerLock, Servers};
 use crate::status::{self, SyncState};
 use crate::task::TaskResult;
@@ -58,6 +59,9 @@ pub struct WatchOptions {
     /// The timer between passes, overriding `watch.interval` (for the
     /// memory benchmark, which runs a day's passes in minutes).
     pub interval_ms: Option<u64>,
+    /// `--server`: reconcile only this server's share of the inventory
+    /// ([`Scope`]): a fleet runs one watcher per server.
+    pub server: Option<Name>,
 }
 
 /// Why the daemon could not start.
@@ -72,6 +76,9 @@ pub enum WatchError {
     /// The repository could not be read.
     #[error(transparent)]
     Git(#[from] GitError),
+    /// `--server` names no server of the inventory.
+    #[error(transparent)]
+    Scope(#[from] ScopeError),
     /// The runtime or the file watcher failed.
     #[error("{0}")]
     Runtime(String),
@@ -135,12 +142,24 @@ impl Daemon {
         }
     }
 
-    fn load(&self) -> Result<Inventory, LoadError> {
-        gitops::load_inventory(
+    /// Loads the inventory and narrows it to `--server`'s share.
+    fn load(&self) -> Result<(Inventory, Scope), WatchError> {
+        let inv = gitops::load_inventory(
             &self.opts.dir,
             self.reference(),
             crate::inventory::Sources::MayBeUnknown,
-        )
+        )?;
+        Ok(match &self.opts.server {
+            Some(server) => {
+                // Where each site was last seen: the status files are what
+                // the watchers of the other servers share with this one.
+                let last_seen = status::read(&inv.root)
+                    .map(|set| set.last_seen())
+                    .unwrap_or_default();
+                Scope::narrow(inv, server, &last_seen)?
+            }
+            None => (inv, Scope::All),
+        })
     }
 
     /// Reports uncommitted changes of the inventory, once per change of
@@ -328,9 +347,9 @@ impl Daemon {
     /// Load, observe, plan, apply what may run, record status.
     fn reconcile(&mut self, reason: &str) -> PassOutcome {
         let mut out = PassOutcome::default();
-        let inv = match self.load() {
+        let (inv, scope) = match self.load() {
             Ok(i) => i,
-            Err(LoadError::Invalid(d)) => {
+            Err(WatchError::Load(LoadError::Invalid(d))) => {
                 for p in &d.0 {
                     tracing::error!("{p}");
                 }
@@ -356,7 +375,7 @@ impl Daemon {
             out.error = true;
             return out;
         }
-        let actual = servers.observe();
+        let actual = scope.actual(servers.observe());
         for p in &actual.problems {
             tracing::warn!("{p}");
         }
@@ -489,7 +508,7 @@ impl Daemon {
         } else {
             tracing::debug!(reason, "nothing to do");
         }
-        match status::record(&inv, &servers) {
+        match status::record(&inv, &servers, &scope) {
             Ok(r) => {
                 crate::metrics::global().record_sites(r.set.sites.values().map(|s| s.sync));
                 for (name, s) in &r.set.sites {
@@ -674,7 +693,7 @@ async fn run_async(opts: WatchOptions) -> Result<u8, WatchError> {
         blocked: BTreeMap::new(),
         roots: vec![],
     };
-    let inv = daemon.load()?;
+    let (inv, _) = daemon.load()?;
     let servers = daemon.servers(&inv);
     daemon.lock(&servers)?;
     daemon.remember_applied();
@@ -724,7 +743,10 @@ async fn run_async(opts: WatchOptions) -> Result<u8, WatchError> {
             break;
         }
         // The settings may have changed with the inventory.
-        let ws = daemon.load().map(|i| i.settings.watch).unwrap_or_default();
+        let ws = daemon
+            .load()
+            .map(|(i, _)| i.settings.watch)
+            .unwrap_or_default();
         let timer = tokio::time::sleep(opts.interval_ms.map_or(
             Duration::from_secs(ws.interval.max(1)),
             Duration::from_millis,

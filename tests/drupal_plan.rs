@@ -700,7 +700,7 @@ fn a_status_round_trip_keeps_drupal_facts_for_offline_plans() {
     // apply or watch. Write them through the library, as watch does.
     let inv = hoist::inventory::load(&w.inv).unwrap();
     let servers = hoist::server::Servers::from_inventory(&inv, None);
-    hoist::status::record(&inv, &servers).unwrap();
+    hoist::status::record(&inv, &servers, &hoist::scope::Scope::All).unwrap();
     let (off_code, _, off) = w.plan(&["--offline"]);
     assert_eq!(live_code, off_code);
     assert_eq!(

@@ -1,5 +1,5 @@
 //! Carrying out a plan: one task per changed platform or site, platform
-//! builds first, then site tasks up to `policy.parallel` at once, each step
+//! builds first, then site tasks up to `policy.parallel` at once per server, each step
 //! recorded in the task's journal and undone on failure.
 
 mod cutover;
@@ -15,11 +15,12 @@ pub use recover::{recover, Recovered};
 
 pub use site::{backup_now, new_db_name, restore, restored_from};
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::inventory::Inventory;
-use crate::names::PlatformName;
+use crate::names::{Name, PlatformName};
 use crate::plan::{Plan, PlatformAction, PlatformPlan, SiteAction, SitePlan};
 use crate::server::{PlatformRecord, ServerError, Servers};
 use crate::task::{TaskKind, TaskResult, TaskRun};
@@ -37,7 +38,7 @@ pub struct StepError {
 /// How to carry out a plan.
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
-    /// Site tasks at once.
+    /// Site tasks at once on each server.
     pub parallel: usize,
     /// Show a progress bar (on a terminal).
     pub progress: bool,
@@ -333,9 +334,10 @@ pub fn apply_gated(
     report.into_inner().expect("report lock")
 }
 
-/// Runs one wave's site tasks, `opts.parallel` at once: creates first,
-/// then clones (whose sources may be among the creates), then the rest,
-/// each site touched by one task only. Returns each task's outcome.
+/// Runs one wave's site tasks, `opts.parallel` at once on each server
+/// (servers side by side): creates first, then clones (whose sources may
+/// be among the creates), then the rest, each site touched by one task
+/// only. Returns each task's outcome.
 fn run_sites<'a>(
     sites: &[&'a SitePlan],
     failed_builds: &[PlatformName],
@@ -350,17 +352,20 @@ fn run_sites<'a>(
         groups[(s.action == SiteAction::Clone) as usize].push(s);
     }
     let outcomes = Mutex::new(Vec::new());
-    // Each group on `parallel` worker threads taking the next task in
-    // order; they borrow the inventory and servers, so starting a task
-    // copies nothing.
+    // Each group, per server, on `parallel` worker threads taking the next
+    // task in order; they borrow the inventory and servers, so starting a
+    // task copies nothing.
     let workers = opts.parallel.clamp(1, 64);
     for group in groups {
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let work = || loop {
+        let mut by_server: BTreeMap<Option<&Name>, Vec<&'a SitePlan>> = BTreeMap::new();
+        for s in group {
+            by_server.entry(server_of(s, inv)).or_default().push(s);
+        }
+        let work = |queue: &[&'a SitePlan], next: &AtomicUsize| loop {
             if opts.cancelled() {
                 break;
             }
-            let Some(s) = group.get(next.fetch_add(1, Ordering::SeqCst)) else {
+            let Some(s) = queue.get(next.fetch_add(1, Ordering::SeqCst)) else {
                 break;
             };
             let what = format!("{} {}", s.action.as_str(), s.name);
@@ -375,6 +380,9 @@ fn run_sites<'a>(
                     message: Some(format!("platform {} failed to build", to.platform)),
                 }
             } else {
+                // A test holds chosen sites' tasks here to see which run
+                // side by side.
+                crate::failpoint::hold(&format!("task-{}", s.name));
                 progress.started(&what);
                 let run = std::panic::AssertUnwindSafe(|| site::run(s, inv, servers, opts, what));
                 std::panic::catch_unwind(run).unwrap_or_else(|_| TaskOutcome {
@@ -390,14 +398,28 @@ fn run_sites<'a>(
                 .push((*s, o.clone()));
             record(o, Done::site(s));
         };
+        let queues: Vec<(Vec<&'a SitePlan>, AtomicUsize)> = by_server
+            .into_values()
+            .map(|q| (q, AtomicUsize::new(0)))
+            .collect();
         std::thread::scope(|scope| {
-            for _ in 1..workers.min(group.len()) {
-                scope.spawn(work);
+            for (queue, next) in &queues {
+                for _ in 0..workers.min(queue.len()) {
+                    scope.spawn(|| work(queue, next));
+                }
             }
-            work();
         });
     }
     outcomes.into_inner().expect("outcomes lock")
+}
+
+/// The server a site task works on: its target platform's, else its
+/// source platform's (None when neither is declared).
+fn server_of<'a>(s: &SitePlan, inv: &'a Inventory) -> Option<&'a Name> {
+    [s.to.as_ref(), s.from.as_ref()]
+        .into_iter()
+        .flatten()
+        .find_map(|e| inv.platforms.get(&e.platform).map(|p| &p.server))
 }
 
 /// Puts back each succeeded site of a halted wave (`rollback-wave`),

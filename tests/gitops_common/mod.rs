@@ -146,12 +146,20 @@ pub fn hoist_ok(dir: &Path, args: &[&str], code: i32) -> String {
 /// A bare remote holding the example inventory (with `hoist.yaml` as
 /// given), pushed from a seed clone. Returns the remote's path.
 pub fn remote_with_inventory(tmp: &Path, hoist_yaml: &str) -> PathBuf {
+    remote_with_seed(tmp, |seed| {
+        std::fs::write(seed.join("hoist.yaml"), hoist_yaml).unwrap()
+    })
+}
+
+/// A bare remote holding the example inventory as `edit` leaves it,
+/// pushed from a seed clone at `<tmp>/seed`. Returns the remote's path.
+pub fn remote_with_seed(tmp: &Path, edit: impl FnOnce(&Path)) -> PathBuf {
     let remote = tmp.join("remote.git");
     std::fs::create_dir_all(&remote).unwrap();
     git(&remote, &["init", "-q", "--bare", "-b", "main"]);
     let seed = tmp.join("seed");
     example(&seed);
-    std::fs::write(seed.join("hoist.yaml"), hoist_yaml).unwrap();
+    edit(&seed);
     init_repo(&seed);
     git(&seed, &["remote", "add", "origin", &url(&remote)]);
     git(&seed, &["push", "-q", "-u", "origin", "main"]);
