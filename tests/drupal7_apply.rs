@@ -25,6 +25,8 @@ use services::{http_get, MariaDb, Nginx, PhpFpm};
 enum Db<'a> {
     Sqlite,
     Maria(&'a MariaDb),
+    /// MariaDB reached through its unix socket (Drupal's `unix_socket`).
+    MariaSocket(&'a MariaDb),
 }
 
 /// An inventory with the two Drupal 7 releases as platforms `old` and
@@ -44,6 +46,12 @@ impl<'a> World<'a> {
         let database = match db {
             Db::Sqlite => "  default: { kind: sqlite }\n".to_string(),
             Db::Maria(m) => services::mysql_database_yaml("default", m),
+            Db::MariaSocket(m) => format!(
+                "  default:\n    kind: mysql\n    socket: {}\n    admin_user: {}\n    admin_password_file: {}\n",
+                m.socket.display(),
+                m.admin_user,
+                m.admin_password_file.display()
+            ),
         };
         f.write(
             "hoist.yaml",
@@ -307,6 +315,9 @@ fn lifecycle(db: Db<'_>, fpm: &PhpFpm, nginx: &Nginx) {
         .contains("/sites/copy.example.com/files/hello.txt"));
     assert_eq!(w.get("copy.example.com", "/").0, 200);
     assert_eq!(w.drupal("new", "shop2.example.com", "dump"), renamed);
+    // Drupal's site name is the owners': the copy keeps it.
+    assert_eq!(copy["site_name"], before["site_name"]);
+    assert_eq!(copy["site_name"], "shop");
 
     // Backup, a change, restore: the change is gone, the rest is back.
     w.f.ok(&["backup", "shop"], 0);
@@ -340,6 +351,154 @@ fn lifecycle(db: Db<'_>, fpm: &PhpFpm, nginx: &Nginx) {
     assert_eq!(restored["nodes"], renamed["nodes"]);
     assert_eq!(restored["users"], renamed["users"]);
     assert_eq!(restored["maintenance"], 0);
+    let (code, page) = w.get("shop2.example.com", "/node/1");
+    assert_eq!(code, 200, "{page}\n{}", w.nginx.error_log());
+}
+
+/// The file name of the one archive in `after` that is not in `before`.
+fn new_archive(before: &[PathBuf], after: &[PathBuf]) -> PathBuf {
+    let made: Vec<&PathBuf> = after.iter().filter(|a| !before.contains(a)).collect();
+    assert_eq!(made.len(), 1, "one backup made: {made:?}");
+    made[0].clone()
+}
+
+/// The `update` task on a real site, and both kinds of restore. A full
+/// backup taken on the older release, restored after the site moved to
+/// the newer one, puts every row back as it was then, and its files: the
+/// site is then behind its platform (system_update_7087 and 7088 pending),
+/// which `plan` shows as `update` and `apply` runs in place, a log line
+/// each. A rename on its own platform takes a database-only backup;
+/// restoring it puts the rows back with their paths under the site's
+/// present domain, and keeps the files the site has now.
+fn update_and_restores(db: Db<'_>, fpm: &PhpFpm, nginx: &Nginx) {
+    let socket = matches!(db, Db::MariaSocket(_));
+    let w = World::new(db, fpm, nginx);
+    let new_v = w.new.0.clone();
+    w.site("shop", "shop.example.com", "old", "");
+    w.applied();
+    let php = std::fs::read_to_string(w.site_dir("old", "shop.example.com").join("settings.php"))
+        .unwrap();
+    assert_eq!(php.contains("'unix_socket' => "), socket, "{php}");
+    let added = w.drupal("old", "shop.example.com", "add");
+    let link = added["link"].as_str().unwrap().to_string();
+    let on_old = w.drupal("old", "shop.example.com", "dump");
+
+    // A full backup on 7.98, then the migrate to the newer release.
+    w.f.ok(&["backup", "shop"], 0);
+    let old_backup = common::backup_archives(&w.f, "shop").pop().unwrap();
+    w.site("shop", "shop.example.com", "new", "");
+    w.applied();
+    let dir = w.site_dir("new", "shop.example.com");
+    let migrated = w.drupal("new", "shop.example.com", "dump");
+    assert_ne!(migrated["schema"], on_old["schema"], "the migrate updated");
+
+    // Changes after the backup: a node made, the file deleted.
+    w.drupal("new", "shop.example.com", "add-more");
+    std::fs::remove_file(dir.join("files/hello.txt")).unwrap();
+    assert_eq!(w.get("shop.example.com", &link).0, 404);
+
+    // Full restore of the 7.98 backup onto the 7.103 code, by name.
+    let name = old_backup.file_name().unwrap().to_str().unwrap();
+    let r = w.f.ok(&["restore", "shop", name], 0);
+    assert!(r.stdout.contains("restored from:"), "{}", r.all());
+    let restored = w.drupal("new", "shop.example.com", "dump");
+    for k in ["nodes", "files", "users", "schema", "site_name"] {
+        assert_eq!(restored[k], on_old[k], "{k} as in the backup");
+    }
+    assert_eq!(restored["maintenance"], 0);
+    assert_eq!(w.get("shop.example.com", &link).1, "hello from hoist");
+    let (code, page) = w.get("shop.example.com", "/node/1");
+    assert_eq!(code, 200, "{page}");
+
+    // Behind its platform: an `update`, listing system's pending updates.
+    let plan = w.f.ok(&["plan", "--format", "json"], 0);
+    let plan: Value = serde_json::from_str(&plan.stdout).unwrap();
+    let shop = common::site(&plan, "shop");
+    assert_eq!(shop["action"], "update", "{shop}");
+    assert_eq!(shop["blocked"], false, "{shop}");
+    let system = common::verdict(shop, "system");
+    assert_eq!(system["verdict"], "upgrade", "{system}");
+    let pending: Vec<u64> = system["pending"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_u64().unwrap())
+        .collect();
+    assert!(
+        pending.contains(&7087) && pending.contains(&7088),
+        "{pending:?}"
+    );
+    let text = w.f.ok(&["plan"], 0).stdout;
+    assert!(
+        text.contains(&format!("-> {new_v}, updates 7087, 7088")),
+        "{text}"
+    );
+
+    let r = w.applied();
+    assert!(r.stdout.contains("success  update shop"), "{}", r.all());
+    let log = w.last_task_log();
+    eprintln!("the update's task log:\n{log}");
+    for n in &pending {
+        assert!(
+            log.contains(&format!("applied update system_update_{n}")),
+            "{log}"
+        );
+    }
+    let updated = w.drupal("new", "shop.example.com", "dump");
+    for k in ["nodes", "files", "users", "site_name"] {
+        assert_eq!(updated[k], on_old[k], "{k} survive the update");
+    }
+    assert_eq!(updated["schema"]["system"], migrated["schema"]["system"]);
+    assert!(
+        updated["schema"].get("announcements_feed").is_some(),
+        "system_update_7087 enabled announcements_feed: {}",
+        updated["schema"]
+    );
+    assert_eq!(updated["maintenance"], 0);
+    assert_eq!(w.get("shop.example.com", "/node/1").0, 200);
+    let plan = w.f.ok(&["plan", "--format", "json"], 0);
+    let plan: Value = serde_json::from_str(&plan.stdout).unwrap();
+    assert_eq!(common::site(&plan, "shop")["action"], "noop", "{plan}");
+
+    // A rename on its own platform takes a database-only backup.
+    let before = common::backup_archives(&w.f, "shop");
+    w.site("shop", "shop2.example.com", "new", "");
+    w.applied();
+    let db_backup = new_archive(&before, &common::backup_archives(&w.f, "shop"));
+    let m = hoist::backup::read_manifest(&db_backup).unwrap();
+    assert_eq!(m.scope, hoist::backup::Scope::Database);
+    assert_eq!(m.domain.as_str(), "shop.example.com");
+    let renamed = w.drupal("new", "shop2.example.com", "dump");
+    let rdir = w.site_dir("new", "shop2.example.com");
+
+    // After it: a node made, a file added by hand.
+    w.drupal("new", "shop2.example.com", "add-more");
+    std::fs::write(rdir.join("files/later.txt"), "made after the rename").unwrap();
+    let name = db_backup.file_name().unwrap().to_str().unwrap();
+    w.f.ok(&["restore", "shop", name], 0);
+    let back = w.drupal("new", "shop2.example.com", "dump");
+    for k in ["nodes", "files", "users", "schema", "site_name"] {
+        assert_eq!(back[k], renamed[k], "{k}: the database as at the rename");
+    }
+    let body = back["nodes"][0]["body_value"].as_str().unwrap();
+    assert!(
+        body.contains("/sites/shop2.example.com/files/hello.txt"),
+        "paths under the present domain: {body}"
+    );
+    assert_eq!(back["maintenance"], 0);
+    assert_eq!(
+        std::fs::read_to_string(rdir.join("files/later.txt")).unwrap(),
+        "made after the rename",
+        "a database-only restore keeps the present files"
+    );
+    assert_eq!(
+        w.get(
+            "shop2.example.com",
+            "/sites/shop2.example.com/files/hello.txt"
+        )
+        .1,
+        "hello from hoist"
+    );
     assert_eq!(w.get("shop2.example.com", "/node/1").0, 200);
 }
 
@@ -488,4 +647,30 @@ fn real_drupal7_lifecycle_on_mariadb() {
     let fpm = PhpFpm::start().expect("php-fpm");
     let nginx = Nginx::start().expect("nginx");
     lifecycle(Db::Maria(&db), &fpm, &nginx);
+}
+
+#[test]
+#[ignore = "needs real Drupal 7 trees: set HOIST_DRUPAL7_ROOTS"]
+fn real_drupal7_update_and_restores_on_sqlite() {
+    let fpm = PhpFpm::start().expect("php-fpm");
+    let nginx = Nginx::start().expect("nginx");
+    update_and_restores(Db::Sqlite, &fpm, &nginx);
+}
+
+#[test]
+#[ignore = "needs real Drupal 7 trees: set HOIST_DRUPAL7_ROOTS"]
+fn real_drupal7_update_and_restores_on_mariadb() {
+    let db = MariaDb::start().expect("mariadb");
+    let fpm = PhpFpm::start().expect("php-fpm");
+    let nginx = Nginx::start().expect("nginx");
+    update_and_restores(Db::Maria(&db), &fpm, &nginx);
+}
+
+#[test]
+#[ignore = "needs real Drupal 7 trees: set HOIST_DRUPAL7_ROOTS"]
+fn real_drupal7_update_and_restores_on_mariadb_through_its_socket() {
+    let db = MariaDb::start().expect("mariadb");
+    let fpm = PhpFpm::start().expect("php-fpm");
+    let nginx = Nginx::start().expect("nginx");
+    update_and_restores(Db::MariaSocket(&db), &fpm, &nginx);
 }

@@ -23,7 +23,7 @@ use hoist::drupal::runner::{
     parse_answer, request_json, Install, LocalPhp, Operation, PhpOutput, Runner, RunnerError, Site,
     Status,
 };
-use hoist::drupal::settings::{self, Database, HashSalt, SaltOrigin, Settings};
+use hoist::drupal::settings::{self, Database, HashSalt, MysqlAt, SaltOrigin, Settings};
 use hoist::render::Secret;
 
 /// php-cli, or `None` (with a note) when it is missing and not required.
@@ -103,8 +103,10 @@ fn rendered_settings_lint_and_include_with_hostile_values() {
     let tmp = tempfile::tempdir().unwrap();
     let salt = HashSalt::new(format!("salt {HOSTILE}")).unwrap();
     let mysql = Database::Mysql {
-        host: "127.0.0.1".into(),
-        port: 3306,
+        at: MysqlAt::Tcp {
+            host: "127.0.0.1".into(),
+            port: 3306,
+        },
         database: format!("db {HOSTILE}"),
         username: format!("user {HOSTILE}"),
         password: Secret::new(format!("pw {HOSTILE}")),
@@ -112,7 +114,13 @@ fn rendered_settings_lint_and_include_with_hostile_values() {
     let sqlite = Database::Sqlite {
         path: tmp.path().join(format!("data {HOSTILE}.sqlite")),
     };
-    for (name, db) in [("mysql", &mysql), ("sqlite", &sqlite)] {
+    let socket = Database::Mysql {
+        at: MysqlAt::Socket(tmp.path().join(format!("sock {HOSTILE}"))),
+        database: "db".into(),
+        username: "user".into(),
+        password: Secret::new("pw".into()),
+    };
+    for (name, db) in [("mysql", &mysql), ("socket", &socket), ("sqlite", &sqlite)] {
         let file = tmp.path().join(format!("{name}.settings.php"));
         fs::write(&file, render("example.org", db, &salt)).unwrap();
         check_in_php(&php, &file, db, &salt, "example.org");
@@ -150,8 +158,10 @@ fn requests_carry_the_operation_and_refuse_bad_sites() {
     assert_eq!(req["site"], "example.org");
     assert_eq!(req["url"], "http://example.org/index.php");
     let db = Database::Mysql {
-        host: "db".into(),
-        port: 3306,
+        at: MysqlAt::Tcp {
+            host: "db".into(),
+            port: 3306,
+        },
         database: "d".into(),
         username: "u".into(),
         password: Secret::new("s3cret".into()),
@@ -372,8 +382,10 @@ fn no_secret_reaches_php_arguments_or_environment() {
     fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
     let runner = Runner::new(LocalPhp { program: wrapper });
     let db = Database::Mysql {
-        host: "127.0.0.1".into(),
-        port: 1,
+        at: MysqlAt::Tcp {
+            host: "127.0.0.1".into(),
+            port: 1,
+        },
         database: "d".into(),
         username: "u".into(),
         password: Secret::new("db-Secret-4711".into()),
@@ -556,8 +568,10 @@ fn real_drupal7_on_mariadb_installs_and_migrates() {
          GRANT ALL PRIVILEGES ON d7_site.* TO 'd7_user'@'127.0.0.1';\n"
     ));
     install_and_migrate(Database::Mysql {
-        host: "127.0.0.1".into(),
-        port: db.port,
+        at: MysqlAt::Tcp {
+            host: "127.0.0.1".into(),
+            port: db.port,
+        },
         database: "d7_site".into(),
         username: "d7_user".into(),
         password: Secret::new(password),
@@ -665,4 +679,49 @@ function hoistcheck_update_7003() {
     }
     let after = runner.status(&new).unwrap();
     assert_eq!(after.modules["hoistcheck"].schema, 7001);
+}
+
+/// A copy of `settings.php` compiled before hoist rewrote the file (as
+/// php-fpm's opcache keeps one for up to `opcache.revalidate_freq`
+/// seconds) runs the file on disk: its database, not the replaced one.
+#[test]
+fn a_stale_compiled_settings_file_runs_the_file_on_disk() {
+    let Some(php) = php() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let salt = HashSalt::new("kept".to_string()).unwrap();
+    let db = |name: &str| Database::Sqlite {
+        path: tmp.path().join(format!("{name}.sqlite")),
+    };
+    let (old, new) = (db("replaced"), db("restored"));
+    let file = tmp.path().join("settings.php");
+    fs::write(&file, render("example.org", &new, &salt)).unwrap();
+    let quoted = format!("{:?}", file.to_str().unwrap());
+    // The stale copy: the old text, run as if it were that file.
+    let stale = render("example.org", &old, &salt).replace("__FILE__", &quoted);
+    assert_ne!(
+        stale,
+        render("example.org", &old, &salt),
+        "it names __FILE__"
+    );
+    let stale_file = tmp.path().join("stale.php");
+    fs::write(&stale_file, stale).unwrap();
+    // Included from a function, as Drupal includes it.
+    let script = format!(
+        "function init() {{ global $databases; include {:?}; return $databases; }}\n\
+         echo init()['default']['default']['database'];",
+        stale_file.to_str().unwrap()
+    );
+    let (ok, out, err) = run_php(&php, &["-r", &script], b"");
+    assert!(ok, "{out}{err}");
+    assert_eq!(out, tmp.path().join("restored.sqlite").to_str().unwrap());
+    // The file on disk, run itself, is no stale copy: it runs once.
+    let script = format!(
+        "function init() {{ global $databases; include {:?}; \
+         return $databases['default']['default']['database'] . (isset($hoist_settings_reread) ? ' again' : ''); }}\n\
+         echo init();",
+        file.to_str().unwrap()
+    );
+    let (ok, out, err) = run_php(&php, &["-r", &script], b"");
+    assert!(ok, "{out}{err}");
+    assert_eq!(out, tmp.path().join("restored.sqlite").to_str().unwrap());
 }

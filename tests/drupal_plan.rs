@@ -8,6 +8,7 @@
 //! the same on real Drupal releases.
 
 mod drupal_trees;
+mod services;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -15,6 +16,7 @@ use hoist::db::SqliteServer;
 use hoist::names::{Domain, Name, PackageName};
 use hoist::render::{self, SiteConfig};
 use serde_json::Value;
+use services::MariaDb;
 
 fn write(root: &Path, rel: &str, text: &str) {
     let p = root.join(rel);
@@ -132,37 +134,43 @@ fn ser(s: &str) -> String {
     format!("s:{}:\"{s}\";", s.len())
 }
 
-/// Fills an empty database with Drupal 7's `system` and `variable` tables:
-/// `rows` are (name, type, status, schema_version, version).
-fn d7_db(c: &rusqlite::Connection, rows: &[(&str, &str, i64, i64, &str)]) {
-    c.execute_batch(
-        "CREATE TABLE system (filename TEXT NOT NULL DEFAULT '', name TEXT NOT NULL DEFAULT '', type TEXT NOT NULL DEFAULT '', owner TEXT NOT NULL DEFAULT '', status INTEGER NOT NULL DEFAULT 0, bootstrap INTEGER NOT NULL DEFAULT 0, schema_version INTEGER NOT NULL DEFAULT -1, weight INTEGER NOT NULL DEFAULT 0, info BLOB, PRIMARY KEY (filename));
-         CREATE TABLE variable (name TEXT NOT NULL DEFAULT '', value BLOB NOT NULL, PRIMARY KEY (name));",
-    )
-    .unwrap();
-    for (name, kind, status, schema, version) in rows {
-        let info = format!("a:1:{{s:7:\"version\";{}}}", ser(version));
-        c.execute(
-            "INSERT INTO system (filename, name, type, status, schema_version, info) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            rusqlite::params![format!("{name}.x"), name, kind, status, schema, info.into_bytes()],
-        )
-        .unwrap();
-    }
-    c.execute(
-        "INSERT INTO variable (name, value) VALUES ('install_profile', ?1)",
-        [ser("standard").into_bytes()],
-    )
-    .unwrap();
+/// A byte string as an SQL blob literal, which SQLite and MariaDB both read.
+fn blob(bytes: &str) -> String {
+    let hex: String = bytes.bytes().map(|b| format!("{b:02X}")).collect();
+    format!("X'{hex}'")
 }
 
-/// Fills an empty database as Drupal 8+ keeps its extensions: `modules`
+/// SQL that fills an empty database with Drupal 7's `system` and
+/// `variable` tables, with the column types Drupal 7 gives them on MySQL
+/// (which SQLite reads by affinity): `rows` are (name, type, status,
+/// schema_version, version).
+fn d7_db(rows: &[(&str, &str, i64, i64, &str)]) -> String {
+    let mut sql = String::from(
+        "CREATE TABLE system (filename VARCHAR(255) NOT NULL DEFAULT '', name VARCHAR(255) NOT NULL DEFAULT '', type VARCHAR(12) NOT NULL DEFAULT '', owner VARCHAR(255) NOT NULL DEFAULT '', status INT NOT NULL DEFAULT 0, bootstrap INT NOT NULL DEFAULT 0, schema_version SMALLINT NOT NULL DEFAULT -1, weight INT NOT NULL DEFAULT 0, info BLOB, PRIMARY KEY (filename));
+         CREATE TABLE variable (name VARCHAR(128) NOT NULL DEFAULT '', value LONGBLOB NOT NULL, PRIMARY KEY (name));\n",
+    );
+    for (name, kind, status, schema, version) in rows {
+        let info = format!("a:1:{{s:7:\"version\";{}}}", ser(version));
+        sql.push_str(&format!(
+            "INSERT INTO system (filename, name, type, status, schema_version, info) VALUES ('{name}.x', '{name}', '{kind}', {status}, {schema}, {});\n",
+            blob(&info)
+        ));
+    }
+    sql.push_str(&format!(
+        "INSERT INTO variable (name, value) VALUES ('install_profile', {});\n",
+        blob(&ser("standard"))
+    ));
+    sql
+}
+
+/// SQL that fills an empty database as Drupal 8+ keeps its extensions
+/// (`config` and `key_value`, with Drupal's MySQL column types): `modules`
 /// with their schemas, and the post-updates run.
-fn d8_db(c: &rusqlite::Connection, modules: &[(&str, u32)], posts: &[&str]) {
-    c.execute_batch(
-        "CREATE TABLE config (collection TEXT NOT NULL DEFAULT '', name TEXT NOT NULL DEFAULT '', data BLOB, PRIMARY KEY (collection, name));
-         CREATE TABLE key_value (collection TEXT NOT NULL DEFAULT '', name TEXT NOT NULL DEFAULT '', value BLOB NOT NULL, PRIMARY KEY (collection, name));",
-    )
-    .unwrap();
+fn d8_db(modules: &[(&str, u32)], posts: &[&str]) -> String {
+    let mut sql = String::from(
+        "CREATE TABLE config (collection VARCHAR(255) NOT NULL DEFAULT '', name VARCHAR(255) NOT NULL DEFAULT '', data LONGBLOB, PRIMARY KEY (collection, name));
+         CREATE TABLE key_value (collection VARCHAR(128) NOT NULL DEFAULT '', name VARCHAR(128) NOT NULL DEFAULT '', value LONGBLOB NOT NULL, PRIMARY KEY (collection, name));\n",
+    );
     let inner: String = modules
         .iter()
         .map(|(m, _)| format!("{}i:0;", ser(m)))
@@ -172,40 +180,47 @@ fn d8_db(c: &rusqlite::Connection, modules: &[(&str, u32)], posts: &[&str]) {
         modules.len(),
         ser("standard")
     );
-    c.execute(
-        "INSERT INTO config (collection, name, data) VALUES ('', 'core.extension', ?1)",
-        [ce.into_bytes()],
-    )
-    .unwrap();
+    sql.push_str(&format!(
+        "INSERT INTO config (collection, name, data) VALUES ('', 'core.extension', {});\n",
+        blob(&ce)
+    ));
     for (m, n) in modules {
-        c.execute(
-            "INSERT INTO key_value (collection, name, value) VALUES ('system.schema', ?1, ?2)",
-            rusqlite::params![m, format!("i:{n};").into_bytes()],
-        )
-        .unwrap();
+        sql.push_str(&format!(
+            "INSERT INTO key_value (collection, name, value) VALUES ('system.schema', '{m}', {});\n",
+            blob(&format!("i:{n};"))
+        ));
     }
     let inner: String = posts
         .iter()
         .enumerate()
         .map(|(i, p)| format!("i:{i};{}", ser(p)))
         .collect();
-    c.execute(
-        "INSERT INTO key_value (collection, name, value) VALUES ('post_update', 'existing_updates', ?1)",
-        [format!("a:{}:{{{inner}}}", posts.len()).into_bytes()],
-    )
-    .unwrap();
+    sql.push_str(&format!(
+        "INSERT INTO key_value (collection, name, value) VALUES ('post_update', 'existing_updates', {});\n",
+        blob(&format!("a:{}:{{{inner}}}", posts.len()))
+    ));
+    sql
 }
 
-/// An inventory, the codebases it names (outside it), and a local server.
-struct World {
+/// An inventory, the codebases it names (outside it), and a local server
+/// whose site databases are on SQLite, or on `maria` when given.
+struct World<'a> {
     _tmp: tempfile::TempDir,
     inv: PathBuf,
     trees: PathBuf,
     host: PathBuf,
+    maria: Option<&'a MariaDb>,
 }
 
-impl World {
-    fn new() -> World {
+impl World<'static> {
+    fn new() -> World<'static> {
+        World::with_db(None)
+    }
+}
+
+impl<'a> World<'a> {
+    /// A world whose database server `default` is `maria` (else SQLite).
+    fn with_db(maria: Option<&'a MariaDb>) -> World<'a> {
         let tmp = tempfile::tempdir().unwrap();
         let inv = tmp.path().join("inventory");
         let trees = tmp.path().join("trees");
@@ -213,11 +228,20 @@ impl World {
         for d in [&inv, &trees, &host] {
             std::fs::create_dir_all(d).unwrap();
         }
+        let databases = match maria {
+            None => String::new(),
+            Some(m) => format!(
+                "databases:\n  default:\n    kind: mysql\n    host: 127.0.0.1\n    port: {}\n    admin_user: {}\n    admin_password_file: {}\n",
+                m.port,
+                m.admin_user,
+                m.admin_password_file.display()
+            ),
+        };
         write(
             &inv,
             "hoist.yaml",
             &format!(
-                "servers:\n  local: {{ kind: local, root: {} }}\n",
+                "servers:\n  local: {{ kind: local, root: {} }}\n{databases}",
                 host.display()
             ),
         );
@@ -226,6 +250,7 @@ impl World {
             inv,
             trees,
             host,
+            maria,
         }
     }
 
@@ -272,16 +297,35 @@ impl World {
     }
 
     /// Installs site `name` on `platform` on the server by hand: settings,
-    /// vhost and a database that `fill` gives Drupal's tables.
-    fn install(&self, name: &str, platform: &str, fill: impl FnOnce(&rusqlite::Connection)) {
+    /// vhost and a database that `sql` gives Drupal's tables, made as hoist
+    /// makes a site's database (one database and user of the same name).
+    fn install(&self, name: &str, platform: &str, sql: &str) {
         let db = format!("{}_db", name.replace('-', "_"));
-        std::fs::create_dir_all(self.host.join("databases")).unwrap();
-        let dbs = SqliteServer::new(self.host.join("databases"));
-        let creds = dbs.create(&db).unwrap();
-        let conn =
-            rusqlite::Connection::open(self.host.join("databases").join(format!("{db}.sqlite")))
+        let (password, driver, address) = match self.maria {
+            None => {
+                std::fs::create_dir_all(self.host.join("databases")).unwrap();
+                let dbs = SqliteServer::new(self.host.join("databases"));
+                let creds = dbs.create(&db).unwrap();
+                let conn = rusqlite::Connection::open(
+                    self.host.join("databases").join(format!("{db}.sqlite")),
+                )
                 .unwrap();
-        fill(&conn);
+                conn.execute_batch(sql).unwrap();
+                (creds.password, render::DbDriver::Sqlite, None)
+            }
+            Some(m) => {
+                let password = format!("pw-{db}-{}", std::process::id());
+                m.sql(&format!(
+                    "CREATE DATABASE `{db}`; CREATE USER '{db}'@'127.0.0.1' IDENTIFIED BY '{password}'; \
+                     GRANT ALL ON `{db}`.* TO '{db}'@'127.0.0.1'; USE `{db}`; {sql}"
+                ));
+                (
+                    render::Secret::new(password),
+                    render::DbDriver::Mysql,
+                    Some(format!("127.0.0.1:{}", m.port)),
+                )
+            }
+        };
         let n = |s: &str| Name::new(s).unwrap();
         let domain = Domain::new(&format!("{name}.example.com")).unwrap();
         let cfg = SiteConfig {
@@ -293,8 +337,8 @@ impl World {
             enabled: true,
             db_server: n("default"),
             db_name: Some(db),
-            db_driver: Default::default(),
-            db_address: None,
+            db_driver: driver,
+            db_address: address,
         };
         let sdir = self
             .host
@@ -305,7 +349,7 @@ impl World {
         write(
             &sdir,
             "settings.yaml",
-            &render::settings_file(&cfg, &creds.password),
+            &render::settings_file(&cfg, &password),
         );
         write(
             &self.host,
@@ -391,30 +435,48 @@ const VIEWS_OLD: D7Contrib = D7Contrib {
 
 /// A Drupal 7 site on 7.98 (system at 7086, views 7.x-3.9 at 7301), and
 /// the world it lives in.
-fn d7_world() -> (World, PathBuf) {
-    let w = World::new();
+fn d7_world() -> (World<'static>, PathBuf) {
+    d7_world_on(None)
+}
+
+/// [`d7_world`] with its site database on `maria` when given.
+fn d7_world_on(maria: Option<&MariaDb>) -> (World<'_>, PathBuf) {
+    let w = World::with_db(maria);
     let old = w.tree("d7-old", |d| {
         d7_tree(d, "7.98", &[7085, 7086], &[VIEWS_OLD])
     });
     w.platform("d7-old", &old);
     w.build("d7-old", &old);
-    w.install("shop", "d7-old", |c| {
-        d7_db(
-            c,
-            &[
-                ("system", "module", 1, 7086, "7.98"),
-                ("node", "module", 1, 7001, "7.98"),
-                ("standard", "module", 1, 0, "7.98"),
-                ("views", "module", 1, 7301, "7.x-3.9"),
-            ],
-        )
-    });
+    w.install(
+        "shop",
+        "d7-old",
+        &d7_db(&[
+            ("system", "module", 1, 7086, "7.98"),
+            ("node", "module", 1, 7001, "7.98"),
+            ("standard", "module", 1, 0, "7.98"),
+            ("views", "module", 1, 7301, "7.x-3.9"),
+        ]),
+    );
     (w, old)
 }
 
 #[test]
 fn a_drupal_7_migrate_lists_pending_updates_and_is_not_blocked() {
-    let (w, _) = d7_world();
+    d7_migrate_plan(None);
+}
+
+/// The same Drupal 7 site read from a real MariaDB (tables made with
+/// Drupal's MySQL column types): the same verdicts as on SQLite.
+#[test]
+fn a_drupal_7_site_on_mariadb_is_read_as_on_sqlite() {
+    let Some(m) = MariaDb::start() else { return };
+    d7_migrate_plan(Some(&m));
+}
+
+/// A Drupal 7 site on 7.98 planned onto 7.103: pending updates listed,
+/// nothing blocked; its database on SQLite or `maria`.
+fn d7_migrate_plan(maria: Option<&MariaDb>) {
+    let (w, _) = d7_world_on(maria);
     let new = w.tree("d7-new", |d| {
         d7_tree(
             d,
@@ -510,16 +572,15 @@ fn updates_removed_and_a_missing_module() {
     });
     w.platform("d7-next", &next);
     w.build("d7-next", &next);
-    w.install("blog", "d7-old", |c| {
-        d7_db(
-            c,
-            &[
-                ("system", "module", 1, 7086, "7.98"),
-                ("standard", "module", 1, 0, "7.98"),
-                ("forum", "module", 1, 7012, "7.98"),
-            ],
-        )
-    });
+    w.install(
+        "blog",
+        "d7-old",
+        &d7_db(&[
+            ("system", "module", 1, 7086, "7.98"),
+            ("standard", "module", 1, 0, "7.98"),
+            ("forum", "module", 1, 7012, "7.98"),
+        ]),
+    );
     w.declare("shop", "d7-next");
     w.declare("blog", "d7-next");
     let (_, text, plan) = w.plan(&[]);
@@ -572,7 +633,21 @@ fn drupal_7_onto_drupal_10_is_not_a_migration() {
 
 #[test]
 fn drupal_10_post_updates_pending_and_unknown() {
-    let w = World::new();
+    d10_post_updates(None);
+}
+
+/// The same Drupal 10 sites read from a real MariaDB: `core.extension`,
+/// the schemas and the post-updates run, as on SQLite.
+#[test]
+fn drupal_10_sites_on_mariadb_are_read_as_on_sqlite() {
+    let Some(m) = MariaDb::start() else { return };
+    d10_post_updates(Some(&m));
+}
+
+/// Drupal 10 sites with pending and unknown post-updates; their databases
+/// on SQLite or `maria`.
+fn d10_post_updates(maria: Option<&MariaDb>) {
+    let w = World::with_db(maria);
     let a = w.tree("d10a", |d| d8_tree(d, "10.2.0", &[10100], &["one"]));
     let b = w.tree("d10b", |d| {
         d8_tree(d, "10.3.0", &[10100, 10101], &["one", "two"])
@@ -581,21 +656,18 @@ fn drupal_10_post_updates_pending_and_unknown() {
     w.build("d10a", &a);
     w.platform("d10b", &b);
     w.build("d10b", &b);
-    let site_db = |posts: &'static [&'static str]| {
-        move |c: &rusqlite::Connection| {
-            d8_db(
-                c,
-                &[("system", 10100), ("node", 8000), ("standard", 8000)],
-                posts,
-            )
-        }
+    let site_db = |posts: &[&str]| {
+        d8_db(
+            &[("system", 10100), ("node", 8000), ("standard", 8000)],
+            posts,
+        )
     };
-    w.install("news", "d10a", site_db(&["system_post_update_one"]));
+    w.install("news", "d10a", &site_db(&["system_post_update_one"]));
     // A site that ran a post-update neither platform knows.
     w.install(
         "odd",
         "d10a",
-        site_db(&["system_post_update_one", "system_post_update_future"]),
+        &site_db(&["system_post_update_one", "system_post_update_future"]),
     );
     w.declare("news", "d10b");
     w.declare("odd", "d10b");
@@ -687,13 +759,14 @@ fn a_status_round_trip_keeps_drupal_facts_for_offline_plans() {
     w.build("d10a", &a);
     w.platform("d10b", &b);
     w.build("d10b", &b);
-    w.install("news", "d10a", |c| {
-        d8_db(
-            c,
+    w.install(
+        "news",
+        "d10a",
+        &d8_db(
             &[("system", 10100), ("node", 8000), ("standard", 8000)],
             &["system_post_update_one"],
-        )
-    });
+        ),
+    );
     w.declare("news", "d10b");
     let (live_code, _, live) = w.plan(&[]);
     // `hoist status --write` is not a command: status files come from an
@@ -764,18 +837,17 @@ fn real_drupal_7_migrate_plan() {
     w.build("new", &new);
     let (s_old, s_new) = (d7_schema(&old, "system"), d7_schema(&new, "system"));
     let (ov, nv) = (ov.to_string(), nv.to_string());
-    w.install("shop", "old", |c| {
-        d7_db(
-            c,
-            &[
-                ("system", "module", 1, s_old as i64, &ov),
-                ("node", "module", 1, d7_schema(&old, "node") as i64, &ov),
-                ("user", "module", 1, d7_schema(&old, "user") as i64, &ov),
-                ("standard", "module", 1, 0, &ov),
-                ("bartik", "theme", 1, -1, &ov),
-            ],
-        )
-    });
+    w.install(
+        "shop",
+        "old",
+        &d7_db(&[
+            ("system", "module", 1, s_old as i64, &ov),
+            ("node", "module", 1, d7_schema(&old, "node") as i64, &ov),
+            ("user", "module", 1, d7_schema(&old, "user") as i64, &ov),
+            ("standard", "module", 1, 0, &ov),
+            ("bartik", "theme", 1, -1, &ov),
+        ]),
+    );
     w.declare("shop", "new");
     let started = std::time::Instant::now();
     let (_, text, plan) = w.plan(&[]);
@@ -819,26 +891,26 @@ fn real_drupal_core_plan() {
     let w = World::new();
     w.platform("core", &root);
     w.build("core", &root);
-    w.install("news", "core", |c| {
-        d8_db(
-            c,
+    w.install(
+        "news",
+        "core",
+        &d8_db(
             &[("system", floor), ("node", 8000), ("standard", 8000)],
             &[],
-        )
-    });
+        ),
+    );
     w.declare("news", "core");
     let d7 = w.tree("d7", |d| d7_tree(d, "7.103", &[7088], &[]));
     w.platform("d7", &d7);
     w.build("d7", &d7);
-    w.install("old", "d7", |c| {
-        d7_db(
-            c,
-            &[
-                ("system", "module", 1, 7088, "7.103"),
-                ("standard", "module", 1, 0, "7.103"),
-            ],
-        )
-    });
+    w.install(
+        "old",
+        "d7",
+        &d7_db(&[
+            ("system", "module", 1, 7088, "7.103"),
+            ("standard", "module", 1, 0, "7.103"),
+        ]),
+    );
     w.declare("old", "core");
     let started = std::time::Instant::now();
     let (_, text, plan) = w.plan(&[]);

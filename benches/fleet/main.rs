@@ -31,6 +31,7 @@
 
 mod drupal;
 mod drupal_live;
+mod drupal_migrate;
 mod gen;
 mod mysql;
 
@@ -285,6 +286,11 @@ fn main() {
     if want("drupal-live") {
         let dir = base.join("drupal-live");
         rows.extend(drupal_live::run(&dir, a.runs));
+        remove(&dir, a.keep);
+    }
+    if want("drupal-migrate") {
+        let dir = base.join("drupal-migrate");
+        rows.extend(drupal_migrate::run(&dir));
         remove(&dir, a.keep);
     }
     if want("drupal-scan") {

@@ -242,13 +242,8 @@ pub(super) fn run(
                     backup::load_dump(&archive, &mut |d| dbs.load(&creds, d, backup::DUMP))
                         .map_err(txt)?;
                     let cur_dir = srv.site_dir(&cur.platform, &cur.domain);
-                    std::fs::rename(&cur_dir, &old_dir).map_err(|e| {
-                        format!(
-                            "moving {} back to {}: {e}",
-                            cur_dir.display(),
-                            old_dir.display()
-                        )
-                    })?;
+                    srv.rename_at(&cur_dir, &old_dir)
+                        .map_err(|e| format!("moving the site back: {e}"))?;
                 }
                 Ok::<_, String>(creds)
             })?;

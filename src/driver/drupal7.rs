@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::drupal::runner::{Install, Runner, RunnerError, Site};
-use crate::drupal::settings::{self, Database, HashSalt, Settings};
+use crate::drupal::settings::{self, Database, HashSalt, MysqlAt, Settings};
 use crate::fsutil;
 use crate::names::{Domain, PackageName};
 use crate::render::{DbDriver, SiteConfig};
@@ -43,7 +43,7 @@ fn site_of(site: &AppSite<'_>) -> Site {
 
 /// The site's database as its `settings.php` reaches it: an SQLite file
 /// its database server names, or the MySQL server's address from the
-/// site's settings (`host:port`; a unix socket is refused for now).
+/// site's settings (`host:port`, or `unix:/path`: Drupal's `unix_socket`).
 pub fn database(site: &AppSite<'_>, cfg: &SiteConfig) -> Result<Database, String> {
     match cfg.db_driver {
         DbDriver::Sqlite => {
@@ -63,10 +63,8 @@ pub fn database(site: &AppSite<'_>, cfg: &SiteConfig) -> Result<Database, String
                     cfg.db_server
                 )
             })?;
-            let (host, port) = tcp_address(addr)?;
             Ok(Database::Mysql {
-                host,
-                port,
+                at: mysql_at(addr)?,
                 database: site.login.database.clone(),
                 username: site.login.user.clone(),
                 password: site.login.password.clone(),
@@ -75,12 +73,14 @@ pub fn database(site: &AppSite<'_>, cfg: &SiteConfig) -> Result<Database, String
     }
 }
 
-/// `host:port` split; `unix:` sockets are not supported for Drupal yet.
-fn tcp_address(addr: &str) -> Result<(String, u16), String> {
-    if addr.starts_with("unix:") {
-        return Err(format!(
-            "Drupal 7 sites reach MySQL over TCP: the database server's address {addr} is a socket (give it host and port)"
-        ));
+/// `unix:/path` as a socket, else `host:port` split.
+fn mysql_at(addr: &str) -> Result<MysqlAt, String> {
+    if let Some(path) = addr.strip_prefix("unix:") {
+        let path = PathBuf::from(path);
+        if !path.is_absolute() {
+            return Err(format!("database socket {addr} is not an absolute path"));
+        }
+        return Ok(MysqlAt::Socket(path));
     }
     let (host, port) = addr
         .rsplit_once(':')
@@ -88,7 +88,10 @@ fn tcp_address(addr: &str) -> Result<(String, u16), String> {
     let port = port
         .parse()
         .map_err(|_| format!("database address {addr} has no valid port"))?;
-    Ok((host.trim_matches(['[', ']']).to_string(), port))
+    Ok(MysqlAt::Tcp {
+        host: host.trim_matches(['[', ']']).to_string(),
+        port,
+    })
 }
 
 /// Makes `path` writable by its owner if the installer (or an operator)
@@ -295,17 +298,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn addresses_are_host_and_port() {
+    fn addresses_are_host_and_port_or_a_socket() {
+        let tcp = |host: &str, port| MysqlAt::Tcp {
+            host: host.into(),
+            port,
+        };
+        assert_eq!(mysql_at("127.0.0.1:3306").unwrap(), tcp("127.0.0.1", 3306));
+        assert_eq!(mysql_at("[::1]:3307").unwrap(), tcp("::1", 3307));
         assert_eq!(
-            tcp_address("127.0.0.1:3306").unwrap(),
-            ("127.0.0.1".into(), 3306)
+            mysql_at("unix:/run/mysqld.sock").unwrap(),
+            MysqlAt::Socket("/run/mysqld.sock".into())
         );
-        assert_eq!(tcp_address("[::1]:3307").unwrap(), ("::1".into(), 3307));
-        assert!(tcp_address("unix:/run/mysqld.sock")
-            .unwrap_err()
-            .contains("socket"));
-        assert!(tcp_address("db.example").is_err());
-        assert!(tcp_address("db:x").is_err());
+        assert!(mysql_at("unix:mysqld.sock").is_err());
+        assert!(mysql_at("db.example").is_err());
+        assert!(mysql_at("db:x").is_err());
     }
 
     #[test]

@@ -165,7 +165,9 @@ function hoist_check_database(array $db) {
       new PDO('sqlite:' . $db['database']);
     }
     elseif ($db['driver'] === 'mysql') {
-      $dsn = 'mysql:host=' . $db['host'] . ';port=' . $db['port'] . ';dbname=' . $db['database'];
+      $dsn = isset($db['unix_socket'])
+        ? 'mysql:unix_socket=' . $db['unix_socket'] . ';dbname=' . $db['database']
+        : 'mysql:host=' . $db['host'] . ';port=' . $db['port'] . ';dbname=' . $db['database'];
       new PDO($dsn, $db['username'], $db['password'], array(PDO::ATTR_TIMEOUT => 10));
     }
     else {

@@ -53,12 +53,10 @@ pub enum Database {
         /// Absolute path of the database file.
         path: PathBuf,
     },
-    /// A MariaDB/MySQL database over TCP (Drupal's `mysql` driver).
+    /// A MariaDB/MySQL database (Drupal's `mysql` driver).
     Mysql {
-        /// Host name or address.
-        host: String,
-        /// TCP port.
-        port: u16,
+        /// Where the server listens.
+        at: MysqlAt,
         /// Database name.
         database: String,
         /// Database user.
@@ -66,6 +64,21 @@ pub enum Database {
         /// The user's password.
         password: Secret,
     },
+}
+
+/// Where a MariaDB/MySQL server listens, as Drupal 7's `mysql` driver
+/// reaches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MysqlAt {
+    /// TCP: host name or address, and port.
+    Tcp {
+        /// Host name or address.
+        host: String,
+        /// TCP port.
+        port: u16,
+    },
+    /// A unix socket (Drupal's `unix_socket`), absolute.
+    Socket(PathBuf),
 }
 
 impl Database {
@@ -88,22 +101,32 @@ impl Database {
                 "prefix": "",
             }),
             Database::Mysql {
-                host,
-                port,
+                at,
                 database,
                 username,
                 password,
-            } => serde_json::json!({
-                "driver": "mysql",
-                "database": database,
-                "username": username,
-                "password": password.expose(),
-                "host": host,
-                "port": port,
-                "prefix": "",
-                "charset": "utf8mb4",
-                "collation": "utf8mb4_general_ci",
-            }),
+            } => {
+                // In the order settings.php has them.
+                let mut v = serde_json::json!({
+                    "driver": "mysql",
+                    "database": database,
+                    "username": username,
+                    "password": password.expose(),
+                });
+                match at {
+                    MysqlAt::Tcp { host, port } => {
+                        v["host"] = host.as_str().into();
+                        v["port"] = (*port).into();
+                    }
+                    MysqlAt::Socket(path) => {
+                        v["unix_socket"] = path.to_string_lossy().into();
+                    }
+                }
+                v["prefix"] = "".into();
+                v["charset"] = "utf8mb4".into();
+                v["collation"] = "utf8mb4_general_ci".into();
+                v
+            }
         }
     }
 
@@ -302,6 +325,58 @@ fn no_nul(what: &'static str, value: &str) -> Result<(), SettingsError> {
     }
 }
 
+/// The mark of a rendered file: a digest of where its database is and of
+/// its site directory (never of the password, so a backup's copy, whose
+/// password is removed, keeps it).
+fn mark(s: &Settings<'_>) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(s.site_dir.as_bytes());
+    match s.database {
+        Database::Sqlite { path } => {
+            h.update(b"\0sqlite\0");
+            h.update(path.as_os_str().as_encoded_bytes());
+        }
+        Database::Mysql {
+            at,
+            database,
+            username,
+            ..
+        } => {
+            h.update(format!("\0mysql\0{at:?}\0{database}\0{username}").as_bytes());
+        }
+    }
+    h.finalize()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// PHP that makes a stale compiled copy of the file run the file on disk.
+/// php-fpm's opcache looks at a changed script again only every
+/// `opcache.revalidate_freq` seconds (2 by default): for that long after a
+/// restore rewrote `settings.php` in place, a request could run the copy
+/// compiled before, naming the database the restore replaced (dropped, or
+/// on SQLite re-created empty by the first connection). The copy does not
+/// find its own mark in the file on disk, so it drops itself from the
+/// cache and includes that file instead (once: without opcache's API it
+/// carries on as it is).
+fn stale_copy_guard(s: &Settings<'_>) -> String {
+    let mark = php_string(&format!("hoist-settings-{}", mark(s)));
+    format!(
+        "// A copy of this file compiled before hoist last rewrote it runs the\n\
+         // file on disk instead (php-fpm's opcache re-reads a changed file\n\
+         // only every opcache.revalidate_freq seconds).\n\
+         if (empty($hoist_settings_reread) && strpos((string) @file_get_contents(__FILE__), {mark}) === FALSE) {{\n  \
+           $hoist_settings_reread = TRUE;\n  \
+           if (function_exists('opcache_invalidate')) {{\n    \
+             opcache_invalidate(__FILE__, TRUE);\n  \
+           }}\n  \
+           return include __FILE__;\n\
+         }}\n\n"
+    )
+}
+
 /// Renders a site's `settings.php`. Every value is a single-quoted PHP
 /// literal (or an integer), so nothing in a value runs or ends the PHP
 /// block.
@@ -323,13 +398,11 @@ pub fn render(s: &Settings<'_>) -> Result<String, SettingsError> {
             entry("prefix", php_string(""));
         }
         Database::Mysql {
-            host,
-            port,
+            at,
             database,
             username,
             password,
         } => {
-            no_nul("database host", host)?;
             no_nul("database name", database)?;
             no_nul("database user", username)?;
             no_nul("database password", password.expose())?;
@@ -337,8 +410,18 @@ pub fn render(s: &Settings<'_>) -> Result<String, SettingsError> {
             entry("database", php_string(database));
             entry("username", php_string(username));
             entry("password", php_string(password.expose()));
-            entry("host", php_string(host));
-            entry("port", port.to_string());
+            match at {
+                MysqlAt::Tcp { host, port } => {
+                    no_nul("database host", host)?;
+                    entry("host", php_string(host));
+                    entry("port", port.to_string());
+                }
+                MysqlAt::Socket(path) => {
+                    let text = path.to_string_lossy();
+                    no_nul("database socket", &text)?;
+                    entry("unix_socket", php_string(&text));
+                }
+            }
             entry("prefix", php_string(""));
             entry("charset", php_string("utf8mb4"));
             entry("collation", php_string("utf8mb4_general_ci"));
@@ -353,6 +436,7 @@ pub fn render(s: &Settings<'_>) -> Result<String, SettingsError> {
          * Written by hoist: every change here is replaced at the next apply.\n \
          */\n\n",
     );
+    out.push_str(&stale_copy_guard(s));
     out.push_str("$databases = array();\n");
     out.push_str("$databases['default']['default'] = array(\n");
     out.push_str(&db);
@@ -475,8 +559,10 @@ mod tests {
     #[test]
     fn mysql_settings_hold_every_connection_value() {
         let db = Database::Mysql {
-            host: "127.0.0.1".into(),
-            port: 3307,
+            at: MysqlAt::Tcp {
+                host: "127.0.0.1".into(),
+                port: 3307,
+            },
             database: "site_db".into(),
             username: "site_user".into(),
             password: Secret::new("pa'ss".into()),
@@ -525,8 +611,10 @@ mod tests {
             );
         }
         let nul = Database::Mysql {
-            host: "h".into(),
-            port: 1,
+            at: MysqlAt::Tcp {
+                host: "h".into(),
+                port: 1,
+            },
             database: "d".into(),
             username: "u".into(),
             password: Secret::new("a\0b".into()),
@@ -537,5 +625,33 @@ mod tests {
                 what: "database password"
             })
         );
+    }
+
+    #[test]
+    fn a_socket_is_drupal_s_unix_socket() {
+        let db = Database::Mysql {
+            at: MysqlAt::Socket(PathBuf::from("/run/mysqld/mysqld.sock")),
+            database: "d".into(),
+            username: "u".into(),
+            password: Secret::new("p".into()),
+        };
+        let salt = HashSalt::generate();
+        let text = render(&Settings {
+            site_dir: "example.org",
+            database: &db,
+            hash_salt: &salt,
+            private_files: false,
+        })
+        .unwrap();
+        assert!(
+            text.contains("'unix_socket' => '/run/mysqld/mysqld.sock',"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("'host'") && !text.contains("'port'"),
+            "{text}"
+        );
+        assert_eq!(db.to_json()["unix_socket"], "/run/mysqld/mysqld.sock");
+        assert!(db.to_json().get("host").is_none());
     }
 }
