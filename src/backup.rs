@@ -196,6 +196,9 @@ pub enum BackupError {
     /// A failpoint fired (tests only).
     #[error("{0}")]
     Failpoint(String),
+    /// The server's host failed.
+    #[error(transparent)]
+    Host(#[from] crate::driver::host::HostError),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BackupError + '_ {
@@ -523,20 +526,22 @@ fn is_temporary(name: &OsStr) -> bool {
 /// no task runs on the site: crash recovery calls it for each site whose
 /// task it found interrupted.
 pub fn remove_leftovers(srv: &LocalServer, site: &Name) -> Result<Vec<PathBuf>, BackupError> {
-    remove_temporary(&srv.backups_dir(site))
+    remove_temporary(srv, &srv.backups_dir(site))
 }
 
-fn remove_temporary(dir: &Path) -> Result<Vec<PathBuf>, BackupError> {
+fn remove_temporary(srv: &LocalServer, dir: &Path) -> Result<Vec<PathBuf>, BackupError> {
+    let h = srv.host();
+    let at = srv.at(dir)?;
     let mut removed = Vec::new();
-    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
-        if is_temporary(&e.file_name()) {
-            let p = e.path();
-            fsutil::remove_file_if_exists(&p).map_err(io_err(&p))?;
-            removed.push(p);
+    // An unreadable backups directory holds no leftover hoist can name.
+    for (name, _) in h.list(&at).unwrap_or_default() {
+        if is_temporary(OsStr::new(&name)) {
+            h.remove_file(&at.join(&name)?)?;
+            removed.push(dir.join(name));
         }
     }
     if !removed.is_empty() {
-        fsutil::sync_dir(dir).map_err(io_err(dir))?;
+        h.sync_dir(&at)?;
     }
     Ok(removed)
 }
@@ -553,7 +558,7 @@ pub fn prune(
     let dir = srv.backups_dir(site);
     // One task at a time touches a site, so a temporary file here is a
     // leftover of a killed backup of this site, not one in progress.
-    let mut removed = remove_temporary(&dir)?;
+    let mut removed = remove_temporary(srv, &dir)?;
     let all = list(srv, site);
     let excess = all.len().saturating_sub(keep.max(1));
     let before = removed.len();
@@ -561,11 +566,11 @@ pub fn prune(
         if protect.is_some_and(|p| p == b.path) {
             continue;
         }
-        fsutil::remove_file_if_exists(&b.path).map_err(io_err(&b.path))?;
+        srv.remove_file_at(&b.path)?;
         removed.push(b.path);
     }
     if removed.len() > before {
-        fsutil::sync_dir(&dir).map_err(io_err(&dir))?;
+        srv.host().sync_dir(&srv.at(&dir)?)?;
     }
     Ok(removed)
 }

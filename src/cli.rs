@@ -1196,6 +1196,7 @@ fn cmd_restore(cli: &Cli, site: &str, backup: Option<&str>) -> Result<u8> {
     let t = apply::restore(
         &servers,
         &site,
+        &apply::health_of(&inv, &site),
         backup,
         crate::gitops::head_commit(&inv.root),
         Some(interrupt_handler()?),

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::db::{Credentials, DbError, SqliteServer};
+use crate::driver::host::{EntryKind, Host, HostError, HostLock, HostPath, LocalHost, WriteMode};
 use crate::driver::{DbServer, Drivers, WebServer, Which};
-use crate::fsutil;
 use crate::names::{Domain, Name, PlatformName};
 use crate::observe::{Actual, ObservedPlatform, ObservedSite};
 use crate::render::{self, SettingsFile, SiteConfig};
@@ -38,6 +38,18 @@ pub enum ServerError {
     /// Another hoist process holds the server.
     #[error("{0}")]
     Locked(String),
+    /// The server's host failed.
+    #[error(transparent)]
+    Host(HostError),
+}
+
+impl From<HostError> for ServerError {
+    fn from(e: HostError) -> ServerError {
+        match e {
+            HostError::Locked(m) => ServerError::Locked(m),
+            e => ServerError::Host(e),
+        }
+    }
 }
 
 /// Wraps an I/O error with its path.
@@ -72,14 +84,12 @@ pub const DRUPAL_OWN_SITE_DIRS: [&str; 2] = ["all", "default"];
 /// The copy of a site's settings a task keeps while it replaces them.
 pub const OLD_SETTINGS_FILE: &str = ".hoist-old-settings.yaml";
 
-/// The server's top directories, each of which may be a mount of its own.
-const TOP_DIRS: [&str; 5] = ["platforms", "databases", "vhosts", "backups", "tasks"];
-
-/// The local server: everything under one root directory.
+/// A server: everything under one root directory on its [`Host`].
 #[derive(Debug, Clone)]
 pub struct LocalServer {
     name: Name,
     root: PathBuf,
+    host: std::sync::Arc<dyn Host>,
     db: SqliteServer,
     drivers: Drivers,
 }
@@ -94,12 +104,91 @@ impl LocalServer {
     /// The server `name` rooted at `root`, driving `drivers`.
     pub fn with_drivers(name: Name, root: PathBuf, drivers: Drivers) -> Self {
         let db = SqliteServer::new(root.join("databases"));
+        let host = std::sync::Arc::new(LocalHost::new(root.clone()));
         LocalServer {
             name,
             root,
+            host,
             db,
             drivers,
         }
+    }
+
+    /// Its host: where its files are.
+    pub fn host(&self) -> &dyn Host {
+        self.host.as_ref()
+    }
+
+    /// Removes the tree at `abs` (a path under the root, as this server's
+    /// accessors and the task journal name them) through the host; one
+    /// already gone is fine.
+    pub fn remove_tree_at(&self, abs: &Path) -> Result<(), HostError> {
+        self.host.remove_tree(&self.at(abs)?)
+    }
+
+    /// Removes the file at `abs` through the host; one already gone is fine.
+    pub fn remove_file_at(&self, abs: &Path) -> Result<(), HostError> {
+        self.host.remove_file(&self.at(abs)?)
+    }
+
+    /// Renames `from` to `to` (both under the root) through the host.
+    pub fn rename_at(&self, from: &Path, to: &Path) -> Result<(), HostError> {
+        self.host.rename(&self.at(from)?, &self.at(to)?)
+    }
+
+    /// Whether `abs` exists (a path that cannot be looked at is taken as
+    /// there, so nothing is moved or removed on a guess).
+    pub fn exists_at(&self, abs: &Path) -> bool {
+        self.at(abs)
+            .and_then(|p| self.host.exists(&p))
+            .unwrap_or(true)
+    }
+
+    /// Makes the directory `abs` and its parents through the host.
+    pub fn mkdir_at(&self, abs: &Path) -> Result<(), HostError> {
+        self.host.mkdir(&self.at(abs)?, false)
+    }
+
+    /// Writes the file `abs` through the host.
+    pub fn write_at(&self, abs: &Path, bytes: &[u8], mode: WriteMode) -> Result<(), HostError> {
+        self.host.write(&self.at(abs)?, bytes, mode)
+    }
+
+    /// The bytes of the file `abs`; a missing file is an error.
+    pub fn read_at(&self, abs: &Path) -> Result<Vec<u8>, HostError> {
+        self.host
+            .read(&self.at(abs)?)?
+            .ok_or_else(|| HostError::Io {
+                path: abs.display().to_string(),
+                source: std::io::ErrorKind::NotFound.into(),
+            })
+    }
+
+    /// Copies the tree `from` to `to` (both under the root, `to` missing)
+    /// through the host, links as links, without `from`'s entries named
+    /// in `except`.
+    pub fn copy_tree_at(&self, from: &Path, to: &Path, except: &[&str]) -> Result<(), HostError> {
+        self.host.copy_tree(&self.at(from)?, &self.at(to)?, except)
+    }
+
+    /// The path inside the root that `abs` (a path this server's
+    /// accessors gave, such as [`LocalServer::site_dir`]) names; refused
+    /// when it lies outside the root.
+    pub fn at(&self, abs: &Path) -> Result<HostPath, HostError> {
+        HostPath::within(&self.root, abs).or_else(|e| {
+            // A journal written while the root was spelt otherwise (through
+            // a symlink, or relative) names the same places: compared by
+            // their real directories, the last component left as it is.
+            let real = |p: &Path| p.canonicalize().ok();
+            let (Some(root), Some(dir), Some(name)) = (
+                real(&self.root),
+                abs.parent().and_then(real),
+                abs.file_name(),
+            ) else {
+                return Err(e);
+            };
+            HostPath::within(&root, &dir.join(name)).map_err(|_| e)
+        })
     }
 
     /// Its drivers.
@@ -136,6 +225,12 @@ impl LocalServer {
     pub fn platform_dir(&self, p: &PlatformName) -> PathBuf {
         self.root.join("platforms").join(p.as_str())
     }
+    /// Where a platform is built, inside the root.
+    pub fn platform_path(&self, p: &PlatformName) -> HostPath {
+        HostPath::new("platforms")
+            .and_then(|d| d.join(p.as_str()))
+            .expect("platform names are single components")
+    }
     /// Where a site lives on a platform.
     pub fn site_dir(&self, p: &PlatformName, d: &Domain) -> PathBuf {
         self.platform_dir(p).join("sites").join(d.as_str())
@@ -147,20 +242,18 @@ impl LocalServer {
     pub fn hosted_entries(&self, p: &PlatformName) -> Vec<String> {
         let pdir = self.platform_dir(p);
         let drupal = matches!(crate::drupal::detect(&pdir, &pdir), Ok(Some(_)));
-        let mut out: Vec<String> = std::fs::read_dir(pdir.join("sites"))
+        let sites = self.platform_path(p).join("sites");
+        // An unreadable sites directory hosts nothing hoist can name:
+        // observation then reports each site's own failure.
+        let listed = sites.and_then(|s| self.host.list(&s)).unwrap_or_default();
+        listed
             .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| {
+            .filter(|(name, kind)| {
                 !drupal
-                    || (e.file_type().is_ok_and(|t| t.is_dir())
-                        && !DRUPAL_OWN_SITE_DIRS
-                            .contains(&e.file_name().to_string_lossy().as_ref()))
+                    || (*kind == EntryKind::Dir && !DRUPAL_OWN_SITE_DIRS.contains(&name.as_str()))
             })
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        out.sort();
-        out
+            .map(|(name, _)| name)
+            .collect()
     }
 
     /// A site's settings file.
@@ -184,16 +277,8 @@ impl LocalServer {
     /// `syncfs` for each filesystem among the root and its top directories
     /// (those that exist). A task's commit point calls it, so the files it
     /// staged unsynced are on disk before it notes the commit.
-    pub fn sync_staged(&self) -> std::io::Result<()> {
-        let mut dirs = vec![self.root.clone()];
-        dirs.extend(
-            TOP_DIRS
-                .iter()
-                .map(|d| self.root.join(d))
-                .filter(|d| d.is_dir()),
-        );
-        let refs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
-        crate::fsutil::sync_filesystems(&refs)
+    pub fn sync_staged(&self) -> Result<(), HostError> {
+        self.host.make_durable()
     }
 
     /// Builds platform `name` from the codebase in `src`: copied into a
@@ -206,42 +291,55 @@ impl LocalServer {
         src: &Path,
         record: &PlatformRecord,
     ) -> Result<(), ServerError> {
-        let platforms = self.root.join("platforms");
-        fsutil::create_dir_all(&platforms).map_err(io_err(&platforms))?;
-        let tmp = platforms.join(format!(".build-{name}"));
-        fsutil::remove_tree_if_exists(&tmp).map_err(io_err(&tmp))?;
-        fsutil::copy_tree(src, &tmp, false).map_err(io_err(src))?;
+        let h = self.host();
+        let platforms = HostPath::new("platforms")?;
+        h.mkdir(&platforms, false)?;
+        let tmp = platforms.join(&format!(".build-{name}"))?;
+        h.remove_tree(&tmp)?;
+        h.put_tree(src, &tmp)?;
         let rec = serde_yaml::to_string(record).map_err(|e| ServerError::Invalid(e.to_string()))?;
-        fsutil::write_atomic(&tmp.join(PLATFORM_RECORD), rec.as_bytes()).map_err(io_err(&tmp))?;
-        let dest = self.platform_dir(name);
-        if dest.exists() {
+        h.write(
+            &tmp.join(PLATFORM_RECORD)?,
+            rec.as_bytes(),
+            WriteMode::Atomic,
+        )?;
+        let dest = self.platform_path(name);
+        if h.exists(&dest)? {
             // A rebuild replaces the code, never the sites living in it:
             // their directory moves into the new build before the swap.
-            let old = platforms.join(format!(".old-{name}"));
-            if old.join("sites").exists() {
+            let old = platforms.join(&format!(".old-{name}"))?;
+            if h.exists(&old.join("sites")?)? {
                 return Err(ServerError::Invalid(format!(
                     "{} holds sites from an interrupted rebuild; run hoist again to recover it",
-                    old.display()
+                    h.display(&old)
                 )));
             }
-            fsutil::remove_tree_if_exists(&old).map_err(io_err(&old))?;
-            fsutil::remove_tree_if_exists(&tmp.join("sites")).map_err(io_err(&tmp))?;
-            std::fs::rename(&dest, &old).map_err(io_err(&dest))?;
-            if old.join("sites").exists() {
-                std::fs::rename(old.join("sites"), tmp.join("sites")).map_err(io_err(&old))?;
+            h.remove_tree(&old)?;
+            h.remove_tree(&tmp.join("sites")?)?;
+            h.rename(&dest, &old)?;
+            if h.exists(&old.join("sites")?)? {
+                h.rename(&old.join("sites")?, &tmp.join("sites")?)?;
             }
-            std::fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
-            fsutil::remove_tree_if_exists(&old).map_err(io_err(&old))?;
+            h.rename(&tmp, &dest)?;
+            h.remove_tree(&old)?;
         } else {
-            std::fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
+            h.rename(&tmp, &dest)?;
         }
-        fsutil::sync_dir(&platforms).map_err(io_err(&platforms))
+        Ok(h.sync_dir(&platforms)?)
     }
 
     /// Removes a platform; one already gone is fine.
     pub fn delete_platform(&self, name: &PlatformName) -> Result<(), ServerError> {
-        let dir = self.platform_dir(name);
-        fsutil::remove_tree_if_exists(&dir).map_err(io_err(&dir))
+        Ok(self.host().remove_tree(&self.platform_path(name))?)
+    }
+
+    /// A file's text, through the host.
+    fn read_text(&self, abs: &Path) -> Result<String, ServerError> {
+        let bytes = self.read_at(abs)?;
+        String::from_utf8(bytes).map_err(|_| ServerError::Io {
+            path: abs.to_path_buf(),
+            source: std::io::ErrorKind::InvalidData.into(),
+        })
     }
 
     /// Reads a site's settings file.
@@ -251,7 +349,7 @@ impl LocalServer {
         domain: &Domain,
     ) -> Result<(SettingsFile, String), ServerError> {
         let path = self.site_dir(platform, domain).join(SETTINGS_FILE);
-        let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
+        let text = self.read_text(&path)?;
         let s: SettingsFile = crate::yaml::from_str(&text)
             .map_err(|e| ServerError::Invalid(e.at(&path.display().to_string())))?;
         Ok((s, text))
@@ -270,15 +368,15 @@ impl LocalServer {
     pub fn observe(&self) -> Actual {
         let mut a = Actual::default();
         let dir = self.root.join("platforms");
-        let mut names: Vec<String> = std::fs::read_dir(&dir)
+        // An unreadable platforms directory is observed as empty, as before
+        // the host seam: the plan then names what it would build.
+        let names: Vec<String> = HostPath::new("platforms")
+            .and_then(|p| self.host().list(&p))
+            .unwrap_or_default()
             .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-            .filter_map(|e| e.file_name().to_str().map(String::from))
-            .filter(|n| !n.starts_with('.'))
+            .filter(|(n, k)| *k == EntryKind::Dir && !n.starts_with('.'))
+            .map(|(n, _)| n)
             .collect();
-        names.sort();
         let mut valid = Vec::new();
         for n in names {
             match PlatformName::new(&n) {
@@ -299,11 +397,11 @@ impl LocalServer {
                 }
                 Err(e) => {
                     a.problems.push(format!("platform {name}: {e}"));
-                    let source_hash =
-                        std::fs::read_to_string(self.platform_dir(name).join(PLATFORM_RECORD))
-                            .ok()
-                            .and_then(|t| crate::yaml::from_str::<PlatformRecord>(&t).ok())
-                            .map(|r| r.source_hash);
+                    let source_hash = self
+                        .read_text(&self.platform_dir(name).join(PLATFORM_RECORD))
+                        .ok()
+                        .and_then(|t| crate::yaml::from_str::<PlatformRecord>(&t).ok())
+                        .map(|r| r.source_hash);
                     a.broken_platforms.insert(
                         name.clone(),
                         crate::observe::BrokenPlatform {
@@ -314,11 +412,14 @@ impl LocalServer {
                     );
                 }
             }
-            let sdir = self.platform_dir(name).join("sites");
+            let sdir = self.platform_path(name).join("sites");
             let domains: Vec<String> = self
                 .hosted_entries(name)
                 .into_iter()
-                .filter(|d| std::fs::symlink_metadata(sdir.join(d)).is_ok_and(|m| m.is_dir()))
+                .filter(|d| {
+                    sdir.as_ref()
+                        .is_ok_and(|s| s.join(d).is_ok_and(|p| self.host.is_dir(&p)))
+                })
                 .collect();
             // Staging and aside directories of tasks start with a dot and
             // are no domain: recovery owns them.
@@ -370,7 +471,7 @@ impl LocalServer {
     fn observe_platform(&self, name: &PlatformName) -> Result<ObservedPlatform, ServerError> {
         let dir = self.platform_dir(name);
         let rec_path = dir.join(PLATFORM_RECORD);
-        let text = std::fs::read_to_string(&rec_path).map_err(io_err(&rec_path))?;
+        let text = self.read_text(&rec_path)?;
         let rec: PlatformRecord = crate::yaml::from_str(&text)
             .map_err(|e| ServerError::Invalid(e.at(&rec_path.display().to_string())))?;
         let codebase = crate::kind::detect_and_scan(&dir, &dir, None).map_err(|d| {
@@ -559,61 +660,12 @@ impl LocalServer {
     /// second hoist on the same server is refused with the holder's pid; a
     /// lock left by a killed process is released by the kernel with it.
     pub fn lock(&self) -> Result<ServerLock, ServerError> {
-        ServerLock::acquire(&self.root)
+        Ok(self.host().lock()?)
     }
 }
 
-/// An exclusive `flock` on `<root>/.hoist.lock`.
-#[derive(Debug)]
-pub struct ServerLock {
-    _file: std::fs::File,
-}
-
-impl ServerLock {
-    fn acquire(root: &Path) -> Result<ServerLock, ServerError> {
-        use std::io::{Read, Seek, Write};
-        use std::os::fd::AsRawFd;
-        fsutil::create_dir_all(root).map_err(io_err(root))?;
-        let path = root.join(".hoist.lock");
-        let mut f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io_err(&path))?;
-        // SAFETY: flock on a file descriptor we own; no memory is involved.
-        let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
-            let mut holder = String::new();
-            let _ = f.read_to_string(&mut holder);
-            return Err(ServerError::Locked(format!(
-                "another hoist is working on server root {} ({}); wait for it to finish",
-                root.display(),
-                holder.trim().if_empty("pid unknown")
-            )));
-        }
-        let _ = f.set_len(0);
-        let _ = f.rewind();
-        let _ = write!(f, "pid {}", std::process::id());
-        let _ = f.sync_all();
-        Ok(ServerLock { _file: f })
-    }
-}
-
-trait IfEmpty {
-    fn if_empty<'a>(&'a self, other: &'a str) -> &'a str;
-}
-
-impl IfEmpty for str {
-    fn if_empty<'a>(&'a self, other: &'a str) -> &'a str {
-        if self.is_empty() {
-            other
-        } else {
-            self
-        }
-    }
-}
+/// A server's lock, held while it lives.
+pub type ServerLock = HostLock;
 
 /// Every server the inventory declares, by name.
 #[derive(Debug, Clone, Default)]

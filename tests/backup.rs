@@ -2,6 +2,13 @@
 //! and the real GNU `tar`: round trip, symlinks never followed, hostile and
 //! damaged archives refused with nothing written outside the destination,
 //! naming and pruning.
+//!
+//! Embedded only, by nature: these test the archive format itself through
+//! the library (entries, modes, gzip members, hostile tar headers) with a
+//! `LocalServer` and SQLite; the archive is the same whatever the database
+//! server. Backups and restores through the binary on both stacks (rows
+//! compared in MariaDB, sites served by nginx) are in `tests/restore.rs`
+//! and `tests/pipeline.rs`.
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;

@@ -125,18 +125,13 @@ fn crash_at_every_point(
     points: &[&str],
     change: impl Fn(&Fixture),
 ) {
-    let Some(f) = Env::example_with_content(stack) else {
+    let Some((f, start)) = Env::prepared(stack, change) else {
         return;
     };
-    change(&f);
-    let start = f.checkpoint();
     let before = &start.state;
     let mut problems = Vec::new();
     let mut outcomes = BTreeMap::<String, usize>::new();
-    for (i, point) in points.iter().enumerate() {
-        if i > 0 {
-            f.restore(&start);
-        }
+    f.try_each(&start, points, |point| {
         let r = f.with_failpoint(args, point);
         if r.status.code().is_some() {
             problems.push(format!(
@@ -144,7 +139,7 @@ fn crash_at_every_point(
                 r.status.code(),
                 String::from_utf8_lossy(&r.stdout)
             ));
-            continue;
+            return;
         }
         // hoist starts again: any command that touches the server recovers
         let again = f.run(&["plan"]);
@@ -214,7 +209,7 @@ fn crash_at_every_point(
                 .into_iter()
                 .map(|b| format!("{point} (after re-apply): {b}")),
         );
-    }
+    });
     assert!(
         problems.is_empty(),
         "{name} on {stack:?} ({outcomes:?}):\n{}",
@@ -440,73 +435,31 @@ on_both_stacks! {
     #[cfg(feature = "failpoints")]
     fn clone_survives_a_kill_anywhere(stack) {
         let p = points(
-            &[
-                "observe",
-                "check-target",
-                "backup",
-                "deploy",
-                "update",
-                "fix-paths",
-                "clear-caches",
-                "verify",
-            ],
+            common::CLONE_STEPS,
             &["backup-archive", "deploy-inside", "update-inside"],
         );
         let p: Vec<&str> = p.iter().map(String::as_str).collect();
-        crash_at_every_point(stack, "clone", &["apply", "--yes"], &p, |f| {
-            f.write(
-                "sites/copy.yaml",
-                "domain: copy.example.com\nplatform: shop-2-1\nclone_from: acme\n",
-            )
-        });
+        crash_at_every_point(stack, "clone", &["apply", "--yes"], &p, common::add_clone_of_acme);
     }
 }
 
 on_both_stacks! {
     #[cfg(feature = "failpoints")]
     fn install_survives_a_kill_anywhere(stack) {
-        let p = points(
-            &[
-                "check-target",
-                "create-database",
-                "install-packages",
-                "write-settings",
-            ],
-            &[],
-        );
+        let p = points(common::INSTALL_STEPS, &[]);
         let p: Vec<&str> = p.iter().map(String::as_str).collect();
-        crash_at_every_point(stack, "install", &["apply", "--yes"], &p, |f| {
-            f.write(
-                "sites/newbie.yaml",
-                "domain: newbie.example.com\nplatform: shop-2-1\n",
-            )
-        });
+        crash_at_every_point(stack, "install", &["apply", "--yes"], &p, common::add_newbie);
     }
 }
 
 on_both_stacks! {
     #[cfg(feature = "failpoints")]
     fn delete_survives_a_kill_anywhere(stack) {
-        let p = points(
-            &[
-                "observe",
-                "backup",
-                "maintenance-on",
-                "remove-vhost",
-                "remove-site",
-                "drop-database",
-                "empty-trash",
-            ],
-            &["backup-archive"],
-        );
+        let mut steps = common::DELETE_STEPS.to_vec();
+        steps.extend(["drop-database", "empty-trash"]);
+        let p = points(&steps, &["backup-archive"]);
         let p: Vec<&str> = p.iter().map(String::as_str).collect();
-        crash_at_every_point(stack, "delete", &["apply", "--yes"], &p, |f| {
-            f.write(
-                "hoist.yaml",
-                &f.read("hoist.yaml").replace("prune: false", "prune: true"),
-            );
-            std::fs::remove_file(f.inv().join("sites/eatery.yaml")).unwrap();
-        });
+        crash_at_every_point(stack, "delete", &["apply", "--yes"], &p, common::prune_eatery);
     }
 }
 
@@ -535,20 +488,10 @@ on_both_stacks! {
 on_both_stacks! {
     #[cfg(feature = "failpoints")]
     fn restore_survives_a_kill_anywhere(stack) {
+        let mut steps = common::RESTORE_STEPS.to_vec();
+        steps.push("remove-old");
         let p = points(
-            &[
-                "observe",
-                "choose-backup",
-                "maintenance-on",
-                "backup",
-                "extract",
-                "deploy",
-                "fix-paths",
-                "clear-caches",
-                "swap",
-                "maintenance-off",
-                "remove-old",
-            ],
+            &steps,
             &["backup-archive", "restore-extract"],
         );
         let p: Vec<&str> = p.iter().map(String::as_str).collect();

@@ -2,6 +2,14 @@
 //! a platform's packages or a backup's dump cannot reach past the site's own
 //! database, and every value survives backup and restore, migrate, rename
 //! (and its undo) and clone byte for byte.
+//!
+//! Embedded only, by nature: the escapes are SQLite's (ATTACH, VACUUM INTO,
+//! writable_schema) and the values are SQLite's storage classes (typeof,
+//! affinity, -0.0, NaN as NULL), checked against the `sqlite3` shell. The
+//! same on MariaDB is in `tests/mysql_driver.rs` (`dump_and_load_round_trip_every_byte`,
+//! `a_hostile_dump_cannot_reach_another_database_or_the_host`); the site tasks on
+//! both stacks are in `tests/pipeline.rs`, `tests/restore.rs`,
+//! `tests/rollback.rs` and `tests/crash.rs`.
 
 mod common;
 use common::{exact_rows, server_state, settings_of, state_diff, Fixture};

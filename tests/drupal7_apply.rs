@@ -45,12 +45,7 @@ impl<'a> World<'a> {
         let f = Fixture { tmp };
         let database = match db {
             Db::Sqlite => "  default: { kind: sqlite }\n".to_string(),
-            Db::Maria(m) => format!(
-                "  default:\n    kind: mysql\n    host: 127.0.0.1\n    port: {}\n    admin_user: {}\n    admin_password_file: {}\n",
-                m.port,
-                m.admin_user,
-                m.admin_password_file.display()
-            ),
+            Db::Maria(m) => services::mysql_database_yaml("default", m),
             Db::MariaSocket(m) => format!(
                 "  default:\n    kind: mysql\n    socket: {}\n    admin_user: {}\n    admin_password_file: {}\n",
                 m.socket.display(),
@@ -61,28 +56,18 @@ impl<'a> World<'a> {
         f.write(
             "hoist.yaml",
             &format!(
-                "servers:\n  \
-                   local:\n    \
-                     kind: local\n    \
-                     root: {host}\n    \
-                     web:\n      \
-                       kind: nginx\n      \
-                       conf_dir: {conf_dir}\n      \
-                       listen: 127.0.0.1:{port}\n      \
-                       php_fpm: unix:{socket}\n      \
-                       test: {test}\n      \
-                       reload: {reload}\n      \
-                       check_url: http://127.0.0.1:{port}\n\
+                "servers:\n{server}\
                  databases:\n{database}\
                  defaults: {{ server: local, database: default }}\n\
                  health: {{ path: /, expect_status: 200, expect_text: \"Drupal 7\", timeout_s: 60 }}\n\
                  status: {{ commit: false }}\n",
-                host = f.host().display(),
-                conf_dir = nginx.conf_dir.display(),
-                port = nginx.port,
-                socket = fpm.socket.display(),
-                test = nginx.command_line(false),
-                reload = nginx.command_line(true),
+                server = services::local_nginx_server_yaml(
+                    &f.host().display().to_string(),
+                    nginx,
+                    fpm,
+                    &nginx.conf_dir,
+                    nginx.port,
+                ),
             ),
         );
         for (name, (_, tree)) in [("old", &old), ("new", &new)] {

@@ -23,6 +23,24 @@ const PLATFORM: &str = "shop-2-1";
 const SUFFIX: (&str, &str) = ("HOIST_FAILPOINT", "db-suffix=0000beef");
 const TAKEN: &str = "eatery_0000beef";
 
+/// `hoist apply --yes` (with `env`), which must fail saying each of `said`.
+fn apply_fails_saying(f: &common::Fixture, env: &[(&str, &str)], said: &[&str]) -> real::Out {
+    let out = hoist(f, &["apply", "--yes"], env);
+    assert_ne!(out.code, 0, "{}", out.text);
+    assert!(
+        said.iter().all(|w| out.text.contains(w)),
+        "not saying {said:?}: {}",
+        out.text
+    );
+    out
+}
+
+/// eatery as it was: served with its name, every row of `db` as `before`.
+fn eatery_as_it_was(s: &Stack, db: &str, before: &str) {
+    assert_eq!(s.get(DOMAIN), (200, "site: eatery\n".into()));
+    assert_eq!(real::rows(&s.db, db), before, "every row as it was");
+}
+
 #[test]
 fn a_database_or_user_that_exists_is_refused_and_kept() {
     let Some(s) = Stack::start() else { return };
@@ -32,13 +50,10 @@ fn a_database_or_user_that_exists_is_refused_and_kept() {
     s.db.sql(&format!(
         "CREATE DATABASE {TAKEN};\nCREATE TABLE {TAKEN}.theirs (v TEXT);\nINSERT INTO {TAKEN}.theirs VALUES ('keep me');"
     ));
-    let out = hoist(&f, &["apply", "--yes"], &[SUFFIX]);
-    assert_ne!(out.code, 0, "{}", out.text);
-    assert!(
-        out.text
-            .contains(&format!("database {TAKEN} exists already")),
-        "{}",
-        out.text
+    apply_fails_saying(
+        &f,
+        &[SUFFIX],
+        &[&format!("database {TAKEN} exists already")],
     );
     assert_eq!(
         s.db.sql(&format!("SELECT v FROM {TAKEN}.theirs")),
@@ -57,13 +72,10 @@ fn a_database_or_user_that_exists_is_refused_and_kept() {
     s.db.sql(&format!(
         "DROP DATABASE {TAKEN};\nCREATE USER '{TAKEN}'@'localhost' IDENTIFIED BY 'theirs';"
     ));
-    let out = hoist(&f, &["apply", "--yes"], &[SUFFIX]);
-    assert_ne!(out.code, 0, "{}", out.text);
-    assert!(
-        out.text
-            .contains(&format!("database user {TAKEN} exists already")),
-        "{}",
-        out.text
+    apply_fails_saying(
+        &f,
+        &[SUFFIX],
+        &[&format!("database user {TAKEN} exists already")],
     );
     assert!(has_user(&s.db, TAKEN), "their user is kept");
     assert!(!has_db(&s.db, TAKEN), "no database was made");
@@ -76,13 +88,10 @@ fn a_database_or_user_that_exists_is_refused_and_kept() {
     let before = real::rows(&s.db, &old);
     s.db.sql(&format!("CREATE DATABASE {TAKEN};"));
     f.set_site("eatery", "domain", "eatery.example.org");
-    let out = hoist(&f, &["apply", "--yes"], &[SUFFIX]);
-    assert_ne!(out.code, 0, "{}", out.text);
-    assert!(
-        out.text
-            .contains(&format!("database {TAKEN} exists already")),
-        "{}",
-        out.text
+    apply_fails_saying(
+        &f,
+        &[SUFFIX],
+        &[&format!("database {TAKEN} exists already")],
     );
     let task = common::last_task(&f);
     assert_eq!(
@@ -91,8 +100,7 @@ fn a_database_or_user_that_exists_is_refused_and_kept() {
         "refused before anything was recorded: {task}"
     );
     assert!(has_db(&s.db, TAKEN), "their database is kept");
-    assert_eq!(s.get(DOMAIN), (200, "site: eatery\n".into()));
-    assert_eq!(real::rows(&s.db, &old), before);
+    eatery_as_it_was(&s, &old, &before);
 }
 
 /// About 8 MB of rows in a table `big` of `db_name`: a dump of it outruns
@@ -120,13 +128,8 @@ fn php_fpm_down_fails_the_preview_check_and_the_migrate_rolls_back() {
     let before = real::rows(&s.db, &old);
     s.fpm.stop();
     f.set_site("dental", "platform", "shop-2-1");
-    let out = hoist(&f, &["apply", "--yes"], &[]);
-    assert_ne!(out.code, 0, "{}", out.text);
-    assert!(
-        out.text.contains("preview") && out.text.contains("502"),
-        "the preview's check failed: {}",
-        out.text
-    );
+    // the preview's check failed
+    apply_fails_saying(&f, &[], &["preview", "502"]);
     s.fpm.restart();
     assert_eq!(s.get("dental.example.net"), (200, "site: dental\n".into()));
     assert_eq!(db_of(&f, "shop-2-0", "dental.example.net").0, old);
@@ -209,8 +212,7 @@ fn mariadb_killed_in_the_middle_of_a_dump_fails_clearly_and_the_site_comes_back(
     f.set_site("eatery", "domain", DOMAIN);
     let out = hoist(&f, &["apply", "--yes"], &[]);
     assert_eq!(out.code, 0, "{}", out.text);
-    assert_eq!(s.get(DOMAIN), (200, "site: eatery\n".into()));
-    assert_eq!(real::rows(&s.db, &old), before, "every row as it was");
+    eatery_as_it_was(&s, &old, &before);
     assert_eq!(dbs_like(&s.db, "eatery"), format!("{old}\n"));
     let task = &common::tasks(&f)
         .into_iter()
@@ -246,8 +248,7 @@ fn mariadb_killed_in_the_middle_of_a_load_fails_clearly_and_the_site_comes_back(
     s.db.restart();
     let out = hoist(&f, &["apply", "--yes"], &[]);
     assert_eq!(out.code, 0, "{}", out.text);
-    assert_eq!(s.get(DOMAIN), (200, "site: eatery\n".into()));
-    assert_eq!(real::rows(&s.db, &old), before, "every row as it was");
+    eatery_as_it_was(&s, &old, &before);
     assert_eq!(
         dbs_like(&s.db, "eatery"),
         format!("{old}\n"),
@@ -309,15 +310,8 @@ fn a_full_disk_during_a_dump_fails_clearly_and_keeps_the_site() {
         }
     };
     f.set_site("eatery", "domain", "eatery.example.org");
-    let out = hoist(&f, &["apply", "--yes"], &[]);
-    assert_ne!(out.code, 0, "{}", out.text);
-    assert!(
-        out.text.contains("step backup") && out.text.contains("No space left on device"),
-        "a clear error: {}",
-        out.text
-    );
-    assert_eq!(s.get(DOMAIN), (200, "site: eatery\n".into()));
-    assert_eq!(real::rows(&s.db, &old), before, "every row as it was");
+    apply_fails_saying(&f, &[], &["step backup", "No space left on device"]);
+    eatery_as_it_was(&s, &old, &before);
     assert_eq!(dbs_like(&s.db, "eatery"), format!("{old}\n"));
     no_leftovers(&backups);
 }
@@ -335,45 +329,30 @@ fn an_unreachable_server_or_a_wrong_admin_password_stops_before_anything_changes
         m
     };
     let root = root_now();
-    let vhosts = real::snapshot(&s.nginx.conf_dir);
+    let conf_dir = s.nginx.conf_dir.clone();
+    let vhosts = real::snapshot(&conf_dir);
+    // An apply stopped before anything changed: exit 1, the database
+    // server and `why` named, the server root and the vhosts as they were.
+    let refused = |why: &str| {
+        let out = apply_fails_saying(
+            &f,
+            &[],
+            &["database server maria", why, "Nothing was changed"],
+        );
+        assert_eq!(out.code, 1, "{}", out.text);
+        common::assert_same(&root, &root_now(), "the server root changed");
+        common::assert_same(&vhosts, &real::snapshot(&conf_dir), "a vhost changed");
+    };
 
     // A wrong admin password.
     let good = std::fs::read(&s.db.admin_password_file).unwrap();
     std::fs::write(&s.db.admin_password_file, b"not-the-password\n").unwrap();
-    let out = hoist(&f, &["apply", "--yes"], &[]);
+    refused("access denied");
     std::fs::write(&s.db.admin_password_file, &good).unwrap();
-    assert_eq!(out.code, 1, "{}", out.text);
-    assert!(
-        out.text.contains("database server maria")
-            && out.text.contains("access denied")
-            && out.text.contains("Nothing was changed"),
-        "{}",
-        out.text
-    );
-    common::assert_same(&root, &root_now(), "the server root changed");
-    common::assert_same(
-        &vhosts,
-        &real::snapshot(&s.nginx.conf_dir),
-        "a vhost changed",
-    );
 
     // The server down.
     s.db.kill();
-    let out = hoist(&f, &["apply", "--yes"], &[]);
-    assert_eq!(out.code, 1, "{}", out.text);
-    assert!(
-        out.text.contains("database server maria")
-            && out.text.contains("cannot connect")
-            && out.text.contains("Nothing was changed"),
-        "{}",
-        out.text
-    );
-    common::assert_same(&root, &root_now(), "the server root changed");
-    common::assert_same(
-        &vhosts,
-        &real::snapshot(&s.nginx.conf_dir),
-        "a vhost changed",
-    );
+    refused("cannot connect");
     s.db.restart();
     assert_eq!(s.get(DOMAIN), (200, "site: eatery\n".into()));
 }

@@ -1,8 +1,20 @@
 //! `hoist plan`, `apply` (builds and installs), `compare` and the exit codes
 //! of spec section 6, on a copy of the example inventory, through the binary.
 
+//!
+//! The apply runs on both stacks (`tests/common/stack.rs`): on mysql+nginx
+//! rows are read from each site's MariaDB database and every site answers
+//! 200 with its own name. The rest is about planning, which reads the
+//! servers the same way whatever their kind: embedded only.
+
 mod common;
-use common::{assert_same, assert_valid_plan, site, snapshot, verdict, Fixture};
+mod services;
+#[macro_use]
+#[path = "common/stack.rs"]
+mod stack;
+
+use common::{assert_same, assert_valid_plan, settings_of, site, snapshot, verdict, Fixture};
+use stack::Env;
 
 #[test]
 fn plan_before_apply_builds_and_creates() {
@@ -29,99 +41,73 @@ fn plan_before_apply_builds_and_creates() {
     f.ok(&["plan", "--detailed-exitcode"], 2);
 }
 
-#[test]
-fn apply_installs_then_a_second_apply_changes_nothing() {
-    let f = Fixture::example();
-    let r = f.apply();
-    assert!(
-        r.stdout.contains("Apply complete: 9 success"),
-        "{}",
-        r.all()
-    );
+on_both_stacks! {
+    fn apply_installs_then_a_second_apply_changes_nothing(stack) {
+        let Some(f) = Env::example(stack) else { return };
+        let r = f.apply();
+        assert!(
+            r.stdout.contains("Apply complete: 9 success"),
+            "{}",
+            r.all()
+        );
 
-    // Every site is installed for real: database rows, settings, vhost.
-    let conn = |site_dir: &str| {
-        let settings =
-            std::fs::read_to_string(f.host().join(site_dir).join("settings.yaml")).unwrap();
-        let db = settings
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("name: "))
-            .unwrap()
-            .trim_matches('"')
-            .to_string();
-        rusqlite::Connection::open(f.host().join("databases").join(format!("{db}.sqlite"))).unwrap()
-    };
-    let c = conn("platforms/shop-1-1/sites/acme.example.com");
-    let core: (i64, String, i64) = c
-        .query_row(
+        // Every site is installed for real: database rows, settings, vhost.
+        let acme = settings_of(&f, "shop-1-1", "acme.example.com").0;
+        let core = f.query(
+            &acme,
             "SELECT schema_version, version, enabled FROM system WHERE name='core'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .unwrap();
-    assert_eq!(core, (3, "1.1.0".to_string(), 1));
-    let n: i64 = c
-        .query_row("SELECT count(*) FROM system", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(
-        n, 5,
-        "standard installs core, node, blog, shop_theme and itself"
-    );
-    let fdp: String = c
-        .query_row(
-            "SELECT value FROM variables WHERE name='file_directory_path'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(fdp, "sites/acme.example.com/files");
-    // the package's own tables exist
-    c.query_row("SELECT count(*) FROM blog_posts", [], |r| {
-        r.get::<_, i64>(0)
-    })
-    .unwrap();
-    let chess = conn("platforms/shop-1-1/sites/chess.example.org");
-    let polls: i64 = chess
-        .query_row(
-            "SELECT enabled FROM system WHERE name='legacy_polls'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(polls, 1);
+        );
+        assert_eq!(core, ["3\t1.1.0\t1"]);
+        let n = f.query(&acme, "SELECT count(*) FROM system");
+        assert_eq!(
+            n, ["5"],
+            "standard installs core, node, blog, shop_theme and itself"
+        );
+        assert_eq!(
+            f.var(&acme, "file_directory_path").as_deref(),
+            Some("sites/acme.example.com/files")
+        );
+        // the package's own tables exist
+        f.query(&acme, "SELECT count(*) FROM blog_posts");
+        let chess = settings_of(&f, "shop-1-1", "chess.example.org").0;
+        let polls = f.query(&chess, "SELECT enabled FROM system WHERE name='legacy_polls'");
+        assert_eq!(polls, ["1"]);
 
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(
-        f.host()
-            .join("platforms/shop-1-1/sites/acme.example.com/settings.yaml"),
-    )
-    .unwrap()
-    .permissions()
-    .mode();
-    assert_eq!(mode & 0o777, 0o600);
-    let vhost = std::fs::read_to_string(f.host().join("vhosts/acme.example.com.conf")).unwrap();
-    assert!(
-        vhost.contains("server_name acme.example.com www.acme.example.com;"),
-        "{vhost}"
-    );
-
-    // Plan now says there is nothing to do, and a second apply changes nothing.
-    let plan = f.plan_json(&["--detailed-exitcode"], 0);
-    assert_valid_plan(&plan);
-    assert_eq!(plan["summary"]["changes"], 0);
-    assert!(plan["sites"]
-        .as_array()
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(
+            f.host()
+                .join("platforms/shop-1-1/sites/acme.example.com/settings.yaml"),
+        )
         .unwrap()
-        .iter()
-        .all(|s| s["action"] == "noop"));
-    let before = snapshot(&f.host());
-    let r = f.apply();
-    assert!(r.stdout.contains("nothing to do"), "{}", r.all());
-    assert_same(
-        &before,
-        &snapshot(&f.host()),
-        "the second apply changed the server",
-    );
+        .permissions()
+        .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let vhost = f.vhost("acme.example.com").unwrap();
+        assert!(
+            vhost.contains("server_name acme.example.com www.acme.example.com;"),
+            "{vhost}"
+        );
+
+        // Plan now says there is nothing to do, and a second apply changes nothing.
+        let plan = f.plan_json(&["--detailed-exitcode"], 0);
+        assert_valid_plan(&plan);
+        assert_eq!(plan["summary"]["changes"], 0);
+        assert!(plan["sites"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["action"] == "noop"));
+        let before = snapshot(&f.host());
+        let state = f.state();
+        let r = f.apply();
+        assert!(r.stdout.contains("nothing to do"), "{}", r.all());
+        assert_same(
+            &before,
+            &snapshot(&f.host()),
+            "the second apply changed the server",
+        );
+        assert_eq!(state, f.state(), "the second apply changed a database or vhost");
+    }
 }
 
 #[test]

@@ -2,9 +2,23 @@
 //! site back row for row and file for file, takes a backup of the present
 //! state first, refuses hostile archives with nothing written outside the
 //! site, and rolls back like a migrate when it fails.
+//!
+//! The round trips and the rollback run on both stacks
+//! (`tests/common/stack.rs`): on mysql+nginx the rows are read from the
+//! site's MariaDB database, every site answers 200 with its own name after
+//! every task, and a restore ends with a health check. The checks of the
+//! archive itself (hostile, oversized, damaged manifests) stay on the
+//! embedded stack: they are refused before any server is touched, whatever
+//! its kind.
 
 mod common;
-use common::{assert_same, snapshot, Fixture};
+mod services;
+#[macro_use]
+#[path = "common/stack.rs"]
+mod stack;
+
+use common::{assert_same, last_task, settings_of, snapshot, Fixture};
+use stack::{Env, Stack};
 
 fn site_dir(f: &Fixture) -> std::path::PathBuf {
     f.host().join("platforms/shop-1-1/sites/acme.example.com")
@@ -22,12 +36,14 @@ fn db(f: &Fixture, dir: &std::path::Path) -> rusqlite::Connection {
     rusqlite::Connection::open(f.host().join(format!("databases/{name}.sqlite"))).unwrap()
 }
 
-fn posts(c: &rusqlite::Connection) -> Vec<String> {
-    let mut s = c.prepare("SELECT path FROM files ORDER BY fid").unwrap();
-    s.query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+/// The database of acme on `platform`/`domain`.
+fn db_name(env: &Env, domain: &str) -> String {
+    settings_of(env, "shop-1-1", domain).0
+}
+
+/// The paths of the `files` table of acme's database, by fid.
+fn posts(env: &Env, domain: &str) -> Vec<String> {
+    env.query(&db_name(env, domain), "SELECT path FROM files ORDER BY fid")
 }
 
 /// A site's archives, oldest first (by modification time).
@@ -51,80 +67,109 @@ fn archives(f: &Fixture, site: &str) -> Vec<String> {
     v.into_iter().map(|(_, n)| n).collect()
 }
 
-#[test]
-fn backup_then_restore_puts_rows_and_files_back() {
-    let f = Fixture::example();
-    f.apply();
-    let dir = site_dir(&f);
-    std::fs::write(dir.join("files/a.txt"), "version 1").unwrap();
-    db(&f, &dir)
-        .execute(
-            "INSERT INTO files (path) VALUES ('sites/acme.example.com/files/a.txt')",
-            [],
-        )
-        .unwrap();
-    let r = f.ok(&["backup", "acme"], 0);
-    assert!(
-        r.stdout.contains("success  backup acme")
-            && r.stdout.contains("backup: backups/acme/acme.example.com-"),
-        "{}",
-        r.all()
+/// Asserts the last task was a restore that succeeded and, on nginx,
+/// ended with a health check of the site (spec 8: a restore ends with a
+/// check).
+fn assert_restored_and_checked(env: &Env) {
+    let t = last_task(env);
+    assert_eq!(
+        (&t["kind"], &t["result"]),
+        (&"restore".into(), &"success".into()),
+        "{t}"
     );
-    let files_then = snapshot(&dir.join("files"));
-    let rows_then = posts(&db(&f, &dir));
-
-    std::fs::write(dir.join("files/a.txt"), "version 2").unwrap();
-    std::fs::write(dir.join("files/new.txt"), "added later").unwrap();
-    db(&f, &dir).execute("DELETE FROM files", []).unwrap();
-    let r = f.ok(&["restore", "acme"], 0);
-    assert!(r.stdout.contains("success  restore acme"), "{}", r.all());
-    assert_same(
-        &files_then,
-        &snapshot(&dir.join("files")),
-        "files not restored",
-    );
-    assert_eq!(rows_then, posts(&db(&f, &dir)));
-    let m: String = db(&f, &dir)
-        .query_row(
-            "SELECT value FROM variables WHERE name='maintenance_mode'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(m, "0", "online after the restore");
-    // the present state was backed up first: two archives now, both readable by GNU tar
-    let a = archives(&f, "acme");
-    assert_eq!(a.len(), 2, "{a:?}");
-    for name in &a {
-        let o = std::process::Command::new("tar")
-            .arg("-tzf")
-            .arg(f.host().join("backups/acme").join(name))
-            .output()
-            .unwrap();
-        assert!(o.status.success());
+    if env.stack == Stack::MysqlNginx {
+        let checked = t["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "health-check" && s["state"] == "done");
+        assert!(checked, "no health check: {t}");
     }
-    // and that newer one holds "version 2": restoring it by name undoes the restore
-    f.ok(&["restore", "acme", &a[1]], 0);
-    assert_eq!(
-        std::fs::read_to_string(dir.join("files/a.txt")).unwrap(),
-        "version 2"
-    );
-    assert!(dir.join("files/new.txt").exists());
-    // no leftovers, and the site plans as in sync
-    let left: Vec<_> = std::fs::read_dir(dir.parent().unwrap())
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name())
-        .filter(|n| n.to_string_lossy().starts_with('.'))
-        .collect();
-    assert!(left.is_empty(), "{left:?}");
-    f.plan_json(&["--detailed-exitcode"], 0);
-    let log = f.ok(&["tasks", "acme"], 0).stdout;
-    assert_eq!(
-        log.lines().filter(|l| l.contains("restore")).count(),
-        2,
-        "{log}"
-    );
+    env.assert_served();
+}
+
+on_both_stacks! {
+    fn backup_then_restore_puts_rows_and_files_back(stack) {
+        let Some(f) = Env::example(stack) else { return };
+        f.apply();
+        let dir = site_dir(&f);
+        let domain = "acme.example.com";
+        std::fs::write(dir.join("files/a.txt"), "version 1").unwrap();
+        f.exec(
+            &db_name(&f, domain),
+            "INSERT INTO files (fid, path) VALUES (1000, 'sites/acme.example.com/files/a.txt');",
+        );
+        let r = f.ok(&["backup", "acme"], 0);
+        assert!(
+            r.stdout.contains("success  backup acme")
+                && r.stdout.contains("backup: backups/acme/acme.example.com-"),
+            "{}",
+            r.all()
+        );
+        let files_then = snapshot(&dir.join("files"));
+        let rows_then = f.db_rows(&db_name(&f, domain));
+
+        std::fs::write(dir.join("files/a.txt"), "version 2").unwrap();
+        std::fs::write(dir.join("files/new.txt"), "added later").unwrap();
+        f.exec(&db_name(&f, domain), "DELETE FROM files;");
+        let r = f.ok(&["restore", "acme"], 0);
+        assert!(r.stdout.contains("success  restore acme"), "{}", r.all());
+        assert_restored_and_checked(&f);
+        assert_same(
+            &files_then,
+            &snapshot(&dir.join("files")),
+            "files not restored",
+        );
+        assert_eq!(rows_then, f.db_rows(&db_name(&f, domain)), "rows not restored");
+        assert_eq!(
+            f.var(&db_name(&f, domain), "maintenance_mode").as_deref(),
+            Some("0"),
+            "online after the restore"
+        );
+        // the present state was backed up first: two archives now, both readable by GNU tar
+        let a = archives(&f, "acme");
+        assert_eq!(a.len(), 2, "{a:?}");
+        for name in &a {
+            let o = std::process::Command::new("tar")
+                .arg("-tzf")
+                .arg(f.host().join("backups/acme").join(name))
+                .output()
+                .unwrap();
+            assert!(o.status.success());
+        }
+        // and that newer one holds "version 2": restoring it by name undoes the restore
+        f.ok(&["restore", "acme", &a[1]], 0);
+        assert_restored_and_checked(&f);
+        assert_eq!(
+            std::fs::read_to_string(dir.join("files/a.txt")).unwrap(),
+            "version 2"
+        );
+        assert!(dir.join("files/new.txt").exists());
+        assert!(posts(&f, domain).is_empty(), "the rows of the state restored");
+        // no leftovers: no directory, database or user of the restore's
+        // making, and the site plans as in sync
+        let left: Vec<_> = std::fs::read_dir(dir.parent().unwrap())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .filter(|n| n.to_string_lossy().starts_with('.'))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        let in_use: std::collections::BTreeSet<String> = f.databases_in_use().into_keys().collect();
+        assert_eq!(f.databases(), in_use, "orphan databases");
+        if stack == Stack::MysqlNginx {
+            let users: std::collections::BTreeSet<String> =
+                in_use.iter().map(|d| stack::user_for(d)).collect();
+            assert_eq!(f.users(), users, "orphan users");
+        }
+        f.plan_json(&["--detailed-exitcode"], 0);
+        let log = f.ok(&["tasks", "acme"], 0).stdout;
+        assert_eq!(
+            log.lines().filter(|l| l.contains("restore")).count(),
+            2,
+            "{log}"
+        );
+    }
 }
 
 #[test]
@@ -158,34 +203,34 @@ fn restore_names_what_it_cannot_find() {
     );
 }
 
-#[test]
-fn a_database_only_backup_restores_the_database_and_keeps_the_files() {
-    let f = Fixture::example();
-    f.apply();
-    std::fs::write(site_dir(&f).join("files/a.txt"), "kept").unwrap();
-    db(&f, &site_dir(&f))
-        .execute(
-            "INSERT INTO files (path) VALUES ('sites/acme.example.com/files/a.txt')",
-            [],
-        )
-        .unwrap();
-    // a rename on the same platform takes a database-only backup
-    f.set_site("acme", "domain", "acme.example.org");
-    f.apply();
-    let dir = f.host().join("platforms/shop-1-1/sites/acme.example.org");
-    db(&f, &dir).execute("DELETE FROM files", []).unwrap();
-    let r = f.ok(&["restore", "acme", &archives(&f, "acme")[0]], 0);
-    assert!(r.stdout.contains("success  restore acme"), "{}", r.all());
-    assert_eq!(
-        posts(&db(&f, &dir)),
-        ["sites/acme.example.org/files/a.txt"],
-        "rows back, paths fixed to the present domain"
-    );
-    assert_eq!(
-        std::fs::read_to_string(dir.join("files/a.txt")).unwrap(),
-        "kept"
-    );
-    f.plan_json(&["--detailed-exitcode"], 0);
+on_both_stacks! {
+    fn a_database_only_backup_restores_the_database_and_keeps_the_files(stack) {
+        let Some(f) = Env::example(stack) else { return };
+        f.apply();
+        std::fs::write(site_dir(&f).join("files/a.txt"), "kept").unwrap();
+        f.exec(
+            &db_name(&f, "acme.example.com"),
+            "INSERT INTO files (fid, path) VALUES (1000, 'sites/acme.example.com/files/a.txt');",
+        );
+        // a rename on the same platform takes a database-only backup
+        f.set_site("acme", "domain", "acme.example.org");
+        f.apply();
+        let dir = f.host().join("platforms/shop-1-1/sites/acme.example.org");
+        f.exec(&db_name(&f, "acme.example.org"), "DELETE FROM files;");
+        let r = f.ok(&["restore", "acme", &archives(&f, "acme")[0]], 0);
+        assert!(r.stdout.contains("success  restore acme"), "{}", r.all());
+        assert_restored_and_checked(&f);
+        assert_eq!(
+            posts(&f, "acme.example.org"),
+            ["sites/acme.example.org/files/a.txt"],
+            "rows back, paths fixed to the present domain"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("files/a.txt")).unwrap(),
+            "kept"
+        );
+        f.plan_json(&["--detailed-exitcode"], 0);
+    }
 }
 
 #[test]
@@ -285,72 +330,58 @@ fn a_deeply_nested_manifest_is_refused_before_anything_is_read() {
     f.plan_json(&["--detailed-exitcode"], 0);
 }
 
-#[cfg(feature = "failpoints")]
-#[test]
-fn restore_rolls_back_at_every_step() {
-    let base = Fixture::example();
-    base.apply();
-    base.ok(&["backup", "acme"], 0);
-    std::fs::write(site_dir(&base).join("files/a.txt"), "present").unwrap();
-    let files = snapshot(&site_dir(&base));
-    let rows = posts(&db(&base, &site_dir(&base)));
-    let mut problems = vec![];
-    for step in [
-        "observe",
-        "choose-backup",
-        "maintenance-on",
-        "backup",
-        "extract",
-        "deploy",
-        "fix-paths",
-        "clear-caches",
-        "swap",
-        "maintenance-off",
-        "restore-extract",
-    ] {
-        for how in ["error", "after"] {
-            if step == "restore-extract" && how == "after" {
-                continue;
-            }
-            let f = base.duplicate();
-            let fp = format!("{step}:{how}");
-            let r = f.with_failpoint(&["restore", "acme"], &fp);
+on_both_stacks! {
+    #[cfg(feature = "failpoints")]
+    fn restore_rolls_back_at_every_step(stack) {
+        let Some(env) = Env::example(stack) else { return };
+        env.apply();
+        env.ok(&["backup", "acme"], 0);
+        std::fs::write(site_dir(&env).join("files/a.txt"), "present").unwrap();
+        env.exec(
+            &db_name(&env, "acme.example.com"),
+            "INSERT INTO files (fid, path) VALUES (1000, 'sites/acme.example.com/files/a.txt');",
+        );
+        let start = env.checkpoint();
+        let files = snapshot(&site_dir(&env));
+        let db = db_name(&env, "acme.example.com");
+        let rows = env.db_rows(&db);
+        let dbs = env.databases();
+        let mut problems = vec![];
+        // Every step fails before and after its work; the extraction
+        // inside its step only.
+        let points = common::RESTORE_STEPS
+            .iter()
+            .flat_map(|step| ["error", "after"].map(|how| format!("{step}:{how}")))
+            .chain(["restore-extract:error".to_string()]);
+        env.try_each(&start, points, |fp| {
+            let r = env.with_failpoint(&["restore", "acme"], &fp);
             let out = String::from_utf8_lossy(&r.stdout);
             if r.status.code() != Some(1) || !out.contains("failed   restore acme") {
                 problems.push(format!("{fp}: {out}"));
-                continue;
+                return;
             }
-            let now = snapshot(&site_dir(&f));
-            if now != files {
+            if snapshot(&site_dir(&env)) != files {
                 problems.push(format!("{fp}: files differ"));
             }
-            if posts(&db(&f, &site_dir(&f))) != rows {
+            if db_name(&env, "acme.example.com") != db || env.db_rows(&db) != rows {
                 problems.push(format!("{fp}: rows differ"));
             }
-            let m: String = db(&f, &site_dir(&f))
-                .query_row(
-                    "SELECT value FROM variables WHERE name='maintenance_mode'",
-                    [],
-                    |r| r.get(0),
-                )
-                .unwrap();
-            if m != "0" {
+            if env.var(&db, "maintenance_mode").as_deref() != Some("0") {
                 problems.push(format!("{fp}: left in maintenance"));
             }
-            let dbs = std::fs::read_dir(f.host().join("databases"))
-                .unwrap()
-                .flatten()
-                .filter(|e| e.file_name().to_string_lossy().ends_with(".sqlite"))
-                .count();
-            if dbs != 5 {
-                problems.push(format!("{fp}: {dbs} databases"));
+            if env.databases() != dbs {
+                problems.push(format!("{fp}: databases {:?}, were {dbs:?}", env.databases()));
             }
-            if archives(&f, "acme").is_empty() {
+            if archives(&env, "acme").is_empty() {
                 problems.push(format!("{fp}: the backup is gone"));
             }
-        }
+            let served = env.served();
+            if served != start.served {
+                problems.push(format!("{fp}: not served as before: {served:?}"));
+            }
+        });
+        assert!(problems.is_empty(), "{stack:?}:\n{}", problems.join("\n"));
     }
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 /// The number of rows of a marker table, created on first use: each

@@ -30,63 +30,57 @@ fn fail_every_step(
     steps: &[&str],
     change: impl Fn(&Fixture),
 ) {
-    let Some(env) = Env::example_with_content(stack) else {
+    let Some((env, start)) = Env::prepared(stack, change) else {
         return;
     };
-    change(&env);
-    let start = env.checkpoint();
     let backups_before = backup_count(&env, site);
     let summary_before = env.plan_json(&[], 0)["summary"].clone();
     let mut problems = Vec::new();
-    let mut first = true;
-    for step in steps {
+    let points = steps.iter().flat_map(|step| {
         // A point inside a step fires only before what follows it.
         let hows: &[&str] = if step.ends_with("-inside") {
             &["error"]
         } else {
             &["error", "after"]
         };
-        for how in hows {
-            if !first {
-                env.restore(&start);
-            }
-            first = false;
-            let fp = format!("{step}:{how}");
-            let r = env.with_failpoint(&["apply", "--yes"], &fp);
-            let out = String::from_utf8_lossy(&r.stdout);
-            if r.status.code() != Some(1) {
-                problems.push(format!("{fp}: exit {:?}\n{out}", r.status.code()));
-                continue;
-            }
-            let t = last_task(&env);
-            if t["result"] != "failed" || !t["log"].to_string().contains("rolled back") {
-                problems.push(format!("{fp}: task {} {}", t["result"], t["log"]));
-            }
-            let d = diff(&start.state, &env.state());
-            if !d.is_empty() {
-                problems.push(format!("{fp}: not as before: {d:?}"));
-            }
-            let served = env.served();
-            if served != start.served {
-                problems.push(format!(
-                    "{fp}: not served as before: {served:?}, was {:?}",
-                    start.served
-                ));
-            }
-            // the backup, once taken, is kept
-            let took =
-                t["steps"].as_array().unwrap().iter().any(|s| {
-                    s["name"] == "backup" && (s["state"] == "done" || fp == "backup:after")
-                });
-            if took && backup_count(&env, site) != backups_before + 1 {
-                problems.push(format!("{fp}: the backup was not kept"));
-            }
-            // and the site plans exactly as before: the same action again
-            if env.plan_json(&[], 0)["summary"] != summary_before {
-                problems.push(format!("{fp}: the plan changed after rollback"));
-            }
+        hows.iter().map(move |how| format!("{step}:{how}"))
+    });
+    env.try_each(&start, points, |fp| {
+        let r = env.with_failpoint(&["apply", "--yes"], &fp);
+        let out = String::from_utf8_lossy(&r.stdout);
+        if r.status.code() != Some(1) {
+            problems.push(format!("{fp}: exit {:?}\n{out}", r.status.code()));
+            return;
         }
-    }
+        let t = last_task(&env);
+        if t["result"] != "failed" || !t["log"].to_string().contains("rolled back") {
+            problems.push(format!("{fp}: task {} {}", t["result"], t["log"]));
+        }
+        let d = diff(&start.state, &env.state());
+        if !d.is_empty() {
+            problems.push(format!("{fp}: not as before: {d:?}"));
+        }
+        let served = env.served();
+        if served != start.served {
+            problems.push(format!(
+                "{fp}: not served as before: {served:?}, was {:?}",
+                start.served
+            ));
+        }
+        // the backup, once taken, is kept
+        let took = t["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "backup" && (s["state"] == "done" || fp == "backup:after"));
+        if took && backup_count(&env, site) != backups_before + 1 {
+            problems.push(format!("{fp}: the backup was not kept"));
+        }
+        // and the site plans exactly as before: the same action again
+        if env.plan_json(&[], 0)["summary"] != summary_before {
+            problems.push(format!("{fp}: the plan changed after rollback"));
+        }
+    });
     assert!(
         problems.is_empty(),
         "{name} on {stack:?}:\n{}",
@@ -122,73 +116,19 @@ on_both_stacks! {
 
 on_both_stacks! {
     fn clone_rolls_back_at_every_step(stack) {
-        fail_every_step(
-            stack,
-            "clone",
-            "acme",
-            &[
-                "observe",
-                "check-target",
-                "backup",
-                "deploy",
-                "update",
-                "fix-paths",
-                "clear-caches",
-                "verify",
-            ],
-            |f| {
-                f.write(
-                    "sites/copy.yaml",
-                    "domain: copy.example.com\nplatform: shop-2-1\nclone_from: acme\n",
-                )
-            },
-        );
+        fail_every_step(stack, "clone", "acme", common::CLONE_STEPS, common::add_clone_of_acme);
     }
 }
 
 on_both_stacks! {
     fn delete_rolls_back_at_every_step(stack) {
-        fail_every_step(
-            stack,
-            "delete",
-            "eatery",
-            &[
-                "observe",
-                "backup",
-                "maintenance-on",
-                "remove-vhost",
-                "remove-site",
-            ],
-            |f| {
-                f.write(
-                    "hoist.yaml",
-                    &f.read("hoist.yaml").replace("prune: false", "prune: true"),
-                );
-                std::fs::remove_file(f.inv().join("sites/eatery.yaml")).unwrap();
-            },
-        );
+        fail_every_step(stack, "delete", "eatery", common::DELETE_STEPS, common::prune_eatery);
     }
 }
 
 on_both_stacks! {
     fn install_rolls_back_at_every_step(stack) {
-        fail_every_step(
-            stack,
-            "install",
-            "newbie",
-            &[
-                "check-target",
-                "create-database",
-                "install-packages",
-                "write-settings",
-            ],
-            |f| {
-                f.write(
-                    "sites/newbie.yaml",
-                    "domain: newbie.example.com\nplatform: shop-2-1\n",
-                );
-            },
-        );
+        fail_every_step(stack, "install", "newbie", common::INSTALL_STEPS, common::add_newbie);
     }
 }
 

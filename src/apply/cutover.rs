@@ -28,7 +28,7 @@ pub(super) const HEALTH_HOW: &str = "health_check";
 
 /// The health check of site `name`: `hoist.yaml`'s, with the site's
 /// overrides.
-pub(super) fn health_of(inv: &Inventory, name: &Name) -> HealthCheck {
+pub fn health_of(inv: &Inventory, name: &Name) -> HealthCheck {
     inv.sites
         .get(name)
         .map(|s| s.health_check(&inv.settings))

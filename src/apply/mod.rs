@@ -13,6 +13,7 @@ pub use rollout::{HealthGate, WebGate};
 
 pub use recover::{recover, Recovered};
 
+pub use cutover::health_of;
 pub use site::{backup_now, new_db_name, restore, restored_from};
 
 use std::collections::BTreeMap;

@@ -4,7 +4,7 @@
 //! left is cleanup) or undoes it, so the site ends up online exactly once,
 //! old or new, never both or neither.
 
-use crate::fsutil;
+use crate::driver::host::{HostError, HostPath};
 use crate::names::PlatformName;
 use crate::server::LocalServer;
 use crate::task::{self, TaskKind, TaskResult, TaskRun};
@@ -94,7 +94,7 @@ pub fn recover(srv: &LocalServer) -> Vec<Recovered> {
         Err(e) => tracing::warn!("cannot tidy {}: {e}", srv.tasks_dir().display()),
     }
     // Records are private; a directory an older hoist made is made so.
-    if let Err(e) = private_if_present(&srv.tasks_dir()) {
+    if let Err(e) = private_if_present(srv) {
         tracing::warn!("cannot make {} private: {e}", srv.tasks_dir().display());
     }
     out
@@ -124,40 +124,38 @@ fn recover_platform(srv: &LocalServer, rec: &task::TaskRecord) -> (TaskResult, S
     else {
         return (TaskResult::Failed, "no platform in the record".into());
     };
-    let platforms = srv.root().join("platforms");
-    let tmp = platforms.join(format!(".build-{name}"));
-    let old = platforms.join(format!(".old-{name}"));
-    let dir = srv.platform_dir(&name);
+    let h = srv.host();
+    let dir = srv.platform_path(&name);
+    let aside = |prefix: &str| dir.parent().join(&format!("{prefix}{name}"));
+    let (tmp, old) = match (aside(".build-"), aside(".old-")) {
+        (Ok(t), Ok(o)) => (t, o),
+        (Err(e), _) | (_, Err(e)) => return (TaskResult::Failed, e.to_string()),
+    };
     let mut problems = Vec::new();
-    let mut note = |what: &str, r: std::io::Result<()>| {
+    let mut note = |what: &str, r: Result<(), HostError>| {
         if let Err(e) = r {
             problems.push(format!("{what}: {e}"));
         }
     };
-    if !dir.exists() {
-        if tmp.join("sites").exists() {
+    // A path that cannot be read is taken as there: nothing is removed
+    // or moved on a guess.
+    let exists = |p: &HostPath| h.exists(p).unwrap_or(true);
+    let has_sites = |p: &HostPath| p.join("sites").map_or(true, |s| exists(&s));
+    if !h.exists(&dir).unwrap_or(true) {
+        if has_sites(&tmp) {
             // Killed mid-swap with the sites already in the new build: it is
             // complete (its record is written before the swap), so finish.
-            note(
-                "moving the new build into place",
-                std::fs::rename(&tmp, &dir),
-            );
-        } else if old.exists() {
-            note("putting the old build back", std::fs::rename(&old, &dir));
+            note("moving the new build into place", h.rename(&tmp, &dir));
+        } else if exists(&old) {
+            note("putting the old build back", h.rename(&old, &dir));
         }
     }
     // Whatever is left aside holds no site any more.
-    if !old.join("sites").exists() {
-        note(
-            "removing the replaced build",
-            fsutil::remove_tree_if_exists(&old),
-        );
+    if !has_sites(&old) {
+        note("removing the replaced build", h.remove_tree(&old));
     }
-    if !tmp.join("sites").exists() {
-        note(
-            "removing the unfinished build",
-            fsutil::remove_tree_if_exists(&tmp),
-        );
+    if !has_sites(&tmp) {
+        note("removing the unfinished build", h.remove_tree(&tmp));
     }
     if !problems.is_empty() {
         let e = format!(
@@ -168,7 +166,7 @@ fn recover_platform(srv: &LocalServer, rec: &task::TaskRecord) -> (TaskResult, S
         return (TaskResult::Failed, e);
     }
     match rec.kind {
-        TaskKind::DeletePlatform if !dir.exists() => {
+        TaskKind::DeletePlatform if !exists(&dir) => {
             (TaskResult::Success, "the platform is gone".into())
         }
         _ => (
@@ -179,9 +177,10 @@ fn recover_platform(srv: &LocalServer, rec: &task::TaskRecord) -> (TaskResult, S
 }
 
 /// Makes an existing directory private (0700); a missing one stays missing.
-fn private_if_present(dir: &std::path::Path) -> std::io::Result<()> {
-    if dir.is_dir() {
-        fsutil::create_private_dir(dir)
+fn private_if_present(srv: &LocalServer) -> Result<(), HostError> {
+    let dir = HostPath::new("tasks")?;
+    if srv.host().is_dir(&dir) {
+        srv.host().mkdir(&dir, true)
     } else {
         Ok(())
     }

@@ -66,7 +66,15 @@ pub(super) fn put_back(
         .and_then(|b| Path::new(b).file_name())
         .and_then(|b| b.to_str())
         .ok_or_else(|| ServerError::Invalid(format!("task {done_id} took no backup")))?;
-    super::site::restore(servers, &s.name, Some(archive), opts.commit.clone(), None)
+    let health = super::cutover::health_of(inv, &s.name);
+    super::site::restore(
+        servers,
+        &s.name,
+        &health,
+        Some(archive),
+        opts.commit.clone(),
+        None,
+    )
 }
 
 /// Reads the record of task `id` of the server's tasks.
@@ -234,13 +242,8 @@ pub(super) fn run(
                     backup::load_dump(&archive, &mut |d| dbs.load(&creds, d, backup::DUMP))
                         .map_err(txt)?;
                     let cur_dir = srv.site_dir(&cur.platform, &cur.domain);
-                    std::fs::rename(&cur_dir, &old_dir).map_err(|e| {
-                        format!(
-                            "moving {} back to {}: {e}",
-                            cur_dir.display(),
-                            old_dir.display()
-                        )
-                    })?;
+                    srv.rename_at(&cur_dir, &old_dir)
+                        .map_err(|e| format!("moving the site back: {e}"))?;
                 }
                 Ok::<_, String>(creds)
             })?;

@@ -14,8 +14,8 @@ use super::{cutover, execute, step, ApplyOptions, StepError, TaskOutcome};
 use crate::backup;
 use crate::driver::app::{AppKind, AppSite};
 use crate::driver::db::Moved;
+use crate::driver::host::WriteMode;
 use crate::driver::{DbRef, DbServer, DriverError, Login, SiteConn, Which};
-use crate::fsutil;
 use crate::inventory::Inventory;
 use crate::names::{Domain, Name, PlatformName};
 use crate::plan::{Endpoint, SiteAction, SitePlan};
@@ -178,8 +178,7 @@ fn write_site_files(
     password: &render::Secret,
 ) -> Result<(), ServerError> {
     let dir = srv.site_dir(&cfg.platform, &cfg.domain);
-    let files = dir.join("files");
-    fsutil::create_dir_all(&files).map_err(io_err(&files))?;
+    srv.mkdir_at(&dir.join("files"))?;
     write_settings(srv, cfg, password)?;
     write_vhost(srv, cfg).map_err(ServerError::Invalid)
 }
@@ -190,8 +189,8 @@ pub(super) fn write_settings(
     password: &render::Secret,
 ) -> Result<(), ServerError> {
     let sp = srv.settings_path(cfg);
-    fsutil::write_private_unsynced(&sp, render::settings_file(cfg, password).as_bytes())
-        .map_err(io_err(&sp))
+    let text = render::settings_file(cfg, password);
+    Ok(srv.write_at(&sp, text.as_bytes(), WriteMode::StagedPrivate)?)
 }
 
 /// Renders and writes a site's vhost, unsynced: the task's commit point
@@ -229,13 +228,12 @@ pub(super) fn mark_committed(
 /// they are replaced, journaled first so an undo puts it back. The copy is
 /// synced before the settings change: it holds the only copy of the site's
 /// database password.
-fn save_old_settings(run: &mut TaskRun, dir: &Path) -> Result<(), String> {
+fn save_old_settings(run: &mut TaskRun, srv: &LocalServer, dir: &Path) -> Result<(), String> {
     let saved = dir.join(OLD_SETTINGS_FILE);
     run.note(key::SAVED_SETTINGS, saved.display().to_string())
         .map_err(txt)?;
-    let current = dir.join(SETTINGS_FILE);
-    let text = std::fs::read(&current).map_err(|e| format!("{}: {e}", current.display()))?;
-    fsutil::write_private(&saved, &text).map_err(|e| format!("{}: {e}", saved.display()))
+    let text = srv.read_at(&dir.join(SETTINGS_FILE)).map_err(txt)?;
+    srv.write_at(&saved, &text, WriteMode::Private).map_err(txt)
 }
 
 /// Observes the site afresh (never act on a stale comparison) and checks it
@@ -494,10 +492,11 @@ fn deploy_copy(
     let copied = copy_database(srv, old, new_db)?;
     let creds = created(run, copied)?;
     crate::failpoint::hit("deploy-inside", crate::failpoint::When::Before)?;
-    fsutil::create_dir_all(to.parent().expect("site dirs have a parent")).map_err(txt)?;
+    srv.mkdir_at(to.parent().expect("site dirs have a parent"))
+        .map_err(txt)?;
     // The settings are not copied: the verify step writes the new site's
     // own, and a file copied only to be replaced costs a create and a delete.
-    fsutil::copy_tree_except(from, to, true, &[SETTINGS_FILE])
+    srv.copy_tree_at(from, to, &[SETTINGS_FILE])
         .map_err(|e| format!("copying the site directory: {e}"))?;
     Ok(creds)
 }
@@ -577,8 +576,7 @@ fn move_dir_and_db(
         }
     };
     crate::failpoint::hit("deploy-inside", crate::failpoint::When::Before)?;
-    std::fs::rename(old_dir, new_dir)
-        .map_err(|e| format!("moving {} to {}: {e}", old_dir.display(), new_dir.display()))?;
+    srv.rename_at(old_dir, new_dir).map_err(txt)?;
     Ok((creds, moved_tables))
 }
 
@@ -811,12 +809,12 @@ impl Undo {
 
     /// Moves the site directory `from` (where the task put it) back to
     /// `to`, unless something took `to` meanwhile: then it stays.
-    fn move_back(&mut self, from: &Path, to: &Path) {
-        let back = if to.exists() {
+    fn move_back(&mut self, srv: &LocalServer, from: &Path, to: &Path) {
+        let back = if srv.exists_at(to) {
             Err(format!("{} exists", to.display()))
         } else {
             crate::failpoint::hit("undo-move-back", crate::failpoint::When::Before)
-                .and_then(|()| std::fs::rename(from, to).map_err(txt))
+                .and_then(|()| srv.rename_at(from, to).map_err(txt))
         };
         self.check(
             &format!("moving the site directory back from {}", from.display()),
@@ -826,11 +824,11 @@ impl Undo {
 
     /// Puts back the settings a task saved ([`save_old_settings`]) as
     /// the settings of the site directory `dir`.
-    fn settings_back(&mut self, rec: &TaskRecord, dir: &Path) {
-        if let Some(saved) = path_of(rec, key::SAVED_SETTINGS).filter(|p| p.exists()) {
+    fn settings_back(&mut self, srv: &LocalServer, rec: &TaskRecord, dir: &Path) {
+        if let Some(saved) = path_of(rec, key::SAVED_SETTINGS).filter(|p| srv.exists_at(p)) {
             self.check(
                 "putting back the old settings",
-                std::fs::rename(&saved, dir.join(SETTINGS_FILE)),
+                srv.rename_at(&saved, &dir.join(SETTINGS_FILE)),
             );
         }
     }
@@ -883,7 +881,7 @@ fn install(
         what,
         |run| {
             step(run, "check-target", |_| {
-                if site_dir.exists() {
+                if srv.exists_at(&site_dir) {
                     return Err(format!("{} exists already", site_dir.display()));
                 }
                 if srv
@@ -938,10 +936,7 @@ pub(super) fn undo_created(srv: &LocalServer, rec: &TaskRecord) -> Result<(), St
         );
     }
     if let Some(dir) = path_of(rec, key::COPIED_DIR) {
-        u.check(
-            "removing the new site directory",
-            fsutil::remove_tree_if_exists(&dir),
-        );
+        u.check("removing the new site directory", srv.remove_tree_at(&dir));
     }
     drop_new_db(&mut u, srv, rec);
     u.done()
@@ -994,7 +989,7 @@ fn move_site(
             let mut warnings = Vec::new();
             let (_obs, settings) = observe_fresh(run, srv, &from, s.observed.as_ref())?;
             step(run, "check-target", |_| {
-                if new_dir.exists() && new_dir != old_dir {
+                if srv.exists_at(&new_dir) && new_dir != old_dir {
                     return Err(format!("{} exists already", new_dir.display()));
                 }
                 if from.domain != to.domain
@@ -1070,7 +1065,7 @@ fn move_site(
             )?);
             step(run, "verify", |run| {
                 if same_platform {
-                    save_old_settings(run, &new_dir)?;
+                    save_old_settings(run, srv, &new_dir)?;
                 }
                 save_old_vhost(run, srv, &from.domain)?;
                 write_settings(srv, &cfg, &creds.password).map_err(txt)
@@ -1119,13 +1114,13 @@ pub(super) fn undo_move(srv: &LocalServer, rec: &TaskRecord) -> Result<(), Strin
     let old_dir = srv.site_dir(&from.platform, &from.domain);
     let new_dir = srv.site_dir(&to.platform, &to.domain);
     let mut u = Undo::default();
-    u.settings_back(rec, &new_dir);
+    u.settings_back(srv, rec, &new_dir);
     u.check(
         "putting back the old vhost",
         restore_vhost(srv, rec, &from.domain, Some(&to.domain)),
     );
-    if rec.journal.contains_key(key::MOVED_DIR) && new_dir.exists() {
-        u.move_back(&new_dir, &old_dir);
+    if rec.journal.contains_key(key::MOVED_DIR) && srv.exists_at(&new_dir) {
+        u.move_back(srv, &new_dir, &old_dir);
     }
     if rec.journal.contains_key(key::MOVED_DIR) {
         // The deploy rewrote the application's settings (settings.php)
@@ -1135,7 +1130,7 @@ pub(super) fn undo_move(srv: &LocalServer, rec: &TaskRecord) -> Result<(), Strin
     if let Some(dir) = path_of(rec, key::COPIED_DIR) {
         u.check(
             "removing the copied site directory",
-            fsutil::remove_tree_if_exists(&dir),
+            srv.remove_tree_at(&dir),
         );
     }
     if rec.journal.contains_key(key::DB_MOVED) {
@@ -1185,7 +1180,7 @@ fn reload_from_backup(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String>
         .join(rec.backup.as_ref().ok_or("the task has no backup")?);
     // Left by an undo of an earlier hoist that extracted the whole archive.
     let staged = srv.tasks_dir().join(format!(".undo-{}", rec.id));
-    fsutil::remove_tree_if_exists(&staged).map_err(txt)?;
+    srv.remove_tree_at(&staged).map_err(txt)?;
     backup::remove_staging(&staged).map_err(txt)?;
     backup::load_dump(&archive, &mut |dump| {
         Ok(srv.db().reload(db, dump, backup::DUMP)?)
@@ -1201,9 +1196,11 @@ pub(super) fn finish_move(srv: &LocalServer, rec: &TaskRecord) -> Result<(), Str
     };
     let new_dir = srv.site_dir(&to.platform, &to.domain);
     if rec.journal.contains_key(key::COPIED_DIR) {
-        fsutil::remove_tree_if_exists(&srv.site_dir(&from.platform, &from.domain)).map_err(txt)?;
+        srv.remove_tree_at(&srv.site_dir(&from.platform, &from.domain))
+            .map_err(txt)?;
     }
-    fsutil::remove_file_if_exists(&new_dir.join(OLD_SETTINGS_FILE)).map_err(txt)?;
+    srv.remove_file_at(&new_dir.join(OLD_SETTINGS_FILE))
+        .map_err(txt)?;
     if let Some(db) = db_ref(rec, key::OLD_DB) {
         drop_db(srv, &db)?;
     }
@@ -1267,7 +1264,7 @@ fn clone(
                     message: e.to_string(),
                 })?;
             step(run, "check-target", |_| {
-                if new_dir.exists() {
+                if srv.exists_at(&new_dir) {
                     return Err(format!("{} exists already", new_dir.display()));
                 }
                 if srv
@@ -1367,9 +1364,10 @@ fn delete(
             step(run, "remove-site", |run| {
                 run.note(key::TRASHED_DIR, trash.display().to_string())
                     .map_err(txt)?;
-                fsutil::create_dir_all(trash.parent().expect("trash has a parent")).map_err(txt)?;
-                std::fs::rename(&dir, &trash)
-                    .map_err(|e| format!("moving {} to the trash: {e}", dir.display()))
+                srv.mkdir_at(trash.parent().expect("trash has a parent"))
+                    .map_err(txt)?;
+                srv.rename_at(&dir, &trash)
+                    .map_err(|e| format!("moving the site to the trash: {e}"))
             })?;
             step(run, "drop-database", |run| {
                 run.note(key::COMMITTED, true).map_err(txt)?;
@@ -1377,9 +1375,7 @@ fn delete(
                     .drop_database(&settings.database.name)
                     .map_err(txt)
             })?;
-            if let Err(e) = step(run, "empty-trash", |_| {
-                fsutil::remove_tree_if_exists(&trash)
-            }) {
+            if let Err(e) = step(run, "empty-trash", |_| srv.remove_tree_at(&trash)) {
                 warnings.push(format!(
                     "the deleted site's directory stays in {}: {e}",
                     trash.display()
@@ -1417,7 +1413,7 @@ fn rerender(
         |run| {
             let (_obs, settings) = observe_fresh(run, srv, &at, s.observed.as_ref())?;
             step(run, "write-settings", |run| {
-                save_old_settings(run, &dir)?;
+                save_old_settings(run, srv, &dir)?;
                 let mut c = cfg.clone();
                 c.db_name = Some(settings.database.name.clone());
                 write_settings(srv, &c, &settings.database.password).map_err(txt)
@@ -1434,7 +1430,7 @@ fn rerender(
             }
             mark_committed(run, srv, "write-vhost")?;
             let mut warnings = vec![];
-            if let Err(e) = fsutil::remove_file_if_exists(&dir.join(OLD_SETTINGS_FILE)) {
+            if let Err(e) = srv.remove_file_at(&dir.join(OLD_SETTINGS_FILE)) {
                 warnings.push(format!("the saved old settings could not be removed: {e}"));
             }
             Ok(warnings)
@@ -1564,13 +1560,13 @@ pub(crate) fn finish(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> 
                 drop_db(srv, &db)?;
             }
             if let Some(t) = path_of(rec, key::TRASHED_DIR) {
-                fsutil::remove_tree_if_exists(&t).map_err(txt)?;
+                srv.remove_tree_at(&t).map_err(txt)?;
             }
             Ok(())
         }
         TaskKind::Enable | TaskKind::Disable | TaskKind::Verify => {
             match path_of(rec, key::SAVED_SETTINGS) {
-                Some(p) => fsutil::remove_file_if_exists(&p).map_err(txt),
+                Some(p) => srv.remove_file_at(&p).map_err(txt),
                 None => Ok(()),
             }
         }
@@ -1586,8 +1582,8 @@ fn undo_delete(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
     };
     let dir = srv.site_dir(&from.platform, &from.domain);
     let mut u = Undo::default();
-    if let Some(t) = path_of(rec, key::TRASHED_DIR).filter(|t| t.exists()) {
-        u.move_back(&t, &dir);
+    if let Some(t) = path_of(rec, key::TRASHED_DIR).filter(|t| srv.exists_at(t)) {
+        u.move_back(srv, &t, &dir);
     }
     u.check(
         "putting back the vhost",
@@ -1601,7 +1597,7 @@ fn undo_rerender(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
         return Ok(());
     };
     let mut u = Undo::default();
-    u.settings_back(rec, &srv.site_dir(&at.platform, &at.domain));
+    u.settings_back(srv, rec, &srv.site_dir(&at.platform, &at.domain));
     u.check(
         "putting back the vhost",
         restore_vhost(srv, rec, &at.domain, None),
@@ -1689,6 +1685,7 @@ pub fn backup_now(
 pub fn restore(
     servers: &Servers,
     site: &Name,
+    health: &crate::inventory::HealthCheck,
     archive: Option<&str>,
     commit: Option<String>,
     cancel: Option<Arc<AtomicBool>>,
@@ -1783,13 +1780,13 @@ pub fn restore(
                 if manifest.scope == backup::Scope::Full {
                     run.note(key::ASIDE_DIR, aside.display().to_string())
                         .map_err(txt)?;
-                    std::fs::rename(&site_dir, &aside)
+                    srv.rename_at(&site_dir, &aside)
                         .map_err(|e| format!("moving the present site aside: {e}"))?;
                     run.note(key::SWAPPED, true).map_err(txt)?;
-                    std::fs::rename(&staged, &site_dir)
+                    srv.rename_at(&staged, &site_dir)
                         .map_err(|e| format!("moving the restored site into place: {e}"))?;
                 } else {
-                    save_old_settings(run, &site_dir)?;
+                    save_old_settings(run, srv, &site_dir)?;
                 }
                 save_old_vhost(run, srv, &at.domain)?;
                 write_settings(srv, &cfg, &creds.password).map_err(txt)?;
@@ -1813,6 +1810,11 @@ pub fn restore(
             step(run, "maintenance-off", |_| {
                 app.set_maintenance(&site, Some("0"))
             })?;
+            // Spec 8: a restore ends with a check of the site as served;
+            // a failure rolls it back like the update's does.
+            if cfg.enabled {
+                cutover::check_step(run, srv, &at.domain, health)?;
+            }
             mark_committed(run, srv, "maintenance-off")?;
             if let Err(e) = step(run, "remove-old", |run| finish_restore(srv, &run.rec)) {
                 warnings.push(format!(
@@ -1831,16 +1833,16 @@ fn undo_restore(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
     };
     let site_dir = srv.site_dir(&at.platform, &at.domain);
     let mut u = Undo::default();
-    if let Some(aside) = path_of(rec, key::ASIDE_DIR).filter(|a| a.exists()) {
+    if let Some(aside) = path_of(rec, key::ASIDE_DIR).filter(|a| srv.exists_at(a)) {
         if rec.journal.contains_key(key::SWAPPED) {
             u.check(
                 "removing the restored site directory",
-                fsutil::remove_tree_if_exists(&site_dir),
+                srv.remove_tree_at(&site_dir),
             );
         }
-        u.move_back(&aside, &site_dir);
+        u.move_back(srv, &aside, &site_dir);
     }
-    u.settings_back(rec, &site_dir);
+    u.settings_back(srv, rec, &site_dir);
     if rec.journal.contains_key(key::SAVED_SETTINGS) {
         // A restore of the database alone rewrote the application's
         // settings in place, for the new database.
@@ -1851,10 +1853,7 @@ fn undo_restore(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
         restore_vhost(srv, rec, &at.domain, None),
     );
     if let Some(staged) = path_of(rec, key::EXTRACTED_DIR) {
-        u.check(
-            "removing the extracted backup",
-            fsutil::remove_tree_if_exists(&staged),
-        );
+        u.check("removing the extracted backup", srv.remove_tree_at(&staged));
         u.check(
             "removing the extraction's staging",
             backup::remove_staging(&staged),
@@ -1868,13 +1867,13 @@ fn undo_restore(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
 /// database removed.
 fn finish_restore(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
     if let Some(aside) = path_of(rec, key::ASIDE_DIR) {
-        fsutil::remove_tree_if_exists(&aside).map_err(txt)?;
+        srv.remove_tree_at(&aside).map_err(txt)?;
     }
     if let Some(staged) = path_of(rec, key::EXTRACTED_DIR) {
-        fsutil::remove_tree_if_exists(&staged).map_err(txt)?;
+        srv.remove_tree_at(&staged).map_err(txt)?;
     }
     if let Some(saved) = path_of(rec, key::SAVED_SETTINGS) {
-        fsutil::remove_file_if_exists(&saved).map_err(txt)?;
+        srv.remove_file_at(&saved).map_err(txt)?;
     }
     if let Some(db) = db_ref(rec, key::OLD_DB) {
         drop_db(srv, &db)?;

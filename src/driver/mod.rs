@@ -9,14 +9,16 @@
 //! by the platform's code ([`app::kind_of`]): the embedded format or
 //! Drupal 7 ([`drupal7`]).
 //!
-//! Still direct, and next to cut: the host (a server's files are reached
-//! with `std::fs` under its root, so only `kind: local` servers run
-//! tasks; `src/ssh` is the transport an `ssh` host will use).
+//! The fourth seam is the host ([`host::Host`]): where a server's files
+//! live, reached with paths inside its root ([`host::HostPath`]).
+//! [`host::LocalHost`] is this machine; `src/ssh` is the transport an
+//! `ssh` host uses.
 
 pub mod app;
 pub mod db;
 pub mod drupal7;
 pub mod health;
+pub mod host;
 mod mysql_site;
 pub mod web;
 

@@ -451,6 +451,78 @@ pub const MOVE_STEPS: &[&str] = &[
     "maintenance-off",
 ];
 
+/// The named steps of a clone, in order (it has no point of no return:
+/// the source is only read).
+pub const CLONE_STEPS: &[&str] = &[
+    "observe",
+    "check-target",
+    "backup",
+    "deploy",
+    "update",
+    "fix-paths",
+    "clear-caches",
+    "verify",
+];
+
+/// Declares `copy`, a clone of acme on shop-2-1.
+pub fn add_clone_of_acme(f: &Fixture) {
+    f.write(
+        "sites/copy.yaml",
+        "domain: copy.example.com\nplatform: shop-2-1\nclone_from: acme\n",
+    );
+}
+
+/// The named steps of an install, in order.
+pub const INSTALL_STEPS: &[&str] = &[
+    "check-target",
+    "create-database",
+    "install-packages",
+    "write-settings",
+];
+
+/// Declares `newbie`, a new site on shop-2-1.
+pub fn add_newbie(f: &Fixture) {
+    f.write(
+        "sites/newbie.yaml",
+        "domain: newbie.example.com\nplatform: shop-2-1\n",
+    );
+}
+
+/// The named steps of a delete, in order, up to its point of no return;
+/// `drop-database` and `empty-trash` follow it.
+pub const DELETE_STEPS: &[&str] = &[
+    "observe",
+    "backup",
+    "maintenance-on",
+    "remove-vhost",
+    "remove-site",
+];
+
+/// Turns pruning on and removes eatery from the inventory: a delete.
+pub fn prune_eatery(f: &Fixture) {
+    f.write(
+        "hoist.yaml",
+        &f.read("hoist.yaml").replace("prune: false", "prune: true"),
+    );
+    std::fs::remove_file(f.inv().join("sites/eatery.yaml")).unwrap();
+}
+
+/// The named steps of a restore, in order, up to its point of no return;
+/// `remove-old` follows it.
+pub const RESTORE_STEPS: &[&str] = &[
+    "observe",
+    "choose-backup",
+    "maintenance-on",
+    "backup",
+    "deploy",
+    "extract",
+    "swap",
+    "fix-paths",
+    "clear-caches",
+    "maintenance-off",
+    "health-check",
+];
+
 /// Puts acme behind its platform, as an operator restoring an old backup
 /// does: acme is migrated from shop-1-1 to shop-2-0, then the backup that
 /// migration took (of acme on shop-1-1) is restored where it now lives.

@@ -200,35 +200,14 @@ impl Env {
             port: services::free_port(),
         };
         let original = f.read("hoist.yaml");
-        let server = format!(
-            "  local:\n    \
-                 kind: local\n    \
-                 root: .hoist-host\n    \
-                 web:\n      \
-                   kind: nginx\n      \
-                   conf_dir: {conf_dir}\n      \
-                   listen: 127.0.0.1:{port}\n      \
-                   php_fpm: unix:{socket}\n      \
-                   test: {test}\n      \
-                   reload: {reload}\n      \
-                   check_url: http://127.0.0.1:{port}\n",
-            conf_dir = web.conf_dir.display(),
-            port = web.port,
-            socket = services.fpm.socket.display(),
-            test = services.nginx.command_line(false),
-            reload = services.nginx.command_line(true),
+        let server = services::local_nginx_server_yaml(
+            ".hoist-host",
+            &services.nginx,
+            &services.fpm,
+            &web.conf_dir,
+            web.port,
         );
-        let database = format!(
-            "  default:\n    \
-                 kind: mysql\n    \
-                 host: 127.0.0.1\n    \
-                 port: {port}\n    \
-                 admin_user: {admin}\n    \
-                 admin_password_file: {pw}\n",
-            port = services.db.port,
-            admin = services.db.admin_user,
-            pw = services.db.admin_password_file.display(),
-        );
+        let database = services::mysql_database_yaml("default", &services.db);
         let mut text = String::new();
         for line in original.lines() {
             if line.starts_with("  local: { kind: local") {
@@ -244,9 +223,7 @@ impl Env {
             text.contains("kind: nginx") && text.contains("kind: mysql"),
             "the example's hoist.yaml changed: {original}"
         );
-        text.push_str(
-            "health: { path: /, expect_status: 200, expect_text: \"site: \", timeout_s: 20 }\n",
-        );
+        text.push_str(services::EXAMPLE_HEALTH);
         f.write("hoist.yaml", &text);
         Some(Env {
             stack,
@@ -277,6 +254,31 @@ impl Env {
         Some(env)
     }
 
+    /// [`Env::example_with_content`] edited by `change`, and the checkpoint
+    /// every try of a task starts from ([`Env::try_each`]).
+    pub fn prepared(stack: Stack, change: impl FnOnce(&Fixture)) -> Option<(Env, Checkpoint)> {
+        let env = Env::example_with_content(stack)?;
+        change(&env);
+        let start = env.checkpoint();
+        Some((env, start))
+    }
+
+    /// Runs `each` on every one of `tries`, the servers put back to
+    /// `start` before each try but the first (which starts there).
+    pub fn try_each<T>(
+        &self,
+        start: &Checkpoint,
+        tries: impl IntoIterator<Item = T>,
+        mut each: impl FnMut(T),
+    ) {
+        for (i, t) in tries.into_iter().enumerate() {
+            if i > 0 {
+                self.restore(start);
+            }
+            each(t);
+        }
+    }
+
     /// Applies and asserts success; on failure, with nginx's error log.
     pub fn apply(&self) -> common::Run {
         let r = self.run(&["apply", "--yes"]);
@@ -288,7 +290,15 @@ impl Env {
                 .unwrap_or_default();
             panic!("hoist apply: {}\n--- nginx error log\n{nginx}", r.all());
         }
+        self.assert_served();
         r
+    }
+
+    /// Asserts that every site answers as it should ([`Env::serving_problems`]):
+    /// what each test checks after every task.
+    pub fn assert_served(&self) {
+        let bad = self.serving_problems();
+        assert!(bad.is_empty(), "not served as it should be: {bad:?}");
     }
 
     fn mariadb(&self) -> &MariaDb {
@@ -306,6 +316,66 @@ impl Env {
                 self.mariadb().sql(&format!("USE `{db}`;\n{sql}"));
             }
         }
+    }
+
+    /// The rows `sql` selects in the site database `db` (as the admin),
+    /// each as its values joined by tabs, NULL as `NULL`: the same text on
+    /// either stack for the portable SQL the example's sites use.
+    pub fn query(&self, db: &str, sql: &str) -> Vec<String> {
+        match self.stack {
+            Stack::Embedded => {
+                let c = rusqlite::Connection::open(self.sqlite_file(db)).unwrap();
+                let mut st = c.prepare(sql).unwrap();
+                let n = st.column_count();
+                st.query_map([], |r| {
+                    (0..n)
+                        .map(|i| {
+                            Ok(match r.get_ref(i)? {
+                                rusqlite::types::ValueRef::Null => "NULL".to_string(),
+                                rusqlite::types::ValueRef::Integer(v) => v.to_string(),
+                                rusqlite::types::ValueRef::Real(v) => v.to_string(),
+                                rusqlite::types::ValueRef::Text(t)
+                                | rusqlite::types::ValueRef::Blob(t) => {
+                                    String::from_utf8_lossy(t).into_owned()
+                                }
+                            })
+                        })
+                        .collect::<rusqlite::Result<Vec<String>>>()
+                        .map(|v| v.join("\t"))
+                })
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap()
+            }
+            Stack::MysqlNginx => {
+                let db_ = self.mariadb();
+                let out = db_.sql_as(&db_.admin_defaults_file, Some(db), &format!("{sql};\n"));
+                assert!(out.status.success(), "{sql}: {}", services::text(&out));
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .map(String::from)
+                    .collect()
+            }
+        }
+    }
+
+    /// The value of variable `name` in the site database `db`.
+    pub fn var(&self, db: &str, name: &str) -> Option<String> {
+        self.query(
+            db,
+            &format!("SELECT value FROM variables WHERE name='{name}'"),
+        )
+        .pop()
+    }
+
+    /// The text of the vhost hoist wrote for `domain` (`None`: there is none).
+    pub fn vhost(&self, domain: &str) -> Option<String> {
+        std::fs::read_to_string(self.vhost_path(domain)).ok()
+    }
+
+    /// Where hoist writes the vhost of `domain`.
+    pub fn vhost_path(&self, domain: &str) -> PathBuf {
+        self.vhost_dir().join(format!("{domain}.conf"))
     }
 
     fn sqlite_file(&self, db: &str) -> PathBuf {
@@ -519,6 +589,9 @@ impl Env {
             let Some(site) = settings_value(&settings, "site:") else {
                 continue;
             };
+            if settings_value(&settings, "enabled:").as_deref() == Some("false") {
+                continue; // its vhost serves the 'site disabled' page
+            }
             let want = (200, format!("site: {site}\n"));
             let got = self.get(&domain);
             if got != want {

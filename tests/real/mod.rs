@@ -45,39 +45,7 @@ pub fn fixture(s: &Stack, sites: &[&str]) -> Fixture {
     }
     f.write(
         "hoist.yaml",
-        &format!(
-            "servers:\n  \
-               local:\n    \
-                 kind: local\n    \
-                 root: .hoist-host\n    \
-                 web:\n      \
-                   kind: nginx\n      \
-                   conf_dir: {conf_dir}\n      \
-                   listen: 127.0.0.1:{port}\n      \
-                   php_fpm: unix:{socket}\n      \
-                   test: {test}\n      \
-                   reload: {reload}\n      \
-                   check_url: http://127.0.0.1:{port}\n\
-             databases:\n  \
-               maria:\n    \
-                 kind: mysql\n    \
-                 host: 127.0.0.1\n    \
-                 port: {db_port}\n    \
-                 admin_user: {admin}\n    \
-                 admin_password_file: {pw}\n\
-             defaults: {{ server: local, database: maria }}\n\
-             health: {{ path: /, expect_status: 200, expect_text: \"site: \", timeout_s: 20 }}\n\
-             policy: {{ parallel: 2 }}\n\
-             status: {{ commit: false }}\n",
-            conf_dir = s.nginx.conf_dir.display(),
-            port = s.nginx.port,
-            socket = s.fpm.socket.display(),
-            test = s.nginx.command_line(false),
-            reload = s.nginx.command_line(true),
-            db_port = s.db.port,
-            admin = s.db.admin_user,
-            pw = s.db.admin_password_file.display(),
-        ),
+        &super::services::mysql_nginx_hoist_yaml(&s.db, &s.fpm, &s.nginx),
     );
     f
 }

@@ -895,3 +895,69 @@ pub fn wait_for_http(
         (e, last) => panic!("{e:?}; last response: {last:?}"),
     }
 }
+
+/// The `local` server of a `hoist.yaml` (under `servers:`), with its root
+/// at `root` and its sites served by `nginx` through `fpm`, from vhosts in
+/// `conf_dir` listening on `port`: the one place the tests say how hoist
+/// drives the services started here.
+pub fn local_nginx_server_yaml(
+    root: &str,
+    nginx: &Nginx,
+    fpm: &PhpFpm,
+    conf_dir: &Path,
+    port: u16,
+) -> String {
+    format!(
+        "  local:\n    \
+             kind: local\n    \
+             root: {root}\n    \
+             web:\n      \
+               kind: nginx\n      \
+               conf_dir: {conf_dir}\n      \
+               listen: 127.0.0.1:{port}\n      \
+               php_fpm: unix:{socket}\n      \
+               test: {test}\n      \
+               reload: {reload}\n      \
+               check_url: http://127.0.0.1:{port}\n",
+        conf_dir = conf_dir.display(),
+        socket = fpm.socket.display(),
+        test = nginx.command_line(false),
+        reload = nginx.command_line(true),
+    )
+}
+
+/// A `mysql` database server `name` of a `hoist.yaml` (under
+/// `databases:`) on `db`, its admin password from a file.
+pub fn mysql_database_yaml(name: &str, db: &MariaDb) -> String {
+    format!(
+        "  {name}:\n    \
+             kind: mysql\n    \
+             host: 127.0.0.1\n    \
+             port: {port}\n    \
+             admin_user: {admin}\n    \
+             admin_password_file: {pw}\n",
+        port = db.port,
+        admin = db.admin_user,
+        pw = db.admin_password_file.display(),
+    )
+}
+
+/// A whole `hoist.yaml` for the example's platforms on the services: the
+/// local server on `nginx` (its own `conf_dir` and port), database server
+/// `maria` on `db`, and a health check expecting the example's
+/// `site: NAME` page.
+pub fn mysql_nginx_hoist_yaml(db: &MariaDb, fpm: &PhpFpm, nginx: &Nginx) -> String {
+    format!(
+        "servers:\n{server}databases:\n{database}\
+         defaults: {{ server: local, database: maria }}\n\
+         {EXAMPLE_HEALTH}\
+         policy: {{ parallel: 2 }}\n\
+         status: {{ commit: false }}\n",
+        server = local_nginx_server_yaml(".hoist-host", nginx, fpm, &nginx.conf_dir, nginx.port),
+        database = mysql_database_yaml("maria", db),
+    )
+}
+
+/// The health check the example's `index.php` passes: 200 with its name.
+pub const EXAMPLE_HEALTH: &str =
+    "health: { path: /, expect_status: 200, expect_text: \"site: \", timeout_s: 20 }\n";

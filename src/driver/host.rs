@@ -1,0 +1,512 @@
+//! The host seam: where a server's files live. The task steps, backup,
+//! the server's build and observation and recovery reach a server's root
+//! only through a [`Host`], with paths relative to that root
+//! ([`HostPath`]) that can never leave it.
+//!
+//! [`LocalHost`] is this machine (today's layout, byte for byte, through
+//! [`crate::fsutil`]); an `ssh` server's host is [`crate::ssh::SshHost`]
+//! over one multiplexed connection.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::fsutil;
+
+/// Why a host operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// A path that would leave the root, or cannot be sent.
+    #[error("path {path:?} refused: {why}")]
+    Path {
+        /// The refused path.
+        path: String,
+        /// Why.
+        why: &'static str,
+    },
+    /// A file operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path, as the host names it.
+        path: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another hoist holds the server.
+    #[error("{0}")]
+    Locked(String),
+    /// The host could not be reached, or refused the operation.
+    #[error("{0}")]
+    Remote(String),
+}
+
+impl HostError {
+    /// Whether the error says the thing was not there.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, HostError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+    }
+}
+
+/// A path inside a server's root: relative, normalised (no `.`, empty or
+/// trailing components), and free of `..` and NUL, so whatever the root
+/// is, the path stays under it. The root itself is the empty path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct HostPath(String);
+
+impl HostPath {
+    /// The root itself.
+    pub fn root() -> HostPath {
+        HostPath(String::new())
+    }
+
+    /// A path relative to the root, checked.
+    pub fn new(s: &str) -> Result<HostPath, HostError> {
+        HostPath::root().join(s)
+    }
+
+    /// `rel` (one or more components) under this path; refuses an absolute
+    /// `rel`, a `..` and a NUL.
+    pub fn join(&self, rel: &str) -> Result<HostPath, HostError> {
+        let refuse = |why| HostError::Path {
+            path: rel.to_string(),
+            why,
+        };
+        if rel.starts_with('/') {
+            return Err(refuse("absolute where a path inside the root is needed"));
+        }
+        if rel.contains('\0') {
+            return Err(refuse("contains a NUL byte"));
+        }
+        let mut out = self.0.clone();
+        for c in rel.split('/') {
+            match c {
+                "" | "." => {}
+                ".." => return Err(refuse("contains '..'")),
+                c => {
+                    if !out.is_empty() {
+                        out.push('/');
+                    }
+                    out.push_str(c);
+                }
+            }
+        }
+        Ok(HostPath(out))
+    }
+
+    /// The path under `root` that `abs` names, when `abs` is `root` or
+    /// lies under it (lexically; `..` refused).
+    pub fn within(root: &Path, abs: &Path) -> Result<HostPath, HostError> {
+        let refuse = |why| HostError::Path {
+            path: abs.display().to_string(),
+            why,
+        };
+        let rel = abs
+            .strip_prefix(root)
+            .map_err(|_| refuse("outside the server's root"))?;
+        let s = rel.to_str().ok_or_else(|| refuse("not UTF-8"))?;
+        HostPath::new(s)
+    }
+
+    /// The path as text, relative to the root ("" for the root).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The directory holding it (the root for a top entry and the root).
+    pub fn parent(&self) -> HostPath {
+        match self.0.rfind('/') {
+            Some(i) => HostPath(self.0[..i].to_string()),
+            None => HostPath::root(),
+        }
+    }
+
+    /// Its last component ("" for the root).
+    pub fn file_name(&self) -> &str {
+        self.0.rsplit('/').next().unwrap_or("")
+    }
+}
+
+impl fmt::Display for HostPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "." } else { &self.0 })
+    }
+}
+
+/// How a file is written: always atomically for readers (a temporary file
+/// renamed over it); the modes differ in permissions and in whether the
+/// write is durable before it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Mode 0644, synced.
+    Atomic,
+    /// Mode 0600 (it holds a secret), synced.
+    Private,
+    /// Mode 0644, left for [`Host::make_durable`] (a task's commit point).
+    Staged,
+    /// Mode 0600, left for [`Host::make_durable`].
+    StagedPrivate,
+}
+
+/// What an entry is, its links never followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A directory.
+    Dir,
+    /// A regular file.
+    File,
+    /// A symbolic link.
+    Symlink,
+    /// A device, socket or fifo.
+    Other,
+}
+
+/// The server's lock, held while it lives.
+pub struct HostLock {
+    _held: Box<dyn Send>,
+}
+
+impl HostLock {
+    /// A lock held by `guard`: released when it drops.
+    pub fn new(guard: Box<dyn Send>) -> HostLock {
+        HostLock { _held: guard }
+    }
+}
+
+impl fmt::Debug for HostLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HostLock")
+    }
+}
+
+/// The file operations the tasks need on a server's root. Every path is a
+/// [`HostPath`]; removals are fine when the thing is already gone; no
+/// operation follows a symbolic link out of what it was given.
+pub trait Host: Send + Sync + fmt::Debug {
+    /// Names the host in messages (`local:/srv/hoist`, `hoist@web2:/srv`).
+    fn label(&self) -> String;
+    /// The absolute path of `p` as the host names it (for messages and
+    /// journal facts, never to be opened on the controller).
+    fn display(&self, p: &HostPath) -> String;
+    /// A file's bytes; `None` when it does not exist.
+    fn read(&self, p: &HostPath) -> Result<Option<Vec<u8>>, HostError>;
+    /// Replaces a file (making its directory when missing).
+    fn write(&self, p: &HostPath, bytes: &[u8], mode: WriteMode) -> Result<(), HostError>;
+    /// Renames `from` to `to` (on the same filesystem: atomic).
+    fn rename(&self, from: &HostPath, to: &HostPath) -> Result<(), HostError>;
+    /// Removes a file; one already gone is fine.
+    fn remove_file(&self, p: &HostPath) -> Result<(), HostError>;
+    /// Removes a tree, unlinking the links inside it; one already gone is
+    /// fine.
+    fn remove_tree(&self, p: &HostPath) -> Result<(), HostError>;
+    /// Copies the tree `from` to `to` (which must not exist), links copied
+    /// as links, leaving out the entries of `from` named in `except`.
+    fn copy_tree(&self, from: &HostPath, to: &HostPath, except: &[&str]) -> Result<(), HostError>;
+    /// Copies the controller's directory `src` to `to` (which must not
+    /// exist); a symbolic link in `src` is refused.
+    fn put_tree(&self, src: &Path, to: &HostPath) -> Result<(), HostError>;
+    /// What `p` is, `None` when it does not exist.
+    fn kind(&self, p: &HostPath) -> Result<Option<EntryKind>, HostError>;
+    /// The entries of a directory, sorted by name; empty when it does not
+    /// exist.
+    fn list(&self, p: &HostPath) -> Result<Vec<(String, EntryKind)>, HostError>;
+    /// Makes a directory and its parents; `private` gives it mode 0700
+    /// (and an existing one that mode).
+    fn mkdir(&self, p: &HostPath, private: bool) -> Result<(), HostError>;
+    /// Bytes and files still free on the filesystem holding `p`.
+    fn free_space(&self, p: &HostPath) -> Result<(u64, Option<u64>), HostError>;
+    /// Syncs a directory, so a rename or create inside it survives a crash.
+    fn sync_dir(&self, p: &HostPath) -> Result<(), HostError>;
+    /// Makes everything written under the root durable (the staged writes
+    /// and the journal), at a task's commit point.
+    fn make_durable(&self) -> Result<(), HostError>;
+    /// Takes the server's lock; a second hoist is refused with the
+    /// holder's pid.
+    fn lock(&self) -> Result<HostLock, HostError>;
+
+    /// Whether `p` exists.
+    fn exists(&self, p: &HostPath) -> Result<bool, HostError> {
+        Ok(self.kind(p)?.is_some())
+    }
+    /// Whether `p` is a directory (a link to one is not).
+    fn is_dir(&self, p: &HostPath) -> bool {
+        matches!(self.kind(p), Ok(Some(EntryKind::Dir)))
+    }
+}
+
+/// The server's top directories, each of which may be a mount of its own.
+pub const TOP_DIRS: [&str; 5] = ["platforms", "databases", "vhosts", "backups", "tasks"];
+
+/// This machine: a server rooted at a local directory.
+#[derive(Debug, Clone)]
+pub struct LocalHost {
+    root: PathBuf,
+}
+
+impl LocalHost {
+    /// The host rooted at `root`.
+    pub fn new(root: PathBuf) -> LocalHost {
+        LocalHost { root }
+    }
+
+    /// Its root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where `p` is on this machine.
+    pub fn path(&self, p: &HostPath) -> PathBuf {
+        if p.0.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(&p.0)
+        }
+    }
+
+    fn io(&self, p: &Path) -> impl FnOnce(std::io::Error) -> HostError {
+        let path = p.display().to_string();
+        move |source| HostError::Io { path, source }
+    }
+}
+
+fn kind_of(t: std::fs::FileType) -> EntryKind {
+    if t.is_dir() {
+        EntryKind::Dir
+    } else if t.is_file() {
+        EntryKind::File
+    } else if t.is_symlink() {
+        EntryKind::Symlink
+    } else {
+        EntryKind::Other
+    }
+}
+
+impl Host for LocalHost {
+    fn label(&self) -> String {
+        format!("local:{}", self.root.display())
+    }
+
+    fn display(&self, p: &HostPath) -> String {
+        self.path(p).display().to_string()
+    }
+
+    fn read(&self, p: &HostPath) -> Result<Option<Vec<u8>>, HostError> {
+        let abs = self.path(p);
+        match std::fs::read(&abs) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io(&abs)(e)),
+        }
+    }
+
+    fn write(&self, p: &HostPath, bytes: &[u8], mode: WriteMode) -> Result<(), HostError> {
+        let abs = self.path(p);
+        match mode {
+            WriteMode::Atomic => fsutil::write_atomic(&abs, bytes),
+            WriteMode::Private => fsutil::write_private(&abs, bytes),
+            WriteMode::Staged => fsutil::write_replace(&abs, bytes),
+            WriteMode::StagedPrivate => fsutil::write_private_unsynced(&abs, bytes),
+        }
+        .map_err(self.io(&abs))
+    }
+
+    fn rename(&self, from: &HostPath, to: &HostPath) -> Result<(), HostError> {
+        let (a, b) = (self.path(from), self.path(to));
+        std::fs::rename(&a, &b).map_err(|source| HostError::Io {
+            path: format!("moving {} to {}", a.display(), b.display()),
+            source,
+        })
+    }
+
+    fn remove_file(&self, p: &HostPath) -> Result<(), HostError> {
+        let abs = self.path(p);
+        fsutil::remove_file_if_exists(&abs).map_err(self.io(&abs))
+    }
+
+    fn remove_tree(&self, p: &HostPath) -> Result<(), HostError> {
+        let abs = self.path(p);
+        fsutil::remove_tree_if_exists(&abs).map_err(self.io(&abs))
+    }
+
+    fn copy_tree(&self, from: &HostPath, to: &HostPath, except: &[&str]) -> Result<(), HostError> {
+        let (a, b) = (self.path(from), self.path(to));
+        fsutil::copy_tree_except(&a, &b, true, except).map_err(self.io(&a))
+    }
+
+    fn put_tree(&self, src: &Path, to: &HostPath) -> Result<(), HostError> {
+        fsutil::copy_tree(src, &self.path(to), false).map_err(self.io(src))
+    }
+
+    fn kind(&self, p: &HostPath) -> Result<Option<EntryKind>, HostError> {
+        let abs = self.path(p);
+        match std::fs::symlink_metadata(&abs) {
+            Ok(m) => Ok(Some(kind_of(m.file_type()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io(&abs)(e)),
+        }
+    }
+
+    fn list(&self, p: &HostPath) -> Result<Vec<(String, EntryKind)>, HostError> {
+        let abs = self.path(p);
+        let rd = match std::fs::read_dir(&abs) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.io(&abs)(e)),
+        };
+        let mut out = Vec::new();
+        for e in rd {
+            let e = e.map_err(self.io(&abs))?;
+            let t = e.file_type().map_err(self.io(&e.path()))?;
+            out.push((e.file_name().to_string_lossy().into_owned(), kind_of(t)));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    fn mkdir(&self, p: &HostPath, private: bool) -> Result<(), HostError> {
+        let abs = self.path(p);
+        if private {
+            fsutil::create_private_dir(&abs)
+        } else {
+            fsutil::create_dir_all(&abs)
+        }
+        .map_err(self.io(&abs))
+    }
+
+    fn free_space(&self, p: &HostPath) -> Result<(u64, Option<u64>), HostError> {
+        let abs = self.path(p);
+        fsutil::free_space(&abs).map_err(self.io(&abs))
+    }
+
+    fn sync_dir(&self, p: &HostPath) -> Result<(), HostError> {
+        let abs = self.path(p);
+        fsutil::sync_dir(&abs).map_err(self.io(&abs))
+    }
+
+    /// One `syncfs` for each filesystem among the root and its top
+    /// directories (those that exist).
+    fn make_durable(&self) -> Result<(), HostError> {
+        let mut dirs = vec![self.root.clone()];
+        dirs.extend(
+            TOP_DIRS
+                .iter()
+                .map(|d| self.root.join(d))
+                .filter(|d| d.is_dir()),
+        );
+        let refs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
+        fsutil::sync_filesystems(&refs).map_err(self.io(&self.root))
+    }
+
+    fn lock(&self) -> Result<HostLock, HostError> {
+        local_lock(&self.root).map(|f| HostLock::new(Box::new(f)))
+    }
+}
+
+/// An exclusive `flock` on `<root>/.hoist.lock`, released by the kernel
+/// with the file (or with a killed process).
+fn local_lock(root: &Path) -> Result<std::fs::File, HostError> {
+    use std::io::{Read, Seek, Write};
+    use std::os::fd::AsRawFd;
+    let io = |p: &Path| {
+        let path = p.display().to_string();
+        move |source| HostError::Io { path, source }
+    };
+    fsutil::create_dir_all(root).map_err(io(root))?;
+    let path = root.join(".hoist.lock");
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io(&path))?;
+    // SAFETY: flock on a file descriptor we own; no memory is involved.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let mut holder = String::new();
+        // The holder's pid only improves the message; without it the
+        // refusal says "pid unknown".
+        let _ = f.read_to_string(&mut holder);
+        let holder = holder.trim();
+        return Err(HostError::Locked(format!(
+            "another hoist is working on server root {} ({}); wait for it to finish",
+            root.display(),
+            if holder.is_empty() {
+                "pid unknown"
+            } else {
+                holder
+            }
+        )));
+    }
+    // The pid written is for the message of a refused second hoist: the
+    // lock holds whether or not it is written.
+    let _ = f.set_len(0);
+    let _ = f.rewind();
+    let _ = write!(f, "pid {}", std::process::id());
+    let _ = f.sync_all();
+    Ok(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_paths_never_leave_the_root() {
+        assert_eq!(HostPath::new("a//b/./c/").unwrap().as_str(), "a/b/c");
+        assert!(HostPath::new("/etc").is_err());
+        assert!(HostPath::new("a/../../etc").is_err());
+        assert!(HostPath::new("a\0b").is_err());
+        let p = HostPath::new("platforms/p").unwrap();
+        assert!(p.join("..").is_err());
+        assert_eq!(p.join("sites/d").unwrap().as_str(), "platforms/p/sites/d");
+        assert_eq!(p.parent().as_str(), "platforms");
+        assert_eq!(p.file_name(), "p");
+        let root = Path::new("/srv/hoist");
+        assert_eq!(
+            HostPath::within(root, Path::new("/srv/hoist/tasks/x"))
+                .unwrap()
+                .as_str(),
+            "tasks/x"
+        );
+        assert!(HostPath::within(root, Path::new("/srv/other")).is_err());
+        assert!(HostPath::within(root, Path::new("/srv/hoist/../other")).is_err());
+    }
+
+    #[test]
+    fn local_host_writes_reads_copies_and_removes() {
+        let d = tempfile::tempdir().unwrap();
+        let h = LocalHost::new(d.path().to_path_buf());
+        let f = HostPath::new("a/b/settings.yaml").unwrap();
+        h.write(&f, b"secret", WriteMode::Private).unwrap();
+        assert_eq!(h.read(&f).unwrap().unwrap(), b"secret");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(h.path(&f)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(h.read(&HostPath::new("nope").unwrap()).unwrap(), None);
+        std::os::unix::fs::symlink("settings.yaml", d.path().join("a/b/link")).unwrap();
+        let a = HostPath::new("a").unwrap();
+        let c = HostPath::new("c").unwrap();
+        h.copy_tree(&a.join("b").unwrap(), &c, &["settings.yaml"])
+            .unwrap();
+        assert_eq!(
+            h.list(&c).unwrap(),
+            vec![("link".to_string(), EntryKind::Symlink)]
+        );
+        h.remove_tree(&a).unwrap();
+        h.remove_tree(&a).unwrap();
+        assert!(!h.exists(&a).unwrap());
+        assert!(h.list(&a).unwrap().is_empty());
+        h.make_durable().unwrap();
+    }
+
+    #[test]
+    fn local_host_lock_refuses_a_second_holder() {
+        let d = tempfile::tempdir().unwrap();
+        let h = LocalHost::new(d.path().to_path_buf());
+        let held = h.lock().unwrap();
+        let e = h.lock().unwrap_err();
+        assert!(e.to_string().contains("another hoist"), "{e}");
+        drop(held);
+        h.lock().unwrap();
+    }
+}
