@@ -27,11 +27,15 @@ fn domain(i: usize) -> String {
     format!("d7-{i:03}.example.com")
 }
 
-/// The newest Drupal 7 release under `HOIST_DRUPAL7_ROOTS`.
-fn newest_d7() -> Option<PathBuf> {
-    let roots = PathBuf::from(std::env::var_os("HOIST_DRUPAL7_ROOTS")?);
+/// The Drupal 7 release trees under `HOIST_DRUPAL7_ROOTS`, oldest first
+/// (none when it is unset).
+pub fn d7_trees() -> Vec<PathBuf> {
+    let Some(roots) = std::env::var_os("HOIST_DRUPAL7_ROOTS") else {
+        return vec![];
+    };
     let mut found: Vec<(String, PathBuf)> = std::fs::read_dir(roots)
-        .ok()?
+        .into_iter()
+        .flatten()
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter_map(|p| match hoist::drupal::detect(&p, &p) {
             Ok(Some(core)) if core.major == 7 => Some((core.version.to_string(), p)),
@@ -39,7 +43,12 @@ fn newest_d7() -> Option<PathBuf> {
         })
         .collect();
     found.sort_by(|a, b| hoist::drupal::version_order(&a.0, &b.0));
-    found.pop().map(|(_, p)| p)
+    found.into_iter().map(|(_, p)| p).collect()
+}
+
+/// The newest Drupal 7 release under `HOIST_DRUPAL7_ROOTS`.
+fn newest_d7() -> Option<PathBuf> {
+    d7_trees().pop()
 }
 
 /// The scenario's row, or none (with a message).

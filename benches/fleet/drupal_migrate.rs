@@ -19,20 +19,12 @@ const DOMAIN: &str = "big.example.com";
 
 /// The oldest and newest Drupal 7 releases under `HOIST_DRUPAL7_ROOTS`.
 fn oldest_and_newest() -> Option<(PathBuf, PathBuf)> {
-    let roots = PathBuf::from(std::env::var_os("HOIST_DRUPAL7_ROOTS")?);
-    let mut found: Vec<(String, PathBuf)> = std::fs::read_dir(roots)
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter_map(|p| match hoist::drupal::detect(&p, &p) {
-            Ok(Some(core)) if core.major == 7 => Some((core.version.to_string(), p)),
-            _ => None,
-        })
-        .collect();
-    found.sort_by(|a, b| hoist::drupal::version_order(&a.0, &b.0));
-    if found.len() < 2 {
+    let mut trees = super::drupal_live::d7_trees();
+    if trees.len() < 2 {
         return None;
     }
-    Some((found[0].1.clone(), found.pop()?.1))
+    let newest = trees.pop()?;
+    Some((trees.swap_remove(0), newest))
 }
 
 /// SQL making `NODES` articles with bodies, as `node_save()` leaves them,
