@@ -26,6 +26,7 @@ pub mod fsutil;
 pub mod gitops;
 pub mod interrupt;
 pub mod inventory;
+pub mod journal;
 pub mod kind;
 pub mod metrics;
 pub mod mysql;

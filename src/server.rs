@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::db::{Credentials, DbError, SqliteServer};
 use crate::driver::host::{EntryKind, Host, HostError, HostLock, HostPath, LocalHost, WriteMode};
 use crate::driver::{DbServer, Drivers, WebServer, Which};
+use crate::journal::Place;
 use crate::names::{Domain, Name, PlatformName};
 use crate::observe::{Actual, ObservedPlatform, ObservedSite};
 use crate::render::{self, SettingsFile, SiteConfig};
@@ -117,6 +118,35 @@ impl LocalServer {
     /// Its host: where its files are.
     pub fn host(&self) -> &dyn Host {
         self.host.as_ref()
+    }
+
+    /// `abs` (a path under the root) as a journal records it: on this
+    /// server.
+    pub fn place(&self, abs: &Path) -> Result<Place, HostError> {
+        Ok(Place::On {
+            server: self.name.clone(),
+            path: self.at(abs)?,
+        })
+    }
+
+    /// Where on this server's root a journaled place is; a place on
+    /// another server, or outside the root, is refused.
+    pub fn locate(&self, p: &Place) -> Result<PathBuf, HostError> {
+        let rel = match p {
+            Place::On { server, path } if *server == self.name => path.clone(),
+            Place::On { server, path } => {
+                return Err(HostError::Path {
+                    path: format!("{server}:{path}"),
+                    why: "on another server than the task's",
+                })
+            }
+            Place::Legacy(abs) => self.at(abs)?,
+        };
+        Ok(if rel.as_str().is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(rel.as_str())
+        })
     }
 
     /// Removes the tree at `abs` (a path under the root, as this server's

@@ -44,6 +44,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::fsutil;
+use crate::journal::Journal;
 use crate::names::{Name, SiteName};
 use crate::plan::Endpoint;
 
@@ -214,7 +215,7 @@ pub struct TaskRecord {
     /// Facts a rollback or a recovery needs (the database a deploy created,
     /// say). Never a secret.
     #[serde(default)]
-    pub journal: serde_json::Map<String, serde_json::Value>,
+    pub journal: Journal,
 }
 
 /// Now, as RFC 3339 UTC.
@@ -467,16 +468,16 @@ impl TaskRun {
         self.rec.log.push(format!("{} {line}", now()));
     }
 
-    /// Records a fact that is written with the next save: for facts that
+    /// Records facts that are written with the next save: for facts that
     /// only a later, noted action makes matter (the next [`TaskRun::note`]
     /// carries them to disk before that action).
-    pub fn remember(&mut self, key: &str, value: impl Into<serde_json::Value>) {
-        self.rec.journal.insert(key.into(), value.into());
+    pub fn remember(&mut self, fact: impl FnOnce(&mut Journal)) {
+        fact(&mut self.rec.journal);
     }
 
-    /// Records a fact for rollback and recovery, and saves.
-    pub fn note(&mut self, key: &str, value: impl Into<serde_json::Value>) -> std::io::Result<()> {
-        self.rec.journal.insert(key.into(), value.into());
+    /// Records facts for rollback and recovery, and saves.
+    pub fn note(&mut self, fact: impl FnOnce(&mut Journal)) -> std::io::Result<()> {
+        fact(&mut self.rec.journal);
         self.save()
     }
 
@@ -819,12 +820,12 @@ mod tests {
         assert_eq!(parse(&first).unwrap().commit.as_deref(), Some("abc"));
 
         run.begin("one").unwrap();
-        run.note("fact", 1).unwrap();
+        run.note(|j| j.restored_from = Some("fact".into())).unwrap();
         run.end("done").unwrap();
         let journal = std::fs::read(&path).unwrap();
         assert!(journal.starts_with(&first), "appended, not rewritten");
         let rec = parse(&journal).unwrap();
-        assert_eq!(rec.journal["fact"], 1);
+        assert_eq!(rec.journal.restored_from.as_deref(), Some("fact"));
         assert_eq!(rec.steps[0].state, "running", "the note carried the step");
         assert_eq!(running(dir.path()).len(), 1);
 
@@ -836,7 +837,7 @@ mod tests {
         // A resumed task starts its file anew from the record it took up,
         // so the torn line is gone before anything is appended.
         let mut resumed = TaskRun::resume(dir.path(), running(dir.path()).remove(0));
-        resumed.note("after", true).unwrap();
+        resumed.note(|j| j.committed = true).unwrap();
         resumed.begin("two").unwrap();
         resumed.finish(TaskResult::Success).unwrap();
         let done = std::fs::read(&path).unwrap();
@@ -850,7 +851,7 @@ mod tests {
             .expect("whole records only");
         let rec = records.last().unwrap().clone();
         assert_eq!(rec.result, TaskResult::Success);
-        assert_eq!(rec.journal["after"], true);
+        assert!(rec.journal.committed);
         assert_eq!(rec.steps.len(), 2);
         assert_eq!(parse(&done), Some(rec.clone()));
         assert!(running(dir.path()).is_empty());

@@ -7,8 +7,6 @@
 //! With web kind `file` nothing serves the sites: the checks are skipped
 //! and the task log says so.
 
-use serde_json::Value;
-
 use super::{step, StepError};
 use crate::driver::health::Health;
 use crate::driver::Which;
@@ -17,14 +15,6 @@ use crate::names::{Domain, Name};
 use crate::render::SiteConfig;
 use crate::server::LocalServer;
 use crate::task::TaskRun;
-
-/// Journal key: a preview vhost was written (the undo removes it).
-pub(super) const PREVIEW: &str = "preview_vhost";
-/// Journal key: the last health check of the task, as the status shows.
-pub(super) const HEALTH: &str = "health";
-/// Journal key: how the site is checked, so an undo (perhaps in a later
-/// process) checks the old site it put back the same way.
-pub(super) const HEALTH_HOW: &str = "health_check";
 
 /// The health check of site `name`: `hoist.yaml`'s, with the site's
 /// overrides.
@@ -53,7 +43,7 @@ fn check(
     let line = h.describe(&shown, &how.path);
     run.log(line.clone());
     tracing::info!(site_domain = %domain, health = ?h, "health check");
-    run.remember(HEALTH, serde_json::to_value(&h).unwrap_or(Value::Null));
+    run.remember(|j| j.health = Some(h.clone()));
     match h {
         Health::Failed { .. } => Err(line),
         _ => Ok(()),
@@ -85,8 +75,11 @@ pub(super) fn preview_step(
         if web.kind() == "file" {
             return check(run, srv, &cfg.domain, Which::Preview, how);
         }
-        run.remember(HEALTH_HOW, serde_json::to_value(how).unwrap_or(Value::Null));
-        run.note(PREVIEW, cfg.domain.to_string()).map_err(txt)?;
+        run.note(|j| {
+            j.health_how = Some(how.clone());
+            j.preview = Some(cfg.domain.clone());
+        })
+        .map_err(txt)?;
         let text = web.render(cfg, Which::Preview).map_err(txt)?;
         web.write(&cfg.domain, Which::Preview, Some(&text))
             .map_err(txt)?;
@@ -125,14 +118,10 @@ pub(super) fn switch_step(
 /// itself is complete: the old copy is back as it was, and nothing an undo
 /// could do would make it serve).
 pub(super) fn check_after_undo(srv: &LocalServer, domain: &Domain, rec: &crate::task::TaskRecord) {
-    let Some(how) = rec
-        .journal
-        .get(HEALTH_HOW)
-        .and_then(|v| serde_json::from_value::<HealthCheck>(v.clone()).ok())
-    else {
+    let Some(how) = &rec.journal.health_how else {
         return;
     };
-    match srv.web().check(domain, Which::Site, &how) {
+    match srv.web().check(domain, Which::Site, how) {
         Health::Failed { reason } => tracing::error!(
             site_domain = %domain,
             "the site put back does not pass its health check: {reason}"

@@ -603,7 +603,7 @@ pub(crate) fn execute(
             };
             // An undo waiting for a database server leaves the task
             // running: the next hoist's recovery retries it.
-            if !(run.rec.journal.contains_key(site::key::UNDO_WAITS) && undone.is_err()) {
+            if !(run.rec.journal.undo_waits && undone.is_err()) {
                 journal_trouble(&mut run, "its result", |r| r.finish(result));
             }
             let message = match undone {
@@ -626,7 +626,7 @@ pub const INTERRUPTED: &str = "hoist was interrupted (SIGINT or SIGTERM): not st
 /// Whether the task passed its point of no return: from there on it is
 /// finished forward, never undone.
 fn committed(run: &TaskRun) -> bool {
-    run.rec.journal.contains_key(site::key::COMMITTED)
+    run.rec.journal.committed
 }
 
 /// Says so when the journal could not take `what`. The task's outcome is

@@ -16,12 +16,9 @@
 
 use std::path::Path;
 
-use serde_json::Value;
-
 use super::site::{
-    db_fact, db_ref, finish_move, key, maintenance_on, mark_committed, need, new_db_name, new_site,
-    observe_fresh, old_vhost, rollback, server_for, take_backup, txt, undo_created, undo_move,
-    write_settings,
+    finish_move, maintenance_on, mark_committed, need, new_db_name, new_site, observe_fresh,
+    old_vhost, rollback, server_for, take_backup, txt, undo_created, undo_move, write_settings,
 };
 use super::{cutover, execute, step, ApplyOptions, StepError, TaskOutcome};
 use crate::backup;
@@ -112,11 +109,11 @@ pub(super) fn run(
             .as_deref()
             .ok_or_else(|| ServerError::Invalid(format!("task {done_id} took no backup")))?,
     );
-    let prev = done.journal.get(key::MAINTENANCE_PREV).cloned();
-    let saved_vhost = done.journal.get(key::OLD_VHOST).cloned();
+    let prev = done.journal.maintenance_prev.clone().flatten();
+    let saved_vhost = done.journal.old_vhost.clone().flatten();
     // The database server the site's rows go back to: where they are now,
     // or, for a deleted site, where its task found them.
-    let deleted_db = db_ref(&done, key::OLD_DB);
+    let deleted_db = done.journal.old_db.clone();
     let run = TaskRun::start_noted(
         &srv.tasks_dir(),
         TaskKind::Rollback,
@@ -192,19 +189,21 @@ pub(super) fn run(
             };
             // What the undo removes, on disk with the next note (the
             // deploy's at the latest) before anything is made.
-            run.remember(
-                key::OLD_VHOST,
-                match &cur {
-                    Some(cur) => old_vhost(srv, &cur.domain),
-                    None => Value::Null,
-                },
-            );
-            run.remember(key::NEW_DB, db_fact(&new_db.server, &new_db.name));
-            if full {
-                run.remember(key::COPIED_DIR, old_dir.display().to_string());
+            let saved = cur.as_ref().and_then(|cur| old_vhost(srv, &cur.domain));
+            run.remember(|j| j.old_vhost = Some(saved));
+            let copied = if full {
+                Some(srv.place(&old_dir).map_err(|e| StepError {
+                    step: "check-target".into(),
+                    message: e.to_string(),
+                })?)
             } else {
-                run.remember(key::MOVED_DIR, true);
-            }
+                None
+            };
+            run.remember(|j| {
+                j.new_db = Some(new_db.clone());
+                j.moved_dir = copied.is_none();
+                j.copied_dir = copied;
+            });
             if let Some((cur, (_, settings))) = &now {
                 maintenance_on(run, srv, settings)?;
                 // What was written to the site since its task goes into a
@@ -230,8 +229,7 @@ pub(super) fn run(
             let creds = step(run, "deploy", |run| {
                 // On disk before the database exists: a deleted site's
                 // put-back has had no note yet to carry the facts above.
-                run.note(key::NEW_DB, db_fact(&new_db.server, &new_db.name))
-                    .map_err(txt)?;
+                run.note(|j| j.new_db = Some(new_db.clone())).map_err(txt)?;
                 let creds = dbs.create(&new_db.name).map_err(txt)?;
                 if full {
                     backup::extract(&archive, &old_dir, &mut |d| {
@@ -269,11 +267,11 @@ pub(super) fn run(
                 // value they had before the task.
                 let (app, site) = new_site(srv, &old, &new_db, &creds)?;
                 app.write_settings(&site, &cfg)?;
-                app.set_maintenance(&site, prev.as_ref().and_then(Value::as_str))
+                app.set_maintenance(&site, prev.as_deref())
             })?;
             step(run, "switch", |_| {
                 let web = srv.web();
-                let text = match saved_vhost.as_ref().and_then(Value::as_str) {
+                let text = match saved_vhost.as_deref() {
                     Some(t) => t.to_owned(),
                     None => {
                         let (st, _) = srv.read_settings(&old.platform, &old.domain).map_err(txt)?;
@@ -301,7 +299,7 @@ pub(super) fn run(
 /// staging left by an extraction cut short) goes, the rest is a move's
 /// undo. Every part may run again.
 pub(super) fn undo(srv: &crate::server::LocalServer, rec: &TaskRecord) -> Result<(), String> {
-    if let Some(dir) = super::site::path_of(rec, key::COPIED_DIR) {
+    if let Some(dir) = super::site::path_of(srv, &rec.journal.copied_dir)? {
         backup::remove_staging(&dir).map_err(txt)?;
     }
     match rec.from {

@@ -8,8 +8,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use serde_json::Value;
-
 use super::{cutover, execute, step, ApplyOptions, StepError, TaskOutcome};
 use crate::backup;
 use crate::driver::app::{AppKind, AppSite};
@@ -17,75 +15,26 @@ use crate::driver::db::Moved;
 use crate::driver::host::WriteMode;
 use crate::driver::{DbRef, DbServer, DriverError, Login, SiteConn, Which};
 use crate::inventory::Inventory;
+use crate::journal::Place;
 use crate::names::{Domain, Name, PlatformName};
 use crate::plan::{Endpoint, SiteAction, SitePlan};
 use crate::render::{self, SettingsFile, SiteConfig};
 use crate::server::{io_err, LocalServer, ServerError, Servers, OLD_SETTINGS_FILE, SETTINGS_FILE};
 use crate::task::{TaskKind, TaskRecord, TaskResult, TaskRun};
 
-/// Journal keys: the facts an undo or a recovery reads back.
-pub(super) mod key {
-    /// The previous `maintenance_mode` of the old database (null: unset);
-    /// present once maintenance was switched on.
-    pub const MAINTENANCE_PREV: &str = "maintenance_prev";
-    /// The old database's name.
-    pub const OLD_DB: &str = "old_db";
-    /// The database the deploy created.
-    pub const NEW_DB: &str = "created_db";
-    /// The site directory the deploy copied (to remove on undo).
-    pub const COPIED_DIR: &str = "copied_dir";
-    /// The site directory was moved (rename on the same platform).
-    pub const MOVED_DIR: &str = "moved_dir";
-    /// The old database (a [`crate::driver::DbRef`]) whose tables a rename
-    /// moves, at once and without copying a row, into the new database
-    /// (`NEW_DB`); noted before the move. An undo moves them back, sets
-    /// back what the rename edited, and only then drops the new database.
-    pub const TABLES_MOVED: &str = "tables_moved";
-    /// The variables a rename edits in the moved tables (`base_url`,
-    /// `file_directory_path`), as they were before (null: unset).
-    pub const VARS_BEFORE_MOVE: &str = "vars_before_move";
-    /// Only in journals of older hoists, whose rename on the same platform
-    /// moved the old database's file to the new database and edited it
-    /// there: an undo moves it back and loads its content from the task's
-    /// backup. A rename now edits a copy, as a migrate does.
-    pub const DB_MOVED: &str = "db_moved";
-    /// Where the old settings were saved before being overwritten.
-    pub const SAVED_SETTINGS: &str = "saved_settings";
-    /// The old vhost's content (null: there was none), saved before a write.
-    pub const OLD_VHOST: &str = "old_vhost";
-    /// The site directory moved to the trash by a delete.
-    pub const TRASHED_DIR: &str = "trashed_dir";
-    /// Where a restore extracted the backup.
-    pub const EXTRACTED_DIR: &str = "extracted_dir";
-    /// Where a restore moved the present site directory aside.
-    pub const ASIDE_DIR: &str = "aside_dir";
-    /// Set once a restore swapped the extracted directory into place.
-    pub const SWAPPED: &str = "swapped";
-    /// Set once the new site is live: from here on a task finishes forward.
-    pub const COMMITTED: &str = "committed";
-    /// The backup a restore chose, relative to the server root.
-    pub const RESTORED_FROM: &str = "restored_from";
-    /// Set when the undo did not start because a database server it needs
-    /// did not answer ([`super::undo_blocked`]): the task stays `running`,
-    /// and the next hoist that takes the server's lock retries the undo.
-    pub const UNDO_WAITS: &str = "undo_waits";
-}
-
 /// The backup a restore task restored (or tried to), relative to the
 /// server root.
 pub fn restored_from(rec: &TaskRecord) -> Option<&str> {
-    rec.journal.get(key::RESTORED_FROM).and_then(Value::as_str)
+    rec.journal.restored_from.as_deref()
 }
 
 pub(super) fn txt<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
 
-pub(super) fn path_of(rec: &TaskRecord, k: &str) -> Option<PathBuf> {
-    rec.journal
-        .get(k)
-        .and_then(Value::as_str)
-        .map(PathBuf::from)
+/// Where on `srv` a journaled place is (`None`: the journal has none).
+pub(super) fn path_of(srv: &LocalServer, p: &Option<Place>) -> Result<Option<PathBuf>, String> {
+    p.as_ref().map(|p| srv.locate(p).map_err(txt)).transpose()
 }
 
 /// Runs the task for one site.
@@ -220,7 +169,7 @@ pub(super) fn mark_committed(
     };
     srv.sync_staged()
         .map_err(|e| fail(format!("cannot sync the server's files: {e}")))?;
-    run.note(key::COMMITTED, true)
+    run.note(|j| j.committed = true)
         .map_err(|e| fail(format!("cannot write the task journal: {e}")))
 }
 
@@ -230,8 +179,8 @@ pub(super) fn mark_committed(
 /// database password.
 fn save_old_settings(run: &mut TaskRun, srv: &LocalServer, dir: &Path) -> Result<(), String> {
     let saved = dir.join(OLD_SETTINGS_FILE);
-    run.note(key::SAVED_SETTINGS, saved.display().to_string())
-        .map_err(txt)?;
+    let place = srv.place(&saved).map_err(txt)?;
+    run.note(|j| j.saved_settings = Some(place)).map_err(txt)?;
     let text = srv.read_at(&dir.join(SETTINGS_FILE)).map_err(txt)?;
     srv.write_at(&saved, &text, WriteMode::Private).map_err(txt)
 }
@@ -255,10 +204,7 @@ pub(super) fn observe_fresh(
         }
         let (settings, _) = srv.read_settings(&at.platform, &at.domain).map_err(txt)?;
         // Read-only so far: the first noted change carries this to disk.
-        run.remember(
-            key::OLD_DB,
-            db_fact(&settings.database.server, &settings.database.name),
-        );
+        run.remember(|j| j.old_db = Some(site_db(&settings)));
         Ok((obs, settings))
     })
 }
@@ -286,7 +232,7 @@ fn check_free(srv: &LocalServer, new_db: &DbRef) -> Result<(), String> {
 fn created<T>(run: &mut TaskRun, r: Result<T, DriverError>) -> Result<T, String> {
     match r {
         Err(e) if e.already_exists() => {
-            run.rec.journal.remove(key::NEW_DB);
+            run.rec.journal.new_db = None;
             match run.save() {
                 Ok(()) => Err(e.to_string()),
                 Err(w) => Err(format!(
@@ -316,26 +262,12 @@ pub(super) fn open_db<'a>(
         .map_err(txt)
 }
 
-/// The database a task created or found, as its journal records it: with
-/// its database server. Journals of older hoists hold a bare name, which
-/// was always on the SQLite server `default`.
-pub(super) fn db_ref(rec: &TaskRecord, k: &str) -> Option<DbRef> {
-    match rec.journal.get(k)? {
-        Value::String(name) => Some(DbRef {
-            server: Name::new("default").expect("valid"),
-            name: name.clone(),
-        }),
-        v => serde_json::from_value(v.clone()).ok(),
+/// The database a site's settings name, with its database server.
+pub(super) fn site_db(settings: &SettingsFile) -> DbRef {
+    DbRef {
+        server: settings.database.server.clone(),
+        name: settings.database.name.clone(),
     }
-}
-
-/// A journal value naming database `name` on `server`.
-pub(super) fn db_fact(server: &Name, name: &str) -> Value {
-    serde_json::to_value(DbRef {
-        server: server.clone(),
-        name: name.to_owned(),
-    })
-    .expect("a DbRef serializes")
 }
 
 /// Drops the database a journal fact names.
@@ -354,11 +286,7 @@ pub(super) fn maintenance_on(
     step(run, "maintenance-on", |run| {
         let (app, site) = live_site(srv, settings)?;
         let prev = app.maintenance(&site)?;
-        run.note(
-            key::MAINTENANCE_PREV,
-            prev.map(Value::String).unwrap_or(Value::Null),
-        )
-        .map_err(txt)?;
+        run.note(|j| j.maintenance_prev = Some(prev)).map_err(txt)?;
         app.set_maintenance(&site, Some("1"))
     })
 }
@@ -368,12 +296,12 @@ pub(super) fn restore_maintenance(
     at: &Endpoint,
     rec: &TaskRecord,
 ) -> Result<(), String> {
-    let Some(prev) = rec.journal.get(key::MAINTENANCE_PREV) else {
+    let Some(prev) = &rec.journal.maintenance_prev else {
         return Ok(());
     };
     let (settings, _) = srv.read_settings(&at.platform, &at.domain).map_err(txt)?;
     let (app, site) = live_site(srv, &settings)?;
-    app.set_maintenance(&site, prev.as_str())
+    app.set_maintenance(&site, prev.as_deref())
 }
 
 /// The application of platform `p` on `srv` ([`crate::driver::app::kind_of`]).
@@ -454,10 +382,9 @@ pub(super) fn take_backup(
             .unwrap_or(&made.info.path)
             .display()
             .to_string();
-        run.rec.backup = Some(rel.clone());
         // Carried to disk by the next note (the deploy's, or the finish):
         // nothing between here and there needs it after a crash.
-        run.remember("backup", rel.clone());
+        run.rec.backup = Some(rel.clone());
         run.log(format!("backup {rel} ({} bytes)", made.info.bytes));
         for sk in &made.skipped {
             warnings.push(format!("backup left out {}: {}", sk.path, sk.reason));
@@ -505,9 +432,18 @@ fn deploy_copy(
 /// directory it copies to, both checked free by then), to go to disk with
 /// the task's next note or save, before the deploy. An undo before the
 /// deploy made them finds nothing to remove.
-fn journal_copy(run: &mut TaskRun, new_db: &DbRef, to: &Path) {
-    run.remember(key::NEW_DB, db_fact(&new_db.server, &new_db.name));
-    run.remember(key::COPIED_DIR, to.display().to_string());
+fn journal_copy(
+    run: &mut TaskRun,
+    srv: &LocalServer,
+    new_db: &DbRef,
+    to: &Path,
+) -> Result<(), String> {
+    let to = srv.place(to).map_err(txt)?;
+    run.remember(|j| {
+        j.new_db = Some(new_db.clone());
+        j.copied_dir = Some(to);
+    });
+    Ok(())
 }
 
 /// A new database `new_db` and its user, holding a copy of the site's
@@ -546,7 +482,7 @@ fn move_dir_and_db(
     old_dir: &Path,
     new_dir: &Path,
 ) -> Result<(Login, bool), String> {
-    run.remember(key::MOVED_DIR, true);
+    run.remember(|j| j.moved_dir = true);
     let app = app_of(srv, &old.config().platform)?;
     let moved = if !app.rename_moves_tables() {
         Moved::Copy(format!(
@@ -564,8 +500,7 @@ fn move_dir_and_db(
     let (creds, moved_tables) = match moved {
         Moved::Moved(creds) => (creds, true),
         Moved::Copy(why) => {
-            run.note(key::NEW_DB, db_fact(&new_db.server, &new_db.name))
-                .map_err(txt)?;
+            run.note(|j| j.new_db = Some(new_db.clone())).map_err(txt)?;
             let copied = copy_database(srv, old, new_db)?;
             let creds = created(run, copied).map_err(|e| {
                 format!(
@@ -585,7 +520,7 @@ fn move_dir_and_db(
 const MOVED_VARS: [&str; 2] = ["base_url", "file_directory_path"];
 
 /// Moves the site's tables into `new_db` on the same server, journaled
-/// first ([`key::TABLES_MOVED`]); [`Moved::Copy`] when the driver cannot
+/// first ([`crate::journal::Journal::tables_moved`]); [`Moved::Copy`] when the driver cannot
 /// (the log says why), with nothing changed.
 fn move_db(
     run: &mut TaskRun,
@@ -594,21 +529,19 @@ fn move_db(
     new_db: &DbRef,
 ) -> Result<Moved, String> {
     let dbs = db_of(srv, old)?;
-    let mut before = serde_json::Map::new();
+    let mut before = std::collections::BTreeMap::new();
     {
         let mut db = dbs.open(&login(old), false).map_err(txt)?;
         for k in MOVED_VARS {
-            let v = db.variable(k).map_err(txt)?;
-            before.insert(k.into(), v.map(Value::String).unwrap_or(Value::Null));
+            before.insert(k.to_string(), db.variable(k).map_err(txt)?);
         }
     }
-    run.remember(key::VARS_BEFORE_MOVE, Value::Object(before));
-    run.remember(
-        key::TABLES_MOVED,
-        db_fact(&old.database.server, &old.database.name),
-    );
-    run.note(key::NEW_DB, db_fact(&new_db.server, &new_db.name))
-        .map_err(txt)?;
+    run.note(|j| {
+        j.vars_before_move = Some(before);
+        j.tables_moved = Some(site_db(old));
+        j.new_db = Some(new_db.clone());
+    })
+    .map_err(txt)?;
     let r = dbs.move_tables(&login(old), &new_db.name);
     let moved = created(run, r)?;
     match &moved {
@@ -617,8 +550,8 @@ fn move_db(
             old.database.name, new_db.name
         )),
         Moved::Copy(why) => {
-            run.rec.journal.remove(key::TABLES_MOVED);
-            run.rec.journal.remove(key::VARS_BEFORE_MOVE);
+            run.rec.journal.tables_moved = None;
+            run.rec.journal.vars_before_move = None;
             run.log(format!("the database is copied, not moved: {why}"));
         }
     }
@@ -651,9 +584,9 @@ fn move_tables_back(
         db.fix_paths(to.domain.as_str(), from.domain.as_str())
             .map_err(txt)?;
     }
-    if let Some(Value::Object(vars)) = rec.journal.get(key::VARS_BEFORE_MOVE) {
+    if let Some(vars) = &rec.journal.vars_before_move {
         for (k, v) in vars {
-            match v.as_str() {
+            match v {
                 Some(v) => db.set_variable(k, v).map_err(txt)?,
                 None => db.delete_variable(k).map_err(txt)?,
             }
@@ -738,20 +671,16 @@ fn app_settings(
 /// Notes the vhost of `domain` as it is (null: none), before it is
 /// replaced; once only.
 fn save_old_vhost(run: &mut TaskRun, srv: &LocalServer, domain: &Domain) -> Result<(), String> {
-    if run.rec.journal.contains_key(key::OLD_VHOST) {
+    if run.rec.journal.old_vhost.is_some() {
         return Ok(());
     }
-    run.note(key::OLD_VHOST, old_vhost(srv, domain))
-        .map_err(txt)
+    let old = old_vhost(srv, domain);
+    run.note(|j| j.old_vhost = Some(old)).map_err(txt)
 }
 
-pub(super) fn old_vhost(srv: &LocalServer, domain: &Domain) -> Value {
-    srv.web()
-        .read(domain, Which::Site)
-        .ok()
-        .flatten()
-        .map(Value::String)
-        .unwrap_or(Value::Null)
+/// The vhost of `domain` as it is (`None`: none, or unreadable).
+pub(super) fn old_vhost(srv: &LocalServer, domain: &Domain) -> Option<String> {
+    srv.web().read(domain, Which::Site).ok().flatten()
 }
 
 /// Puts back the vhost of `old` the journal saved (and removes those of
@@ -762,7 +691,7 @@ fn restore_vhost(
     old: &Domain,
     new: Option<&Domain>,
 ) -> Result<(), String> {
-    let Some(saved) = rec.journal.get(key::OLD_VHOST) else {
+    let Some(saved) = &rec.journal.old_vhost else {
         return Ok(());
     };
     let web = srv.web();
@@ -771,7 +700,7 @@ fn restore_vhost(
     }
     web.write(new.unwrap_or(old), Which::Preview, None)
         .map_err(txt)?;
-    web.write(old, Which::Site, saved.as_str()).map_err(txt)?;
+    web.write(old, Which::Site, saved.as_deref()).map_err(txt)?;
     web.activate().map_err(txt)
 }
 
@@ -825,7 +754,8 @@ impl Undo {
     /// Puts back the settings a task saved ([`save_old_settings`]) as
     /// the settings of the site directory `dir`.
     fn settings_back(&mut self, srv: &LocalServer, rec: &TaskRecord, dir: &Path) {
-        if let Some(saved) = path_of(rec, key::SAVED_SETTINGS).filter(|p| srv.exists_at(p)) {
+        let saved = self.place(srv, "the saved settings", &rec.journal.saved_settings);
+        if let Some(saved) = saved.filter(|p| srv.exists_at(p)) {
             self.check(
                 "putting back the old settings",
                 srv.rename_at(&saved, &dir.join(SETTINGS_FILE)),
@@ -844,6 +774,18 @@ impl Undo {
                 app.write_settings(&site, &settings.config())
             });
         self.check("putting back the application's settings", r);
+    }
+
+    /// Where a journaled place is on `srv`; a place it refuses is a
+    /// failure of the undo (named `what`).
+    fn place(&mut self, srv: &LocalServer, what: &str, p: &Option<Place>) -> Option<PathBuf> {
+        match path_of(srv, p) {
+            Ok(p) => p,
+            Err(e) => {
+                self.failed.push(format!("{what}: {e}"));
+                None
+            }
+        }
     }
 
     fn done(self) -> Result<(), String> {
@@ -901,9 +843,12 @@ fn install(
             let creds = step(run, "create-database", |run| {
                 // The site's directory goes to disk with the database's
                 // note: an application's installer may make it.
-                run.remember(key::COPIED_DIR, site_dir.display().to_string());
-                run.note(key::NEW_DB, db_fact(&new_db.server, &new_db.name))
-                    .map_err(txt)?;
+                let dir = srv.place(&site_dir).map_err(txt)?;
+                run.note(|j| {
+                    j.copied_dir = Some(dir);
+                    j.new_db = Some(new_db.clone());
+                })
+                .map_err(txt)?;
                 created(run, dbs.create(&new_db.name))
             })?;
             step(run, "install-packages", |run| {
@@ -911,7 +856,7 @@ fn install(
                 app.install(&site, &cfg, &mut |line| run.log(line))
             })?;
             step(run, "write-settings", |run| {
-                run.note(key::OLD_VHOST, Value::Null).map_err(txt)?;
+                run.note(|j| j.old_vhost = Some(None)).map_err(txt)?;
                 write_site_files(srv, &cfg, &creds.password).map_err(txt)?;
                 srv.web().activate().map_err(txt)
             })?;
@@ -927,7 +872,7 @@ fn install(
 /// database. Nothing else was touched.
 pub(super) fn undo_created(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
     let mut u = Undo::default();
-    if let (Some(to), true) = (&rec.to, rec.journal.contains_key(key::OLD_VHOST)) {
+    if let (Some(to), true) = (&rec.to, rec.journal.old_vhost.is_some()) {
         let web = srv.web();
         u.check(
             "removing the new vhost",
@@ -935,7 +880,7 @@ pub(super) fn undo_created(srv: &LocalServer, rec: &TaskRecord) -> Result<(), St
                 .and_then(|()| web.activate()),
         );
     }
-    if let Some(dir) = path_of(rec, key::COPIED_DIR) {
+    if let Some(dir) = u.place(srv, "the new site directory", &rec.journal.copied_dir) {
         u.check("removing the new site directory", srv.remove_tree_at(&dir));
     }
     drop_new_db(&mut u, srv, rec);
@@ -944,8 +889,8 @@ pub(super) fn undo_created(srv: &LocalServer, rec: &TaskRecord) -> Result<(), St
 
 /// Drops the database the task created, if it did.
 fn drop_new_db(u: &mut Undo, srv: &LocalServer, rec: &TaskRecord) {
-    if let Some(db) = db_ref(rec, key::NEW_DB) {
-        u.check("dropping the new database", drop_db(srv, &db));
+    if let Some(db) = &rec.journal.new_db {
+        u.check("dropping the new database", drop_db(srv, db));
     }
 }
 
@@ -1008,8 +953,12 @@ fn move_site(
                 // vhost (the server is locked: it stays as it is) go to
                 // disk with the maintenance note, the task's first, rather
                 // than with a note of their own.
-                journal_copy(run, &new_db, &new_dir);
-                run.remember(key::OLD_VHOST, old_vhost(srv, &from.domain));
+                journal_copy(run, srv, &new_db, &new_dir).map_err(|message| StepError {
+                    step: "maintenance-on".into(),
+                    message,
+                })?;
+                let old = old_vhost(srv, &from.domain);
+                run.remember(|j| j.old_vhost = Some(old));
             }
             maintenance_on(run, srv, &settings)?;
             // A rename on the same platform moves the files and never
@@ -1040,7 +989,8 @@ fn move_site(
                 // not write the journal again before replacing it (nothing
                 // changes it in between: the server is locked).
                 let creds = if same_platform {
-                    run.remember(key::OLD_VHOST, old_vhost(srv, &from.domain));
+                    let old = old_vhost(srv, &from.domain);
+                    run.remember(|j| j.old_vhost = Some(old));
                     move_dir_and_db(run, srv, &settings, &new_db, &old_dir, &new_dir)
                 } else {
                     deploy_copy(run, srv, &settings, &new_db, &old_dir, &new_dir)
@@ -1119,38 +1069,36 @@ pub(super) fn undo_move(srv: &LocalServer, rec: &TaskRecord) -> Result<(), Strin
         "putting back the old vhost",
         restore_vhost(srv, rec, &from.domain, Some(&to.domain)),
     );
-    if rec.journal.contains_key(key::MOVED_DIR) && srv.exists_at(&new_dir) {
+    if rec.journal.moved_dir && srv.exists_at(&new_dir) {
         u.move_back(srv, &new_dir, &old_dir);
     }
-    if rec.journal.contains_key(key::MOVED_DIR) {
+    if rec.journal.moved_dir {
         // The deploy rewrote the application's settings (settings.php)
         // for the copy's database: they name the old one again.
         u.app_settings_back(srv, from);
     }
-    if let Some(dir) = path_of(rec, key::COPIED_DIR) {
+    if let Some(dir) = u.place(srv, "the copied site directory", &rec.journal.copied_dir) {
         u.check(
             "removing the copied site directory",
             srv.remove_tree_at(&dir),
         );
     }
-    if rec.journal.contains_key(key::DB_MOVED) {
-        // An older hoist's rename (see key::DB_MOVED): its database file
+    if rec.journal.db_moved.is_some() {
+        // An older hoist's rename (see `Journal::db_moved`): its database file
         // comes back and is loaded from the backup; the new name's user
         // goes once the file is back (a file not moved back is kept).
         u.check(
             "loading the database back from the backup",
             reload_from_backup(srv, rec),
         );
-        let new = rec.journal.get(key::NEW_DB).and_then(Value::as_str);
-        if new.is_some_and(|n| !srv.db().exists(n)) {
+        let new = rec.journal.new_db.as_ref();
+        if new.is_some_and(|n| !srv.db().exists(&n.name)) {
             drop_new_db(&mut u, srv, rec);
         }
-    } else if let (Some(old), Some(new)) =
-        (db_ref(rec, key::TABLES_MOVED), db_ref(rec, key::NEW_DB))
-    {
+    } else if let (Some(old), Some(new)) = (&rec.journal.tables_moved, &rec.journal.new_db) {
         // The new database holds the site's only rows until they are back:
         // it is dropped only once they are.
-        let back = move_tables_back(srv, rec, &old, &new, from, to);
+        let back = move_tables_back(srv, rec, old, new, from, to);
         let ok = back.is_ok();
         u.check("moving the tables back to the old database", back);
         if ok {
@@ -1167,13 +1115,14 @@ pub(super) fn undo_move(srv: &LocalServer, rec: &TaskRecord) -> Result<(), Strin
 /// backup taken before the move is loaded into a new file that replaces it,
 /// so a repeated undo (after a crash) starts over cleanly.
 fn reload_from_backup(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
-    let db = rec
+    let db = &rec
         .journal
-        .get(key::OLD_DB)
-        .and_then(Value::as_str)
-        .ok_or("the task journal names no database")?;
-    if let Some(new) = rec.journal.get(key::NEW_DB).and_then(Value::as_str) {
-        srv.db().move_back(new, db).map_err(txt)?;
+        .old_db
+        .as_ref()
+        .ok_or("the task journal names no database")?
+        .name;
+    if let Some(new) = &rec.journal.new_db {
+        srv.db().move_back(&new.name, db).map_err(txt)?;
     }
     let archive = srv
         .root()
@@ -1195,14 +1144,14 @@ pub(super) fn finish_move(srv: &LocalServer, rec: &TaskRecord) -> Result<(), Str
         return Ok(());
     };
     let new_dir = srv.site_dir(&to.platform, &to.domain);
-    if rec.journal.contains_key(key::COPIED_DIR) {
+    if rec.journal.copied_dir.is_some() {
         srv.remove_tree_at(&srv.site_dir(&from.platform, &from.domain))
             .map_err(txt)?;
     }
     srv.remove_file_at(&new_dir.join(OLD_SETTINGS_FILE))
         .map_err(txt)?;
-    if let Some(db) = db_ref(rec, key::OLD_DB) {
-        drop_db(srv, &db)?;
+    if let Some(db) = &rec.journal.old_db {
+        drop_db(srv, db)?;
     }
     let web = srv.web();
     web.write(&to.domain, Which::Preview, None).map_err(txt)?;
@@ -1288,7 +1237,7 @@ fn clone(
             )?);
             let creds = step(run, "deploy", |run| {
                 let old_dir = srv.site_dir(&from.platform, &from.domain);
-                journal_copy(run, &new_db, &new_dir);
+                journal_copy(run, srv, &new_db, &new_dir)?;
                 run.save().map_err(txt)?;
                 let creds = deploy_copy(run, srv, &settings, &new_db, &old_dir, &new_dir)?;
                 app_settings(srv, &to, &new_db, &creds, &cfg)?;
@@ -1306,7 +1255,7 @@ fn clone(
                 Some("0"),
             )?);
             step(run, "verify", |run| {
-                run.note(key::OLD_VHOST, Value::Null).map_err(txt)?;
+                run.note(|j| j.old_vhost = Some(None)).map_err(txt)?;
                 write_settings(srv, &cfg, &creds.password).map_err(txt)?;
                 write_vhost(srv, &cfg).map_err(txt)?;
                 srv.web().activate().map_err(txt)?;
@@ -1362,15 +1311,15 @@ fn delete(
                 web.activate().map_err(txt)
             })?;
             step(run, "remove-site", |run| {
-                run.note(key::TRASHED_DIR, trash.display().to_string())
-                    .map_err(txt)?;
+                let place = srv.place(&trash).map_err(txt)?;
+                run.note(|j| j.trashed_dir = Some(place)).map_err(txt)?;
                 srv.mkdir_at(trash.parent().expect("trash has a parent"))
                     .map_err(txt)?;
                 srv.rename_at(&dir, &trash)
                     .map_err(|e| format!("moving the site to the trash: {e}"))
             })?;
             step(run, "drop-database", |run| {
-                run.note(key::COMMITTED, true).map_err(txt)?;
+                run.note(|j| j.committed = true).map_err(txt)?;
                 db_of(srv, &settings)?
                     .drop_database(&settings.database.name)
                     .map_err(txt)
@@ -1443,7 +1392,7 @@ fn rerender(
 /// finished, any other is undone, both from its journal alone. Returns
 /// what the undo could not do, for the task's message.
 pub(super) fn rollback(srv: &LocalServer, run: &mut TaskRun) -> Result<(), String> {
-    if run.rec.journal.contains_key(key::COMMITTED) {
+    if run.rec.journal.committed {
         run.log(match finish(srv, &run.rec) {
             Ok(()) => {
                 "the task had committed, so it was finished rather than rolled back".to_string()
@@ -1457,7 +1406,7 @@ pub(super) fn rollback(srv: &LocalServer, run: &mut TaskRun) -> Result<(), Strin
             "the undo waits for the database server ({why}): the next hoist run on this server retries it; until then the site stays as the failed step left it, its backup kept"
         );
         run.log(format!("error: {msg}"));
-        return match run.note(key::UNDO_WAITS, true) {
+        return match run.note(|j| j.undo_waits = true) {
             Ok(()) => Err(msg),
             Err(e) => Err(format!(
                 "{msg}; and the task journal could not be written: {e}"
@@ -1482,13 +1431,8 @@ pub(super) fn rollback(srv: &LocalServer, run: &mut TaskRun) -> Result<(), Strin
 /// whole once the server is back (the server died in the middle of a dump,
 /// say, which is why the task failed).
 pub(crate) fn undo_blocked(srv: &LocalServer, rec: &TaskRecord) -> Option<String> {
-    let servers: std::collections::BTreeSet<Name> = rec
-        .journal
-        .values()
-        .filter(|v| v.is_object())
-        .filter_map(|v| serde_json::from_value::<DbRef>(v.clone()).ok())
-        .map(|r| r.server)
-        .collect();
+    let servers: std::collections::BTreeSet<&Name> =
+        rec.journal.databases().map(|r| &r.server).collect();
     servers.iter().find_map(|name| {
         // An undeclared server is no reason to wait: the undo reports it.
         let d = srv.db_server(name).ok()?;
@@ -1556,16 +1500,16 @@ pub(crate) fn finish(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> 
             finish_move(srv, rec)
         }
         TaskKind::Delete => {
-            if let Some(db) = db_ref(rec, key::OLD_DB) {
-                drop_db(srv, &db)?;
+            if let Some(db) = &rec.journal.old_db {
+                drop_db(srv, db)?;
             }
-            if let Some(t) = path_of(rec, key::TRASHED_DIR) {
+            if let Some(t) = path_of(srv, &rec.journal.trashed_dir)? {
                 srv.remove_tree_at(&t).map_err(txt)?;
             }
             Ok(())
         }
         TaskKind::Enable | TaskKind::Disable | TaskKind::Verify => {
-            match path_of(rec, key::SAVED_SETTINGS) {
+            match path_of(srv, &rec.journal.saved_settings)? {
                 Some(p) => srv.remove_file_at(&p).map_err(txt),
                 None => Ok(()),
             }
@@ -1582,7 +1526,8 @@ fn undo_delete(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
     };
     let dir = srv.site_dir(&from.platform, &from.domain);
     let mut u = Undo::default();
-    if let Some(t) = path_of(rec, key::TRASHED_DIR).filter(|t| srv.exists_at(t)) {
+    let trashed = u.place(srv, "the trashed site directory", &rec.journal.trashed_dir);
+    if let Some(t) = trashed.filter(|t| srv.exists_at(t)) {
         u.move_back(srv, &t, &dir);
     }
     u.check(
@@ -1729,7 +1674,8 @@ pub fn restore(
                 }
                 backup::check_room(&chosen.path, &m, &parent).map_err(txt)?;
                 let rel = chosen.path.strip_prefix(srv.root()).unwrap_or(&chosen.path);
-                run.remember(key::RESTORED_FROM, rel.display().to_string());
+                let rel = rel.display().to_string();
+                run.remember(|j| j.restored_from = Some(rel));
                 run.log(format!(
                     "restoring {} (taken {} of {} on {})",
                     chosen.file_name, m.created, m.domain, m.platform
@@ -1759,13 +1705,12 @@ pub fn restore(
             })?;
             let creds = step(run, "deploy", |run| {
                 check_free(srv, &new_db)?;
-                run.note(key::NEW_DB, db_fact(&new_db.server, &new_db.name))
-                    .map_err(txt)?;
+                run.note(|j| j.new_db = Some(new_db.clone())).map_err(txt)?;
                 created(run, dbs.create(&new_db.name))
             })?;
             step(run, "extract", |run| {
-                run.note(key::EXTRACTED_DIR, staged.display().to_string())
-                    .map_err(txt)?;
+                let place = srv.place(&staged).map_err(txt)?;
+                run.note(|j| j.extracted_dir = Some(place)).map_err(txt)?;
                 backup::extract(&path, &staged, &mut |dump| {
                     dbs.load(&creds, dump, backup::DUMP)
                 })
@@ -1778,11 +1723,11 @@ pub fn restore(
             // directory.
             step(run, "swap", |run| {
                 if manifest.scope == backup::Scope::Full {
-                    run.note(key::ASIDE_DIR, aside.display().to_string())
-                        .map_err(txt)?;
+                    let place = srv.place(&aside).map_err(txt)?;
+                    run.note(|j| j.aside_dir = Some(place)).map_err(txt)?;
                     srv.rename_at(&site_dir, &aside)
                         .map_err(|e| format!("moving the present site aside: {e}"))?;
-                    run.note(key::SWAPPED, true).map_err(txt)?;
+                    run.note(|j| j.swapped = true).map_err(txt)?;
                     srv.rename_at(&staged, &site_dir)
                         .map_err(|e| format!("moving the restored site into place: {e}"))?;
                 } else {
@@ -1833,8 +1778,9 @@ fn undo_restore(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
     };
     let site_dir = srv.site_dir(&at.platform, &at.domain);
     let mut u = Undo::default();
-    if let Some(aside) = path_of(rec, key::ASIDE_DIR).filter(|a| srv.exists_at(a)) {
-        if rec.journal.contains_key(key::SWAPPED) {
+    let aside = u.place(srv, "the replaced site directory", &rec.journal.aside_dir);
+    if let Some(aside) = aside.filter(|a| srv.exists_at(a)) {
+        if rec.journal.swapped {
             u.check(
                 "removing the restored site directory",
                 srv.remove_tree_at(&site_dir),
@@ -1843,7 +1789,7 @@ fn undo_restore(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
         u.move_back(srv, &aside, &site_dir);
     }
     u.settings_back(srv, rec, &site_dir);
-    if rec.journal.contains_key(key::SAVED_SETTINGS) {
+    if rec.journal.saved_settings.is_some() {
         // A restore of the database alone rewrote the application's
         // settings in place, for the new database.
         u.app_settings_back(srv, at);
@@ -1852,7 +1798,7 @@ fn undo_restore(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
         "putting back the vhost",
         restore_vhost(srv, rec, &at.domain, None),
     );
-    if let Some(staged) = path_of(rec, key::EXTRACTED_DIR) {
+    if let Some(staged) = u.place(srv, "the extracted backup", &rec.journal.extracted_dir) {
         u.check("removing the extracted backup", srv.remove_tree_at(&staged));
         u.check(
             "removing the extraction's staging",
@@ -1866,17 +1812,17 @@ fn undo_restore(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
 /// The cleanup after a restore committed: the replaced copy and its
 /// database removed.
 fn finish_restore(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
-    if let Some(aside) = path_of(rec, key::ASIDE_DIR) {
+    if let Some(aside) = path_of(srv, &rec.journal.aside_dir)? {
         srv.remove_tree_at(&aside).map_err(txt)?;
     }
-    if let Some(staged) = path_of(rec, key::EXTRACTED_DIR) {
+    if let Some(staged) = path_of(srv, &rec.journal.extracted_dir)? {
         srv.remove_tree_at(&staged).map_err(txt)?;
     }
-    if let Some(saved) = path_of(rec, key::SAVED_SETTINGS) {
+    if let Some(saved) = path_of(srv, &rec.journal.saved_settings)? {
         srv.remove_file_at(&saved).map_err(txt)?;
     }
-    if let Some(db) = db_ref(rec, key::OLD_DB) {
-        drop_db(srv, &db)?;
+    if let Some(db) = &rec.journal.old_db {
+        drop_db(srv, db)?;
     }
     Ok(())
 }

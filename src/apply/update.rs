@@ -10,8 +10,8 @@
 //! either way.
 
 use super::site::{
-    db_fact, db_of, db_ref, live_site, login, maintenance_on, mark_committed, need, observe_fresh,
-    restore_maintenance, rollback, server_for, start, take_backup, txt, update_step,
+    db_of, live_site, login, maintenance_on, mark_committed, need, observe_fresh,
+    restore_maintenance, rollback, server_for, site_db, start, take_backup, txt, update_step,
 };
 use super::{execute, step, ApplyOptions, TaskOutcome};
 use crate::backup;
@@ -19,10 +19,6 @@ use crate::inventory::Inventory;
 use crate::plan::SitePlan;
 use crate::server::{LocalServer, ServerError, Servers};
 use crate::task::{TaskKind, TaskRecord};
-
-/// Journal key: the database whose copy is kept aside, noted before the
-/// copy is made (an undo finding no copy has nothing to put back).
-const KEPT_COPY: &str = "kept_copy";
 
 /// Runs the update of one site.
 pub(super) fn run(
@@ -54,11 +50,8 @@ pub(super) fn run(
                 Some(keep),
             )?);
             let (app, site) = step(run, "keep-copy", |run| {
-                run.note(
-                    KEPT_COPY,
-                    db_fact(&settings.database.server, &settings.database.name),
-                )
-                .map_err(txt)?;
+                run.note(|j| j.kept_copy = Some(site_db(&settings)))
+                    .map_err(txt)?;
                 db_of(srv, &settings)?
                     .keep_copy(&login(&settings))
                     .map_err(txt)?;
@@ -89,7 +82,7 @@ pub(crate) fn undo(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
     let Some(at) = &rec.from else {
         return Ok(());
     };
-    if db_ref(rec, KEPT_COPY).is_some() {
+    if rec.journal.kept_copy.is_some() {
         // A copy that failed halfway leaves its temporary file: it goes
         // too, once whatever was whole is back. Until the copy is back the
         // site stays in maintenance: its database may be half updated.
@@ -105,7 +98,7 @@ pub(crate) fn undo(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
 
 /// Finishes an update that had committed: the kept copy is dropped.
 pub(crate) fn finish(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
-    let (Some(_), Some(at)) = (db_ref(rec, KEPT_COPY), &rec.from) else {
+    let (Some(_), Some(at)) = (&rec.journal.kept_copy, &rec.from) else {
         return Ok(());
     };
     let (settings, _) = srv.read_settings(&at.platform, &at.domain).map_err(txt)?;

@@ -14,7 +14,7 @@ use crate::inventory::HealthCheck;
 pub const BODY_CAP: usize = 1 << 20;
 
 /// The outcome of a check.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "result", rename_all = "lowercase")]
 pub enum Health {
     /// The site answered as expected.

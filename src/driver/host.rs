@@ -50,8 +50,34 @@ impl HostError {
 /// A path inside a server's root: relative, normalised (no `.`, empty or
 /// trailing components), and free of `..` and NUL, so whatever the root
 /// is, the path stays under it. The root itself is the empty path.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+/// A journal holds it as its text, checked again when read back.
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(try_from = "String", into = "String")]
 pub struct HostPath(String);
+
+impl TryFrom<String> for HostPath {
+    type Error = HostError;
+    fn try_from(s: String) -> Result<HostPath, HostError> {
+        HostPath::new(&s)
+    }
+}
+
+impl From<HostPath> for String {
+    fn from(p: HostPath) -> String {
+        p.0
+    }
+}
 
 impl HostPath {
     /// The root itself.
