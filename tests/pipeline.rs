@@ -569,3 +569,56 @@ fn json_logs_carry_site_task_and_step_as_fields() {
         assert!(!message.contains("acme"), "the site is in the message: {e}");
     }
 }
+
+on_both_stacks! {
+    fn a_site_moves_to_another_database_server_and_back(stack) {
+        let Some(f) = applied(stack) else { return };
+        add_content(&f, "shop-1-1", "acme.example.com");
+        let site_dir = f.host().join("platforms/shop-1-1/sites/acme.example.com");
+        let files_before = snapshot(&site_dir.join("files"));
+        let first_db = db_of(&f, "shop-1-1", "acme.example.com");
+        let rows_before = f.db_rows(&first_db);
+        let other = f.add_other_database_server();
+        f.set_site("acme", "database", "other");
+
+        let plan = f.plan_json(&[], 0);
+        assert_eq!(site(&plan, "acme")["action"], "migrate");
+        let shown = f.run(&["plan"]);
+        assert!(
+            shown.stdout.contains("acme.example.com on shop-1-1 (database to server other)"),
+            "{}",
+            shown.all()
+        );
+        let r = f.apply();
+        assert!(r.stdout.contains("success  migrate acme"), "{}", r.all());
+        let settings = std::fs::read_to_string(site_dir.join("settings.yaml")).unwrap();
+        assert!(settings.contains("server: other"), "{settings}");
+        let moved_db = db_of(&f, "shop-1-1", "acme.example.com");
+        assert_ne!(moved_db, first_db, "a new database on the other server");
+        assert_eq!(
+            f.other_query(other.as_ref(), &moved_db, "SELECT path FROM files WHERE fid=2001"),
+            vec!["sites/acme.example.com/files/img/logo.png".to_string()],
+            "the rows moved"
+        );
+        assert!(
+            !f.databases().contains(&first_db),
+            "the old database is dropped once the new one serves"
+        );
+        assert_eq!(snapshot(&site_dir.join("files")), files_before, "files untouched");
+        assert_eq!(f.plan_json(&[], 0)["summary"]["changes"], 0, "in sync");
+
+        // And back: every row byte for byte as it was (the cache cleared).
+        f.set_site("acme", "database", "default");
+        f.apply();
+        let back_db = db_of(&f, "shop-1-1", "acme.example.com");
+        let mut rows_after = f.db_rows(&back_db);
+        let mut rows_before = rows_before;
+        for rows in [&mut rows_before, &mut rows_after] {
+            rows.remove("cache");
+        }
+        assert_eq!(rows_after, rows_before);
+        assert_eq!(snapshot(&site_dir.join("files")), files_before);
+        let back_settings = std::fs::read_to_string(site_dir.join("settings.yaml")).unwrap();
+        assert!(back_settings.contains("server: default"), "{back_settings}");
+    }
+}

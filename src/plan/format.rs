@@ -54,7 +54,13 @@ fn site_sign(a: SiteAction) -> &'static str {
 fn where_to(s: &SitePlan) -> String {
     let ep = |e: &super::Endpoint| format!("{} on {}", e.domain, e.platform);
     match (&s.from, &s.to) {
-        (Some(f), Some(t)) if f == t => ep(t),
+        (Some(f), Some(t)) if f == t => match (&s.action, &s.config) {
+            // Neither platform nor domain changes: the database moves.
+            (SiteAction::Migrate, Some(c)) => {
+                format!("{} (database to server {})", ep(t), c.db_server)
+            }
+            _ => ep(t),
+        },
         (Some(f), Some(t)) => format!("{} -> {}", ep(f), ep(t)),
         (None, Some(t)) => match &s.clone_from {
             Some(src) => format!("{} (copy of {src})", ep(t)),

@@ -677,6 +677,10 @@ fn plan_existing(
 ) -> SitePlan {
     let moves = spec.platform != *obs.platform();
     let renames = spec.domain != *obs.domain();
+    // A site whose `database:` names another server moves there as Aegir's
+    // migrate does: a new database on that server holding a copy of its
+    // rows (dump and load), the old one dropped once the new site serves.
+    let rehomes = spec.database != obs.config.db_server;
     // A migrate compares with its target and runs the updates there; any
     // other task stays on the site's own platform.
     let own = if moves {
@@ -688,6 +692,7 @@ fn plan_existing(
         (true, true) => SiteAction::MigrateRename,
         (true, false) => SiteAction::Migrate,
         (false, true) => SiteAction::Rename,
+        (false, false) if rehomes => SiteAction::Migrate,
         (false, false) => {
             let c = &obs.config;
             if spec.enabled && !c.enabled {
@@ -704,7 +709,7 @@ fn plan_existing(
         }
     };
     // A migration gets a new database; anything else keeps its own.
-    let db_name = if moves || renames {
+    let db_name = if moves || renames || rehomes {
         None
     } else {
         obs.config.db_name.clone()
@@ -743,10 +748,13 @@ fn plan_existing(
             obs.config.profile, spec.profile
         ));
     }
-    if spec.database != obs.config.db_server {
+    if rehomes && p.config.as_ref().map(|c| c.db_driver) != Some(obs.config.db_driver) {
         p.errors.push(format!(
-            "moving a site to another database server ({} -> {}) is not supported",
-            obs.config.db_server, spec.database
+            "moving a site from a {} database server ({}) to a {} one ({}) is not supported: its rows move by dump and load, between servers of one kind",
+            obs.config.db_driver.as_str(),
+            obs.config.db_server,
+            p.config.as_ref().map_or("other", |c| c.db_driver.as_str()),
+            spec.database
         ));
     }
     if moves {
@@ -768,9 +776,11 @@ fn plan_existing(
     }
     if let Some(c) = own {
         match action {
-            // Both run the updates where the site lives (a rename in its
-            // deploy), so what blocks them blocks the task.
+            // Each runs the updates where the site lives (a rename or a
+            // move to another database server in its deploy), so what
+            // blocks them blocks the task.
             SiteAction::Update | SiteAction::Rename => comparison_result(&mut p, c),
+            SiteAction::Migrate if !moves => comparison_result(&mut p, c),
             // Settings and vhost first; the updates are the next apply's.
             _ => p.warnings.push(format!(
                 "against its own platform {}: {}; the next apply plans an `update` once this change is done",
@@ -1379,6 +1389,43 @@ mod tests {
         let p = w.plan(false, false, &[]);
         assert_eq!(site(&p, "a").action, SiteAction::Rename);
         assert_eq!(site(&p, "b").action, SiteAction::MigrateRename);
+    }
+
+    #[test]
+    fn another_database_server_is_a_migrate_of_one_kind_only() {
+        let mut w = World::new();
+        let db =
+            |yaml: &str| serde_yaml::from_str::<crate::inventory::DatabaseConfig>(yaml).unwrap();
+        w.inv
+            .settings
+            .databases
+            .insert(n("lite"), db("{kind: sqlite}"));
+        w.inv
+            .settings
+            .databases
+            .insert(n("maria"), db("{kind: mysql, admin_password_env: PW}"));
+        w.declare("a", "a.example.com", "v1").database = n("lite");
+        w.install("a", "a.example.com", "v1");
+        w.declare("b", "b.example.com", "v1").database = n("maria");
+        w.install("b", "b.example.com", "v1");
+        let p = w.plan(false, false, &[]);
+        let a = site(&p, "a");
+        assert_eq!(a.action, SiteAction::Migrate);
+        assert!(!a.blocked, "{:?}", a.errors);
+        assert_eq!(a.from, a.to, "neither platform nor domain changes");
+        let cfg = a.config.as_ref().unwrap();
+        assert_eq!(
+            (cfg.db_server.as_str(), cfg.db_name.as_ref()),
+            ("lite", None)
+        );
+        assert!(a.diff.contains("+  server: lite"), "{}", a.diff);
+        let b = site(&p, "b");
+        assert!(b.blocked);
+        assert!(
+            b.errors[0].contains("from a sqlite database server (default) to a mysql one (maria)"),
+            "{:?}",
+            b.errors
+        );
     }
 
     #[test]

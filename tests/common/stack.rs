@@ -279,6 +279,29 @@ impl Env {
         }
     }
 
+    /// Declares a second database server `other` of the stack's kind in
+    /// `hoist.yaml` ([`declare_other_database_server`]); on mysql+nginx a
+    /// second MariaDB is started for it (returned: it runs while the test
+    /// holds it). [`Env::other_query`] reads from it.
+    pub fn add_other_database_server(&self) -> Option<MariaDb> {
+        let db = match self.stack {
+            Stack::Embedded => None,
+            Stack::MysqlNginx => Some(MariaDb::start().expect("a second MariaDB")),
+        };
+        declare_other_database_server(&self.f, db.as_ref());
+        db
+    }
+
+    /// The rows `sql` selects in database `db` on the server
+    /// [`Env::add_other_database_server`] declared (`other`), as
+    /// [`Env::query`] gives them.
+    pub fn other_query(&self, other: Option<&MariaDb>, db: &str, sql: &str) -> Vec<String> {
+        match other {
+            None => self.query(db, sql),
+            Some(m) => mariadb_query(m, db, sql),
+        }
+    }
+
     /// Applies and asserts success; on failure, with nginx's error log.
     pub fn apply(&self) -> common::Run {
         let r = self.run(&["apply", "--yes"]);
@@ -347,15 +370,7 @@ impl Env {
                 .collect::<rusqlite::Result<_>>()
                 .unwrap()
             }
-            Stack::MysqlNginx => {
-                let db_ = self.mariadb();
-                let out = db_.sql_as(&db_.admin_defaults_file, Some(db), &format!("{sql};\n"));
-                assert!(out.status.success(), "{sql}: {}", services::text(&out));
-                String::from_utf8_lossy(&out.stdout)
-                    .lines()
-                    .map(String::from)
-                    .collect()
-            }
+            Stack::MysqlNginx => mariadb_query(self.mariadb(), db, sql),
         }
     }
 
@@ -901,6 +916,32 @@ fn is_db_name(s: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// Declares a second database server `other` in `f`'s `hoist.yaml`: `db`
+/// (a MariaDB) when given, else another SQLite server.
+pub fn declare_other_database_server(f: &Fixture, db: Option<&MariaDb>) {
+    let yaml = match db {
+        None => "  other: { kind: sqlite }\n".to_string(),
+        Some(db) => services::mysql_database_yaml("other", db),
+    };
+    let text = f.read("hoist.yaml");
+    assert!(text.contains("\ndatabases:\n"), "{text}");
+    f.write(
+        "hoist.yaml",
+        &text.replacen("\ndatabases:\n", &format!("\ndatabases:\n{yaml}"), 1),
+    );
+}
+
+/// The rows `sql` selects in database `db` of `m` (as its admin), each as
+/// its values joined by tabs.
+fn mariadb_query(m: &MariaDb, db: &str, sql: &str) -> Vec<String> {
+    let out = m.sql_as(&m.admin_defaults_file, Some(db), &format!("{sql};\n"));
+    assert!(out.status.success(), "{sql}: {}", services::text(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect()
 }
 
 /// The MariaDB user of database `db`, as hoist names it.

@@ -22,7 +22,9 @@ use crate::render::SettingsFile;
 use crate::server::{LocalServer, ServerError, Servers, OLD_SETTINGS_FILE};
 use crate::task::{TaskKind, TaskRecord, TaskRun};
 
-/// Migrate, rename, or both: the nine steps of spec section 8.
+/// Migrate, rename, or both: the nine steps of spec section 8. A migrate
+/// onto the site's own platform and domain moves its rows to another
+/// database server: its directory stays, as a rename's would.
 pub(in crate::apply) fn move_site(
     s: &SitePlan,
     inv: &Inventory,
@@ -326,7 +328,9 @@ pub(in crate::apply) fn undo_move(srv: &LocalServer, rec: &TaskRecord) -> Result
         "putting back the old vhost",
         restore_vhost(srv, rec, &from.domain, Some(&to.domain)),
     );
-    if rec.journal.moved_dir && srv.exists_at(&new_dir) {
+    // A move to another database server alone keeps the directory where
+    // it is: nothing moves back.
+    if rec.journal.moved_dir && new_dir != old_dir && srv.exists_at(&new_dir) {
         u.move_back(srv, &new_dir, &old_dir);
     }
     if rec.journal.moved_dir {
