@@ -1395,13 +1395,26 @@ fn hex(b: &[u8]) -> String {
 
 // Archives are written as several gzip members (see `ParGz`); older ones
 // are one. Every member's checksum is checked.
-type Decoder = flate2::read::MultiGzDecoder<BufReader<fs::File>>;
+type Decoder = Box<dyn Read + Send>;
 
-fn open_archive(archive: &Path) -> Result<tar::Archive<Decoder>, BackupError> {
+/// How much of an archive is read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// Its first entries only (the manifest): inflated as they are asked
+    /// for.
+    Head,
+    /// All of it: inflated on a thread of its own, beside the one that
+    /// writes or loads what it holds.
+    Whole,
+}
+
+fn open_archive(archive: &Path, how: Reading) -> Result<tar::Archive<Decoder>, BackupError> {
     let f = fs::File::open(archive).map_err(io_err(archive))?;
-    Ok(tar::Archive::new(flate2::read::MultiGzDecoder::new(
-        BufReader::with_capacity(BUF, f),
-    )))
+    let gz = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(BUF, f));
+    Ok(tar::Archive::new(match how {
+        Reading::Head => Box::new(gz),
+        Reading::Whole => Box::new(crate::par::ReadAhead::new(gz, BUF, 4)),
+    }))
 }
 
 /// An entry's path after GNU long-name handling, as raw bytes.
@@ -1650,7 +1663,7 @@ pub fn check_room(archive: &Path, m: &Manifest, dir: &Path) -> Result<(), Backup
 /// extracting anything: to show what a backup holds, or to check that it is
 /// a backup of the site being restored.
 pub fn read_manifest(archive: &Path) -> Result<Manifest, BackupError> {
-    let mut a = open_archive(archive)?;
+    let mut a = open_archive(archive, Reading::Head)?;
     let mut r = reader(archive, &mut a)?;
     read_manifest_from(&mut r)
 }
@@ -1768,7 +1781,7 @@ pub fn extract(
 /// nothing else: what undoing an edit in place needs, with no site
 /// directory to extract. Returns the manifest.
 pub fn load_dump(archive: &Path, load: &mut DumpLoader<'_>) -> Result<Manifest, BackupError> {
-    let mut a = open_archive(archive)?;
+    let mut a = open_archive(archive, Reading::Whole)?;
     let mut r = reader(archive, &mut a)?;
     let manifest = read_manifest_from(&mut r)?;
     stream_dump(&mut r, &manifest, load)?;
@@ -1915,7 +1928,7 @@ fn extract_into(
     staging: &Path,
     load: &mut DumpLoader<'_>,
 ) -> Result<Manifest, BackupError> {
-    let mut a = open_archive(archive)?;
+    let mut a = open_archive(archive, Reading::Whole)?;
     let mut r = reader(archive, &mut a)?;
     let manifest = read_manifest_from(&mut r)?;
     check_room(archive, &manifest, staging)?;
