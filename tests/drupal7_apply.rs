@@ -550,6 +550,7 @@ fn throwing_release(w: &World<'_>) -> PathBuf {
 /// update throws is rolled back with Drupal's message: each time the site
 /// is as it was, online, with every row.
 fn kills_and_a_throwing_update(db: Db<'_>, fpm: &PhpFpm, nginx: &Nginx) {
+    let maria = !matches!(db, Db::Sqlite);
     let w = World::new(db, fpm, nginx);
     w.site("shop", "shop.example.com", "old", "");
     w.applied();
@@ -613,6 +614,45 @@ fn kills_and_a_throwing_update(db: Db<'_>, fpm: &PhpFpm, nginx: &Nginx) {
     assert_eq!(now.0["maintenance"], 0);
     assert_eq!(now.1, 200);
     assert_eq!(now.2, vec!["new/shop.example.com".to_string()]);
+
+    // A rename failing or killed at each step after its deploy (on MariaDB
+    // its tables moved into the new database: the site's only copy) is
+    // put back by its undo: tables, paths under sites/<domain>/ and all.
+    let before = snapshot(&w, "new");
+    let link = "/sites/shop.example.com/files/hello.txt";
+    assert_eq!(w.get("shop.example.com", link).1, "hello from hoist");
+    for point in [
+        "deploy:error",
+        "deploy-inside:abort",
+        "fix-paths:abort-after",
+        "clear-caches:error",
+        "verify:abort-after",
+        "preview:error",
+        "switch:abort-after",
+    ] {
+        w.site("shop", "shop2.example.com", "new", "");
+        let out = w.f.with_failpoint(&["apply", "--yes"], point);
+        assert!(!out.status.success(), "{point}: it failed");
+        if point.ends_with(":error") && point != "deploy:error" {
+            let log = w.last_task_log();
+            assert_eq!(
+                log.contains("RENAME TABLE, no row copied"),
+                maria,
+                "{point}: tables moved on MariaDB only: {log}"
+            );
+            assert!(log.contains("rolled back"), "{point}: {log}");
+        }
+        w.site("shop", "shop.example.com", "new", "");
+        let r = w.applied();
+        let now = snapshot(&w, "new");
+        assert_eq!(now.0, before.0, "{point}: {}", r.all());
+        assert_eq!((now.1, &now.2), (200, &before.2), "{point}");
+        assert_eq!(
+            w.get("shop.example.com", link).1,
+            "hello from hoist",
+            "{point}"
+        );
+    }
 }
 
 #[test]

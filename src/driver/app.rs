@@ -104,13 +104,20 @@ pub trait AppKind: Send + Sync {
     /// Clears the site's caches.
     fn clear_caches(&self, site: &AppSite<'_>) -> Result<(), String>;
 
-    /// Whether a rename on one database server may move the site's tables
-    /// into its new database rather than copy them: the undo of a move
-    /// sets back the embedded format's paths and variables in them, so
-    /// only the embedded kind may.
-    fn rename_moves_tables(&self) -> bool {
-        false
+    /// The settings a rename sets in the site's database besides its
+    /// paths (by name): the undo of a rename whose tables moved sets them
+    /// back as they were before ([`AppKind::unrename`] does the paths).
+    fn rename_vars(&self) -> &'static [&'static str] {
+        &[]
     }
+
+    /// Sets back what a rename to `renamed_to` rewrote in the site's
+    /// database (its paths under `sites/<renamed_to>/` point under the
+    /// site's own directory again), for the undo of a rename whose tables
+    /// moved: the site is at its old place, on its old database, again.
+    /// A path that pointed under `renamed_to` before the rename is pointed
+    /// under the site's directory too: a known limit.
+    fn unrename(&self, site: &AppSite<'_>, renamed_to: &Domain) -> Result<(), String>;
 }
 
 /// The embedded format's kind.
@@ -256,8 +263,14 @@ impl AppKind for Embedded {
         site.conn()?.clear_caches().map_err(txt)
     }
 
-    fn rename_moves_tables(&self) -> bool {
-        true
+    fn rename_vars(&self) -> &'static [&'static str] {
+        &["base_url", "file_directory_path"]
+    }
+
+    fn unrename(&self, site: &AppSite<'_>, renamed_to: &Domain) -> Result<(), String> {
+        site.conn()?
+            .fix_paths(renamed_to.as_str(), site.domain.as_str())
+            .map_err(txt)
     }
 }
 

@@ -286,6 +286,15 @@ impl AppKind for Drupal7 {
     fn clear_caches(&self, site: &AppSite<'_>) -> Result<(), String> {
         runner().cache_clear(&site_of(site)).map_err(failed)
     }
+
+    /// The rename's rewrite run the other way, then every cache flushed
+    /// (they hold the rewritten paths, and the registry is rebuilt).
+    fn unrename(&self, site: &AppSite<'_>, renamed_to: &Domain) -> Result<(), String> {
+        let r = runner();
+        r.fix_paths(&site_of(site), renamed_to.as_str())
+            .map_err(failed)?;
+        r.cache_clear(&site_of(site)).map_err(failed)
+    }
 }
 
 /// The settings file of a Drupal 7 site in `dir`.

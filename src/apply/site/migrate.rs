@@ -6,9 +6,9 @@ use std::path::Path;
 
 use super::steps::{
     app_of, app_settings, check_free, copy_database, created, db_of, deploy_copy, drop_db,
-    journal_copy, login, maintenance_on, mark_committed, new_site_for, observe_fresh, old_vhost,
-    open_db, restore_vhost, save_old_settings, save_old_vhost, settle, site_db, take_backup,
-    write_settings,
+    journal_copy, live_site, login, maintenance_on, mark_committed, new_site_for, observe_fresh,
+    old_vhost, open_db, restore_vhost, save_old_settings, save_old_vhost, settle, site_db,
+    take_backup, write_settings,
 };
 use super::undo::{drop_new_db, Undo};
 use super::{need, new_db_name, rollback, server_for, start, txt};
@@ -199,13 +199,7 @@ pub(in crate::apply) fn move_dir_and_db(
     new_dir: &Path,
 ) -> Result<(Login, bool), String> {
     run.remember(|j| j.moved_dir = true);
-    let app = app_of(srv, &old.config().platform)?;
-    let moved = if !app.rename_moves_tables() {
-        Moved::Copy(format!(
-            "a {} site's database is copied (its undo cannot set moved tables back)",
-            app.name()
-        ))
-    } else if old.database.server == new_db.server {
+    let moved = if old.database.server == new_db.server {
         move_db(run, srv, old, new_db)?
     } else {
         Moved::Copy(format!(
@@ -231,10 +225,6 @@ pub(in crate::apply) fn move_dir_and_db(
     Ok((creds, moved_tables))
 }
 
-/// The variables a rename edits in the moved tables ([`settle`]), which
-/// an undo sets back.
-const MOVED_VARS: [&str; 2] = ["base_url", "file_directory_path"];
-
 /// Moves the site's tables into `new_db` on the same server, journaled
 /// first ([`crate::journal::Journal::tables_moved`]); [`Moved::Copy`] when the driver cannot
 /// (the log says why), with nothing changed.
@@ -245,10 +235,11 @@ pub(in crate::apply) fn move_db(
     new_db: &DbRef,
 ) -> Result<Moved, String> {
     let dbs = db_of(srv, old)?;
+    let app = app_of(srv, &old.config().platform)?;
     let mut before = std::collections::BTreeMap::new();
-    {
+    if !app.rename_vars().is_empty() {
         let mut db = dbs.open(&login(old), false).map_err(txt)?;
-        for k in MOVED_VARS {
+        for k in app.rename_vars() {
             before.insert(k.to_string(), db.variable(k).map_err(txt)?);
         }
     }
@@ -276,7 +267,9 @@ pub(in crate::apply) fn move_db(
 
 /// The undo of [`move_db`]: the tables go back to the old database (one
 /// atomic `RENAME TABLE`), then what the rename edited in them is set back
-/// (paths under the new domain's directory, the journaled variables).
+/// by the site's application ([`crate::driver::app::AppKind::unrename`]: paths under the new
+/// domain's directory; the journaled variables). The caller has put the
+/// application's settings back, so its code runs on the old database.
 /// Known limit: caches the rename cleared stay empty, and a file path that
 /// already pointed under the new domain's directory before the rename is
 /// pointed under the old one. May run again after a crash.
@@ -295,12 +288,17 @@ pub(in crate::apply) fn move_tables_back(
     let (settings, _) = srv
         .read_settings(&from.platform, &from.domain)
         .map_err(txt)?;
-    let mut db = open_db(srv, &settings)?;
     if from.domain != to.domain {
-        db.fix_paths(to.domain.as_str(), from.domain.as_str())
-            .map_err(txt)?;
+        let (app, site) = live_site(srv, &settings)?;
+        app.unrename(&site, &to.domain)?;
     }
-    if let Some(vars) = &rec.journal.vars_before_move {
+    if let Some(vars) = rec
+        .journal
+        .vars_before_move
+        .as_ref()
+        .filter(|v| !v.is_empty())
+    {
+        let mut db = open_db(srv, &settings)?;
         for (k, v) in vars {
             match v {
                 Some(v) => db.set_variable(k, v).map_err(txt)?,
