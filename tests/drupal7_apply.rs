@@ -434,8 +434,35 @@ fn update_and_restores(db: Db<'_>, fpm: &PhpFpm, nginx: &Nginx) {
         "{text}"
     );
 
+    // The update failing after each of its steps is rolled back: the
+    // database kept before the updates is put back, the site online.
+    for point in [
+        "keep-copy:after",
+        "update:after",
+        "clear-caches:after",
+        "maintenance-off:after",
+    ] {
+        let r = w.f.with_failpoint(&["apply", "--yes"], point);
+        assert_eq!(r.status.code(), Some(1), "{point}");
+        let log = w.last_task_log();
+        assert!(log.contains("rolled back"), "{point}: {log}");
+        let now = w.drupal("new", "shop.example.com", "dump");
+        assert_eq!(now, restored, "{point}: as before the update");
+        assert_eq!(w.get("shop.example.com", "/node/1").0, 200, "{point}");
+    }
+    // Killed with its updates run: the next run puts the kept database
+    // back first, then updates again.
+    let out =
+        w.f.with_failpoint(&["apply", "--yes"], "update:abort-after");
+    assert!(!out.status.success(), "the kill happened");
+
     let r = w.applied();
     assert!(r.stdout.contains("success  update shop"), "{}", r.all());
+    assert!(
+        r.all().contains("recovered"),
+        "the killed update was recovered first: {}",
+        r.all()
+    );
     let log = w.last_task_log();
     eprintln!("the update's task log:\n{log}");
     for n in &pending {
