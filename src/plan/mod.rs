@@ -757,6 +757,15 @@ fn plan_existing(
             spec.database
         ));
     }
+    let target_server = inv.platforms.get(&spec.platform).map(|t| &t.server);
+    if let Some(to) = target_server.filter(|to| moves && **to != obs.server) {
+        p.errors.push(format!(
+            "moving a site between servers ({} on {} -> {} on {to}) is not supported yet",
+            obs.platform(),
+            obs.server,
+            spec.platform
+        ));
+    }
     if moves {
         match codebases.get(&spec.platform) {
             Some(target) => {
@@ -1425,6 +1434,25 @@ mod tests {
             b.errors[0].contains("from a sqlite database server (default) to a mysql one (maria)"),
             "{:?}",
             b.errors
+        );
+    }
+
+    #[test]
+    fn a_move_to_another_server_is_blocked_naming_both() {
+        let mut w = World::new();
+        w.inv.platforms.get_mut(&n("v2")).unwrap().server = n("web2");
+        w.declare("a", "a.example.com", "v2");
+        w.install("a", "a.example.com", "v1");
+        let p = w.plan(false, false, &[]);
+        let a = site(&p, "a");
+        assert_eq!(a.action, SiteAction::Migrate);
+        assert!(a.blocked);
+        assert!(
+            a.errors
+                .iter()
+                .any(|e| e.contains("between servers (v1 on local -> v2 on web2)")),
+            "{:?}",
+            a.errors
         );
     }
 
