@@ -2,13 +2,13 @@
 //! is only read. Its undo is an install's ([`super::install::undo_created`]).
 
 use super::steps::{
-    app_settings, check_free, deploy_copy, journal_copy, mark_committed, new_site_for, settle,
+    app_settings, check_target, deploy_copy, journal_copy, mark_committed, new_site_for, settle,
     take_backup, write_settings, write_vhost,
 };
 use super::{need, new_db_name, rollback, server_for, start, txt};
 use crate::apply::{cutover, execute, step, ApplyOptions, StepError, TaskOutcome};
 use crate::backup;
-use crate::driver::{DbRef, Which};
+use crate::driver::DbRef;
 use crate::inventory::Inventory;
 use crate::plan::{Endpoint, SitePlan};
 use crate::server::{ServerError, Servers};
@@ -65,18 +65,7 @@ pub(in crate::apply) fn clone(
                     message: e.to_string(),
                 })?;
             step(run, "check-target", |_| {
-                if srv.exists_at(&new_dir) {
-                    return Err(format!("{} exists already", new_dir.display()));
-                }
-                if srv
-                    .web()
-                    .read(&to.domain, Which::Site)
-                    .map_err(txt)?
-                    .is_some()
-                {
-                    return Err(format!("a vhost for {} exists already", to.domain));
-                }
-                check_free(srv, &new_db)
+                check_target(srv, Some(&new_dir), Some(&to.domain), &new_db)
             })?;
             warnings.extend(take_backup(
                 run,

@@ -1,7 +1,7 @@
 //! Install: a new site's database, its application installed, settings and
 //! vhost written, a health check; its undo removes what it created.
 
-use super::steps::{check_free, created, mark_committed, new_site, write_site_files};
+use super::steps::{check_target, created, mark_committed, new_site, write_site_files};
 use super::undo::{drop_new_db, Undo};
 use super::{need, new_db_name, rollback, server_for, start, txt};
 use crate::apply::{cutover, execute, step, ApplyOptions, StepError, TaskOutcome};
@@ -37,18 +37,7 @@ pub(in crate::apply) fn install(
         what,
         |run| {
             step(run, "check-target", |_| {
-                if srv.exists_at(&site_dir) {
-                    return Err(format!("{} exists already", site_dir.display()));
-                }
-                if srv
-                    .web()
-                    .read(&cfg.domain, Which::Site)
-                    .map_err(txt)?
-                    .is_some()
-                {
-                    return Err(format!("a vhost for {} exists already", cfg.domain));
-                }
-                check_free(srv, &new_db)
+                check_target(srv, Some(&site_dir), Some(&cfg.domain), &new_db)
             })?;
             let dbs = srv.db_server(&new_db.server).map_err(|e| StepError {
                 step: "create-database".into(),

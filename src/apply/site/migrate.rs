@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::steps::{
-    app_of, app_settings, check_free, copy_database, created, db_of, deploy_copy, drop_db,
+    app_of, app_settings, check_target, copy_database, created, db_of, deploy_copy, drop_db,
     journal_copy, live_site, login, maintenance_on, mark_committed, new_site_for, observe_fresh,
     old_vhost, open_db, restore_vhost, save_old_settings, save_old_vhost, settle, site_db,
     take_backup, write_settings,
@@ -64,19 +64,14 @@ pub(in crate::apply) fn move_site(
             let mut warnings = Vec::new();
             let (_obs, settings) = observe_fresh(run, srv, &from, s.observed.as_ref())?;
             step(run, "check-target", |_| {
-                if srv.exists_at(&new_dir) && new_dir != old_dir {
-                    return Err(format!("{} exists already", new_dir.display()));
-                }
-                if from.domain != to.domain
-                    && srv
-                        .web()
-                        .read(&to.domain, Which::Site)
-                        .map_err(txt)?
-                        .is_some()
-                {
-                    return Err(format!("a vhost for {} exists already", to.domain));
-                }
-                check_free(srv, &new_db)
+                // Its own directory and vhost, when they stay, are the
+                // site's.
+                check_target(
+                    srv,
+                    Some(new_dir.as_path()).filter(|d| *d != old_dir),
+                    Some(&to.domain).filter(|d| **d != from.domain),
+                    &new_db,
+                )
             })?;
             if !same_platform {
                 // Known before anything changes, so the copy and the old

@@ -125,6 +125,27 @@ pub(in crate::apply) fn check_free(srv: &LocalServer, new_db: &DbRef) -> Result<
         .map_err(txt)
 }
 
+/// The `check-target` step's test: refuses, before anything changes, a
+/// target that is taken: the site directory `dir`, a vhost of `domain`
+/// (either left out when the task keeps its own), or the new database or
+/// its user ([`check_free`]).
+pub(in crate::apply) fn check_target(
+    srv: &LocalServer,
+    dir: Option<&Path>,
+    domain: Option<&Domain>,
+    new_db: &DbRef,
+) -> Result<(), String> {
+    if let Some(dir) = dir.filter(|d| srv.exists_at(d)) {
+        return Err(format!("{} exists already", dir.display()));
+    }
+    if let Some(domain) = domain {
+        if srv.web().read(domain, Which::Site).map_err(txt)?.is_some() {
+            return Err(format!("a vhost for {domain} exists already"));
+        }
+    }
+    check_free(srv, new_db)
+}
+
 /// The result of creating the database the journal names as `NEW_DB`
 /// (noted before, so an undo drops it). When the server refused because
 /// the database or its user exists (made by someone else since the task
