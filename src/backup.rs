@@ -357,7 +357,7 @@ pub struct Extracted {
 }
 
 /// Takes an archive's dump as it is read out of the archive, never whole
-/// in memory: typically [`SiteDb::load`] into a new, empty database. The
+/// in memory: typically [`crate::db::SiteDb::load`] into a new, empty database. The
 /// reader checks the dump against the manifest's size and SHA-256 and
 /// fails at its end when they differ, before a loader that reads to the
 /// end commits anything.

@@ -338,7 +338,7 @@ impl Drop for Handle {
 }
 
 /// Serves `registry` at `http://ADDR/metrics` on a thread; each connection
-/// on its own thread (at most [`MAX_CONNECTIONS`]), with read and write
+/// on its own thread (at most `MAX_CONNECTIONS`), with read and write
 /// timeouts, so a slow client never holds up another.
 pub fn serve(addr: &str, registry: Arc<Registry>) -> Result<Handle, MetricsError> {
     let sock = addr

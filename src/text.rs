@@ -5,7 +5,7 @@
 //! not render as markup or notify anyone. JSON output needs none of this
 //! (serde escapes it exactly).
 //!
-//! One rule each: [`line`] and [`block`] for terminals, [`md`] and
+//! One rule each: [`line()`] and [`block`] for terminals, [`md`] and
 //! [`md_fence`] for markdown, [`clip`] to bound a message's length.
 
 use std::borrow::Cow;

@@ -1,7 +1,7 @@
 //! Rollouts (spec section 9): site tasks in waves, each gated on the health
 //! of its sites after `bake_s`, failures counted against the budget; over
 //! budget the rollout halts, and with `rollback-wave` the failing wave's
-//! succeeded sites are put back ([`super::rollback`]).
+//! succeeded sites are put back (`apply/rollback.rs`).
 //!
 //! The health checks after a wave go through [`HealthGate`], so that the
 //! gate is one narrow seam: the web server's check in the product, any

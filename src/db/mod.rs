@@ -4,9 +4,9 @@
 //! tables hoist keeps in every site database (spec section 4).
 //!
 //! SQL from outside hoist's code (packages' scripts, dumps) is streamed
-//! statement by statement ([`load`], [`split`]) and confined to the site's
-//! own database ([`confine`]); dumps keep every value byte for byte
-//! ([`dump`]).
+//! statement by statement (`load`, `split`) and confined to the site's
+//! own database (`confine`); dumps keep every value byte for byte
+//! (`dump`).
 
 mod confine;
 mod drupal;

@@ -2,7 +2,7 @@
 //! embedded application kind does inside one ([`SiteConn`]). Two drivers sit
 //! behind it: the embedded SQLite server under a server root
 //! ([`crate::db::SqliteServer`]), and a MariaDB/MySQL server
-//! ([`super::mysql_site`]). The task steps speak only to these traits.
+//! (`mysql_site.rs`). The task steps speak only to these traits.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

@@ -1,7 +1,7 @@
 //! `servers:` and `databases:` of `hoist.yaml` (spec section 2): where
 //! platforms and sites live, what serves them, and where their databases
 //! are. Secrets are never written here: a password in the inventory is an
-//! error ([`check_inline_secrets`]).
+//! error (`check_inline_secrets`).
 
 use std::path::{Path, PathBuf};
 
