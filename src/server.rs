@@ -142,11 +142,7 @@ impl LocalServer {
             }
             Place::Legacy(abs) => self.at(abs)?,
         };
-        Ok(if rel.as_str().is_empty() {
-            self.root.clone()
-        } else {
-            self.root.join(rel.as_str())
-        })
+        Ok(rel.under(&self.root))
     }
 
     /// Removes the tree at `abs` (a path under the root, as this server's

@@ -146,6 +146,16 @@ impl HostPath {
         }
     }
 
+    /// The path as it is under `root` on a filesystem (`root` itself for
+    /// the root).
+    pub fn under(&self, root: &Path) -> PathBuf {
+        if self.0.is_empty() {
+            root.to_path_buf()
+        } else {
+            root.join(&self.0)
+        }
+    }
+
     /// Its last component ("" for the root).
     pub fn file_name(&self) -> &str {
         self.0.rsplit('/').next().unwrap_or("")
@@ -281,11 +291,7 @@ impl LocalHost {
 
     /// Where `p` is on this machine.
     pub fn path(&self, p: &HostPath) -> PathBuf {
-        if p.0.is_empty() {
-            self.root.clone()
-        } else {
-            self.root.join(&p.0)
-        }
+        p.under(&self.root)
     }
 
     fn io(&self, p: &Path) -> impl FnOnce(std::io::Error) -> HostError {
