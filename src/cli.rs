@@ -435,7 +435,7 @@ fn lock_and_recover(servers: &Servers) -> Result<Vec<crate::server::ServerLock>>
 /// a server (one that is recovers on its own), then let go. A server with
 /// no task records has nothing to recover and is not touched at all.
 fn recover_if_idle(servers: &Servers) {
-    for srv in servers.by_name.values().filter(|s| s.tasks_dir().is_dir()) {
+    for srv in servers.by_name.values().filter(|s| s.tasks().exists()) {
         if let Ok(lock) = srv.lock() {
             report_recovered(srv);
             drop(lock);
@@ -1053,7 +1053,7 @@ fn cmd_tasks(cli: &Cli, site: Option<&str>) -> Result<u8> {
         "TASK", "KIND", "TARGET", "RESULT", "STARTED"
     );
     for s in servers.by_name.values() {
-        for t in task::list(&s.tasks_dir()) {
+        for t in task::list(&s.tasks()) {
             if site.as_ref().is_some_and(|n| t.site.as_ref() != Some(n)) {
                 continue;
             }
@@ -1084,7 +1084,7 @@ fn cmd_log(cli: &Cli, id: &str) -> Result<u8> {
     let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
     let mut err = None;
     for s in servers.by_name.values() {
-        match task::find(&s.tasks_dir(), id) {
+        match task::find(&s.tasks(), id) {
             Ok(t) => {
                 println!(
                     "task {}\nkind: {}\nresult: {}\nstarted: {}\nfinished: {}",
@@ -1224,7 +1224,7 @@ fn find_task(servers: &Servers, id: Option<&str>) -> Option<task::TaskRecord> {
     servers
         .by_name
         .values()
-        .find_map(|s| task::find(&s.tasks_dir(), id).ok())
+        .find_map(|s| task::find(&s.tasks(), id).ok())
 }
 
 /// A size in bytes for people: `512 B`, `1.5 KiB`, `3.2 GiB`.
@@ -1259,7 +1259,7 @@ fn cmd_backups(cli: &Cli, site: &str) -> Result<u8> {
             continue;
         }
         // Each task record names the backup it took.
-        let makers: std::collections::HashMap<String, String> = task::list(&srv.tasks_dir())
+        let makers: std::collections::HashMap<String, String> = task::list(&srv.tasks())
             .into_iter()
             .filter_map(|t| Some((t.backup?, t.id)))
             .collect();

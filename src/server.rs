@@ -298,6 +298,14 @@ impl LocalServer {
     pub fn tasks_dir(&self) -> PathBuf {
         self.root.join("tasks")
     }
+    /// The tasks directory, through the server's host (where the journal
+    /// is made durable).
+    pub fn tasks(&self) -> crate::task::TasksDir {
+        crate::task::TasksDir::new(
+            self.host.clone(),
+            HostPath::root().join("tasks").expect("a plain name"),
+        )
+    }
 
     /// Makes everything written under the server's root durable: one
     /// `syncfs` for each filesystem among the root and its top directories

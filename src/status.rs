@@ -1008,7 +1008,7 @@ pub fn last_tasks(servers: &Servers) -> Vec<TaskRecord> {
     let mut tasks: Vec<TaskRecord> = servers
         .by_name
         .values()
-        .flat_map(|s| task::latest(&s.tasks_dir()))
+        .flat_map(|s| task::latest(&s.tasks()))
         .collect();
     tasks.sort_by(|a, b| a.id.cmp(&b.id));
     tasks

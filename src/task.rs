@@ -32,10 +32,7 @@
 //! ([`Leftovers::tidy`]); until then, [`running`] reads every record, as
 //! hoist did before.
 
-use std::fs::File;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,7 +40,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::fsutil;
+use crate::driver::host::{Host, HostError, HostPath, LocalHost, WriteMode};
 use crate::journal::Journal;
 use crate::names::{Name, SiteName};
 use crate::plan::Endpoint;
@@ -251,8 +248,77 @@ const RUNNING: &str = ".running";
 /// `<id>.running` name (see the module's docs).
 pub const MARKED: &str = ".running-names";
 
-fn running_name(tasks_dir: &Path, id: &str) -> PathBuf {
-    tasks_dir.join(format!("{id}{RUNNING}"))
+/// A server's tasks directory, reached through the server's host: the
+/// journal is made durable on the host where the site's files are.
+#[derive(Clone, Debug)]
+pub struct TasksDir {
+    host: Arc<dyn Host>,
+    dir: HostPath,
+}
+
+impl TasksDir {
+    /// The directory `dir` on `host`.
+    pub fn new(host: Arc<dyn Host>, dir: HostPath) -> TasksDir {
+        TasksDir { host, dir }
+    }
+
+    /// A directory on this machine (tests, tools).
+    pub fn local(dir: &Path) -> TasksDir {
+        TasksDir::new(
+            Arc::new(LocalHost::new(dir.to_path_buf())),
+            HostPath::root(),
+        )
+    }
+
+    /// The directory as its host names it, for messages.
+    pub fn display(&self) -> String {
+        self.host.display(&self.dir)
+    }
+
+    /// Whether the directory exists.
+    pub fn exists(&self) -> bool {
+        self.host.is_dir(&self.dir)
+    }
+
+    /// Gives the directory, when it exists, mode 0700 (one an older
+    /// hoist made may be open to others).
+    pub fn make_private(&self) -> Result<(), HostError> {
+        if self.exists() {
+            self.host.mkdir(&self.dir, true)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The file `name` in it.
+    fn file(&self, name: &str) -> Result<HostPath, HostError> {
+        self.dir.join(name)
+    }
+
+    /// The names in it (none when it cannot be listed), hidden ones left out.
+    fn names(&self) -> Vec<String> {
+        self.host
+            .list(&self.dir)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(n, _)| n)
+            .filter(|n| !n.starts_with('.'))
+            .collect()
+    }
+
+    /// The bytes of the file `name`; `None` when it cannot be read.
+    fn read(&self, name: &str) -> Option<Vec<u8>> {
+        self.host.read(&self.file(name).ok()?).ok().flatten()
+    }
+
+    /// The record with id `id`, read whole (no prefix matching).
+    pub fn record(&self, id: &str) -> Option<TaskRecord> {
+        self.read(&format!("{id}.json")).and_then(|b| parse(&b))
+    }
+}
+
+fn running_name(tasks: &TasksDir, id: &str) -> Result<HostPath, HostError> {
+    tasks.file(&format!("{id}{RUNNING}"))
 }
 
 /// How far the record on disk may lag behind the steps of a running task:
@@ -264,12 +330,14 @@ pub const STEP_WRITE_INTERVAL: Duration = Duration::from_millis(200);
 pub struct TaskRun {
     /// The record.
     pub rec: TaskRecord,
-    path: PathBuf,
+    tasks: TasksDir,
+    path: HostPath,
     step_start: Option<Instant>,
     /// When the record was last written.
     written: Instant,
-    /// The record's file, open for appending, once this run has written it.
-    file: Option<File>,
+    /// Whether this run has written the record's file (it appends to it
+    /// from then on).
+    file: bool,
     /// Whether the file and its directory entry have been synced.
     durable: bool,
     /// Set when hoist is asked to stop: no further step starts.
@@ -280,13 +348,13 @@ impl TaskRun {
     /// Starts a task and writes its first record, synced, once `init` has
     /// filled in what else the record says from the start.
     pub fn start(
-        tasks_dir: &Path,
+        tasks: &TasksDir,
         kind: TaskKind,
         site: Option<SiteName>,
         platform: Option<Name>,
         init: impl FnOnce(&mut TaskRecord),
-    ) -> std::io::Result<TaskRun> {
-        let mut run = Self::start_noted(tasks_dir, kind, site, platform, init)?;
+    ) -> Result<TaskRun, HostError> {
+        let mut run = Self::start_noted(tasks, kind, site, platform, init)?;
         run.make_durable()?;
         Ok(run)
     }
@@ -295,12 +363,12 @@ impl TaskRun {
     /// makes (site tasks): its first record is written but not synced; the
     /// first [`TaskRun::note`] syncs it, before anything has changed.
     pub fn start_noted(
-        tasks_dir: &Path,
+        tasks: &TasksDir,
         kind: TaskKind,
         site: Option<SiteName>,
         platform: Option<Name>,
         init: impl FnOnce(&mut TaskRecord),
-    ) -> std::io::Result<TaskRun> {
+    ) -> Result<TaskRun, HostError> {
         use rand::Rng;
         let now_t = OffsetDateTime::now_utc();
         let stamp = format!(
@@ -323,7 +391,7 @@ impl TaskRun {
             kind.in_id(),
             rand::rng().random::<u16>()
         );
-        let path = tasks_dir.join(format!("{id}.json"));
+        let path = tasks.file(&format!("{id}.json"))?;
         let mut run = TaskRun {
             rec: TaskRecord {
                 id,
@@ -343,97 +411,107 @@ impl TaskRun {
                 recovered: None,
                 journal: Default::default(),
             },
+            tasks: tasks.clone(),
             path,
             step_start: None,
             written: Instant::now(),
-            file: None,
+            file: false,
             durable: false,
             cancel: None,
         };
         init(&mut run.rec);
         // Records are private (mode 0600 in a 0700 directory): their logs
         // quote errors, and paths and names of the server.
-        fsutil::create_private_dir(tasks_dir)?;
-        let mut f = private_file(&run.path, true)?;
+        let host = &tasks.host;
+        host.mkdir(&tasks.dir, true)?;
+        host.create_new(&run.path, b"")?;
         // The second name comes before the record's content, and is synced
         // with its directory entry by the same sync. Only the name counts
         // ([`running`] reads `<id>.json`), so where hard links are not
         // supported an empty file stands in.
-        let marker = running_name(tasks_dir, &run.rec.id);
-        if std::fs::hard_link(&run.path, &marker).is_err() {
-            if let Err(e) = private_file(&marker, false) {
-                return Err(discard(&run.path, &marker, e));
+        let marker = running_name(tasks, &run.rec.id)?;
+        if host.link(&run.path, &marker).is_err() {
+            if let Err(e) = host.create_new(&marker, b"") {
+                return Err(discard(tasks, &run.path, &marker, e));
             }
         }
-        // A new file, written in place: until this record exists the task
-        // has done nothing, so a torn one is harmless. One that could not be
+        // Written in place: until this record exists the task has done
+        // nothing, so a torn one is harmless. One that could not be
         // written (a full disk) is removed now, or by the next recovery,
         // which finds it by its second name ([`leftovers`]).
-        if let Err(e) = run.pretty().and_then(|b| f.write_all(&b)) {
-            return Err(discard(&run.path, &marker, e));
+        if let Err(e) = run.pretty().and_then(|b| host.append(&run.path, &b, false)) {
+            return Err(discard(tasks, &run.path, &marker, e));
         }
-        run.file = Some(f);
+        run.file = true;
         Ok(run)
     }
 
     /// Takes up a task record found on the server again (crash recovery).
-    pub fn resume(tasks_dir: &Path, rec: TaskRecord) -> TaskRun {
-        let path = tasks_dir.join(format!("{}.json", rec.id));
-        TaskRun {
+    pub fn resume(tasks: &TasksDir, rec: TaskRecord) -> Result<TaskRun, HostError> {
+        let path = tasks.file(&format!("{}.json", rec.id))?;
+        Ok(TaskRun {
             rec,
+            tasks: tasks.clone(),
             path,
             step_start: None,
             written: Instant::now(),
-            file: None,
+            file: false,
             durable: true,
             cancel: None,
-        }
+        })
     }
 
     /// Syncs the record's file and, the first time, its directory entry.
-    fn make_durable(&mut self) -> std::io::Result<()> {
-        let Some(f) = &self.file else {
+    fn make_durable(&mut self) -> Result<(), HostError> {
+        if !self.file {
             return Ok(());
-        };
-        if self.durable {
-            return f.sync_data();
         }
-        f.sync_all()?;
-        if let Some(dir) = self.path.parent() {
-            fsutil::sync_dir(dir)?;
+        self.tasks.host.append(&self.path, b"", true)?;
+        if !self.durable {
+            self.tasks.host.sync_dir(&self.tasks.dir)?;
+            self.durable = true;
         }
-        self.durable = true;
         Ok(())
     }
 
     /// Writes the record, synced.
-    pub fn save(&mut self) -> std::io::Result<()> {
+    pub fn save(&mut self) -> Result<(), HostError> {
         self.write(true)
     }
 
-    fn pretty(&self) -> std::io::Result<Vec<u8>> {
-        let mut json = serde_json::to_vec_pretty(&self.rec).map_err(std::io::Error::other)?;
+    fn pretty(&self) -> Result<Vec<u8>, HostError> {
+        let mut json = serde_json::to_vec_pretty(&self.rec).map_err(|e| self.unwritable(e))?;
         json.push(b'\n');
         Ok(json)
+    }
+
+    /// A record that cannot be serialised (not expected: it is plain data).
+    fn unwritable(&self, e: serde_json::Error) -> HostError {
+        HostError::Io {
+            path: self.tasks.host.display(&self.path),
+            source: std::io::Error::other(e),
+        }
     }
 
     /// Appends the record to the journal file. A run that took up a record
     /// found on the server (recovery) first replaces the file by the record
     /// alone, so a torn line a crash left never comes before a new one.
-    fn write(&mut self, synced: bool) -> std::io::Result<()> {
-        match &mut self.file {
-            Some(f) => {
-                let mut line = serde_json::to_vec(&self.rec).map_err(std::io::Error::other)?;
-                line.push(b'\n');
-                f.write_all(&line)?;
+    fn write(&mut self, synced: bool) -> Result<(), HostError> {
+        let host = &self.tasks.host;
+        if self.file {
+            let mut line = serde_json::to_vec(&self.rec).map_err(|e| self.unwritable(e))?;
+            line.push(b'\n');
+            if self.durable {
+                host.append(&self.path, &line, synced)?;
+            } else {
+                host.append(&self.path, &line, false)?;
                 if synced {
                     self.make_durable()?;
                 }
             }
-            None => {
-                fsutil::write_private(&self.path, &self.pretty()?)?;
-                self.file = Some(std::fs::OpenOptions::new().append(true).open(&self.path)?);
-            }
+        } else {
+            host.write(&self.path, &self.pretty()?, WriteMode::Private)?;
+            self.file = true;
         }
         self.written = Instant::now();
         Ok(())
@@ -441,7 +519,7 @@ impl TaskRun {
 
     /// Writes the record for a step change: only when the one on disk is
     /// [`STEP_WRITE_INTERVAL`] old, and not synced (no undo depends on it).
-    fn save_step(&mut self) -> std::io::Result<()> {
+    fn save_step(&mut self) -> Result<(), HostError> {
         if self.written.elapsed() >= STEP_WRITE_INTERVAL {
             self.write(false)?;
         }
@@ -476,14 +554,14 @@ impl TaskRun {
     }
 
     /// Records facts for rollback and recovery, and saves.
-    pub fn note(&mut self, fact: impl FnOnce(&mut Journal)) -> std::io::Result<()> {
+    pub fn note(&mut self, fact: impl FnOnce(&mut Journal)) -> Result<(), HostError> {
         fact(&mut self.rec.journal);
         self.save()
     }
 
     /// Marks step `name` as started: written with the next note, or on its
     /// own, unsynced, once the file is [`STEP_WRITE_INTERVAL`] behind.
-    pub fn begin(&mut self, name: &str) -> std::io::Result<()> {
+    pub fn begin(&mut self, name: &str) -> Result<(), HostError> {
         self.rec.steps.push(StepRecord {
             name: name.into(),
             started: now(),
@@ -497,7 +575,7 @@ impl TaskRun {
 
     /// Marks the running step as ended in `state`, written as
     /// [`TaskRun::begin`] is.
-    pub fn end(&mut self, state: &str) -> std::io::Result<()> {
+    pub fn end(&mut self, state: &str) -> Result<(), HostError> {
         let ms = self
             .step_start
             .take()
@@ -514,45 +592,33 @@ impl TaskRun {
     /// Ends the task with `result`, and saves (synced); then the record
     /// loses its `.running` name, unsynced: one that a crash brings back
     /// points at a record [`running`] sees is finished.
-    pub fn finish(&mut self, result: TaskResult) -> std::io::Result<()> {
+    pub fn finish(&mut self, result: TaskResult) -> Result<(), HostError> {
         self.rec.result = result;
         self.rec.finished = Some(now());
         self.log(format!("task {}", result.as_str()));
         self.save()?;
-        if let Some(dir) = self.path.parent() {
-            fsutil::remove_file_if_exists(&running_name(dir, &self.rec.id))?;
-        }
-        Ok(())
+        self.tasks
+            .host
+            .remove_file(&running_name(&self.tasks, &self.rec.id)?)
     }
-}
-
-/// Opens a new private (0600) file for appending; `exclusive` refuses one
-/// that exists.
-fn private_file(path: &Path, exclusive: bool) -> std::io::Result<File> {
-    let mut o = std::fs::OpenOptions::new();
-    o.append(true).mode(0o600);
-    if exclusive {
-        o.create_new(true);
-    } else {
-        o.create(true);
-    }
-    o.open(path)
 }
 
 /// Removes a record that could not be written, and its second name, and
 /// returns the error that stopped it (with the removal's, if that failed
 /// too: then recovery removes them).
-fn discard(record: &Path, marker: &Path, e: std::io::Error) -> std::io::Error {
-    match fsutil::remove_file_if_exists(marker).and_then(|()| fsutil::remove_file_if_exists(record))
+fn discard(tasks: &TasksDir, record: &HostPath, marker: &HostPath, e: HostError) -> HostError {
+    let host = &tasks.host;
+    match host
+        .remove_file(marker)
+        .and_then(|()| host.remove_file(record))
     {
         Ok(()) => e,
-        Err(r) => std::io::Error::new(
-            e.kind(),
-            format!(
-                "{e}; the unwritten record {} stays until the next recovery: {r}",
-                record.display()
-            ),
-        ),
+        Err(r) => HostError::Io {
+            path: host.display(record),
+            source: std::io::Error::other(format!(
+                "{e}; the unwritten record stays until the next recovery: {r}"
+            )),
+        },
     }
 }
 
@@ -577,17 +643,12 @@ pub fn parse(bytes: &[u8]) -> Option<TaskRecord> {
 
 /// Every task record on a server, oldest first. Unreadable or foreign
 /// files are skipped.
-pub fn list(tasks_dir: &Path) -> Vec<TaskRecord> {
-    let mut v: Vec<TaskRecord> = std::fs::read_dir(tasks_dir)
+pub fn list(tasks: &TasksDir) -> Vec<TaskRecord> {
+    let mut v: Vec<TaskRecord> = tasks
+        .names()
         .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_str()
-                .is_some_and(|n| n.ends_with(".json") && !n.starts_with('.'))
-        })
-        .filter_map(|e| std::fs::read(e.path()).ok())
+        .filter(|n| n.ends_with(".json"))
+        .filter_map(|n| tasks.read(&n))
         .filter_map(|b| parse(&b))
         .collect();
     v.sort_by(|a: &TaskRecord, b| a.id.cmp(&b.id));
@@ -625,13 +686,11 @@ fn targets_in_name(name: &str) -> Vec<Target> {
 /// platform not met yet, so a server's long history costs a directory
 /// listing, not a parse of every record. Records that are unreadable are
 /// skipped, as [`list`] skips them.
-pub fn latest(tasks_dir: &Path) -> Vec<TaskRecord> {
-    let mut names: Vec<String> = std::fs::read_dir(tasks_dir)
+pub fn latest(tasks: &TasksDir) -> Vec<TaskRecord> {
+    let mut names: Vec<String> = tasks
+        .names()
         .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| n.ends_with(".json") && !n.starts_with('.'))
+        .filter(|n| n.ends_with(".json"))
         .collect();
     names.sort_unstable_by(|a, b| b.cmp(a));
     let mut met = std::collections::HashSet::<Target>::new();
@@ -641,10 +700,7 @@ pub fn latest(tasks_dir: &Path) -> Vec<TaskRecord> {
         if !candidates.is_empty() && candidates.iter().all(|t| met.contains(t)) {
             continue;
         }
-        let Some(rec) = std::fs::read(tasks_dir.join(&name))
-            .ok()
-            .and_then(|b| parse(&b))
-        else {
+        let Some(rec) = tasks.read(&name).and_then(|b| parse(&b)) else {
             continue;
         };
         let target = match (&rec.site, &rec.platform) {
@@ -663,8 +719,8 @@ pub fn latest(tasks_dir: &Path) -> Vec<TaskRecord> {
 /// The task records on a server still marked running (those a killed
 /// hoist left), oldest first. Every hoist command looks for them, so only
 /// the records with a `.running` name are read (see the module's docs).
-pub fn running(tasks_dir: &Path) -> Vec<TaskRecord> {
-    leftovers(tasks_dir).running
+pub fn running(tasks: &TasksDir) -> Vec<TaskRecord> {
+    leftovers(tasks).running
 }
 
 /// What a crash may have left in a tasks directory, from one listing of it.
@@ -673,11 +729,11 @@ pub struct Leftovers {
     pub running: Vec<TaskRecord>,
     /// `.running` names of records that are not running (a crash came
     /// between a task's end and their removal).
-    stale: Vec<PathBuf>,
+    stale: Vec<HostPath>,
     /// Record files that hold no whole record: never written, as a full
     /// disk or a kill right after their creation leaves them. Their task
     /// had done nothing.
-    unwritten: Vec<PathBuf>,
+    unwritten: Vec<HostPath>,
     /// Whether the directory is marked ([`MARKED`]).
     marked: bool,
 }
@@ -692,17 +748,14 @@ enum Found {
 /// Lists `tasks_dir` once: the records its `.running` names point at
 /// when it is marked, else every record whose text says `running` (as
 /// an older hoist left them).
-pub fn leftovers(tasks_dir: &Path) -> Leftovers {
-    let marked = tasks_dir.join(MARKED).exists();
-    let names: Vec<String> = std::fs::read_dir(tasks_dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| !n.starts_with('.'))
-        .collect();
+pub fn leftovers(tasks: &TasksDir) -> Leftovers {
+    let marked = tasks
+        .file(MARKED)
+        .and_then(|m| tasks.host.exists(&m))
+        .unwrap_or(false);
+    let names = tasks.names();
     let read = |name: &str| {
-        let Ok(b) = std::fs::read(tasks_dir.join(name)) else {
+        let Some(b) = tasks.read(name) else {
             return Found::Other;
         };
         if b.iter().all(u8::is_ascii_whitespace) {
@@ -737,7 +790,7 @@ pub fn leftovers(tasks_dir: &Path) -> Leftovers {
     for name in records {
         match read(&name) {
             Found::Running(r) => running.push(*r),
-            Found::Unwritten => unwritten.push(tasks_dir.join(name)),
+            Found::Unwritten => unwritten.extend(tasks.file(&name).ok()),
             Found::Other => {}
         }
     }
@@ -746,7 +799,7 @@ pub fn leftovers(tasks_dir: &Path) -> Leftovers {
         .iter()
         .filter_map(|n| Some((n, n.strip_suffix(RUNNING)?)))
         .filter(|(_, id)| !running.iter().any(|r| r.id == *id))
-        .map(|(n, _)| tasks_dir.join(n))
+        .filter_map(|(n, _)| tasks.file(n).ok())
         .collect();
     Leftovers {
         running,
@@ -762,23 +815,28 @@ impl Leftovers {
     /// `all_ended` (recovery ended every running task), marks the
     /// directory as one whose running tasks all have such a name. Returns
     /// the records it removed.
-    pub fn tidy(self, tasks_dir: &Path, all_ended: bool) -> std::io::Result<Vec<PathBuf>> {
+    pub fn tidy(self, tasks: &TasksDir, all_ended: bool) -> Result<Vec<String>, HostError> {
         for path in self.unwritten.iter().chain(&self.stale) {
-            fsutil::remove_file_if_exists(path)?;
+            tasks.host.remove_file(path)?;
         }
-        if all_ended && !self.marked && tasks_dir.is_dir() {
-            fsutil::write_private(
-                &tasks_dir.join(MARKED),
+        if all_ended && !self.marked && tasks.exists() {
+            tasks.host.write(
+                &tasks.file(MARKED)?,
                 b"every running task here has an <id>.running name\n",
+                WriteMode::Private,
             )?;
         }
-        Ok(self.unwritten)
+        Ok(self
+            .unwritten
+            .iter()
+            .map(|p| tasks.host.display(p))
+            .collect())
     }
 }
 
 /// One task's record, by id (or a unique prefix of one).
-pub fn find(tasks_dir: &Path, id: &str) -> Result<TaskRecord, String> {
-    let all = list(tasks_dir);
+pub fn find(tasks: &TasksDir, id: &str) -> Result<TaskRecord, String> {
+    let all = list(tasks);
     let hits: Vec<&TaskRecord> = all.iter().filter(|t| t.id == id).collect();
     let hits = if hits.is_empty() {
         all.iter().filter(|t| t.id.starts_with(id)).collect()
@@ -798,6 +856,11 @@ pub fn find(tasks_dir: &Path, id: &str) -> Result<TaskRecord, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
+
+    fn at(d: &Path) -> TasksDir {
+        TasksDir::local(d)
+    }
 
     fn file_of(dir: &Path) -> PathBuf {
         std::fs::read_dir(dir)
@@ -811,7 +874,7 @@ mod tests {
     #[test]
     fn a_task_file_is_a_journal_whose_last_whole_record_counts() {
         let dir = tempfile::tempdir().unwrap();
-        let mut run = TaskRun::start(dir.path(), TaskKind::Backup, None, None, |r| {
+        let mut run = TaskRun::start(&at(dir.path()), TaskKind::Backup, None, None, |r| {
             r.commit = Some("abc".into())
         })
         .unwrap();
@@ -827,7 +890,7 @@ mod tests {
         let rec = parse(&journal).unwrap();
         assert_eq!(rec.journal.restored_from.as_deref(), Some("fact"));
         assert_eq!(rec.steps[0].state, "running", "the note carried the step");
-        assert_eq!(running(dir.path()).len(), 1);
+        assert_eq!(running(&at(dir.path())).len(), 1);
 
         // A crash tearing the last line leaves the record before it.
         let mut torn = journal.clone();
@@ -836,7 +899,8 @@ mod tests {
         std::fs::write(&path, &torn).unwrap();
         // A resumed task starts its file anew from the record it took up,
         // so the torn line is gone before anything is appended.
-        let mut resumed = TaskRun::resume(dir.path(), running(dir.path()).remove(0));
+        let mut resumed =
+            TaskRun::resume(&at(dir.path()), running(&at(dir.path())).remove(0)).unwrap();
         resumed.note(|j| j.committed = true).unwrap();
         resumed.begin("two").unwrap();
         resumed.finish(TaskResult::Success).unwrap();
@@ -854,11 +918,12 @@ mod tests {
         assert!(rec.journal.committed);
         assert_eq!(rec.steps.len(), 2);
         assert_eq!(parse(&done), Some(rec.clone()));
-        assert!(running(dir.path()).is_empty());
-        assert_eq!(list(dir.path()), vec![rec]);
+        assert!(running(&at(dir.path())).is_empty());
+        assert_eq!(list(&at(dir.path())), vec![rec]);
 
         // A task that ends without a crash keeps its journal too.
-        let mut plain = TaskRun::start(dir.path(), TaskKind::Verify, None, None, |_| {}).unwrap();
+        let mut plain =
+            TaskRun::start(&at(dir.path()), TaskKind::Verify, None, None, |_| {}).unwrap();
         let plain_path = dir.path().join(format!("{}.json", plain.rec.id));
         let start = std::fs::read(&plain_path).unwrap();
         plain.finish(TaskResult::Failed).unwrap();
@@ -885,14 +950,14 @@ mod tests {
         // hoist left it) is found by reading every record, and the
         // directory is not marked while it runs.
         let tidy = |all_ended| {
-            leftovers(d).tidy(d, all_ended).unwrap();
+            leftovers(&at(d)).tidy(&at(d), all_ended).unwrap();
         };
-        let mut old = TaskRun::start(d, TaskKind::Backup, None, None, |_| {}).unwrap();
-        std::fs::remove_file(running_name(d, &old.rec.id)).unwrap();
-        assert_eq!(running(d).len(), 1);
+        let mut old = TaskRun::start(&at(d), TaskKind::Backup, None, None, |_| {}).unwrap();
+        std::fs::remove_file(d.join(format!("{}.running", old.rec.id))).unwrap();
+        assert_eq!(running(&at(d)).len(), 1);
         // One with the name is found once, not once per name.
-        let mut new = TaskRun::start(d, TaskKind::Verify, None, None, |_| {}).unwrap();
-        assert_eq!(running(d).len(), 2);
+        let mut new = TaskRun::start(&at(d), TaskKind::Verify, None, None, |_| {}).unwrap();
+        assert_eq!(running(&at(d)).len(), 2);
         tidy(false);
         assert!(!d.join(MARKED).exists());
         assert!(names_in(d).contains(&format!("{}.running", new.rec.id)));
@@ -902,31 +967,31 @@ mod tests {
         assert!(d.join(MARKED).exists(), "{:?}", names_in(d));
 
         // Marked: the running name is what is read...
-        let mut run = TaskRun::start(d, TaskKind::Backup, None, None, |_| {}).unwrap();
+        let mut run = TaskRun::start(&at(d), TaskKind::Backup, None, None, |_| {}).unwrap();
         let name = format!("{}.running", run.rec.id);
         assert!(names_in(d).contains(&name));
-        assert_eq!(running(d)[0].id, run.rec.id);
+        assert_eq!(running(&at(d))[0].id, run.rec.id);
         // ...so a running record without it is not found any more.
         std::fs::rename(d.join(&name), d.join("aside")).unwrap();
-        assert!(running(d).is_empty());
+        assert!(running(&at(d)).is_empty());
         std::fs::rename(d.join("aside"), d.join(&name)).unwrap();
 
         // The end of the task removes the name; one a crash brought back
         // names a finished record: not running, and tidied away.
         run.finish(TaskResult::Success).unwrap();
         assert!(!names_in(d).contains(&name));
-        assert!(running(d).is_empty());
+        assert!(running(&at(d)).is_empty());
         std::fs::hard_link(d.join(format!("{}.json", run.rec.id)), d.join(&name)).unwrap();
-        assert!(running(d).is_empty());
+        assert!(running(&at(d)).is_empty());
         tidy(true);
         assert!(!names_in(d).contains(&name));
-        assert_eq!(list(d).len(), 3, "the .running names are no records");
+        assert_eq!(list(&at(d)).len(), 3, "the .running names are no records");
     }
 
     #[test]
     fn latest_parses_only_the_newest_record_of_each_site_and_platform() {
         let scratch = tempfile::tempdir().unwrap();
-        let template = TaskRun::start(scratch.path(), TaskKind::Migrate, None, None, |_| {})
+        let template = TaskRun::start(&at(scratch.path()), TaskKind::Migrate, None, None, |_| {})
             .unwrap()
             .rec;
         let dir = tempfile::tempdir().unwrap();
@@ -965,7 +1030,7 @@ mod tests {
             b"{\"torn",
         )
         .unwrap();
-        let ids: Vec<String> = latest(dir.path()).into_iter().map(|r| r.id).collect();
+        let ids: Vec<String> = latest(&at(dir.path())).into_iter().map(|r| r.id).collect();
         assert_eq!(ids, vec![y, rx, new_x, px]);
         assert_eq!(
             targets_in_name("20260102T000000.000-migrate-rename-x-00aa.json"),
@@ -997,7 +1062,7 @@ mod tests {
         let d = t.path().join("tasks");
         std::fs::create_dir(&d).unwrap();
         std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let mut run = TaskRun::start(&d, TaskKind::Backup, None, None, |_| {}).unwrap();
+        let mut run = TaskRun::start(&at(&d), TaskKind::Backup, None, None, |_| {}).unwrap();
         run.log("x".repeat(1 << 20));
         run.finish(TaskResult::Failed).unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
@@ -1013,26 +1078,35 @@ mod tests {
         let d = dir.path();
         // Unmarked: an empty record is found by reading every record.
         std::fs::write(d.join("20260101T000000.000-backup-a-0001.json"), b"").unwrap();
-        let gone = leftovers(d).tidy(d, true).unwrap();
-        assert_eq!(gone, vec![d.join("20260101T000000.000-backup-a-0001.json")]);
+        let gone = leftovers(&at(d)).tidy(&at(d), true).unwrap();
+        assert_eq!(
+            gone,
+            vec![d
+                .join("20260101T000000.000-backup-a-0001.json")
+                .display()
+                .to_string()]
+        );
         assert!(d.join(MARKED).exists());
         // Marked: by its second name, made before its first write; an
         // empty one, and one whose first record was cut short.
         let empty = d.join("20260101T000000.000-backup-a-0002.json");
         std::fs::write(&empty, b"").unwrap();
-        std::fs::hard_link(&empty, running_name(d, "20260101T000000.000-backup-a-0002")).unwrap();
+        std::fs::hard_link(&empty, d.join("20260101T000000.000-backup-a-0002.running")).unwrap();
         let torn = d.join("20260101T000000.000-backup-a-0003.json");
         std::fs::write(&torn, b"{\n  \"id\": \"x\",\n  \"result\": \"running\"").unwrap();
-        std::fs::hard_link(&torn, running_name(d, "20260101T000000.000-backup-a-0003")).unwrap();
+        std::fs::hard_link(&torn, d.join("20260101T000000.000-backup-a-0003.running")).unwrap();
         // A finished record is not touched, nor foreign text.
-        let mut done = TaskRun::start(d, TaskKind::Backup, None, None, |_| {}).unwrap();
+        let mut done = TaskRun::start(&at(d), TaskKind::Backup, None, None, |_| {}).unwrap();
         done.finish(TaskResult::Success).unwrap();
         std::fs::write(d.join("notes.json"), b"mine").unwrap();
-        let left = leftovers(d);
+        let left = leftovers(&at(d));
         assert!(left.running.is_empty());
-        let mut gone = left.tidy(d, true).unwrap();
+        let mut gone = left.tidy(&at(d), true).unwrap();
         gone.sort();
-        assert_eq!(gone, vec![empty, torn]);
+        assert_eq!(
+            gone,
+            vec![empty.display().to_string(), torn.display().to_string()]
+        );
         let mut names: Vec<String> = std::fs::read_dir(d)
             .unwrap()
             .flatten()
@@ -1054,7 +1128,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // A site task's first record is written (not yet synced) at once.
         let mut run =
-            TaskRun::start_noted(dir.path(), TaskKind::Backup, None, None, |_| {}).unwrap();
+            TaskRun::start_noted(&at(dir.path()), TaskKind::Backup, None, None, |_| {}).unwrap();
         let path = file_of(dir.path());
         assert_eq!(parse(&std::fs::read(&path).unwrap()).unwrap(), run.rec);
         let size = || std::fs::metadata(&path).unwrap().len();

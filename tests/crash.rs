@@ -11,9 +11,9 @@ mod services;
 #[path = "common/stack.rs"]
 mod stack;
 
-use common::tasks;
 #[cfg(feature = "failpoints")]
-use common::{put_acme_behind, settings_of, Fixture, MOVE_STEPS};
+use common::{put_acme_behind, settings_of, MOVE_STEPS};
+use common::{tasks, Fixture};
 use stack::{Env, Stack};
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -146,7 +146,7 @@ pub fn run(dir: &Path) -> Vec<Row> {
 
     std::fs::write(inv.join("sites/big.yaml"), site("new")).unwrap();
     let m = hoist_ok(&inv, &["apply", "--yes"], &logs, "drupal-migrate", 0);
-    let rec = hoist::task::list(&host.join("tasks"))
+    let rec = hoist::task::list(&hoist::task::TasksDir::local(&host.join("tasks")))
         .into_iter()
         .rfind(|t| t.kind == hoist::task::TaskKind::Migrate)
         .expect("the migrate's record");

@@ -884,7 +884,7 @@ fn restore(dir: &Path, runs: usize, db_mb: usize) -> Vec<Row> {
                 std::fs::remove_file(e.path()).unwrap();
             }
         }
-        let rec = hoist::task::list(&host.join("tasks"))
+        let rec = hoist::task::list(&hoist::task::TasksDir::local(&host.join("tasks")))
             .into_iter()
             .rfind(|t| t.kind == hoist::task::TaskKind::Restore && t.id.as_str() >= since.as_str())
             .expect("the restore's task record");
@@ -995,7 +995,9 @@ fn task_span(inv: &Path, since: &str) -> f64 {
     let mut first = None;
     let mut last = None;
     let fmt = &time::format_description::well_known::Rfc3339;
-    for t in hoist::task::list(&inv.join(".hoist-host").join("tasks")) {
+    for t in hoist::task::list(&hoist::task::TasksDir::local(
+        &inv.join(".hoist-host").join("tasks"),
+    )) {
         if t.id.as_str() < since {
             continue;
         }
@@ -1105,7 +1107,9 @@ fn move_n(inv: &Path, n: usize, platform: usize) {
 fn wave_boundaries(inv: &Path, since: &str) -> (f64, f64) {
     let fmt = &time::format_description::well_known::Rfc3339;
     let mut waves: Vec<(String, Vec<(time::OffsetDateTime, time::OffsetDateTime)>)> = Vec::new();
-    let mut tasks = hoist::task::list(&inv.join(".hoist-host").join("tasks"));
+    let mut tasks = hoist::task::list(&hoist::task::TasksDir::local(
+        &inv.join(".hoist-host").join("tasks"),
+    ));
     tasks.retain(|t| t.id.as_str() >= since);
     tasks.sort_by(|a, b| a.started.cmp(&b.started));
     for t in tasks {
@@ -1422,7 +1426,7 @@ fn watch(inv: &Path, dir: &Path, runs: usize) -> Vec<Row> {
                 !before.contains(&e.file_name()) && e.file_name().to_string_lossy().contains(&site)
             })
         });
-        let rec = hoist::task::list(&tasks)
+        let rec = hoist::task::list(&hoist::task::TasksDir::local(&tasks))
             .into_iter()
             .find(|t| {
                 t.site.as_ref().map(|s| s.as_str()) == Some(site.as_str())

@@ -216,7 +216,7 @@ fn locate(host: &Path) -> (std::path::PathBuf, String) {
 
 /// The newest task record of `kind`, and the milliseconds of its steps.
 fn last_task(host: &Path, kind: hoist::task::TaskKind) -> hoist::task::TaskRecord {
-    hoist::task::list(&host.join("tasks"))
+    hoist::task::list(&hoist::task::TasksDir::local(&host.join("tasks")))
         .into_iter()
         .rfind(|t| t.kind == kind)
         .expect("the task's record")

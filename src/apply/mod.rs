@@ -635,7 +635,7 @@ fn committed(run: &TaskRun) -> bool {
 fn journal_trouble(
     run: &mut TaskRun,
     what: &str,
-    write: impl FnOnce(&mut TaskRun) -> std::io::Result<()>,
+    write: impl FnOnce(&mut TaskRun) -> Result<(), crate::driver::host::HostError>,
 ) {
     if let Err(e) = write(run) {
         tracing::error!(task = %run.rec.id, "the task journal could not record {what}: {e}");
@@ -698,13 +698,12 @@ fn build_platform(
     let srv = servers.get(&p.server)?;
     let what = format!("build {}", p.name);
     let mut run = TaskRun::start(
-        &srv.tasks_dir(),
+        &srv.tasks(),
         TaskKind::Build,
         None,
         Some(p.name.clone()),
         |rec| rec.commit = opts.commit.clone(),
-    )
-    .map_err(crate::server::io_err(&srv.tasks_dir()))?;
+    )?;
     run.cancel_on(opts.cancel.clone());
     let spec = inv
         .platforms
@@ -755,13 +754,12 @@ fn delete_platform(
 ) -> Result<TaskOutcome, ServerError> {
     let srv = servers.get(&p.server)?;
     let mut run = TaskRun::start(
-        &srv.tasks_dir(),
+        &srv.tasks(),
         TaskKind::DeletePlatform,
         None,
         Some(p.name.clone()),
         |rec| rec.commit = opts.commit.clone(),
-    )
-    .map_err(crate::server::io_err(&srv.tasks_dir()))?;
+    )?;
     run.cancel_on(opts.cancel.clone());
     Ok(execute(
         run,

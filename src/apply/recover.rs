@@ -24,10 +24,17 @@ pub struct Recovered {
 /// server's lock: no other hoist is then working on these tasks.
 pub fn recover(srv: &LocalServer) -> Vec<Recovered> {
     let mut out = Vec::new();
-    let mut left = task::leftovers(&srv.tasks_dir());
+    let mut left = task::leftovers(&srv.tasks());
     let mut all_ended = true;
     for rec in std::mem::take(&mut left.running) {
-        let mut run = TaskRun::resume(&srv.tasks_dir(), rec);
+        let mut run = match TaskRun::resume(&srv.tasks(), rec) {
+            Ok(run) => run,
+            Err(e) => {
+                tracing::warn!("cannot take up a task record: {e}");
+                all_ended = false;
+                continue;
+            }
+        };
         if let Some(step) = run.rec.steps.last_mut().filter(|s| s.state == "running") {
             step.state = "interrupted".into();
         }
@@ -82,20 +89,17 @@ pub fn recover(srv: &LocalServer) -> Vec<Recovered> {
             message,
         });
     }
-    match left.tidy(&srv.tasks_dir(), all_ended) {
+    match left.tidy(&srv.tasks(), all_ended) {
         Ok(gone) => {
             for g in gone {
-                tracing::warn!(
-                    "removed the task record {}: it was never written",
-                    g.display()
-                );
+                tracing::warn!("removed the task record {g}: it was never written");
             }
         }
-        Err(e) => tracing::warn!("cannot tidy {}: {e}", srv.tasks_dir().display()),
+        Err(e) => tracing::warn!("cannot tidy {}: {e}", srv.tasks().display()),
     }
     // Records are private; a directory an older hoist made is made so.
     if let Err(e) = private_if_present(srv) {
-        tracing::warn!("cannot make {} private: {e}", srv.tasks_dir().display());
+        tracing::warn!("cannot make {} private: {e}", srv.tasks().display());
     }
     out
 }
@@ -178,10 +182,5 @@ fn recover_platform(srv: &LocalServer, rec: &task::TaskRecord) -> (TaskResult, S
 
 /// Makes an existing directory private (0700); a missing one stays missing.
 fn private_if_present(srv: &LocalServer) -> Result<(), HostError> {
-    let dir = HostPath::new("tasks")?;
-    if srv.host().is_dir(&dir) {
-        srv.host().mkdir(&dir, true)
-    } else {
-        Ok(())
-    }
+    srv.tasks().make_private()
 }

@@ -25,8 +25,8 @@ use crate::backup;
 use crate::driver::{DbRef, Which};
 use crate::inventory::Inventory;
 use crate::plan::SitePlan;
-use crate::server::{io_err, ServerError, Servers};
-use crate::task::{self, TaskKind, TaskRecord, TaskRun};
+use crate::server::{ServerError, Servers};
+use crate::task::{TaskKind, TaskRecord, TaskRun, TasksDir};
 
 /// Whether a task of this kind can be put back by a rollback.
 pub(super) fn can_put_back(kind: TaskKind) -> bool {
@@ -56,7 +56,7 @@ pub(super) fn put_back(
     }
     let at = need(&s.from, "origin")?;
     let srv = server_for(inv, servers, &at.platform)?;
-    let done = record(&srv.tasks_dir(), done_id)?;
+    let done = record(&srv.tasks(), done_id)?;
     let archive = done
         .backup
         .as_deref()
@@ -75,11 +75,13 @@ pub(super) fn put_back(
 }
 
 /// Reads the record of task `id` of the server's tasks.
-fn record(tasks_dir: &Path, id: &str) -> Result<TaskRecord, ServerError> {
-    let path = tasks_dir.join(format!("{id}.json"));
-    let bytes = std::fs::read(&path).map_err(io_err(&path))?;
-    task::parse(&bytes)
-        .ok_or_else(|| ServerError::Invalid(format!("{}: not a task record", path.display())))
+fn record(tasks: &TasksDir, id: &str) -> Result<TaskRecord, ServerError> {
+    tasks.record(id).ok_or_else(|| {
+        ServerError::Invalid(format!(
+            "{}: no task record {id} to put back from",
+            tasks.display()
+        ))
+    })
 }
 
 /// Puts site `s` back as it was before its task `done_id` (which
@@ -99,7 +101,7 @@ pub(super) fn run(
         servers,
         &need(&cur.as_ref().or(s.from.as_ref()).cloned(), "origin")?.platform,
     )?;
-    let done = record(&srv.tasks_dir(), done_id)?;
+    let done = record(&srv.tasks(), done_id)?;
     let old = done
         .from
         .clone()
@@ -115,7 +117,7 @@ pub(super) fn run(
     // or, for a deleted site, where its task found them.
     let deleted_db = done.journal.old_db.clone();
     let run = TaskRun::start_noted(
-        &srv.tasks_dir(),
+        &srv.tasks(),
         TaskKind::Rollback,
         Some(s.name.clone()),
         None,
@@ -125,8 +127,7 @@ pub(super) fn run(
             rec.commit = opts.commit.clone();
             rec.wave = s.wave.clone();
         },
-    )
-    .map_err(io_err(&srv.tasks_dir()))?;
+    )?;
     // Not tied to SIGINT: a rollback puts a site back to safety, and is
     // only started before hoist was asked to stop.
     let old_dir = srv.site_dir(&old.platform, &old.domain);

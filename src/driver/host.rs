@@ -252,6 +252,15 @@ pub trait Host: Send + Sync + fmt::Debug {
     fn free_space(&self, p: &HostPath) -> Result<(u64, Option<u64>), HostError>;
     /// Syncs a directory, so a rename or create inside it survives a crash.
     fn sync_dir(&self, p: &HostPath) -> Result<(), HostError>;
+    /// Creates the file `p` (mode 0600) holding `bytes`, refusing one that
+    /// exists, unsynced: a task record's first write ([`crate::task`]).
+    fn create_new(&self, p: &HostPath, bytes: &[u8]) -> Result<(), HostError>;
+    /// Appends `bytes` to the file `p`; `synced`: its data is on disk when
+    /// this returns (a journal line an undo depends on).
+    fn append(&self, p: &HostPath, bytes: &[u8], synced: bool) -> Result<(), HostError>;
+    /// Gives the file `from` the second name `to` (a hard link), refusing a
+    /// `to` that exists.
+    fn link(&self, from: &HostPath, to: &HostPath) -> Result<(), HostError>;
     /// Makes everything written under the root durable (the staged writes
     /// and the journal), at a task's commit point.
     fn make_durable(&self) -> Result<(), HostError>;
@@ -412,6 +421,41 @@ impl Host for LocalHost {
     fn sync_dir(&self, p: &HostPath) -> Result<(), HostError> {
         let abs = self.path(p);
         fsutil::sync_dir(&abs).map_err(self.io(&abs))
+    }
+
+    fn create_new(&self, p: &HostPath, bytes: &[u8]) -> Result<(), HostError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let abs = self.path(p);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&abs)
+            .and_then(|mut f| f.write_all(bytes))
+            .map_err(self.io(&abs))
+    }
+
+    fn append(&self, p: &HostPath, bytes: &[u8], synced: bool) -> Result<(), HostError> {
+        use std::io::Write;
+        let abs = self.path(p);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&abs)
+            .map_err(self.io(&abs))?;
+        f.write_all(bytes).map_err(self.io(&abs))?;
+        if synced {
+            f.sync_data().map_err(self.io(&abs))?;
+        }
+        Ok(())
+    }
+
+    fn link(&self, from: &HostPath, to: &HostPath) -> Result<(), HostError> {
+        let (a, b) = (self.path(from), self.path(to));
+        std::fs::hard_link(&a, &b).map_err(|source| HostError::Io {
+            path: format!("linking {} as {}", a.display(), b.display()),
+            source,
+        })
     }
 
     /// One `syncfs` for each filesystem among the root and its top

@@ -11,7 +11,7 @@ use crate::backup;
 use crate::inventory::Inventory;
 use crate::names::Name;
 use crate::plan::Endpoint;
-use crate::server::{io_err, LocalServer, ServerError, Servers};
+use crate::server::{LocalServer, ServerError, Servers};
 use crate::task::{TaskKind, TaskRun};
 
 /// Finds an installed site on any server.
@@ -44,12 +44,11 @@ pub(in crate::apply) fn start_explicit(
     commit: Option<String>,
     cancel: Option<Arc<AtomicBool>>,
 ) -> Result<TaskRun, ServerError> {
-    let mut run = TaskRun::start_noted(&srv.tasks_dir(), kind, Some(site.clone()), None, |rec| {
+    let mut run = TaskRun::start_noted(&srv.tasks(), kind, Some(site.clone()), None, |rec| {
         rec.from = Some(at.clone());
         rec.to = Some(at.clone());
         rec.commit = commit;
-    })
-    .map_err(io_err(&srv.tasks_dir()))?;
+    })?;
     run.cancel_on(cancel);
     Ok(run)
 }

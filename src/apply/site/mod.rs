@@ -38,7 +38,7 @@ use crate::inventory::Inventory;
 use crate::journal::Place;
 use crate::names::{Name, PlatformName};
 use crate::plan::{SiteAction, SitePlan};
-use crate::server::{io_err, LocalServer, ServerError, Servers};
+use crate::server::{LocalServer, ServerError, Servers};
 use crate::task::{TaskKind, TaskRecord, TaskResult, TaskRun};
 use clone::clone;
 use delete::{delete, finish_delete, undo_delete};
@@ -121,13 +121,12 @@ pub(in crate::apply) fn start(
     s: &SitePlan,
     opts: &ApplyOptions,
 ) -> Result<TaskRun, ServerError> {
-    let mut run = TaskRun::start_noted(&srv.tasks_dir(), kind, Some(s.name.clone()), None, |rec| {
+    let mut run = TaskRun::start_noted(&srv.tasks(), kind, Some(s.name.clone()), None, |rec| {
         rec.from = s.from.clone();
         rec.to = s.to.clone();
         rec.commit = opts.commit.clone();
         rec.wave = s.wave.clone();
-    })
-    .map_err(io_err(&srv.tasks_dir()))?;
+    })?;
     run.cancel_on(opts.cancel.clone());
     Ok(run)
 }
