@@ -57,19 +57,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{OsStr, OsString};
-use std::fs;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::db::DbError;
+use crate::driver::host::{EntryKind as HostKind, Host, HostError, HostPath, OnHost, WriteMode};
+use crate::driver::tree::{Finish, HostWrite};
 use crate::driver::{DbServer, DriverError, Login};
-use crate::fsutil;
 use crate::names::{Domain, Name, PlatformName};
 use crate::render::REDACTED;
 use crate::server::{LocalServer, SETTINGS_FILE};
@@ -474,18 +473,21 @@ impl BackupInfo {
 /// were made (see "Names and order" above). Files that are not backups
 /// are ignored.
 pub fn list(srv: &LocalServer, site: &Name) -> Vec<BackupInfo> {
-    let dir = srv.backups_dir(site);
-    let mut v: Vec<BackupInfo> = fs::read_dir(&dir)
+    let h = srv.host();
+    let Ok(dir) = srv.at(&srv.backups_dir(site)) else {
+        return Vec::new();
+    };
+    let mut v: Vec<BackupInfo> = h
+        .list(&dir)
+        .unwrap_or_default()
         .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .filter_map(|e| {
-            let file_name = e.file_name().to_str()?.to_string();
+        .filter(|(_, kind)| *kind == HostKind::File)
+        .filter_map(|(file_name, _)| {
             let p = parse_name(&file_name)?;
-            let bytes = e.metadata().map(|m| m.len()).unwrap_or(0);
+            let at = dir.join(&file_name).ok()?;
+            let bytes = h.len(&at).unwrap_or(0);
             Some(BackupInfo {
-                path: e.path(),
+                path: PathBuf::from(h.display(&at)),
                 file_name,
                 domain: p.domain,
                 stamp: p.stamp,
@@ -506,10 +508,13 @@ pub fn newest(srv: &LocalServer, site: &Name) -> Option<BackupInfo> {
 
 /// The sequence number for the next backup in `dir` (of a site whose
 /// backups are `present`): one more than any given so far.
-fn next_seq(dir: &Path, present: &[BackupInfo]) -> u64 {
-    let counted = fs::read_to_string(dir.join(SEQ_FILE))
+fn next_seq(h: &dyn Host, dir: &HostPath, present: &[BackupInfo]) -> u64 {
+    let counted = dir
+        .join(SEQ_FILE)
+        .and_then(|p| h.read(&p))
         .ok()
-        .and_then(|t| t.trim().parse::<u64>().ok())
+        .flatten()
+        .and_then(|t| String::from_utf8_lossy(&t).trim().parse::<u64>().ok())
         .unwrap_or(0);
     let named = present.iter().filter_map(|b| b.seq).max().unwrap_or(0);
     counted.max(named).saturating_add(1)
@@ -595,7 +600,11 @@ pub fn inspect(srv: &LocalServer, site: &Name) -> Vec<Listed> {
     all.reverse();
     all.into_iter()
         .map(|info| {
-            let (manifest, problem) = match read_manifest(&info.path) {
+            let read = srv
+                .on_host(&info.path)
+                .map_err(BackupError::from)
+                .and_then(|a| read_manifest(&a));
+            let (manifest, problem) = match read {
                 Err(e) => (None, Some(e.to_string())),
                 Ok(m) if &m.site != site => {
                     let p = format!("a backup of {}, not of {site}", m.site);
@@ -658,13 +667,15 @@ fn decode(s: &str) -> Option<Vec<u8>> {
 // ---------------------------------------------------------------------------
 // Symlink confinement
 
+/// The symbolic links of a tree, by their path in it, with their targets.
+type Links = BTreeMap<PathBuf, PathBuf>;
+
 /// Follows the symlink target `target`, found in directory `dir` (components
-/// relative to `root`), the way the kernel would — through further symlinks
-/// inside `root` — but never looks outside `root`. Returns where it lands,
-/// or why it leaves `root`. Only `lstat` and `readlink` are used, on paths
-/// whose components are all real directories under `root`.
+/// relative to the tree's top), the way the kernel would — through further
+/// symlinks of the tree, `links` — but never outside the tree. Returns
+/// where it lands, or why it leaves the tree.
 fn resolve_inside(
-    root: &Path,
+    links: &Links,
     dir: &[OsString],
     target: &Path,
     budget: &mut u32,
@@ -689,15 +700,14 @@ fn resolve_inside(
             }
             Component::Normal(n) => {
                 stack.push(n.to_os_string());
-                let p = join(root, &stack);
-                if fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
+                let p: PathBuf = stack.iter().collect();
+                if let Some(next) = links.get(&p) {
                     if *budget == 0 {
                         return Err("too many levels of symlinks".into());
                     }
                     *budget -= 1;
-                    let next = fs::read_link(&p).map_err(|e| format!("{}: {e}", p.display()))?;
                     stack.pop();
-                    stack = resolve_inside(root, &stack, &next, budget)?;
+                    stack = resolve_inside(links, &stack, next, budget)?;
                 }
             }
         }
@@ -705,20 +715,15 @@ fn resolve_inside(
     Ok(stack)
 }
 
-fn join(root: &Path, comps: &[OsString]) -> PathBuf {
-    let mut p = root.to_path_buf();
-    p.extend(comps);
-    p
-}
-
-/// Whether the symlink at `rel` (relative to `root`) stays inside `root`.
-fn check_link(root: &Path, rel: &Path, target: &Path) -> Result<(), String> {
+/// Whether the symlink at `rel` of a tree whose links are `links` stays
+/// inside the tree.
+fn check_link(links: &Links, rel: &Path, target: &Path) -> Result<(), String> {
     let dir: Vec<OsString> = rel
         .parent()
         .map(|p| p.iter().map(OsStr::to_os_string).collect())
         .unwrap_or_default();
     // The kernel gives up after 40 links; so does this.
-    resolve_inside(root, &dir, target, &mut 40).map(|_| ())
+    resolve_inside(links, &dir, target, &mut 40).map(|_| ())
 }
 
 // ---------------------------------------------------------------------------
@@ -747,74 +752,71 @@ fn archive_path(rel: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-/// Lists the site directory without following any symlink: parents before
-/// children, names sorted, so archives are deterministic.
-fn walk(site_dir: &Path, scope: Scope) -> Result<(Vec<Item>, Vec<SkippedEntry>), BackupError> {
-    let m = fs::symlink_metadata(site_dir).map_err(|e| BackupError::SiteDir {
-        path: site_dir.into(),
-        msg: e.to_string(),
-    })?;
-    if !m.is_dir() {
-        return Err(BackupError::SiteDir {
-            path: site_dir.into(),
-            msg: "not a directory (a symlink is not followed)".into(),
-        });
-    }
-    let mut items = Vec::new();
-    let mut skipped = Vec::new();
-    let item = |rel: PathBuf, m: &fs::Metadata, kind: EntryKind, target: Option<PathBuf>| Item {
-        rel,
-        kind,
-        mode: m.mode() & 0o777,
-        size: if kind == EntryKind::File { m.len() } else { 0 },
-        mtime: u64::try_from(m.mtime()).unwrap_or(0),
-        uid: u64::from(m.uid()),
-        gid: u64::from(m.gid()),
-        target,
+/// Lists the site directory through its host, without following any
+/// symlink: parents before children, names sorted, so archives are
+/// deterministic. Links that lead out of the site, and entries that are no
+/// file, directory or link, are left out and named.
+fn walk(
+    h: &dyn Host,
+    site_dir: &HostPath,
+    shown: &Path,
+    scope: Scope,
+) -> Result<(Vec<Item>, Vec<SkippedEntry>), BackupError> {
+    let site_err = |msg: String| BackupError::SiteDir {
+        path: shown.into(),
+        msg,
     };
-    items.push(item(PathBuf::new(), &m, EntryKind::Dir, None));
-    // An explicit stack, not recursion: a hostile tree may be very deep.
-    let mut stack = vec![PathBuf::new()];
-    while let Some(dir) = stack.pop() {
-        let abs = site_dir.join(&dir);
-        let mut children: Vec<(OsString, fs::FileType)> = Vec::new();
-        for e in fs::read_dir(&abs).map_err(io_err(&abs))? {
-            let e = e.map_err(io_err(&abs))?;
-            let ft = e.file_type().map_err(io_err(&e.path()))?;
-            children.push((e.file_name(), ft));
+    match h.kind(site_dir) {
+        Ok(Some(HostKind::Dir)) => {}
+        Ok(Some(_)) => {
+            return Err(site_err(
+                "not a directory (a symlink is not followed)".into(),
+            ))
         }
-        children.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut subdirs = Vec::new();
-        for (name, ft) in children {
-            if scope == Scope::Database && name != SETTINGS_FILE {
+        Ok(None) => return Err(site_err("does not exist".into())),
+        Err(e) => return Err(site_err(e.to_string())),
+    }
+    let only = (scope == Scope::Database).then(|| OsStr::new(SETTINGS_FILE));
+    let listed = h.walk(site_dir, only)?;
+    let links: Links = listed
+        .iter()
+        .filter_map(|e| Some((e.rel.clone(), e.target.clone()?)))
+        .collect();
+    let mut items = Vec::with_capacity(listed.len());
+    let mut skipped = Vec::new();
+    for e in listed {
+        let skip = |reason: String| SkippedEntry {
+            path: encode(archive_path(&e.rel).as_os_str().as_bytes()),
+            reason,
+        };
+        let kind = match e.kind {
+            HostKind::Dir => EntryKind::Dir,
+            HostKind::File => EntryKind::File,
+            HostKind::Symlink => {
+                let target = e.target.as_deref().unwrap_or(Path::new(""));
+                if let Err(reason) = check_link(&links, &e.rel, target) {
+                    skipped.push(skip(reason));
+                    continue;
+                }
+                EntryKind::Symlink
+            }
+            HostKind::Other => {
+                skipped.push(skip(
+                    "not a file, directory or symlink (socket, fifo or device)".into(),
+                ));
                 continue;
             }
-            let rel = dir.join(&name);
-            let p = site_dir.join(&rel);
-            let m = fs::symlink_metadata(&p).map_err(io_err(&p))?;
-            if ft.is_dir() {
-                items.push(item(rel.clone(), &m, EntryKind::Dir, None));
-                subdirs.push(rel);
-            } else if ft.is_file() {
-                items.push(item(rel, &m, EntryKind::File, None));
-            } else if ft.is_symlink() {
-                let target = fs::read_link(&p).map_err(io_err(&p))?;
-                match check_link(site_dir, &rel, &target) {
-                    Ok(()) => items.push(item(rel, &m, EntryKind::Symlink, Some(target))),
-                    Err(reason) => skipped.push(SkippedEntry {
-                        path: encode(archive_path(&rel).as_os_str().as_bytes()),
-                        reason,
-                    }),
-                }
-            } else {
-                skipped.push(SkippedEntry {
-                    path: encode(archive_path(&rel).as_os_str().as_bytes()),
-                    reason: "not a file, directory or symlink (socket, fifo or device)".into(),
-                });
-            }
-        }
-        // Reversed so the stack pops them in name order.
-        stack.extend(subdirs.into_iter().rev());
+        };
+        items.push(Item {
+            rel: e.rel,
+            kind,
+            mode: e.mode,
+            size: e.size,
+            mtime: e.mtime,
+            uid: e.uid,
+            gid: e.gid,
+            target: e.target,
+        });
     }
     Ok((items, skipped))
 }
@@ -872,26 +874,22 @@ fn redact_php(text: &str, password: Option<&str>) -> String {
         .collect()
 }
 
-/// Deletes a temporary file unless disarmed: no half-written backup is left
-/// behind by an error.
-struct TempFile(Option<PathBuf>);
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = fs::remove_file(p);
-        }
-    }
+/// Deletes a temporary file on its host unless disarmed: no half-written
+/// backup is left behind by an error. One that cannot be removed is
+/// logged, and removed by the next recovery ([`remove_leftovers`]).
+struct TempFile<'h> {
+    host: &'h dyn Host,
+    path: Option<HostPath>,
 }
 
-fn create_private(path: &Path) -> Result<fs::File, BackupError> {
-    fs::OpenOptions::new()
-        .write(true)
-        .read(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io_err(path))
+impl Drop for TempFile<'_> {
+    fn drop(&mut self) {
+        if let Some(p) = self.path.take() {
+            if let Err(e) = self.host.remove_file(&p) {
+                tracing::warn!("cannot remove the temporary file of a backup: {e}");
+            }
+        }
+    }
 }
 
 /// How much of the archive one gzip member holds (see [`ParGz`]).
@@ -991,23 +989,28 @@ impl<W: Write> Write for ParGz<W> {
 const SPOOL_IN_MEMORY: usize = 16 << 20;
 
 /// A dump on its way into the archive: in memory up to
-/// [`SPOOL_IN_MEMORY`], then in a private temporary file at `path`
-/// (removed when dropped).
-struct Spool {
-    path: PathBuf,
+/// [`SPOOL_IN_MEMORY`], then in a private temporary file at `path` on the
+/// server's host (removed when dropped).
+struct Spool<'h> {
+    host: &'h dyn Host,
+    path: HostPath,
     mem: Vec<u8>,
-    file: Option<(BufWriter<fs::File>, TempFile)>,
+    file: Option<(BufWriter<Box<dyn HostWrite>>, TempFile<'h>)>,
 }
 
-impl Write for Spool {
+impl Write for Spool<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.file.is_none() && self.mem.len() + buf.len() > SPOOL_IN_MEMORY {
-            let _ = fs::remove_file(&self.path);
-            let guard = TempFile(Some(self.path.clone()));
-            let f = create_private(&self.path).map_err(|e| match e {
-                BackupError::Io { source, .. } => source,
+            let host_io = |e: HostError| match e {
+                HostError::Io { source, .. } => source,
                 other => io::Error::other(other.to_string()),
-            })?;
+            };
+            self.host.remove_file(&self.path).map_err(host_io)?;
+            let f = self.host.create(&self.path).map_err(host_io)?;
+            let guard = TempFile {
+                host: self.host,
+                path: Some(self.path.clone()),
+            };
             let mut w = BufWriter::with_capacity(BUF, f);
             w.write_all(&std::mem::take(&mut self.mem))?;
             self.file = Some((w, guard));
@@ -1131,22 +1134,23 @@ pub fn create(
     scope: Scope,
     progress: Option<&dyn Fn(u64, u64)>,
 ) -> Result<Created, BackupError> {
-    let site_dir = srv.site_dir(platform, domain);
-    let dir = srv.backups_dir(site);
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .map_err(io_err(&dir))?;
+    let host = srv.host();
+    let shown_site = srv.site_dir(platform, domain);
+    let site_dir = srv.at(&shown_site)?;
+    let shown_dir = srv.backups_dir(site);
+    let dir = srv.at(&shown_dir)?;
+    host.mkdir(&dir, true)?;
     let (stamp, created) = now_stamp();
     let pid = std::process::id();
-    let seq = next_seq(&dir, &list(srv, site));
+    let seq = next_seq(host, &dir, &list(srv, site));
 
     // 1. The dump, kept in memory while it is small, else spooled to a
     // private temporary file.
-    let dump_path = dir.join(format!(".hoist-tmp-{pid}-{stamp}.sql"));
+    let dump_path = dir.join(&format!(".hoist-tmp-{pid}-{stamp}.sql"))?;
+    let shown_dump = PathBuf::from(host.display(&dump_path));
     let mut hc = HashCount {
         inner: Spool {
+            host,
             path: dump_path.clone(),
             mem: Vec::new(),
             file: None,
@@ -1155,7 +1159,7 @@ pub fn create(
         count: 0,
     };
     db.dump(login, &mut hc)?;
-    hc.flush().map_err(io_err(&dump_path))?;
+    hc.flush().map_err(io_err(&shown_dump))?;
     let dump_info = DumpInfo {
         size: hc.count,
         sha256: hex(&hc.hash.finalize()),
@@ -1163,12 +1167,17 @@ pub fn create(
 
     // 2. The site directory, listed; settings.yaml (and an application's
     // settings.php, which holds the same password) redacted in memory.
-    let (items, skipped) = walk(&site_dir, scope)?;
+    let (items, skipped) = walk(host, &site_dir, &shown_site, scope)?;
     let settings_rel = Path::new(SETTINGS_FILE);
     let php_rel = Path::new(crate::driver::drupal7::SETTINGS_PHP);
-    let password = fs::read_to_string(site_dir.join(SETTINGS_FILE))
+    let password = site_dir
+        .join(SETTINGS_FILE)
+        .and_then(|p| host.read(&p))
         .ok()
-        .and_then(|t| crate::yaml::from_str::<crate::render::SettingsFile>(&t).ok())
+        .flatten()
+        .and_then(|t| {
+            crate::yaml::from_str::<crate::render::SettingsFile>(&String::from_utf8_lossy(&t)).ok()
+        })
         .map(|s| s.database.password.expose().to_string());
     let mut redacted: BTreeMap<PathBuf, Vec<u8>> = BTreeMap::new();
     let mut entries = Vec::with_capacity(items.len());
@@ -1176,8 +1185,11 @@ pub fn create(
         let mut size = it.size;
         let is = |rel: &Path| it.kind == EntryKind::File && it.rel == rel;
         if is(settings_rel) || is(php_rel) {
-            let p = site_dir.join(&it.rel);
-            let text = fs::read(&p).map_err(io_err(&p))?;
+            let mut text = Vec::new();
+            host.open_in(&site_dir, &it.rel)?
+                .read
+                .read_to_end(&mut text)
+                .map_err(io_err(&shown_site.join(&it.rel)))?;
             let text = String::from_utf8_lossy(&text);
             let r = if is(settings_rel) {
                 redact_settings(&text)
@@ -1214,24 +1226,28 @@ pub fn create(
     let manifest = Manifest {
         total: Some(
             declared_total(&manifest).map_err(|msg| BackupError::Manifest {
-                archive: dir.clone(),
+                archive: shown_dir.clone(),
                 msg,
             })?,
         ),
         ..manifest
     };
     let manifest_text = serde_yaml::to_string(&manifest).map_err(|e| BackupError::Manifest {
-        archive: dir.clone(),
+        archive: shown_dir.clone(),
         msg: e.to_string(),
     })?;
 
     // 3. The archive, into a private temporary file. Its name is new: its
     // sequence number is higher than any the site's backups had.
-    let final_path = dir.join(archive_name(domain, &stamp, seq));
-    let tmp_path = dir.join(format!(".hoist-tmp-{pid}-{stamp}.tar.gz"));
-    let _ = fs::remove_file(&tmp_path);
-    let mut tmp_guard = TempFile(Some(tmp_path.clone()));
-    let file = create_private(&tmp_path)?;
+    let final_path = dir.join(&archive_name(domain, &stamp, seq))?;
+    let tmp_path = dir.join(&format!(".hoist-tmp-{pid}-{stamp}.tar.gz"))?;
+    let shown_tmp = PathBuf::from(host.display(&tmp_path));
+    host.remove_file(&tmp_path)?;
+    let file = host.create(&tmp_path)?;
+    let mut tmp_guard = TempFile {
+        host,
+        path: Some(tmp_path.clone()),
+    };
     let gz = ParGz::new(
         BufWriter::with_capacity(BUF, file),
         flate2::Compression::new(COMPRESSION_LEVEL),
@@ -1250,7 +1266,7 @@ pub fn create(
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let werr = |e: io::Error| BackupError::Io {
-        path: tmp_path.clone(),
+        path: shown_tmp.clone(),
         source: e,
     };
 
@@ -1269,13 +1285,14 @@ pub fn create(
             .append_data(&mut h, DUMP, hc.inner.mem.as_slice())
             .map_err(werr)?,
         Some((file, guard)) => {
-            let mut dump_file = file.into_inner().map_err(|e| BackupError::Io {
-                path: dump_path.clone(),
+            let written = file.into_inner().map_err(|e| BackupError::Io {
+                path: shown_dump.clone(),
                 source: e.into_error(),
             })?;
-            io::Seek::rewind(&mut dump_file).map_err(io_err(&dump_path))?;
+            written.finish(Finish::default())?;
+            let dump_file = host.open(&dump_path)?;
             let dump_reader = Exact {
-                inner: BufReader::with_capacity(BUF, dump_file),
+                inner: BufReader::with_capacity(BUF, dump_file.read),
                 left: manifest.dump.size,
             };
             tar.append_data(&mut h, DUMP, dump_reader).map_err(werr)?;
@@ -1288,7 +1305,7 @@ pub fn create(
 
     for it in &items {
         let path = archive_path(&it.rel);
-        let src = site_dir.join(&it.rel);
+        let src = shown_site.join(&it.rel);
         match it.kind {
             EntryKind::Dir => {
                 let mut h = header(tar::EntryType::Directory, it.mode, 0, it.mtime);
@@ -1312,22 +1329,19 @@ pub fn create(
                     tar.append_data(&mut h, &path, r.as_slice()).map_err(werr)?;
                     continue;
                 }
-                // O_NOFOLLOW: a file swapped for a symlink since the walk is
-                // refused, not followed.
-                let f = fs::OpenOptions::new()
-                    .read(true)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(&src)
-                    .map_err(io_err(&src))?;
-                let m = f.metadata().map_err(io_err(&src))?;
-                if !m.is_file() || m.len() != it.size {
+                // A file swapped for a symlink or anything but a file since
+                // the walk is refused, not followed.
+                let f = host
+                    .open_in(&site_dir, &it.rel)
+                    .map_err(|_| BackupError::Changed { path: src.clone() })?;
+                if f.len != it.size {
                     return Err(BackupError::Changed { path: src });
                 }
                 h = header(tar::EntryType::Regular, it.mode, it.size, it.mtime);
                 h.set_uid(it.uid);
                 h.set_gid(it.gid);
                 let r = Exact {
-                    inner: f,
+                    inner: f.read,
                     left: it.size,
                 };
                 tar.append_data(&mut h, &path, r).map_err(|e| {
@@ -1351,29 +1365,32 @@ pub fn create(
         .map_err(werr)?
         .into_inner()
         .map_err(|e| werr(e.into_error()))?;
-    file.sync_all().map_err(werr)?;
-    drop(file);
+    file.finish(Finish {
+        synced: true,
+        ..Finish::default()
+    })?;
     // The counter first: once a name with this number exists, no later
     // backup may be given it, even after pruning removed that name.
-    let seq_path = dir.join(SEQ_FILE);
-    fsutil::write_private(&seq_path, format!("{seq}\n").as_bytes()).map_err(io_err(&seq_path))?;
-    if final_path.exists() {
+    host.write(
+        &dir.join(SEQ_FILE)?,
+        format!("{seq}\n").as_bytes(),
+        WriteMode::Private,
+    )?;
+    let shown_final = PathBuf::from(host.display(&final_path));
+    if host.exists(&final_path)? {
         return Err(BackupError::Io {
-            path: final_path,
+            path: shown_final,
             source: io::Error::from(io::ErrorKind::AlreadyExists),
         });
     }
-    fs::rename(&tmp_path, &final_path).map_err(io_err(&final_path))?;
-    tmp_guard.0 = None;
-    fsutil::sync_dir(&dir).map_err(io_err(&dir))?;
-    let bytes = fs::metadata(&final_path).map(|m| m.len()).unwrap_or(0);
-    let file_name = final_path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    host.rename(&tmp_path, &final_path)?;
+    tmp_guard.path = None;
+    host.sync_dir(&dir)?;
+    let bytes = host.len(&final_path).unwrap_or(0);
+    let file_name = final_path.file_name().to_string();
     Ok(Created {
         info: BackupInfo {
-            path: final_path,
+            path: shown_final,
             file_name,
             domain: domain.clone(),
             stamp,
@@ -1408,9 +1425,9 @@ enum Reading {
     Whole,
 }
 
-fn open_archive(archive: &Path, how: Reading) -> Result<tar::Archive<Decoder>, BackupError> {
-    let f = fs::File::open(archive).map_err(io_err(archive))?;
-    let gz = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(BUF, f));
+fn open_archive(archive: &OnHost, how: Reading) -> Result<tar::Archive<Decoder>, BackupError> {
+    let f = archive.host.open(&archive.path)?;
+    let gz = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(BUF, f.read));
     Ok(tar::Archive::new(match how {
         Reading::Head => Box::new(gz),
         Reading::Whole => Box::new(crate::par::ReadAhead::new(gz, BUF, 4)),
@@ -1647,12 +1664,17 @@ fn room_for(bytes: u64, files: u64, free: u64, free_files: Option<u64>) -> Resul
 /// ([`extract`] holds every entry to its declared size, so this bounds
 /// what is written). [`extract`] checks it itself; a restore checks it
 /// first too, before it changes anything.
-pub fn check_room(archive: &Path, m: &Manifest, dir: &Path) -> Result<(), BackupError> {
+pub fn check_room(
+    archive: &Path,
+    m: &Manifest,
+    h: &dyn Host,
+    dir: &HostPath,
+) -> Result<(), BackupError> {
     let bytes = declared_total(m).map_err(|msg| BackupError::Manifest {
         archive: archive.into(),
         msg,
     })?;
-    let (free, free_files) = fsutil::free_space(dir).map_err(io_err(dir))?;
+    let (free, free_files) = h.free_space(dir)?;
     room_for(bytes, m.entries.len() as u64 + 1, free, free_files).map_err(|msg| BackupError::Room {
         archive: archive.into(),
         msg,
@@ -1662,20 +1684,27 @@ pub fn check_room(archive: &Path, m: &Manifest, dir: &Path) -> Result<(), Backup
 /// Reads an archive's manifest (its first entry) and validates it, without
 /// extracting anything: to show what a backup holds, or to check that it is
 /// a backup of the site being restored.
-pub fn read_manifest(archive: &Path) -> Result<Manifest, BackupError> {
+pub fn read_manifest(archive: &OnHost) -> Result<Manifest, BackupError> {
+    let shown = archive.shown();
     let mut a = open_archive(archive, Reading::Head)?;
-    let mut r = reader(archive, &mut a)?;
+    let mut r = reader(&shown, &mut a)?;
     read_manifest_from(&mut r)
 }
 
 /// Removes the staging directory on every path out of [`extract`] but
-/// success.
-struct Staging(Option<PathBuf>);
+/// success; one that cannot be removed is logged, and removed by the next
+/// [`remove_staging`].
+struct Staging<'h> {
+    host: &'h dyn Host,
+    path: Option<HostPath>,
+}
 
-impl Drop for Staging {
+impl Drop for Staging<'_> {
     fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = fsutil::remove_tree_if_exists(&p);
+        if let Some(p) = self.path.take() {
+            if let Err(e) = self.host.remove_tree(&p) {
+                tracing::warn!("cannot remove the staging directory of a restore: {e}");
+            }
         }
     }
 }
@@ -1691,17 +1720,18 @@ fn staging_prefix(dest_name: &OsStr) -> OsString {
 /// staging directories `.hoist-restore-<name>-<pid>` beside `dest_dir`).
 /// [`extract`] does this itself first; crash recovery may call it too. Safe
 /// because one task at a time touches a site.
-pub fn remove_staging(dest_dir: &Path) -> Result<(), BackupError> {
-    let (Some(parent), Some(name)) = (dest_dir.parent(), dest_dir.file_name()) else {
+pub fn remove_staging(dest_dir: &OnHost) -> Result<(), BackupError> {
+    let name = dest_dir.path.file_name();
+    if name.is_empty() {
         return Ok(());
-    };
-    let prefix = staging_prefix(name);
-    for e in fs::read_dir(parent).into_iter().flatten().flatten() {
-        let n = e.file_name();
+    }
+    let (h, parent) = (&dest_dir.host, dest_dir.path.parent());
+    let prefix = staging_prefix(OsStr::new(name));
+    // An unreadable parent holds no staging directory hoist can name.
+    for (n, _) in h.list(&parent).unwrap_or_default() {
         let rest = n.as_bytes().strip_prefix(prefix.as_bytes());
         if rest.is_some_and(|r| !r.is_empty() && r.iter().all(u8::is_ascii_digit)) {
-            let p = e.path();
-            fsutil::remove_tree_if_exists(&p).map_err(io_err(&p))?;
+            h.remove_tree(&parent.join(&n)?)?;
         }
     }
     Ok(())
@@ -1721,68 +1751,67 @@ pub fn remove_staging(dest_dir: &Path) -> Result<(), BackupError> {
 /// With the `failpoints` feature, failpoint `restore-extract` fires after
 /// the entries are extracted into staging and before the rename.
 pub fn extract(
-    archive: &Path,
-    dest_dir: &Path,
+    archive: &OnHost,
+    dest_dir: &OnHost,
     load: &mut DumpLoader<'_>,
 ) -> Result<Extracted, BackupError> {
+    let (h, dest) = (dest_dir.host.as_ref(), &dest_dir.path);
+    let shown = dest_dir.shown();
     let derr = |msg: &str| BackupError::Destination {
-        path: dest_dir.into(),
+        path: shown.clone(),
         msg: msg.into(),
     };
-    let parent = dest_dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .ok_or_else(|| derr("has no parent directory"))?;
-    let name = dest_dir
-        .file_name()
-        .ok_or_else(|| derr("has no file name"))?;
-    match fs::symlink_metadata(dest_dir) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_err(dest_dir)(e)),
-        Ok(m) if !m.is_dir() => return Err(derr("exists and is not a directory")),
-        Ok(_) => {
-            let mut it = fs::read_dir(dest_dir).map_err(io_err(dest_dir))?;
-            if it.next().is_some() {
-                return Err(derr("exists and is not empty"));
-            }
-        }
+    let name = dest.file_name();
+    if name.is_empty() {
+        return Err(derr("has no file name"));
     }
-    fs::create_dir_all(parent).map_err(io_err(parent))?;
+    let parent = dest.parent();
+    match h.kind(dest)? {
+        None => {}
+        Some(HostKind::Dir) if !h.list(dest)?.is_empty() => {
+            return Err(derr("exists and is not empty"))
+        }
+        Some(HostKind::Dir) => {}
+        Some(_) => return Err(derr("exists and is not a directory")),
+    }
+    h.mkdir(&parent, false)?;
     remove_staging(dest_dir)?;
-    let mut staging_name = staging_prefix(name);
+    let mut staging_name = staging_prefix(OsStr::new(name));
     staging_name.push(std::process::id().to_string());
-    let staging = parent.join(staging_name);
-    fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&staging)
-        .map_err(io_err(&staging))?;
-    let guard = Staging(Some(staging.clone()));
+    let staging_name = staging_name.to_string_lossy().into_owned();
+    h.mkdir_in(&parent, Path::new(&staging_name))?;
+    let staging = parent.join(&staging_name)?;
+    let guard = Staging {
+        host: h,
+        path: Some(staging.clone()),
+    };
 
-    let manifest = extract_into(archive, &staging, load)?;
+    let manifest = extract_into(archive, h, &staging, load)?;
     crate::failpoint::hit("restore-extract", crate::failpoint::When::Before)
         .map_err(BackupError::Failpoint)?;
 
-    // One syncfs makes every extracted file durable before the rename
-    // publishes them (cheaper than an fsync per file).
-    fsutil::sync_filesystems(&[&staging]).map_err(io_err(&staging))?;
-    let site = staging.join(SITE);
+    // One sync of the host's filesystems makes every extracted file
+    // durable before the rename publishes them (cheaper than an fsync per
+    // file).
+    h.make_durable()?;
     // rename(2) replaces an empty directory, and fails on a non-empty one
     // that appeared meanwhile: either way nothing of the user's is lost.
-    fs::rename(&site, dest_dir).map_err(io_err(dest_dir))?;
-    fsutil::sync_dir(parent).map_err(io_err(parent))?;
+    h.rename(&staging.join(SITE)?, dest)?;
+    h.sync_dir(&parent)?;
     drop(guard);
     Ok(Extracted {
         manifest,
-        site_dir: dest_dir.to_path_buf(),
+        site_dir: shown,
     })
 }
 
 /// Loads backup `archive`'s dump with `load` (see [`DumpLoader`]) and
 /// nothing else: what undoing an edit in place needs, with no site
 /// directory to extract. Returns the manifest.
-pub fn load_dump(archive: &Path, load: &mut DumpLoader<'_>) -> Result<Manifest, BackupError> {
+pub fn load_dump(archive: &OnHost, load: &mut DumpLoader<'_>) -> Result<Manifest, BackupError> {
+    let shown = archive.shown();
     let mut a = open_archive(archive, Reading::Whole)?;
-    let mut r = reader(archive, &mut a)?;
+    let mut r = reader(&shown, &mut a)?;
     let manifest = read_manifest_from(&mut r)?;
     stream_dump(&mut r, &manifest, load)?;
     Ok(manifest)
@@ -1924,14 +1953,18 @@ fn stream_dump(
 /// Extracts into `staging/site`, loads the dump with `load`, and returns
 /// the manifest.
 fn extract_into(
-    archive: &Path,
-    staging: &Path,
+    at: &OnHost,
+    host: &dyn Host,
+    staging: &HostPath,
     load: &mut DumpLoader<'_>,
 ) -> Result<Manifest, BackupError> {
-    let mut a = open_archive(archive, Reading::Whole)?;
+    let shown = at.shown();
+    let archive = shown.as_path();
+    let shown_staging = PathBuf::from(host.display(staging));
+    let mut a = open_archive(at, Reading::Whole)?;
     let mut r = reader(archive, &mut a)?;
     let manifest = read_manifest_from(&mut r)?;
-    check_room(archive, &manifest, staging)?;
+    check_room(archive, &manifest, host, staging)?;
     let merr = |msg: String| BackupError::Manifest {
         archive: archive.into(),
         msg,
@@ -1964,6 +1997,7 @@ fn extract_into(
     let mut seen: BTreeSet<Vec<u8>> = BTreeSet::new();
     let mut dirs: Vec<(PathBuf, u32, u64)> = Vec::new();
     let mut made_dirs: BTreeSet<Vec<u8>> = BTreeSet::new();
+    // Entry, its path in staging, its target.
     let mut links: Vec<(Vec<u8>, PathBuf, Vec<u8>)> = Vec::new();
     while let Some((mut e, raw)) = r.next()? {
         let path = raw.path.strip_suffix(b"/").unwrap_or(&raw.path).to_vec();
@@ -2017,30 +2051,25 @@ fn extract_into(
                 format!("{size} bytes in its header, {} in the manifest", me.size),
             ));
         }
-        let dest = staging.join(OsStr::from_bytes(&path));
+        // Relative to staging: checked above, plain components only.
+        let rel = PathBuf::from(OsStr::from_bytes(&path));
+        let dest = shown_staging.join(&rel);
         match want {
             EntryKind::Dir => {
-                fs::DirBuilder::new()
-                    .mode(0o700)
-                    .create(&dest)
-                    .map_err(io_err(&dest))?;
+                host.mkdir_in(staging, &rel)?;
                 made_dirs.insert(path.clone());
-                dirs.push((dest, mode, mtime));
+                dirs.push((rel, mode, mtime));
             }
             EntryKind::File => {
-                let f = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(&dest)
-                    .map_err(io_err(&dest))?;
+                let f = host.create_in(staging, &rel)?;
                 let mut w = BufWriter::with_capacity(BUF.min(size as usize).max(8192), f);
                 copy_entry(&mut e, size, &mut w, archive, &raw.path, &dest)?;
                 let f = w.into_inner().map_err(|e| io_err(&dest)(e.into_error()))?;
-                f.set_permissions(fs::Permissions::from_mode(mode))
-                    .map_err(io_err(&dest))?;
-                set_mtime(&f, mtime);
+                f.finish(Finish {
+                    mode: Some(mode),
+                    mtime: Some(mtime),
+                    synced: false,
+                })?;
             }
             EntryKind::Symlink => {
                 let target = raw
@@ -2053,7 +2082,7 @@ fn extract_into(
                 if target.first() == Some(&b'/') {
                     return Err(r.refuse(&raw.path, "a symlink to an absolute path"));
                 }
-                links.push((raw.path.clone(), dest, target));
+                links.push((raw.path.clone(), rel, target));
             }
         }
     }
@@ -2081,13 +2110,21 @@ fn extract_into(
         });
     }
 
-    let site_root = staging.join(SITE);
-    for (_, dest, target) in &links {
-        std::os::unix::fs::symlink(OsStr::from_bytes(target), dest).map_err(io_err(dest))?;
+    // The site's links, by their path in the site (what they resolve
+    // against), made once no further entry can be written through them.
+    let site_links: Links = links
+        .iter()
+        .map(|(_, rel, target)| {
+            let in_site = rel.strip_prefix(SITE).unwrap_or(rel).to_path_buf();
+            (in_site, PathBuf::from(OsStr::from_bytes(target)))
+        })
+        .collect();
+    for (_, rel, target) in &links {
+        host.symlink_in(staging, rel, Path::new(OsStr::from_bytes(target)))?;
     }
-    for (entry, dest, target) in &links {
-        let rel = dest.strip_prefix(&site_root).unwrap_or(dest);
-        check_link(&site_root, rel, Path::new(OsStr::from_bytes(target))).map_err(|why| {
+    for (entry, rel, target) in &links {
+        let in_site = rel.strip_prefix(SITE).unwrap_or(rel);
+        check_link(&site_links, in_site, Path::new(OsStr::from_bytes(target))).map_err(|why| {
             BackupError::Refused {
                 archive: archive.into(),
                 entry: String::from_utf8_lossy(entry).into_owned(),
@@ -2097,25 +2134,10 @@ fn extract_into(
     }
     // Directory modes last (deepest first): a read-only directory must not
     // stop its own contents from being written.
-    for (dest, mode, mtime) in dirs.iter().rev() {
-        fs::set_permissions(dest, fs::Permissions::from_mode(*mode)).map_err(io_err(dest))?;
-        if let Ok(f) = fs::File::open(dest) {
-            set_mtime(&f, *mtime);
-        }
+    for (rel, mode, mtime) in dirs.iter().rev() {
+        host.set_dir_meta(staging, rel, *mode, Some(*mtime))?;
     }
     Ok(manifest)
-}
-
-/// Gives an extracted file the modification time its archive entry says.
-/// The time comes from an untrusted header: one past what the clock can
-/// hold is left out rather than overflowing. A time is metadata, not
-/// content, so a file system that refuses it is no reason to fail.
-fn set_mtime(f: &fs::File, secs: u64) {
-    if let Some(t) = UNIX_EPOCH.checked_add(Duration::from_secs(secs)) {
-        if let Err(e) = f.set_modified(t) {
-            tracing::debug!("keeping an extracted file's time failed: {e}");
-        }
-    }
 }
 
 #[cfg(test)]
@@ -2127,8 +2149,11 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(".dump.sql");
+        let host = crate::driver::host::LocalHost::new(dir.path().to_path_buf());
+        let at = HostPath::new(".dump.sql").unwrap();
         let mut small = Spool {
-            path: path.clone(),
+            host: &host,
+            path: at.clone(),
             mem: Vec::new(),
             file: None,
         };
@@ -2139,7 +2164,8 @@ mod tests {
         );
 
         let mut big = Spool {
-            path: path.clone(),
+            host: &host,
+            path: at,
             mem: Vec::new(),
             file: None,
         };
@@ -2149,7 +2175,7 @@ mod tests {
         }
         big.flush().unwrap();
         assert!(big.mem.is_empty());
-        let meta = fs::metadata(&path).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
         assert_eq!(meta.len() as usize, SPOOL_IN_MEMORY + (2 << 20));
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         drop(big);
@@ -2231,10 +2257,12 @@ mod tests {
     #[test]
     fn the_next_sequence_number_is_above_the_counter_and_every_name() {
         let t = tempfile::tempdir().unwrap();
+        let host = crate::driver::host::LocalHost::new(t.path().to_path_buf());
+        let dir = HostPath::root();
         let none: [BackupInfo; 0] = [];
-        assert_eq!(next_seq(t.path(), &none), 1);
-        fs::write(t.path().join(SEQ_FILE), "41\n").unwrap();
-        assert_eq!(next_seq(t.path(), &none), 42);
+        assert_eq!(next_seq(&host, &dir, &none), 1);
+        std::fs::write(t.path().join(SEQ_FILE), "41\n").unwrap();
+        assert_eq!(next_seq(&host, &dir, &none), 42);
         let named = BackupInfo {
             path: PathBuf::new(),
             file_name: String::new(),
@@ -2244,10 +2272,10 @@ mod tests {
             suffix: 1,
             bytes: 0,
         };
-        assert_eq!(next_seq(t.path(), &[named]), 100);
+        assert_eq!(next_seq(&host, &dir, &[named]), 100);
         // A damaged counter is not trusted, but the names still are.
-        fs::write(t.path().join(SEQ_FILE), "garbage").unwrap();
-        assert_eq!(next_seq(t.path(), &none), 1);
+        std::fs::write(t.path().join(SEQ_FILE), "garbage").unwrap();
+        assert_eq!(next_seq(&host, &dir, &none), 1);
     }
 
     #[test]
@@ -2361,13 +2389,16 @@ mod tests {
 
     #[test]
     fn link_resolution_follows_links_but_stays_inside() {
-        let t = tempfile::tempdir().unwrap();
-        let root = t.path().join("site");
-        fs::create_dir_all(root.join("files/a")).unwrap();
-        std::os::unix::fs::symlink("..", root.join("files/up")).unwrap();
-        std::os::unix::fs::symlink("loop2", root.join("files/loop1")).unwrap();
-        std::os::unix::fs::symlink("loop1", root.join("files/loop2")).unwrap();
-        let ok = |rel: &str, target: &str| check_link(&root, Path::new(rel), Path::new(target));
+        // The links of a site: files/a is a directory, the rest links.
+        let links: Links = [
+            ("files/up", ".."),
+            ("files/loop1", "loop2"),
+            ("files/loop2", "loop1"),
+        ]
+        .into_iter()
+        .map(|(l, t)| (PathBuf::from(l), PathBuf::from(t)))
+        .collect();
+        let ok = |rel: &str, target: &str| check_link(&links, Path::new(rel), Path::new(target));
         assert!(ok("files/l", "a").is_ok());
         assert!(ok("files/l", "../files/./a/..").is_ok());
         assert!(ok("files/l", "up").is_ok());

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::db::{Credentials, DbError, SqliteServer};
-use crate::driver::host::{EntryKind, Host, HostError, HostLock, HostPath, LocalHost, WriteMode};
+use crate::driver::host::{
+    EntryKind, Host, HostError, HostLock, HostPath, LocalHost, OnHost, WriteMode,
+};
 use crate::driver::{DbServer, Drivers, WebServer, Which};
 use crate::journal::Place;
 use crate::names::{Domain, Name, PlatformName};
@@ -199,6 +201,14 @@ impl LocalServer {
 
     /// The path inside the root that `abs` (a path this server's
     /// accessors gave, such as [`LocalServer::site_dir`]) names; refused
+    /// `abs` (under the root) with the server's host: an archive or a
+    /// directory a backup is read from or restored into.
+    pub fn on_host(&self, abs: &Path) -> Result<OnHost, HostError> {
+        Ok(OnHost {
+            host: self.host.clone(),
+            path: self.at(abs)?,
+        })
+    }
     /// when it lies outside the root.
     pub fn at(&self, abs: &Path) -> Result<HostPath, HostError> {
         HostPath::within(&self.root, abs).or_else(|e| {

@@ -22,6 +22,7 @@ use std::process::Command;
 use hoist::backup::{self, BackupError, DumpInfo, EntryKind, Manifest, ManifestEntry, FORMAT};
 use hoist::db::{DbError, SiteDb};
 use hoist::driver::db::Login;
+use hoist::driver::host::OnHost;
 use hoist::names::{Domain, Name, PackageName};
 use hoist::render::{self, Secret, SiteConfig};
 use hoist::server::LocalServer;
@@ -233,7 +234,7 @@ fn expected_tree(fx: &Fixture) -> BTreeMap<PathBuf, (char, u32, Vec<u8>)> {
 /// of the archive.
 fn extract(archive: &Path, dest: &Path) -> Result<(backup::Extracted, Vec<u8>), BackupError> {
     let mut sql = Vec::new();
-    let x = backup::extract(archive, dest, &mut |dump| {
+    let x = backup::extract(&OnHost::local(archive), &OnHost::local(dest), &mut |dump| {
         dump.read_to_end(&mut sql)
             .map(|_| ())
             .map_err(|source| DbError::Read {
@@ -257,9 +258,11 @@ fn round_trip_restores_every_row_file_and_mode() {
     // archive, every row equal.
     let creds = fx.srv.db().create("acme_restored").unwrap();
     let mut fresh = fx.srv.db().open("acme_restored", &creds).unwrap();
-    let x = backup::extract(&c.info.path, &dest, &mut |dump| {
-        fresh.load(dump, backup::DUMP).map_err(Into::into)
-    })
+    let x = backup::extract(
+        &OnHost::local(&c.info.path),
+        &OnHost::local(&dest),
+        &mut |dump| fresh.load(dump, backup::DUMP).map_err(Into::into),
+    )
     .unwrap();
     assert_eq!(fresh.content().unwrap(), fx.db.content().unwrap());
     assert!(fresh.content().unwrap()["t"].len() == 2);
@@ -570,7 +573,10 @@ fn progress_reaches_the_total() {
 fn read_manifest_reads_only_the_manifest() {
     let fx = fixture();
     let c = make(&fx);
-    assert_eq!(backup::read_manifest(&c.info.path).unwrap(), c.manifest);
+    assert_eq!(
+        backup::read_manifest(&OnHost::local(&c.info.path)).unwrap(),
+        c.manifest
+    );
 }
 
 #[test]

@@ -492,7 +492,7 @@ fn update_and_restores(db: Db<'_>, fpm: &PhpFpm, nginx: &Nginx) {
     w.site("shop", "shop2.example.com", "new", "");
     w.applied();
     let db_backup = new_archive(&before, &common::backup_archives(&w.f, "shop"));
-    let m = hoist::backup::read_manifest(&db_backup).unwrap();
+    let m = hoist::backup::read_manifest(&hoist::driver::host::OnHost::local(&db_backup)).unwrap();
     assert_eq!(m.scope, hoist::backup::Scope::Database);
     assert_eq!(m.domain.as_str(), "shop.example.com");
     let renamed = w.drupal("new", "shop2.example.com", "dump");

@@ -168,7 +168,8 @@ fn status_files_and_backup_manifests_never_panic_when_mutated() {
     f.apply();
     f.ok(&["backup", "acme"], 0);
     let archive = common::backup_archives(&f, "acme").remove(0);
-    let manifest = hoist::backup::read_manifest(&archive).unwrap();
+    let manifest =
+        hoist::backup::read_manifest(&hoist::driver::host::OnHost::local(&archive)).unwrap();
     let originals = vec![
         ("status/sites/acme.yaml", f.read("status/sites/acme.yaml")),
         (
@@ -208,7 +209,7 @@ fn status_files_and_backup_manifests_never_panic_when_mutated() {
                 h.set_cksum();
                 out.append(&h, bytes).unwrap();
                 std::fs::write(&scratch, out.into_inner().unwrap().finish().unwrap()).unwrap();
-                hoist::backup::read_manifest(&scratch)
+                hoist::backup::read_manifest(&hoist::driver::host::OnHost::local(&scratch))
                     .map(|_| ())
                     .map_err(|e| vec![e.to_string()])
             }

@@ -549,8 +549,10 @@ fn edited_manifest(f: &Fixture, edit: impl Fn(&mut serde_yaml::Value)) -> String
         .host()
         .join("backups/acme")
         .join(archives(f, "acme").pop().unwrap());
-    let mut m: serde_yaml::Value =
-        serde_yaml::to_value(hoist::backup::read_manifest(&good).unwrap()).unwrap();
+    let mut m: serde_yaml::Value = serde_yaml::to_value(
+        hoist::backup::read_manifest(&hoist::driver::host::OnHost::local(&good)).unwrap(),
+    )
+    .unwrap();
     edit(&mut m);
     serde_yaml::to_string(&m).unwrap()
 }

@@ -146,14 +146,14 @@ pub(super) fn run(
                 None => None,
             };
             let manifest = step(run, "check-target", |_| {
-                let m = backup::read_manifest(&archive).map_err(txt)?;
+                let m = backup::read_manifest(&srv.on_host(&archive).map_err(txt)?).map_err(txt)?;
                 if m.site != s.name || m.platform != old.platform || m.domain != old.domain {
                     return Err(format!(
                         "the backup is of {} ({} on {}), not of {} as it was",
                         m.site, m.domain, m.platform, s.name
                     ));
                 }
-                if old_dir.exists() {
+                if srv.exists_at(&old_dir) {
                     return Err(format!("{} exists already", old_dir.display()));
                 }
                 if cur.as_ref().is_none_or(|c| c.domain != old.domain)
@@ -167,7 +167,8 @@ pub(super) fn run(
                 }
                 if m.scope == backup::Scope::Full {
                     let parent = old_dir.parent().expect("site dirs have a parent");
-                    backup::check_room(&archive, &m, parent).map_err(txt)?;
+                    let parent = srv.at(parent).map_err(txt)?;
+                    backup::check_room(&archive, &m, srv.host(), &parent).map_err(txt)?;
                 } else if cur.is_none() {
                     return Err("a deleted site's backup holds its database only".into());
                 }
@@ -233,13 +234,16 @@ pub(super) fn run(
                 run.note(|j| j.new_db = Some(new_db.clone())).map_err(txt)?;
                 let creds = dbs.create(&new_db.name).map_err(txt)?;
                 if full {
-                    backup::extract(&archive, &old_dir, &mut |d| {
+                    let (from, to) = (srv.on_host(&archive), srv.on_host(&old_dir));
+                    backup::extract(&from.map_err(txt)?, &to.map_err(txt)?, &mut |d| {
                         dbs.load(&creds, d, backup::DUMP)
                     })
                     .map_err(txt)?;
                 } else if let Some((cur, _)) = &now {
-                    backup::load_dump(&archive, &mut |d| dbs.load(&creds, d, backup::DUMP))
-                        .map_err(txt)?;
+                    backup::load_dump(&srv.on_host(&archive).map_err(txt)?, &mut |d| {
+                        dbs.load(&creds, d, backup::DUMP)
+                    })
+                    .map_err(txt)?;
                     let cur_dir = srv.site_dir(&cur.platform, &cur.domain);
                     srv.rename_at(&cur_dir, &old_dir)
                         .map_err(|e| format!("moving the site back: {e}"))?;
@@ -301,7 +305,7 @@ pub(super) fn run(
 /// undo. Every part may run again.
 pub(super) fn undo(srv: &crate::server::LocalServer, rec: &TaskRecord) -> Result<(), String> {
     if let Some(dir) = super::site::path_of(srv, &rec.journal.copied_dir)? {
-        backup::remove_staging(&dir).map_err(txt)?;
+        backup::remove_staging(&srv.on_host(&dir).map_err(txt)?).map_err(txt)?;
     }
     match rec.from {
         Some(_) => undo_move(srv, rec),

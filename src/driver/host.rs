@@ -7,9 +7,12 @@
 //! [`crate::fsutil`]); an `ssh` server's host is [`crate::ssh::SshHost`]
 //! over one multiplexed connection.
 
+use std::ffi::OsStr;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use super::tree::{self, HostWrite, Opened, TreeEntry};
 use crate::fsutil;
 
 /// Why a host operation failed.
@@ -261,6 +264,28 @@ pub trait Host: Send + Sync + fmt::Debug {
     /// Gives the file `from` the second name `to` (a hard link), refusing a
     /// `to` that exists.
     fn link(&self, from: &HostPath, to: &HostPath) -> Result<(), HostError>;
+    /// The size of the file `p`.
+    fn len(&self, p: &HostPath) -> Result<u64, HostError>;
+    /// Lists the tree `top` without following links, parents first, names
+    /// sorted; with `only`, just the entries of that name.
+    fn walk(&self, top: &HostPath, only: Option<&OsStr>) -> Result<Vec<TreeEntry>, HostError>;
+    /// Opens the regular file `rel` of the tree `top` (a link is refused).
+    fn open_in(&self, top: &HostPath, rel: &Path) -> Result<Opened, HostError>;
+    /// Creates the new file `rel` of the tree `top` (mode 0600 until
+    /// [`HostWrite::finish`]).
+    fn create_in(&self, top: &HostPath, rel: &Path) -> Result<Box<dyn HostWrite>, HostError>;
+    /// Makes the new directory `rel` of the tree `top` (mode 0700).
+    fn mkdir_in(&self, top: &HostPath, rel: &Path) -> Result<(), HostError>;
+    /// Makes `rel` of the tree `top` a symbolic link to `target`.
+    fn symlink_in(&self, top: &HostPath, rel: &Path, target: &Path) -> Result<(), HostError>;
+    /// Gives the directory `rel` of the tree `top` `mode` and `mtime`.
+    fn set_dir_meta(
+        &self,
+        top: &HostPath,
+        rel: &Path,
+        mode: u32,
+        mtime: Option<u64>,
+    ) -> Result<(), HostError>;
     /// Makes everything written under the root durable (the staged writes
     /// and the journal), at a task's commit point.
     fn make_durable(&self) -> Result<(), HostError>;
@@ -268,6 +293,14 @@ pub trait Host: Send + Sync + fmt::Debug {
     /// holder's pid.
     fn lock(&self) -> Result<HostLock, HostError>;
 
+    /// Opens the regular file `p` (a link is refused).
+    fn open(&self, p: &HostPath) -> Result<Opened, HostError> {
+        self.open_in(&p.parent(), Path::new(p.file_name()))
+    }
+    /// Creates the new file `p` (see [`Host::create_in`]).
+    fn create(&self, p: &HostPath) -> Result<Box<dyn HostWrite>, HostError> {
+        self.create_in(&p.parent(), Path::new(p.file_name()))
+    }
     /// Whether `p` exists.
     fn exists(&self, p: &HostPath) -> Result<bool, HostError> {
         Ok(self.kind(p)?.is_some())
@@ -275,6 +308,36 @@ pub trait Host: Send + Sync + fmt::Debug {
     /// Whether `p` is a directory (a link to one is not).
     fn is_dir(&self, p: &HostPath) -> bool {
         matches!(self.kind(p), Ok(Some(EntryKind::Dir)))
+    }
+}
+
+/// A path on a host, with the host: an archive, or a directory a backup
+/// is restored into.
+#[derive(Debug, Clone)]
+pub struct OnHost {
+    /// The host.
+    pub host: Arc<dyn Host>,
+    /// The path on it.
+    pub path: HostPath,
+}
+
+impl OnHost {
+    /// The file or directory `abs` on this machine (its parent as the
+    /// root): an archive handed to hoist, a directory of a test.
+    pub fn local(abs: &Path) -> OnHost {
+        let parent = abs.parent().unwrap_or(Path::new("/"));
+        let name = abs.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        OnHost {
+            host: Arc::new(LocalHost::new(parent.to_path_buf())),
+            // A name that is no host path (not UTF-8, "..") stands for the
+            // root: what is done there then fails as it would on the name.
+            path: HostPath::new(name).unwrap_or_else(|_| HostPath::root()),
+        }
+    }
+
+    /// The path as its host names it, for messages.
+    pub fn shown(&self) -> PathBuf {
+        PathBuf::from(self.host.display(&self.path))
     }
 }
 
@@ -301,6 +364,12 @@ impl LocalHost {
     /// Where `p` is on this machine.
     pub fn path(&self, p: &HostPath) -> PathBuf {
         p.under(&self.root)
+    }
+
+    /// Where `rel` of the tree `p` is on this machine (`rel` confined).
+    fn path_in(&self, p: &HostPath, rel: &Path) -> Result<PathBuf, HostError> {
+        tree::confined(rel)?;
+        Ok(self.path(p).join(rel))
     }
 
     fn io(&self, p: &Path) -> impl FnOnce(std::io::Error) -> HostError {
@@ -456,6 +525,44 @@ impl Host for LocalHost {
             path: format!("linking {} as {}", a.display(), b.display()),
             source,
         })
+    }
+
+    fn len(&self, p: &HostPath) -> Result<u64, HostError> {
+        let abs = self.path(p);
+        std::fs::symlink_metadata(&abs)
+            .map(|m| m.len())
+            .map_err(self.io(&abs))
+    }
+
+    fn walk(&self, top: &HostPath, only: Option<&OsStr>) -> Result<Vec<TreeEntry>, HostError> {
+        tree::walk_local(&self.path(top), only)
+    }
+
+    fn open_in(&self, top: &HostPath, rel: &Path) -> Result<Opened, HostError> {
+        tree::open_local(&self.path_in(top, rel)?)
+    }
+
+    fn create_in(&self, top: &HostPath, rel: &Path) -> Result<Box<dyn HostWrite>, HostError> {
+        tree::create_local(&self.path_in(top, rel)?)
+    }
+
+    fn mkdir_in(&self, top: &HostPath, rel: &Path) -> Result<(), HostError> {
+        tree::mkdir_local(&self.path_in(top, rel)?)
+    }
+
+    fn symlink_in(&self, top: &HostPath, rel: &Path, target: &Path) -> Result<(), HostError> {
+        let abs = self.path_in(top, rel)?;
+        std::os::unix::fs::symlink(target, &abs).map_err(self.io(&abs))
+    }
+
+    fn set_dir_meta(
+        &self,
+        top: &HostPath,
+        rel: &Path,
+        mode: u32,
+        mtime: Option<u64>,
+    ) -> Result<(), HostError> {
+        tree::set_meta_local(&self.path_in(top, rel)?, mode, mtime)
     }
 
     /// One `syncfs` for each filesystem among the root and its top

@@ -387,8 +387,8 @@ pub(in crate::apply) fn reload_from_backup(
     // Left by an undo of an earlier hoist that extracted the whole archive.
     let staged = srv.tasks_dir().join(format!(".undo-{}", rec.id));
     srv.remove_tree_at(&staged).map_err(txt)?;
-    backup::remove_staging(&staged).map_err(txt)?;
-    backup::load_dump(&archive, &mut |dump| {
+    backup::remove_staging(&srv.on_host(&staged).map_err(txt)?).map_err(txt)?;
+    backup::load_dump(&srv.on_host(&archive).map_err(txt)?, &mut |dump| {
         Ok(srv.db().reload(db, dump, backup::DUMP)?)
     })
     .map(|_| ())

@@ -63,14 +63,16 @@ pub fn restore(
                     // said (backup::list orders by sequence number).
                     None => all.last().ok_or_else(|| format!("{site} has no backups"))?,
                 };
-                let m = backup::read_manifest(&chosen.path).map_err(txt)?;
+                let m =
+                    backup::read_manifest(&srv.on_host(&chosen.path).map_err(txt)?).map_err(txt)?;
                 if &m.site != site {
                     return Err(format!(
                         "{} is a backup of {}, not of {site}",
                         chosen.file_name, m.site
                     ));
                 }
-                backup::check_room(&chosen.path, &m, &parent).map_err(txt)?;
+                let room = srv.at(&parent).map_err(txt)?;
+                backup::check_room(&chosen.path, &m, srv.host(), &room).map_err(txt)?;
                 let rel = chosen.path.strip_prefix(srv.root()).unwrap_or(&chosen.path);
                 let rel = rel.display().to_string();
                 run.remember(|j| j.restored_from = Some(rel));
@@ -109,7 +111,8 @@ pub fn restore(
             step(run, "extract", |run| {
                 let place = srv.place(&staged).map_err(txt)?;
                 run.note(|j| j.extracted_dir = Some(place)).map_err(txt)?;
-                backup::extract(&path, &staged, &mut |dump| {
+                let (from, to) = (srv.on_host(&path), srv.on_host(&staged));
+                backup::extract(&from.map_err(txt)?, &to.map_err(txt)?, &mut |dump| {
                     dbs.load(&creds, dump, backup::DUMP)
                 })
                 .map_err(txt)
@@ -200,7 +203,9 @@ pub(in crate::apply) fn undo_restore(srv: &LocalServer, rec: &TaskRecord) -> Res
         u.check("removing the extracted backup", srv.remove_tree_at(&staged));
         u.check(
             "removing the extraction's staging",
-            backup::remove_staging(&staged),
+            srv.on_host(&staged)
+                .map_err(backup::BackupError::from)
+                .and_then(|s| backup::remove_staging(&s)),
         );
     }
     drop_new_db(&mut u, srv, rec);
