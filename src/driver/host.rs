@@ -1,7 +1,9 @@
-//! The host seam: where a server's files live. The task steps, backup,
-//! the server's build and observation and recovery reach a server's root
-//! only through a [`Host`], with paths relative to that root
-//! ([`HostPath`]) that can never leave it.
+//! The host seam: where a server's files live. The task steps, the task
+//! journal ([`crate::task::TasksDir`]), backups (the site tree and the
+//! archives, through the operations of [`crate::driver::tree`]), the
+//! server's build, observation and recovery reach a server's root only
+//! through a [`Host`], with paths relative to that root ([`HostPath`])
+//! that can never leave it.
 //!
 //! [`LocalHost`] is this machine (today's layout, byte for byte, through
 //! [`crate::fsutil`]); an `ssh` server's host is [`crate::ssh::SshHost`]

@@ -1,7 +1,7 @@
 //! Trees and streams on a host: what a backup reads from a site directory
 //! and writes into a restored one, and the archives it streams. Names in
 //! a site's tree are raw bytes (a user's file name need not be UTF-8), so
-//! entries inside a tree are addressed by a [`HostPath`] to the tree and a
+//! entries inside a tree are addressed by a [`HostPath`](super::host::HostPath) to the tree and a
 //! relative path of plain components below it, checked by [`confined`].
 //!
 //! The functions here are [`crate::driver::host::LocalHost`]'s side of
