@@ -146,6 +146,8 @@ fn watch_serves_metrics_that_parse_under_concurrent_scrapes() {
     let sites = std::fs::read_dir(inv.join("sites")).unwrap().count() as f64;
     assert_eq!(m["hoist_sites{sync_state=\"synced\"}"], sites, "{m:?}");
     assert_eq!(m["hoist_sites{sync_state=\"failed\"}"], 0.0);
+    // Every state is there, zeros too, so that an alert on one has a series.
+    assert_eq!(m["hoist_sites{sync_state=\"suspended\"}"], 0.0, "{m:?}");
     assert!(
         m["hoist_reconciles_total{result=\"success\"}"] >= 1.0,
         "{m:?}"
