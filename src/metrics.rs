@@ -23,12 +23,13 @@ pub const DURATION_BUCKETS: [f64; 12] = [
 ];
 
 /// Every sync state, so that `hoist_sites` shows zeros too.
-const SYNC_STATES: [SyncState; 5] = [
+const SYNC_STATES: [SyncState; 6] = [
     SyncState::Synced,
     SyncState::OutOfSync,
     SyncState::Blocked,
     SyncState::Failed,
     SyncState::Unmanaged,
+    SyncState::Suspended,
 ];
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -517,6 +518,7 @@ mod tests {
 hoist_sites{sync_state=\"blocked\"} 0
 hoist_sites{sync_state=\"failed\"} 1
 hoist_sites{sync_state=\"out-of-sync\"} 0
+hoist_sites{sync_state=\"suspended\"} 0
 hoist_sites{sync_state=\"synced\"} 2
 hoist_sites{sync_state=\"unmanaged\"} 0
 # HELP hoist_tasks_total Tasks ended, by kind and result.
@@ -551,6 +553,37 @@ hoist_last_reconcile_timestamp_seconds 1700000000.5
 hoist_rollout_halted 1
 ";
         assert_eq!(r.render(), want);
+    }
+
+    #[test]
+    fn every_sync_state_is_zero_filled() {
+        // The match has no wildcard, so a new state fails to compile here
+        // until it is listed (and then this test checks it is in the list).
+        let listed = |st: SyncState| match st {
+            SyncState::Synced
+            | SyncState::OutOfSync
+            | SyncState::Blocked
+            | SyncState::Failed
+            | SyncState::Unmanaged
+            | SyncState::Suspended => SYNC_STATES.contains(&st),
+        };
+        for st in [
+            SyncState::Synced,
+            SyncState::OutOfSync,
+            SyncState::Blocked,
+            SyncState::Failed,
+            SyncState::Unmanaged,
+            SyncState::Suspended,
+        ] {
+            assert!(listed(st), "{} is not zero-filled", st.as_str());
+        }
+        let r = Registry::new();
+        r.record_sites([SyncState::Synced]);
+        let text = r.render();
+        assert!(
+            text.contains("hoist_sites{sync_state=\"suspended\"} 0\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -108,12 +108,43 @@ fn parse(text: &str) -> BTreeMap<String, f64> {
     out
 }
 
+/// Each finished install task's duration in seconds, from its record's
+/// `started` and `finished`, by site.
+fn install_seconds(tasks: &Path) -> BTreeMap<String, f64> {
+    let at = |s: &str| {
+        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|e| panic!("{s}: {e}"))
+    };
+    let mut out = BTreeMap::new();
+    for e in std::fs::read_dir(tasks).unwrap().flatten() {
+        if e.path().extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let Some(rec) = hoist::task::parse(&std::fs::read(e.path()).unwrap()) else {
+            continue;
+        };
+        if rec.kind != hoist::task::TaskKind::Install {
+            continue;
+        }
+        let finished = rec.finished.as_deref().expect("the pass has ended");
+        let took = (at(finished) - at(&rec.started)).as_seconds_f64();
+        out.insert(rec.site.expect("a site task").to_string(), took);
+    }
+    out
+}
+
 #[test]
 fn watch_serves_metrics_that_parse_under_concurrent_scrapes() {
     let tmp = tempfile::tempdir().unwrap();
     let inv = tmp.path().join("inv");
     example(&inv);
     std::fs::write(inv.join("hoist.yaml"), settings(None, true, 1, 100)).unwrap();
+    // acme's install does real work for a while (a big recursive query),
+    // so that its create task lasts measurably longer than its bookkeeping.
+    let sql = inv.join("codebases/shop-1.1/packages/core/install.sql");
+    let mut text = std::fs::read_to_string(&sql).unwrap();
+    text.push_str("\nCREATE TABLE slow_probe AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 3000000) SELECT count(*) AS n FROM c;\n");
+    std::fs::write(&sql, text).unwrap();
     init_repo(&inv);
     let d = start(&inv, "127.0.0.1:0");
 
@@ -146,6 +177,8 @@ fn watch_serves_metrics_that_parse_under_concurrent_scrapes() {
     let sites = std::fs::read_dir(inv.join("sites")).unwrap().count() as f64;
     assert_eq!(m["hoist_sites{sync_state=\"synced\"}"], sites, "{m:?}");
     assert_eq!(m["hoist_sites{sync_state=\"failed\"}"], 0.0);
+    // Every state is there, zeros too, so that an alert on one has a series.
+    assert_eq!(m["hoist_sites{sync_state=\"suspended\"}"], 0.0, "{m:?}");
     assert!(
         m["hoist_reconciles_total{result=\"success\"}"] >= 1.0,
         "{m:?}"
@@ -160,6 +193,19 @@ fn watch_serves_metrics_that_parse_under_concurrent_scrapes() {
         m["hoist_task_duration_seconds_bucket{kind=\"create\",le=\"+Inf\"}"]
     );
     assert!(m["hoist_task_duration_seconds_count{kind=\"create\"}"] >= created);
+    // Each create is timed from its start: the histogram's sum is at least
+    // the tasks' own recorded durations (a timer started at the task's end
+    // would give microseconds).
+    let recorded = install_seconds(&inv.join(".hoist-host/tasks"));
+    let acme = recorded["acme"];
+    assert!(acme > 0.05, "acme's install was not slow: {recorded:?}");
+    let total: f64 = recorded.values().sum();
+    let sum = m["hoist_task_duration_seconds_sum{kind=\"create\"}"];
+    // 1 ms a task for the wall clock against the monotonic one.
+    assert!(
+        sum + 0.001 * recorded.len() as f64 >= total,
+        "sum {sum} below the recorded {recorded:?}"
+    );
     assert!(m.contains_key("hoist_tasks_total{kind=\"build\",result=\"success\"}"));
 
     // A client that connects and says nothing holds up no one.

@@ -348,12 +348,21 @@ fn json_logs_carry_each_steps_wave_as_a_field() {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: not JSON: {l}")))
         .collect();
     let wave_of = |site: &str| -> Vec<String> {
+        // Each step event names its task by the id of the site's migrate.
+        let migrates: Vec<serde_json::Value> = tasks_of(&f, site)
+            .into_iter()
+            .filter(|t| t["kind"] == "migrate")
+            .collect();
+        assert_eq!(migrates.len(), 1, "{site}: {migrates:?}");
+        let id = migrates[0]["id"].as_str().unwrap();
         events
             .iter()
             .filter(|e| e["fields"]["site"] == site && e["fields"]["step"].is_string())
             .map(|e| {
                 let m = e["fields"]["message"].as_str().unwrap();
                 assert!(!m.contains("wave"), "the wave is in the message: {e}");
+                assert_eq!(e["fields"]["task"], id, "{site}: {e}");
+                assert!(!m.contains(id), "the task is in the message: {e}");
                 e["fields"]["wave"].as_str().unwrap_or("(none)").to_string()
             })
             .collect()

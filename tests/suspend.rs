@@ -115,7 +115,14 @@ fn a_suspended_site_whose_platform_changed_is_shown_but_not_migrated() {
 fn watch_reports_a_suspended_sites_drift_and_leaves_it() {
     let f = installed();
     suspend_site(&f, "bakery", "  reason: handed over to the client\n");
-    // Behind hoist's back: its vhost is removed. Self-heal is on by default.
+    // Self-heal on (it is off by default), so that leaving the site alone
+    // is the suspension's doing.
+    let settings = f
+        .read("hoist.yaml")
+        .replace("self_heal: false", "self_heal: true");
+    assert!(settings.contains("self_heal: true"), "{settings}");
+    f.write("hoist.yaml", &settings);
+    // Behind hoist's back: its vhost is removed.
     let vhost = f.host().join("vhosts/bakery.example.com.conf");
     std::fs::remove_file(&vhost).unwrap();
     let w = f.run(&["watch", "--once"]);

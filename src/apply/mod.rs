@@ -370,34 +370,39 @@ fn run_sites<'a>(
                 break;
             };
             let what = format!("{} {}", s.action.as_str(), s.name);
-            let o = if let Some(to) =
+            let (o, done) = if let Some(to) =
                 s.to.as_ref()
                     .filter(|t| failed_builds.contains(&t.platform))
             {
-                TaskOutcome {
+                let o = TaskOutcome {
                     id: None,
                     what,
                     result: TaskResult::Failed,
                     message: Some(format!("platform {} failed to build", to.platform)),
-                }
+                };
+                (o, Done::site(s))
             } else {
                 // A test holds chosen sites' tasks here to see which run
                 // side by side.
                 crate::failpoint::hold(&format!("task-{}", s.name));
+                // Timed from here, where the task starts: the duration
+                // histogram is of the task, not of its bookkeeping.
+                let done = Done::site(s);
                 progress.started(&what);
                 let run = std::panic::AssertUnwindSafe(|| site::run(s, inv, servers, opts, what));
-                std::panic::catch_unwind(run).unwrap_or_else(|_| TaskOutcome {
+                let o = std::panic::catch_unwind(run).unwrap_or_else(|_| TaskOutcome {
                     id: None,
                     what: format!("{} {}", s.action.as_str(), s.name),
                     result: TaskResult::Failed,
                     message: Some("the task panicked".into()),
-                })
+                });
+                (o, done)
             };
             outcomes
                 .lock()
                 .expect("outcomes lock")
                 .push((*s, o.clone()));
-            record(o, Done::site(s));
+            record(o, done);
         };
         let queues: Vec<(Vec<&'a SitePlan>, AtomicUsize)> = by_server
             .into_values()
@@ -503,6 +508,7 @@ struct Done<'a> {
 }
 
 impl<'a> Done<'a> {
+    /// A site task starting now: call it where the task starts.
     fn site(s: &'a SitePlan) -> Done<'a> {
         Done {
             kind: s.action.as_str(),
@@ -510,6 +516,7 @@ impl<'a> Done<'a> {
             started: std::time::Instant::now(),
         }
     }
+    /// A platform task starting now: call it where the task starts.
     fn platform(kind: &'a str) -> Done<'a> {
         Done {
             kind,

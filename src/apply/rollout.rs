@@ -121,13 +121,20 @@ impl Budget {
         }
     }
 
-    /// The failures allowed in all: the smaller of the two bounds.
+    /// The failures allowed in all: the smaller of the bounds given (a bound
+    /// not given does not constrain); none, as the spec's default budget
+    /// has it, when neither is given.
     pub fn allowed(&self) -> usize {
         let pct = self
             .bound
             .max_failed_percent
             .map(|p| usize::from(p) * self.total / 100);
-        pct.map_or(self.bound.max_failed, |p| p.min(self.bound.max_failed))
+        match (self.bound.max_failed, pct) {
+            (Some(n), Some(p)) => n.min(p),
+            (Some(n), None) => n,
+            (None, Some(p)) => p,
+            (None, None) => 0,
+        }
     }
 
     /// Whether the failures exceed the budget.
@@ -254,15 +261,44 @@ pub struct RolloutReport {
 mod tests {
     use super::*;
 
+    fn budget(max_failed: Option<usize>, max_failed_percent: Option<u8>, total: usize) -> Budget {
+        Budget::new(
+            &FailureBudget {
+                max_failed,
+                max_failed_percent,
+            },
+            total,
+        )
+    }
+
+    #[test]
+    fn a_bound_not_given_does_not_constrain() {
+        assert_eq!(budget(Some(3), None, 20).allowed(), 3, "only max_failed");
+        assert_eq!(
+            budget(None, Some(10), 50).allowed(),
+            5,
+            "only max_failed_percent: 10% of 50, not capped by an unset max_failed"
+        );
+        assert_eq!(
+            budget(Some(3), Some(10), 50).allowed(),
+            3,
+            "both: the smaller"
+        );
+        assert_eq!(
+            budget(Some(9), Some(10), 50).allowed(),
+            5,
+            "both: the smaller"
+        );
+        assert_eq!(
+            budget(None, None, 50).allowed(),
+            0,
+            "neither: any failure halts"
+        );
+    }
+
     #[test]
     fn the_budget_is_the_smaller_bound_and_halts_past_it() {
-        let mut b = Budget::new(
-            &FailureBudget {
-                max_failed: 3,
-                max_failed_percent: Some(10),
-            },
-            20,
-        );
+        let mut b = budget(Some(3), Some(10), 20);
         assert_eq!(b.allowed(), 2, "10% of 20 is below max_failed 3");
         b.failed = 2;
         assert!(!b.exceeded());

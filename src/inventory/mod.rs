@@ -166,7 +166,9 @@ impl Default for Policy {
             strict: false,
             parallel: 2,
             keep_backups: 5,
-            self_heal: true,
+            // Spec section 2: watch only reports drift unless told to
+            // repair it.
+            self_heal: false,
         }
     }
 }
@@ -919,5 +921,31 @@ fn check_sites(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_defaults_are_the_specs_and_the_schemas() {
+        // Spec section 2 spells the defaults out: watch only reports drift.
+        let want = Policy {
+            prune: false,
+            strict: false,
+            parallel: 2,
+            keep_backups: 5,
+            self_heal: false,
+        };
+        assert_eq!(Policy::default(), want);
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../schema/hoist.schema.json")).unwrap();
+        let props = &schema["properties"]["policy"]["properties"];
+        assert_eq!(props["self_heal"]["default"], want.self_heal);
+        assert_eq!(props["prune"]["default"], want.prune);
+        assert_eq!(props["strict"]["default"], want.strict);
+        assert_eq!(props["parallel"]["default"], want.parallel);
+        assert_eq!(props["keep_backups"]["default"], want.keep_backups);
     }
 }

@@ -52,13 +52,15 @@ pub struct Select {
     pub percent: Option<u8>,
 }
 
-/// `failure_budget:`. The rollout halts when failures exceed either bound.
+/// `failure_budget:`. The rollout halts when failures exceed either bound
+/// given; a bound not given does not constrain, and with neither given any
+/// failure halts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FailureBudget {
     /// Failures allowed in all.
     #[serde(default)]
-    pub max_failed: usize,
+    pub max_failed: Option<usize>,
     /// Failures allowed, as a percentage of the rollout's site tasks.
     #[serde(default)]
     pub max_failed_percent: Option<u8>,
