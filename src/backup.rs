@@ -1331,9 +1331,15 @@ pub fn create(
                 }
                 // A file swapped for a symlink or anything but a file since
                 // the walk is refused, not followed.
-                let f = host
-                    .open_in(&site_dir, &it.rel)
-                    .map_err(|_| BackupError::Changed { path: src.clone() })?;
+                let f = host.open_in(&site_dir, &it.rel).map_err(|e| match e {
+                    // Not readable is not a change: said as it is.
+                    HostError::Io { source, .. }
+                        if source.kind() == io::ErrorKind::PermissionDenied =>
+                    {
+                        io_err(&src)(source)
+                    }
+                    _ => BackupError::Changed { path: src.clone() },
+                })?;
                 if f.len != it.size {
                     return Err(BackupError::Changed { path: src });
                 }
