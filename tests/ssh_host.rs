@@ -510,8 +510,7 @@ fn a_host_without_sh_or_tar_is_refused_at_connect() {
         };
         let f = Fixture::with(sshd);
         let e = SshHost::connect(f.target_with(f.sshd.port, "client keys/known_hosts"))
-            .err()
-            .expect("must be refused");
+            .expect_err("must be refused");
         let msg = e.to_string();
         assert!(msg.starts_with(&f.label()) && msg.contains(want), "{msg}");
     }
@@ -577,9 +576,7 @@ fn a_wrong_or_unknown_host_key_is_refused() {
         ("changed_hosts", "REMOTE HOST IDENTIFICATION HAS CHANGED"),
         ("empty_hosts", "host key is known"),
     ] {
-        let e = SshHost::connect(f.target_with(f.sshd.port, file))
-            .err()
-            .expect("must be refused");
+        let e = SshHost::connect(f.target_with(f.sshd.port, file)).expect_err("must be refused");
         assert!(matches!(e, SshError::HostKey { .. }), "{e}");
         let msg = e.to_string();
         assert!(msg.starts_with(&f.label()), "{msg}");
@@ -603,8 +600,7 @@ fn an_unreachable_host_is_named() {
     let Some(f) = Fixture::start() else { return };
     let port = services::free_port();
     let e = SshHost::connect(f.target_with(port, "client keys/known_hosts"))
-        .err()
-        .expect("nothing listens");
+        .expect_err("nothing listens");
     assert!(matches!(e, SshError::Unreachable { .. }), "{e}");
     let msg = e.to_string();
     assert!(
@@ -620,7 +616,7 @@ fn an_unreachable_host_is_named() {
         *known_hosts = "missing/known_hosts".into();
     }
     let t = SshTarget::from_config("web2", &cfg, f.sshd.dir()).unwrap();
-    let e = SshHost::connect(t).err().expect("no known_hosts");
+    let e = SshHost::connect(t).expect_err("no known_hosts");
     assert!(e.to_string().contains("missing/known_hosts"), "{e}");
 }
 
