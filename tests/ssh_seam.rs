@@ -445,3 +445,147 @@ fn the_task_journal_works_on_an_ssh_host() {
     other.finish(TaskResult::Failed).unwrap();
     assert!(task::leftovers(&tasks).running.is_empty());
 }
+
+/// A backup made on this machine is restored from an archive kept on the
+/// ssh host into a site directory on the ssh host: the archive streamed
+/// by `open_in`, the tree made by `mkdir_in`, `create_in`, `symlink_in`
+/// and `set_dir_meta`, published by `rename`. The result walks equal to
+/// a restore of the same archive on this machine, and the dump arrives.
+#[test]
+fn a_backup_is_restored_from_and_onto_an_ssh_host() {
+    use hoist::backup;
+    use hoist::driver::host::OnHost;
+    use hoist::names::{Domain, Name, PackageName};
+    use hoist::render::{self, Secret, SiteConfig};
+    use hoist::server::LocalServer;
+    let Some(f) = Fixture::start() else { return };
+
+    // A site on this machine: settings, files of several modes, a
+    // non-UTF-8 name, a link inside, a private subdirectory; a database.
+    let srv = LocalServer::new(Name::new("local").unwrap(), f.dir.path().join("local root"));
+    let site = Name::new("acme").unwrap();
+    let platform = Name::new("shop-1-1").unwrap();
+    let domain = Domain::new("acme.example.com").unwrap();
+    let dir = srv.site_dir(&platform, &domain);
+    std::fs::create_dir_all(dir.join("files/sub")).unwrap();
+    let cfg = SiteConfig {
+        site: site.clone(),
+        domain: domain.clone(),
+        aliases: vec![],
+        platform: platform.clone(),
+        profile: PackageName::new("standard").unwrap(),
+        enabled: true,
+        db_server: Name::new("default").unwrap(),
+        db_name: Some("acme_db".into()),
+        db_driver: Default::default(),
+        db_address: None,
+    };
+    let settings = render::settings_file(&cfg, &Secret::new("pw-not-in-backups".into()));
+    std::fs::write(dir.join("settings.yaml"), settings).unwrap();
+    std::fs::write(dir.join("files/a.txt"), b"hello\n").unwrap();
+    std::fs::write(dir.join("files/sub/big.bin"), all_bytes().repeat(2000)).unwrap();
+    std::fs::write(dir.join(OsStr::from_bytes(b"files/\xe9t\xe9")), b"latin1").unwrap();
+    std::fs::set_permissions(dir.join("files/a.txt"), PermissionsExt::from_mode(0o640)).unwrap();
+    std::fs::set_permissions(dir.join("files/sub"), PermissionsExt::from_mode(0o750)).unwrap();
+    std::os::unix::fs::symlink("a.txt", dir.join("files/link")).unwrap();
+    let creds = srv.db().create("acme_db").unwrap();
+    let login = hoist::driver::db::Login {
+        database: "acme_db".into(),
+        user: creds.user.clone(),
+        password: creds.password.clone(),
+    };
+    srv.db()
+        .open("acme_db", &creds)
+        .unwrap()
+        .create_core_tables()
+        .unwrap();
+    let made = backup::create(
+        &srv,
+        &site,
+        &platform,
+        &domain,
+        (
+            srv.db_server(&Name::new("default").unwrap()).unwrap(),
+            &login,
+        ),
+        backup::Scope::Full,
+        None,
+    )
+    .unwrap();
+
+    // The archive onto the ssh host, and a restore there and here.
+    let ssh: Arc<dyn Host> = Arc::new(f.connect());
+    let archive = OnHost {
+        host: ssh.clone(),
+        path: p("backups/acme.tar.gz"),
+    };
+    ssh.write(
+        &archive.path,
+        &std::fs::read(&made.info.path).unwrap(),
+        WriteMode::Private,
+    )
+    .unwrap();
+    let restore = |archive: &OnHost, dest: OnHost| {
+        let mut dump = Vec::new();
+        let x = backup::extract(archive, &dest, &mut |r| {
+            r.read_to_end(&mut dump)
+                .map(drop)
+                .map_err(|source| hoist::db::DbError::Read {
+                    db: "none".into(),
+                    file: backup::DUMP.into(),
+                    source,
+                })
+                .map_err(Into::into)
+        })
+        .unwrap();
+        (x.manifest.site, dump)
+    };
+    let there = restore(
+        &archive,
+        OnHost {
+            host: ssh.clone(),
+            path: p("platforms/shop-1-1/sites/acme.example.com"),
+        },
+    );
+    let here_dir = f.dir.path().join("here/acme.example.com");
+    let here = restore(&OnHost::local(&made.info.path), OnHost::local(&here_dir));
+    assert_eq!(there.0, site);
+    assert!(!there.1.is_empty(), "the dump was not read");
+    assert_eq!(there, here);
+
+    // Byte for byte, mode for mode, link for link, file times too: both
+    // walks read this machine's filesystem.
+    let restored = f.root.join("platforms/shop-1-1/sites/acme.example.com");
+    let walk = |d: &Path| {
+        let mut v = hoist::driver::tree::walk_local(d, None).unwrap();
+        // The top's time, and a link's, are the restore's own (a link's
+        // time is not restored, here either).
+        v[0].mtime = 0;
+        for e in &mut v {
+            if e.kind == EntryKind::Symlink {
+                e.mtime = 0;
+            }
+            // Owners are not restored: each copy is its restorer's, and
+            // the ssh account need not be this process's user.
+            e.uid = 0;
+            e.gid = 0;
+        }
+        v
+    };
+    assert_eq!(walk(&restored), walk(&here_dir));
+    assert_eq!(
+        std::fs::read(restored.join("files/sub/big.bin")).unwrap(),
+        all_bytes().repeat(2000)
+    );
+    assert_eq!(mode_of(&restored.join("files/sub")), 0o750);
+    assert_eq!(
+        std::fs::read_link(restored.join("files/link")).unwrap(),
+        Path::new("a.txt")
+    );
+    // Nothing but the site is left beside it (no staging).
+    let left: Vec<_> = std::fs::read_dir(restored.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["acme.example.com"]);
+}
