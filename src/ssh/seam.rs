@@ -394,6 +394,8 @@ impl Host for SshHost {
             .map_or_else(|_| format!("{}/{p}", self.root()), |r| r.to_string())
     }
 
+    /// Stricter than [`crate::driver::host::LocalHost`]: a final symbolic
+    /// link is refused, not followed (nothing hoist reads is one).
     fn read(&self, p: &HostPath) -> Result<Option<Vec<u8>>, HostError> {
         match SshHost::read(self, &self.at(p)?) {
             Ok(b) => Ok(Some(b)),
@@ -417,6 +419,8 @@ impl Host for SshHost {
         Ok(())
     }
 
+    /// `mv -T`: rename(2) on one filesystem, which is how every caller
+    /// uses it (a staged sibling put in place).
     fn rename(&self, from: &HostPath, to: &HostPath) -> Result<(), HostError> {
         let (a, b) = (self.at(from)?, self.at(to)?);
         let args = [OsStr::new(a.as_str()), OsStr::new(b.as_str())];
