@@ -463,7 +463,7 @@ fn the_lock_works_without_flock() {
         .unwrap();
     for tool in [
         "sh", "cat", "cp", "mv", "rm", "mkdir", "sync", "dirname", "basename", "chmod", "tar",
-        "head", "wc", "sleep",
+        "head", "wc", "sleep", "ln", "stat", "touch", "dd", "find",
     ] {
         let real = services::find_program(&[tool]).unwrap_or_else(|| panic!("{tool} not found"));
         std::os::unix::fs::symlink(real, bin.path().join(tool)).unwrap();
@@ -485,7 +485,7 @@ fn tools_dir(without: &[&str]) -> tempfile::TempDir {
         .unwrap();
     for tool in [
         "sh", "cat", "cp", "mv", "rm", "mkdir", "sync", "dirname", "basename", "chmod", "tar",
-        "head", "wc", "sleep",
+        "head", "wc", "sleep", "ln", "stat", "touch", "dd", "find",
     ] {
         if without.contains(&tool) {
             continue;
@@ -496,13 +496,15 @@ fn tools_dir(without: &[&str]) -> tempfile::TempDir {
     bin
 }
 
-/// A host without sh, or without GNU tar, is refused at connect with a
-/// message saying so.
+/// A host without sh, GNU tar or another tool hoist's scripts use is
+/// refused at connect with a message saying so.
 #[test]
 fn a_host_without_sh_or_tar_is_refused_at_connect() {
     for (without, want) in [
         (&["sh"][..], "no working POSIX sh"),
         (&["tar"][..], "lacks GNU tar"),
+        // The Host seam lists trees with find.
+        (&["find"][..], "lacks find"),
     ] {
         let bin = tools_dir(without);
         let Some(sshd) = Sshd::start_with(&format!("SetEnv PATH={}", bin.path().display())) else {

@@ -44,9 +44,10 @@ pub fn with_prelude(body: &str) -> String {
     format!("{PRELUDE}{body}")
 }
 
-/// Probe: proves a POSIX sh runs, reports GNU tar and flock.
+/// Probe: proves a POSIX sh runs, names a missing tool (those of the Host
+/// seam's scripts among them), reports GNU tar and flock.
 pub const PROBE: &str = r#"echo hoist-sh-ok
-for t in cat cp mv rm mkdir sync dirname basename chmod; do
+for t in cat cp mv rm mkdir sync dirname basename chmod wc head ln stat touch dd find; do
   command -v "$t" >/dev/null 2>&1 || echo "missing $t"
 done
 tar --version 2>/dev/null | head -n 1
