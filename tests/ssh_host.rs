@@ -463,7 +463,7 @@ fn the_lock_works_without_flock() {
         .unwrap();
     for tool in [
         "sh", "cat", "cp", "mv", "rm", "mkdir", "sync", "dirname", "basename", "chmod", "tar",
-        "head", "wc", "sleep",
+        "head", "wc", "sleep", "ln", "stat", "touch", "dd", "find",
     ] {
         let real = services::find_program(&[tool]).unwrap_or_else(|| panic!("{tool} not found"));
         std::os::unix::fs::symlink(real, bin.path().join(tool)).unwrap();
@@ -485,7 +485,7 @@ fn tools_dir(without: &[&str]) -> tempfile::TempDir {
         .unwrap();
     for tool in [
         "sh", "cat", "cp", "mv", "rm", "mkdir", "sync", "dirname", "basename", "chmod", "tar",
-        "head", "wc", "sleep",
+        "head", "wc", "sleep", "ln", "stat", "touch", "dd", "find",
     ] {
         if without.contains(&tool) {
             continue;
@@ -496,13 +496,15 @@ fn tools_dir(without: &[&str]) -> tempfile::TempDir {
     bin
 }
 
-/// A host without sh, or without GNU tar, is refused at connect with a
-/// message saying so.
+/// A host without sh, GNU tar or another tool hoist's scripts use is
+/// refused at connect with a message saying so.
 #[test]
 fn a_host_without_sh_or_tar_is_refused_at_connect() {
     for (without, want) in [
         (&["sh"][..], "no working POSIX sh"),
         (&["tar"][..], "lacks GNU tar"),
+        // The Host seam lists trees with find.
+        (&["find"][..], "lacks find"),
     ] {
         let bin = tools_dir(without);
         let Some(sshd) = Sshd::start_with(&format!("SetEnv PATH={}", bin.path().display())) else {
@@ -510,8 +512,7 @@ fn a_host_without_sh_or_tar_is_refused_at_connect() {
         };
         let f = Fixture::with(sshd);
         let e = SshHost::connect(f.target_with(f.sshd.port, "client keys/known_hosts"))
-            .err()
-            .expect("must be refused");
+            .expect_err("must be refused");
         let msg = e.to_string();
         assert!(msg.starts_with(&f.label()) && msg.contains(want), "{msg}");
     }
@@ -577,9 +578,7 @@ fn a_wrong_or_unknown_host_key_is_refused() {
         ("changed_hosts", "REMOTE HOST IDENTIFICATION HAS CHANGED"),
         ("empty_hosts", "host key is known"),
     ] {
-        let e = SshHost::connect(f.target_with(f.sshd.port, file))
-            .err()
-            .expect("must be refused");
+        let e = SshHost::connect(f.target_with(f.sshd.port, file)).expect_err("must be refused");
         assert!(matches!(e, SshError::HostKey { .. }), "{e}");
         let msg = e.to_string();
         assert!(msg.starts_with(&f.label()), "{msg}");
@@ -603,8 +602,7 @@ fn an_unreachable_host_is_named() {
     let Some(f) = Fixture::start() else { return };
     let port = services::free_port();
     let e = SshHost::connect(f.target_with(port, "client keys/known_hosts"))
-        .err()
-        .expect("nothing listens");
+        .expect_err("nothing listens");
     assert!(matches!(e, SshError::Unreachable { .. }), "{e}");
     let msg = e.to_string();
     assert!(
@@ -620,7 +618,7 @@ fn an_unreachable_host_is_named() {
         *known_hosts = "missing/known_hosts".into();
     }
     let t = SshTarget::from_config("web2", &cfg, f.sshd.dir()).unwrap();
-    let e = SshHost::connect(t).err().expect("no known_hosts");
+    let e = SshHost::connect(t).expect_err("no known_hosts");
     assert!(e.to_string().contains("missing/known_hosts"), "{e}");
 }
 

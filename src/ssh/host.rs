@@ -24,9 +24,10 @@
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
 
 use super::error::{classify, SshError};
 use super::path::RemotePath;
@@ -68,8 +69,10 @@ pub(crate) struct Slots {
     cv: Condvar,
 }
 
-/// One held session slot, returned on drop.
-pub(crate) struct Slot<'a>(&'a Slots);
+/// One held session slot, returned on drop. It owns a handle on the
+/// semaphore so a session can outlive a borrow of its host (a lock or a
+/// stream handed out through the Host seam).
+pub(crate) struct Slot(Arc<Slots>);
 
 impl Slots {
     fn new(n: usize) -> Slots {
@@ -79,17 +82,17 @@ impl Slots {
         }
     }
 
-    pub(crate) fn acquire(&self) -> Slot<'_> {
+    pub(crate) fn acquire(self: &Arc<Self>) -> Slot {
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
         while *free == 0 {
             free = self.cv.wait(free).unwrap_or_else(|e| e.into_inner());
         }
         *free -= 1;
-        Slot(self)
+        Slot(Arc::clone(self))
     }
 }
 
-impl Drop for Slot<'_> {
+impl Drop for Slot {
     fn drop(&mut self) {
         let mut free = self.0.free.lock().unwrap_or_else(|e| e.into_inner());
         *free += 1;
@@ -104,7 +107,7 @@ pub struct SshHost {
     control_dir: tempfile::TempDir,
     control_path: PathBuf,
     has_flock: AtomicBool,
-    pub(crate) slots: Slots,
+    pub(crate) slots: Arc<Slots>,
     master: Mutex<()>,
 }
 
@@ -214,7 +217,7 @@ impl SshHost {
             control_dir,
             control_path,
             has_flock: AtomicBool::new(false),
-            slots: Slots::new(MAX_SESSIONS),
+            slots: Arc::new(Slots::new(MAX_SESSIONS)),
             master: Mutex::new(()),
         };
         host.probe()?;
@@ -378,10 +381,20 @@ impl SshHost {
 
     /// The remote command line running `script` (after the prelude) with
     /// the root and `args` as its positional parameters.
-    pub(crate) fn script_line(&self, script: &str, args: &[&str]) -> Result<OsString, SshError> {
+    pub(crate) fn script_line<S: AsRef<OsStr>>(
+        &self,
+        script: &str,
+        args: &[S],
+    ) -> Result<OsString, SshError> {
         let full = scripts::with_prelude(script);
-        let mut argv: Vec<&str> = vec!["sh", "-c", &full, "hoist", self.target.root.as_str()];
-        argv.extend_from_slice(args);
+        let mut argv: Vec<&OsStr> = vec![
+            OsStr::new("sh"),
+            OsStr::new("-c"),
+            OsStr::new(&full),
+            OsStr::new("hoist"),
+            OsStr::new(self.target.root.as_str()),
+        ];
+        argv.extend(args.iter().map(AsRef::as_ref));
         command_line(&argv).map_err(|source| SshError::Quote {
             host: self.label.clone(),
             source,
@@ -502,6 +515,111 @@ impl SshHost {
             source,
         })?;
         self.run(&line, stdin, None)
+    }
+}
+
+/// A remote command running with its stdin and stdout as pipes, for a
+/// transfer that outlives the call starting it (a file read or written
+/// piece by piece through the Host seam). It holds a session slot of its
+/// own, so it does not borrow its host.
+pub(crate) struct Stream {
+    label: String,
+    known_hosts: PathBuf,
+    child: Child,
+    /// The command's stdin; dropping it is the command's EOF.
+    pub(crate) stdin: Option<ChildStdin>,
+    /// The command's stdout.
+    pub(crate) stdout: io::BufReader<ChildStdout>,
+    stderr: Option<JoinHandle<String>>,
+    /// Whether a stream dropped before [`Stream::wait`] kills its ssh
+    /// (a reader: the remote side may be blocked writing) rather than
+    /// waiting for it (a writer: EOF ends it).
+    kill_on_drop: bool,
+    done: bool,
+    _slot: Slot,
+}
+
+impl SshHost {
+    /// Starts `line` remotely with piped stdin and stdout.
+    pub(crate) fn spawn(&self, line: &OsStr, kill_on_drop: bool) -> Result<Stream, SshError> {
+        let slot = self.slots.acquire();
+        let mut child = self
+            .remote_command(line)?
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(self.local_err("run ssh"))?;
+        let stdin = child.stdin.take();
+        let stdout = io::BufReader::new(child.stdout.take().expect("piped stdout"));
+        let err = child.stderr.take().expect("piped stderr");
+        let stderr = std::thread::spawn(move || read_tail(err));
+        Ok(Stream {
+            label: self.label.clone(),
+            known_hosts: self.target.known_hosts.clone(),
+            child,
+            stdin,
+            stdout,
+            stderr: Some(stderr),
+            kill_on_drop,
+            done: false,
+            _slot: slot,
+        })
+    }
+}
+
+impl Stream {
+    /// Ends the command's stdin, collects what is left of its stdout, and
+    /// waits for it. ssh's own failures become errors; the remote
+    /// command's status is returned as it is.
+    pub(crate) fn wait(&mut self) -> Result<ExecOutput, SshError> {
+        drop(self.stdin.take());
+        let mut rest = Vec::new();
+        let read = self.stdout.read_to_end(&mut rest);
+        let status = self.child.wait();
+        self.done = true;
+        let stderr = self
+            .stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        let status = status.map_err(|source| SshError::Local {
+            host: self.label.clone(),
+            what: "wait for ssh".into(),
+            source,
+        })?;
+        let code = status.code().unwrap_or(-1);
+        if let Some(e) = classify(&self.label, &self.known_hosts, code, &stderr) {
+            return Err(e);
+        }
+        read.map_err(|source| SshError::Local {
+            host: self.label.clone(),
+            what: "take the output of the remote command".into(),
+            source,
+        })?;
+        Ok(ExecOutput {
+            status: code,
+            stdout: rest,
+            stderr,
+        })
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        drop(self.stdin.take());
+        if self.kill_on_drop {
+            // Nothing to report: the transfer was given up.
+            let _ = self.child.kill();
+        }
+        // Reaped, so no session is left half open behind the caller.
+        let _ = self.child.wait();
+        if let Some(h) = self.stderr.take() {
+            let _ = h.join();
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 //! holder's connection, and no timeout guesses at liveness.
 
 use std::io::{BufRead, BufReader};
+use std::marker::PhantomData;
 use std::process::{Child, ChildStdin, Stdio};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -21,12 +22,20 @@ use super::scripts;
 /// A held lock on a server. Dropping it releases it (and waits until the
 /// remote side has let go).
 pub struct SshLock<'h> {
-    host: &'h SshHost,
+    held: Held,
+    _host: PhantomData<&'h SshHost>,
+}
+
+/// What a held lock owns: its session and what its messages need. It
+/// borrows nothing, so the Host seam can hand it out as a
+/// [`crate::driver::host::HostLock`].
+pub(crate) struct Held {
+    label: String,
     path: RemotePath,
     child: Child,
     stdin: Option<ChildStdin>,
     stderr: Option<JoinHandle<String>>,
-    _slot: Slot<'h>,
+    _slot: Slot,
 }
 
 /// What the lock file says about its holder: this process and machine.
@@ -99,12 +108,15 @@ impl SshHost {
         let _ = BufReader::new(stdout).read_line(&mut first);
         if first == "locked\n" {
             return Ok(SshLock {
-                host: self,
-                path: file.clone(),
-                child,
-                stdin,
-                stderr: Some(stderr),
-                _slot: slot,
+                held: Held {
+                    label: self.label().into(),
+                    path: file.clone(),
+                    child,
+                    stdin,
+                    stderr: Some(stderr),
+                    _slot: slot,
+                },
+                _host: PhantomData,
             });
         }
         drop(stdin);
@@ -143,25 +155,36 @@ impl SshHost {
 impl SshLock<'_> {
     /// The lock file.
     pub fn path(&self) -> &RemotePath {
-        &self.path
+        &self.held.path
     }
 
     /// Ok while the lock is still held; [`SshError::LockLost`] once its
     /// session has ended (the connection broke): whatever was being done
     /// under it must stop.
     pub fn check(&mut self) -> Result<(), SshError> {
-        match self.child.try_wait() {
-            Ok(None) => Ok(()),
-            _ => Err(SshError::LockLost {
-                host: self.host.label().into(),
-                path: self.path.to_string(),
-            }),
-        }
+        self.held.check()
     }
 
     /// Lets go of the lock and waits until the remote side has.
     pub fn release(mut self) -> Result<(), SshError> {
-        self.finish()
+        self.held.finish()
+    }
+
+    /// The lock as a value that borrows nothing (released when dropped).
+    pub(crate) fn into_held(self) -> Held {
+        self.held
+    }
+}
+
+impl Held {
+    fn check(&mut self) -> Result<(), SshError> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            _ => Err(SshError::LockLost {
+                host: self.label.clone(),
+                path: self.path.to_string(),
+            }),
+        }
     }
 
     fn finish(&mut self) -> Result<(), SshError> {
@@ -178,14 +201,14 @@ impl SshLock<'_> {
         match status {
             Ok(s) if s.success() => Ok(()),
             Ok(s) => Err(SshError::Remote {
-                host: self.host.label().into(),
+                host: self.label.clone(),
                 op: "unlock",
                 path: self.path.to_string(),
                 status: s.code().unwrap_or(-1),
                 stderr: stderr.trim().into(),
             }),
             Err(source) => Err(SshError::Local {
-                host: self.host.label().into(),
+                host: self.label.clone(),
                 what: "wait for the lock session".into(),
                 source,
             }),
@@ -193,7 +216,7 @@ impl SshLock<'_> {
     }
 }
 
-impl Drop for SshLock<'_> {
+impl Drop for Held {
     fn drop(&mut self) {
         // Errors surface through `release`; a dropped lock goes regardless.
         let _ = self.finish();

@@ -15,7 +15,10 @@
 //! Secrets never go on a remote command line: they travel on stdin
 //! ([`SshHost::write_atomic`], [`SshHost::exec_stdin`]).
 //!
-//! This module is standalone: the apply pipeline does not call it yet.
+//! [`SshHost`] is a [`crate::driver::host::Host`] (the `seam` module): the
+//! task journal and backups, which go only through that trait, can be
+//! kept on a server reached over ssh. The apply pipeline does not build
+//! one from the inventory yet.
 
 mod error;
 mod host;
@@ -24,6 +27,7 @@ mod ops;
 mod path;
 pub mod quote;
 mod scripts;
+mod seam;
 mod target;
 
 pub use error::SshError;

@@ -41,7 +41,7 @@ fn nonce() -> String {
 
 impl SshHost {
     /// Refuses a path outside the root before anything is sent.
-    fn confine(&self, p: &RemotePath) -> Result<(), SshError> {
+    pub(crate) fn confine(&self, p: &RemotePath) -> Result<(), SshError> {
         p.check_within(self.root())
             .map_err(|source| SshError::Path {
                 host: self.label().into(),
@@ -65,7 +65,12 @@ impl SshHost {
         self.check(op, path, out)
     }
 
-    fn check(&self, op: &'static str, path: &str, out: ExecOutput) -> Result<ExecOutput, SshError> {
+    pub(crate) fn check(
+        &self,
+        op: &'static str,
+        path: &str,
+        out: ExecOutput,
+    ) -> Result<ExecOutput, SshError> {
         let host = self.label().to_string();
         let path = path.to_string();
         match out.status {
@@ -305,6 +310,17 @@ impl SshHost {
     /// stream went through and GNU tar accepted it, so a cut stream leaves
     /// no half tree under the real name.
     pub fn tar_in(&self, dir: &RemotePath, input: &mut (dyn Read + Send)) -> Result<(), SshError> {
+        self.tar_in_as(dir, input, false)
+    }
+
+    /// [`SshHost::tar_in`]; `mine`: the files are the remote account's,
+    /// not the archive's owners'.
+    pub(crate) fn tar_in_as(
+        &self,
+        dir: &RemotePath,
+        input: &mut (dyn Read + Send),
+        mine: bool,
+    ) -> Result<(), SshError> {
         self.confine(dir)?;
         if self.exists(dir)? {
             return Err(SshError::Exists {
@@ -317,7 +333,7 @@ impl SshHost {
             "tar in",
             dir.as_str(),
             scripts::TAR_IN,
-            &[staging.as_str()],
+            &[staging.as_str(), if mine { "mine" } else { "same" }],
             Some(input),
             None,
         );
