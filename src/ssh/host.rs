@@ -366,17 +366,31 @@ impl SshHost {
         })
     }
 
-    /// Re-opens the master if its socket is gone (it idled out, or the
-    /// connection broke and ssh removed it).
+    /// Re-opens the master if it no longer answers on its socket (it idled
+    /// out, or the connection broke).
     fn ensure_master(&self) -> Result<(), SshError> {
-        if self.control_path.exists() {
+        if self.master_listening() {
             return Ok(());
         }
         let _one = self.master.lock().unwrap_or_else(|e| e.into_inner());
-        if self.control_path.exists() {
+        if self.master_listening() {
             return Ok(());
         }
+        // A socket a dying master has not removed yet would make ssh go
+        // around it on a connection of its own, and stop a new master
+        // from taking its place.
+        if let Err(e) = std::fs::remove_file(&self.control_path) {
+            if e.kind() != io::ErrorKind::NotFound {
+                return Err(self.local_err("remove a dead master's socket")(e));
+            }
+        }
         self.probe()
+    }
+
+    /// Whether a master answers on the control socket: a connect, no
+    /// process started (the master drops a client that says nothing).
+    fn master_listening(&self) -> bool {
+        std::os::unix::net::UnixStream::connect(&self.control_path).is_ok()
     }
 
     /// The remote command line running `script` (after the prelude) with
