@@ -666,9 +666,35 @@ pub struct Nginx {
     /// The prefix (`-p`): logs and temp files live under it.
     pub prefix: PathBuf,
     program: PathBuf,
+    /// For an nginx tests share: a script that runs the `test`/`reload`
+    /// hoist is given again when another test's vhost vanished under it
+    /// (see [`Nginx::run_parsing`]).
+    retrying: Option<PathBuf>,
     proc: Proc,
     dir: tempfile::TempDir,
 }
+
+/// Runs its arguments (an nginx command that parses the configuration) and
+/// runs them again, a few times at most, when they fail only because a
+/// file vanished while nginx read the included directories: on an nginx
+/// that tests share, another test removing its vhost is no fault of this
+/// test's configuration. hoist itself never retries (a test failing for a
+/// file of someone else fails the step, as it should).
+const RETRY_VANISHED: &str = r#"#!/bin/sh
+i=0
+while :; do
+  out=$("$@" 2>&1); rc=$?
+  i=$((i + 1))
+  case "$rc:$out" in
+    0:*) break ;;
+    *"failed (2: No such file or directory)"*) [ "$i" -lt 5 ] || break ;;
+    *) break ;;
+  esac
+done
+printf '%s
+' "$out" >&2
+exit "$rc"
+"#;
 
 impl Nginx {
     /// Writes the configuration, starts nginx in the foreground and waits
@@ -731,12 +757,21 @@ impl Nginx {
         let proc = Proc::start_ready("nginx", cmd, dir.path().join("nginx.out.log"), || {
             http_get(port, "readiness.invalid", "/").is_ok_and(|r| r.status == 404)
         });
+        let retrying = (pattern != "*.conf").then(|| {
+            use std::os::unix::fs::PermissionsExt;
+            let script = dir.path().join("retry-vanished.sh");
+            std::fs::write(&script, RETRY_VANISHED).expect("write the retry script");
+            std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+                .expect("make the retry script executable");
+            script
+        });
         Some(Nginx {
             port,
             conf_dir,
             conf,
             prefix,
             program,
+            retrying,
             proc,
             dir,
         })
@@ -773,9 +808,15 @@ impl Nginx {
 
     /// `nginx -t` (or with `-s reload`, when `reload`) for this instance, as
     /// the one line a web server's `test`/`reload` in `hoist.yaml` holds
-    /// (the temporary paths have no spaces).
+    /// (the temporary paths have no spaces); on a shared nginx, through
+    /// [`RETRY_VANISHED`].
     pub fn command_line(&self, reload: bool) -> String {
-        let mut words = vec![self.program.display().to_string()];
+        let mut words: Vec<String> = self
+            .retrying
+            .iter()
+            .map(|s| s.display().to_string())
+            .collect();
+        words.push(self.program.display().to_string());
         words.extend(Self::base_args(&self.prefix, &self.conf));
         if reload {
             words.extend(["-s".to_string(), "reload".to_string()]);
