@@ -465,10 +465,16 @@ fn put_back(
                                 message: Some(e.to_string()),
                             }
                         });
+                    // An update is put back by a restore task, the rest by
+                    // a rollback task: metrics count the task that ran.
+                    let ran = match kind {
+                        TaskKind::Update => TaskKind::Restore,
+                        _ => TaskKind::Rollback,
+                    };
                     record(
                         b.clone(),
                         Done {
-                            kind: "rollback",
+                            kind: ran.as_str(),
                             site: Some(s),
                             started,
                         },
