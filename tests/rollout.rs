@@ -576,3 +576,76 @@ fn a_rollback_killed_after_its_switch_is_finished_by_the_next_hoist() {
     common::assert_same(&before["f02"], &site_state(&f, "f02", "shop-1-0"), "f02");
     no_leftovers(&f);
 }
+
+/// A wave selected by a percentage: that share of the sites left (rounded
+/// up) is picked the same way in the plan and in the apply, the waves run
+/// in order (every task of the percentage wave has ended before the next
+/// wave's first starts), and each task record names its wave.
+#[test]
+fn a_percentage_wave_takes_its_share_of_the_sites_left_and_runs_before_the_next() {
+    let f = fleet();
+    let text = f.read("hoist.yaml").replace(
+        "    - { name: early,  select: { labels: { tier: basic } } }\n",
+        "    - { name: half,   select: { percent: 50 } }\n",
+    );
+    f.write("hoist.yaml", &text);
+    for s in FLEET {
+        write_site(&f, s, "shop-2-0");
+    }
+    commit(&f, "the fleet to shop-2-0, half of it first");
+    let plan = f.plan_json(&[], 0);
+    let wave_of =
+        |plan: &serde_json::Value, s: &str| site(plan, s)["wave"].as_str().map(String::from);
+    let half: Vec<&str> = FLEET
+        .into_iter()
+        .filter(|s| wave_of(&plan, s).as_deref() == Some("half"))
+        .collect();
+    // Eight sites are left after the canary: half of them, 4.
+    assert_eq!(half.len(), 4, "{plan}");
+    assert_eq!(wave_of(&plan, "f01").as_deref(), Some("canary"));
+    let rest: Vec<&str> = FLEET
+        .into_iter()
+        .filter(|s| wave_of(&plan, s).as_deref() == Some("rest"))
+        .collect();
+    assert_eq!(rest.len(), 4, "{plan}");
+    // The same pick on every plan.
+    let again = f.plan_json(&[], 0);
+    for s in FLEET {
+        assert_eq!(wave_of(&again, s), wave_of(&plan, s), "{s}");
+    }
+
+    f.ok(&["apply", "--yes"], 0);
+    let parse = |t: &serde_json::Value, k: &str| {
+        time::OffsetDateTime::parse(
+            t[k].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    let migrate_of = |s: &str| {
+        tasks_of(&f, s)
+            .into_iter()
+            .rfind(|t| t["kind"] == "migrate")
+            .unwrap_or_else(|| panic!("{s} has no migrate task"))
+    };
+    for s in FLEET {
+        let t = migrate_of(s);
+        assert_eq!(t["result"], "success", "{t}");
+        assert_eq!(
+            t["wave"].as_str().map(String::from),
+            wave_of(&plan, s),
+            "{t}"
+        );
+    }
+    let half_ended = half
+        .iter()
+        .map(|s| parse(&migrate_of(s), "finished"))
+        .max()
+        .unwrap();
+    let rest_began = rest
+        .iter()
+        .map(|s| parse(&migrate_of(s), "started"))
+        .min()
+        .unwrap();
+    assert!(half_ended <= rest_began, "{half_ended} > {rest_began}");
+}
