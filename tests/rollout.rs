@@ -649,3 +649,66 @@ fn a_percentage_wave_takes_its_share_of_the_sites_left_and_runs_before_the_next(
         .unwrap();
     assert!(half_ended <= rest_began, "{half_ended} > {rest_began}");
 }
+
+/// `rollback-wave` puts back renames and a migrate+rename too: the early
+/// wave renames three sites in place and moves a fourth to a new platform
+/// under a new name; one rename fails its switch and another its check
+/// after the bake, so the wave halts, and every site of it is back under
+/// its old name, on its old platform, byte for byte, with no copy left
+/// under the new name.
+#[test]
+fn a_halted_waves_renames_are_put_back_under_their_old_names() {
+    let f = fleet();
+    let new_domain = |s: &str| format!("{s}.example.org");
+    for s in EARLY {
+        let platform = if s == "f05" { "shop-2-0" } else { "shop-1-0" };
+        f.write(
+            &format!("sites/{s}.yaml"),
+            &format!(
+                "domain: {}\nplatform: {platform}\nprofile: standard\nlabels: {{ tier: basic }}\n",
+                new_domain(s)
+            ),
+        );
+    }
+    commit(&f, "the basic tier moves to example.org");
+    let before: BTreeMap<&str, _> = EARLY
+        .iter()
+        .map(|s| (*s, site_state(&f, s, "shop-1-0")))
+        .collect();
+    let plan = f.plan_json(&[], 0);
+    for s in ["f02", "f03", "f04"] {
+        assert_eq!(site(&plan, s)["action"], "rename", "{s}");
+    }
+    assert_eq!(site(&plan, "f05")["action"], "migrate+rename");
+
+    let out = f.with_failpoint(&["apply", "--yes"], "switch@f03,rollout-check@f04");
+    let all = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("Rollout HALTED"), "{all}");
+    for s in EARLY {
+        for p in ["shop-1-0", "shop-2-0"] {
+            assert!(
+                !f.host()
+                    .join(format!("platforms/{p}/sites/{}", new_domain(s)))
+                    .exists(),
+                "{s} is still under its new name on {p}: {all}"
+            );
+        }
+        assert!(
+            !f.host()
+                .join(format!("vhosts/{}.conf", new_domain(s)))
+                .exists(),
+            "{s}'s new vhost stayed: {all}"
+        );
+        common::assert_same(&before[s], &site_state(&f, s, "shop-1-0"), s);
+    }
+    for s in ["f02", "f04", "f05"] {
+        let last = tasks_of(&f, s).pop().unwrap();
+        assert_eq!(last["kind"], "rollback", "{s}: {last}");
+        assert_eq!(last["result"], "success", "{s}: {last}");
+    }
+}
