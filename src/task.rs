@@ -467,6 +467,12 @@ impl TaskRun {
             return Ok(());
         }
         self.tasks.host.append(&self.path, b"", true)?;
+        self.sync_entry()
+    }
+
+    /// Syncs the directory entry of the record's file, the first time: its
+    /// data is synced by the append that calls this.
+    fn sync_entry(&mut self) -> Result<(), HostError> {
         if !self.durable {
             self.tasks.host.sync_dir(&self.tasks.dir)?;
             self.durable = true;
@@ -501,13 +507,10 @@ impl TaskRun {
         if self.file {
             let mut line = serde_json::to_vec(&self.rec).map_err(|e| self.unwritable(e))?;
             line.push(b'\n');
-            if self.durable {
-                host.append(&self.path, &line, synced)?;
-            } else {
-                host.append(&self.path, &line, false)?;
-                if synced {
-                    self.make_durable()?;
-                }
+            // One append writes and, when asked, syncs the line.
+            host.append(&self.path, &line, synced)?;
+            if synced {
+                self.sync_entry()?;
             }
         } else {
             host.write(&self.path, &self.pretty()?, WriteMode::Private)?;

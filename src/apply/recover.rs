@@ -98,7 +98,7 @@ pub fn recover(srv: &LocalServer) -> Vec<Recovered> {
         Err(e) => tracing::warn!("cannot tidy {}: {e}", srv.tasks().display()),
     }
     // Records are private; a directory an older hoist made is made so.
-    if let Err(e) = private_if_present(srv) {
+    if let Err(e) = srv.tasks().make_private() {
         tracing::warn!("cannot make {} private: {e}", srv.tasks().display());
     }
     out
@@ -178,9 +178,4 @@ fn recover_platform(srv: &LocalServer, rec: &task::TaskRecord) -> (TaskResult, S
             "rolled back: temporary build files removed; the platform is as it was".into(),
         ),
     }
-}
-
-/// Makes an existing directory private (0700); a missing one stays missing.
-fn private_if_present(srv: &LocalServer) -> Result<(), HostError> {
-    srv.tasks().make_private()
 }
