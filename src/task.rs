@@ -424,16 +424,28 @@ impl TaskRun {
         // quote errors, and paths and names of the server.
         let host = &tasks.host;
         host.mkdir(&tasks.dir, true)?;
-        host.create_new(&run.path, b"")?;
-        // The second name comes before the record's content, and is synced
-        // with its directory entry by the same sync. Only the name counts
-        // ([`running`] reads `<id>.json`), so where hard links are not
-        // supported an empty file stands in.
+        // The second name is made first and the record's name linked to it:
+        // a kill between the two leaves a `.running` name with no record,
+        // and one after them an empty record under both names, each of
+        // which the next recovery finds by that name and removes
+        // ([`leftovers`]); a record made first and killed before its second
+        // name would be found by nothing. The names share one inode, synced
+        // with their directory entries by the same sync. Only the name
+        // counts ([`running`] reads `<id>.json`), so where hard links are
+        // not supported an empty file stands in.
         let marker = running_name(tasks, &run.rec.id)?;
-        if host.link(&run.path, &marker).is_err() {
-            if let Err(e) = host.create_new(&marker, b"") {
-                return Err(discard(tasks, &run.path, &marker, e));
+        host.create_new(&marker, b"")?;
+        let made = match host.link(&marker, &run.path) {
+            Err(e) if !exists(&e) => host.create_new(&run.path, b""),
+            other => other,
+        };
+        if let Err(e) = made {
+            // A record of that id exists (or could not be made): only the
+            // second name made here goes.
+            if let Err(r) = host.remove_file(&marker) {
+                tracing::warn!("cannot remove {}: {r}", host.display(&marker));
             }
+            return Err(e);
         }
         // Written in place: until this record exists the task has done
         // nothing, so a torn one is harmless. One that could not be
@@ -604,6 +616,11 @@ impl TaskRun {
             .host
             .remove_file(&running_name(&self.tasks, &self.rec.id)?)
     }
+}
+
+/// Whether `e` says the file exists already.
+fn exists(e: &HostError) -> bool {
+    matches!(e, HostError::Io { source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists)
 }
 
 /// Removes a record that could not be written, and its second name, and
@@ -1124,6 +1141,33 @@ mod tests {
                 "notes.json".to_string()
             ]
         );
+    }
+
+    #[test]
+    fn a_running_name_whose_record_was_never_made_is_tidied_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // Marked, then a kill between the second name and the record.
+        leftovers(&at(d)).tidy(&at(d), true).unwrap();
+        let lone = d.join("20260101T000000.000-backup-a-0004.running");
+        std::fs::write(&lone, b"").unwrap();
+        assert!(running(&at(d)).is_empty());
+        leftovers(&at(d)).tidy(&at(d), true).unwrap();
+        assert!(!lone.exists(), "{:?}", names_in(d));
+        // A record id met again is refused, and the record kept.
+        let run = TaskRun::start(&at(d), TaskKind::Backup, None, None, |_| {}).unwrap();
+        let path = d.join(format!("{}.json", run.rec.id));
+        let kept = std::fs::read(&path).unwrap();
+        std::fs::remove_file(d.join(format!("{}.running", run.rec.id))).unwrap();
+        let tasks = at(d);
+        let marker = running_name(&tasks, &run.rec.id).unwrap();
+        tasks.host.create_new(&marker, b"").unwrap();
+        let e = tasks.host.link(
+            &marker,
+            &tasks.file(&format!("{}.json", run.rec.id)).unwrap(),
+        );
+        assert!(e.as_ref().is_err_and(exists), "{e:?}");
+        assert_eq!(std::fs::read(&path).unwrap(), kept);
     }
 
     #[test]
