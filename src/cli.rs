@@ -352,7 +352,7 @@ fn load_committed(cli: &Cli) -> Result<Inventory, u8> {
             return Err(code);
         }
     };
-    let roots = Servers::from_inventory(&inv, cli.host_root.as_deref()).roots();
+    let roots = Servers::local_roots(&inv, cli.host_root.as_deref());
     match gitops::uncommitted(&cli.dir, &roots) {
         Ok(d) if d.is_empty() => {}
         Ok(d) => eprintln!(
@@ -493,12 +493,13 @@ fn cmd_plan(
     } else {
         (load(cli), None)
     };
-    let inv = match inv {
+    let mut inv = match inv {
         Ok(i) => i,
         Err(c) => return Ok(c),
     };
     tracing::debug!(ms = started.elapsed().as_millis(), "inventory loaded");
     let only = site_names(sites)?;
+    let mut unreachable = false;
     let (actual, mode) = if offline {
         let status = match status {
             Some(s) => s,
@@ -506,7 +507,8 @@ fn cmd_plan(
         };
         (offline_actual(status)?, Mode::Offline)
     } else {
-        let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
+        let servers = connect(cli, &mut inv);
+        unreachable = !servers.unreachable.is_empty();
         recover_if_idle(&servers);
         (servers.observe(), Mode::Live)
     };
@@ -529,7 +531,7 @@ fn cmd_plan(
         PlanFormat::Json => format::json(&plan),
     };
     print!("{text}");
-    let code = if plan.blocked() {
+    let code = if plan.blocked() || unreachable {
         EXIT_ERROR
     } else if detailed && plan.has_changes() {
         EXIT_CHANGES
@@ -572,6 +574,22 @@ fn offline_actual(status: Result<Result<Actual, Vec<Diagnostic>>>) -> Result<Act
 
 /// Writes, commits and pushes the status files after an apply; reports
 /// what it did on stdout.
+/// The servers of `inv`, connected. Whatever is on a server that cannot
+/// be reached is held in `inv` (left alone, the plan says why), and each
+/// such server is reported as an error.
+fn connect(cli: &Cli, inv: &mut Inventory) -> Servers {
+    let servers = Servers::from_inventory(inv, cli.host_root.as_deref());
+    if !servers.unreachable.is_empty() {
+        let last_seen = status::read(&inv.root)
+            .map(|set| set.last_seen())
+            .unwrap_or_default();
+        for m in servers.hold_unreachable(inv, &last_seen) {
+            eprintln!("error: {}", crate::text::line(&m));
+        }
+    }
+    servers
+}
+
 fn write_status(inv: &Inventory, servers: &Servers) -> Result<()> {
     let r = status::record(inv, servers, &crate::scope::Scope::All).context(
         "the apply is done, but its status could not be recorded (it is written again by the next apply)",
@@ -636,7 +654,7 @@ fn cmd_apply(
     strict: bool,
     show_noop: bool,
 ) -> Result<u8> {
-    let inv = match load_committed(cli) {
+    let mut inv = match load_committed(cli) {
         Ok(i) => i,
         Err(c) => return Ok(c),
     };
@@ -645,7 +663,8 @@ fn cmd_apply(
     let saved = planfile
         .map(|p| read_saved_plan(p).map(|s| (p, s)))
         .transpose()?;
-    let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
+    let servers = connect(cli, &mut inv);
+    let unreachable = !servers.unreachable.is_empty();
     let _locks = lock_and_recover(&servers)?;
     let actual = servers.observe();
     print_problems(&actual);
@@ -677,7 +696,7 @@ fn cmd_apply(
     if !plan.has_changes() && !plan.blocked() {
         println!("{}", format::summary_line(&plan));
         write_status(&inv, &servers)?;
-        return Ok(EXIT_OK);
+        return Ok(if unreachable { EXIT_ERROR } else { EXIT_OK });
     }
     print!("{}", format::text(&plan, &st, show_noop));
     if !yes && plan.has_changes() && !confirm("Carry out this plan?")? {
@@ -721,7 +740,12 @@ fn cmd_apply(
         );
     }
     Ok(
-        if report.failed() || report.halted().is_some() || plan.blocked() || opts.cancelled() {
+        if report.failed()
+            || report.halted().is_some()
+            || plan.blocked()
+            || opts.cancelled()
+            || unreachable
+        {
             EXIT_ERROR
         } else {
             EXIT_OK

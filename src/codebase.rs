@@ -189,19 +189,22 @@ impl Codebase {
 
 /// The file holding a package's install SQL, under a codebase directory.
 pub fn install_sql_path(codebase: &Path, pkg: &PackageName) -> PathBuf {
-    codebase
-        .join("packages")
-        .join(pkg.as_str())
-        .join("install.sql")
+    codebase.join(install_sql_rel(pkg))
+}
+
+/// [`install_sql_path`] inside a codebase directory.
+pub fn install_sql_rel(pkg: &PackageName) -> String {
+    format!("packages/{pkg}/install.sql")
+}
+
+/// [`update_sql_path`] inside a codebase directory.
+pub fn update_sql_rel(pkg: &PackageName, n: u32) -> String {
+    format!("packages/{pkg}/updates/{n}.sql")
 }
 
 /// The file holding update `n` of a package, under a codebase directory.
 pub fn update_sql_path(codebase: &Path, pkg: &PackageName, n: u32) -> PathBuf {
-    codebase
-        .join("packages")
-        .join(pkg.as_str())
-        .join("updates")
-        .join(format!("{n}.sql"))
+    codebase.join(update_sql_rel(pkg, n))
 }
 
 impl Codebase {

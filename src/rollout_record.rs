@@ -3,13 +3,11 @@
 //! status files show a halt from it, and `watch` reads it so as not to
 //! retry a halted rollout on the same commit (spec section 9).
 
-use std::path::Path;
-
 use serde::{Deserialize, Serialize};
 
 use crate::apply::rollout::{Halt, RolloutReport};
-use crate::fsutil;
-use crate::server::Servers;
+use crate::driver::host::{HostPath, WriteMode};
+use crate::server::{LocalServer, Servers};
 
 /// The file's name under a server root.
 pub const FILE: &str = "rollout.json";
@@ -36,8 +34,9 @@ impl RolloutRecord {
     }
 }
 
-/// Writes `rec` under every server root. A failure is logged, never fatal:
-/// the tasks' own records stay the truth about the sites.
+/// Writes `rec` under every server root, through its host. A failure is
+/// logged, never fatal: the tasks' own records stay the truth about the
+/// sites.
 pub fn write(servers: &Servers, rec: &RolloutRecord) {
     let bytes = match serde_json::to_vec_pretty(rec) {
         Ok(b) => b,
@@ -46,25 +45,26 @@ pub fn write(servers: &Servers, rec: &RolloutRecord) {
             return;
         }
     };
-    for root in servers.roots() {
-        let path = root.join(FILE);
-        if let Err(e) = fsutil::write_private(&path, &bytes) {
-            tracing::error!("cannot write {}: {e}", path.display());
+    for srv in servers.by_name.values() {
+        let written =
+            HostPath::new(FILE).and_then(|p| srv.host().write(&p, &bytes, WriteMode::Private));
+        if let Err(e) = written {
+            tracing::error!(server = %srv.name(), "cannot write the rollout record: {e}");
         }
     }
 }
 
-/// Reads one server root's record.
-pub fn read_at(root: &Path) -> Option<RolloutRecord> {
-    let bytes = std::fs::read(root.join(FILE)).ok()?;
+/// Reads one server's record.
+pub fn read_at(srv: &LocalServer) -> Option<RolloutRecord> {
+    let bytes = srv.host().read(&HostPath::new(FILE).ok()?).ok()??;
     serde_json::from_slice(&bytes).ok()
 }
 
 /// The newest record of any server.
 pub fn read(servers: &Servers) -> Option<RolloutRecord> {
     servers
-        .roots()
-        .iter()
-        .filter_map(|r| read_at(r))
+        .by_name
+        .values()
+        .filter_map(read_at)
         .max_by(|a, b| a.at.cmp(&b.at))
 }

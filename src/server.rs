@@ -20,6 +20,15 @@ use crate::render::{self, SettingsFile, SiteConfig};
 /// for a whole server at once ([`LocalServer::observe`]).
 type Snapshots = BTreeMap<(Name, String), crate::driver::db::SiteSnapshot>;
 
+/// What observing a whole server reads once for all of its sites.
+#[derive(Default)]
+struct Pre {
+    /// Database snapshots ([`LocalServer::snapshots`]).
+    snapshots: Snapshots,
+    /// The Drupal generation of each platform observed (none: embedded).
+    generations: BTreeMap<PlatformName, Option<crate::drupal::Generation>>,
+}
+
 /// A server failure.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -73,6 +82,11 @@ pub struct PlatformRecord {
     pub source: String,
     /// The source's tree hash at build time.
     pub source_hash: String,
+    /// What the build holds, scanned from its source: how a platform on a
+    /// remote host is observed without reading its code back (platforms
+    /// are immutable once built). Absent in records of older builds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codebase: Option<crate::codebase::Codebase>,
 }
 
 /// The name of the record file inside a built platform.
@@ -106,8 +120,19 @@ impl LocalServer {
 
     /// The server `name` rooted at `root`, driving `drivers`.
     pub fn with_drivers(name: Name, root: PathBuf, drivers: Drivers) -> Self {
-        let db = SqliteServer::new(root.join("databases"));
         let host = std::sync::Arc::new(LocalHost::new(root.clone()));
+        Self::with_host(name, root, host, drivers)
+    }
+
+    /// The server `name` whose files are on `host` under `root` (as that
+    /// host names it), driving `drivers`.
+    pub fn with_host(
+        name: Name,
+        root: PathBuf,
+        host: std::sync::Arc<dyn Host>,
+        drivers: Drivers,
+    ) -> Self {
+        let db = SqliteServer::new(root.join("databases"));
         LocalServer {
             name,
             root,
@@ -120,6 +145,16 @@ impl LocalServer {
     /// Its host: where its files are.
     pub fn host(&self) -> &dyn Host {
         self.host.as_ref()
+    }
+
+    /// Its host, shared: what keeps a connection to it open.
+    pub fn host_arc(&self) -> std::sync::Arc<dyn Host> {
+        self.host.clone()
+    }
+
+    /// Whether its files are on this machine (else on a host over ssh).
+    pub fn is_local(&self) -> bool {
+        self.host.local_root().is_some()
     }
 
     /// `abs` (a path under the root) as a journal records it: on this
@@ -212,6 +247,9 @@ impl LocalServer {
     /// when it lies outside the root.
     pub fn at(&self, abs: &Path) -> Result<HostPath, HostError> {
         HostPath::within(&self.root, abs).or_else(|e| {
+            if !self.is_local() {
+                return Err(e);
+            }
             // A journal written while the root was spelt otherwise (through
             // a symlink, or relative) names the same places: compared by
             // their real directories, the last component left as it is.
@@ -276,8 +314,13 @@ impl LocalServer {
     /// Drupal's own directories ([`DRUPAL_OWN_SITE_DIRS`]) and plain files
     /// (`sites.php`, `README.txt`) are the platform's.
     pub fn hosted_entries(&self, p: &PlatformName) -> Vec<String> {
-        let pdir = self.platform_dir(p);
-        let drupal = matches!(crate::drupal::detect(&pdir, &pdir), Ok(Some(_)));
+        let drupal = matches!(self.drupal_generation(p), Ok(Some(_)));
+        self.hosted_in(p, drupal)
+    }
+
+    /// [`LocalServer::hosted_entries`] of a platform known to be Drupal's
+    /// or not.
+    fn hosted_in(&self, p: &PlatformName, drupal: bool) -> Vec<String> {
         let sites = self.platform_path(p).join("sites");
         // An unreadable sites directory hosts nothing hoist can name:
         // observation then reports each site's own failure.
@@ -377,6 +420,65 @@ impl LocalServer {
         Ok(self.host().remove_tree(&self.platform_path(name))?)
     }
 
+    /// The Drupal generation of a built platform (none: the embedded
+    /// kind). Here its code says so (one small file read); on a remote host
+    /// its build record does.
+    pub fn drupal_generation(
+        &self,
+        p: &PlatformName,
+    ) -> Result<Option<crate::drupal::Generation>, ServerError> {
+        if self.is_local() {
+            let pdir = self.platform_dir(p);
+            let core = crate::drupal::detect(&pdir, &pdir)
+                .map_err(|d| ServerError::Invalid(d.to_string()))?;
+            return Ok(core.map(|c| c.generation));
+        }
+        let cb = self.built_codebase(p)?;
+        Ok(cb.drupal.map(|c| c.generation()))
+    }
+
+    /// The packages of a built platform: here scanned from its code; on a
+    /// remote host read from its build record (hoist scanned the source it
+    /// built from, and a platform is immutable once built).
+    pub fn built_codebase(
+        &self,
+        p: &PlatformName,
+    ) -> Result<crate::codebase::Codebase, ServerError> {
+        let dir = self.platform_dir(p);
+        if self.is_local() {
+            return crate::kind::detect_and_scan(&dir, &dir, None).map_err(|d| {
+                ServerError::Invalid(
+                    d.iter()
+                        .map(|d| d.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                )
+            });
+        }
+        self.platform_record(p)?.codebase.ok_or_else(|| {
+            ServerError::Invalid(format!(
+                "{}: the build record lists no packages (built by an older hoist); rebuild the platform",
+                dir.join(PLATFORM_RECORD).display()
+            ))
+        })
+    }
+
+    /// A built platform's record.
+    fn platform_record(&self, p: &PlatformName) -> Result<PlatformRecord, ServerError> {
+        let rec_path = self.platform_dir(p).join(PLATFORM_RECORD);
+        let text = self.read_text(&rec_path)?;
+        crate::yaml::from_str(&text).map_err(|e| ServerError::Invalid(e.at(&self.shown(&rec_path))))
+    }
+
+    /// A path under the root as the operator would find it: with the
+    /// host's name when it is not this machine.
+    fn shown(&self, abs: &Path) -> String {
+        match self.at(abs) {
+            Ok(p) if !self.is_local() => self.host.display(&p),
+            _ => abs.display().to_string(),
+        }
+    }
+
     /// A file's text, through the host.
     fn read_text(&self, abs: &Path) -> Result<String, ServerError> {
         let bytes = self.read_at(abs)?;
@@ -434,9 +536,12 @@ impl LocalServer {
         // settings file, vhost and database); results are merged in order.
         let observed = crate::par::map(&valid, |name| self.observe_platform(name));
         let mut at = Vec::new();
+        let mut pre = Pre::default();
         for (name, o) in valid.iter().zip(observed) {
             match o {
                 Ok(p) => {
+                    let generation = p.codebase.drupal.as_ref().map(|c| c.generation());
+                    pre.generations.insert(name.clone(), generation);
                     a.platforms.insert(name.clone(), p);
                 }
                 Err(e) => {
@@ -457,8 +562,11 @@ impl LocalServer {
                 }
             }
             let sdir = self.platform_path(name).join("sites");
-            let domains: Vec<String> = self
-                .hosted_entries(name)
+            let hosted = match pre.generations.get(name) {
+                Some(g) => self.hosted_in(name, g.is_some()),
+                None => self.hosted_entries(name),
+            };
+            let domains: Vec<String> = hosted
                 .into_iter()
                 .filter(|d| {
                     sdir.as_ref()
@@ -474,7 +582,7 @@ impl LocalServer {
                     .map(|d| (name.clone(), d)),
             );
         }
-        let pre = self.snapshots(&at);
+        pre.snapshots = self.snapshots(&at);
         let observed = crate::par::map(&at, |(name, domain)| {
             self.observe_site_with(name, domain, &pre)
         });
@@ -513,19 +621,11 @@ impl LocalServer {
     }
 
     fn observe_platform(&self, name: &PlatformName) -> Result<ObservedPlatform, ServerError> {
-        let dir = self.platform_dir(name);
-        let rec_path = dir.join(PLATFORM_RECORD);
-        let text = self.read_text(&rec_path)?;
-        let rec: PlatformRecord = crate::yaml::from_str(&text)
-            .map_err(|e| ServerError::Invalid(e.at(&rec_path.display().to_string())))?;
-        let codebase = crate::kind::detect_and_scan(&dir, &dir, None).map_err(|d| {
-            ServerError::Invalid(
-                d.iter()
-                    .map(|d| d.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-        })?;
+        let rec = self.platform_record(name)?;
+        let codebase = match (self.is_local(), rec.codebase) {
+            (false, Some(cb)) => cb,
+            _ => self.built_codebase(name)?,
+        };
         Ok(ObservedPlatform {
             name: name.clone(),
             server: self.name.clone(),
@@ -571,7 +671,7 @@ impl LocalServer {
         platform: &PlatformName,
         domain: &Domain,
     ) -> Result<ObservedSite, ServerError> {
-        self.observe_site_with(platform, domain, &Snapshots::new())
+        self.observe_site_with(platform, domain, &Pre::default())
     }
 
     /// [`LocalServer::observe_site`], its database read from `pre` when
@@ -580,7 +680,7 @@ impl LocalServer {
         &self,
         platform: &PlatformName,
         domain: &Domain,
-        pre: &Snapshots,
+        pre: &Pre,
     ) -> Result<ObservedSite, ServerError> {
         let (settings, text) = self.read_settings(platform, domain)?;
         let cfg = settings.config();
@@ -605,22 +705,29 @@ impl LocalServer {
         }
         // The platform's kind tells how the site's database is read: one
         // small file, not a scan of the codebase.
-        let pdir = self.platform_dir(platform);
-        let core =
-            crate::drupal::detect(&pdir, &pdir).map_err(|d| ServerError::Invalid(d.to_string()))?;
+        let generation = match pre.generations.get(platform) {
+            Some(g) => *g,
+            None => self.drupal_generation(platform)?,
+        };
         let (packages, drupal, maintenance) = if settings.database.driver
             == render::DbDriver::Sqlite
         {
+            if !self.is_local() {
+                return Err(ServerError::Invalid(format!(
+                    "its database is SQLite, whose files live on a local server only; server {} is reached over ssh",
+                    self.name
+                )));
+            }
             // Read-only: observing never creates or changes a file.
             let db = self
                 .db
                 .open_read_only(&settings.database.name, &Self::credentials(&settings))?;
-            match core {
-                Some(core) => {
-                    let st = db.drupal_state(core.generation)?;
+            match generation {
+                Some(generation) => {
+                    let st = db.drupal_state(generation)?;
                     let (rows, extras) =
                         crate::drupal::model::site_packages(&st).map_err(ServerError::Invalid)?;
-                    (rows, extras, db.drupal_maintenance(core.generation)?)
+                    (rows, extras, db.drupal_maintenance(generation)?)
                 }
                 None => (
                     db.system()?,
@@ -629,16 +736,16 @@ impl LocalServer {
                 ),
             }
         } else {
-            if let Some(core) = core {
+            if let Some(generation) = generation {
                 let login = crate::driver::Login::from(&settings);
                 let server = self.db_server(&settings.database.server)?;
-                return self.observed_drupal(cfg, drift, server, &login, core.generation);
+                return self.observed_drupal(cfg, drift, server, &login, generation);
             }
             let key = (
                 settings.database.server.clone(),
                 settings.database.name.clone(),
             );
-            if let Some(snap) = pre.get(&key) {
+            if let Some(snap) = pre.snapshots.get(&key) {
                 (snap.packages.clone(), Default::default(), snap.maintenance)
             } else {
                 let login = crate::driver::Login::from(&settings);
@@ -708,6 +815,19 @@ impl LocalServer {
     }
 }
 
+impl crate::driver::app::PlatformCode for LocalServer {
+    fn codebase(&self, p: &PlatformName) -> Result<crate::codebase::Codebase, String> {
+        self.built_codebase(p).map_err(|e| e.to_string())
+    }
+
+    fn read(&self, p: &PlatformName, rel: &str) -> Result<Option<Vec<u8>>, String> {
+        let path = self.platform_path(p).join(rel).map_err(|e| e.to_string())?;
+        self.host
+            .read(&path)
+            .map_err(|e| format!("{}: {e}", self.host.display(&path)))
+    }
+}
+
 /// A server's lock, held while it lives.
 pub type ServerLock = HostLock;
 
@@ -716,32 +836,143 @@ pub type ServerLock = HostLock;
 pub struct Servers {
     /// The servers.
     pub by_name: BTreeMap<Name, LocalServer>,
+    /// The `ssh` servers that could not be reached, with why: everything on
+    /// them is left alone ([`Servers::hold_unreachable`]).
+    pub unreachable: BTreeMap<Name, String>,
 }
 
 impl Servers {
     /// The servers of `inv`; `host_root` overrides the root of `local`.
+    /// An `ssh` server is connected to here (all of them side by side);
+    /// one that cannot be reached (down, refused, a host key not in its
+    /// `known_hosts`) is listed in [`Servers::unreachable`].
     pub fn from_inventory(inv: &crate::inventory::Inventory, host_root: Option<&Path>) -> Servers {
-        let by_name = inv
-            .settings
+        use crate::inventory::ServerConfig;
+        let connected: Vec<(Name, Result<LocalServer, String>)> = std::thread::scope(|scope| {
+            let running: Vec<_> = inv
+                .settings
+                .servers
+                .iter()
+                .map(|(n, cfg)| {
+                    let root = match cfg {
+                        ServerConfig::Local { .. } => {
+                            let o = if n.as_str() == "local" {
+                                host_root
+                            } else {
+                                None
+                            };
+                            inv.server_root(n, o)
+                        }
+                        ServerConfig::Ssh { root, .. } => Some(root.clone()),
+                    };
+                    (n, cfg, root)
+                })
+                .filter_map(|(n, cfg, root)| Some((n, cfg, root?)))
+                .map(|(n, cfg, root)| {
+                    let h = scope.spawn(move || {
+                        let host: std::sync::Arc<dyn Host> = match cfg {
+                            ServerConfig::Local { .. } => {
+                                std::sync::Arc::new(LocalHost::new(root.clone()))
+                            }
+                            ServerConfig::Ssh { .. } => {
+                                let t =
+                                    crate::ssh::SshTarget::from_config(n.as_str(), cfg, &inv.root)
+                                        .map_err(|e| e.to_string())?;
+                                std::sync::Arc::new(
+                                    crate::ssh::SshHost::connect(t).map_err(|e| e.to_string())?,
+                                )
+                            }
+                        };
+                        let drivers = Drivers::for_host(inv, &root, cfg.web(), host.clone());
+                        Ok(LocalServer::with_host(n.clone(), root, host, drivers))
+                    });
+                    (n.clone(), h)
+                })
+                .collect();
+            running
+                .into_iter()
+                .map(|(n, h)| (n, h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))))
+                .collect()
+        });
+        let mut servers = Servers::default();
+        for (n, r) in connected {
+            match r {
+                Ok(s) => {
+                    servers.by_name.insert(n, s);
+                }
+                Err(why) => {
+                    tracing::error!(server = %n, "server {n} cannot be reached: {why}");
+                    servers.unreachable.insert(n, why);
+                }
+            }
+        }
+        servers
+    }
+
+    /// Leaves alone everything on an unreachable server: the server is
+    /// held in `inv` as if suspended (the plan shows why and does nothing
+    /// to its platforms and sites), and so is each site the status files
+    /// last saw there (it may still live there; installing it elsewhere
+    /// would make a second copy). Returns a message per server.
+    pub fn hold_unreachable(
+        &self,
+        inv: &mut crate::inventory::Inventory,
+        last_seen: &BTreeMap<crate::names::SiteName, Name>,
+    ) -> Vec<String> {
+        use crate::inventory::{ServerConfig, Suspension};
+        let held = |why: &str| Suspension {
+            reason: why.to_string(),
+            by: Some("hoist".into()),
+            until: None,
+        };
+        let mut told = Vec::new();
+        for (n, why) in &self.unreachable {
+            let reason = format!("server {n} cannot be reached: {why}");
+            if let Some(ServerConfig::Local { suspend, .. } | ServerConfig::Ssh { suspend, .. }) =
+                inv.settings.servers.get_mut(n)
+            {
+                *suspend = Some(held(&reason));
+            }
+            for (site, spec) in inv.sites.iter_mut() {
+                if last_seen.get(site) == Some(n) && spec.suspend.is_none() {
+                    spec.suspend = Some(held(&format!(
+                        "last seen on server {n}, which cannot be reached: {why}"
+                    )));
+                }
+            }
+            told.push(format!("{reason}: its platforms and sites are left alone"));
+        }
+        told
+    }
+
+    /// The roots of an inventory's local servers, canonical (those that
+    /// exist): never part of an inventory, even when they lie inside its
+    /// directory. Nothing is connected to.
+    pub fn local_roots(
+        inv: &crate::inventory::Inventory,
+        host_root: Option<&Path>,
+    ) -> Vec<PathBuf> {
+        inv.settings
             .servers
             .keys()
             .filter_map(|n| {
-                let override_root = if n.as_str() == "local" {
+                let o = if n.as_str() == "local" {
                     host_root
                 } else {
                     None
                 };
-                let web = inv.settings.servers.get(n).map(|c| c.web().clone())?;
-                inv.server_root(n, override_root).map(|root| {
-                    let drivers = Drivers::from_inventory(inv, &root, &web);
-                    (
-                        n.clone(),
-                        LocalServer::with_drivers(n.clone(), root, drivers),
-                    )
-                })
+                inv.server_root(n, o)?.canonicalize().ok()
             })
-            .collect();
-        Servers { by_name }
+            .collect()
+    }
+
+    /// The roots of the local servers that exist, canonical.
+    pub fn roots(&self) -> Vec<PathBuf> {
+        self.by_name
+            .values()
+            .filter(|s| s.is_local())
+            .filter_map(|s| s.root().canonicalize().ok())
+            .collect()
     }
 
     /// A server by name.
@@ -749,15 +980,6 @@ impl Servers {
         self.by_name
             .get(name)
             .ok_or_else(|| ServerError::Invalid(format!("unknown server {name}")))
-    }
-
-    /// The roots of the servers that exist, canonical: never part of an
-    /// inventory, even when they lie inside its directory.
-    pub fn roots(&self) -> Vec<PathBuf> {
-        self.by_name
-            .values()
-            .filter_map(|s| s.root().canonicalize().ok())
-            .collect()
     }
 
     /// Locks every server, in name order (so two processes cannot deadlock).

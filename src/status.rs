@@ -960,6 +960,38 @@ fn keep_others(
     owned
 }
 
+/// Puts back into `files`, byte for byte, the status files of what was
+/// last seen on a server that could not be reached this time: not seeing
+/// it there says nothing about it, so its last status stands.
+fn keep_unreachable(
+    dir: &Path,
+    unreachable: &BTreeMap<Name, String>,
+    files: &mut BTreeMap<String, Vec<u8>>,
+) {
+    let base = dir.join(STATUS_DIR);
+    for sub in ["sites", "platforms"] {
+        for (stem, path) in yaml_files(&base.join(sub)) {
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&bytes);
+            let rel = format!("{sub}/{stem}.yaml");
+            let shown = Path::new(STATUS_DIR).join(&rel);
+            let seen_on = match sub {
+                "sites" => parse_site(&text, &shown, &stem)
+                    .ok()
+                    .and_then(|s| s.observed.map(|o| o.server)),
+                _ => parse_platform(&text, &shown, &stem)
+                    .ok()
+                    .and_then(|p| p.observed.map(|o| o.server)),
+            };
+            if seen_on.is_some_and(|n| unreachable.contains_key(&n)) {
+                files.insert(rel, bytes);
+            }
+        }
+    }
+}
+
 /// What [`record`] did.
 #[derive(Debug, Clone)]
 pub struct Recorded {
@@ -1036,6 +1068,9 @@ pub fn record(inv: &Inventory, servers: &Servers, scope: &Scope) -> Result<Recor
         set.carry_commits(&prev);
     }
     let mut files = set.files();
+    if !servers.unreachable.is_empty() {
+        keep_unreachable(&inv.root, &servers.unreachable, &mut files);
+    }
     let owned = match scope {
         Scope::All => None,
         Scope::Server(_) => Some(keep_others(&inv.root, scope, &mut files)),

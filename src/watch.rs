@@ -112,7 +112,9 @@ struct Failure {
 struct Daemon {
     opts: WatchOptions,
     cancel: Arc<AtomicBool>,
-    locks: BTreeMap<PathBuf, ServerLock>,
+    /// The locks held, by host (its label), each with its host: an ssh
+    /// server's lock lives as long as the connection it was taken over.
+    locks: BTreeMap<String, (ServerLock, Arc<dyn crate::driver::host::Host>)>,
     /// Each site's declaration when it was last seen synced: a later
     /// difference with the servers under the same declaration is drift.
     applied: BTreeMap<SiteName, SiteSpec>,
@@ -131,7 +133,17 @@ struct Daemon {
     blocked: BTreeMap<(&'static str, String), String>,
     /// The server roots (canonical): never part of the inventory.
     roots: Vec<PathBuf>,
+    /// The servers of the last pass and the declarations they were made
+    /// from: kept while those stay the same, so an ssh server's connection
+    /// (and the lock held through it) lives from pass to pass.
+    servers: Option<(ServersKey, Servers)>,
 }
+
+/// What a [`Servers`] is made from.
+type ServersKey = (
+    BTreeMap<Name, crate::inventory::ServerConfig>,
+    BTreeMap<Name, crate::inventory::DatabaseConfig>,
+);
 
 impl Daemon {
     /// The commit the inventory is read from, if not the working tree.
@@ -215,22 +227,34 @@ impl Daemon {
         n
     }
 
-    fn servers(&self, inv: &Inventory) -> Servers {
-        Servers::from_inventory(inv, self.opts.host_root.as_deref())
+    /// The servers of `inv`: those of the last pass while hoist.yaml
+    /// declares the same ones and all were reached.
+    fn servers(&mut self, inv: &Inventory) -> Servers {
+        let key = (inv.settings.servers.clone(), inv.settings.databases.clone());
+        if let Some((k, s)) = &self.servers {
+            if *k == key && s.unreachable.is_empty() {
+                return s.clone();
+            }
+        }
+        let s = Servers::from_inventory(inv, self.opts.host_root.as_deref());
+        self.servers = Some((key, s.clone()));
+        s
     }
 
     /// Locks every server not locked yet (hoist.yaml may add one), and
     /// recovers the tasks a killed hoist left running on it.
     fn lock(&mut self, servers: &Servers) -> Result<(), ServerError> {
         for s in servers.by_name.values() {
-            if !self.locks.contains_key(s.root()) {
+            if let std::collections::btree_map::Entry::Vacant(e) =
+                self.locks.entry(s.host().label())
+            {
                 let l = s.lock()?;
                 // Holding the lock makes this daemon the one to finish or
                 // undo what a killed hoist left running on the server.
                 for r in crate::apply::recover(s) {
                     tracing::warn!(task = %r.id, result = r.result.as_str(), "recovered an interrupted task: {}", r.message);
                 }
-                self.locks.insert(s.root().to_path_buf(), l);
+                e.insert((l, s.host_arc()));
             }
         }
         Ok(())
@@ -347,7 +371,7 @@ impl Daemon {
     /// Load, observe, plan, apply what may run, record status.
     fn reconcile(&mut self, reason: &str) -> PassOutcome {
         let mut out = PassOutcome::default();
-        let (inv, scope) = match self.load() {
+        let (mut inv, scope) = match self.load() {
             Ok(i) => i,
             Err(WatchError::Load(LoadError::Invalid(d))) => {
                 for p in &d.0 {
@@ -368,6 +392,15 @@ impl Daemon {
         };
         self.last_commit = inv.commit.clone();
         let servers = self.servers(&inv);
+        if !servers.unreachable.is_empty() {
+            let last_seen = status::read(&inv.root)
+                .map(|set| set.last_seen())
+                .unwrap_or_default();
+            for m in servers.hold_unreachable(&mut inv, &last_seen) {
+                tracing::error!("{m}");
+            }
+            out.error = true;
+        }
         self.roots = servers.roots();
         self.report_dirty();
         if let Err(e) = self.lock(&servers) {
@@ -692,6 +725,7 @@ async fn run_async(opts: WatchOptions) -> Result<u8, WatchError> {
         dirty: vec![],
         blocked: BTreeMap::new(),
         roots: vec![],
+        servers: None,
     };
     let (inv, _) = daemon.load()?;
     let servers = daemon.servers(&inv);

@@ -117,7 +117,9 @@ pub fn run(dir: &Path, runs: usize) -> Vec<Row> {
     )
     .unwrap();
     let from = hoist::driver::Login::from(&first);
-    let web = FileWeb::new(host.clone());
+    let web = FileWeb::new(std::sync::Arc::new(hoist::driver::host::LocalHost::new(
+        host.clone(),
+    )));
     let started = std::time::Instant::now();
     let mut dbs = vec![first.database.name.clone()];
     for i in 1..SITES {

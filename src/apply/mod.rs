@@ -739,18 +739,13 @@ fn build_platform(
                     name: p.name.clone(),
                     source: spec.source.describe(),
                     source_hash: src.hash.clone(),
+                    codebase: Some(src.codebase.clone()),
                 };
                 srv.build_platform(&p.name, &src.dir, &rec)
             })?;
             step(run, "scan-packages", |run| {
-                let dir = srv.platform_dir(&p.name);
                 // Whatever its kind (embedded or Drupal), as observing it will.
-                let cb = crate::kind::detect_and_scan(&dir, &dir, None).map_err(|d| {
-                    d.iter()
-                        .map(|d| d.to_string())
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                })?;
+                let cb = srv.built_codebase(&p.name).map_err(|e| e.to_string())?;
                 run.log(format!("{} packages", cb.packages.len()));
                 Ok::<_, String>(())
             })?;

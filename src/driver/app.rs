@@ -11,7 +11,7 @@
 //! site, driven through php-cli and hoist's runner). Drupal 8 and later is
 //! refused here as in the plan: apply for it needs drush.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::codebase::{self, Codebase};
 use crate::compat::{self, SitePackage, Verdict};
@@ -36,6 +36,18 @@ pub struct AppSite<'a> {
     /// Whether its database is a task's new one (staged: made durable at
     /// the task's commit point), rather than a live one.
     pub staged: bool,
+    /// Where the platform's built code is read, on whatever host it is.
+    pub code: &'a dyn PlatformCode,
+}
+
+/// A server's built platforms, as an application kind reads them: their
+/// packages, and files of their code (through the server's host).
+pub trait PlatformCode: Sync {
+    /// The packages of built platform `p`.
+    fn codebase(&self, p: &PlatformName) -> Result<Codebase, String>;
+    /// The bytes of `rel` (a path inside the platform) of built platform
+    /// `p`; `None`: no such file.
+    fn read(&self, p: &PlatformName, rel: &str) -> Result<Option<Vec<u8>>, String>;
 }
 
 impl AppSite<'_> {
@@ -125,13 +137,19 @@ static EMBEDDED: Embedded = Embedded;
 /// The Drupal 7 kind.
 static DRUPAL7: super::drupal7::Drupal7 = super::drupal7::Drupal7;
 
-/// The kind of the platform built in `platform_dir`, as its code says
-/// (one small file read, no scan). Drupal 8 and later is refused with the
-/// plan's reason.
-pub fn kind_of(platform_dir: &Path) -> Result<&'static dyn AppKind, String> {
-    let core = crate::drupal::detect(platform_dir, platform_dir).map_err(|d| d.to_string())?;
-    match core.map(|c| c.generation) {
+/// The kind of a platform of Drupal `generation` (none: the embedded
+/// kind). Drupal 8 and later is refused with the plan's reason; Drupal on
+/// a host other than this one (`local` false) too: its php runs here.
+pub fn kind_for(
+    generation: Option<crate::drupal::Generation>,
+    local: bool,
+) -> Result<&'static dyn AppKind, String> {
+    match generation {
         None => Ok(&EMBEDDED),
+        Some(_) if !local => Err(
+            "Drupal on a server reached over ssh is not supported yet (hoist runs its php on this machine)"
+                .into(),
+        ),
         Some(crate::drupal::Generation::Drupal7) => Ok(&DRUPAL7),
         Some(crate::drupal::Generation::Drupal8Plus) => Err(crate::plan::DRUPAL8_APPLY.to_string()),
     }
@@ -146,14 +164,18 @@ fn txt<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
 
-/// Scans the platform in `dir`.
-fn scan(dir: &Path) -> Result<Codebase, String> {
-    Codebase::scan(dir, dir).map_err(|d| {
-        d.iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join("; ")
-    })
+/// The text of a package's SQL file `rel` inside the site's platform,
+/// and how to name it in messages; a missing file reads as empty when
+/// `optional`.
+fn package_sql(site: &AppSite<'_>, rel: &str, optional: bool) -> Result<(String, String), String> {
+    let shown = site.platform_dir.join(rel).display().to_string();
+    let bytes = match site.code.read(&site.platform, rel)? {
+        Some(b) => b,
+        None if optional => Vec::new(),
+        None => return Err(format!("{shown}: no such file")),
+    };
+    let text = String::from_utf8(bytes).map_err(|_| format!("{shown}: not UTF-8"))?;
+    Ok((text, shown))
 }
 
 impl AppKind for Embedded {
@@ -162,8 +184,7 @@ impl AppKind for Embedded {
     }
 
     fn install(&self, site: &AppSite<'_>, cfg: &SiteConfig, log: Log<'_>) -> Result<(), String> {
-        let pdir = &site.platform_dir;
-        let cb = scan(pdir)?;
+        let cb = site.code.codebase(&site.platform)?;
         let order = cb.install_set(&cfg.profile)?;
         let mut db = site.conn()?;
         db.create_core_tables().map_err(txt)?;
@@ -177,25 +198,15 @@ impl AppKind for Embedded {
         }
         for name in &order {
             let p = &cb.packages[name];
-            let sql_path = codebase::install_sql_path(pdir, name);
-            let sql = match std::fs::read_to_string(&sql_path) {
-                Ok(t) => t,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-                Err(e) => return Err(format!("{}: {e}", sql_path.display())),
-            };
+            let (sql, shown) = package_sql(site, &codebase::install_sql_rel(name), true)?;
             let sp = SitePackage {
                 kind: p.kind,
                 enabled: true,
                 version: p.version.clone(),
                 schema: p.schema(),
             };
-            db.apply_package_sql(
-                &mut sql.as_bytes(),
-                &sql_path.display().to_string(),
-                name,
-                &sp,
-            )
-            .map_err(|e| format!("installing {name}: {e}"))?;
+            db.apply_package_sql(&mut sql.as_bytes(), &shown, name, &sp)
+                .map_err(|e| format!("installing {name}: {e}"))?;
             log(format!(
                 "installed {name} {} at schema {}",
                 p.version,
@@ -228,16 +239,9 @@ impl AppKind for Embedded {
         profile: &PackageName,
         log: Log<'_>,
     ) -> Result<Vec<String>, String> {
-        let target = scan(&site.platform_dir)?;
+        let target = site.code.codebase(&site.platform)?;
         let mut db = site.conn()?;
-        run_updates(
-            &mut *db,
-            &site.platform_dir,
-            &site.platform,
-            &target,
-            profile,
-            log,
-        )
+        run_updates(&mut *db, site, &site.platform, &target, profile, log)
     }
 
     fn fix_paths(
@@ -279,7 +283,7 @@ impl AppKind for Embedded {
 /// versions; disables packages the target lacks. Returns warnings.
 fn run_updates(
     db: &mut dyn SiteConn,
-    pdir: &Path,
+    code: &AppSite<'_>,
     target_name: &PlatformName,
     target: &Codebase,
     profile: &PackageName,
@@ -307,9 +311,8 @@ fn run_updates(
         match v.verdict {
             Verdict::Upgrade => {
                 for (i, n) in v.pending.iter().enumerate() {
-                    let path = codebase::update_sql_path(pdir, &name, *n);
-                    let sql = std::fs::read_to_string(&path)
-                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    let (sql, shown) =
+                        package_sql(code, &codebase::update_sql_rel(&name, *n), false)?;
                     let last = i + 1 == v.pending.len();
                     let rec = SitePackage {
                         kind: tp.kind,
@@ -321,13 +324,8 @@ fn run_updates(
                         },
                         schema: *n,
                     };
-                    db.apply_package_sql(
-                        &mut sql.as_bytes(),
-                        &path.display().to_string(),
-                        &name,
-                        &rec,
-                    )
-                    .map_err(|e| format!("update {n} of {name}: {e}"))?;
+                    db.apply_package_sql(&mut sql.as_bytes(), &shown, &name, &rec)
+                        .map_err(|e| format!("update {n} of {name}: {e}"))?;
                     crate::failpoint::hit("update-inside", crate::failpoint::When::Before)?;
                     log(format!("applied update {n} of {name}"));
                 }

@@ -228,6 +228,12 @@ pub trait Host: Send + Sync + fmt::Debug {
     /// The absolute path of `p` as the host names it (for messages and
     /// journal facts, never to be opened on the controller).
     fn display(&self, p: &HostPath) -> String;
+    /// Where the root is on this machine, when the host is this machine:
+    /// what is read there with local tools (a platform's code scanned,
+    /// php run). A remote host has none.
+    fn local_root(&self) -> Option<&Path> {
+        None
+    }
     /// A file's bytes; `None` when it does not exist.
     fn read(&self, p: &HostPath) -> Result<Option<Vec<u8>>, HostError>;
     /// Replaces a file (making its directory when missing).
@@ -395,6 +401,10 @@ fn kind_of(t: std::fs::FileType) -> EntryKind {
 impl Host for LocalHost {
     fn label(&self) -> String {
         format!("local:{}", self.root.display())
+    }
+
+    fn local_root(&self) -> Option<&Path> {
+        Some(&self.root)
     }
 
     fn display(&self, p: &HostPath) -> String {

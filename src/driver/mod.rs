@@ -65,17 +65,31 @@ impl Drivers {
             SqliteServer::new(root.join("databases")),
         ));
         Drivers {
-            web: Arc::new(FileWeb::new(root.to_path_buf())),
+            web: Arc::new(FileWeb::new(Arc::new(host::LocalHost::new(
+                root.to_path_buf(),
+            )))),
             dbs: BTreeMap::from([(name, Ok(sqlite))]),
         }
     }
 
-    /// The drivers of a server rooted at `root` with web server `web`, for
-    /// the database servers of `inv`.
-    pub fn from_inventory(inv: &Inventory, root: &Path, web: &WebConfig) -> Drivers {
+    /// The drivers of a server whose files are on `host` under `root` (as
+    /// that host names it), with web server `web`, for the database servers
+    /// of `inv`. On a host over ssh, SQLite (files on the controller) and
+    /// nginx (not driven over ssh yet) are refused when a task needs them.
+    pub fn for_host(
+        inv: &Inventory,
+        root: &Path,
+        web: &WebConfig,
+        host: Arc<dyn host::Host>,
+    ) -> Drivers {
+        let local = host.local_root().is_some();
         let web: Arc<dyn WebServer> = match web {
-            WebConfig::File => Arc::new(FileWeb::new(root.to_path_buf())),
-            WebConfig::Nginx(c) => Arc::new(NginxWeb::new(root.to_path_buf(), c.clone())),
+            WebConfig::File => Arc::new(FileWeb::new(host.clone())),
+            WebConfig::Nginx(c) if local => Arc::new(NginxWeb::new(root.to_path_buf(), c.clone())),
+            WebConfig::Nginx(_) => Arc::new(web::Unavailable::new(
+                "nginx",
+                format!("nginx on a server reached over ssh ({}) is not supported yet: use web kind file there", host.label()),
+            )),
         };
         let dbs = inv
             .settings
@@ -83,6 +97,10 @@ impl Drivers {
             .iter()
             .map(|(name, cfg)| {
                 let d: Result<Arc<dyn DbServer>, String> = match cfg {
+                    DatabaseConfig::Sqlite if !local => Err(format!(
+                        "SQLite keeps its files on a local server; {} is reached over ssh: use a mysql database server for its sites",
+                        host.label()
+                    )),
                     DatabaseConfig::Sqlite => Ok(Arc::new(Sqlite::new(
                         name.clone(),
                         SqliteServer::new(root.join("databases")),

@@ -7,7 +7,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use std::sync::Arc;
+
 use super::health::{self, Health};
+use super::host::{Host, HostPath, WriteMode};
 use crate::fsutil;
 use crate::inventory::{HealthCheck, NginxConfig};
 use crate::names::Domain;
@@ -93,20 +96,42 @@ pub trait WebServer: Send + Sync {
     fn check(&self, domain: &Domain, which: Which, check: &HealthCheck) -> Health;
 }
 
-/// Web kind `file`: vhosts rendered under `<root>/vhosts/`, served by
-/// nothing.
+/// Web kind `file`: vhosts rendered under `<root>/vhosts/` on the
+/// server's host, served by nothing.
 pub struct FileWeb {
-    root: PathBuf,
+    host: Arc<dyn Host>,
 }
 
 impl FileWeb {
-    /// The file web server of the server rooted at `root`.
-    pub fn new(root: PathBuf) -> FileWeb {
-        FileWeb { root }
+    /// The file web server of the server whose files are on `host`.
+    pub fn new(host: Arc<dyn Host>) -> FileWeb {
+        FileWeb { host }
     }
 
-    fn path(&self, domain: &Domain) -> PathBuf {
-        self.root.join("vhosts").join(format!("{domain}.conf"))
+    fn path(domain: &Domain) -> Result<HostPath, WebError> {
+        HostPath::new("vhosts")
+            .and_then(|d| d.join(&format!("{domain}.conf")))
+            .map_err(|e| WebError::Invalid(e.to_string()))
+    }
+
+    fn read_file(&self, domain: &Domain) -> Result<Option<String>, WebError> {
+        let p = Self::path(domain)?;
+        let invalid = |e: String| WebError::Invalid(format!("{}: {e}", self.host.display(&p)));
+        match self.host.read(&p).map_err(|e| invalid(e.to_string()))? {
+            None => Ok(None),
+            Some(b) => String::from_utf8(b)
+                .map(Some)
+                .map_err(|_| invalid("not UTF-8".into())),
+        }
+    }
+
+    fn write_file(&self, domain: &Domain, text: Option<&str>) -> Result<(), WebError> {
+        let p = Self::path(domain)?;
+        let done = match text {
+            Some(t) => self.host.write(&p, t.as_bytes(), WriteMode::Atomic),
+            None => self.host.remove_file(&p),
+        };
+        done.map_err(|e| WebError::Invalid(format!("{}: {e}", self.host.display(&p))))
     }
 }
 
@@ -132,6 +157,43 @@ fn write_opt(p: &Path, text: Option<&str>) -> Result<(), WebError> {
     }
 }
 
+/// A web server hoist cannot drive where it is declared: it renders (so
+/// plans and observations work) and refuses every change with why.
+pub struct Unavailable {
+    kind: &'static str,
+    why: String,
+}
+
+impl Unavailable {
+    /// A `kind` web server refused for `why`.
+    pub fn new(kind: &'static str, why: String) -> Unavailable {
+        Unavailable { kind, why }
+    }
+}
+
+impl WebServer for Unavailable {
+    fn kind(&self) -> &'static str {
+        self.kind
+    }
+    fn render(&self, cfg: &SiteConfig, _which: Which) -> Result<String, WebError> {
+        Ok(render::vhost(cfg))
+    }
+    fn read(&self, _domain: &Domain, _which: Which) -> Result<Option<String>, WebError> {
+        Err(WebError::Invalid(self.why.clone()))
+    }
+    fn write(&self, _d: &Domain, _w: Which, _t: Option<&str>) -> Result<(), WebError> {
+        Err(WebError::Invalid(self.why.clone()))
+    }
+    fn activate(&self) -> Result<(), WebError> {
+        Err(WebError::Invalid(self.why.clone()))
+    }
+    fn check(&self, _domain: &Domain, _which: Which, _check: &HealthCheck) -> Health {
+        Health::Failed {
+            reason: self.why.clone(),
+        }
+    }
+}
+
 impl WebServer for FileWeb {
     fn kind(&self) -> &'static str {
         "file"
@@ -141,13 +203,13 @@ impl WebServer for FileWeb {
     }
     fn read(&self, domain: &Domain, which: Which) -> Result<Option<String>, WebError> {
         match which {
-            Which::Site => read_opt(&self.path(domain)),
+            Which::Site => self.read_file(domain),
             Which::Preview => Ok(None),
         }
     }
     fn write(&self, domain: &Domain, which: Which, text: Option<&str>) -> Result<(), WebError> {
         match which {
-            Which::Site => write_opt(&self.path(domain), text),
+            Which::Site => self.write_file(domain, text),
             // Nothing serves a preview: there is nothing to write.
             Which::Preview => Ok(()),
         }

@@ -15,10 +15,13 @@
 //! Secrets never go on a remote command line: they travel on stdin
 //! ([`SshHost::write_atomic`], [`SshHost::exec_stdin`]).
 //!
-//! [`SshHost`] is a [`crate::driver::host::Host`] (the `seam` module): the
-//! task journal and backups, which go only through that trait, can be
-//! kept on a server reached over ssh. The apply pipeline does not build
-//! one from the inventory yet.
+//! [`SshHost`] is a [`crate::driver::host::Host`] (the `seam` module):
+//! [`crate::server::Servers::from_inventory`] connects one per `kind: ssh`
+//! server, and everything a task does to that server's files (platforms,
+//! sites, vhosts of web kind `file`, backups, the task journal, the lock)
+//! goes through it. Its sites' databases are on `mysql` servers, reached
+//! from this machine; SQLite, nginx and Drupal are refused there with why
+//! (their files or commands would be on this machine).
 
 mod error;
 mod host;

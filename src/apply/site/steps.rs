@@ -234,7 +234,8 @@ pub(in crate::apply) fn app_of(
     srv: &LocalServer,
     p: &PlatformName,
 ) -> Result<&'static dyn AppKind, String> {
-    crate::driver::app::kind_of(&srv.platform_dir(p))
+    let generation = srv.drupal_generation(p).map_err(txt)?;
+    crate::driver::app::kind_for(generation, srv.is_local())
 }
 
 /// A site and its application, as its settings file says: where it lives
@@ -254,6 +255,7 @@ pub(in crate::apply) fn live_site<'a>(
             db: db_of(srv, settings)?,
             login: login(settings),
             staged: false,
+            code: srv,
         },
     ))
 }
@@ -276,6 +278,7 @@ pub(in crate::apply) fn new_site<'a>(
             db: srv.db_server(&db.server).map_err(txt)?,
             login: creds.clone(),
             staged: true,
+            code: srv,
         },
     ))
 }

@@ -1,0 +1,205 @@
+//! `kind: ssh` servers declared in the inventory (issue 14 item 1): the
+//! real binary builds platforms and installs, migrates and observes sites
+//! on a server reached through a real OpenSSH server on loopback, with
+//! their databases on a real MariaDB; a host key swapped behind hoist's
+//! back stops everything on that server, with a clear message, and
+//! changes nothing there. The "remote" host is this machine, so the tests
+//! look at its files directly.
+
+mod common;
+mod services;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use common::{snapshot, Fixture};
+use services::{mysql_database_yaml, MariaDb, Sshd};
+
+/// The example inventory with its 2.x platforms on ssh server `web2` (the
+/// 1.x ones stay local) and every site's database on MariaDB.
+struct World {
+    f: Fixture,
+    sshd: Sshd,
+    db: MariaDb,
+    /// web2's root (its path has a space).
+    root: PathBuf,
+}
+
+impl World {
+    fn start() -> Option<World> {
+        let sshd = Sshd::start()?;
+        let db = MariaDb::start_unsynced()?;
+        let f = Fixture::example();
+        let root = f.inv().parent().unwrap().join("web2 root");
+        std::fs::create_dir(&root).unwrap();
+        let w = World { f, sshd, db, root };
+        w.f.write("hoist.yaml", &w.hoist_yaml());
+        for p in ["shop-2-0", "shop-2-1"] {
+            let rel = format!("platforms/{p}.yaml");
+            let text = w.f.read(&rel);
+            w.f.write(&rel, &format!("{text}server: web2\n"));
+        }
+        Some(w)
+    }
+
+    fn hoist_yaml(&self) -> String {
+        format!(
+            "servers:\n  local: {{ kind: local, root: .hoist-host }}\n  web2:\n    \
+             kind: ssh\n    host: {host}\n    port: {port}\n    user: {user}\n    \
+             root: {root}\n    known_hosts: {kh}\n    identity_file: {id}\n\
+             databases:\n{db}\
+             defaults: {{ server: local, database: maria }}\n\
+             status: {{ commit: false }}\n",
+            host = self.sshd.host,
+            port = self.sshd.port,
+            user = self.sshd.user,
+            root = self.root.display(),
+            kh = self.sshd.known_hosts.display(),
+            id = self.sshd.identity_file.display(),
+            db = mysql_database_yaml("maria", &self.db),
+        )
+    }
+
+    fn site_dir(&self, platform: &str, domain: &str) -> PathBuf {
+        self.root
+            .join("platforms")
+            .join(platform)
+            .join("sites")
+            .join(domain)
+    }
+
+    /// The database a site's settings on web2 name.
+    fn db_name(&self, platform: &str, domain: &str) -> String {
+        let text =
+            std::fs::read_to_string(self.site_dir(platform, domain).join("settings.yaml")).unwrap();
+        let v: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        v["database"]["name"].as_str().unwrap().to_string()
+    }
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn sites_are_installed_observed_and_migrated_on_a_server_reached_over_ssh() {
+    let Some(w) = World::start() else { return };
+    let f = &w.f;
+    let out = f.apply();
+    assert!(
+        out.stdout.contains("Apply complete: 9 success"),
+        "{}",
+        out.all()
+    );
+
+    // Built and installed on web2, under its root, as on a local server.
+    let rec =
+        std::fs::read_to_string(w.root.join("platforms/shop-2-1/.hoist-platform.yaml")).unwrap();
+    assert!(rec.contains("codebase:"), "{rec}");
+    let dental = w.site_dir("shop-2-0", "dental.example.net");
+    assert_eq!(mode(&dental.join("settings.yaml")), 0o600);
+    assert!(w.root.join("vhosts/dental.example.net.conf").is_file());
+    assert!(w.root.join("vhosts/eatery.example.com.conf").is_file());
+    let tasks = std::fs::read_dir(w.root.join("tasks")).unwrap().count();
+    assert!(
+        tasks >= 4,
+        "web2 keeps its own task journal: {tasks} entries"
+    );
+    // The local server holds only the 1.x platforms.
+    let local = f.host().join("platforms");
+    assert!(local.join("shop-1-1").is_dir());
+    assert!(!local.join("shop-2-0").exists());
+
+    // Observed over ssh: nothing left to do.
+    let plan = f.ok(&["plan", "--detailed-exitcode"], 0);
+    assert!(plan.all().contains("nothing to do"), "{}", plan.all());
+
+    // Rows put in by hand survive a migrate between web2's platforms, and
+    // the update of the new platform runs on them.
+    let old_db = w.db_name("shop-2-0", "dental.example.net");
+    w.db.sql(&format!(
+        "CREATE TABLE `{old_db}`.notes (id INT PRIMARY KEY, b BLOB);\
+         INSERT INTO `{old_db}`.notes VALUES (1, UNHEX('00FF0D0A1A27225C'));"
+    ));
+    std::fs::create_dir_all(dental.join("files")).unwrap();
+    std::fs::write(dental.join("files/a.bin"), [0u8, 255, 13, 10]).unwrap();
+    f.set_site("dental", "platform", "shop-2-1");
+    let out = f.apply();
+    assert!(out.all().contains("migrate"), "{}", out.all());
+    let moved = w.site_dir("shop-2-1", "dental.example.net");
+    assert!(!dental.exists(), "the old copy is removed");
+    assert_eq!(
+        std::fs::read(moved.join("files/a.bin")).unwrap(),
+        [0u8, 255, 13, 10]
+    );
+    let new_db = w.db_name("shop-2-1", "dental.example.net");
+    assert_ne!(new_db, old_db);
+    assert_eq!(
+        w.db.sql(&format!("SELECT HEX(b) FROM `{new_db}`.notes")),
+        "00FF0D0A1A27225C\n"
+    );
+    assert_eq!(
+        w.db.sql(&format!(
+            "SELECT schema_version FROM `{new_db}`.`system` WHERE name = 'core'"
+        ))
+        .trim(),
+        "6",
+        "core's update 6 of shop-2.1 ran on web2's copy"
+    );
+    f.ok(&["plan", "--detailed-exitcode"], 0);
+}
+
+#[test]
+fn a_host_key_swapped_behind_hoists_back_stops_everything_on_that_server() {
+    let Some(w) = World::start() else { return };
+    let f = &w.f;
+    f.apply();
+    let before = snapshot(&w.root);
+
+    // The server now presents another key than known_hosts records.
+    let other = w.sshd.keygen(&w.sshd.dir().join("other_key"));
+    std::fs::write(&w.sshd.known_hosts, w.sshd.known_hosts_line(&other)).unwrap();
+    f.set_site("dental", "platform", "shop-2-1");
+
+    let plan = f.run(&["plan"]);
+    assert_eq!(plan.code, 1, "{}", plan.all());
+    assert!(
+        plan.stderr.contains("server web2 cannot be reached") && plan.stderr.contains("host key"),
+        "{}",
+        plan.stderr
+    );
+    assert!(plan.stdout.contains("suspended"), "{}", plan.stdout);
+
+    let apply = f.run(&["apply", "--yes"]);
+    assert_eq!(apply.code, 1, "{}", apply.all());
+    assert!(
+        apply.stderr.contains("cannot be reached"),
+        "{}",
+        apply.stderr
+    );
+    assert_eq!(snapshot(&w.root), before, "nothing changed on web2");
+    // Nothing of web2 was taken for gone: no site was installed again on
+    // the local server.
+    assert!(!f.host().join("platforms/shop-2-1").exists());
+}
+
+#[test]
+fn a_sqlite_site_on_an_ssh_server_is_refused_with_why() {
+    let Some(w) = World::start() else { return };
+    let f = &w.f;
+    f.write(
+        "hoist.yaml",
+        &w.hoist_yaml()
+            .replace("  maria:", "  default: { kind: sqlite }\n  maria:"),
+    );
+    f.set_site("eatery", "database", "default");
+    let out = f.run(&["apply", "--yes"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.all()
+            .contains("SQLite keeps its files on a local server"),
+        "{}",
+        out.all()
+    );
+    assert!(!w.site_dir("shop-2-1", "eatery.example.com").exists());
+}
