@@ -437,14 +437,16 @@ fn lock_and_recover(servers: &Servers) -> Result<Vec<crate::server::ServerLock>>
 fn recover_if_idle(servers: &Servers) {
     for srv in servers.by_name.values().filter(|s| s.tasks().exists()) {
         if let Ok(lock) = srv.lock() {
-            report_recovered(srv);
+            // Only this server is held: a move to another one waits for an
+            // apply, which holds both.
+            report_recovered(srv, &Servers::default());
             drop(lock);
         }
     }
 }
 
-fn report_recovered(srv: &crate::server::LocalServer) {
-    for r in apply::recover(srv) {
+fn report_recovered(srv: &crate::server::LocalServer, held: &Servers) {
+    for r in apply::recover(srv, held) {
         eprintln!(
             "recovered interrupted task {} ({}): {}",
             text::line(&r.id),
@@ -456,7 +458,7 @@ fn report_recovered(srv: &crate::server::LocalServer) {
 
 fn recover(servers: &Servers) {
     for srv in servers.by_name.values() {
-        report_recovered(srv);
+        report_recovered(srv, servers);
     }
 }
 

@@ -58,6 +58,11 @@ pub struct Journal {
         deserialize_with = "db"
     )]
     pub new_db: Option<DbRef>,
+    /// The server a site moves to, when it is not the task's: the record
+    /// stays on the server the site leaves, and its undo and finish need
+    /// both.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to_server: Option<crate::names::Name>,
     /// The site directory the task makes or copies (an undo removes it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub copied_dir: Option<Place>,

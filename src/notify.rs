@@ -569,6 +569,7 @@ mod tests {
             from: Some(Endpoint {
                 platform: crate::names::PlatformName::new("shop-1").unwrap(),
                 domain: crate::names::Domain::new("acme.example.com").unwrap(),
+                server: None,
             }),
             to: None,
             message: Some("step backup: disk full".into()),

@@ -84,7 +84,7 @@ impl Scope {
             match last_seen.get(n) {
                 Some(other) if other != server => {
                     held.push(format!(
-                        "site {n} is declared on server {server} but was last seen on server {other}: left alone (moving a site between servers is not supported yet)"
+                        "site {n} is declared on server {server} but was last seen on server {other}: left alone (a move between servers is carried out by a hoist that holds both: `hoist apply`, or `hoist watch` without --server)"
                     ));
                     false
                 }
@@ -119,7 +119,7 @@ impl Scope {
         actual.sites.retain(|name, o| match s.site_servers.get(name) {
             Some(other) if *other != s.server => {
                 told.push(format!(
-                    "site {name} is on server {} but declared on server {other}'s platform: left alone (moving a site between servers is not supported yet)",
+                    "site {name} is on server {} but declared on server {other}'s platform: left alone (a move between servers is carried out by a hoist that holds both: `hoist apply`, or `hoist watch` without --server)",
                     o.server
                 ));
                 false

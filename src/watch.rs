@@ -244,17 +244,21 @@ impl Daemon {
     /// Locks every server not locked yet (hoist.yaml may add one), and
     /// recovers the tasks a killed hoist left running on it.
     fn lock(&mut self, servers: &Servers) -> Result<(), ServerError> {
+        let mut new = Vec::new();
         for s in servers.by_name.values() {
             if let std::collections::btree_map::Entry::Vacant(e) =
                 self.locks.entry(s.host().label())
             {
-                let l = s.lock()?;
-                // Holding the lock makes this daemon the one to finish or
-                // undo what a killed hoist left running on the server.
-                for r in crate::apply::recover(s) {
-                    tracing::warn!(task = %r.id, result = r.result.as_str(), "recovered an interrupted task: {}", r.message);
-                }
-                e.insert((l, s.host_arc()));
+                e.insert((s.lock()?, s.host_arc()));
+                new.push(s);
+            }
+        }
+        // Holding the locks makes this daemon the one to finish or undo
+        // what a killed hoist left running on those servers; all of them
+        // are held by now, for a move between two of them.
+        for s in new {
+            for r in crate::apply::recover(s, servers) {
+                tracing::warn!(task = %r.id, result = r.result.as_str(), "recovered an interrupted task: {}", r.message);
             }
         }
         Ok(())

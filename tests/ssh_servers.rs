@@ -203,3 +203,190 @@ fn a_sqlite_site_on_an_ssh_server_is_refused_with_why() {
     );
     assert!(!w.site_dir("shop-2-1", "eatery.example.com").exists());
 }
+
+/// Bakery (local, shop-1-0) with a table of every byte value and a file
+/// of them added: what a move must carry over byte for byte.
+fn seed_bakery(w: &World) -> (PathBuf, String) {
+    let dir =
+        w.f.host()
+            .join("platforms/shop-1-0/sites/bakery.example.com");
+    let text = std::fs::read_to_string(dir.join("settings.yaml")).unwrap();
+    let v: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let db = v["database"]["name"].as_str().unwrap().to_string();
+    let bytes: String = (0..=255u8).map(|b| format!("{b:02X}")).collect();
+    w.db.sql(&format!(
+        "CREATE TABLE `{db}`.notes (id INT PRIMARY KEY, b LONGBLOB);\
+         INSERT INTO `{db}`.notes VALUES (1, UNHEX('{bytes}')), (2, ''), (3, NULL);"
+    ));
+    std::fs::create_dir_all(dir.join("files/deep/er")).unwrap();
+    std::fs::write(dir.join("files/deep/er/all.bin"), all_bytes()).unwrap();
+    std::os::unix::fs::symlink("deep/er/all.bin", dir.join("files/link")).unwrap();
+    (dir, db)
+}
+
+fn all_bytes() -> Vec<u8> {
+    (0..4096u32).map(|i| (i * 131 % 256) as u8).collect()
+}
+
+/// The databases on MariaDB whose names start with `prefix`.
+fn databases(w: &World, prefix: &str) -> Vec<String> {
+    w.db.sql(&format!(
+        "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE '{prefix}%' ORDER BY 1"
+    ))
+    .lines()
+    .map(str::to_string)
+    .collect()
+}
+
+#[test]
+fn a_site_moves_from_a_local_server_to_an_ssh_server_byte_for_byte() {
+    let Some(w) = World::start() else { return };
+    let f = &w.f;
+    f.apply();
+    let (old_dir, old_db) = seed_bakery(&w);
+    f.set_site("bakery", "platform", "shop-2-1");
+
+    let plan = f.ok(&["plan", "--detailed-exitcode"], 2);
+    assert!(
+        plan.stdout.contains(
+            "bakery.example.com on shop-1-0 (server local) -> bakery.example.com on shop-2-1 (server web2)"
+        ),
+        "{}",
+        plan.stdout
+    );
+    let out = f.apply();
+    assert!(out.stdout.contains("1 success"), "{}", out.all());
+
+    let new_dir = w.site_dir("shop-2-1", "bakery.example.com");
+    assert!(
+        !old_dir.exists(),
+        "the old copy is removed from the local server"
+    );
+    assert!(!f.host().join("vhosts/bakery.example.com.conf").exists());
+    assert!(w.root.join("vhosts/bakery.example.com.conf").is_file());
+    assert_eq!(
+        std::fs::read(new_dir.join("files/deep/er/all.bin")).unwrap(),
+        all_bytes()
+    );
+    assert_eq!(
+        std::fs::read_link(new_dir.join("files/link")).unwrap(),
+        Path::new("deep/er/all.bin")
+    );
+    assert_eq!(mode(&new_dir.join("settings.yaml")), 0o600);
+    let new_db = w.db_name("shop-2-1", "bakery.example.com");
+    assert_eq!(
+        databases(&w, "bakery"),
+        vec![new_db.clone()],
+        "the old database is dropped"
+    );
+    assert_ne!(new_db, old_db);
+    let bytes: String = (0..=255u8).map(|b| format!("{b:02X}")).collect();
+    assert_eq!(
+        w.db.sql(&format!(
+            "SELECT id, HEX(b) FROM `{new_db}`.notes ORDER BY id"
+        )),
+        format!("1\t{bytes}\n2\t\n3\tNULL\n")
+    );
+    // The task record stays on the server the site left, naming both.
+    let rec = common::last_task(f);
+    assert_eq!(rec["journal"]["to_server"], "web2", "{rec}");
+    assert_eq!(rec["to"]["server"], "web2", "{rec}");
+    f.ok(&["plan", "--detailed-exitcode"], 0);
+}
+
+#[test]
+fn a_failed_cross_server_move_is_undone_on_both_hosts() {
+    let Some(w) = World::start() else { return };
+    let f = &w.f;
+    f.apply();
+    let (old_dir, old_db) = seed_bakery(&w);
+    let local_before = snapshot(&old_dir);
+    let remote_before = snapshot(&w.root.join("platforms"));
+    f.set_site("bakery", "platform", "shop-2-1");
+
+    // The new copy is made, updated and checked on web2, then the switch
+    // fails.
+    let r = f.with_failpoint(&["apply", "--yes"], "switch:error");
+    assert_ne!(r.status.code(), Some(0));
+    let rec = common::last_task(f);
+    assert_eq!(rec["result"], "failed", "{rec}");
+    assert!(
+        rec.to_string()
+            .contains("rolled back: the new copy was removed"),
+        "{rec}"
+    );
+
+    assert_eq!(
+        snapshot(&old_dir),
+        local_before,
+        "the old site is as it was"
+    );
+    assert_eq!(
+        snapshot(&w.root.join("platforms")),
+        remote_before,
+        "nothing of the copy is left on web2"
+    );
+    assert!(!w.root.join("vhosts/bakery.example.com.conf").exists());
+    assert_eq!(
+        databases(&w, "bakery"),
+        vec![old_db.clone()],
+        "the new database is dropped"
+    );
+    assert_eq!(
+        w.db.sql(&format!(
+            "SELECT value FROM `{old_db}`.variables WHERE name = 'maintenance_mode'"
+        )),
+        "0\n",
+        "the old site is back online"
+    );
+    // The next apply carries the move out.
+    f.apply();
+    assert!(w.site_dir("shop-2-1", "bakery.example.com").is_dir());
+    assert!(!old_dir.exists());
+}
+
+#[test]
+fn a_kill_anywhere_in_a_cross_server_move_leaves_one_copy_and_loses_nothing() {
+    // Before the copy, inside it, after the updates on web2, once web2
+    // serves the copy (not yet committed), and after the commit.
+    for point in [
+        "deploy-inside:abort",
+        "update:abort-after",
+        "switch:abort-after",
+        "remove-old:abort",
+    ] {
+        let Some(w) = World::start() else { return };
+        let f = &w.f;
+        f.apply();
+        let (old_dir, _) = seed_bakery(&w);
+        f.set_site("bakery", "platform", "shop-2-1");
+        let r = f.with_failpoint(&["apply", "--yes"], point);
+        assert_ne!(r.status.code(), Some(0), "{point}: the hoist was killed");
+        // The next run recovers (the site back on the local server, or,
+        // past the commit, finished on web2), then carries the move out.
+        let out = f.apply();
+        assert!(
+            out.stderr.contains("recovered interrupted task"),
+            "{point}: {}",
+            out.all()
+        );
+        let remote = w.site_dir("shop-2-1", "bakery.example.com");
+        assert!(
+            !old_dir.exists() && remote.is_dir(),
+            "{point}: one copy, on web2"
+        );
+        assert_eq!(
+            std::fs::read(remote.join("files/deep/er/all.bin")).unwrap(),
+            all_bytes(),
+            "{point}"
+        );
+        let db = w.db_name("shop-2-1", "bakery.example.com");
+        assert_eq!(databases(&w, "bakery"), vec![db.clone()], "{point}");
+        assert_eq!(
+            w.db.sql(&format!("SELECT COUNT(*) FROM `{db}`.notes")),
+            "3\n",
+            "{point}"
+        );
+        f.ok(&["plan", "--detailed-exitcode"], 0);
+    }
+}

@@ -255,6 +255,7 @@ pub fn status_set(root: &Path, shape: &Shape, stamp: u32) -> StatusSet {
         let at = Endpoint {
             platform: n(&pname),
             domain: dom.clone(),
+            server: None,
         };
         let started = format!(
             "2025-01-{:02}T10:{:02}:{:02}Z",

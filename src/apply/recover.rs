@@ -6,7 +6,7 @@
 
 use crate::driver::host::{HostError, HostPath};
 use crate::names::PlatformName;
-use crate::server::LocalServer;
+use crate::server::{LocalServer, Servers};
 use crate::task::{self, TaskKind, TaskResult, TaskRun};
 
 /// What recovery did with one task.
@@ -21,8 +21,11 @@ pub struct Recovered {
 }
 
 /// Finishes or undoes every task left running on `srv`. Call it holding the
-/// server's lock: no other hoist is then working on these tasks.
-pub fn recover(srv: &LocalServer) -> Vec<Recovered> {
+/// server's lock: no other hoist is then working on these tasks. `held`
+/// are the servers whose locks this hoist holds: a move to another server
+/// is finished or undone only when that server is among them (else it
+/// waits, running, for a hoist that holds both).
+pub fn recover(srv: &LocalServer, held: &Servers) -> Vec<Recovered> {
     let mut out = Vec::new();
     let mut left = task::leftovers(&srv.tasks());
     let mut all_ended = true;
@@ -42,15 +45,24 @@ pub fn recover(srv: &LocalServer) -> Vec<Recovered> {
             remove_backup_leftovers(srv, site);
         }
         let committed = super::committed(&run);
-        let blocked = match run.rec.kind {
-            TaskKind::Build | TaskKind::DeletePlatform => None,
-            _ if committed => None,
-            _ => super::site::undo_blocked(srv, &run.rec),
+        let to = run.rec.journal.to_server.clone();
+        let peer = to.as_ref().and_then(|n| held.by_name.get(n));
+        let blocked = match (&to, peer) {
+            (Some(n), None) => Some(format!(
+                "the site was moving to server {n}, which this hoist does not hold (not declared, not reached, or not this watcher's)"
+            )),
+            _ => match run.rec.kind {
+                TaskKind::Build | TaskKind::DeletePlatform => None,
+                _ if committed => None,
+                _ => super::site::undo_blocked(srv, &run.rec)
+                    .map(|why| format!("the database server does not answer ({why})")),
+            },
         };
         if let Some(why) = blocked {
             // Left running for the next hoist: an undo never runs half.
             let message = task::quote(&format!(
-                "the undo still waits for the database server ({why}); the next hoist run retries it"
+                "the {} still waits: {why}; the next hoist run retries it",
+                if committed { "finish" } else { "undo" }
             ));
             tracing::warn!(task = %run.rec.id, "{message}");
             run.log(format!("recovery: {message}"));
@@ -64,7 +76,7 @@ pub fn recover(srv: &LocalServer) -> Vec<Recovered> {
         }
         let (result, message) = match run.rec.kind {
             TaskKind::Build | TaskKind::DeletePlatform => recover_platform(srv, &run.rec),
-            _ if committed => match super::site::finish(srv, &run.rec) {
+            _ if committed => match super::site::finish(srv, &run.rec, peer) {
                 Ok(()) => (
                     TaskResult::Success,
                     "finished: the task had committed, only its cleanup was left".to_string(),
@@ -74,7 +86,7 @@ pub fn recover(srv: &LocalServer) -> Vec<Recovered> {
                     format!("the task had committed; its cleanup failed: {e}"),
                 ),
             },
-            _ => match super::site::undo(srv, &run.rec) {
+            _ => match super::site::undo(srv, &run.rec, peer) {
                 Ok(done) | Err(done) => (TaskResult::Failed, done),
             },
         };

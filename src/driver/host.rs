@@ -349,6 +349,83 @@ impl OnHost {
     }
 }
 
+/// Copies the tree `from` on `src` to `to` on `dst` (which must not
+/// exist), streamed file by file through this process (nothing is kept
+/// whole here): directories, files with their bytes, modes and times, and
+/// links as links, never followed; the top's entries named in `except`
+/// are left out, and so are devices, sockets and fifos. Files are left
+/// unsynced: the task's commit point makes `dst` durable. Returns the
+/// bytes copied.
+pub fn copy_tree_between(
+    src: &dyn Host,
+    from: &HostPath,
+    dst: &dyn Host,
+    to: &HostPath,
+    except: &[&str],
+) -> Result<u64, HostError> {
+    use std::path::Component;
+    let entries = src.walk(from, None)?;
+    let left_out = |rel: &Path| match rel.components().next() {
+        Some(Component::Normal(first)) => except.iter().any(|e| OsStr::new(e) == first),
+        _ => false,
+    };
+    if dst.exists(to)? {
+        return Err(HostError::Path {
+            path: dst.display(to),
+            why: "exists already",
+        });
+    }
+    dst.mkdir(to, true)?;
+    let mut bytes = 0u64;
+    let mut dirs = Vec::new();
+    for e in entries.iter().filter(|e| !left_out(&e.rel)) {
+        match e.kind {
+            EntryKind::Dir => {
+                if !e.rel.as_os_str().is_empty() {
+                    dst.mkdir_in(to, &e.rel)?;
+                }
+                dirs.push(e);
+            }
+            EntryKind::File => {
+                let opened = src.open_in(from, &e.rel)?;
+                let mut w = dst.create_in(to, &e.rel)?;
+                let n = std::io::copy(&mut std::io::Read::take(opened.read, opened.len), &mut w)
+                    .map_err(|source| HostError::Io {
+                        path: format!("{} to {}", src.display(from), dst.display(to)),
+                        source,
+                    })?;
+                if n != opened.len {
+                    return Err(HostError::Io {
+                        path: format!("{}/{}", src.display(from), e.rel.display()),
+                        source: std::io::Error::other(format!(
+                            "{n} bytes read of {} (the file shrank while it was copied)",
+                            opened.len
+                        )),
+                    });
+                }
+                bytes += n;
+                w.finish(tree::Finish {
+                    mode: Some(e.mode),
+                    mtime: Some(e.mtime),
+                    synced: false,
+                })?;
+            }
+            EntryKind::Symlink => {
+                if let Some(target) = &e.target {
+                    dst.symlink_in(to, &e.rel, target)?;
+                }
+            }
+            EntryKind::Other => {}
+        }
+    }
+    // Deepest first: giving a directory its mode could take away the right
+    // to write what is under it.
+    for d in dirs.iter().rev() {
+        dst.set_dir_meta(to, &d.rel, d.mode, Some(d.mtime))?;
+    }
+    Ok(bytes)
+}
+
 /// The server's top directories, each of which may be a mount of its own.
 pub const TOP_DIRS: [&str; 5] = ["platforms", "databases", "vhosts", "backups", "tasks"];
 

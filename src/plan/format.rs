@@ -52,7 +52,10 @@ fn site_sign(a: SiteAction) -> &'static str {
 }
 
 fn where_to(s: &SitePlan) -> String {
-    let ep = |e: &super::Endpoint| format!("{} on {}", e.domain, e.platform);
+    let ep = |e: &super::Endpoint| match &e.server {
+        Some(srv) => format!("{} on {} (server {srv})", e.domain, e.platform),
+        None => format!("{} on {}", e.domain, e.platform),
+    };
     match (&s.from, &s.to) {
         (Some(f), Some(t)) if f == t => match (&s.action, &s.config) {
             // Neither platform nor domain changes: the database moves.
@@ -602,6 +605,7 @@ mod tests {
             Some(Endpoint {
                 platform: Name::new(p).unwrap(),
                 domain: Domain::new(&format!("s-{i:04}.example.com")).unwrap(),
+                server: None,
             })
         };
         SitePlan {

@@ -144,6 +144,10 @@ pub struct Endpoint {
     pub platform: PlatformName,
     /// The domain.
     pub domain: Domain,
+    /// The server, named when a site moves between two (absent otherwise,
+    /// so every other plan and task record reads as before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<Name>,
 }
 
 /// Why hoist leaves a site or platform alone (spec section 6): its own
@@ -402,6 +406,7 @@ pub fn plan(inv: &Inventory, actual: &Actual, opts: &PlanOptions) -> Plan {
         let from = Some(Endpoint {
             platform: obs.platform().clone(),
             domain: obs.domain().clone(),
+            server: None,
         });
         let (action, unmanaged, diff) = if opts.prune {
             (
@@ -715,6 +720,9 @@ fn plan_existing(
         obs.config.db_name.clone()
     };
     let after = desired_config(inv, spec, db_name);
+    // A move between servers names both (the plan shows them).
+    let dest = inv.platforms.get(&spec.platform).map(|p| p.server.clone());
+    let across = dest.filter(|d| *d != obs.server);
     let mut p = SitePlan {
         name: spec.name.clone(),
         action,
@@ -722,10 +730,12 @@ fn plan_existing(
         from: Some(Endpoint {
             platform: obs.platform().clone(),
             domain: obs.domain().clone(),
+            server: across.as_ref().map(|_| obs.server.clone()),
         }),
         to: Some(Endpoint {
             platform: spec.platform.clone(),
             domain: spec.domain.clone(),
+            server: across,
         }),
         clone_from: None,
         unmanaged: false,
@@ -757,15 +767,7 @@ fn plan_existing(
             spec.database
         ));
     }
-    let target_server = inv.platforms.get(&spec.platform).map(|t| &t.server);
-    if let Some(to) = target_server.filter(|to| moves && **to != obs.server) {
-        p.errors.push(format!(
-            "moving a site between servers ({} on {} -> {} on {to}) is not supported yet",
-            obs.platform(),
-            obs.server,
-            spec.platform
-        ));
-    }
+    p.errors.extend(sqlite_on_ssh(inv, spec));
     if moves {
         match codebases.get(&spec.platform) {
             Some(target) => {
@@ -827,6 +829,27 @@ fn own_platform_check(obs: &ObservedSite, actual: &Actual) -> Option<Comparison>
     (c.upgrades() > 0 || !c.errors.is_empty()).then_some(c)
 }
 
+/// Why site `spec` cannot have its database where the inventory puts it:
+/// SQLite keeps its files under a local server's root, and its platform's
+/// server is reached over ssh.
+fn sqlite_on_ssh(inv: &Inventory, spec: &SiteSpec) -> Option<String> {
+    let server = &inv.platforms.get(&spec.platform)?.server;
+    let ssh = matches!(
+        inv.settings.servers.get(server),
+        Some(crate::inventory::ServerConfig::Ssh { .. })
+    );
+    let sqlite = matches!(
+        inv.settings.databases.get(&spec.database),
+        Some(crate::inventory::DatabaseConfig::Sqlite)
+    );
+    (ssh && sqlite).then(|| {
+        format!(
+            "its database server {} is SQLite, which keeps its files on a local server; server {server} is reached over ssh: use a mysql database server for its sites",
+            spec.database
+        )
+    })
+}
+
 fn plan_new(
     inv: &Inventory,
     spec: &SiteSpec,
@@ -846,6 +869,7 @@ fn plan_new(
         to: Some(Endpoint {
             platform: spec.platform.clone(),
             domain: spec.domain.clone(),
+            server: None,
         }),
         clone_from: spec.clone_from.clone(),
         unmanaged: false,
@@ -871,6 +895,7 @@ fn plan_new(
         p.blocked = true;
         return p;
     };
+    p.errors.extend(sqlite_on_ssh(inv, spec));
     match &spec.clone_from {
         None => match compat::install_verdicts(target, &spec.profile) {
             Ok(v) => p.packages = v,
@@ -1438,19 +1463,47 @@ mod tests {
     }
 
     #[test]
-    fn a_move_to_another_server_is_blocked_naming_both() {
+    fn a_move_to_another_server_names_both() {
         let mut w = World::new();
         w.inv.platforms.get_mut(&n("v2")).unwrap().server = n("web2");
         w.declare("a", "a.example.com", "v2");
         w.install("a", "a.example.com", "v1");
+        w.declare("b", "b.example.com", "v1");
+        w.install("b", "b.example.com", "v1");
         let p = w.plan(false, false, &[]);
         let a = site(&p, "a");
         assert_eq!(a.action, SiteAction::Migrate);
+        assert!(!a.blocked, "{:?}", a.errors);
+        assert_eq!(a.from.as_ref().unwrap().server, Some(n("local")));
+        assert_eq!(a.to.as_ref().unwrap().server, Some(n("web2")));
+        // A site that stays on its server names none.
+        let b = site(&p, "b");
+        assert_eq!(b.from.as_ref().unwrap().server, None);
+    }
+
+    #[test]
+    fn a_sqlite_site_on_an_ssh_server_is_blocked_with_why() {
+        let mut w = World::new();
+        w.inv.settings.servers.insert(
+            n("web2"),
+            crate::inventory::ServerConfig::Ssh {
+                host: "web2.example.org".into(),
+                port: 22,
+                user: None,
+                root: "/srv/hoist".into(),
+                known_hosts: "ssh/known_hosts".into(),
+                identity_file: None,
+                suspend: None,
+                web: Default::default(),
+            },
+        );
+        w.inv.platforms.get_mut(&n("v2")).unwrap().server = n("web2");
+        w.declare("a", "a.example.com", "v2");
+        let p = w.plan(false, false, &[]);
+        let a = site(&p, "a");
         assert!(a.blocked);
         assert!(
-            a.errors
-                .iter()
-                .any(|e| e.contains("between servers (v1 on local -> v2 on web2)")),
+            a.errors[0].contains("SQLite, which keeps its files on a local server"),
             "{:?}",
             a.errors
         );

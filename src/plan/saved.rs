@@ -276,6 +276,7 @@ mod tests {
         Some(Endpoint {
             platform: Name::new(platform).unwrap(),
             domain: crate::names::Domain::new(domain).unwrap(),
+            server: None,
         })
     }
 

@@ -51,12 +51,14 @@ pub(in crate::apply) fn clone(
                 run.rec.from = Some(Endpoint {
                     platform: src.platform().clone(),
                     domain: src.domain().clone(),
+                    server: None,
                 });
                 Ok::<_, String>(src)
             })?;
             let from = Endpoint {
                 platform: src.platform().clone(),
                 domain: src.domain().clone(),
+                server: None,
             };
             let (settings, _) = srv
                 .read_settings(&from.platform, &from.domain)

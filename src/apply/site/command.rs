@@ -27,6 +27,7 @@ pub(in crate::apply) fn find_site<'a>(
                 Endpoint {
                     platform: o.platform().clone(),
                     domain: o.domain().clone(),
+                    server: None,
                 },
             ));
         }

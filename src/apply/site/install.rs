@@ -30,6 +30,7 @@ pub(in crate::apply) fn install(
     let endpoint = Endpoint {
         platform: cfg.platform.clone(),
         domain: cfg.domain.clone(),
+        server: None,
     };
     let health = cutover::health_of(inv, &s.name);
     Ok(execute(

@@ -36,10 +36,9 @@ pub(in crate::apply) fn move_site(
     let to = need(&s.to, "target")?.clone();
     let mut cfg = need(&s.config, "settings")?.clone();
     let srv = server_for(inv, servers, &from.platform)?;
-    if server_for(inv, servers, &to.platform)?.name() != srv.name() {
-        return Err(ServerError::Invalid(
-            "moving a site to another server is not supported".into(),
-        ));
+    let dest = server_for(inv, servers, &to.platform)?;
+    if dest.name() != srv.name() {
+        return super::transfer::transfer(s, inv, srv, dest, opts, what);
     }
     let kind = match s.action {
         SiteAction::Migrate => TaskKind::Migrate,

@@ -20,6 +20,7 @@ mod migrate;
 mod rerender;
 mod restore;
 mod steps;
+mod transfer;
 mod undo;
 
 pub use command::backup_now;
@@ -150,8 +151,24 @@ pub fn new_db_name(site: &Name) -> String {
 /// finished, any other is undone, both from its journal alone. Returns
 /// what the undo could not do, for the task's message.
 pub(in crate::apply) fn rollback(srv: &LocalServer, run: &mut TaskRun) -> Result<(), String> {
+    rollback_with(
+        srv,
+        run,
+        |rec| undo_parts(srv, rec),
+        |rec| finish(srv, rec, None),
+    )
+}
+
+/// [`rollback`] of a task on `srv` whose undo and finish are `undo_it`
+/// and `finish_it` (a move to another server's reach both).
+pub(in crate::apply) fn rollback_with(
+    srv: &LocalServer,
+    run: &mut TaskRun,
+    undo_it: impl FnOnce(&TaskRecord) -> Result<(), String>,
+    finish_it: impl FnOnce(&TaskRecord) -> Result<(), String>,
+) -> Result<(), String> {
     if run.rec.journal.committed {
-        run.log(match finish(srv, &run.rec) {
+        run.log(match finish_it(&run.rec) {
             Ok(()) => {
                 "the task had committed, so it was finished rather than rolled back".to_string()
             }
@@ -171,9 +188,9 @@ pub(in crate::apply) fn rollback(srv: &LocalServer, run: &mut TaskRun) -> Result
             )),
         };
     }
-    match undo(srv, &run.rec) {
-        Ok(msg) => {
-            run.log(msg);
+    match undo_it(&run.rec).map_err(|e| undo_failed(&run.rec, e)) {
+        Ok(()) => {
+            run.log(undone(&run.rec));
             Ok(())
         }
         Err(e) => {
@@ -201,58 +218,82 @@ pub(crate) fn undo_blocked(srv: &LocalServer, rec: &TaskRecord) -> Option<String
 /// Undoes a site task that had not committed, from its record alone, and
 /// says what it did; or, when any part of the undo failed, what failed
 /// (the site then stays in maintenance, its backup kept). Every part may
-/// run again: crash recovery may repeat it.
-pub(crate) fn undo(srv: &LocalServer, rec: &TaskRecord) -> Result<String, String> {
-    let (r, done) = match rec.kind {
-        TaskKind::Install | TaskKind::Clone => (
-            undo_created(srv, rec),
-            "rolled back: the new site's database, directory and vhost were removed; nothing else was touched",
-        ),
-        TaskKind::Migrate | TaskKind::Rename | TaskKind::MigrateRename => (
-            undo_move(srv, rec),
-            "rolled back: the new copy was removed and the old site is back online as it was",
-        ),
-        TaskKind::Delete => (
-            undo_delete(srv, rec),
-            "rolled back: the site is back online; its backup is kept",
-        ),
-        TaskKind::Enable | TaskKind::Disable | TaskKind::Verify => (
-            undo_rerender(srv, rec),
-            "rolled back: settings and vhost were put back",
-        ),
-        TaskKind::Update => (
-            super::update::undo(srv, rec),
-            "rolled back: the database kept before the updates was put back and the site is back online as it was; its backup is kept",
-        ),
-        TaskKind::Restore => (
-            undo_restore(srv, rec),
-            "rolled back: the site is back as it was before the restore; both backups are kept",
-        ),
-        TaskKind::Rollback => (
-            super::rollback::undo(srv, rec),
-            "rolled back: the site is back where the rollout had put it; the copy from the backup was removed",
-        ),
-        TaskKind::Backup | TaskKind::Build | TaskKind::DeletePlatform => {
-            (Ok(()), "rolled back: nothing to undo")
-        }
+/// run again: crash recovery may repeat it. A move to another server
+/// needs that server (`to`, held by this hoist).
+pub(crate) fn undo(
+    srv: &LocalServer,
+    rec: &TaskRecord,
+    to: Option<&LocalServer>,
+) -> Result<String, String> {
+    let r = match (&rec.journal.to_server, to) {
+        (Some(_), Some(b)) => transfer::undo(srv, b, rec),
+        (Some(n), None) => Err(format!(
+            "it moved the site to server {n}, which this hoist does not hold"
+        )),
+        (None, _) => undo_parts(srv, rec),
     };
-    r.map(|()| done.to_string()).map_err(|e| {
-        let kept = rec
-            .backup
-            .as_deref()
-            .map(|b| format!("; its backup {b} is kept"))
-            .unwrap_or_default();
-        let e = format!(
-            "ROLLING BACK FAILED: {e}; the site was left in maintenance mode where it had been put there, for a person to look at{kept}"
-        );
-        tracing::error!(task = %rec.id, "{e}");
-        e
-    })
+    r.map(|()| undone(rec)).map_err(|e| undo_failed(rec, e))
+}
+
+/// The undo of a task on one server, by kind.
+fn undo_parts(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
+    match rec.kind {
+        TaskKind::Install | TaskKind::Clone => undo_created(srv, rec),
+        TaskKind::Migrate | TaskKind::Rename | TaskKind::MigrateRename => undo_move(srv, rec),
+        TaskKind::Delete => undo_delete(srv, rec),
+        TaskKind::Enable | TaskKind::Disable | TaskKind::Verify => undo_rerender(srv, rec),
+        TaskKind::Update => super::update::undo(srv, rec),
+        TaskKind::Restore => undo_restore(srv, rec),
+        TaskKind::Rollback => super::rollback::undo(srv, rec),
+        TaskKind::Backup | TaskKind::Build | TaskKind::DeletePlatform => Ok(()),
+    }
+}
+
+/// What a complete undo of `rec` did, in words.
+fn undone(rec: &TaskRecord) -> String {
+    match rec.kind {
+        TaskKind::Install | TaskKind::Clone => "rolled back: the new site's database, directory and vhost were removed; nothing else was touched",
+        TaskKind::Migrate | TaskKind::Rename | TaskKind::MigrateRename => "rolled back: the new copy was removed and the old site is back online as it was",
+        TaskKind::Delete => "rolled back: the site is back online; its backup is kept",
+        TaskKind::Enable | TaskKind::Disable | TaskKind::Verify => "rolled back: settings and vhost were put back",
+        TaskKind::Update => "rolled back: the database kept before the updates was put back and the site is back online as it was; its backup is kept",
+        TaskKind::Restore => "rolled back: the site is back as it was before the restore; both backups are kept",
+        TaskKind::Rollback => "rolled back: the site is back where the rollout had put it; the copy from the backup was removed",
+        TaskKind::Backup | TaskKind::Build | TaskKind::DeletePlatform => "rolled back: nothing to undo",
+    }
+    .to_string()
+}
+
+/// An undo of `rec` that failed with `e`, in words (and logged).
+fn undo_failed(rec: &TaskRecord, e: String) -> String {
+    let kept = rec
+        .backup
+        .as_deref()
+        .map(|b| format!("; its backup {b} is kept"))
+        .unwrap_or_default();
+    let e = format!(
+        "ROLLING BACK FAILED: {e}; the site was left in maintenance mode where it had been put there, for a person to look at{kept}"
+    );
+    tracing::error!(task = %rec.id, "{e}");
+    e
 }
 
 /// Finishes a site task that had committed (its remaining work is
-/// cleanup), from its record alone.
-pub(crate) fn finish(srv: &LocalServer, rec: &TaskRecord) -> Result<(), String> {
+/// cleanup), from its record alone; a move to another server needs that
+/// server (`to`, held by this hoist).
+pub(crate) fn finish(
+    srv: &LocalServer,
+    rec: &TaskRecord,
+    to: Option<&LocalServer>,
+) -> Result<(), String> {
+    if let Some(n) = &rec.journal.to_server {
+        return match to {
+            Some(b) => transfer::finish(srv, b, rec),
+            None => Err(format!(
+                "it moved the site to server {n}, which this hoist does not hold"
+            )),
+        };
+    }
     match rec.kind {
         TaskKind::Migrate | TaskKind::Rename | TaskKind::MigrateRename | TaskKind::Rollback => {
             finish_move(srv, rec)
