@@ -510,8 +510,45 @@ impl LocalServer {
     }
 
     /// Observes every platform and site on the server. What exists but
-    /// cannot be read is recorded as such, never taken for absent.
+    /// cannot be read is recorded as such, never taken for absent. On a
+    /// host where each read is a round trip, the files observation reads
+    /// are fetched at once first ([`crate::driver::snapshot`]) and read
+    /// from there.
     pub fn observe(&self) -> Actual {
+        match self.host.observed_files() {
+            Ok(None) => self.observe_files(),
+            Ok(Some(tar)) => {
+                match crate::driver::snapshot::Snapshot::from_tar(self.host.clone(), &tar[..]) {
+                    Ok(snap) => {
+                        tracing::debug!(server = %self.name, bytes = tar.len(), "observed through one fetch");
+                        self.through(std::sync::Arc::new(snap)).observe_files()
+                    }
+                    Err(e) => self.observe_directly(e),
+                }
+            }
+            Err(e) => self.observe_directly(e),
+        }
+    }
+
+    /// Observation read piece by piece, when the snapshot failed with `e`.
+    fn observe_directly(&self, e: HostError) -> Actual {
+        tracing::warn!(server = %self.name, "reading the server's files one by one: {e}");
+        self.observe_files()
+    }
+
+    /// This server with its files read from `host` (and its vhosts, where
+    /// they are among its files).
+    fn through(&self, host: std::sync::Arc<dyn Host>) -> LocalServer {
+        let mut view = self.clone();
+        if let Some(web) = view.drivers.web.through(host.clone()) {
+            view.drivers.web = web;
+        }
+        view.host = host;
+        view
+    }
+
+    /// [`LocalServer::observe`] from the server's host as it is.
+    fn observe_files(&self) -> Actual {
         let mut a = Actual::default();
         let dir = self.root.join("platforms");
         // An unreadable platforms directory is observed as empty, as before

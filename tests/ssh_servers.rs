@@ -113,6 +113,26 @@ fn sites_are_installed_observed_and_migrated_on_a_server_reached_over_ssh() {
     // Observed over ssh: nothing left to do.
     let plan = f.ok(&["plan", "--detailed-exitcode"], 0);
     assert!(plan.all().contains("nothing to do"), "{}", plan.all());
+    // In one fetch of what observing reads, not file by file.
+    let out = f
+        .cmd(&["plan"])
+        .env("RUST_LOG", "hoist=debug")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("observed through one fetch"), "{log}");
+    assert!(!log.contains("one by one"), "{log}");
+    // What is edited there by hand is seen from here.
+    let vhost = w.root.join("vhosts/eatery.example.com.conf");
+    let kept = std::fs::read(&vhost).unwrap();
+    std::fs::write(&vhost, b"# edited by hand\n").unwrap();
+    let plan = f.ok(&["plan", "--detailed-exitcode"], 2);
+    assert!(
+        plan.stdout.contains("its vhost was edited by hand"),
+        "{}",
+        plan.stdout
+    );
+    std::fs::write(&vhost, kept).unwrap();
 
     // Rows put in by hand survive a migrate between web2's platforms, and
     // the update of the new platform runs on them.

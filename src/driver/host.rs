@@ -300,6 +300,13 @@ pub trait Host: Send + Sync + fmt::Debug {
     /// Takes the server's lock; a second hoist is refused with the
     /// holder's pid.
     fn lock(&self) -> Result<HostLock, HostError>;
+    /// What observing the server reads (its platforms down to each site's
+    /// settings file, the build records, the vhosts) as one tar stream,
+    /// when reading it piece by piece costs a round trip each (a host over
+    /// ssh); `None`: observation reads the host directly.
+    fn observed_files(&self) -> Result<Option<Vec<u8>>, HostError> {
+        Ok(None)
+    }
 
     /// Opens the regular file `p` (a link is refused).
     fn open(&self, p: &HostPath) -> Result<Opened, HostError> {

@@ -20,6 +20,7 @@ pub mod drupal7;
 pub mod health;
 pub mod host;
 mod mysql_site;
+pub mod snapshot;
 pub mod tree;
 pub mod web;
 

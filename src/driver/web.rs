@@ -82,6 +82,12 @@ pub enum Which {
 pub trait WebServer: Send + Sync {
     /// `file` or `nginx`.
     fn kind(&self) -> &'static str;
+    /// This web server reading its vhosts from `host` instead (a snapshot
+    /// of the server's files, for observing); `None`: its vhosts are not
+    /// among the server's files.
+    fn through(&self, _host: Arc<dyn Host>) -> Option<Arc<dyn WebServer>> {
+        None
+    }
     /// The vhost of `cfg` as it should be (live or disabled); pure.
     fn render(&self, cfg: &SiteConfig, which: Which) -> Result<String, WebError>;
     /// The vhost file of `domain`, as it is.
@@ -197,6 +203,9 @@ impl WebServer for Unavailable {
 impl WebServer for FileWeb {
     fn kind(&self) -> &'static str {
         "file"
+    }
+    fn through(&self, host: Arc<dyn Host>) -> Option<Arc<dyn WebServer>> {
+        Some(Arc::new(FileWeb::new(host)))
     }
     fn render(&self, cfg: &SiteConfig, _which: Which) -> Result<String, WebError> {
         Ok(render::vhost(cfg))

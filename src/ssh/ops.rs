@@ -290,6 +290,20 @@ impl SshHost {
         Ok(())
     }
 
+    /// What observing the server reads, as a tar ([`scripts::OBSERVE`]).
+    pub fn observed_tar(&self) -> Result<Vec<u8>, SshError> {
+        let root = self.root().clone();
+        let out = self.script(
+            "observe",
+            root.as_str(),
+            scripts::OBSERVE,
+            &[] as &[&str],
+            None,
+            None,
+        )?;
+        Ok(out.stdout)
+    }
+
     /// Streams directory `dir` as a tar (GNU format, names sorted, numeric
     /// owners, members relative to `dir`) into `out`.
     pub fn tar_out(&self, dir: &RemotePath, out: &mut (dyn Write + Send)) -> Result<(), SshError> {

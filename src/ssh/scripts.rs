@@ -151,6 +151,21 @@ pub const MAKE_DURABLE: &str = r#"inside "$1/."
 sync -f -- "$1" 2>/dev/null || sync
 "#;
 
+/// What observing the server reads, as a tar on stdout (GNU format,
+/// names relative to the root, no link followed: `find` does not descend
+/// into one and tar stores it as a link): each platform directory, its
+/// build record and `sites/`, each entry of `sites/`, each site's
+/// `settings.yaml`, and the vhosts. A missing directory lists nothing.
+pub const OBSERVE: &str = r#"cd -- "$root" 2>/dev/null || exit 90
+{
+  find platforms -mindepth 1 -maxdepth 1 -print0
+  find platforms -mindepth 2 -maxdepth 2 \( -name .hoist-platform.yaml -o -name sites \) -print0
+  find platforms -mindepth 3 -maxdepth 3 -path 'platforms/*/sites/*' -print0
+  find platforms -mindepth 4 -maxdepth 4 -path 'platforms/*/sites/*/settings.yaml' -type f -print0
+  find vhosts -mindepth 1 -maxdepth 1 -name '*.conf' -type f -print0
+} 2>/dev/null | exec tar --create --file=- --null --no-recursion --files-from=- --numeric-owner
+"#;
+
 /// `$1` directory as a tar on stdout (GNU format, names sorted, numeric
 /// owners), members relative to it.
 pub const TAR_OUT: &str = r#"inside "$1/."

@@ -718,6 +718,11 @@ impl Host for SshHost {
         let held = SshHost::lock(self, &file)?.into_held();
         Ok(HostLock::new(Box::new(held)))
     }
+
+    /// One round trip for the whole server ([`SshHost::observed_tar`]).
+    fn observed_files(&self) -> Result<Option<Vec<u8>>, HostError> {
+        Ok(Some(self.observed_tar()?))
+    }
 }
 
 /// Writes `src` as a tar of `entries` (its walk: no links) into `out`,
