@@ -410,3 +410,187 @@ fn a_kill_anywhere_in_a_cross_server_move_leaves_one_copy_and_loses_nothing() {
         f.ok(&["plan", "--detailed-exitcode"], 0);
     }
 }
+
+/// Bakery's move to web2 has failed and been undone: the old copy is as it
+/// was and online, nothing of it is on web2, only its old database is left.
+fn bakery_kept(
+    w: &World,
+    to: &str,
+    old_dir: &Path,
+    before: &std::collections::BTreeMap<String, String>,
+    old_db: &str,
+) {
+    assert_eq!(&snapshot(old_dir), before, "the old site is as it was");
+    assert!(!w.site_dir(to, "bakery.example.com").exists());
+    assert!(!w.root.join("vhosts/bakery.example.com.conf").exists());
+    assert_eq!(databases(w, "bakery"), vec![old_db.to_string()]);
+    assert_eq!(
+        w.db.sql(&format!(
+            "SELECT value FROM `{old_db}`.variables WHERE name = 'maintenance_mode'"
+        )),
+        "0\n",
+        "the old site is back online"
+    );
+    let left: Vec<_> = std::fs::read_dir(w.root.join("platforms").join(to).join("sites"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().contains("bakery"))
+        .collect();
+    assert!(left.is_empty(), "nothing left on web2: {left:?}");
+}
+
+#[test]
+fn a_connection_cut_in_the_middle_of_a_transfer_is_undone_on_both_hosts() {
+    let Some(w) = World::start() else { return };
+    let f = &w.f;
+    f.apply();
+    let (old_dir, old_db) = seed_bakery(&w);
+    // Big enough that the copy is still running when the cut comes.
+    let big = old_dir.join("files/big.bin");
+    write_big(&big, 256);
+    let big_sum = sum(&big);
+    let before = snapshot(&old_dir);
+    f.set_site("bakery", "platform", "shop-2-1");
+
+    let child = f
+        .cmd(&["apply", "--yes"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The copy has begun on web2: its files are arriving.
+    let arriving = w
+        .site_dir("shop-2-1", "bakery.example.com")
+        .join("files/big.bin");
+    services::wait_until(
+        "the copy to reach web2",
+        std::time::Duration::from_secs(120),
+        || Ok(std::fs::metadata(&arriving).is_ok_and(|m| m.len() > 0)),
+    )
+    .unwrap();
+    w.sshd.cut_connections();
+    let out = child.wait_with_output().unwrap();
+    let log = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(out.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("failed") && log.contains("migrate bakery"),
+        "{log}"
+    );
+    bakery_kept(&w, "shop-2-1", &old_dir, &before, &old_db);
+    // Once the connection is back, the move goes through.
+    f.apply();
+    assert_eq!(sum(&arriving), big_sum);
+}
+
+#[test]
+fn a_full_disk_on_the_target_server_fails_the_move_and_keeps_the_site() {
+    let Some(w) = World::start() else { return };
+    let f = &w.f;
+    f.apply();
+    let (old_dir, old_db) = seed_bakery(&w);
+    std::fs::write(old_dir.join("files/big.bin"), vec![7u8; 6 << 20]).unwrap();
+    let before = snapshot(&old_dir);
+    // web2's platform shop-2-0 gets a 4 MiB filesystem of its own for its
+    // sites (dental, living there, is moved out of the way first).
+    f.set_site("dental", "platform", "shop-2-1");
+    f.apply();
+    let sites = w.root.join("platforms/shop-2-0/sites");
+    let _disk = match Tmpfs::mount(&sites) {
+        Ok(t) => t,
+        Err(e) => {
+            assert!(
+                !services::services_required(),
+                "cannot mount a small tmpfs for the full disk: {e}"
+            );
+            eprintln!("SKIPPED: cannot mount a small tmpfs (we must be root): {e}");
+            return;
+        }
+    };
+    f.set_site("bakery", "platform", "shop-2-0");
+    let out = f.run(&["apply", "--yes"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.all().contains("No space left on device"),
+        "{}",
+        out.all()
+    );
+    bakery_kept(&w, "shop-2-0", &old_dir, &before, &old_db);
+}
+
+#[test]
+fn an_unreachable_server_stops_only_what_is_on_it() {
+    let Some(w) = World::start() else { return };
+    let f = &w.f;
+    f.apply();
+    let before = snapshot(&w.root);
+    // web2 goes down; the local server's sites still change.
+    let pid = w.sshd.pid().unwrap();
+    // SAFETY: kill(2) on the pid of the sshd this test started.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    services::wait_until(
+        "sshd to be gone",
+        std::time::Duration::from_secs(30),
+        || Ok(std::net::TcpStream::connect(("127.0.0.1", w.sshd.port)).is_err()),
+    )
+    .unwrap();
+    f.set_site("dental", "platform", "shop-2-1");
+    f.set_site("acme", "enabled", "false");
+    let out = f.run(&["apply", "--yes"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stderr.contains("server web2 cannot be reached"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.contains("disable acme"), "{}", out.stdout);
+    assert_eq!(snapshot(&w.root), before, "nothing changed on web2");
+}
+
+/// Writes `mb` MiB of varied bytes to `path`, a MiB at a time.
+fn write_big(path: &Path, mb: u32) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).unwrap();
+    for i in 0..mb {
+        let chunk: Vec<u8> = (0..1u32 << 20).map(|j| ((i * 7 + j) % 251) as u8).collect();
+        f.write_all(&chunk).unwrap();
+    }
+}
+
+/// The SHA-256 of a file, in hex.
+fn sum(path: &Path) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    std::io::copy(&mut std::fs::File::open(path).unwrap(), &mut h).unwrap();
+    format!("{:x}", h.finalize())
+}
+
+/// A 4 MiB tmpfs mounted on `dir`, unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path) -> Result<Tmpfs, String> {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=4m,mode=0755", "tmpfs"])
+            .arg(dir)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let out = std::process::Command::new("umount").arg(&self.0).output();
+        if !out.as_ref().is_ok_and(|o| o.status.success()) {
+            eprintln!("cannot unmount {}: {out:?}", self.0.display());
+        }
+    }
+}
