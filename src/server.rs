@@ -907,20 +907,22 @@ impl Servers {
                 .filter_map(|(n, cfg, root)| Some((n, cfg, root?)))
                 .map(|(n, cfg, root)| {
                     let h = scope.spawn(move || {
-                        let host: std::sync::Arc<dyn Host> = match cfg {
+                        let (host, ssh): (std::sync::Arc<dyn Host>, _) = match cfg {
                             ServerConfig::Local { .. } => {
-                                std::sync::Arc::new(LocalHost::new(root.clone()))
+                                (std::sync::Arc::new(LocalHost::new(root.clone())), None)
                             }
                             ServerConfig::Ssh { .. } => {
                                 let t =
                                     crate::ssh::SshTarget::from_config(n.as_str(), cfg, &inv.root)
                                         .map_err(|e| e.to_string())?;
-                                std::sync::Arc::new(
+                                let ssh = std::sync::Arc::new(
                                     crate::ssh::SshHost::connect(t).map_err(|e| e.to_string())?,
-                                )
+                                );
+                                (ssh.clone() as std::sync::Arc<dyn Host>, Some(ssh))
                             }
                         };
-                        let drivers = Drivers::for_host(inv, &root, cfg.web(), host.clone());
+                        let drivers =
+                            Drivers::for_host(inv, &root, cfg.web(), host.clone(), ssh.as_ref());
                         Ok(LocalServer::with_host(n.clone(), root, host, drivers))
                     });
                     (n.clone(), h)

@@ -13,7 +13,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use common::{snapshot, Fixture};
-use services::{mysql_database_yaml, MariaDb, Sshd};
+use services::{http_get, mysql_database_yaml, MariaDb, Nginx, PhpFpm, Sshd, EXAMPLE_HEALTH};
 
 /// The example inventory with its 2.x platforms on ssh server `web2` (the
 /// 1.x ones stay local) and every site's database on MariaDB.
@@ -593,4 +593,55 @@ impl Drop for Tmpfs {
             eprintln!("cannot unmount {}: {out:?}", self.0.display());
         }
     }
+}
+
+#[test]
+fn a_site_moved_onto_an_ssh_servers_nginx_is_checked_and_served_there() {
+    let Some(w) = World::start() else { return };
+    let (Some(fpm), Some(nginx)) = (PhpFpm::start(), Nginx::start()) else {
+        return;
+    };
+    let f = &w.f;
+    // web2's sites are served by its nginx, driven over ssh: vhosts
+    // written into its conf_dir, `nginx -t` and the reload run there,
+    // health checks sent from there.
+    let web = format!(
+        "    web:\n      kind: nginx\n      conf_dir: {conf}\n      listen: 127.0.0.1:{port}\n      \
+         php_fpm: unix:{sock}\n      test: {test}\n      reload: {reload}\n      \
+         check_url: http://127.0.0.1:{port}\n",
+        conf = nginx.conf_dir.display(),
+        port = nginx.port,
+        sock = fpm.socket.display(),
+        test = nginx.command_line(false),
+        reload = nginx.command_line(true),
+    );
+    let yaml = w
+        .hoist_yaml()
+        .replace("databases:\n", &format!("{web}databases:\n"));
+    f.write("hoist.yaml", &format!("{yaml}{EXAMPLE_HEALTH}"));
+    let out = f.apply();
+    assert!(
+        out.stdout.contains("Apply complete: 9 success"),
+        "{}",
+        out.all()
+    );
+    let get = |host: &str| {
+        let r = http_get(nginx.port, host, "/").unwrap();
+        (r.status, r.text())
+    };
+    assert_eq!(get("eatery.example.com"), (200, "site: eatery\n".into()));
+    assert!(nginx.conf_dir.join("eatery.example.com.conf").is_file());
+
+    seed_bakery(&w);
+    f.set_site("bakery", "platform", "shop-2-1");
+    let out = f.apply();
+    assert!(out.stdout.contains("1 success"), "{}", out.all());
+    assert_eq!(get("bakery.example.com"), (200, "site: bakery\n".into()));
+    let rec = common::last_task(f).to_string();
+    assert!(
+        rec.contains("health check http://bakery.example.com (preview)/: 200")
+            && rec.contains("health check http://bakery.example.com/: 200"),
+        "the preview and the site were checked through web2's nginx: {rec}"
+    );
+    f.ok(&["plan", "--detailed-exitcode"], 0);
 }

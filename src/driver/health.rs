@@ -5,9 +5,9 @@
 //! line and at most [`BODY_CAP`] bytes of body read back.
 
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
+use super::reach::Reach;
 use crate::inventory::HealthCheck;
 
 /// The most of a body read to look for `expect_text`.
@@ -57,9 +57,9 @@ impl Health {
 }
 
 /// Sends `check` for `host` to `base` (`http://address:port`).
-pub fn probe(base: &str, host: &str, check: &HealthCheck) -> Health {
+pub fn probe(reach: &dyn Reach, base: &str, host: &str, check: &HealthCheck) -> Health {
     let started = Instant::now();
-    match request(base, host, check) {
+    match request(reach, base, host, check) {
         Ok((status, body)) => {
             let ms = started.elapsed().as_millis() as u64;
             if status != check.expect_status {
@@ -81,13 +81,19 @@ pub fn probe(base: &str, host: &str, check: &HealthCheck) -> Health {
 }
 
 /// GETs `path` from `base` with Host `host`: the status and the body.
-pub fn get(base: &str, host: &str, path: &str, timeout_s: u64) -> Result<(u16, Vec<u8>), String> {
+pub fn get(
+    reach: &dyn Reach,
+    base: &str,
+    host: &str,
+    path: &str,
+    timeout_s: u64,
+) -> Result<(u16, Vec<u8>), String> {
     let how = HealthCheck {
         path: path.into(),
         timeout_s,
         ..HealthCheck::default()
     };
-    request(base, host, &how)
+    request(reach, base, host, &how)
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -102,7 +108,12 @@ fn authority(base: &str) -> Result<&str, String> {
         .ok_or_else(|| format!("check_url {base:?} is not http://ADDRESS:PORT"))
 }
 
-fn request(base: &str, host: &str, check: &HealthCheck) -> Result<(u16, Vec<u8>), String> {
+fn request(
+    reach: &dyn Reach,
+    base: &str,
+    host: &str,
+    check: &HealthCheck,
+) -> Result<(u16, Vec<u8>), String> {
     let auth = authority(base)?;
     let with_port = if auth
         .rsplit_once(':')
@@ -113,16 +124,7 @@ fn request(base: &str, host: &str, check: &HealthCheck) -> Result<(u16, Vec<u8>)
         format!("{auth}:80")
     };
     let timeout = Duration::from_secs(check.timeout_s.max(1));
-    let addr = with_port
-        .to_socket_addrs()
-        .map_err(|e| format!("{auth}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{auth}: no address"))?;
-    let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{auth}: {e}"))?;
-    s.set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    s.set_write_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
+    let mut s = reach.connect(&with_port, timeout)?;
     let req = format!(
         "GET {} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: hoist-health\r\nConnection: close\r\n\r\n",
         check.path
@@ -186,6 +188,7 @@ mod tests {
         let port = l.local_addr().unwrap().port();
         drop(l);
         let h = probe(
+            &crate::driver::reach::Here,
             &format!("http://127.0.0.1:{port}"),
             "a.example",
             &HealthCheck::default(),

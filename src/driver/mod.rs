@@ -20,6 +20,7 @@ pub mod drupal7;
 pub mod health;
 pub mod host;
 mod mysql_site;
+pub mod reach;
 pub mod snapshot;
 pub mod tree;
 pub mod web;
@@ -75,22 +76,32 @@ impl Drivers {
 
     /// The drivers of a server whose files are on `host` under `root` (as
     /// that host names it), with web server `web`, for the database servers
-    /// of `inv`. On a host over ssh, SQLite (files on the controller) and
-    /// nginx (not driven over ssh yet) are refused when a task needs them.
+    /// of `inv`; `ssh` is that host when it is reached over ssh (its nginx
+    /// is then driven there). On a host over ssh, SQLite (files on the
+    /// controller) is refused when a task needs it.
     pub fn for_host(
         inv: &Inventory,
         root: &Path,
         web: &WebConfig,
         host: Arc<dyn host::Host>,
+        ssh: Option<&Arc<crate::ssh::SshHost>>,
     ) -> Drivers {
         let local = host.local_root().is_some();
-        let web: Arc<dyn WebServer> = match web {
-            WebConfig::File => Arc::new(FileWeb::new(host.clone())),
-            WebConfig::Nginx(c) if local => Arc::new(NginxWeb::new(root.to_path_buf(), c.clone())),
-            WebConfig::Nginx(_) => Arc::new(web::Unavailable::new(
-                "nginx",
-                format!("nginx on a server reached over ssh ({}) is not supported yet: use web kind file there", host.label()),
-            )),
+        let web: Arc<dyn WebServer> = match (web, ssh) {
+            (WebConfig::File, _) => Arc::new(FileWeb::new(host.clone())),
+            (WebConfig::Nginx(c), None) => Arc::new(NginxWeb::new(root.to_path_buf(), c.clone())),
+            (WebConfig::Nginx(c), Some(ssh)) => match ssh.rooted_at(&c.conf_dir) {
+                Ok(conf) => Arc::new(NginxWeb::over(
+                    root.to_path_buf(),
+                    c.clone(),
+                    Arc::new(conf),
+                    Arc::new(crate::ssh::SshReach(ssh.clone())),
+                )),
+                Err(e) => Arc::new(web::Unavailable::new(
+                    "nginx",
+                    format!("its conf_dir cannot be reached: {e}"),
+                )),
+            },
         };
         let dbs = inv
             .settings

@@ -4,14 +4,13 @@
 //! `conf_dir`, runs its `test` before every `reload`, and checks sites
 //! through `check_url` with their own Host header.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use std::sync::Arc;
 
 use super::health::{self, Health};
 use super::host::{Host, HostPath, WriteMode};
-use crate::fsutil;
+use super::reach::{Here, Reach};
 use crate::inventory::{HealthCheck, NginxConfig};
 use crate::names::Domain;
 use crate::nginx::{self, Vhost, VhostState};
@@ -141,28 +140,6 @@ impl FileWeb {
     }
 }
 
-fn read_opt(p: &Path) -> Result<Option<String>, WebError> {
-    match std::fs::read_to_string(p) {
-        Ok(t) => Ok(Some(t)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(WebError::Io {
-            path: p.to_path_buf(),
-            source,
-        }),
-    }
-}
-
-fn write_opt(p: &Path, text: Option<&str>) -> Result<(), WebError> {
-    let io = |source| WebError::Io {
-        path: p.to_path_buf(),
-        source,
-    };
-    match text {
-        Some(t) => fsutil::write_replace(p, t.as_bytes()).map_err(io),
-        None => fsutil::remove_file_if_exists(p).map_err(io),
-    }
-}
-
 /// A web server hoist cannot drive where it is declared: it renders (so
 /// plans and observations work) and refuses every change with why.
 pub struct Unavailable {
@@ -237,12 +214,35 @@ impl WebServer for FileWeb {
 pub struct NginxWeb {
     root: PathBuf,
     config: NginxConfig,
+    /// Its `conf_dir`, as a host rooted there.
+    conf: Arc<dyn Host>,
+    /// Where it runs: its commands and health checks.
+    reach: Arc<dyn Reach>,
 }
 
 impl NginxWeb {
-    /// The nginx of the server rooted at `root` (platforms live under it).
+    /// The nginx of this machine for the server rooted at `root`
+    /// (platforms live under it).
     pub fn new(root: PathBuf, config: NginxConfig) -> NginxWeb {
-        NginxWeb { root, config }
+        let conf = Arc::new(super::host::LocalHost::new(config.conf_dir.clone()));
+        NginxWeb::over(root, config, conf, Arc::new(Here))
+    }
+
+    /// The nginx of a server rooted at `root`, its vhosts written through
+    /// `conf` (rooted at its `conf_dir`), its commands run and its health
+    /// checks started through `reach`.
+    pub fn over(
+        root: PathBuf,
+        config: NginxConfig,
+        conf: Arc<dyn Host>,
+        reach: Arc<dyn Reach>,
+    ) -> NginxWeb {
+        NginxWeb {
+            root,
+            config,
+            conf,
+            reach,
+        }
     }
 
     fn name(domain: &Domain, which: Which) -> Result<Domain, WebError> {
@@ -254,11 +254,29 @@ impl NginxWeb {
         }
     }
 
-    fn path(&self, domain: &Domain, which: Which) -> Result<PathBuf, WebError> {
-        Ok(self
-            .config
-            .conf_dir
-            .join(format!("{}.conf", Self::name(domain, which)?)))
+    fn path(domain: &Domain, which: Which) -> Result<HostPath, WebError> {
+        HostPath::new(&format!("{}.conf", Self::name(domain, which)?))
+            .map_err(|e| WebError::Invalid(e.to_string()))
+    }
+
+    /// Reads the file `p` of its `conf_dir` (none: missing).
+    fn read_conf(&self, p: &HostPath) -> Result<Option<String>, WebError> {
+        let invalid = |e: String| WebError::Invalid(format!("{}: {e}", self.conf.display(p)));
+        match self.conf.read(p).map_err(|e| invalid(e.to_string()))? {
+            None => Ok(None),
+            Some(b) => String::from_utf8(b)
+                .map(Some)
+                .map_err(|_| invalid("not UTF-8".into())),
+        }
+    }
+
+    /// Writes (or with `None` removes) the file `p` of its `conf_dir`.
+    fn write_conf(&self, p: &HostPath, text: Option<&str>) -> Result<(), WebError> {
+        let done = match text {
+            Some(t) => self.conf.write(p, t.as_bytes(), WriteMode::Atomic),
+            None => self.conf.remove_file(p),
+        };
+        done.map_err(|e| WebError::Invalid(format!("{}: {e}", self.conf.display(p))))
     }
 
     /// Writes hoist's generation vhost: it answers [`GENERATION_HOST`] with
@@ -278,8 +296,8 @@ impl NginxWeb {
              default_type text/plain;\n    return 200 \"{token}\";\n}}\n",
             listen = self.config.listen,
         );
-        let path = self.config.conf_dir.join(GENERATION_FILE);
-        write_opt(&path, Some(&text))?;
+        let path = HostPath::new(GENERATION_FILE).map_err(|e| WebError::Invalid(e.to_string()))?;
+        self.write_conf(&path, Some(&text))?;
         Ok(token)
     }
 
@@ -294,7 +312,13 @@ impl NginxWeb {
         let mut streak: Option<std::time::Instant> = None;
         let mut last = String::new();
         while started.elapsed() < RELOAD_DEADLINE {
-            match health::get(&self.config.check_url, GENERATION_HOST, "/", 5) {
+            match health::get(
+                self.reach.as_ref(),
+                &self.config.check_url,
+                GENERATION_HOST,
+                "/",
+                5,
+            ) {
                 Ok((200, body)) if body == token.as_bytes() => {
                     let since = *streak.get_or_insert_with(std::time::Instant::now);
                     if since.elapsed() >= RELOAD_SETTLE {
@@ -319,21 +343,6 @@ impl NginxWeb {
                 RELOAD_DEADLINE.as_secs()
             ),
         })
-    }
-
-    fn run(command: &str) -> Result<(), String> {
-        let mut words = command.split_whitespace();
-        let program = words.next().ok_or("the command is empty")?;
-        let out = Command::new(program)
-            .args(words)
-            .output()
-            .map_err(|e| format!("{program}: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            let text = String::from_utf8_lossy(&out.stderr);
-            Err(crate::text::block(crate::names::prefix(text.trim(), 2000)).into_owned())
-        }
     }
 }
 
@@ -361,31 +370,40 @@ impl WebServer for NginxWeb {
         Ok(v.render()?)
     }
     fn read(&self, domain: &Domain, which: Which) -> Result<Option<String>, WebError> {
-        read_opt(&self.path(domain, which)?)
+        self.read_conf(&Self::path(domain, which)?)
     }
     fn write(&self, domain: &Domain, which: Which, text: Option<&str>) -> Result<(), WebError> {
-        let path = self.path(domain, which)?;
+        let path = Self::path(domain, which)?;
         let _one = ACTIVATING.lock().unwrap_or_else(|e| e.into_inner());
-        write_opt(&path, text)
+        self.write_conf(&path, text)
     }
     fn activate(&self) -> Result<(), WebError> {
         // One activation at a time: nginx coalesces reload signals, and a
         // task must wait for the generation it asked for.
         let _one = ACTIVATING.lock().unwrap_or_else(|e| e.into_inner());
         let token = self.write_generation()?;
-        Self::run(&self.config.test).map_err(|output| WebError::TestFailed {
-            command: self.config.test.clone(),
-            output,
-        })?;
-        Self::run(&self.config.reload).map_err(|output| WebError::ReloadFailed {
-            command: self.config.reload.clone(),
-            output,
-        })?;
+        self.reach
+            .run(&self.config.test)
+            .map_err(|output| WebError::TestFailed {
+                command: self.config.test.clone(),
+                output,
+            })?;
+        self.reach
+            .run(&self.config.reload)
+            .map_err(|output| WebError::ReloadFailed {
+                command: self.config.reload.clone(),
+                output,
+            })?;
         self.wait_generation(&token)
     }
     fn check(&self, domain: &Domain, which: Which, check: &HealthCheck) -> Health {
         match Self::name(domain, which) {
-            Ok(host) => health::probe(&self.config.check_url, host.as_str(), check),
+            Ok(host) => health::probe(
+                self.reach.as_ref(),
+                &self.config.check_url,
+                host.as_str(),
+                check,
+            ),
             Err(e) => Health::Failed {
                 reason: e.to_string(),
             },

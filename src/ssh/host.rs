@@ -582,6 +582,106 @@ impl SshHost {
     }
 }
 
+impl SshHost {
+    /// A TCP connection to `authority` (`address:port`) made from the
+    /// remote host, carried over the ssh connection (`ssh -W`: no port is
+    /// opened anywhere): how a health check reaches a web server that
+    /// listens on the remote host's loopback. The connection is cut after
+    /// `timeout`.
+    pub fn connect_from_host(
+        &self,
+        authority: &str,
+        timeout: std::time::Duration,
+    ) -> Result<Forwarded, SshError> {
+        let bad = authority.is_empty()
+            || authority.starts_with('-')
+            || authority
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '%');
+        if bad {
+            return Err(SshError::Config {
+                host: self.label.clone(),
+                reason: format!("the address {authority:?} cannot be given to ssh -W"),
+            });
+        }
+        self.ensure_master()?;
+        let slot = self.slots.acquire();
+        let mut child = self
+            .command(false, &["-W", authority])?
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(self.local_err("run ssh -W"))?;
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (done, watched) = std::sync::mpsc::channel::<()>();
+        let pid = child.id();
+        // Pipes have no timeouts: a watchdog kills the ssh at the deadline,
+        // which ends the read.
+        let watchdog = std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = watched.recv_timeout(timeout) {
+                // SAFETY: kill(2) of our own child, not yet reaped (the
+                // stream waits for this thread before it reaps it).
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            }
+        });
+        Ok(Forwarded {
+            child,
+            stdin: Some(stdin),
+            stdout,
+            done: Some(done),
+            watchdog: Some(watchdog),
+            _slot: slot,
+        })
+    }
+}
+
+/// A TCP connection made from a remote host ([`SshHost::connect_from_host`]).
+pub struct Forwarded {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: ChildStdout,
+    done: Option<std::sync::mpsc::Sender<()>>,
+    watchdog: Option<JoinHandle<()>>,
+    _slot: Slot,
+}
+
+impl Read for Forwarded {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stdout.read(buf)
+    }
+}
+
+impl Write for Forwarded {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.stdin {
+            Some(s) => s.write(buf),
+            None => Err(io::ErrorKind::BrokenPipe.into()),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.stdin {
+            Some(s) => s.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Forwarded {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        drop(self.done.take());
+        if let Some(w) = self.watchdog.take() {
+            // The watchdog ends at once once its channel is closed.
+            let _ = w.join();
+        }
+        // Nothing to report: the request is over either way.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Stream {
     /// Ends the command's stdin, collects what is left of its stdout, and
     /// waits for it. ssh's own failures become errors; the remote

@@ -20,8 +20,11 @@
 //! server, and everything a task does to that server's files (platforms,
 //! sites, vhosts of web kind `file`, backups, the task journal, the lock)
 //! goes through it. Its sites' databases are on `mysql` servers, reached
-//! from this machine; SQLite, nginx and Drupal are refused there with why
-//! (their files or commands would be on this machine).
+//! from this machine. Its nginx is driven there ([`SshReach`]: commands
+//! run over ssh, health checks connect from the host through `ssh -W`,
+//! vhosts written through a second connection rooted at its `conf_dir`).
+//! SQLite and Drupal are refused there with why (their files or php would
+//! be on this machine).
 
 mod error;
 mod host;
@@ -29,13 +32,15 @@ mod lock;
 mod ops;
 mod path;
 pub mod quote;
+mod reach;
 mod scripts;
 mod seam;
 mod target;
 
 pub use error::SshError;
-pub use host::{ExecOutput, SshHost, MAX_SESSIONS, PERSIST_SECS};
+pub use host::{ExecOutput, Forwarded, SshHost, MAX_SESSIONS, PERSIST_SECS};
 pub use lock::SshLock;
 pub use ops::{DirEntry, EntryKind};
 pub use path::{PathError, RemotePath};
+pub use reach::SshReach;
 pub use target::SshTarget;
