@@ -262,33 +262,6 @@ fn mariadb_killed_in_the_middle_of_a_load_fails_clearly_and_the_site_comes_back(
     no_leftovers(&real::root(&f).join("backups/eatery"));
 }
 
-/// A 4 MiB tmpfs mounted on `dir`, unmounted on drop.
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path) -> Result<Tmpfs, String> {
-        std::fs::create_dir_all(dir).unwrap();
-        let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs"])
-            .arg(dir)
-            .output()
-            .map_err(|e| e.to_string())?;
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-        }
-        Ok(Tmpfs(dir.to_path_buf()))
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let out = std::process::Command::new("umount").arg(&self.0).output();
-        if !out.as_ref().is_ok_and(|o| o.status.success()) {
-            eprintln!("cannot unmount {}: {out:?}", self.0.display());
-        }
-    }
-}
-
 #[test]
 fn a_full_disk_during_a_dump_fails_clearly_and_keeps_the_site() {
     let Some(s) = Stack::start() else { return };
@@ -298,16 +271,8 @@ fn a_full_disk_during_a_dump_fails_clearly_and_keeps_the_site() {
     seed_big(&s.db, &old);
     let before = real::rows(&s.db, &old);
     let backups = real::root(&f).join("backups/eatery");
-    let _disk = match Tmpfs::mount(&backups) {
-        Ok(t) => t,
-        Err(e) => {
-            assert!(
-                !services::services_required(),
-                "cannot mount a small tmpfs for the full disk: {e}"
-            );
-            eprintln!("SKIPPED: cannot mount a small tmpfs (we must be root): {e}");
-            return;
-        }
+    let Some(_disk) = services::Tmpfs::mount_or_skip(&backups) else {
+        return;
     };
     f.set_site("eatery", "domain", "eatery.example.org");
     apply_fails_saying(&f, &[], &["step backup", "No space left on device"]);

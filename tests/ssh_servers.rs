@@ -499,16 +499,8 @@ fn a_full_disk_on_the_target_server_fails_the_move_and_keeps_the_site() {
     f.set_site("dental", "platform", "shop-2-1");
     f.apply();
     let sites = w.root.join("platforms/shop-2-0/sites");
-    let _disk = match Tmpfs::mount(&sites) {
-        Ok(t) => t,
-        Err(e) => {
-            assert!(
-                !services::services_required(),
-                "cannot mount a small tmpfs for the full disk: {e}"
-            );
-            eprintln!("SKIPPED: cannot mount a small tmpfs (we must be root): {e}");
-            return;
-        }
+    let Some(_disk) = services::Tmpfs::mount_or_skip(&sites) else {
+        return;
     };
     f.set_site("bakery", "platform", "shop-2-0");
     let out = f.run(&["apply", "--yes"]);
@@ -566,33 +558,6 @@ fn sum(path: &Path) -> String {
     let mut h = sha2::Sha256::new();
     std::io::copy(&mut std::fs::File::open(path).unwrap(), &mut h).unwrap();
     format!("{:x}", h.finalize())
-}
-
-/// A 4 MiB tmpfs mounted on `dir`, unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path) -> Result<Tmpfs, String> {
-        std::fs::create_dir_all(dir).unwrap();
-        let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=4m,mode=0755", "tmpfs"])
-            .arg(dir)
-            .output()
-            .map_err(|e| e.to_string())?;
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-        }
-        Ok(Tmpfs(dir.to_path_buf()))
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let out = std::process::Command::new("umount").arg(&self.0).output();
-        if !out.as_ref().is_ok_and(|o| o.status.success()) {
-            eprintln!("cannot unmount {}: {out:?}", self.0.display());
-        }
-    }
 }
 
 #[test]

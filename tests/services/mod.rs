@@ -1022,3 +1022,49 @@ pub fn mysql_nginx_hoist_yaml(db: &MariaDb, fpm: &PhpFpm, nginx: &Nginx) -> Stri
 /// The health check the example's `index.php` passes: 200 with its name.
 pub const EXAMPLE_HEALTH: &str =
     "health: { path: /, expect_status: 200, expect_text: \"site: \", timeout_s: 20 }\n";
+
+/// A 4 MiB tmpfs mounted on `dir`, unmounted on drop.
+pub struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// Mounts it (we must be root); Err with mount's message otherwise.
+    pub fn mount(dir: &Path) -> Result<Tmpfs, String> {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs"])
+            .arg(dir)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Tmpfs {
+    /// [`Tmpfs::mount`], or `None` and a note that the test is skipped
+    /// (a failure under `HOIST_REQUIRE_SERVICES`).
+    pub fn mount_or_skip(dir: &Path) -> Option<Tmpfs> {
+        match Tmpfs::mount(dir) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                assert!(
+                    !services_required(),
+                    "cannot mount a small tmpfs for the full disk: {e}"
+                );
+                eprintln!("SKIPPED: cannot mount a small tmpfs (we must be root): {e}");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let out = std::process::Command::new("umount").arg(&self.0).output();
+        if !out.as_ref().is_ok_and(|o| o.status.success()) {
+            eprintln!("cannot unmount {}: {out:?}", self.0.display());
+        }
+    }
+}

@@ -151,18 +151,7 @@ pub(in crate::apply) fn move_site(
             })?;
             cutover::preview_step(run, srv, &cfg, &health)?;
             cutover::switch_step(run, srv, &cfg, &health)?;
-            step(run, "check-out", |_| {
-                let seen = srv
-                    .observe_site(&to.platform, &to.domain)
-                    .map_err(|e| format!("the new site does not check out: {e}"))?;
-                if !seen.drift.is_empty() && !seen.drift.iter().all(|d| d.contains("settings")) {
-                    return Err(format!(
-                        "the new site does not check out: {}",
-                        seen.drift.join("; ")
-                    ));
-                }
-                Ok(())
-            })?;
+            check_out_step(run, srv, &to)?;
             mark_committed(run, srv, "check-out")?;
             // Step 9: the new site is live. A failure from here on leaves
             // leftovers, not a broken site: it is a warning.
@@ -174,6 +163,28 @@ pub(in crate::apply) fn move_site(
         |run| rollback(srv, run),
     );
     Ok(outcome)
+}
+
+/// The `check-out` step of a move: the new site, observed afresh, is what
+/// hoist wrote (its settings may still differ while the old ones are kept
+/// beside them).
+pub(in crate::apply) fn check_out_step(
+    run: &mut TaskRun,
+    srv: &LocalServer,
+    to: &Endpoint,
+) -> Result<(), StepError> {
+    step(run, "check-out", |_| {
+        let seen = srv
+            .observe_site(&to.platform, &to.domain)
+            .map_err(|e| format!("the new site does not check out: {e}"))?;
+        if !seen.drift.is_empty() && !seen.drift.iter().all(|d| d.contains("settings")) {
+            return Err(format!(
+                "the new site does not check out: {}",
+                seen.drift.join("; ")
+            ));
+        }
+        Ok(())
+    })
 }
 
 /// The deploy of a rename on the same platform: the site directory is

@@ -119,18 +119,7 @@ pub(in crate::apply) fn transfer(
             })?;
             cutover::preview_step(run, b, &cfg, &health)?;
             cutover::switch_step(run, b, &cfg, &health)?;
-            step(run, "check-out", |_| {
-                let seen = b
-                    .observe_site(&to.platform, &to.domain)
-                    .map_err(|e| format!("the new site does not check out: {e}"))?;
-                match seen.drift.is_empty() {
-                    true => Ok(()),
-                    false => Err(format!(
-                        "the new site does not check out: {}",
-                        seen.drift.join("; ")
-                    )),
-                }
-            })?;
+            super::migrate::check_out_step(run, b, &to)?;
             // B's copy is made durable before the commit is noted on A: a
             // crash after the note must find it whole.
             b.sync_staged().map_err(|e| StepError {
