@@ -151,7 +151,9 @@ fn two_server_watchers_pushing_to_one_remote_keep_each_others_status() {
         git(dir, &["pull", "-q", "--rebase", "origin", "main"]);
         let log = finished(watch_once(dir, server));
         assert!(
-            log.contains("left alone (moving a site between servers is not supported yet)"),
+            log.contains(
+                "left alone (a move between servers is carried out by a hoist that holds both"
+            ),
             "{server}: {log}"
         );
     }
