@@ -610,3 +610,61 @@ fn a_site_moved_onto_an_ssh_servers_nginx_is_checked_and_served_there() {
     );
     f.ok(&["plan", "--detailed-exitcode"], 0);
 }
+
+#[test]
+fn a_target_server_going_down_in_a_move_is_undone_once_it_is_back() {
+    let Some(mut w) = World::start() else { return };
+    w.f.apply();
+    let (old_dir, old_db) = seed_bakery(&w);
+    let big = old_dir.join("files/big.bin");
+    write_big(&big, 256);
+    let big_sum = sum(&big);
+    w.f.set_site("bakery", "platform", "shop-2-1");
+    let child =
+        w.f.cmd(&["apply", "--yes"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+    let arriving = w
+        .site_dir("shop-2-1", "bakery.example.com")
+        .join("files/big.bin");
+    services::wait_until(
+        "the copy to reach web2",
+        std::time::Duration::from_secs(120),
+        || Ok(std::fs::metadata(&arriving).is_ok_and(|m| m.len() > 0)),
+    )
+    .unwrap();
+    w.sshd.stop();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_ne!(out.status.code(), Some(0), "{log}");
+    // The undo cannot reach web2: it waits rather than half undo.
+    let rec = common::last_task(&w.f).to_string();
+    assert!(
+        rec.contains("the undo waits: server web2 does not answer"),
+        "{rec}"
+    );
+    assert_eq!(sum(&big), big_sum, "the old copy is untouched");
+    assert_eq!(
+        databases(&w, "bakery").len(),
+        2,
+        "both databases are kept meanwhile"
+    );
+
+    // web2 is back: the next run undoes the move (the half copy on web2
+    // removed, the new database dropped), then carries it out.
+    w.sshd.start_again();
+    let out = w.f.apply();
+    assert!(
+        out.stderr.contains("recovered interrupted task"),
+        "{}",
+        out.all()
+    );
+    assert!(!old_dir.exists());
+    assert_eq!(sum(&arriving), big_sum);
+    let db = w.db_name("shop-2-1", "bakery.example.com");
+    assert_ne!(db, old_db);
+    assert_eq!(databases(&w, "bakery"), vec![db]);
+    w.f.ok(&["plan", "--detailed-exitcode"], 0);
+}

@@ -31,6 +31,9 @@ pub struct Sshd {
     pub host_public_key: String,
     keygen: PathBuf,
     proc: Proc,
+    /// The program and its configuration, to start it again.
+    program: PathBuf,
+    config: PathBuf,
     dir: tempfile::TempDir,
 }
 
@@ -120,9 +123,7 @@ impl Sshd {
             ),
         )
         .expect("write sshd_config");
-        let mut cmd = Command::new(&sshd);
-        cmd.arg("-D").arg("-e").arg("-f").arg(&config);
-        let proc = Proc::start_ready("sshd", cmd, d.join("sshd.log"), || ssh_banner(port));
+        let proc = launch(&sshd, &config, &d.join("sshd.log"), port);
         Some(Sshd {
             host: "127.0.0.1".into(),
             port,
@@ -132,6 +133,8 @@ impl Sshd {
             host_public_key,
             keygen: keygen_prog,
             proc,
+            program: sshd,
+            config,
             dir,
         })
     }
@@ -155,6 +158,23 @@ impl Sshd {
     /// sshd's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+
+    /// Stops the server (SIGKILL) and cuts its connections: the host is
+    /// down.
+    pub fn stop(&mut self) {
+        self.cut_connections();
+        self.proc.kill();
+    }
+
+    /// Starts the server again, on the same port with the same keys.
+    pub fn start_again(&mut self) {
+        self.proc = launch(
+            &self.program,
+            &self.config,
+            &self.dir.path().join("sshd.log"),
+            self.port,
+        );
     }
 
     /// The listener's process id.
@@ -191,4 +211,12 @@ impl Sshd {
             unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
         }
     }
+}
+
+/// Starts sshd with `config` in the foreground and waits until it greets
+/// on `port`.
+fn launch(program: &Path, config: &Path, log: &Path, port: u16) -> Proc {
+    let mut cmd = Command::new(program);
+    cmd.arg("-D").arg("-e").arg("-f").arg(config);
+    Proc::start_ready("sshd", cmd, log.to_path_buf(), || ssh_banner(port))
 }

@@ -153,6 +153,7 @@ pub fn new_db_name(site: &Name) -> String {
 pub(in crate::apply) fn rollback(srv: &LocalServer, run: &mut TaskRun) -> Result<(), String> {
     rollback_with(
         srv,
+        None,
         run,
         |rec| undo_parts(srv, rec),
         |rec| finish(srv, rec, None),
@@ -160,9 +161,11 @@ pub(in crate::apply) fn rollback(srv: &LocalServer, run: &mut TaskRun) -> Result
 }
 
 /// [`rollback`] of a task on `srv` whose undo and finish are `undo_it`
-/// and `finish_it` (a move to another server's reach both).
+/// and `finish_it` (a move to `other`, another server, reaches both: an
+/// undo waits while that server does not answer, as for a database server).
 pub(in crate::apply) fn rollback_with(
     srv: &LocalServer,
+    other: Option<&LocalServer>,
     run: &mut TaskRun,
     undo_it: impl FnOnce(&TaskRecord) -> Result<(), String>,
     finish_it: impl FnOnce(&TaskRecord) -> Result<(), String>,
@@ -176,9 +179,20 @@ pub(in crate::apply) fn rollback_with(
         });
         return Ok(());
     }
-    if let Some(why) = undo_blocked(srv, &run.rec) {
+    let blocked = other
+        .and_then(|b| {
+            let answers = b.host().kind(&crate::driver::host::HostPath::root());
+            answers
+                .err()
+                .map(|e| format!("server {} does not answer ({e})", b.name()))
+        })
+        .or_else(|| {
+            undo_blocked(srv, &run.rec)
+                .map(|why| format!("the database server does not answer ({why})"))
+        });
+    if let Some(why) = blocked {
         let msg = format!(
-            "the undo waits for the database server ({why}): the next hoist run on this server retries it; until then the site stays as the failed step left it, its backup kept"
+            "the undo waits: {why}; the next hoist run on this server retries it; until then the site stays as the failed step left it, its backup kept"
         );
         run.log(format!("error: {msg}"));
         return match run.note(|j| j.undo_waits = true) {

@@ -132,7 +132,15 @@ pub(in crate::apply) fn transfer(
             }
             Ok(warnings)
         },
-        |run| rollback_with(a, run, |rec| undo(a, b, rec), |rec| finish(a, b, rec)),
+        |run| {
+            rollback_with(
+                a,
+                Some(b),
+                run,
+                |rec| undo(a, b, rec),
+                |rec| finish(a, b, rec),
+            )
+        },
     ))
 }
 
