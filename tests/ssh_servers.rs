@@ -611,8 +611,26 @@ fn a_site_moved_onto_an_ssh_servers_nginx_is_checked_and_served_there() {
     f.ok(&["plan", "--detailed-exitcode"], 0);
 }
 
+/// How web2 is lost in the middle of a move.
+#[derive(Clone, Copy, Debug)]
+enum Loss {
+    /// Its sshd is stopped.
+    Down,
+    /// It comes back at once presenting another host key.
+    KeySwapped,
+}
+
 #[test]
 fn a_target_server_going_down_in_a_move_is_undone_once_it_is_back() {
+    lose_web2_in_a_move(Loss::Down);
+}
+
+#[test]
+fn a_host_key_swapped_in_a_move_stops_it_until_the_key_is_right() {
+    lose_web2_in_a_move(Loss::KeySwapped);
+}
+
+fn lose_web2_in_a_move(loss: Loss) {
     let Some(mut w) = World::start() else { return };
     w.f.apply();
     let (old_dir, old_db) = seed_bakery(&w);
@@ -636,15 +654,39 @@ fn a_target_server_going_down_in_a_move_is_undone_once_it_is_back() {
     )
     .unwrap();
     w.sshd.stop();
+    let host_key = w.sshd.dir().join("host_ed25519_key");
+    let kept_key = std::fs::read(&host_key).unwrap();
+    if let Loss::KeySwapped = loss {
+        std::fs::remove_file(&host_key).unwrap();
+        std::fs::remove_file(host_key.with_extension("pub")).ok();
+        w.sshd.keygen(&host_key);
+        w.sshd.start_again();
+    }
     let out = child.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_ne!(out.status.code(), Some(0), "{log}");
+    assert_ne!(out.status.code(), Some(0), "{loss:?}: {log}");
     // The undo cannot reach web2: it waits rather than half undo.
     let rec = common::last_task(&w.f).to_string();
     assert!(
         rec.contains("the undo waits: server web2 does not answer"),
-        "{rec}"
+        "{loss:?}: {rec}"
     );
+    if let Loss::KeySwapped = loss {
+        assert!(
+            rec.contains("host key"),
+            "{loss:?}: the message names the key: {rec}"
+        );
+        // Still swapped: the next run leaves web2 and the move alone.
+        let r = w.f.run(&["apply", "--yes"]);
+        assert_eq!(r.code, 1, "{}", r.all());
+        assert!(
+            r.stderr.contains("server web2 cannot be reached"),
+            "{}",
+            r.all()
+        );
+        w.sshd.stop();
+        std::fs::write(&host_key, &kept_key).unwrap();
+    }
     assert_eq!(sum(&big), big_sum, "the old copy is untouched");
     assert_eq!(
         databases(&w, "bakery").len(),
@@ -652,13 +694,13 @@ fn a_target_server_going_down_in_a_move_is_undone_once_it_is_back() {
         "both databases are kept meanwhile"
     );
 
-    // web2 is back: the next run undoes the move (the half copy on web2
-    // removed, the new database dropped), then carries it out.
+    // web2 is back as it was: the next run undoes the move (the half copy
+    // on web2 removed, the new database dropped), then carries it out.
     w.sshd.start_again();
     let out = w.f.apply();
     assert!(
         out.stderr.contains("recovered interrupted task"),
-        "{}",
+        "{loss:?}: {}",
         out.all()
     );
     assert!(!old_dir.exists());
