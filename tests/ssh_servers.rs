@@ -710,3 +710,19 @@ fn lose_web2_in_a_move(loss: Loss) {
     assert_eq!(databases(&w, "bakery"), vec![db]);
     w.f.ok(&["plan", "--detailed-exitcode"], 0);
 }
+
+#[test]
+fn the_watch_daemon_reconciles_an_ssh_server() {
+    let Some(w) = World::start() else { return };
+    let f = &w.f;
+    // One pass of the daemon does what an apply would, on both servers.
+    let out = f.run(&["watch", "--once"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(w.site_dir("shop-2-1", "eatery.example.com").is_dir());
+    assert!(w.site_dir("shop-2-0", "dental.example.net").is_dir());
+    assert!(f
+        .host()
+        .join("platforms/shop-1-1/sites/acme.example.com")
+        .is_dir());
+    f.ok(&["plan", "--detailed-exitcode"], 0);
+}
