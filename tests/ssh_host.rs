@@ -551,6 +551,8 @@ fn check_lock(f: &Fixture) {
 
     let mut held = first.lock(&file).unwrap();
     held.check().unwrap();
+    // The host knows too: a task checks it before it commits.
+    first.check_locks().unwrap();
     assert!(!f.sshd.session_processes().is_empty());
     f.sshd.cut_connections();
     wait_until("the lock session ends", Duration::from_secs(60), || {
@@ -558,7 +560,13 @@ fn check_lock(f: &Fixture) {
     })
     .unwrap();
     assert!(matches!(held.check(), Err(SshError::LockLost { .. })));
+    assert!(matches!(
+        first.check_locks(),
+        Err(SshError::LockLost { .. })
+    ));
     drop(held);
+    // A lock let go is no longer asked about.
+    first.check_locks().unwrap();
     let next = f.connect();
     next.lock_wait(&file, Duration::from_secs(60)).unwrap();
 }

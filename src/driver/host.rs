@@ -300,6 +300,11 @@ pub trait Host: Send + Sync + fmt::Debug {
     /// Takes the server's lock; a second hoist is refused with the
     /// holder's pid.
     fn lock(&self) -> Result<HostLock, HostError>;
+    /// Ok while every lock taken through this host and not let go is
+    /// still held (a lock over a connection is lost with it).
+    fn check_lock(&self) -> Result<(), HostError> {
+        Ok(())
+    }
     /// What observing the server reads (its platforms down to each site's
     /// settings file, the build records, the vhosts) as one tar stream,
     /// when reading it piece by piece costs a round trip each (a host over

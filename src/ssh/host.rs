@@ -109,6 +109,9 @@ pub struct SshHost {
     has_flock: AtomicBool,
     pub(crate) slots: Arc<Slots>,
     master: Mutex<()>,
+    /// The locks taken through it and the sessions holding them (gone
+    /// once let go).
+    pub(crate) locks: Mutex<Vec<(RemotePath, std::sync::Weak<Mutex<Child>>)>>,
 }
 
 /// A local path as an ssh option value: double-quoted (ssh splits option
@@ -219,6 +222,7 @@ impl SshHost {
             has_flock: AtomicBool::new(false),
             slots: Arc::new(Slots::new(MAX_SESSIONS)),
             master: Mutex::new(()),
+            locks: Mutex::new(Vec::new()),
         };
         host.probe()?;
         Ok(host)

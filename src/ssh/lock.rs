@@ -11,6 +11,7 @@
 use std::io::{BufRead, BufReader};
 use std::marker::PhantomData;
 use std::process::{Child, ChildStdin, Stdio};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -32,7 +33,9 @@ pub struct SshLock<'h> {
 pub(crate) struct Held {
     label: String,
     path: RemotePath,
-    child: Child,
+    /// The session holding the lock; its host keeps a weak handle to ask
+    /// whether it still runs ([`SshHost::check_locks`]).
+    child: Arc<Mutex<Child>>,
     stdin: Option<ChildStdin>,
     stderr: Option<JoinHandle<String>>,
     _slot: Slot,
@@ -107,6 +110,8 @@ impl SshHost {
         let mut first = String::new();
         let _ = BufReader::new(stdout).read_line(&mut first);
         if first == "locked\n" {
+            let child = Arc::new(Mutex::new(child));
+            self.note_lock(file, &child);
             return Ok(SshLock {
                 held: Held {
                     label: self.label().into(),
@@ -152,6 +157,39 @@ impl SshHost {
     }
 }
 
+/// Whether a lock's session still runs.
+fn session_runs(child: &Mutex<Child>) -> bool {
+    let mut c = child.lock().unwrap_or_else(|e| e.into_inner());
+    matches!(c.try_wait(), Ok(None))
+}
+
+impl SshHost {
+    /// Remembers a lock taken through this host, for [`SshHost::check_locks`].
+    fn note_lock(&self, file: &RemotePath, child: &Arc<Mutex<Child>>) {
+        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        locks.retain(|(_, w)| w.strong_count() > 0);
+        locks.push((file.clone(), Arc::downgrade(child)));
+    }
+
+    /// Ok while every lock taken through this host and not let go is
+    /// still held; [`SshError::LockLost`] once one's session has ended (the
+    /// connection broke: another hoist may have taken the server since).
+    pub fn check_locks(&self) -> Result<(), SshError> {
+        let locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        for (path, w) in locks.iter() {
+            if let Some(child) = w.upgrade() {
+                if !session_runs(&child) {
+                    return Err(SshError::LockLost {
+                        host: self.label().into(),
+                        path: path.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 impl SshLock<'_> {
     /// The lock file.
     pub fn path(&self) -> &RemotePath {
@@ -178,9 +216,9 @@ impl SshLock<'_> {
 
 impl Held {
     fn check(&mut self) -> Result<(), SshError> {
-        match self.child.try_wait() {
-            Ok(None) => Ok(()),
-            _ => Err(SshError::LockLost {
+        match session_runs(&self.child) {
+            true => Ok(()),
+            false => Err(SshError::LockLost {
                 host: self.label.clone(),
                 path: self.path.to_string(),
             }),
@@ -192,7 +230,7 @@ impl Held {
             return Ok(());
         };
         drop(stdin); // EOF: the remote script exits and the lock goes
-        let status = self.child.wait();
+        let status = self.child.lock().unwrap_or_else(|e| e.into_inner()).wait();
         let stderr = self
             .stderr
             .take()

@@ -719,6 +719,10 @@ impl Host for SshHost {
         Ok(HostLock::new(Box::new(held)))
     }
 
+    fn check_lock(&self) -> Result<(), HostError> {
+        Ok(self.check_locks()?)
+    }
+
     /// One round trip for the whole server ([`SshHost::observed_tar`]).
     fn observed_files(&self) -> Result<Option<Vec<u8>>, HostError> {
         Ok(Some(self.observed_tar()?))

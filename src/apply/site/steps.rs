@@ -66,6 +66,11 @@ pub(in crate::apply) fn mark_committed(
     };
     srv.sync_staged()
         .map_err(|e| fail(format!("cannot sync the server's files: {e}")))?;
+    // Nothing commits under a lock lost with its connection: another hoist
+    // may be at work on the server.
+    srv.host()
+        .check_lock()
+        .map_err(|e| fail(format!("{e}; nothing was committed")))?;
     run.note(|j| j.committed = true)
         .map_err(|e| fail(format!("cannot write the task journal: {e}")))
 }

@@ -122,10 +122,12 @@ pub(in crate::apply) fn transfer(
             super::migrate::check_out_step(run, b, &to)?;
             // B's copy is made durable before the commit is noted on A: a
             // crash after the note must find it whole.
-            b.sync_staged().map_err(|e| StepError {
-                step: "check-out".into(),
-                message: format!("cannot sync server {}'s files: {e}", b.name()),
-            })?;
+            b.sync_staged()
+                .and_then(|()| b.host().check_lock())
+                .map_err(|e| StepError {
+                    step: "check-out".into(),
+                    message: format!("server {}: {e}; nothing was committed", b.name()),
+                })?;
             mark_committed(run, a, "check-out")?;
             if let Err(e) = step(run, "remove-old", |run| finish(a, b, &run.rec)) {
                 warnings.push(format!("the old copy could not be removed entirely: {e}"));
