@@ -244,6 +244,17 @@ impl Daemon {
     /// Locks every server not locked yet (hoist.yaml may add one), and
     /// recovers the tasks a killed hoist left running on it.
     fn lock(&mut self, servers: &Servers) -> Result<(), ServerError> {
+        // A lock lost with its connection is let go and taken again (with
+        // a recovery, as any newly taken lock): another hoist may have
+        // worked on the server meanwhile.
+        self.locks
+            .retain(|label, (_, host)| match host.check_lock() {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!("{label}: {e}; taking it again");
+                    false
+                }
+            });
         let mut new = Vec::new();
         for s in servers.by_name.values() {
             if let std::collections::btree_map::Entry::Vacant(e) =

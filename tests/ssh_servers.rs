@@ -726,3 +726,41 @@ fn the_watch_daemon_reconciles_an_ssh_server() {
         .is_dir());
     f.ok(&["plan", "--detailed-exitcode"], 0);
 }
+
+#[test]
+fn the_watch_daemon_takes_a_lock_lost_with_its_connection_again() {
+    let Some(w) = World::start() else { return };
+    let f = &w.f;
+    let log = f.inv().parent().unwrap().join("watch.log");
+    let mut daemon = f
+        .cmd(&["watch"])
+        .env("RUST_LOG", "hoist=info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    let wait_for = |needle: &str| {
+        services::wait_until(needle, std::time::Duration::from_secs(120), || {
+            Ok(read().contains(needle))
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", read()));
+    };
+    wait_for("pass 1 done");
+    assert!(w.site_dir("shop-2-1", "eatery.example.com").is_dir());
+    // The connection (and the lock session with it) is cut; the next pass
+    // takes the lock again before it changes anything on web2.
+    w.sshd.cut_connections();
+    f.set_site("dental", "platform", "shop-2-1");
+    wait_for("taking it again");
+    wait_for("pass 2 done");
+    assert!(
+        w.site_dir("shop-2-1", "dental.example.net").is_dir(),
+        "{}",
+        read()
+    );
+    assert!(!w.site_dir("shop-2-0", "dental.example.net").exists());
+    // SAFETY: kill(2) on the daemon this test started.
+    unsafe { libc::kill(daemon.id() as libc::pid_t, libc::SIGTERM) };
+    assert!(daemon.wait().unwrap().success(), "{}", read());
+}
