@@ -592,6 +592,16 @@ fn connect(cli: &Cli, inv: &mut Inventory) -> Servers {
     servers
 }
 
+/// The servers of `inv`, connected, each unreachable one said on stderr
+/// (for commands that read or act on one site: what is there is not seen).
+fn servers_told(cli: &Cli, inv: &Inventory) -> Servers {
+    let servers = Servers::from_inventory(inv, cli.host_root.as_deref());
+    for (n, why) in &servers.unreachable {
+        eprintln!("error: server {n} cannot be reached: {}", text::line(why));
+    }
+    servers
+}
+
 fn write_status(inv: &Inventory, servers: &Servers) -> Result<()> {
     let r = status::record(inv, servers, &crate::scope::Scope::All).context(
         "the apply is done, but its status could not be recorded (it is written again by the next apply)",
@@ -785,7 +795,7 @@ fn cmd_compare(cli: &Cli, site: &str, platform: Option<&str>) -> Result<u8> {
         Err(c) => return Ok(c),
     };
     let site = Name::new(site)?;
-    let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
+    let servers = servers_told(cli, &inv);
     recover_if_idle(&servers);
     let actual = servers.observe();
     let obs = actual
@@ -917,7 +927,7 @@ fn cmd_status(cli: &Cli, live: bool) -> Result<u8> {
     // apply: observed live, or from what the status files recorded (as
     // `plan --offline` does). Nothing is written.
     let (plan, set) = if live {
-        let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
+        let servers = servers_told(cli, &inv);
         recover_if_idle(&servers);
         let actual = servers.observe();
         print_problems(&actual);
@@ -1072,7 +1082,7 @@ fn cmd_tasks(cli: &Cli, site: Option<&str>) -> Result<u8> {
         Ok(i) => i,
         Err(c) => return Ok(c),
     };
-    let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
+    let servers = servers_told(cli, &inv);
     let site = site.map(Name::new).transpose()?;
     println!(
         "{:<48} {:<15} {:<14} {:<9} {}",
@@ -1107,7 +1117,7 @@ fn cmd_log(cli: &Cli, id: &str) -> Result<u8> {
         Ok(i) => i,
         Err(c) => return Ok(c),
     };
-    let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
+    let servers = servers_told(cli, &inv);
     let mut err = None;
     for s in servers.by_name.values() {
         match task::find(&s.tasks(), id) {
@@ -1182,7 +1192,7 @@ fn cmd_backup(cli: &Cli, site: &str) -> Result<u8> {
         Err(c) => return Ok(c),
     };
     let site = Name::new(site)?;
-    let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
+    let servers = servers_told(cli, &inv);
     let _locks = lock_and_recover(&servers)?;
     let t = apply::backup_now(
         &inv,
@@ -1217,7 +1227,7 @@ fn cmd_restore(cli: &Cli, site: &str, backup: Option<&str>) -> Result<u8> {
             text::line(&s.describe())
         );
     }
-    let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
+    let servers = servers_told(cli, &inv);
     let _locks = lock_and_recover(&servers)?;
     let t = apply::restore(
         &servers,
@@ -1276,7 +1286,7 @@ fn cmd_backups(cli: &Cli, site: &str) -> Result<u8> {
         Err(c) => return Ok(c),
     };
     let site = Name::new(site)?;
-    let servers = Servers::from_inventory(&inv, cli.host_root.as_deref());
+    let servers = servers_told(cli, &inv);
     recover_if_idle(&servers);
     let mut rows = Vec::new();
     for srv in servers.by_name.values() {

@@ -540,6 +540,13 @@ fn an_unreachable_server_stops_only_what_is_on_it() {
     );
     assert!(out.stdout.contains("disable acme"), "{}", out.stdout);
     assert_eq!(snapshot(&w.root), before, "nothing changed on web2");
+    // A command about one site says why it cannot see web2's.
+    let r = f.run(&["backups", "eatery"]);
+    assert!(
+        r.stderr.contains("server web2 cannot be reached"),
+        "{}",
+        r.all()
+    );
 }
 
 /// Writes `mb` MiB of varied bytes to `path`, a MiB at a time.
