@@ -22,7 +22,11 @@
 //! (live `plan` over 1,000 sites on one MariaDB, see `mysql.rs`),
 //! `mysql-big` (backup, restore, migrate and rename of a site with a
 //! `--mysql-mb` MB MariaDB database, 1024 by default, and half that in
-//! files). Data is
+//! files), `ssh-live` (live `plan` over 900 sites on three servers
+//! reached over SSH, see `ssh.rs`), `ssh-big` (a site with 500 MB of
+//! files and a 200 MB database moved from one ssh server to another).
+//! The MariaDB and ssh scenarios start their own servers and need
+//! `/usr/sbin` on PATH. Data is
 //! generated under a temporary directory (`HOIST_BENCH_DIR` to choose
 //! where) and removed at the end (`--keep` keeps it). Each figure is the
 //! median of `--runs` runs (at least 5 for `parallel` and `watch`); hoist
@@ -34,6 +38,7 @@ mod drupal_live;
 mod drupal_migrate;
 mod gen;
 mod mysql;
+mod ssh;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -248,6 +253,16 @@ fn main() {
     if want("mysql-big") {
         let dir = base.join("mysql-big");
         rows.extend(mysql::big(&dir, a.runs, a.mysql_mb));
+        remove_scenario(&dir, a.keep);
+    }
+    if want("ssh-live") {
+        let dir = base.join("ssh-live");
+        rows.extend(ssh::live(&dir, a.runs));
+        remove_scenario(&dir, a.keep);
+    }
+    if want("ssh-big") {
+        let dir = base.join("ssh-big");
+        rows.extend(ssh::big(&dir, a.runs));
         remove_scenario(&dir, a.keep);
     }
     if want("big") {

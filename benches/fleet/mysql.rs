@@ -1,6 +1,7 @@
 //! Scenarios on a real MariaDB server, started for the run on loopback by
 //! the tests' own service harness (`tests/services`): `live-mysql`, a live
-//! `plan` over 1,000 sites of one server.
+//! `plan` over 1,000 sites of one server, and `mysql-big`; the ssh
+//! scenarios (`ssh.rs`) use its helpers and harness too.
 
 use std::path::Path;
 
@@ -141,7 +142,7 @@ const SITE: &str = "site-00000";
 
 /// Fills database `name` with about `mb` MB of rows of prose-like text
 /// (about 1 KB each, 1 MB per INSERT), through the admin's client.
-fn fill_db(db: &MariaDb, name: &str, mb: usize, work: &Path, logs: &Path) {
+pub(crate) fn fill_db(db: &MariaDb, name: &str, mb: usize, work: &Path, logs: &Path) {
     use std::io::Write;
     let sql = work.join("fill.sql");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&sql).unwrap());
@@ -196,7 +197,17 @@ fn fill_files(dir: &Path, mb: usize) {
 
 /// Where the site lives now: its directory and database.
 fn locate(host: &Path) -> (std::path::PathBuf, String) {
-    for p in std::fs::read_dir(host.join("platforms")).unwrap().flatten() {
+    find_site(host).unwrap_or_else(|| panic!("no site under {}", host.display()))
+}
+
+/// The first site under server root `host`, if any: its directory and
+/// the database its settings name.
+pub(crate) fn find_site(host: &Path) -> Option<(std::path::PathBuf, String)> {
+    for p in std::fs::read_dir(host.join("platforms"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         if let Some(s) = std::fs::read_dir(p.path().join("sites"))
             .into_iter()
             .flatten()
@@ -205,24 +216,24 @@ fn locate(host: &Path) -> (std::path::PathBuf, String) {
         {
             let text = std::fs::read_to_string(s.path().join("settings.yaml")).unwrap();
             let v: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
-            return (
+            return Some((
                 s.path(),
                 v["database"]["name"].as_str().unwrap().to_string(),
-            );
+            ));
         }
     }
-    panic!("no site under {}", host.display());
+    None
 }
 
 /// The newest task record of `kind`, and the milliseconds of its steps.
-fn last_task(host: &Path, kind: hoist::task::TaskKind) -> hoist::task::TaskRecord {
+pub(crate) fn last_task(host: &Path, kind: hoist::task::TaskKind) -> hoist::task::TaskRecord {
     hoist::task::list(&hoist::task::TasksDir::local(&host.join("tasks")))
         .into_iter()
         .rfind(|t| t.kind == kind)
         .expect("the task's record")
 }
 
-fn step_ms(rec: &hoist::task::TaskRecord, name: &str) -> u64 {
+pub(crate) fn step_ms(rec: &hoist::task::TaskRecord, name: &str) -> u64 {
     rec.steps
         .iter()
         .filter(|s| s.name == name)
@@ -232,7 +243,7 @@ fn step_ms(rec: &hoist::task::TaskRecord, name: &str) -> u64 {
 
 /// Milliseconds from the start of step `from` to the end of step `to`
 /// (both included): the time the site answers 503 during a move.
-fn span_ms(rec: &hoist::task::TaskRecord, from: &str, to: &str) -> u64 {
+pub(crate) fn span_ms(rec: &hoist::task::TaskRecord, from: &str, to: &str) -> u64 {
     let names: Vec<&str> = rec.steps.iter().map(|s| s.name.as_str()).collect();
     let (Some(a), Some(b)) = (
         names.iter().position(|n| *n == from),
@@ -243,7 +254,7 @@ fn span_ms(rec: &hoist::task::TaskRecord, from: &str, to: &str) -> u64 {
     rec.steps[a..=b].iter().filter_map(|s| s.millis).sum()
 }
 
-fn commit_site(inv: &Path, yaml: &str, msg: &str) {
+pub(crate) fn commit_site(inv: &Path, yaml: &str, msg: &str) {
     std::fs::write(inv.join("sites").join(format!("{SITE}.yaml")), yaml).unwrap();
     gen::git(inv, &["commit", "-q", "-am", msg]);
 }
