@@ -642,22 +642,40 @@ fn lose_web2_in_a_move(loss: Loss) {
     w.f.apply();
     let (old_dir, old_db) = seed_bakery(&w);
     let big = old_dir.join("files/big.bin");
-    write_big(&big, 256);
+    // Big enough for sshd to go down while it is copied.
+    write_big(&big, if let Loss::Down = loss { 256 } else { 4 });
     let big_sum = sum(&big);
     w.f.set_site("bakery", "platform", "shop-2-1");
-    let child =
-        w.f.cmd(&["apply", "--yes"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+    // A swapped key must be met by hoist's next connection, not by one it
+    // tries while sshd is still down: hoist holds between two files of
+    // the copy while the key is swapped.
+    let holds = tempfile::tempdir().unwrap();
+    let mut cmd = w.f.cmd(&["apply", "--yes"]);
+    if let Loss::KeySwapped = loss {
+        cmd.env("HOIST_FAILPOINT", "copy-file:hold")
+            .env("HOIST_FAILPOINT_DIR", holds.path());
+    }
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let arriving = w
         .site_dir("shop-2-1", "bakery.example.com")
         .join("files/big.bin");
+    let held = holds.path().join("copy-file.held");
     services::wait_until(
-        "the copy to reach web2",
+        "the copy to be under way on web2",
         std::time::Duration::from_secs(120),
-        || Ok(std::fs::metadata(&arriving).is_ok_and(|m| m.len() > 0)),
+        || {
+            if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
+                return Err(format!("hoist ended ({st}) before the copy"));
+            }
+            Ok(match loss {
+                Loss::Down => std::fs::metadata(&arriving).is_ok_and(|m| m.len() > 0),
+                Loss::KeySwapped => held.exists(),
+            })
+        },
     )
     .unwrap();
     w.sshd.stop();
@@ -668,6 +686,7 @@ fn lose_web2_in_a_move(loss: Loss) {
         std::fs::remove_file(host_key.with_extension("pub")).ok();
         w.sshd.keygen(&host_key);
         w.sshd.start_again();
+        std::fs::write(holds.path().join("copy-file.go"), b"").unwrap();
     }
     let out = child.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stdout).into_owned();

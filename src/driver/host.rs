@@ -399,6 +399,8 @@ pub fn copy_tree_between(
                 dirs.push(e);
             }
             EntryKind::File => {
+                // A test's moment between two files of a copy under way.
+                crate::failpoint::hold("copy-file");
                 let opened = src.open_in(from, &e.rel)?;
                 let mut w = dst.create_in(to, &e.rel)?;
                 let n = std::io::copy(&mut std::io::Read::take(opened.read, opened.len), &mut w)

@@ -320,21 +320,39 @@ impl RemoteWrite {
     }
 }
 
+impl RemoteWrite {
+    /// Why a send failed: a remote side that refused the write (a full
+    /// disk) or went away closes its stdin, and the broken pipe seen here
+    /// says nothing; the remote status and its stderr say what happened.
+    fn cause(&mut self, sent: io::Error) -> io::Error {
+        if self.stream.stdin.is_none() {
+            return sent;
+        }
+        match self.stream.wait() {
+            Ok(out) if !out.success() => io::Error::other(self.failed(out.status, &out.stderr)),
+            Ok(_) => sent,
+            Err(e) => io::Error::other(HostError::from(e)),
+        }
+    }
+}
+
 impl Write for RemoteWrite {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.buf.extend_from_slice(data);
         if self.buf.len() >= FRAME {
-            self.send()?;
+            if let Err(e) = self.send() {
+                return Err(self.cause(e));
+            }
         }
         Ok(data.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.send()?;
-        match self.stream.stdin.as_mut() {
+        let sent = self.send().and_then(|()| match self.stream.stdin.as_mut() {
             Some(w) => w.flush(),
             None => Ok(()),
-        }
+        });
+        sent.map_err(|e| self.cause(e))
     }
 }
 
