@@ -14,6 +14,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::program::ProgramOutput;
 use super::tree::{self, HostWrite, Opened, TreeEntry};
 use crate::fsutil;
 
@@ -297,6 +298,18 @@ pub trait Host: Send + Sync + fmt::Debug {
     /// Makes everything written under the root durable (the staged writes
     /// and the journal), at a task's commit point.
     fn make_durable(&self) -> Result<(), HostError>;
+    /// Runs `program` (found on the host's `PATH`) with `args` there,
+    /// `stdin` on its stdin (what is secret travels there, never in an
+    /// argument), killed with what it started after `timeout`; `Ok(None)`:
+    /// killed for the timeout. What an application kind runs where its
+    /// sites are (php-cli for Drupal).
+    fn run_program(
+        &self,
+        program: &OsStr,
+        args: &[&OsStr],
+        stdin: Vec<u8>,
+        timeout: std::time::Duration,
+    ) -> Result<Option<ProgramOutput>, HostError>;
     /// Takes the server's lock; a second hoist is refused with the
     /// holder's pid.
     fn lock(&self) -> Result<HostLock, HostError>;
@@ -670,6 +683,19 @@ impl Host for LocalHost {
 
     /// One `syncfs` for each filesystem among the root and its top
     /// directories (those that exist).
+    fn run_program(
+        &self,
+        program: &OsStr,
+        args: &[&OsStr],
+        stdin: Vec<u8>,
+        timeout: std::time::Duration,
+    ) -> Result<Option<ProgramOutput>, HostError> {
+        super::program::run_local(program, args, stdin, timeout).map_err(|source| HostError::Io {
+            path: format!("running {}", program.to_string_lossy()),
+            source,
+        })
+    }
+
     fn make_durable(&self) -> Result<(), HostError> {
         let mut dirs = vec![self.root.clone()];
         dirs.extend(

@@ -20,6 +20,7 @@ pub mod drupal7;
 pub mod health;
 pub mod host;
 mod mysql_site;
+pub mod program;
 pub mod reach;
 pub mod snapshot;
 pub mod tree;

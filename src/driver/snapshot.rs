@@ -200,6 +200,15 @@ impl Host for Snapshot {
     fn lock(&self) -> Result<HostLock, HostError> {
         Err(self.read_only(&HostPath::root()))
     }
+    fn run_program(
+        &self,
+        _: &OsStr,
+        _: &[&OsStr],
+        _: Vec<u8>,
+        _: std::time::Duration,
+    ) -> Result<Option<super::program::ProgramOutput>, HostError> {
+        Err(self.read_only(&HostPath::root()))
+    }
 }
 
 #[cfg(test)]

@@ -12,15 +12,14 @@
 //! ([`parse_answer`]) are pure; [`Php`] is the narrow I/O seam.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::ffi::OsStr;
 use std::path::PathBuf;
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::settings::Database;
+use crate::driver::host::Host;
 use crate::render::{Secret, REDACTED};
 
 /// hoist's PHP runner, compiled into the binary.
@@ -356,15 +355,7 @@ fn tail(text: &str, max: usize) -> String {
 }
 
 /// How php ended and what it printed.
-#[derive(Debug, Clone)]
-pub struct PhpOutput {
-    /// Its exit status.
-    pub status: ExitStatus,
-    /// Its stdout.
-    pub stdout: Vec<u8>,
-    /// Its stderr.
-    pub stderr: Vec<u8>,
-}
+pub type PhpOutput = crate::driver::program::ProgramOutput;
 
 /// Reads the runner's answer: the JSON object on stdout, `ok` or not.
 pub fn parse_answer(
@@ -461,69 +452,7 @@ impl Default for LocalPhp {
 
 impl Php for LocalPhp {
     fn run(&self, stdin: Vec<u8>, timeout: Duration) -> std::io::Result<Option<PhpOutput>> {
-        use std::os::unix::process::CommandExt;
-        let mut child = Command::new(&self.program)
-            // Drupal's notices go to stderr, never into the answer.
-            .args(["-d", "display_errors=stderr", "-d", "log_errors=0"])
-            .arg("-r")
-            .arg(LOADER)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Its own process group, so that a timeout kills whatever php
-            // started too.
-            .process_group(0)
-            .spawn()?;
-        let pid = child.id() as libc::pid_t;
-        let mut input = child.stdin.take().expect("piped stdin");
-        let writer = std::thread::spawn(move || {
-            // php may stop reading (a fatal error): a broken pipe then is
-            // not the failure to report.
-            let _ = input.write_all(&stdin);
-        });
-        let (done_tx, done_rx) = mpsc::channel::<()>();
-        let watchdog = std::thread::spawn(move || {
-            match done_rx.recv_timeout(timeout) {
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    // The child is not reaped before this thread is joined,
-                    // so its pid (and group) cannot have been reused.
-                    unsafe { libc::kill(-pid, libc::SIGKILL) };
-                    true
-                }
-                _ => false,
-            }
-        });
-        let mut stdout = Vec::new();
-        let mut stderr = Vec::new();
-        let mut err_pipe = child.stderr.take().expect("piped stderr");
-        let err_reader = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = err_pipe.read_to_end(&mut buf);
-            buf
-        });
-        let read = child
-            .stdout
-            .take()
-            .expect("piped stdout")
-            .read_to_end(&mut stdout);
-        // Wait for the exit without reaping, then stop the watchdog, then
-        // reap: the kill can only ever hit this child.
-        let waited = wait_no_reap(pid);
-        drop(done_tx);
-        let timed_out = watchdog.join().unwrap_or(false);
-        let status = child.wait()?;
-        let _ = writer.join();
-        stderr.extend(err_reader.join().unwrap_or_default());
-        read?;
-        waited?;
-        if timed_out {
-            return Ok(None);
-        }
-        Ok(Some(PhpOutput {
-            status,
-            stdout,
-            stderr,
-        }))
+        crate::driver::program::run_local(self.program.as_os_str(), &php_args(), stdin, timeout)
     }
 
     fn program(&self) -> String {
@@ -531,26 +460,36 @@ impl Php for LocalPhp {
     }
 }
 
-/// Waits until process `pid` has exited, leaving it unreaped.
-fn wait_no_reap(pid: libc::pid_t) -> std::io::Result<()> {
-    loop {
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let rc = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOWAIT,
-            )
-        };
-        if rc == 0 {
-            return Ok(());
-        }
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(err);
-        }
+/// php-cli on a server's host, from its `PATH` (this machine's, or a
+/// remote one's over ssh), run through [`Host::run_program`].
+pub struct HostPhp<'a> {
+    /// The host the site's files are on.
+    pub host: &'a dyn Host,
+}
+
+impl Php for HostPhp<'_> {
+    fn run(&self, stdin: Vec<u8>, timeout: Duration) -> std::io::Result<Option<PhpOutput>> {
+        self.host
+            .run_program(OsStr::new("php"), &php_args(), stdin, timeout)
+            .map_err(std::io::Error::other)
     }
+
+    fn program(&self) -> String {
+        format!("php on {}", self.host.label())
+    }
+}
+
+/// php's arguments: the loader, with Drupal's notices sent to stderr,
+/// never into the answer.
+fn php_args() -> [&'static OsStr; 6] {
+    [
+        OsStr::new("-d"),
+        OsStr::new("display_errors=stderr"),
+        OsStr::new("-d"),
+        OsStr::new("log_errors=0"),
+        OsStr::new("-r"),
+        OsStr::new(LOADER),
+    ]
 }
 
 /// Runs the Drupal 7 runner through a [`Php`].

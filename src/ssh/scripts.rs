@@ -449,6 +449,16 @@ for d in "$@"; do
 done
 "#;
 
+/// The program `$2` with arguments `$3`... run with input on stdin, killed
+/// with its process group after `$1` seconds (TERM, then KILL ten seconds
+/// on) by coreutils' `timeout`. Its status is the last line of stderr,
+/// `hoist-exit N`, and the script exits 0: ssh's own failures exit 255,
+/// as a program may (php's fatal errors do).
+pub const RUN_PROGRAM: &str = r#"s=$1; shift
+timeout -k 10 "$s" "$@"
+printf '\nhoist-exit %s\n' "$?" >&2
+"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;

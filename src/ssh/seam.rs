@@ -25,6 +25,7 @@ use super::host::{ExecOutput, SshHost, Stream};
 use super::path::RemotePath;
 use super::scripts;
 use crate::driver::host::{EntryKind, Host, HostError, HostLock, HostPath, WriteMode, TOP_DIRS};
+use crate::driver::program::ProgramOutput;
 use crate::driver::tree::{self, Finish, HostWrite, Opened, TreeEntry};
 
 impl From<SshError> for HostError {
@@ -719,6 +720,49 @@ impl Host for SshHost {
         Ok(())
     }
 
+    /// Through [`scripts::RUN_PROGRAM`]: the remote `timeout` kills the
+    /// program where it runs, which closing the connection would not.
+    fn run_program(
+        &self,
+        program: &OsStr,
+        args: &[&OsStr],
+        stdin: Vec<u8>,
+        timeout: std::time::Duration,
+    ) -> Result<Option<ProgramOutput>, HostError> {
+        use std::os::unix::process::ExitStatusExt;
+        let secs = timeout.as_secs().max(1).to_string();
+        let mut argv = vec![OsStr::new(&secs), program];
+        argv.extend_from_slice(args);
+        let line = self.script_line(scripts::RUN_PROGRAM, &argv)?;
+        let started = std::time::Instant::now();
+        let out = self.run(&line, Some(&mut stdin.as_slice()), None)?;
+        let shown = program.to_string_lossy();
+        if !out.success() {
+            return Err(HostError::Remote(format!(
+                "{}: running {shown} failed (exit {}): {}",
+                SshHost::label(self),
+                out.status,
+                out.stderr.trim()
+            )));
+        }
+        let (stderr, status) = program_status(&out.stderr).ok_or_else(|| {
+            HostError::Remote(format!(
+                "{}: {shown} ended without its status: {}",
+                SshHost::label(self),
+                out.stderr.trim()
+            ))
+        })?;
+        // 124: `timeout` stopped it; 137 (KILL) once the limit is past.
+        if status == 124 || (status == 137 && started.elapsed() >= timeout) {
+            return Ok(None);
+        }
+        Ok(Some(ProgramOutput {
+            status: std::process::ExitStatus::from_raw(status << 8),
+            stdout: out.stdout,
+            stderr: stderr.into_bytes(),
+        }))
+    }
+
     /// A `syncfs` of the root's filesystem and of each top directory's
     /// (each may be a mount of its own), in one round trip.
     fn make_durable(&self) -> Result<(), HostError> {
@@ -763,8 +807,31 @@ fn tar_of(src: &Path, entries: &[TreeEntry], out: io::PipeWriter) -> io::Result<
     b.into_inner()?.flush()
 }
 
+/// Splits [`scripts::RUN_PROGRAM`]'s stderr into the program's own and
+/// its exit status (the last line, `hoist-exit N`).
+fn program_status(stderr: &str) -> Option<(String, i32)> {
+    let trimmed = stderr.trim_end_matches('\n');
+    let (rest, last) = trimmed.rsplit_once('\n').unwrap_or(("", trimmed));
+    let status = last.strip_prefix("hoist-exit ")?.trim().parse().ok()?;
+    Some((rest.to_string(), status))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_status_line_is_taken_off_the_programs_stderr() {
+        assert_eq!(
+            super::program_status("PHP Fatal error: x\n\nhoist-exit 255\n"),
+            Some(("PHP Fatal error: x\n".to_string(), 255))
+        );
+        assert_eq!(
+            super::program_status("\nhoist-exit 0\n"),
+            Some((String::new(), 0))
+        );
+        assert_eq!(super::program_status("cut off"), None);
+        assert_eq!(super::program_status("hoist-exit x\n"), None);
+    }
+
     use super::*;
 
     fn entry(rel: &str, kind: EntryKind) -> TreeEntry {
