@@ -18,6 +18,7 @@ use crate::compat::{self, SitePackage, Verdict};
 use crate::names::{Domain, PackageName, PlatformName};
 use crate::render::SiteConfig;
 
+use super::host::{Host, HostPath};
 use super::{DbServer, Login, SiteConn};
 
 /// One site as its application sees it: the platform it lives on, its
@@ -38,6 +39,11 @@ pub struct AppSite<'a> {
     pub staged: bool,
     /// Where the platform's built code is read, on whatever host it is.
     pub code: &'a dyn PlatformCode,
+    /// The host the site's files are on, where its application's tools
+    /// run (this machine, or one over ssh).
+    pub host: &'a dyn Host,
+    /// The platform's directory inside that host's root.
+    pub platform_path: HostPath,
 }
 
 /// A server's built platforms, as an application kind reads them: their
@@ -54,6 +60,14 @@ impl AppSite<'_> {
     /// The site's directory.
     pub fn dir(&self) -> PathBuf {
         self.platform_dir.join("sites").join(self.domain.as_str())
+    }
+
+    /// The site's directory inside its host's root.
+    pub fn site_path(&self) -> Result<HostPath, String> {
+        self.platform_path
+            .join("sites")
+            .and_then(|p| p.join(self.domain.as_str()))
+            .map_err(|e| e.to_string())
     }
 
     /// An open connection to its database.
@@ -138,18 +152,12 @@ static EMBEDDED: Embedded = Embedded;
 static DRUPAL7: super::drupal7::Drupal7 = super::drupal7::Drupal7;
 
 /// The kind of a platform of Drupal `generation` (none: the embedded
-/// kind). Drupal 8 and later is refused with the plan's reason; Drupal on
-/// a host other than this one (`local` false) too: its php runs here.
+/// kind). Drupal 8 and later is refused with the plan's reason.
 pub fn kind_for(
     generation: Option<crate::drupal::Generation>,
-    local: bool,
 ) -> Result<&'static dyn AppKind, String> {
     match generation {
         None => Ok(&EMBEDDED),
-        Some(_) if !local => Err(
-            "Drupal on a server reached over ssh is not supported yet (hoist runs its php on this machine)"
-                .into(),
-        ),
         Some(crate::drupal::Generation::Drupal7) => Ok(&DRUPAL7),
         Some(crate::drupal::Generation::Drupal8Plus) => Err(crate::plan::DRUPAL8_APPLY.to_string()),
     }

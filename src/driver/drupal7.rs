@@ -11,18 +11,22 @@
 //! is written before any step runs the site's code on a new database, so
 //! the code never reaches the old one by a copied `settings.php`.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-use crate::drupal::runner::{Install, Runner, RunnerError, Site};
+use crate::drupal::runner::{HostPhp, Install, Runner, RunnerError, Site};
 use crate::drupal::settings::{self, Database, HashSalt, MysqlAt, Settings};
-use crate::fsutil;
 use crate::names::{Domain, PackageName};
 use crate::render::{DbDriver, SiteConfig};
 
 use super::app::{AppKind, AppSite, Log};
+use super::host::{Host, HostError, HostPath};
+use super::tree::Finish;
 
 /// Drupal 7's settings file, in the site's directory.
 pub const SETTINGS_PHP: &str = "settings.php";
+/// Where a new `settings.php` is written before it replaces the old.
+const SETTINGS_TMP: &str = ".settings.php.hoist-new";
 
 /// The Drupal 7 kind.
 #[derive(Debug, Clone, Copy, Default)]
@@ -32,9 +36,10 @@ fn txt<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
 
-/// The runner for a site: php-cli from `PATH`.
-fn runner() -> Runner {
-    Runner::local()
+/// The runner for a site: php-cli from the `PATH` of the host its files
+/// are on.
+fn runner<'a>(site: &AppSite<'a>) -> Runner<HostPhp<'a>> {
+    Runner::new(HostPhp { host: site.host })
 }
 
 fn site_of(site: &AppSite<'_>) -> Site {
@@ -94,69 +99,61 @@ fn mysql_at(addr: &str) -> Result<MysqlAt, String> {
     })
 }
 
-/// Makes `path` writable by its owner if the installer (or an operator)
-/// made it read-only: Drupal's installer leaves `sites/<domain>` 0555 and
-/// `settings.php` 0444, which would stop hoist from rewriting the file and
-/// from ever removing the directory.
-fn owner_writable(path: &Path) -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
+/// Writes `text` as the site's `settings.php` in `dir` (0600), through
+/// the site's host. The directory is made writable by its owner first if
+/// the installer (or an operator) made it read-only: Drupal's installer
+/// leaves `sites/<domain>` 0555 and `settings.php` 0444, which would stop
+/// hoist from replacing the file and from ever removing the directory. The
+/// new file's mtime is moved on from the old file's when they would be
+/// equal: php-fpm's opcache revalidates a cached script by its mtime, so a
+/// file rewritten within the same second would otherwise keep running the
+/// old settings.
+pub fn write_settings_php(host: &dyn Host, dir: &HostPath, text: &str) -> Result<(), String> {
+    let shown = |e: HostError| e.to_string();
+    let entries = host
+        .walk(dir, Some(OsStr::new(SETTINGS_PHP)))
+        .map_err(shown)?;
+    let (Some(top), old) = (entries.first(), entries.get(1)) else {
+        return Err(format!("{}: not found", host.display(dir)));
     };
-    let mode = meta.permissions().mode();
-    if meta.file_type().is_symlink() || mode & 0o200 != 0 {
-        return Ok(());
+    if top.mode & 0o200 == 0 {
+        host.set_dir_meta(dir, Path::new(""), top.mode | 0o200, Some(top.mtime))
+            .map_err(shown)?;
     }
-    std::fs::set_permissions(
-        path,
-        std::fs::Permissions::from_mode((mode | 0o200) & 0o7777),
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mtime = old.map(|o| now.max(o.mtime + 1));
+    // Written beside it, then renamed over it: a site never reads half a
+    // file. A leftover of a run killed here is replaced.
+    let tmp = Path::new(SETTINGS_TMP);
+    host.remove_file(&dir.join(SETTINGS_TMP).map_err(shown)?)
+        .map_err(shown)?;
+    let mut w = host.create_in(dir, tmp).map_err(shown)?;
+    std::io::Write::write_all(&mut w, text.as_bytes())
+        .map_err(|e| format!("{}: {e}", host.display(dir)))?;
+    w.finish(Finish {
+        mode: Some(0o600),
+        mtime,
+        synced: false,
+    })
+    .map_err(shown)?;
+    host.rename(
+        &dir.join(SETTINGS_TMP).map_err(shown)?,
+        &dir.join(SETTINGS_PHP).map_err(shown)?,
     )
-    .map_err(|e| format!("making {} writable: {e}", path.display()))
-}
-
-/// Writes `text` as the site's `settings.php` (0600), its mtime moved on
-/// from the old file's when they would be equal: php-fpm's opcache
-/// revalidates a cached script by its mtime, so a file rewritten within
-/// the same second would otherwise keep running the old settings.
-pub fn write_settings_php(dir: &Path, text: &str) -> Result<(), String> {
-    let path = dir.join(SETTINGS_PHP);
-    owner_writable(dir)?;
-    owner_writable(&path)?;
-    let old_mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
-    fsutil::write_private_unsynced(&path, text.as_bytes())
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    if let Some(old) = old_mtime {
-        let f = std::fs::File::options()
-            .write(true)
-            .open(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        let now = f
-            .metadata()
-            .and_then(|m| m.modified())
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        let secs = |t: std::time::SystemTime| {
-            t.duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0)
-        };
-        if secs(now) <= secs(old) {
-            f.set_modified(old + std::time::Duration::from_secs(1))
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-        }
-    }
-    Ok(())
+    .map_err(shown)
 }
 
 /// Renders the site's `settings.php` for its database, keeping the salt of
 /// the `settings.php` it has (a new one for a new site).
 fn render_settings(site: &AppSite<'_>, cfg: &SiteConfig) -> Result<String, String> {
-    let dir = site.dir();
-    let existing = match std::fs::read_to_string(dir.join(SETTINGS_PHP)) {
-        Ok(t) => Some(t),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(format!("{}: {e}", dir.join(SETTINGS_PHP).display())),
+    let path = site.site_path()?.join(SETTINGS_PHP).map_err(txt)?;
+    let existing = match site.host.read(&path).map_err(txt)? {
+        Some(b) => Some(
+            String::from_utf8(b).map_err(|_| format!("{}: not UTF-8", site.host.display(&path)))?,
+        ),
+        None => None,
     };
     let (salt, _origin): (HashSalt, _) =
         settings::keep_or_generate(existing.as_deref()).map_err(txt)?;
@@ -181,12 +178,11 @@ impl AppKind for Drupal7 {
     }
 
     fn install(&self, site: &AppSite<'_>, cfg: &SiteConfig, log: Log<'_>) -> Result<(), String> {
-        let dir = site.dir();
-        let files = dir.join("files");
-        fsutil::create_dir_all(&files).map_err(|e| format!("{}: {e}", files.display()))?;
+        let files = site.site_path()?.join("files").map_err(txt)?;
+        site.host.mkdir(&files, false).map_err(txt)?;
         self.write_settings(site, cfg)?;
         let mail = format!("admin@{}", cfg.domain);
-        let status = runner()
+        let status = runner(site)
             .install(
                 &site_of(site),
                 Install {
@@ -212,16 +208,16 @@ impl AppKind for Drupal7 {
 
     fn write_settings(&self, site: &AppSite<'_>, cfg: &SiteConfig) -> Result<(), String> {
         let text = render_settings(site, cfg)?;
-        write_settings_php(&site.dir(), &text)
+        write_settings_php(site.host, &site.site_path()?, &text)
     }
 
     fn maintenance(&self, site: &AppSite<'_>) -> Result<Option<String>, String> {
-        let st = runner().status(&site_of(site)).map_err(failed)?;
+        let st = runner(site).status(&site_of(site)).map_err(failed)?;
         Ok(Some(if st.maintenance { "1" } else { "0" }.to_string()))
     }
 
     fn set_maintenance(&self, site: &AppSite<'_>, value: Option<&str>) -> Result<(), String> {
-        runner()
+        runner(site)
             .maintenance(&site_of(site), value == Some("1"))
             .map(|_| ())
             .map_err(failed)
@@ -243,7 +239,7 @@ impl AppKind for Drupal7 {
             }
             l
         };
-        match runner().updatedb(&site_of(site)) {
+        match runner(site).updatedb(&site_of(site)) {
             Ok(report) => {
                 for u in &report.updates {
                     log(line(u));
@@ -277,20 +273,20 @@ impl AppKind for Drupal7 {
         if from == &site.domain {
             return Ok(());
         }
-        runner()
+        runner(site)
             .fix_paths(&site_of(site), from.as_str())
             .map(|_| ())
             .map_err(failed)
     }
 
     fn clear_caches(&self, site: &AppSite<'_>) -> Result<(), String> {
-        runner().cache_clear(&site_of(site)).map_err(failed)
+        runner(site).cache_clear(&site_of(site)).map_err(failed)
     }
 
     /// The rename's rewrite run the other way, then every cache flushed
     /// (they hold the rewritten paths, and the registry is rebuilt).
     fn unrename(&self, site: &AppSite<'_>, renamed_to: &Domain) -> Result<(), String> {
-        let r = runner();
+        let r = runner(site);
         r.fix_paths(&site_of(site), renamed_to.as_str())
             .map_err(failed)?;
         r.cache_clear(&site_of(site)).map_err(failed)
@@ -327,13 +323,17 @@ mod tests {
     fn a_rewritten_settings_file_gets_a_later_mtime() {
         use std::os::unix::fs::PermissionsExt;
         let d = tempfile::tempdir().unwrap();
-        write_settings_php(d.path(), "<?php // a\n").unwrap();
-        let p = d.path().join(SETTINGS_PHP);
+        let host = super::super::host::LocalHost::new(d.path().to_path_buf());
+        let site = HostPath::new("site").unwrap();
+        host.mkdir(&site, false).unwrap();
+        let dir = d.path().join("site");
+        write_settings_php(&host, &site, "<?php // a\n").unwrap();
+        let p = dir.join(SETTINGS_PHP);
         let m1 = std::fs::metadata(&p).unwrap().modified().unwrap();
         // As the installer leaves them.
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o444)).unwrap();
-        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
-        write_settings_php(d.path(), "<?php // b\n").unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+        write_settings_php(&host, &site, "<?php // b\n").unwrap();
         let m2 = std::fs::metadata(&p).unwrap().modified().unwrap();
         assert!(m2 > m1, "{m1:?} {m2:?}");
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "<?php // b\n");
@@ -341,5 +341,6 @@ mod tests {
             std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o600
         );
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no leftover");
     }
 }

@@ -240,7 +240,7 @@ pub(in crate::apply) fn app_of(
     p: &PlatformName,
 ) -> Result<&'static dyn AppKind, String> {
     let generation = srv.drupal_generation(p).map_err(txt)?;
-    crate::driver::app::kind_for(generation, srv.is_local())
+    crate::driver::app::kind_for(generation)
 }
 
 /// A site and its application, as its settings file says: where it lives
@@ -261,6 +261,8 @@ pub(in crate::apply) fn live_site<'a>(
             login: login(settings),
             staged: false,
             code: srv,
+            host: srv.host(),
+            platform_path: srv.platform_path(&cfg.platform),
         },
     ))
 }
@@ -284,6 +286,8 @@ pub(in crate::apply) fn new_site<'a>(
             login: creds.clone(),
             staged: true,
             code: srv,
+            host: srv.host(),
+            platform_path: srv.platform_path(&at.platform),
         },
     ))
 }
