@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::program::ProgramOutput;
-use super::tree::{self, HostWrite, Opened, TreeEntry};
+use super::tree::{self, HostWrite, Opened, TarIn, TarOut, TreeEntry};
 use crate::fsutil;
 
 /// Why a host operation failed.
@@ -298,6 +298,14 @@ pub trait Host: Send + Sync + fmt::Debug {
     /// Makes everything written under the root durable (the staged writes
     /// and the journal), at a task's commit point.
     fn make_durable(&self) -> Result<(), HostError>;
+    /// Streams the directory `top` as a GNU tar made by the host's `tar`:
+    /// links as links, hard links as separate files, members named `./…`.
+    fn tar_out(&self, top: &HostPath) -> Result<Box<dyn TarOut>, HostError>;
+    /// Makes the directory `to` (which must not exist; mode 0700 until its
+    /// own is set) and unpacks a tar stream into it with the host's `tar`,
+    /// modes and mtimes kept, files owned by the user hoist runs as there.
+    /// The stream must be checked beforehand ([`super::relay`]).
+    fn tar_in(&self, to: &HostPath) -> Result<Box<dyn TarIn>, HostError>;
     /// Runs `program` (found on the host's `PATH`) with `args` there,
     /// `stdin` on its stdin (what is secret travels there, never in an
     /// argument), killed with what it started after `timeout`; `Ok(None)`:
@@ -372,85 +380,6 @@ impl OnHost {
     pub fn shown(&self) -> PathBuf {
         PathBuf::from(self.host.display(&self.path))
     }
-}
-
-/// Copies the tree `from` on `src` to `to` on `dst` (which must not
-/// exist), streamed file by file through this process (nothing is kept
-/// whole here): directories, files with their bytes, modes and times, and
-/// links as links, never followed; the top's entries named in `except`
-/// are left out, and so are devices, sockets and fifos. Files are left
-/// unsynced: the task's commit point makes `dst` durable. Returns the
-/// bytes copied.
-pub fn copy_tree_between(
-    src: &dyn Host,
-    from: &HostPath,
-    dst: &dyn Host,
-    to: &HostPath,
-    except: &[&str],
-) -> Result<u64, HostError> {
-    use std::path::Component;
-    let entries = src.walk(from, None)?;
-    let left_out = |rel: &Path| match rel.components().next() {
-        Some(Component::Normal(first)) => except.iter().any(|e| OsStr::new(e) == first),
-        _ => false,
-    };
-    if dst.exists(to)? {
-        return Err(HostError::Path {
-            path: dst.display(to),
-            why: "exists already",
-        });
-    }
-    dst.mkdir(to, true)?;
-    let mut bytes = 0u64;
-    let mut dirs = Vec::new();
-    for e in entries.iter().filter(|e| !left_out(&e.rel)) {
-        match e.kind {
-            EntryKind::Dir => {
-                if !e.rel.as_os_str().is_empty() {
-                    dst.mkdir_in(to, &e.rel)?;
-                }
-                dirs.push(e);
-            }
-            EntryKind::File => {
-                // A test's moment between two files of a copy under way.
-                crate::failpoint::hold("copy-file");
-                let opened = src.open_in(from, &e.rel)?;
-                let mut w = dst.create_in(to, &e.rel)?;
-                let n = std::io::copy(&mut std::io::Read::take(opened.read, opened.len), &mut w)
-                    .map_err(|source| HostError::Io {
-                        path: format!("{} to {}", src.display(from), dst.display(to)),
-                        source,
-                    })?;
-                if n != opened.len {
-                    return Err(HostError::Io {
-                        path: format!("{}/{}", src.display(from), e.rel.display()),
-                        source: std::io::Error::other(format!(
-                            "{n} bytes read of {} (the file shrank while it was copied)",
-                            opened.len
-                        )),
-                    });
-                }
-                bytes += n;
-                w.finish(tree::Finish {
-                    mode: Some(e.mode),
-                    mtime: Some(e.mtime),
-                    synced: false,
-                })?;
-            }
-            EntryKind::Symlink => {
-                if let Some(target) = &e.target {
-                    dst.symlink_in(to, &e.rel, target)?;
-                }
-            }
-            EntryKind::Other => {}
-        }
-    }
-    // Deepest first: giving a directory its mode could take away the right
-    // to write what is under it.
-    for d in dirs.iter().rev() {
-        dst.set_dir_meta(to, &d.rel, d.mode, Some(d.mtime))?;
-    }
-    Ok(bytes)
 }
 
 /// The server's top directories, each of which may be a mount of its own.
@@ -683,6 +612,14 @@ impl Host for LocalHost {
 
     /// One `syncfs` for each filesystem among the root and its top
     /// directories (those that exist).
+    fn tar_out(&self, top: &HostPath) -> Result<Box<dyn TarOut>, HostError> {
+        tree::tar_out_local(&self.path(top))
+    }
+
+    fn tar_in(&self, to: &HostPath) -> Result<Box<dyn TarIn>, HostError> {
+        tree::tar_in_local(&self.path(to))
+    }
+
     fn run_program(
         &self,
         program: &OsStr,

@@ -22,6 +22,7 @@ pub mod host;
 mod mysql_site;
 pub mod program;
 pub mod reach;
+pub mod relay;
 pub mod snapshot;
 pub mod tree;
 pub mod web;

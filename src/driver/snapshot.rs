@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::host::{EntryKind, Host, HostError, HostLock, HostPath, WriteMode};
-use super::tree::{HostWrite, Opened, TreeEntry};
+use super::tree::{HostWrite, Opened, TarIn, TarOut, TreeEntry};
 
 /// The most a snapshot may hold: far above what any fleet's settings,
 /// records and vhosts take, and a bound on what a hostile host can make
@@ -199,6 +199,12 @@ impl Host for Snapshot {
     }
     fn lock(&self) -> Result<HostLock, HostError> {
         Err(self.read_only(&HostPath::root()))
+    }
+    fn tar_out(&self, top: &HostPath) -> Result<Box<dyn TarOut>, HostError> {
+        Err(self.read_only(top))
+    }
+    fn tar_in(&self, to: &HostPath) -> Result<Box<dyn TarIn>, HostError> {
+        Err(self.read_only(to))
     }
     fn run_program(
         &self,

@@ -63,6 +63,23 @@ pub trait HostWrite: Write + Send {
     fn finish(self: Box<Self>, how: Finish) -> Result<(), HostError>;
 }
 
+/// A tree streamed out of a host as a GNU tar ([`super::host::Host::tar_out`]).
+pub trait TarOut: Read + Send {
+    /// Reads what is left and checks how the host's `tar` ended (a file
+    /// that changed while it was read fails it). Dropped without it, the
+    /// stream is cut and the host's `tar` stopped.
+    fn end(self: Box<Self>) -> Result<(), HostError>;
+}
+
+/// A host unpacking a tar stream into a new directory
+/// ([`super::host::Host::tar_in`]).
+pub trait TarIn: Write + Send {
+    /// Ends the stream and checks how the host's `tar` ended. A write that
+    /// fails already carries the host's reason (a full disk), not a broken
+    /// pipe.
+    fn end(self: Box<Self>) -> Result<(), HostError>;
+}
+
 /// Refuses a relative path inside a tree that is not made of plain
 /// components (absolute, `..`, `.`): it could leave the tree.
 pub fn confined(rel: &Path) -> Result<(), HostError> {
@@ -233,6 +250,168 @@ fn set_mtime(f: &fs::File, secs: u64) {
             tracing::debug!("keeping an extracted file's time failed: {e}");
         }
     }
+}
+
+/// GNU tar's arguments to stream a tree (run in it), as an ssh host's
+/// `TAR_OUT` script has them: links as links, names sorted, members
+/// named `./…`.
+const TAR_OUT_ARGS: [&str; 5] = [
+    "--create",
+    "--file=-",
+    "--numeric-owner",
+    "--sort=name",
+    ".",
+];
+/// GNU tar's arguments to unpack a stream (run in the new directory):
+/// modes kept exactly, owner the user running it.
+pub const TAR_IN_ARGS: [&str; 4] = [
+    "--extract",
+    "--file=-",
+    "--preserve-permissions",
+    "--no-same-owner",
+];
+
+/// A local `tar` process streaming a tree or unpacking one.
+struct TarProcess {
+    child: std::process::Child,
+    shown: String,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl TarProcess {
+    fn start(dir: &Path, args: &[&str], shown: String) -> Result<TarProcess, HostError> {
+        let mut child = std::process::Command::new("tar")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|source| HostError::Io {
+                path: format!("running tar for {shown}"),
+                source,
+            })?;
+        let mut err = child.stderr.take().expect("piped stderr");
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s); // a read error leaves what came
+            s
+        });
+        Ok(TarProcess {
+            child,
+            shown,
+            stderr: Some(stderr),
+        })
+    }
+
+    /// Waits for `tar` and reports a failure with its stderr.
+    fn wait(&mut self) -> Result<(), HostError> {
+        drop(self.child.stdin.take());
+        let status = self.child.wait().map_err(|source| HostError::Io {
+            path: format!("waiting for tar for {}", self.shown),
+            source,
+        })?;
+        let stderr = self
+            .stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        if status.success() {
+            return Ok(());
+        }
+        Err(HostError::Io {
+            path: self.shown.clone(),
+            source: io::Error::other(format!("tar failed ({status}): {}", stderr.trim())),
+        })
+    }
+
+    /// A write that failed: `tar` stopped reading, and its status says why.
+    fn cause(&mut self, e: io::Error) -> io::Error {
+        match self.wait() {
+            Err(why) => io::Error::other(why),
+            Ok(()) => e,
+        }
+    }
+}
+
+impl Drop for TarProcess {
+    fn drop(&mut self) {
+        if self.stderr.is_some() {
+            // Not ended: a stream cut short. Already exited is fine.
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Read for TarProcess {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.child.stdout.as_mut() {
+            Some(out) => out.read(buf),
+            None => Ok(0),
+        }
+    }
+}
+
+impl Write for TarProcess {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let r = match self.child.stdin.as_mut() {
+            Some(w) => w.write(buf),
+            None => Err(io::Error::other("the stream was already ended")),
+        };
+        r.map_err(|e| self.cause(e))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let r = match self.child.stdin.as_mut() {
+            Some(w) => w.flush(),
+            None => Ok(()),
+        };
+        r.map_err(|e| self.cause(e))
+    }
+}
+
+impl TarOut for TarProcess {
+    fn end(mut self: Box<Self>) -> Result<(), HostError> {
+        let drained = io::copy(&mut *self, &mut io::sink());
+        self.wait()?;
+        drained.map(|_| ()).map_err(|source| HostError::Io {
+            path: self.shown.clone(),
+            source,
+        })
+    }
+}
+
+impl TarIn for TarProcess {
+    fn end(mut self: Box<Self>) -> Result<(), HostError> {
+        self.wait()
+    }
+}
+
+/// The local directory `top` streamed as a tar (its top not a link).
+pub fn tar_out_local(top: &Path) -> Result<Box<dyn TarOut>, HostError> {
+    let m = fs::symlink_metadata(top).map_err(io(top))?;
+    if !m.is_dir() {
+        return Err(HostError::Io {
+            path: top.display().to_string(),
+            source: io::Error::other("not a directory (a symlink is not followed)"),
+        });
+    }
+    let mut p = TarProcess::start(top, &TAR_OUT_ARGS, top.display().to_string())?;
+    drop(p.child.stdin.take());
+    Ok(Box::new(p))
+}
+
+/// The new local directory `to` (0700), a tar stream unpacked into it.
+pub fn tar_in_local(to: &Path) -> Result<Box<dyn TarIn>, HostError> {
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(to)
+        .map_err(io(to))?;
+    let mut p = TarProcess::start(to, &TAR_IN_ARGS, to.display().to_string())?;
+    drop(p.child.stdout.take());
+    Ok(Box::new(p))
 }
 
 #[cfg(test)]

@@ -459,6 +459,21 @@ timeout -k 10 "$s" "$@"
 printf '\nhoist-exit %s\n' "$?" >&2
 "#;
 
+/// The new directory `$1` (0700; an existing one refused) with a tar
+/// stream from stdin unpacked into it, under its own name, after a
+/// `ready` line (a move's copy, which the task's journal names from the
+/// start); the arguments after `$1` are GNU tar's
+/// ([`crate::driver::tree::TAR_IN_ARGS`]).
+pub const UNTAR_NEW: &str = r#"inside "$1"
+if [ -e "$1" ] || [ -h "$1" ]; then exit 91; fi
+[ -d "$(dirname -- "$1")" ] || exit 90
+mkdir -m 700 -- "$1" || exit 1
+d=$1; shift
+cd -- "$d" || exit 1
+echo ready
+exec tar "$@"
+"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,7 +26,7 @@ use super::path::RemotePath;
 use super::scripts;
 use crate::driver::host::{EntryKind, Host, HostError, HostLock, HostPath, WriteMode, TOP_DIRS};
 use crate::driver::program::ProgramOutput;
-use crate::driver::tree::{self, Finish, HostWrite, Opened, TreeEntry};
+use crate::driver::tree::{self, Finish, HostWrite, Opened, TarIn, TarOut, TreeEntry};
 
 impl From<SshError> for HostError {
     /// Keeps what callers test for: a missing thing is an `Io` error of
@@ -280,6 +280,77 @@ impl Read for RemoteRead {
             }
         }
         Ok(n)
+    }
+}
+
+/// A remote tree streamed as a tar ([`Host::tar_out`]).
+struct RemoteTar {
+    read: RemoteRead,
+}
+
+impl Read for RemoteTar {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read.read(buf)
+    }
+}
+
+impl TarOut for RemoteTar {
+    /// Reading to the end checks the remote status ([`RemoteRead`]).
+    fn end(mut self: Box<Self>) -> Result<(), HostError> {
+        io::copy(&mut self.read, &mut io::sink())
+            .map(|_| ())
+            .map_err(|source| HostError::Io {
+                path: self.read.shown.clone(),
+                source,
+            })
+    }
+}
+
+/// A tar stream unpacked remotely into a new directory ([`Host::tar_in`]).
+struct RemoteUntar {
+    stream: Stream,
+    shown: String,
+}
+
+impl RemoteUntar {
+    fn failed(&mut self) -> Result<(), HostError> {
+        let out = self.stream.wait()?;
+        if out.success() {
+            return Ok(());
+        }
+        Err(HostError::Remote(format!(
+            "{}: unpacking failed (exit {}): {}",
+            self.shown,
+            out.status,
+            out.stderr.trim()
+        )))
+    }
+}
+
+impl Write for RemoteUntar {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let r = match self.stream.stdin.as_mut() {
+            Some(w) => w.write(buf),
+            None => Err(io::Error::other("the stream was already ended")),
+        };
+        // The remote tar stopped reading (a full disk): its status says why.
+        r.map_err(|e| match self.failed() {
+            Err(why) => io::Error::other(why),
+            Ok(()) => e,
+        })
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self.stream.stdin.as_mut() {
+            Some(w) => w.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl TarIn for RemoteUntar {
+    fn end(mut self: Box<Self>) -> Result<(), HostError> {
+        self.failed()
     }
 }
 
@@ -718,6 +789,34 @@ impl Host for SshHost {
         let args = [path.as_os_str(), OsStr::new(&mode), OsStr::new(&mtime)];
         self.seam("set mode", &path, scripts::SET_DIR_META, &args, None)?;
         Ok(())
+    }
+
+    /// Through [`scripts::TAR_OUT`], as a backup streams a site.
+    fn tar_out(&self, top: &HostPath) -> Result<Box<dyn TarOut>, HostError> {
+        let path = self.at(top)?;
+        self.confine(&path)?;
+        let line = self.script_line(scripts::TAR_OUT, &[path.as_str()])?;
+        let stream = self.spawn(&line, true)?;
+        Ok(Box::new(RemoteTar {
+            read: RemoteRead {
+                stream,
+                ended: false,
+                shown: format!("{}: {path}", SshHost::label(self)),
+            },
+        }))
+    }
+
+    fn tar_in(&self, to: &HostPath) -> Result<Box<dyn TarIn>, HostError> {
+        let path = self.at(to)?;
+        let mut args = vec![OsStr::new(path.as_str())];
+        args.extend(tree::TAR_IN_ARGS.iter().map(OsStr::new));
+        let shown = OsStr::new(path.as_str());
+        let (stream, _) =
+            self.stream_start("untar", shown, scripts::UNTAR_NEW, &args, false, "ready")?;
+        Ok(Box::new(RemoteUntar {
+            stream,
+            shown: format!("{}: {path}", SshHost::label(self)),
+        }))
     }
 
     /// Through [`scripts::RUN_PROGRAM`]: the remote `timeout` kills the

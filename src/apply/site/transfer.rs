@@ -6,7 +6,7 @@
 //! The task's record stays on A, where the live site is until the switch;
 //! it names B ([`crate::journal::Journal::to_server`]), so the undo or the
 //! finish, from the record alone, reaches both. The site's files stream
-//! from A's host to B's through this process file by file
+//! from A's host to B's through this process as one checked tar stream
 //! ([`copy_tree_between`]: nothing is kept whole here); its database is
 //! copied onto its database server (a streamed dump and load when that is
 //! another one); updates and the health checks run on B. Only once B's
@@ -21,7 +21,7 @@ use super::undo::{drop_new_db, Undo};
 use super::{need, new_db_name, rollback_with, start, txt};
 use crate::apply::{cutover, execute, step, ApplyOptions, StepError, TaskOutcome};
 use crate::backup;
-use crate::driver::host::copy_tree_between;
+use crate::driver::relay::copy_tree_between;
 use crate::driver::{DbRef, Which};
 use crate::inventory::Inventory;
 use crate::plan::{SiteAction, SitePlan};
