@@ -264,6 +264,25 @@ fn a_site_moves_from_a_local_server_to_an_ssh_server_byte_for_byte() {
     let f = &w.f;
     f.apply();
     let (old_dir, old_db) = seed_bakery(&w);
+    // What a tar stream must carry besides bytes: a hard link, a name that
+    // is not UTF-8, an empty file, modes and times, a read-only directory.
+    use std::os::unix::ffi::OsStrExt;
+    let files = old_dir.join("files");
+    std::fs::hard_link(files.join("deep/er/all.bin"), files.join("hard")).unwrap();
+    let odd = std::ffi::OsStr::from_bytes(b"caf\xe9 \n.txt");
+    std::fs::write(files.join(odd), b"odd").unwrap();
+    std::fs::write(files.join("empty"), b"").unwrap();
+    std::fs::set_permissions(files.join("empty"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    let old_time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(files.join("empty"))
+        .unwrap()
+        .set_modified(old_time)
+        .unwrap();
+    std::fs::create_dir(files.join("ro")).unwrap();
+    std::fs::write(files.join("ro/kept"), b"kept").unwrap();
+    std::fs::set_permissions(files.join("ro"), std::fs::Permissions::from_mode(0o555)).unwrap();
     f.set_site("bakery", "platform", "shop-2-1");
 
     let plan = f.ok(&["plan", "--detailed-exitcode"], 2);
@@ -293,6 +312,24 @@ fn a_site_moves_from_a_local_server_to_an_ssh_server_byte_for_byte() {
         Path::new("deep/er/all.bin")
     );
     assert_eq!(mode(&new_dir.join("settings.yaml")), 0o600);
+    {
+        use std::os::unix::fs::MetadataExt;
+        let moved = new_dir.join("files");
+        let meta = |p: &str| std::fs::symlink_metadata(moved.join(p)).unwrap();
+        assert_eq!(
+            meta("hard").ino(),
+            meta("deep/er/all.bin").ino(),
+            "a hard link stays one"
+        );
+        assert_eq!(std::fs::read(moved.join(odd)).unwrap(), b"odd");
+        assert_eq!(meta("empty").len(), 0);
+        assert_eq!(meta("empty").mode() & 0o777, 0o640);
+        assert_eq!(meta("empty").modified().unwrap(), old_time);
+        assert_eq!(meta("ro").mode() & 0o777, 0o555);
+        assert_eq!(std::fs::read(moved.join("ro/kept")).unwrap(), b"kept");
+        // Writable again so the test's temp dir can go.
+        std::fs::set_permissions(moved.join("ro"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
     let new_db = w.db_name("shop-2-1", "bakery.example.com");
     assert_eq!(
         databases(&w, "bakery"),
