@@ -589,3 +589,83 @@ fn a_backup_is_restored_from_and_onto_an_ssh_host() {
         .collect();
     assert_eq!(left, ["acme.example.com"]);
 }
+
+/// A site-like tree under `dir`: nested files of every byte, a hard
+/// link, a symlink, an odd name, modes and a read-only directory.
+fn make_tree(dir: &Path) {
+    std::fs::create_dir_all(dir.join("files/deep")).unwrap();
+    std::fs::write(dir.join("files/deep/all.bin"), all_bytes()).unwrap();
+    std::fs::hard_link(dir.join("files/deep/all.bin"), dir.join("files/hard")).unwrap();
+    std::os::unix::fs::symlink("deep/all.bin", dir.join("files/link")).unwrap();
+    std::fs::write(dir.join(OsStr::from_bytes(b"files/caf\xe9")), b"odd").unwrap();
+    std::fs::write(dir.join("settings.yaml"), b"left out").unwrap();
+    std::fs::set_permissions(
+        dir.join("files/deep/all.bin"),
+        PermissionsExt::from_mode(0o640),
+    )
+    .unwrap();
+    std::fs::set_permissions(dir.join("files/deep"), PermissionsExt::from_mode(0o555)).unwrap();
+}
+
+/// What a copy must keep of `dir`: each entry's kind, mode, bytes or
+/// link target, and which files are one.
+fn tree_of(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        for e in std::fs::read_dir(dir.join(&rel)).unwrap() {
+            let e = e.unwrap();
+            let r = rel.join(e.file_name());
+            let m = std::fs::symlink_metadata(dir.join(&r)).unwrap();
+            let what = if m.is_dir() {
+                stack.push(r.clone());
+                "dir".to_string()
+            } else if m.file_type().is_symlink() {
+                format!("-> {}", std::fs::read_link(dir.join(&r)).unwrap().display())
+            } else {
+                format!(
+                    "{:?} links {}",
+                    std::fs::read(dir.join(&r)).unwrap(),
+                    m.nlink()
+                )
+            };
+            out.push(format!("{} {:o} {what}", r.display(), m.mode() & 0o7777));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A tree copied between hosts either way (a site moved between servers)
+/// arrives whole, the top's `settings.yaml` left out; a target that
+/// exists is refused.
+#[test]
+fn a_tree_is_copied_between_a_local_and_an_ssh_host_either_way() {
+    use hoist::driver::relay::copy_tree_between;
+    let Some(f) = Fixture::start() else { return };
+    let ssh = f.connect();
+    let local_root = f.dir.path().join("local root");
+    std::fs::create_dir(&local_root).unwrap();
+    let local = LocalHost::new(local_root.clone());
+    make_tree(&local_root.join("a"));
+    let mut want = tree_of(&local_root.join("a"));
+    want.retain(|l| !l.starts_with("settings.yaml"));
+    let n = copy_tree_between(&local, &p("a"), &ssh, &p("sites/b"), &["settings.yaml"]).unwrap();
+    assert_eq!(n, 512 + 3, "bytes of the files, a hard link once");
+    assert_eq!(tree_of(&f.root.join("sites/b")), want, "local to ssh");
+    copy_tree_between(&ssh, &p("sites/b"), &local, &p("c"), &[]).unwrap();
+    assert_eq!(tree_of(&local_root.join("c")), want, "ssh to local");
+    copy_tree_between(&ssh, &p("sites/b"), &ssh, &p("d"), &[]).unwrap();
+    assert_eq!(tree_of(&f.root.join("d")), want, "ssh to ssh");
+    let e = copy_tree_between(&local, &p("a"), &ssh, &p("d"), &[]).unwrap_err();
+    assert!(e.to_string().contains("exists"), "{e}");
+    // Writable again, so the temp dirs can go.
+    for d in [
+        local_root.join("a"),
+        local_root.join("c"),
+        f.root.join("sites/b"),
+        f.root.join("d"),
+    ] {
+        std::fs::set_permissions(d.join("files/deep"), PermissionsExt::from_mode(0o755)).unwrap();
+    }
+}
