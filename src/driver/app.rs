@@ -57,11 +57,6 @@ pub trait PlatformCode: Sync {
 }
 
 impl AppSite<'_> {
-    /// The site's directory.
-    pub fn dir(&self) -> PathBuf {
-        self.platform_dir.join("sites").join(self.domain.as_str())
-    }
-
     /// The site's directory inside its host's root.
     pub fn site_path(&self) -> Result<HostPath, String> {
         self.platform_path

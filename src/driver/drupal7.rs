@@ -126,10 +126,11 @@ pub fn write_settings_php(host: &dyn Host, dir: &HostPath, text: &str) -> Result
     let mtime = old.map(|o| now.max(o.mtime + 1));
     // Written beside it, then renamed over it: a site never reads half a
     // file. A leftover of a run killed here is replaced.
-    let tmp = Path::new(SETTINGS_TMP);
-    host.remove_file(&dir.join(SETTINGS_TMP).map_err(shown)?)
+    let tmp = dir.join(SETTINGS_TMP).map_err(shown)?;
+    host.remove_file(&tmp).map_err(shown)?;
+    let mut w = host
+        .create_in(dir, Path::new(SETTINGS_TMP))
         .map_err(shown)?;
-    let mut w = host.create_in(dir, tmp).map_err(shown)?;
     std::io::Write::write_all(&mut w, text.as_bytes())
         .map_err(|e| format!("{}: {e}", host.display(dir)))?;
     w.finish(Finish {
@@ -138,11 +139,8 @@ pub fn write_settings_php(host: &dyn Host, dir: &HostPath, text: &str) -> Result
         synced: false,
     })
     .map_err(shown)?;
-    host.rename(
-        &dir.join(SETTINGS_TMP).map_err(shown)?,
-        &dir.join(SETTINGS_PHP).map_err(shown)?,
-    )
-    .map_err(shown)
+    host.rename(&tmp, &dir.join(SETTINGS_PHP).map_err(shown)?)
+        .map_err(shown)
 }
 
 /// Renders the site's `settings.php` for its database, keeping the salt of
@@ -291,11 +289,6 @@ impl AppKind for Drupal7 {
             .map_err(failed)?;
         r.cache_clear(&site_of(site)).map_err(failed)
     }
-}
-
-/// The settings file of a Drupal 7 site in `dir`.
-pub fn settings_php(dir: &Path) -> PathBuf {
-    dir.join(SETTINGS_PHP)
 }
 
 #[cfg(test)]

@@ -299,7 +299,8 @@ pub trait Host: Send + Sync + fmt::Debug {
     /// and the journal), at a task's commit point.
     fn make_durable(&self) -> Result<(), HostError>;
     /// Streams the directory `top` as a GNU tar made by the host's `tar`:
-    /// links as links, hard links as separate files, members named `./…`.
+    /// symbolic and hard links as links, names sorted, members named
+    /// `./…`, the top itself first.
     fn tar_out(&self, top: &HostPath) -> Result<Box<dyn TarOut>, HostError>;
     /// Makes the directory `to` (which must not exist; mode 0700 until its
     /// own is set) and unpacks a tar stream into it with the host's `tar`,
@@ -610,8 +611,6 @@ impl Host for LocalHost {
         tree::set_meta_local(&self.path_in(top, rel)?, mode, mtime)
     }
 
-    /// One `syncfs` for each filesystem among the root and its top
-    /// directories (those that exist).
     fn tar_out(&self, top: &HostPath) -> Result<Box<dyn TarOut>, HostError> {
         tree::tar_out_local(&self.path(top))
     }
@@ -633,6 +632,8 @@ impl Host for LocalHost {
         })
     }
 
+    /// One `syncfs` for each filesystem among the root and its top
+    /// directories (those that exist).
     fn make_durable(&self) -> Result<(), HostError> {
         let mut dirs = vec![self.root.clone()];
         dirs.extend(

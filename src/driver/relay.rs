@@ -5,10 +5,10 @@
 //! host instead of several per file.
 //!
 //! The stream from the source is untrusted (a host may be compromised):
-//! only directories, regular files and symbolic links pass, named by
-//! plain relative components, never below a link an earlier member made
-//! (which the target's `tar` would write through), modes cut to the
-//! permission bits. The checked stream is written anew, so nothing but
+//! only directories, regular files, symbolic links and hard links to a
+//! file earlier in the stream pass, named by plain relative components,
+//! never below a symbolic link an earlier member made (which the target's
+//! `tar` would write through), modes cut to the permission bits. The checked stream is written anew, so nothing but
 //! what was checked reaches the target.
 
 use std::collections::HashSet;
@@ -41,25 +41,23 @@ pub fn copy_tree_between(
     to: &HostPath,
     except: &[&str],
 ) -> Result<u64, HostError> {
-    let top = src
-        .walk(from, Some(OsStr::new("")))?
-        .into_iter()
-        .next()
-        .ok_or_else(|| HostError::Path {
-            path: src.display(from),
-            why: "not found",
-        })?;
     dst.mkdir(&to.parent(), false)?;
     let mut out = src.tar_out(from)?;
     let mut sink = dst.tar_in(to)?;
     match relay(&mut out, &mut sink, except) {
-        Ok(n) => {
+        Ok(Copied { bytes, top }) => {
             out.end()?;
             sink.end()?;
             // The top is made 0700 by the target: its own mode and time
             // now, as a directory's are set after what is in it.
-            dst.set_dir_meta(to, Path::new(""), top.mode, Some(top.mtime))?;
-            Ok(n)
+            let (mode, mtime) = top.ok_or_else(|| {
+                HostError::Remote(format!(
+                    "{}: the stream has no member for the directory itself",
+                    src.display(from)
+                ))
+            })?;
+            dst.set_dir_meta(to, Path::new(""), mode, Some(mtime))?;
+            Ok(bytes)
         }
         Err(Stop::Read(e)) => {
             drop(sink);
@@ -96,18 +94,38 @@ fn member_path(raw: &[u8]) -> Result<Option<PathBuf>, String> {
     Ok((!out.as_os_str().is_empty()).then_some(out))
 }
 
+/// What a relay carried.
+struct Copied {
+    /// The bytes of the files.
+    bytes: u64,
+    /// The mode and mtime of the tree's top (its `./` member), which the
+    /// target makes itself.
+    top: Option<(u32, u64)>,
+}
+
 /// Reads the tar stream `input`, checks each member and writes it to
-/// `output`; returns the bytes of the files.
-fn relay(input: &mut dyn Read, output: &mut dyn Write, except: &[&str]) -> Result<u64, Stop> {
+/// `output`, but for the top, whose mode and mtime it returns.
+fn relay(input: &mut dyn Read, output: &mut dyn Write, except: &[&str]) -> Result<Copied, Stop> {
     let mut archive = tar::Archive::new(input);
     let mut builder = tar::Builder::new(output);
     let mut links: HashSet<PathBuf> = HashSet::new();
     let mut files: HashSet<PathBuf> = HashSet::new();
     let mut bytes = 0u64;
+    let mut top = None;
     for entry in archive.entries().map_err(Stop::Read)? {
         let mut entry = entry.map_err(Stop::Read)?;
+        let (mode, mtime) = {
+            let h = entry.header();
+            (
+                h.mode().map_err(Stop::Read)? & 0o777,
+                h.mtime().map_err(Stop::Read)?,
+            )
+        };
         let raw = entry.path_bytes().into_owned();
         let Some(rel) = member_path(&raw).map_err(Stop::Refused)? else {
+            if entry.header().entry_type().is_dir() {
+                top = Some((mode, mtime));
+            }
             continue;
         };
         if let Some(Component::Normal(first)) = rel.components().next() {
@@ -121,13 +139,6 @@ fn relay(input: &mut dyn Read, output: &mut dyn Write, except: &[&str]) -> Resul
                 rel.display()
             )));
         }
-        let (mode, mtime) = {
-            let h = entry.header();
-            (
-                h.mode().map_err(Stop::Read)? & 0o777,
-                h.mtime().map_err(Stop::Read)?,
-            )
-        };
         let mut header = tar::Header::new_gnu();
         header.set_mode(mode);
         header.set_mtime(mtime);
@@ -189,7 +200,7 @@ fn relay(input: &mut dyn Read, output: &mut dyn Write, except: &[&str]) -> Resul
         // Devices, fifos and sockets are left out, as a copy leaves them.
     }
     builder.finish().map_err(Stop::Write)?;
-    Ok(bytes)
+    Ok(Copied { bytes, top })
 }
 
 #[cfg(test)]
@@ -224,30 +235,35 @@ mod tests {
         out
     }
 
-    fn run(members: &[(&str, tar::EntryType, &[u8])]) -> Result<Vec<(String, u32)>, String> {
+    /// The members `relay` writes (name, mode), and the top it reports.
+    type Relayed = (Vec<(String, u32)>, Option<(u32, u64)>);
+
+    fn run(members: &[(&str, tar::EntryType, &[u8])]) -> Result<Relayed, String> {
         let input = tar_of(members);
         let mut output = Vec::new();
-        match relay(&mut input.as_slice(), &mut output, &["settings.yaml"]) {
-            Ok(_) => {}
+        let top = match relay(&mut input.as_slice(), &mut output, &["settings.yaml"]) {
+            Ok(c) => c.top,
             Err(Stop::Refused(why)) => return Err(why),
             Err(e) => return Err(format!("{e:?}")),
-        }
+        };
         let mut a = tar::Archive::new(output.as_slice());
-        Ok(a.entries()
+        let written = a
+            .entries()
             .unwrap()
             .map(|e| {
                 let e = e.unwrap();
                 let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
                 (name, e.header().mode().unwrap())
             })
-            .collect())
+            .collect();
+        Ok((written, top))
     }
 
     use tar::EntryType::{Directory as D, Regular as F, Symlink as L};
 
     #[test]
     fn files_dirs_and_links_pass_with_their_permission_bits_only() {
-        let got = run(&[
+        let (got, top) = run(&[
             ("./", D, b""),
             ("./files/", D, b""),
             ("./files/a.bin", F, b"\x00\xff\r\n"),
@@ -263,6 +279,7 @@ mod tests {
                 ("link".to_string(), 0o755),
             ]
         );
+        assert_eq!(top, Some((0o755, 7)), "the top is reported, not written");
     }
 
     #[test]
@@ -281,7 +298,7 @@ mod tests {
 
     #[test]
     fn a_hard_link_passes_only_to_a_file_before_it() {
-        let got = run(&[("./a", F, b"x"), ("./b", tar::EntryType::Link, b"./a")]).unwrap();
+        let (got, _) = run(&[("./a", F, b"x"), ("./b", tar::EntryType::Link, b"./a")]).unwrap();
         assert_eq!(got.len(), 2);
         for to in [&b"/etc/passwd"[..], b"./zz", b"../a"] {
             let err = run(&[("./a", F, b"x"), ("./b", tar::EntryType::Link, to)]).unwrap_err();

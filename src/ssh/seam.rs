@@ -312,19 +312,13 @@ struct RemoteUntar {
     shown: String,
 }
 
-impl RemoteUntar {
-    fn failed(&mut self) -> Result<(), HostError> {
-        let out = self.stream.wait()?;
-        if out.success() {
-            return Ok(());
-        }
-        Err(HostError::Remote(format!(
-            "{}: unpacking failed (exit {}): {}",
-            self.shown,
-            out.status,
-            out.stderr.trim()
-        )))
-    }
+/// How an unpacking on `shown` ended, as an error.
+fn untar_failed(shown: &str, out: &ExecOutput) -> HostError {
+    HostError::Remote(format!(
+        "{shown}: unpacking failed (exit {}): {}",
+        out.status,
+        out.stderr.trim()
+    ))
 }
 
 impl Write for RemoteUntar {
@@ -333,11 +327,8 @@ impl Write for RemoteUntar {
             Some(w) => w.write(buf),
             None => Err(io::Error::other("the stream was already ended")),
         };
-        // The remote tar stopped reading (a full disk): its status says why.
-        r.map_err(|e| match self.failed() {
-            Err(why) => io::Error::other(why),
-            Ok(()) => e,
-        })
+        let shown = &self.shown;
+        r.map_err(|e| write_failure(&mut self.stream, e, |out| untar_failed(shown, out)))
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -350,7 +341,29 @@ impl Write for RemoteUntar {
 
 impl TarIn for RemoteUntar {
     fn end(mut self: Box<Self>) -> Result<(), HostError> {
-        self.failed()
+        let out = self.stream.wait()?;
+        if out.success() {
+            return Ok(());
+        }
+        Err(untar_failed(&self.shown, &out))
+    }
+}
+
+/// Why a write to a remote command failed: one that refused it (a full
+/// disk) or went away closes its stdin, and the broken pipe seen here says
+/// nothing; its status and stderr say what happened (`failed` words them).
+fn write_failure(
+    stream: &mut Stream,
+    sent: io::Error,
+    failed: impl FnOnce(&ExecOutput) -> HostError,
+) -> io::Error {
+    if stream.stdin.is_none() {
+        return sent;
+    }
+    match stream.wait() {
+        Ok(out) if !out.success() => io::Error::other(failed(&out)),
+        Ok(_) => sent,
+        Err(e) => io::Error::other(HostError::from(e)),
     }
 }
 
@@ -383,29 +396,24 @@ impl RemoteWrite {
     }
 
     fn failed(&self, status: i32, stderr: &str) -> HostError {
-        HostError::Remote(format!(
-            "{}: writing {} failed (exit {status}): {}",
-            self.label,
-            self.shown,
-            stderr.trim()
-        ))
+        write_failed(&self.label, &self.shown, status, stderr)
+    }
+
+    /// Why a send failed ([`write_failure`]).
+    fn cause(&mut self, sent: io::Error) -> io::Error {
+        let (label, shown) = (&self.label, &self.shown);
+        write_failure(&mut self.stream, sent, |out| {
+            write_failed(label, shown, out.status, &out.stderr)
+        })
     }
 }
 
-impl RemoteWrite {
-    /// Why a send failed: a remote side that refused the write (a full
-    /// disk) or went away closes its stdin, and the broken pipe seen here
-    /// says nothing; the remote status and its stderr say what happened.
-    fn cause(&mut self, sent: io::Error) -> io::Error {
-        if self.stream.stdin.is_none() {
-            return sent;
-        }
-        match self.stream.wait() {
-            Ok(out) if !out.success() => io::Error::other(self.failed(out.status, &out.stderr)),
-            Ok(_) => sent,
-            Err(e) => io::Error::other(HostError::from(e)),
-        }
-    }
+/// How writing `shown` on host `label` ended, as an error.
+fn write_failed(label: &str, shown: &str, status: i32, stderr: &str) -> HostError {
+    HostError::Remote(format!(
+        "{label}: writing {shown} failed (exit {status}): {}",
+        stderr.trim()
+    ))
 }
 
 impl Write for RemoteWrite {
@@ -917,21 +925,18 @@ fn program_status(stderr: &str) -> Option<(String, i32)> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn the_status_line_is_taken_off_the_programs_stderr() {
         assert_eq!(
-            super::program_status("PHP Fatal error: x\n\nhoist-exit 255\n"),
+            program_status("PHP Fatal error: x\n\nhoist-exit 255\n"),
             Some(("PHP Fatal error: x\n".to_string(), 255))
         );
-        assert_eq!(
-            super::program_status("\nhoist-exit 0\n"),
-            Some((String::new(), 0))
-        );
-        assert_eq!(super::program_status("cut off"), None);
-        assert_eq!(super::program_status("hoist-exit x\n"), None);
+        assert_eq!(program_status("\nhoist-exit 0\n"), Some((String::new(), 0)));
+        assert_eq!(program_status("cut off"), None);
+        assert_eq!(program_status("hoist-exit x\n"), None);
     }
-
-    use super::*;
 
     fn entry(rel: &str, kind: EntryKind) -> TreeEntry {
         TreeEntry {
